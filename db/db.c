@@ -1,0 +1,359 @@
+/* db.c - SQLite open, migrations, the single writer and the reader pool. */
+#include "db/db.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "db/migrations.h"
+#include "engine/log.h"
+
+#define STMT_CACHE_SIZE 256
+#define MAX_READERS 64
+
+struct stmt_slot {
+    const char *sql; /* key: pointer first, then text compare */
+    sqlite3_stmt *st;
+};
+
+struct db_conn {
+    sqlite3 *h;
+    int n_stmts;
+    struct stmt_slot stmts[STMT_CACHE_SIZE];
+    struct db_conn *next_free;
+};
+
+struct db {
+    char *path;
+    char synchronous[8];
+    pthread_mutex_t write_lock;
+    struct db_conn *writer;
+    pthread_mutex_t pool_lock;
+    struct db_conn *free_readers;
+    struct db_conn *all_readers[MAX_READERS];
+    int n_readers;
+};
+
+enum as_code db_error(struct db_conn *conn, const char *what, struct as_err *err)
+{
+    return as_errf(err, AS_EDB, "%s: (%d) %s", what, sqlite3_extended_errcode(conn->h),
+                   sqlite3_errmsg(conn->h));
+}
+
+sqlite3 *db_conn_handle(struct db_conn *conn)
+{
+    return conn->h;
+}
+
+const char *db_col_text(sqlite3_stmt *st, int col)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    return t ? (const char *)t : "";
+}
+
+enum as_code db_exec(struct db_conn *conn, const char *sql, struct as_err *err)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(conn->h, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        enum as_code rc = as_errf(err, AS_EDB, "(%d) %s", sqlite3_extended_errcode(conn->h),
+                                  msg ? msg : sqlite3_errmsg(conn->h));
+        sqlite3_free(msg);
+        return rc;
+    }
+    return AS_OK;
+}
+
+/* ROLLBACK after a failure: nothing more can be done if it fails too, and
+ * SQLite has then already rolled back on its own. */
+static void rollback_quiet(struct db_conn *conn)
+{
+    sqlite3_exec(conn->h, "ROLLBACK", NULL, NULL, NULL);
+}
+
+sqlite3_stmt *db_stmt(struct db_conn *conn, const char *sql, struct as_err *err)
+{
+    for (int i = 0; i < conn->n_stmts; i++) {
+        struct stmt_slot *s = &conn->stmts[i];
+        if (s->sql == sql || strcmp(s->sql, sql) == 0) {
+            sqlite3_reset(s->st);
+            sqlite3_clear_bindings(s->st);
+            return s->st;
+        }
+    }
+    sqlite3_stmt *st = NULL;
+    unsigned flags = conn->n_stmts < STMT_CACHE_SIZE ? SQLITE_PREPARE_PERSISTENT : 0;
+    if (sqlite3_prepare_v3(conn->h, sql, -1, flags, &st, NULL) != SQLITE_OK) {
+        db_error(conn, "prepare", err);
+        return NULL;
+    }
+    if (conn->n_stmts < STMT_CACHE_SIZE) {
+        conn->stmts[conn->n_stmts].sql = sql;
+        conn->stmts[conn->n_stmts].st = st;
+        conn->n_stmts++;
+        return st;
+    }
+    /* Cache full: a programmer added too many distinct statements. */
+    LOG_ERROR("db", "statement cache full (%d); raise STMT_CACHE_SIZE", STMT_CACHE_SIZE);
+    sqlite3_finalize(st);
+    as_errf(err, AS_ELIMIT, "statement cache full");
+    return NULL;
+}
+
+void db_stmt_done(sqlite3_stmt *st)
+{
+    if (st) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+    }
+}
+
+static void conn_close(struct db_conn *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; i < c->n_stmts; i++)
+        sqlite3_finalize(c->stmts[i].st);
+    sqlite3_close(c->h);
+    free(c);
+}
+
+static enum as_code conn_open(struct db *db, int readonly, struct db_conn **out, struct as_err *err)
+{
+    struct db_conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return as_errf(err, AS_ENOMEM, "out of memory");
+    int flags = SQLITE_OPEN_NOMUTEX | (readonly ? SQLITE_OPEN_READONLY
+                                                 : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    if (sqlite3_open_v2(db->path, &c->h, flags, NULL) != SQLITE_OK) {
+        enum as_code rc = as_errf(err, AS_EDB, "%s: %s", db->path,
+                                  c->h ? sqlite3_errmsg(c->h) : "cannot open");
+        conn_close(c);
+        return rc;
+    }
+    sqlite3_busy_timeout(c->h, 10000);
+    sqlite3_extended_result_codes(c->h, 1);
+    char pragmas[256];
+    snprintf(pragmas, sizeof pragmas,
+             "%sPRAGMA synchronous=%s; PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;",
+             readonly ? "" : "PRAGMA journal_mode=WAL; ", db->synchronous);
+    enum as_code rc = db_exec(c, pragmas, err);
+    if (rc) {
+        as_err_prefix(err, "%s", db->path);
+        conn_close(c);
+        return rc;
+    }
+    *out = c;
+    return AS_OK;
+}
+
+static enum as_code migrate(struct db *db, struct as_err *err)
+{
+    struct db_conn *c = db->writer;
+    for (const struct db_migration *m = db_migrations; m->version; m++) {
+        enum as_code rc = db_exec(c, "BEGIN IMMEDIATE", err);
+        if (rc)
+            return rc;
+        sqlite3_stmt *st = NULL;
+        int current = 0;
+        if (sqlite3_prepare_v2(c->h, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW)
+            current = sqlite3_column_int(st, 0);
+        sqlite3_finalize(st);
+        if (current >= m->version) {
+            rc = db_exec(c, "COMMIT", err);
+            if (rc)
+                return rc;
+            continue;
+        }
+        /* The migration and its version bump commit together, so a crash
+         * leaves the schema either before or after it, never half-way. */
+        char bump[64];
+        snprintf(bump, sizeof bump, "PRAGMA user_version=%d", m->version);
+        rc = db_exec(c, m->sql, err);
+        if (!rc)
+            rc = db_exec(c, bump, err);
+        if (rc) {
+            as_err_prefix(err, "migration %s", m->name);
+            rollback_quiet(c);
+            return rc;
+        }
+        rc = db_exec(c, "COMMIT", err);
+        if (rc)
+            return rc;
+        LOG_DEBUG("db", "applied migration %s", m->name);
+    }
+    return AS_OK;
+}
+
+static enum as_code make_parent_dir(const char *path, struct as_err *err)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir)
+        return AS_OK;
+    *slash = '\0';
+    for (char *p = dir + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(dir, 0750) != 0 && errno != EEXIST)
+                return as_errf(err, AS_EIO, "mkdir %s: %s", dir, strerror(errno));
+            *p = '/';
+        }
+    }
+    if (mkdir(dir, 0750) != 0 && errno != EEXIST)
+        return as_errf(err, AS_EIO, "mkdir %s: %s", dir, strerror(errno));
+    return AS_OK;
+}
+
+enum as_code db_open(const char *path, const char *synchronous, struct db **out, struct as_err *err)
+{
+    enum as_code rc;
+    *out = NULL;
+    if (!synchronous || (strcmp(synchronous, "NORMAL") && strcmp(synchronous, "FULL")))
+        return as_errf(err, AS_EINVAL, "synchronous must be NORMAL or FULL");
+    if (strcmp(path, ":memory:") == 0)
+        return as_errf(err, AS_EINVAL, "Assent needs a database file, not :memory:");
+    rc = make_parent_dir(path, err);
+    if (rc)
+        return rc;
+    struct db *db = calloc(1, sizeof *db);
+    if (!db)
+        return as_errf(err, AS_ENOMEM, "out of memory");
+    db->path = strdup(path);
+    snprintf(db->synchronous, sizeof db->synchronous, "%s", synchronous);
+    pthread_mutex_init(&db->write_lock, NULL);
+    pthread_mutex_init(&db->pool_lock, NULL);
+    if (!db->path) {
+        rc = as_errf(err, AS_ENOMEM, "out of memory");
+        goto fail;
+    }
+    rc = conn_open(db, 0, &db->writer, err);
+    if (rc)
+        goto fail;
+    rc = migrate(db, err);
+    if (rc)
+        goto fail;
+    *out = db;
+    return AS_OK;
+fail:
+    db_close(db);
+    return rc;
+}
+
+void db_close(struct db *db)
+{
+    if (!db)
+        return;
+    for (int i = 0; i < db->n_readers; i++)
+        conn_close(db->all_readers[i]);
+    if (db->writer) {
+        /* Fold the WAL back so the file is self-contained after a clean stop. */
+        sqlite3_wal_checkpoint_v2(db->writer->h, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        conn_close(db->writer);
+    }
+    pthread_mutex_destroy(&db->write_lock);
+    pthread_mutex_destroy(&db->pool_lock);
+    free(db->path);
+    free(db);
+}
+
+const char *db_path(const struct db *db)
+{
+    return db->path;
+}
+
+int db_schema_version(struct db *db)
+{
+    int v = -1;
+    sqlite3_stmt *st = NULL;
+    pthread_mutex_lock(&db->write_lock);
+    if (sqlite3_prepare_v2(db->writer->h, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&db->write_lock);
+    return v;
+}
+
+enum as_code db_write_begin(struct db *db, struct db_conn **conn, struct as_err *err)
+{
+    pthread_mutex_lock(&db->write_lock);
+    sqlite3_stmt *st = db_stmt(db->writer, "BEGIN IMMEDIATE", err);
+    if (!st) {
+        pthread_mutex_unlock(&db->write_lock);
+        return AS_EDB;
+    }
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        enum as_code rc = db_error(db->writer, "BEGIN IMMEDIATE", err);
+        db_stmt_done(st);
+        pthread_mutex_unlock(&db->write_lock);
+        return rc;
+    }
+    db_stmt_done(st);
+    *conn = db->writer;
+    return AS_OK;
+}
+
+enum as_code db_write_commit(struct db *db, struct as_err *err)
+{
+    enum as_code rc = AS_OK;
+    sqlite3_stmt *st = db_stmt(db->writer, "COMMIT", err);
+    if (!st) {
+        rc = AS_EDB;
+    } else if (sqlite3_step(st) != SQLITE_DONE) {
+        rc = db_error(db->writer, "COMMIT", err);
+    }
+    db_stmt_done(st);
+    if (rc && !sqlite3_get_autocommit(db->writer->h))
+        rollback_quiet(db->writer);
+    pthread_mutex_unlock(&db->write_lock);
+    return rc;
+}
+
+void db_write_rollback(struct db *db)
+{
+    if (!sqlite3_get_autocommit(db->writer->h))
+        rollback_quiet(db->writer);
+    pthread_mutex_unlock(&db->write_lock);
+}
+
+enum as_code db_read_begin(struct db *db, struct db_conn **conn, struct as_err *err)
+{
+    pthread_mutex_lock(&db->pool_lock);
+    struct db_conn *c = db->free_readers;
+    if (c) {
+        db->free_readers = c->next_free;
+        pthread_mutex_unlock(&db->pool_lock);
+        *conn = c;
+        return AS_OK;
+    }
+    if (db->n_readers >= MAX_READERS) {
+        pthread_mutex_unlock(&db->pool_lock);
+        return as_errf(err, AS_ELIMIT, "more than %d concurrent readers", MAX_READERS);
+    }
+    enum as_code rc = conn_open(db, 0, &c, err);
+    if (!rc)
+        db->all_readers[db->n_readers++] = c;
+    pthread_mutex_unlock(&db->pool_lock);
+    if (!rc)
+        *conn = c;
+    return rc;
+}
+
+void db_read_end(struct db *db, struct db_conn *conn)
+{
+    if (!conn)
+        return;
+    /* A reader may have left a statement mid-iteration; resetting ends the
+     * implicit read transaction so the WAL can be checkpointed. */
+    for (int i = 0; i < conn->n_stmts; i++)
+        sqlite3_reset(conn->stmts[i].st);
+    pthread_mutex_lock(&db->pool_lock);
+    conn->next_free = db->free_readers;
+    db->free_readers = conn;
+    pthread_mutex_unlock(&db->pool_lock);
+}

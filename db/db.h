@@ -1,0 +1,85 @@
+/*
+ * db.h - the SQLite core every data-access module in db/ builds on.
+ *
+ * One database file in WAL mode.  SQLite has one writer at a time, and two
+ * writer connections in one process contend into "database is locked" and
+ * second-long tails, so all writes of a process go through ONE connection
+ * guarded by a mutex (db_write_begin .. db_write_commit, BEGIN IMMEDIATE).
+ * The executor batches many step results into one such transaction (group
+ * commit).  Reads use a pool of separate connections, which WAL lets run
+ * beside the writer.
+ *
+ * Only files in db/ include <sqlite3.h> or write SQL.  A future PostgreSQL
+ * backend replaces db/ behind the same db_* functions; nothing above db/
+ * sees a connection.
+ */
+#ifndef ASSENT_DB_H
+#define ASSENT_DB_H
+
+#include <sqlite3.h>
+#include <stdint.h>
+
+#include "engine/error.h"
+
+struct db;
+
+/* A connection with its cache of prepared statements.  Used only inside db/. */
+struct db_conn;
+
+/*
+ * Open (creating if needed) the database at `path`, creating its directory,
+ * set WAL, synchronous ("NORMAL" or "FULL"), foreign keys and a busy timeout,
+ * and apply pending migrations.  Caller closes with db_close().
+ */
+enum as_code db_open(const char *path, const char *synchronous, struct db **out,
+                     struct as_err *err) AS_WUR;
+
+/* Close every connection.  No db_* call may be in flight.  NULL is fine. */
+void db_close(struct db *db);
+
+/* The path given to db_open (borrowed). */
+const char *db_path(const struct db *db);
+
+/* PRAGMA user_version after migrations. */
+int db_schema_version(struct db *db);
+
+/*
+ * Begin a write transaction: lock the process's writer mutex, BEGIN
+ * IMMEDIATE (waiting on other processes up to the busy timeout).  On success
+ * *conn is the writer connection until db_write_commit/rollback; on failure
+ * the mutex is released.
+ */
+enum as_code db_write_begin(struct db *db, struct db_conn **conn, struct as_err *err) AS_WUR;
+
+/* COMMIT and unlock.  On failure the transaction is rolled back and unlocked. */
+enum as_code db_write_commit(struct db *db, struct as_err *err) AS_WUR;
+
+/* ROLLBACK and unlock.  Safe after any failure inside the transaction. */
+void db_write_rollback(struct db *db);
+
+/* Borrow a read connection from the pool (opened on demand).  Return it with db_read_end. */
+enum as_code db_read_begin(struct db *db, struct db_conn **conn, struct as_err *err) AS_WUR;
+void db_read_end(struct db *db, struct db_conn *conn);
+
+/*
+ * The connection's cached prepared statement for `sql` (compiled once with
+ * SQLITE_PREPARE_PERSISTENT, keyed by the text).  The statement is reset and
+ * its bindings cleared; use it and call db_stmt_done() (or sqlite3_reset)
+ * before the next db_stmt() of the same SQL.  NULL on error, with err set.
+ */
+sqlite3_stmt *db_stmt(struct db_conn *conn, const char *sql, struct as_err *err);
+void db_stmt_done(sqlite3_stmt *st);
+
+/* The raw handle (inside db/ only). */
+sqlite3 *db_conn_handle(struct db_conn *conn);
+
+/* Map the connection's last error: AS_EDB with "what: (extended code) message". */
+enum as_code db_error(struct db_conn *conn, const char *what, struct as_err *err);
+
+/* Execute SQL with no results (may hold several statements). */
+enum as_code db_exec(struct db_conn *conn, const char *sql, struct as_err *err) AS_WUR;
+
+/* Helpers for column text that may be NULL: returns "" instead. */
+const char *db_col_text(sqlite3_stmt *st, int col);
+
+#endif

@@ -1,0 +1,95 @@
+/*
+ * workflow.h - the workflow model: load a JSON definition, validate it, and
+ * walk its step graph.  Format: docs/workflow-format.md, schema:
+ * workflows/schema.json.
+ *
+ *   {"name": "resilient-http", "version": "1", "description": "...",
+ *    "input": {"url": {"type": "string", "required": true}},
+ *    "start": "post",                      (optional: default = first step)
+ *    "steps": {
+ *      "post": {"type": "http", "params": {...},
+ *               "retry": {"attempts": 5, "backoff": "1s", "max_backoff": "30s", "factor": 2},
+ *               "timeout": "10s",
+ *               "next": {"success": "check", "error": "report"}},
+ *      "check": {"type": "condition", "params": {"expr": "..."},
+ *                "next": {"true": "wait", "false": "report"}},
+ *      ...}}
+ *
+ * `next` is a step name (taken for every outcome but "error") or an object
+ * mapping outcomes to step names; the step's default outcome is "success";
+ * "error" is taken when the step fails for good.  An outcome with no entry
+ * ends the run: successfully, or failed for "error".
+ *
+ * A loaded struct workflow is immutable and may be shared by threads.
+ */
+#ifndef ASSENT_WORKFLOW_H
+#define ASSENT_WORKFLOW_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/diag.h"
+#include "engine/error.h"
+
+struct step_type;
+
+struct wf_retry {
+    int attempts;          /* total attempts including the first; >= 1 (default 3) */
+    int64_t backoff_ms;    /* first wait (default 1000) */
+    int64_t max_backoff_ms;/* cap (default 60000) */
+    double factor;         /* growth per attempt (default 2); full jitter is applied */
+};
+
+struct wf_step {
+    const char *name;              /* borrowed from def */
+    const struct step_type *type;
+    const json_t *params;          /* borrowed from def; {} when absent */
+    const json_t *next;            /* borrowed: string, object or NULL */
+    struct wf_retry retry;
+    int64_t timeout_ms;            /* default 300000 */
+    size_t index;                  /* position in steps[] */
+};
+
+struct workflow {
+    char *name;
+    char *version;
+    char hash[65];          /* hex SHA-256 of the canonical JSON (sorted keys, compact) */
+    json_t *def;            /* the whole parsed definition (owned) */
+    char *canonical;        /* the canonical JSON text that hash is taken of (owned) */
+    const char *start;      /* name of the first step (borrowed) */
+    struct wf_step *steps;
+    size_t n_steps;
+};
+
+/*
+ * Load and validate the workflow in `path`.  Every defect is added to diags
+ * with file, line, column and JSON path filled in.  Returns AS_OK and a new
+ * workflow in *out when there are no error-level diagnostics (warnings are
+ * allowed); otherwise AS_EINVAL and *out = NULL.  diags may be NULL.  Caller
+ * frees *out with wf_free() and diags with diag_free().
+ */
+enum as_code wf_load_file(const char *path, struct workflow **out, struct diag_list *diags,
+                          struct as_err *err) AS_WUR;
+
+/* The same for JSON text; `origin` names it in diagnostics (e.g. a file name or "db:<hash>"). */
+enum as_code wf_load_string(const char *text, const char *origin, struct workflow **out,
+                            struct diag_list *diags, struct as_err *err) AS_WUR;
+
+/* The step called name, or NULL. */
+const struct wf_step *wf_step_find(const struct workflow *wf, const char *name);
+
+/*
+ * Where to go after `step` ends with `outcome` ("" means "success"; "error"
+ * for a permanent failure).  Returns the next step, or NULL when the run ends.
+ */
+const struct wf_step *wf_next(const struct workflow *wf, const struct wf_step *step,
+                              const char *outcome);
+
+void wf_free(struct workflow *wf);
+
+/* Path of the file a diagnostic belongs to is the diag list's origin; this prints
+ * "file:line:col: severity CODE: message (at $.path)" lines, or a JSON array with --json. */
+void wf_diags_print(const struct diag_list *diags, const char *origin, int json, void *file);
+
+#endif

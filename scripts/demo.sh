@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Build Assent and run the demo: a generated tenant in the simulator, a sync,
+# the legacy-protocol KPI, one workflow run per user found, email to the
+# file outbox, and approval pages on http://127.0.0.1:8080/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh build
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$(nproc 2>/dev/null || echo 2)"
+exec build/assent demo "$@"

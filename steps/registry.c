@@ -1,0 +1,82 @@
+/* registry.c - the one table of step types, and the step result helpers. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "steps/step.h"
+
+extern const struct step_type step_type_log, step_type_condition, step_type_delay, step_type_fail, step_type_http, step_type_email, step_type_approval, step_type_manage_cas, step_type_manage_transport, step_type_cas_lookup, step_type_graph_users, step_type_exception;
+
+static const struct step_type *const registry[] = {
+    &step_type_log,
+    &step_type_condition,
+    &step_type_delay,
+    &step_type_fail,
+    &step_type_http,
+    &step_type_email,
+    &step_type_approval,
+    &step_type_manage_cas,
+    &step_type_manage_transport,
+    &step_type_cas_lookup,
+    &step_type_graph_users,
+    &step_type_exception,
+    NULL,
+};
+
+const struct step_type *step_type_find(const char *name)
+{
+    for (size_t i = 0; registry[i]; i++)
+        if (strcmp(registry[i]->name, name) == 0)
+            return registry[i];
+    return NULL;
+}
+
+const struct step_type *const *step_types(void)
+{
+    return registry;
+}
+
+void step_ok(struct step_result *res, const char *outcome, json_t *output)
+{
+    res->status = STEP_OK;
+    snprintf(res->outcome, sizeof res->outcome, "%s", outcome ? outcome : "");
+    json_decref(res->output);
+    res->output = output;
+}
+
+void step_fail(struct step_result *res, const char *fmt, ...)
+{
+    va_list ap;
+    res->status = STEP_FAILED;
+    va_start(ap, fmt);
+    vsnprintf(res->error, sizeof res->error, fmt, ap);
+    va_end(ap);
+}
+
+void step_retry(struct step_result *res, int64_t not_before_ms, const char *fmt, ...)
+{
+    va_list ap;
+    res->status = STEP_RETRY;
+    res->wait_until_ms = not_before_ms;
+    va_start(ap, fmt);
+    vsnprintf(res->error, sizeof res->error, fmt, ap);
+    va_end(ap);
+}
+
+void step_wait(struct step_result *res, int64_t until_ms, json_t *state)
+{
+    res->status = STEP_WAIT;
+    res->wait_until_ms = until_ms;
+    json_decref(res->wait_state);
+    res->wait_state = state;
+}
+
+void step_event(struct step_ctx *ctx, const char *type, json_t *data)
+{
+    if (!ctx->events) {
+        json_decref(data);
+        return;
+    }
+    json_array_append_new(ctx->events, json_pack("{s:s, s:o}", "type", type, "data",
+                                                 data ? data : json_object()));
+}

@@ -1,0 +1,14 @@
+/* step_exception.c - placeholder until the exception step lands; it refuses to run. */
+#include "steps/step.h"
+
+static const struct step_param params[] = {{NULL, SP_ANY, 0, NULL}};
+
+static void execute(struct step_ctx *ctx, struct step_result *res)
+{
+    (void)ctx;
+    step_fail(res, "step type exception is not available in this build yet");
+}
+
+const struct step_type step_type_exception = {
+    .name = "exception", .doc = "(in progress)", .params = params, .execute = execute,
+};

@@ -1,0 +1,14 @@
+/* step_fail.c - placeholder until the fail step lands; it refuses to run. */
+#include "steps/step.h"
+
+static const struct step_param params[] = {{NULL, SP_ANY, 0, NULL}};
+
+static void execute(struct step_ctx *ctx, struct step_result *res)
+{
+    (void)ctx;
+    step_fail(res, "step type fail is not available in this build yet");
+}
+
+const struct step_type step_type_fail = {
+    .name = "fail", .doc = "(in progress)", .params = params, .execute = execute,
+};

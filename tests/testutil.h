@@ -1,0 +1,83 @@
+/*
+ * testutil.h - helpers shared by Assent's tests: temporary directories, free
+ * ports, child processes (the real `assent` binary, the tenant simulator, an
+ * SMTP server), and HTTP requests through libcurl.
+ *
+ * Tests include <cmocka.h> after this header.  Every helper cleans up what
+ * it makes when asked (tu_rmrf, tu_stop), so leak checkers stay quiet.
+ */
+#ifndef ASSENT_TESTUTIL_H
+#define ASSENT_TESTUTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <cmocka.h>
+
+/* A new directory under $TMPDIR (or /tmp); caller frees the string and removes it with tu_rmrf. */
+char *tu_tmpdir(const char *tag);
+void tu_rmrf(const char *path);
+
+/* path joined: dir + "/" + name, malloc'd. */
+char *tu_path(const char *dir, const char *name);
+
+/* Write/read a whole file.  tu_read_file returns malloc'd NUL-terminated text or NULL. */
+int tu_write_file(const char *path, const char *text);
+char *tu_read_file(const char *path);
+
+/* A TCP port on 127.0.0.1 that was free a moment ago. */
+int tu_free_port(void);
+
+/* Wait until 127.0.0.1:port accepts connections; 0 on success, -1 after timeout_ms. */
+int tu_wait_port(int port, int timeout_ms);
+
+/* The assent binary under test ($ASSENT_BIN) and the source tree ($ASSENT_SOURCE_DIR). */
+const char *tu_assent_bin(void);
+const char *tu_source_dir(void);
+const char *tu_build_dir(void);
+
+/*
+ * Start argv[0] (a path) with extra environment entries "K=V" (NULL-terminated
+ * list, may be NULL) added to the current environment; stdout and stderr go
+ * to log_path (appended) when not NULL.  Returns the pid, or -1.
+ */
+pid_t tu_spawn(char *const argv[], char *const extra_env[], const char *log_path);
+
+/* Send sig and wait for the child; returns its wait status. */
+int tu_stop(pid_t pid, int sig);
+
+/* Wait up to timeout_ms for the child to exit; returns exit code, or -1 on timeout (child left running). */
+int tu_wait_exit(pid_t pid, int timeout_ms);
+
+/*
+ * Run a command to completion (timeout_ms, killed after), capturing stdout and
+ * stderr into malloc'd strings (either out pointer may be NULL).  Returns the
+ * exit code, 128+signal when killed by a signal, -1 on failure to start.
+ */
+int tu_run(char *const argv[], char *const extra_env[], int timeout_ms, char **out, char **errout);
+
+struct tu_http_resp {
+    long status;
+    char *body;      /* malloc'd, NUL-terminated */
+    size_t body_len;
+    char *headers;   /* malloc'd raw header block */
+};
+
+/*
+ * One HTTP request through libcurl.  headers: NULL-terminated "Name: value"
+ * list or NULL; body may be NULL.  Returns 0 when a response arrived.
+ */
+int tu_http(const char *method, const char *url, char *const headers[], const char *body,
+            struct tu_http_resp *resp);
+void tu_http_free(struct tu_http_resp *resp);
+
+/* Value of header `name` (case-insensitive) in resp->headers, malloc'd, or NULL. */
+char *tu_http_header(const struct tu_http_resp *resp, const char *name);
+
+/* Sleep ms milliseconds. */
+void tu_sleep_ms(int ms);
+
+#endif

@@ -1,0 +1,153 @@
+/* test_foundation.c - config, logging escapes, time parsing, secret files, db open + migrations. */
+#include "tests/testutil.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "db/db.h"
+#include "engine/config.h"
+#include "engine/log.h"
+#include "engine/secret_file.h"
+#include "engine/timeutil.h"
+
+static void test_config_precedence(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir("cfg");
+    char *path = tu_path(dir, "assent.json");
+    assert_int_equal(tu_write_file(path, "{\"workers\": 4, \"listen\": \"0.0.0.0:9000\", \"client_secret\": \"s3cret\"}"), 0);
+    setenv("ASSENT_LISTEN", "127.0.0.1:9999", 1);
+    struct config *cfg = NULL;
+    struct as_err err = {0};
+    assert_int_equal(config_load(path, &cfg, &err), AS_OK);
+    assert_int_equal(config_int(cfg, "workers"), 4);
+    assert_string_equal(config_str(cfg, "listen"), "127.0.0.1:9999");
+    assert_string_equal(config_source(cfg, "listen"), "env");
+    assert_string_equal(config_source(cfg, "workers"), "file");
+    assert_string_equal(config_str(cfg, "db"), "var/assent.db");
+    json_t *dump = config_dump(cfg);
+    assert_string_equal(json_string_value(json_object_get(dump, "client_secret")), "***");
+    json_decref(dump);
+    assert_int_equal(config_set(cfg, "workers", "0", &err), AS_EINVAL);
+    assert_non_null(strstr(err.msg, "workers"));
+    config_free(cfg);
+    unsetenv("ASSENT_LISTEN");
+
+    assert_int_equal(tu_write_file(path, "{\"wokers\": 4}"), 0);
+    assert_int_equal(config_load(path, &cfg, &err), AS_EINVAL);
+    assert_non_null(strstr(err.msg, "$.wokers"));
+    assert_int_equal(tu_write_file(path, "{\"mail_transport\": \"pigeon\"}"), 0);
+    assert_int_equal(config_load(path, &cfg, &err), AS_EINVAL);
+    assert_non_null(strstr(err.msg, "smtp|graph|file"));
+    assert_int_equal(tu_write_file(path, "{\"workers\": 2,\n \"workers\": 3}"), 0);
+    assert_int_equal(config_load(path, &cfg, &err), AS_EINVAL);
+    assert_non_null(strstr(err.msg, ":2:"));
+    tu_rmrf(dir);
+    free(path);
+    free(dir);
+}
+
+static void test_log_escape(void **state)
+{
+    (void)state;
+    char out[128];
+    log_escape(out, sizeof out, "evil\r\n2026 INFO forged", 0);
+    assert_string_equal(out, "evil\\r\\n2026 INFO forged");
+    log_escape(out, sizeof out, "q\"b\\\x01", 1);
+    assert_string_equal(out, "q\\\"b\\\\\\u0001");
+    log_escape(out, 6, "abcdefgh", 0);
+    assert_string_equal(out, "abcde");
+}
+
+static void test_durations(void **state)
+{
+    (void)state;
+    int64_t ms;
+    struct as_err err = {0};
+    assert_int_equal(time_parse_duration("PT30S", &ms, &err), AS_OK);
+    assert_int_equal(ms, 30000);
+    assert_int_equal(time_parse_duration("P7D", &ms, &err), AS_OK);
+    assert_int_equal(ms, 7LL * 86400000);
+    assert_int_equal(time_parse_duration("P1DT2H30M", &ms, &err), AS_OK);
+    assert_int_equal(ms, 86400000LL + 2 * 3600000 + 30 * 60000);
+    assert_int_equal(time_parse_duration("PT0.5S", &ms, &err), AS_OK);
+    assert_int_equal(ms, 500);
+    assert_int_equal(time_parse_duration("250ms", &ms, &err), AS_OK);
+    assert_int_equal(ms, 250);
+    assert_int_equal(time_parse_duration("P1M", &ms, &err), AS_EINVAL);
+    assert_int_equal(time_parse_duration("PT", &ms, &err), AS_EINVAL);
+    assert_int_equal(time_parse_duration("P5", &ms, &err), AS_EINVAL);
+    assert_int_equal(time_parse_duration("soon", &ms, &err), AS_EINVAL);
+
+    char buf[40];
+    time_format_iso(1700000000123LL, buf, sizeof buf);
+    assert_string_equal(buf, "2023-11-14T22:13:20.123Z");
+    assert_int_equal(time_parse_iso(buf, &ms), AS_OK);
+    assert_int_equal(ms, 1700000000123LL);
+    assert_int_equal(time_parse_iso("2023-11-14T23:13:20+01:00", &ms), AS_OK);
+    assert_int_equal(ms, 1700000000000LL);
+    assert_int_equal(time_parse_iso("yesterday", &ms), AS_EINVAL);
+}
+
+static void test_secret_file_mode(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir("secret");
+    char *path = tu_path(dir, "secret");
+    assert_int_equal(tu_write_file(path, "hunter2\n"), 0);
+    chmod(path, 0644);
+    char *s = NULL;
+    size_t len = 0;
+    struct as_err err = {0};
+    assert_int_equal(secret_file_read(path, 4096, 1, &s, &len, &err), AS_EINVAL);
+    assert_null(strstr(err.msg, "hunter2"));
+    assert_non_null(strstr(err.msg, "chmod 600"));
+    chmod(path, 0600);
+    assert_int_equal(secret_file_read(path, 4096, 1, &s, &len, &err), AS_OK);
+    assert_string_equal(s, "hunter2");
+    assert_int_equal(len, 7);
+    secret_free(s);
+    tu_rmrf(dir);
+    free(path);
+    free(dir);
+}
+
+static void test_db_open_migrates(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir("db");
+    char *path = tu_path(dir, "sub/dir/assent.db");
+    struct db *db = NULL;
+    struct as_err err = {0};
+    assert_int_equal(db_open(path, "NORMAL", &db, &err), AS_OK);
+    int v = db_schema_version(db);
+    assert_true(v >= 1);
+    struct db_conn *c;
+    assert_int_equal(db_write_begin(db, &c, &err), AS_OK);
+    sqlite3_stmt *st = db_stmt(c, "PRAGMA journal_mode", &err);
+    assert_non_null(st);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal(db_col_text(st, 0), "wal");
+    db_stmt_done(st);
+    db_write_rollback(db);
+    db_close(db);
+    /* Reopening applies nothing twice. */
+    assert_int_equal(db_open(path, "FULL", &db, &err), AS_OK);
+    assert_int_equal(db_schema_version(db), v);
+    db_close(db);
+    assert_int_equal(db_open(path, "SOMETIMES", &db, &err), AS_EINVAL);
+    tu_rmrf(dir);
+    free(path);
+    free(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_config_precedence), cmocka_unit_test(test_log_escape),
+        cmocka_unit_test(test_durations),         cmocka_unit_test(test_secret_file_mode),
+        cmocka_unit_test(test_db_open_migrates),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
