@@ -57,6 +57,7 @@ static const struct cfg_key keys[] = {
     {"client_secret_file", CT_STR, "", 0, NULL, 0, 0, "file holding the client secret"},
     {"client_cert_file", CT_STR, "", 0, NULL, 0, 0, "PEM certificate registered on the app (recommended)"},
     {"client_key_file", CT_STR, "", 0, NULL, 0, 0, "PEM private key of that certificate"},
+    {"client_assertion_alg", CT_STR, "PS256", 0, "PS256|RS256", 0, 0, "signature of the certificate client assertion"},
     {"login_url", CT_STR, "https://login.microsoftonline.com", 0, NULL, 0, 0, "identity platform root"},
     {"graph_url", CT_STR, "https://graph.microsoft.com", 0, NULL, 0, 0, "Microsoft Graph root"},
     {"exchange_url", CT_STR, "https://outlook.office365.com", 0, NULL, 0, 0, "Exchange Online root"},
