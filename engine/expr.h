@@ -22,10 +22,21 @@
 
 #include "engine/error.h"
 
+#define EXPR_MAX_LEN 4096     /* bytes of source per expression */
+#define EXPR_MAX_DEPTH 64     /* nesting of ( [ ! */
+#define TMPL_MAX_DEPTH 128    /* nesting of arrays/objects walked by tmpl_resolve/tmpl_check */
+#define TMPL_MAX_OUTPUT (16 * 1024 * 1024) /* bytes of one rendered template string */
+
 struct expr;
 
-/* Compile src.  On error err->msg says what and at which 1-based column. */
+/* Compile src.  On error err->msg says what and at which 1-based column.
+ * Returns AS_EINVAL for a syntax error, AS_ELIMIT past the length/depth caps. */
 enum as_code expr_compile(const char *src, struct expr **out, struct as_err *err) AS_WUR;
+
+/* The same for src[0..len); on error *err_off (may be NULL) is the byte
+ * offset in src where the problem was found. */
+enum as_code expr_compile_n(const char *src, size_t len, struct expr **out, size_t *err_off,
+                            struct as_err *err) AS_WUR;
 
 /* Evaluate against scope (borrowed).  *out is a new reference. */
 enum as_code expr_eval(const struct expr *e, const json_t *scope, json_t **out,
@@ -64,6 +75,14 @@ enum as_code tmpl_resolve(const json_t *value, const json_t *scope, json_t **out
  */
 enum as_code tmpl_render(const char *tmpl, const json_t *scope, enum tmpl_escape esc, char **out,
                          struct as_err *err) AS_WUR;
+
+/* Check one template string s[0..len): like tmpl_check, and on error
+ * *err_off (may be NULL) is the byte offset in s of the problem. */
+enum as_code tmpl_check_string(const char *s, size_t len, json_t *refs_out, size_t *err_off,
+                               struct as_err *err) AS_WUR;
+
+/* True when s is exactly one "${expr}" (its value keeps its JSON type). */
+int tmpl_is_whole(const char *s);
 
 /* Check the syntax of every ${...} in value and collect their refs (as expr_refs) into refs_out
  * (an array, appended to; may be NULL).  err->msg names the bad expression. */

@@ -34,6 +34,15 @@
 
 struct step_type;
 
+#define WF_DEFAULT_ATTEMPTS 3
+#define WF_DEFAULT_BACKOFF_MS 1000
+#define WF_DEFAULT_MAX_BACKOFF_MS 60000
+#define WF_DEFAULT_FACTOR 2.0
+#define WF_DEFAULT_TIMEOUT_MS 300000
+#define WF_MAX_ATTEMPTS 1000
+#define WF_MAX_STEPS 1000
+#define WF_MAX_FILE_SIZE (4 * 1024 * 1024)
+
 struct wf_retry {
     int attempts;          /* total attempts including the first; >= 1 (default 3) */
     int64_t backoff_ms;    /* first wait (default 1000) */
@@ -46,6 +55,7 @@ struct wf_step {
     const struct step_type *type;
     const json_t *params;          /* borrowed from def; {} when absent */
     const json_t *next;            /* borrowed: string, object or NULL */
+    const char *description;       /* borrowed; NULL when absent */
     struct wf_retry retry;
     int64_t timeout_ms;            /* default 300000 */
     size_t index;                  /* position in steps[] */
@@ -53,13 +63,16 @@ struct wf_step {
 
 struct workflow {
     char *name;
-    char *version;
+    char *version;          /* as written; an integer version is turned into its decimal text */
+    const char *description;/* borrowed from def; NULL when absent */
+    const json_t *input;    /* borrowed: the input description object, or NULL */
     char hash[65];          /* hex SHA-256 of the canonical JSON (sorted keys, compact) */
     json_t *def;            /* the whole parsed definition (owned) */
     char *canonical;        /* the canonical JSON text that hash is taken of (owned) */
     const char *start;      /* name of the first step (borrowed) */
     struct wf_step *steps;
     size_t n_steps;
+    json_t *empty_params;   /* the {} that steps without params point to (owned) */
 };
 
 /*
@@ -76,6 +89,25 @@ enum as_code wf_load_file(const char *path, struct workflow **out, struct diag_l
 enum as_code wf_load_string(const char *text, const char *origin, struct workflow **out,
                             struct diag_list *diags, struct as_err *err) AS_WUR;
 
+/* The same for text[0..len) (need not be NUL-terminated). */
+enum as_code wf_load_buffer(const char *text, size_t len, const char *origin,
+                            struct workflow **out, struct diag_list *diags,
+                            struct as_err *err) AS_WUR;
+
+/*
+ * Check a run's input against the workflow's input description and fill in
+ * defaults: required inputs must be present, types must match ("string",
+ * "number", "integer", "boolean", "object", "array", "any"), and names that
+ * are not declared are refused.  A workflow without "input" accepts any
+ * object.  input may be NULL (= {}).  *out is a new object; AS_EINVAL with
+ * a message naming the input otherwise.
+ */
+enum as_code wf_input_prepare(const struct workflow *wf, const json_t *input, json_t **out,
+                              struct as_err *err) AS_WUR;
+
+/* 1 when v is of input type `type` (the names above). */
+int wf_value_has_type(const json_t *v, const char *type);
+
 /* The step called name, or NULL. */
 const struct wf_step *wf_step_find(const struct workflow *wf, const char *name);
 
@@ -89,7 +121,14 @@ const struct wf_step *wf_next(const struct workflow *wf, const struct wf_step *s
 void wf_free(struct workflow *wf);
 
 /* Path of the file a diagnostic belongs to is the diag list's origin; this prints
- * "file:line:col: severity CODE: message (at $.path)" lines, or a JSON array with --json. */
+ * "file:line:col: severity CODE: message (at $.path)" lines, or a JSON array with --json,
+ * to file (a FILE *; NULL = stdout). */
 void wf_diags_print(const struct diag_list *diags, const char *origin, int json, void *file);
+
+/* One diagnostic as the text line above (no newline) into buf. */
+void wf_diag_format(const struct diag *d, const char *origin, char *buf, size_t size);
+
+/* Append {file,line,column,path,code,severity,message} objects to arr.  0, or -1 out of memory. */
+int wf_diags_append_json(json_t *arr, const struct diag_list *diags, const char *origin);
 
 #endif

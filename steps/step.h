@@ -112,6 +112,11 @@ const struct step_type *step_type_find(const char *name);
 /* All registered types, NULL-terminated (for docs and the schema test). */
 const struct step_type *const *step_types(void);
 
+/* Tests only: make step_type_find() also find `types` (NULL-terminated,
+ * borrowed for the process lifetime; NULL removes them).  Not thread-safe:
+ * call before any lookup.  step_types() does not list them. */
+void step_type_register_extra(const struct step_type *const *types);
+
 /* Result helpers. `output` is stolen. */
 void step_ok(struct step_result *res, const char *outcome, json_t *output);
 void step_fail(struct step_result *res, const char *fmt, ...) AS_PRINTF(2, 3);
