@@ -2,10 +2,30 @@
 --
 -- Times are integer milliseconds since the Unix epoch (UTC).
 -- A step execution ("exec") is one visit of a run to a step.  Its row is the
--- durable state machine: ready -> running (claimed, lease_until) -> one of
--- succeeded | failed | cancelled, or waiting (due_at = deadline) -> ready ...
--- Timers (delay, retry backoff, approval expiry) are just due_at on this row,
--- so a million waiting approvals are a million rows and no memory.
+-- durable state machine:
+--
+--   ready --claim--> running --result--> succeeded | failed
+--     ^                 |  \--retry----> ready   (due_at = now + backoff)
+--     |                 \----wait------> waiting (due_at = deadline)
+--     +---resume--------------------------+  waiting --due_at passes--> running
+--
+-- and any open state -> cancelled.  A claim sets lease_until/lease_owner; a
+-- running row whose lease has expired belongs to a dead or stuck process and
+-- is claimed again (same idempotency key).  Timers (delay, retry backoff,
+-- approval expiry) are just due_at on this row, so a million waiting
+-- approvals are a million rows and no memory.
+--
+-- A step's result and the scheduling of its successor (the next exec row,
+-- or the end of the run) are written in one transaction by the executor.
+
+-- One row of settings that belong to the database itself.
+CREATE TABLE meta (
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+) WITHOUT ROWID;
+-- Prefix of every idempotency key, so that two Assent databases talking to
+-- the same service never produce the same key.
+INSERT INTO meta (key, value) VALUES ('instance_id', lower(hex(randomblob(6))));
 
 CREATE TABLE workflows (
   id          INTEGER PRIMARY KEY,
@@ -20,7 +40,8 @@ CREATE INDEX workflows_name ON workflows(name, created_at);
 
 CREATE TABLE runs (
   id           INTEGER PRIMARY KEY,
-  workflow_id  INTEGER NOT NULL REFERENCES workflows(id),
+  workflow_id  INTEGER NOT NULL REFERENCES workflows(id),   -- the version it started with
+  workflow     TEXT NOT NULL,            -- its name (a new version keeps the dedupe keys)
   status       TEXT NOT NULL CHECK (status IN ('running','waiting','succeeded','failed','cancelled')),
   input        TEXT NOT NULL DEFAULT '{}',
   error        TEXT,
@@ -32,10 +53,10 @@ CREATE TABLE runs (
   finished_at  INTEGER
 );
 CREATE INDEX runs_status ON runs(status, id);
-CREATE INDEX runs_workflow ON runs(workflow_id, id);
--- A user never has two open runs of the same workflow: the key is unique
--- among runs that have not ended.
-CREATE UNIQUE INDEX runs_open_dedupe ON runs(workflow_id, dedupe_key)
+CREATE INDEX runs_workflow ON runs(workflow, id);
+-- A user never has two open runs of the same workflow (whatever its
+-- version): the key is unique among runs that have not ended.
+CREATE UNIQUE INDEX runs_open_dedupe ON runs(workflow, dedupe_key)
   WHERE dedupe_key IS NOT NULL AND status IN ('running','waiting');
 
 CREATE TABLE step_execs (
@@ -44,11 +65,11 @@ CREATE TABLE step_execs (
   step            TEXT NOT NULL,
   visit           INTEGER NOT NULL DEFAULT 1,   -- nth time this run reaches this step
   status          TEXT NOT NULL CHECK (status IN ('ready','running','waiting','succeeded','failed','cancelled')),
-  attempt         INTEGER NOT NULL DEFAULT 0,   -- attempts started so far
+  attempt         INTEGER NOT NULL DEFAULT 0,   -- attempts started so far (reset by a wait and by `retry`)
   due_at          INTEGER NOT NULL,             -- ready/waiting: not before this time
   lease_until     INTEGER,                      -- running: claim expires at
-  lease_owner     TEXT,
-  idempotency_key TEXT NOT NULL UNIQUE,
+  lease_owner     TEXT,                         -- running: "host/pid/start-time" of the claimant
+  idempotency_key TEXT NOT NULL UNIQUE,         -- "<instance>/run-<run>/<step>/<visit>"
   params          TEXT,                         -- resolved parameters of the last attempt
   output          TEXT,
   outcome         TEXT,
@@ -57,7 +78,7 @@ CREATE TABLE step_execs (
   resume          TEXT,                         -- payload that woke a waiting step
   deadline_reached INTEGER NOT NULL DEFAULT 0,
   created_at      INTEGER NOT NULL,
-  started_at      INTEGER,
+  started_at      INTEGER,                      -- start of the last attempt
   finished_at     INTEGER,
   UNIQUE (run_id, step, visit)
 );
@@ -66,7 +87,9 @@ CREATE INDEX step_execs_due ON step_execs(due_at) WHERE status IN ('ready','wait
 CREATE INDEX step_execs_lease ON step_execs(lease_until) WHERE status = 'running';
 CREATE INDEX step_execs_run ON step_execs(run_id, id);
 
--- Append-only audit trail.  hash = SHA-256(prev_hash || canonical record);
+-- Append-only audit trail.  hash = SHA-256(prev_hash || canonical record),
+-- the canonical record being "id|run_id|exec_id|ts|type|data" (see
+-- db/db_runs.c); the first record's prev_hash is 64 zeros.
 -- `assent audit verify` recomputes the chain.
 CREATE TABLE events (
   id        INTEGER PRIMARY KEY,
