@@ -13,6 +13,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include "engine/log.h"
+
 #define MAX_URL_LEN 8192
 #define MAX_HEADER_VALUE 1024
 #define MAX_KEPT_HEADERS 16
@@ -146,20 +148,22 @@ enum as_code http_request_check(const struct http_request *req, struct as_err *e
         const char *name;
         json_t *v;
         json_object_foreach((json_t *)req->headers, name, v) {
+            char shown[80];
+            log_escape(shown, sizeof shown, name, 0);
             if (!*name)
                 return as_errf(err, AS_EINVAL, "header with an empty name");
             for (const char *p = name; *p; p++)
                 if (!is_tchar((unsigned char)*p))
-                    return as_errf(err, AS_EINVAL, "header name \"%.64s\" has an invalid character",
-                                   name);
+                    return as_errf(err, AS_EINVAL, "header name \"%s\" has an invalid character",
+                                   shown);
             if (!json_is_string(v))
-                return as_errf(err, AS_EINVAL, "header \"%.64s\" must be a string", name);
+                return as_errf(err, AS_EINVAL, "header \"%s\" must be a string", shown);
             const char *s = json_string_value(v);
             size_t n = json_string_length(v);
             if (memchr(s, '\r', n) || memchr(s, '\n', n) || memchr(s, '\0', n))
-                return as_errf(err, AS_EINVAL, "header \"%.64s\" contains CR, LF or NUL", name);
+                return as_errf(err, AS_EINVAL, "header \"%s\" contains CR, LF or NUL", shown);
             if (n > 8192)
-                return as_errf(err, AS_EINVAL, "header \"%.64s\" is longer than 8192 bytes", name);
+                return as_errf(err, AS_EINVAL, "header \"%s\" is longer than 8192 bytes", shown);
         }
     }
     return AS_OK;

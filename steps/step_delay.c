@@ -4,6 +4,7 @@
  * time as its deadline; the executor keeps that as a due_at row in SQLite,
  * so the delay survives restarts.  Woken at the deadline it succeeds.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "engine/timeutil.h"
@@ -34,13 +35,17 @@ static int parse(const json_t *v, int64_t *ms, struct as_err *err)
     return 0;
 }
 
-static void validate(const json_t *p, const char *path, struct diag_list *out)
+static void validate(const json_t *p, const char *params_path, struct diag_list *out)
 {
+    char path[600];
+    snprintf(path, sizeof path, "%s.duration", params_path);
     const json_t *d = json_object_get(p, "duration");
     struct as_err err = {0};
     int64_t ms;
-    if (json_is_string(d) && !strstr(json_string_value(d), "${") && parse(d, &ms, &err))
-        diag_add(out, DIAG_ERROR, "BAD_PARAM_VALUE", path, "duration: %s", err.msg);
+    /* The loader reports malformed durations (BAD_DURATION); this adds the upper bound. */
+    if (json_is_string(d) && !strstr(json_string_value(d), "${") &&
+        time_parse_duration(json_string_value(d), &ms, &err) == AS_OK && ms > DELAY_MAX_MS)
+        diag_add(out, DIAG_ERROR, "BAD_VALUE", path, "duration must be at most 366 days");
 }
 
 static json_t *done_output(int64_t ms, int64_t until)

@@ -40,28 +40,32 @@ static int has_template(const char *s)
     return s && strstr(s, "${") != NULL;
 }
 
-static void validate(const json_t *p, const char *path, struct diag_list *out)
+static void validate(const json_t *p, const char *params_path, struct diag_list *out)
 {
+    char path[600];
     const json_t *m = json_object_get(p, "method");
     if (json_is_string(m) && !has_template(json_string_value(m))) {
         struct http_request req = {.method = json_string_value(m), .url = "http://x/"};
         struct as_err err = {0};
+        snprintf(path, sizeof path, "%s.method", params_path);
         if (http_request_check(&req, &err) != AS_OK)
-            diag_add(out, DIAG_ERROR, "BAD_PARAM_VALUE", path, "method: %s", err.msg);
+            diag_add(out, DIAG_ERROR, "BAD_VALUE", path, "%s", err.msg);
     }
     const json_t *u = json_object_get(p, "url");
     if (json_is_string(u) && !has_template(json_string_value(u))) {
         struct http_request req = {.method = "GET", .url = json_string_value(u)};
         struct as_err err = {0};
+        snprintf(path, sizeof path, "%s.url", params_path);
         if (http_request_check(&req, &err) != AS_OK)
-            diag_add(out, DIAG_ERROR, "BAD_PARAM_VALUE", path, "url: %s", err.msg);
+            diag_add(out, DIAG_ERROR, "BAD_VALUE", path, "%s", err.msg);
     }
     const json_t *h = json_object_get(p, "headers");
     if (json_is_object(h)) {
         struct http_request req = {.method = "GET", .url = "http://x/", .headers = h};
         struct as_err err = {0};
+        snprintf(path, sizeof path, "%s.headers", params_path);
         if (http_request_check(&req, &err) != AS_OK)
-            diag_add(out, DIAG_ERROR, "BAD_PARAM_VALUE", path, "headers: %s", err.msg);
+            diag_add(out, DIAG_ERROR, "BAD_VALUE", path, "%s", err.msg);
     }
 }
 

@@ -3,6 +3,7 @@
  * event log.  The message is a template the executor has already resolved;
  * a whole-string reference to a non-string value is written as compact JSON.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,12 +41,14 @@ static int parse_level(const json_t *v, enum log_level *out)
     return 0;
 }
 
-static void validate(const json_t *p, const char *path, struct diag_list *out)
+static void validate(const json_t *p, const char *params_path, struct diag_list *out)
 {
+    char path[600];
+    snprintf(path, sizeof path, "%s.level", params_path);
     const json_t *lv = json_object_get(p, "level");
     enum log_level level;
     if (lv && !(json_is_string(lv) && strstr(json_string_value(lv), "${")) && parse_level(lv, &level))
-        diag_add(out, DIAG_ERROR, "BAD_PARAM_VALUE", path, "level must be info, warn or error");
+        diag_add(out, DIAG_ERROR, "BAD_VALUE", path, "level must be info, warn or error");
 }
 
 static void execute(struct step_ctx *ctx, struct step_result *res)
