@@ -1,21 +1,744 @@
-/* cmd_tenant.c - placeholder commands until their module lands. */
+/*
+ * cmd_tenant.c - the tenant commands:
+ *   assent sync                      pull the tenant into the database
+ *   assent report users|signins ...  report from the last sync
+ *   assent plan WORKFLOW ...         the changes a workflow's manage_cas and
+ *                                    manage_transport steps would make, as a
+ *                                    reviewable PowerShell script
+ *
+ * Report columns are defined once, in the tables below; the rows come from
+ * db_tenant (one row builder for every consumer).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
 #include "cli/cli.h"
+#include "db/db_tenant.h"
+#include "engine/config.h"
+#include "engine/expr.h"
+#include "engine/log.h"
+#include "engine/timeutil.h"
+#include "engine/workflow.h"
+#include "steps/m365.h"
+#include "steps/step.h"
+#include "steps/tenant_sync.h"
+
+/* "--name VALUE" or "--name=VALUE" at argv[*i]: 1 and *out set; -1 value missing; 0 no match. */
+static int opt_value(int argc, char **argv, int *i, const char *name, const char **out)
+{
+    size_t n = strlen(name);
+    if (strncmp(argv[*i], name, n) != 0)
+        return 0;
+    if (argv[*i][n] == '=') {
+        *out = argv[*i] + n + 1;
+        return 1;
+    }
+    if (argv[*i][n] != '\0')
+        return 0;
+    if (*i + 1 >= argc)
+        return -1;
+    *out = argv[++*i];
+    return 1;
+}
+
+/* ------------------------------------------------------------------ sync */
+
+static void sync_usage(FILE *f)
+{
+    fprintf(f, "usage: assent sync [--quiet]\n\n"
+               "Pull users, CAS mailbox settings, the transport config, 30-day email-app usage\n"
+               "and legacy sign-ins of the last 30 days from the tenant into the database.\n"
+               "Credentials and endpoints come from the configuration (docs/m365.md).\n"
+               "  --quiet   no progress output\n");
+}
 
 int cmd_sync(struct cli *cli, int argc, char **argv)
 {
-    (void)cli; (void)argc; (void)argv;
-    return cli_error(EXIT_FAIL, "sync", "not available in this build yet");
+    int quiet = 0, rc = EXIT_OK;
+    struct as_err err = {0};
+    struct m365 *m = NULL;
+    struct tenant_sync_result res = {0};
+
+    if (cli_wants_help(argc, argv)) {
+        sync_usage(stdout);
+        return EXIT_OK;
+    }
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--quiet") == 0)
+            quiet = 1;
+        else {
+            sync_usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (m365_new(cli->app.cfg, &m, &err) != AS_OK)
+        return cli_error(EXIT_CONFIG, "sync", "%s", err.msg);
+    int open_rc = cli_open_db(cli);
+    if (open_rc) {
+        m365_free(m);
+        return open_rc;
+    }
+    struct tenant_sync_opts opts = {.progress = quiet ? NULL : stderr, .tty = isatty(2)};
+    enum as_code src = tenant_sync_run(&cli->app, m, &opts, &res, &err);
+    if (cli->json) {
+        json_t *j = tenant_sync_result_json(&res);
+        if (src)
+            json_object_set_new(j, "error", json_string(err.msg));
+        json_dumpf(j, stdout, JSON_INDENT(2));
+        fputc('\n', stdout);
+        json_decref(j);
+    } else {
+        printf("sync %lld %s in %.1f s (%ld requests)\n", (long long)res.sync_id, res.status,
+               (double)res.duration_ms / 1000.0, res.requests);
+        printf("  users       %8ld  (removed %ld)\n", res.users, res.users_removed);
+        printf("  mailboxes   %8ld  (without a synced user: %ld)\n", res.mailboxes,
+               res.mailboxes_unmatched);
+        printf("  transport   %8s\n", res.transport_synced ? "synced" : "not synced");
+        printf("  usage rows  %8ld\n", res.usage_rows);
+        printf("  sign-ins    %8ld  (legacy clients, last 30 days)\n", res.signins);
+        size_t i;
+        json_t *w;
+        if (json_array_size(res.warnings))
+            printf("warnings:\n");
+        json_array_foreach(res.warnings, i, w) printf("  - %s\n", json_string_value(w));
+    }
+    if (src) {
+        cli_error(EXIT_FAIL, "sync", "%s", err.msg);
+        rc = src == AS_EINVAL ? EXIT_CONFIG : src == AS_EDB ? EXIT_DB : EXIT_FAIL;
+    }
+    tenant_sync_result_free(&res);
+    m365_free(m);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- report */
+
+enum cell_fmt { CF_TEXT, CF_ONOFF, CF_YESNO, CF_SMTP, CF_SIGNIN, CF_INT };
+
+struct report_col {
+    const char *header; /* table and CSV header */
+    const char *key;    /* row key (also accepted by --sort) */
+    enum cell_fmt fmt;
+};
+
+/* `assent report users`: one line per user. */
+static const struct report_col user_report_cols[] = {
+    {"upn", "upn", CF_TEXT},
+    {"ActiveSync", "activesync_enabled", CF_ONOFF},
+    {"OWA", "owa_enabled", CF_ONOFF},
+    {"POP", "pop_enabled", CF_ONOFF},
+    {"IMAP", "imap_enabled", CF_ONOFF},
+    {"MAPI", "mapi_enabled", CF_ONOFF},
+    {"EWS", "ews_enabled", CF_ONOFF},
+    {"SMTP client auth", "smtp_client_auth_disabled", CF_SMTP},
+    {"pop3_30d", "pop3_30d", CF_YESNO},
+    {"imap4_30d", "imap4_30d", CF_YESNO},
+    {"smtp_30d", "smtp_30d", CF_YESNO},
+    {"last legacy sign-in", "last_legacy_signin", CF_SIGNIN},
+    {NULL, NULL, CF_TEXT},
+};
+
+/* `assent report signins`: one line per legacy sign-in. */
+static const struct report_col signin_report_cols[] = {
+    {"created_at", "created_at", CF_TEXT},
+    {"upn", "upn", CF_TEXT},
+    {"client_app", "client_app", CF_TEXT},
+    {"app", "app_name", CF_TEXT},
+    {"ip_address", "ip_address", CF_TEXT},
+    {"error_code", "error_code", CF_INT},
+    {NULL, NULL, CF_TEXT},
+};
+
+/* Text of one cell. */
+static void cell_text(const struct report_col *c, const json_t *row, char *out, size_t size)
+{
+    const json_t *v = json_object_get(row, c->key);
+    switch (c->fmt) {
+    case CF_ONOFF:
+        snprintf(out, size, "%s", json_is_true(v) ? "on" : json_is_false(v) ? "off" : "-");
+        return;
+    case CF_YESNO:
+        snprintf(out, size, "%s", json_is_true(v) ? "yes" : json_is_false(v) ? "no" : "-");
+        return;
+    case CF_SMTP: {
+        /* The mailbox's own switch, or "org" when it follows the organisation. */
+        const json_t *mbx = json_object_get(row, "smtp_client_auth_disabled_mailbox");
+        if (!json_is_true(json_object_get(row, "has_mailbox")))
+            snprintf(out, size, "-");
+        else if (json_is_boolean(mbx))
+            snprintf(out, size, "%s", json_is_true(mbx) ? "disabled" : "enabled");
+        else
+            snprintf(out, size, "org:%s", json_is_true(v) ? "disabled" : json_is_false(v) ? "enabled" : "?");
+        return;
+    }
+    case CF_SIGNIN: {
+        const char *when = json_string_value(v);
+        const char *app = json_string_value(json_object_get(row, "last_legacy_client_app"));
+        if (!when)
+            snprintf(out, size, "-");
+        else
+            snprintf(out, size, "%s%s%s%s", when, app ? " (" : "", app ? app : "", app ? ")" : "");
+        return;
+    }
+    case CF_INT:
+        if (json_is_integer(v))
+            snprintf(out, size, "%lld", (long long)json_integer_value(v));
+        else
+            snprintf(out, size, "-");
+        return;
+    case CF_TEXT:
+    default:
+        snprintf(out, size, "%s", json_is_string(v) ? json_string_value(v) : "-");
+        return;
+    }
+}
+
+enum report_format { RF_TABLE, RF_CSV, RF_JSON };
+
+struct report_run {
+    const struct report_col *cols;
+    size_t n_cols;
+    struct expr *where;
+    long limit;
+    enum report_format fmt;
+    int pass;             /* table: 1 = measure, 2 = print */
+    int widths[32];
+    long matched;
+    long printed;
+    int failed;
+    struct as_err err;
+};
+
+static void csv_cell(const char *s)
+{
+    if (strpbrk(s, ",\"\r\n") == NULL) {
+        fputs(s, stdout);
+        return;
+    }
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"')
+            putchar('"');
+        putchar(*s);
+    }
+    putchar('"');
+}
+
+static int report_row(const json_t *row, void *ud)
+{
+    struct report_run *r = ud;
+    if (r->where) {
+        int keep = 0;
+        if (expr_eval_bool(r->where, row, &keep, &r->err) != AS_OK) {
+            const char *upn = json_string_value(json_object_get(row, "upn"));
+            as_err_prefix(&r->err, "--where on %s", upn ? upn : "a row");
+            r->failed = 1;
+            return 1;
+        }
+        if (!keep)
+            return 0;
+    }
+    if (r->limit >= 0 && r->matched >= r->limit)
+        return 1;
+    r->matched++;
+    char cell[512];
+    if (r->fmt == RF_JSON) {
+        char *text = json_dumps(row, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        printf("%s  %s", r->matched > 1 ? ",\n" : "", text ? text : "null");
+        free(text);
+        return 0;
+    }
+    for (size_t i = 0; i < r->n_cols; i++) {
+        cell_text(&r->cols[i], row, cell, sizeof cell);
+        if (r->fmt == RF_TABLE && r->pass == 1) {
+            int w = (int)strlen(cell);
+            if (w > r->widths[i])
+                r->widths[i] = w;
+            continue;
+        }
+        if (r->fmt == RF_CSV) {
+            if (i)
+                putchar(',');
+            csv_cell(cell);
+        } else {
+            printf("%s%-*s", i ? "  " : "", i + 1 < r->n_cols ? r->widths[i] : 0, cell);
+        }
+    }
+    if (!(r->fmt == RF_TABLE && r->pass == 1))
+        putchar('\n');
+    return 0;
+}
+
+static void report_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: assent report users [--where EXPR] [--sort COL[,desc]] [--format table|csv|json] [--limit N]\n"
+            "       assent report signins [--client-app APP] [--since DURATION] [--upn UPN]\n"
+            "                             [--where EXPR] [--format table|csv|json] [--limit N]\n\n"
+            "Rows come from the last `assent sync`.  --where takes an expression over the row\n"
+            "(docs/expressions.md), e.g. --where 'pop_enabled || imap_enabled'.  Row keys:\n"
+            "  id upn display_name mail account_enabled has_mailbox activesync_enabled owa_enabled\n"
+            "  pop_enabled imap_enabled mapi_enabled ews_enabled smtp_client_auth_disabled\n"
+            "  smtp_client_auth_disabled_mailbox pop3_30d imap4_30d smtp_30d legacy_signins_30d\n"
+            "  last_legacy_signin last_legacy_client_app synced_at\n"
+            "--sort takes a row key or a column header (e.g. POP, last_legacy_signin,desc).\n"
+            "Sign-ins: --since defaults to 30d (ISO 8601 or 7d/12h); --client-app compares\n"
+            "case-insensitively (IMAP4, POP3, \"Authenticated SMTP\", ...).\n");
+}
+
+/* Sync header on stderr for the human formats; error when there was none. */
+static int report_sync_note(struct cli *cli, enum report_format fmt)
+{
+    struct as_err err = {0};
+    json_t *last = NULL;
+    if (db_tenant_last_sync(cli->app.db, &last, &err) != AS_OK)
+        return cli_error(EXIT_DB, "report", "%s", err.msg);
+    if (!last)
+        return cli_error(EXIT_NOTFOUND, "report", "no tenant data yet: run `assent sync` first");
+    if (fmt == RF_TABLE) {
+        json_t *w = json_object_get(json_object_get(last, "summary"), "warnings");
+        fprintf(stderr, "tenant as of sync %lld (%s, finished %s)%s\n",
+                (long long)json_integer_value(json_object_get(last, "id")),
+                json_string_value(json_object_get(last, "status")),
+                json_is_string(json_object_get(last, "finished_at"))
+                    ? json_string_value(json_object_get(last, "finished_at"))
+                    : "not finished",
+                json_array_size(w) ? "; it had warnings, see `assent sync --json`" : "");
+    }
+    json_decref(last);
+    return EXIT_OK;
 }
 
 int cmd_report(struct cli *cli, int argc, char **argv)
 {
-    (void)cli; (void)argc; (void)argv;
-    return cli_error(EXIT_FAIL, "report", "not available in this build yet");
+    const char *where = NULL, *sort = NULL, *format = NULL, *limit = NULL;
+    const char *client_app = NULL, *since = NULL, *upn = NULL;
+    struct report_run r = {.limit = -1};
+    int rc = EXIT_OK;
+
+    if (cli_wants_help(argc, argv) || argc < 2) {
+        report_usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? EXIT_USAGE : EXIT_OK;
+    }
+    const char *what = argv[1];
+    int users = strcmp(what, "users") == 0;
+    if (!users && strcmp(what, "signins") != 0) {
+        report_usage(stderr);
+        return EXIT_USAGE;
+    }
+    for (int i = 2; i < argc; i++) {
+        int m;
+        if ((m = opt_value(argc, argv, &i, "--where", &where)) || (m = opt_value(argc, argv, &i, "--sort", &sort)) ||
+            (m = opt_value(argc, argv, &i, "--format", &format)) ||
+            (m = opt_value(argc, argv, &i, "--limit", &limit)) ||
+            (!users && ((m = opt_value(argc, argv, &i, "--client-app", &client_app)) ||
+                        (m = opt_value(argc, argv, &i, "--since", &since)) ||
+                        (m = opt_value(argc, argv, &i, "--upn", &upn))))) {
+            if (m < 0)
+                return cli_error(EXIT_USAGE, "report", "%s needs a value", argv[i]);
+            continue;
+        }
+        report_usage(stderr);
+        return EXIT_USAGE;
+    }
+    r.fmt = cli->json ? RF_JSON : RF_TABLE;
+    if (format) {
+        if (strcmp(format, "table") == 0)
+            r.fmt = RF_TABLE;
+        else if (strcmp(format, "csv") == 0)
+            r.fmt = RF_CSV;
+        else if (strcmp(format, "json") == 0)
+            r.fmt = RF_JSON;
+        else
+            return cli_error(EXIT_USAGE, "report", "--format must be table, csv or json");
+    }
+    if (limit) {
+        char *end;
+        r.limit = strtol(limit, &end, 10);
+        if (*end || end == limit || r.limit < 0)
+            return cli_error(EXIT_USAGE, "report", "--limit must be a number >= 0");
+    }
+    if (where && expr_compile(where, &r.where, &r.err) != AS_OK)
+        return cli_error(EXIT_USAGE, "report", "--where: %s", r.err.msg);
+
+    /* --sort COL[,desc|asc]: a row key or a column header. */
+    char sort_key[128] = "";
+    int desc = 0;
+    if (sort) {
+        if (!users) {
+            rc = cli_error(EXIT_USAGE, "report", "sign-ins are always newest first; --sort is for users");
+            goto out;
+        }
+        const char *comma = strchr(sort, ',');
+        size_t n = comma ? (size_t)(comma - sort) : strlen(sort);
+        snprintf(sort_key, sizeof sort_key, "%.*s", (int)n, sort);
+        if (comma && strcasecmp(comma + 1, "desc") == 0)
+            desc = 1;
+        else if (comma && strcasecmp(comma + 1, "asc") != 0) {
+            rc = cli_error(EXIT_USAGE, "report", "--sort takes COL, COL,asc or COL,desc");
+            goto out;
+        }
+        for (size_t i = 0; user_report_cols[i].header; i++)
+            if (strcasecmp(user_report_cols[i].header, sort_key) == 0)
+                snprintf(sort_key, sizeof sort_key, "%s", user_report_cols[i].key);
+    }
+
+    rc = cli_open_db(cli);
+    if (rc)
+        goto out;
+    rc = report_sync_note(cli, r.fmt);
+    if (rc)
+        goto out;
+
+    r.cols = users ? user_report_cols : signin_report_cols;
+    for (r.n_cols = 0; r.cols[r.n_cols].header; r.n_cols++)
+        r.widths[r.n_cols] = (int)strlen(r.cols[r.n_cols].header);
+
+    struct db_tenant_signin_query q = {.client_app = client_app, .upn = upn};
+    if (!users) {
+        int64_t ms = 30LL * 86400000;
+        struct as_err e = {0};
+        if (since && time_parse_duration(since, &ms, &e) != AS_OK) {
+            rc = cli_error(EXIT_USAGE, "report", "--since: %s", e.msg);
+            goto out;
+        }
+        q.since_ms = time_now_ms() - ms;
+    }
+    enum as_code dbrc = AS_OK;
+#define RUN_ROWS()                                                                             \
+    (users ? (sort_key[0] ? db_tenant_users_foreach_sorted(cli->app.db, sort_key, desc,        \
+                                                           report_row, &r, &r.err)             \
+                          : db_tenant_users_foreach(cli->app.db, report_row, &r, &r.err))      \
+           : db_tenant_signins_foreach(cli->app.db, &q, report_row, &r, &r.err))
+    if (r.fmt == RF_TABLE) {
+        r.pass = 1;
+        dbrc = RUN_ROWS();
+        if (dbrc || r.failed)
+            goto done;
+        r.pass = 2;
+        r.matched = 0;
+        for (size_t i = 0; i < r.n_cols; i++)
+            printf("%s%-*s", i ? "  " : "", i + 1 < r.n_cols ? r.widths[i] : 0, r.cols[i].header);
+        putchar('\n');
+    } else if (r.fmt == RF_CSV) {
+        for (size_t i = 0; i < r.n_cols; i++) {
+            if (i)
+                putchar(',');
+            csv_cell(r.cols[i].header);
+        }
+        putchar('\n');
+    } else {
+        printf("[\n");
+    }
+    dbrc = RUN_ROWS();
+#undef RUN_ROWS
+    if (r.fmt == RF_JSON)
+        printf("%s]\n", r.matched ? "\n" : "");
+done:
+    if (dbrc) {
+        rc = cli_error(dbrc == AS_EINVAL ? EXIT_USAGE : EXIT_DB, "report", "%s", r.err.msg);
+    } else if (r.failed) {
+        rc = cli_error(EXIT_FAIL, "report", "%s", r.err.msg);
+    } else if (r.fmt == RF_TABLE) {
+        fprintf(stderr, "%ld %s\n", r.matched, users ? "users" : "sign-ins");
+    }
+out:
+    expr_free(r.where);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ plan */
+
+/* CAS property -> the synced row key holding the mailbox's current value. */
+static const char *row_key_of(const char *prop)
+{
+    static const char *const map[][2] = {
+        {"ActiveSyncEnabled", "activesync_enabled"},
+        {"OWAEnabled", "owa_enabled"},
+        {"PopEnabled", "pop_enabled"},
+        {"ImapEnabled", "imap_enabled"},
+        {"MAPIEnabled", "mapi_enabled"},
+        {"EwsEnabled", "ews_enabled"},
+        {"SmtpClientAuthenticationDisabled", "smtp_client_auth_disabled_mailbox"},
+    };
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (strcmp(map[i][0], prop) == 0)
+            return map[i][1];
+    return NULL;
+}
+
+struct plan_run {
+    struct cli *cli;
+    struct workflow *wf;
+    struct expr *where;
+    const struct wf_step *cas_steps[16];
+    size_t n_cas;
+    long rows, commands, compliant, no_mailbox, refused, unresolved;
+    int failed;
+    struct as_err err;
+};
+
+/* The run input a trigger would build from a row: its non-null keys plus
+ * user and upn, with the workflow's input defaults applied when they fit. */
+static json_t *plan_input(const struct workflow *wf, const json_t *row)
+{
+    json_t *input = json_object();
+    const char *key;
+    json_t *v;
+    if (!input)
+        return NULL;
+    json_object_foreach((json_t *)row, key, v)
+    {
+        if (!json_is_null(v))
+            json_object_set(input, key, v);
+    }
+    json_t *upn = json_object_get(row, "upn");
+    if (upn) {
+        json_object_set(input, "user", upn);
+        json_object_set(input, "upn", upn);
+    }
+    json_t *prepared = NULL;
+    struct as_err e = {0};
+    if (wf_input_prepare(wf, input, &prepared, &e) == AS_OK) {
+        json_decref(input);
+        return prepared;
+    }
+    return input; /* e.g. required inputs that only a trigger supplies: plan anyway */
+}
+
+static int plan_row(const json_t *row, void *ud)
+{
+    struct plan_run *p = ud;
+    if (p->where) {
+        int keep = 0;
+        if (expr_eval_bool(p->where, row, &keep, &p->err) != AS_OK) {
+            const char *u = json_string_value(json_object_get(row, "upn"));
+            as_err_prefix(&p->err, "--where on %s", u ? u : "a row");
+            p->failed = 1;
+            return 1;
+        }
+        if (!keep)
+            return 0;
+    }
+    p->rows++;
+    const char *upn = json_string_value(json_object_get(row, "upn"));
+    if (!json_is_true(json_object_get(row, "has_mailbox"))) {
+        p->no_mailbox++;
+        printf("# %s: no mailbox in the last sync, nothing to change\n", upn);
+        return 0;
+    }
+    json_t *input = plan_input(p->wf, row);
+    json_t *scope = input ? json_pack("{s:o, s:{}, s:{s:s, s:b}}", "input", input, "steps", "run",
+                                      "workflow", p->wf->name, "dry_run", 1)
+                          : NULL;
+    if (!scope) {
+        as_errf(&p->err, AS_ENOMEM, "out of memory");
+        p->failed = 1;
+        return 1;
+    }
+    int compliant = 1;
+    for (size_t s = 0; s < p->n_cas; s++) {
+        const struct wf_step *st = p->cas_steps[s];
+        json_t *params = NULL;
+        struct as_err e = {0};
+        if (tmpl_resolve(st->params, scope, &params, &e) != AS_OK) {
+            printf("# %s: step %s: cannot resolve its parameters here (%s)\n", upn, st->name, e.msg);
+            p->unresolved++;
+            compliant = 0;
+            continue;
+        }
+        const char *identity = json_string_value(json_object_get(params, "identity"));
+        if (!identity || !*identity)
+            identity = upn; /* e.g. taken from an earlier step's output at run time */
+        json_t *settings = json_object_get(params, "settings");
+        if (!json_is_object(settings)) {
+            printf("# %s: step %s: settings are decided at run time\n", upn, st->name);
+            p->unresolved++;
+            compliant = 0;
+            json_decref(params);
+            continue;
+        }
+        json_t *set = json_object();
+        const char *k;
+        json_t *want;
+        int refused = 0;
+        json_object_foreach(settings, k, want)
+        {
+            if ((strcmp(k, "OWAEnabled") == 0 || strcmp(k, "MAPIEnabled") == 0) &&
+                json_is_false(want) && !json_is_true(json_object_get(params, "allow_lockout")))
+                refused = 1;
+            const char *rk = row_key_of(k);
+            json_t *have = rk ? json_object_get(row, rk) : NULL;
+            if (rk && json_equal(have ? have : json_null(), want))
+                continue;
+            json_object_set(set, k, want);
+        }
+        if (refused) {
+            printf("# %s: step %s would refuse: it disables OWA or MAPI without allow_lockout\n",
+                   upn, st->name);
+            p->refused++;
+            compliant = 0;
+        } else if (json_object_size(set)) {
+            json_object_set_new(set, "Identity", json_string(identity));
+            char *cmd = m365_powershell_command("Set-CASMailbox", set);
+            printf("%s\n", cmd ? cmd : "# (out of memory)");
+            free(cmd);
+            p->commands++;
+            compliant = 0;
+        }
+        json_decref(set);
+        json_decref(params);
+    }
+    p->compliant += compliant;
+    json_decref(scope);
+    return 0;
+}
+
+/* manage_transport steps: compare with the synced organisation settings. */
+static void plan_transport(struct plan_run *p, const json_t *org)
+{
+    for (size_t i = 0; i < p->wf->n_steps; i++) {
+        const struct wf_step *st = &p->wf->steps[i];
+        if (!st->type || strcmp(st->type->name, "manage_transport") != 0)
+            continue;
+        json_t *settings = json_object_get(st->params, "settings");
+        if (!json_is_object(settings)) {
+            printf("# step %s: settings are decided at run time\n", st->name);
+            continue;
+        }
+        json_t *set = json_object();
+        const char *k;
+        json_t *want;
+        json_object_foreach(settings, k, want)
+        {
+            json_t *have = org ? json_object_get(org, k) : NULL;
+            if (!org || !json_equal(have ? have : json_null(), want))
+                json_object_set(set, k, want);
+        }
+        if (json_object_size(set)) {
+            char *cmd = m365_powershell_command("Set-TransportConfig", set);
+            printf("%s%s\n", cmd ? cmd : "# (out of memory)",
+                   org ? "" : "   # the organisation settings were not synced");
+            free(cmd);
+            p->commands++;
+        } else {
+            printf("# step %s: the organisation already has these transport settings\n", st->name);
+        }
+        json_decref(set);
+    }
+}
+
+static void plan_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: assent plan WORKFLOW [--where EXPR | --kpi NAME]\n\n"
+            "Print, for the users of the last sync (filtered by --where, an expression over the\n"
+            "report row), the exact changes WORKFLOW's manage_cas and manage_transport steps would\n"
+            "make, as a PowerShell script for Exchange Online.  Only settings that differ from\n"
+            "the synced state are listed.  Nothing is changed.\n");
 }
 
 int cmd_plan(struct cli *cli, int argc, char **argv)
 {
-    (void)cli; (void)argc; (void)argv;
-    return cli_error(EXIT_FAIL, "plan", "not available in this build yet");
-}
+    const char *path = NULL, *where = NULL, *kpi = NULL;
+    struct plan_run p = {.cli = cli};
+    struct diag_list diags = {0};
+    json_t *last = NULL, *org = NULL;
+    int rc = EXIT_OK;
 
+    if (cli_wants_help(argc, argv)) {
+        plan_usage(stdout);
+        return EXIT_OK;
+    }
+    for (int i = 1; i < argc; i++) {
+        int m;
+        if ((m = opt_value(argc, argv, &i, "--where", &where)) ||
+            (m = opt_value(argc, argv, &i, "--kpi", &kpi))) {
+            if (m < 0)
+                return cli_error(EXIT_USAGE, "plan", "%s needs a value", argv[i]);
+        } else if (argv[i][0] == '-' || path) {
+            plan_usage(stderr);
+            return EXIT_USAGE;
+        } else {
+            path = argv[i];
+        }
+    }
+    if (!path) {
+        plan_usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (kpi)
+        return cli_error(EXIT_USAGE, "plan",
+                         "--kpi is not available in this build; use --where with the KPI's filter");
+    if (where && expr_compile(where, &p.where, &p.err) != AS_OK)
+        return cli_error(EXIT_USAGE, "plan", "--where: %s", p.err.msg);
+    if (wf_load_file(path, &p.wf, &diags, &p.err) != AS_OK) {
+        wf_diags_print(&diags, path, cli->json, stderr);
+        rc = cli_error(EXIT_FAIL, "plan", "%s: %s", path, p.err.msg[0] ? p.err.msg : "invalid workflow");
+        goto out;
+    }
+    int transport = 0;
+    for (size_t i = 0; i < p.wf->n_steps; i++) {
+        const struct wf_step *st = &p.wf->steps[i];
+        if (st->type && strcmp(st->type->name, "manage_cas") == 0 &&
+            p.n_cas < sizeof p.cas_steps / sizeof p.cas_steps[0])
+            p.cas_steps[p.n_cas++] = st;
+        if (st->type && strcmp(st->type->name, "manage_transport") == 0)
+            transport = 1;
+    }
+    if (!p.n_cas && !transport) {
+        rc = cli_error(EXIT_FAIL, "plan", "workflow %s has no manage_cas or manage_transport step: "
+                                          "it changes no Exchange settings", p.wf->name);
+        goto out;
+    }
+    rc = cli_open_db(cli);
+    if (rc)
+        goto out;
+    if (db_tenant_last_sync(cli->app.db, &last, &p.err) != AS_OK ||
+        db_tenant_org_transport(cli->app.db, &org, &p.err) != AS_OK) {
+        rc = cli_error(EXIT_DB, "plan", "%s", p.err.msg);
+        goto out;
+    }
+    if (!last) {
+        rc = cli_error(EXIT_NOTFOUND, "plan", "no tenant data yet: run `assent sync` first");
+        goto out;
+    }
+    char now[40];
+    time_format_iso(time_now_ms(), now, sizeof now);
+    printf("# Assent plan for workflow \"%s\" version %s (sha256 %.12s), generated %s\n",
+           p.wf->name, p.wf->version, p.wf->hash, now);
+    printf("# Tenant state: sync %lld (%s, finished %s).%s%s\n",
+           (long long)json_integer_value(json_object_get(last, "id")),
+           json_string_value(json_object_get(last, "status")),
+           json_is_string(json_object_get(last, "finished_at"))
+               ? json_string_value(json_object_get(last, "finished_at"))
+               : "not finished",
+           where ? " Filter: " : "", where ? where : "");
+    printf("# Only settings that differ from that state are listed. Nothing has been changed.\n"
+           "# To apply by hand: Connect-ExchangeOnline, then run the lines below.\n");
+    plan_transport(&p, org);
+    if (p.n_cas) {
+        enum as_code dbrc = db_tenant_users_foreach(cli->app.db, plan_row, &p, &p.err);
+        if (dbrc) {
+            rc = cli_error(EXIT_DB, "plan", "%s", p.err.msg);
+            goto out;
+        }
+        if (p.failed) {
+            rc = cli_error(EXIT_FAIL, "plan", "%s", p.err.msg);
+            goto out;
+        }
+    }
+    printf("# %ld command(s); %ld user(s) considered, %ld already as requested, %ld without a "
+           "mailbox%s\n",
+           p.commands, p.rows, p.compliant, p.no_mailbox, p.refused ? ", some refused (see comments)" : "");
+out:
+    json_decref(last);
+    json_decref(org);
+    diag_free(&diags);
+    wf_free(p.wf);
+    expr_free(p.where);
+    return rc;
+}

@@ -502,19 +502,12 @@ enum as_code db_tenant_signins_done(struct db_conn *c, int64_t older_than_ms, in
 
 #define DAY_MS (86400000LL)
 
-enum as_code db_tenant_users_foreach(struct db *db, int (*cb)(const json_t *row, void *ud),
-                                     void *ud, struct as_err *err)
+/* Run a user-row statement (?1 bound here) and call cb per row. */
+static enum as_code users_run(struct db_conn *c, sqlite3_stmt *st,
+                              int (*cb)(const json_t *row, void *ud), void *ud,
+                              struct as_err *err)
 {
-    struct db_conn *c;
-    pthread_once(&sql_once, build_sql);
-    enum as_code rc = db_read_begin(db, &c, err);
-    if (rc)
-        return rc;
-    sqlite3_stmt *st = db_stmt(c, sql_all, err);
-    if (!st) {
-        db_read_end(db, c);
-        return AS_EDB;
-    }
+    enum as_code rc = AS_OK;
     sqlite3_bind_int64(st, 1, time_now_ms() - 30 * DAY_MS);
     int r;
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
@@ -530,6 +523,85 @@ enum as_code db_tenant_users_foreach(struct db *db, int (*cb)(const json_t *row,
     }
     if (!rc && r != SQLITE_ROW && r != SQLITE_DONE)
         rc = db_error(c, "read users", err);
+    return rc;
+}
+
+enum as_code db_tenant_users_foreach_sorted(struct db *db, const char *sort_key, int desc,
+                                            int (*cb)(const json_t *row, void *ud), void *ud,
+                                            struct as_err *err)
+{
+    struct db_conn *c;
+    pthread_once(&sql_once, build_sql);
+    size_t k;
+    for (k = 0; k < N_USER_COLS; k++)
+        if (strcmp(user_cols[k].key, sort_key) == 0)
+            break;
+    if (k == N_USER_COLS) {
+        char keys[1024];
+        size_t o = 0;
+        for (size_t i = 0; i < N_USER_COLS && o < sizeof keys; i++)
+            o += (size_t)snprintf(keys + o, sizeof keys - o, "%s%s", i ? ", " : "", user_cols[i].key);
+        return as_errf(err, AS_EINVAL, "cannot sort by \"%s\"; columns: %s", sort_key, keys);
+    }
+    /* The ORDER BY varies per call, so this statement is prepared here rather
+     * than cached (db_stmt keeps the SQL pointer). */
+    char sql[4600];
+    const char *all_end = strstr(sql_all, " ORDER BY ");
+    snprintf(sql, sizeof sql, "%.*s ORDER BY (%s) %s, u.upn_lower", (int)(all_end - sql_all),
+             sql_all, user_cols[k].sql, desc ? "DESC" : "ASC");
+    enum as_code rc = db_read_begin(db, &c, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db_conn_handle(c), sql, -1, &st, NULL) != SQLITE_OK) {
+        rc = db_error(c, "prepare sorted users", err);
+    } else {
+        rc = users_run(c, st, cb, ud, err);
+    }
+    sqlite3_finalize(st);
+    db_read_end(db, c);
+    return rc;
+}
+
+enum as_code db_tenant_org_transport(struct db *db, json_t **out, struct as_err *err)
+{
+    struct db_conn *c;
+    *out = NULL;
+    enum as_code rc = db_read_begin(db, &c, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = db_stmt(c, "SELECT transport FROM tenant_org WHERE id = 1 AND transport IS NOT NULL", err);
+    if (!st) {
+        db_read_end(db, c);
+        return AS_EDB;
+    }
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW) {
+        *out = json_loads(db_col_text(st, 0), 0, NULL);
+        if (!*out)
+            rc = as_errf(err, AS_EDB, "stored transport config is not JSON");
+    } else if (r != SQLITE_DONE) {
+        rc = db_error(c, "read transport config", err);
+    }
+    db_stmt_done(st);
+    db_read_end(db, c);
+    return rc;
+}
+
+enum as_code db_tenant_users_foreach(struct db *db, int (*cb)(const json_t *row, void *ud),
+                                     void *ud, struct as_err *err)
+{
+    struct db_conn *c;
+    pthread_once(&sql_once, build_sql);
+    enum as_code rc = db_read_begin(db, &c, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = db_stmt(c, sql_all, err);
+    if (!st) {
+        db_read_end(db, c);
+        return AS_EDB;
+    }
+    rc = users_run(c, st, cb, ud, err);
     db_stmt_done(st);
     db_read_end(db, c);
     return rc;

@@ -103,6 +103,19 @@ enum as_code db_tenant_signins_done(struct db_conn *c, int64_t older_than_ms, in
 enum as_code db_tenant_users_foreach(struct db *db, int (*cb)(const json_t *row, void *ud),
                                      void *ud, struct as_err *err) AS_WUR;
 
+/*
+ * The same, ordered by the row key sort_key (any key of the user row),
+ * descending when desc; ties by UPN.  AS_EINVAL naming the valid keys when
+ * sort_key is not one.  Sorting happens in SQLite: memory stays flat.
+ */
+enum as_code db_tenant_users_foreach_sorted(struct db *db, const char *sort_key, int desc,
+                                            int (*cb)(const json_t *row, void *ud), void *ud,
+                                            struct as_err *err) AS_WUR;
+
+/* The organisation's synced transport config ({"SmtpClientAuthenticationDisabled":..,
+ * ...}, as Get-TransportConfig returned it), or *out = NULL when never synced. */
+enum as_code db_tenant_org_transport(struct db *db, json_t **out, struct as_err *err) AS_WUR;
+
 /* The row of one user by UPN (case-insensitive) or id; AS_ENOTFOUND if none.
  * *out is a new reference. */
 enum as_code db_tenant_user_row(struct db *db, const char *upn_or_id, json_t **out,
