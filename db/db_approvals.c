@@ -1,0 +1,1164 @@
+/*
+ * db_approvals.c - approvals, approvers, link hashes, decisions (see
+ * db_approvals.h).  Every exported function is one short transaction.
+ */
+#include "db/db_approvals.h"
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db/db_runs.h"
+#include "engine/log.h"
+
+#define USER_AGENT_MAX 512
+#define COMMENT_MAX 4000
+
+/* ---- small helpers ----------------------------------------------------- */
+
+static void bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+    if (s)
+        sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+static void bind_text_max(sqlite3_stmt *st, int i, const char *s, size_t max)
+{
+    if (!s) {
+        sqlite3_bind_null(st, i);
+        return;
+    }
+    size_t n = strnlen(s, max);
+    /* Do not cut a UTF-8 sequence in half. */
+    while (n > 0 && n < strlen(s) && ((unsigned char)s[n] & 0xc0) == 0x80)
+        n--;
+    sqlite3_bind_text(st, i, s, (int)n, SQLITE_TRANSIENT);
+}
+
+/* Run a statement that returns no rows. */
+static enum as_code run_done(struct db_conn *c, sqlite3_stmt *st, const char *what,
+                             struct as_err *err)
+{
+    enum as_code rc = AS_OK;
+    if (sqlite3_step(st) != SQLITE_DONE)
+        rc = db_error(c, what, err);
+    db_stmt_done(st);
+    return rc;
+}
+
+static json_t *parse_or(const char *text, json_t *fallback)
+{
+    json_t *v = text && *text ? json_loads(text, 0, NULL) : NULL;
+    if (!v)
+        return fallback;
+    json_decref(fallback);
+    return v;
+}
+
+static int run_open(const char *status)
+{
+    return strcmp(status, "running") == 0 || strcmp(status, "waiting") == 0;
+}
+
+/* ---- reading an approval ------------------------------------------------- */
+
+static const char SQL_GET[] =
+    "SELECT a.id, a.run_id, a.exec_id, a.workflow, a.step, a.policy, a.status, a.subject,"
+    " a.message, a.requested_by, a.details, a.request, a.request_hash,"
+    " a.require_comment_on_reject, a.escalate_to, a.reminder_every_ms, a.next_reminder_at,"
+    " a.reminders_sent, a.expires_at, a.created_at, a.decided_at, a.decided_by, a.decided_via,"
+    " a.comment, a.escalated_at, r.status"
+    " FROM approvals a JOIN runs r ON r.id = a.run_id WHERE a.id = ?";
+
+static const char SQL_APPROVERS[] =
+    "SELECT id, position, email, status, sent_at, n_links, decided_at, decided_via, actor,"
+    " comment FROM approval_approvers WHERE approval_id = ? ORDER BY position";
+
+static enum as_code load_approval(struct db_conn *c, int64_t id, json_t **out,
+                                  struct as_err *err)
+{
+    enum as_code rc = AS_OK;
+    json_t *a = NULL, *list = NULL;
+    *out = NULL;
+    sqlite3_stmt *st = db_stmt(c, SQL_GET, err);
+    if (!st)
+        return AS_EDB;
+    sqlite3_bind_int64(st, 1, id);
+    int s = sqlite3_step(st);
+    if (s == SQLITE_DONE) {
+        db_stmt_done(st);
+        return as_errf(err, AS_ENOTFOUND, "no approval %lld", (long long)id);
+    }
+    if (s != SQLITE_ROW) {
+        rc = db_error(c, "read approval", err);
+        db_stmt_done(st);
+        return rc;
+    }
+    a = json_pack(
+        "{s:I, s:I, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:s, s:b, s:o, s:I, s:I,"
+        " s:I, s:I, s:I, s:I, s:s, s:s, s:s, s:I, s:s}",
+        "id", (json_int_t)sqlite3_column_int64(st, 0),
+        "run_id", (json_int_t)sqlite3_column_int64(st, 1),
+        "exec_id", (json_int_t)sqlite3_column_int64(st, 2),
+        "workflow", db_col_text(st, 3), "step", db_col_text(st, 4),
+        "policy", db_col_text(st, 5), "status", db_col_text(st, 6),
+        "subject", db_col_text(st, 7), "message", db_col_text(st, 8),
+        "requested_by", db_col_text(st, 9),
+        "details", parse_or(db_col_text(st, 10), json_object()),
+        "request", parse_or(db_col_text(st, 11), json_object()),
+        "request_hash", db_col_text(st, 12),
+        "require_comment_on_reject", sqlite3_column_int(st, 13),
+        "escalate_to", parse_or(db_col_text(st, 14), json_array()),
+        "reminder_every_ms", (json_int_t)sqlite3_column_int64(st, 15),
+        "next_reminder_at", (json_int_t)sqlite3_column_int64(st, 16),
+        "reminders_sent", (json_int_t)sqlite3_column_int64(st, 17),
+        "expires_at", (json_int_t)sqlite3_column_int64(st, 18),
+        "created_at", (json_int_t)sqlite3_column_int64(st, 19),
+        "decided_at", (json_int_t)sqlite3_column_int64(st, 20),
+        "decided_by", db_col_text(st, 21), "decided_via", db_col_text(st, 22),
+        "comment", db_col_text(st, 23),
+        "escalated_at", (json_int_t)sqlite3_column_int64(st, 24),
+        "run_status", db_col_text(st, 25));
+    db_stmt_done(st);
+    if (!a)
+        return as_errf(err, AS_ENOMEM, "out of memory");
+
+    list = json_array();
+    st = db_stmt(c, SQL_APPROVERS, err);
+    if (!st || !list) {
+        rc = st ? as_errf(err, AS_ENOMEM, "out of memory") : AS_EDB;
+        goto fail;
+    }
+    sqlite3_bind_int64(st, 1, id);
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        json_t *p = json_pack("{s:I, s:I, s:s, s:s, s:I, s:I, s:I, s:s, s:s, s:s}",
+                              "id", (json_int_t)sqlite3_column_int64(st, 0),
+                              "position", (json_int_t)sqlite3_column_int64(st, 1),
+                              "email", db_col_text(st, 2), "status", db_col_text(st, 3),
+                              "sent_at", (json_int_t)sqlite3_column_int64(st, 4),
+                              "n_links", (json_int_t)sqlite3_column_int64(st, 5),
+                              "decided_at", (json_int_t)sqlite3_column_int64(st, 6),
+                              "decided_via", db_col_text(st, 7), "actor", db_col_text(st, 8),
+                              "comment", db_col_text(st, 9));
+        if (!p || json_array_append_new(list, p) != 0) {
+            db_stmt_done(st);
+            rc = as_errf(err, AS_ENOMEM, "out of memory");
+            goto fail;
+        }
+    }
+    if (s != SQLITE_DONE) {
+        rc = db_error(c, "read approvers", err);
+        db_stmt_done(st);
+        goto fail;
+    }
+    db_stmt_done(st);
+    json_object_set_new(a, "approvers", list);
+    *out = a;
+    return AS_OK;
+fail:
+    json_decref(list);
+    json_decref(a);
+    return rc;
+}
+
+enum as_code db_approvals_get(struct db *db, int64_t id, json_t **out, struct as_err *err)
+{
+    struct db_conn *c;
+    enum as_code rc = db_read_begin(db, &c, err);
+    if (rc)
+        return rc;
+    rc = load_approval(c, id, out, err);
+    db_read_end(db, c);
+    return rc;
+}
+
+static const char SQL_LINK[] =
+    "SELECT l.token_hash, l.approver_id, p.approval_id, l.purpose, l.seq"
+    " FROM approval_links l JOIN approval_approvers p ON p.id = l.approver_id"
+    " WHERE l.token_hash = ?";
+
+struct link_row {
+    int64_t approver_id, approval_id;
+    char purpose[16];
+    int seq;
+};
+
+/* Find a link by hash, comparing the stored hash in constant time too. */
+static enum as_code find_link(struct db_conn *c, const char *token_hash, struct link_row *out,
+                              struct as_err *err)
+{
+    enum as_code rc = AS_OK;
+    sqlite3_stmt *st = db_stmt(c, SQL_LINK, err);
+    if (!st)
+        return AS_EDB;
+    bind_text(st, 1, token_hash);
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW) {
+        const char *stored = db_col_text(st, 0);
+        size_t n = strlen(token_hash);
+        if (strlen(stored) != n || CRYPTO_memcmp(stored, token_hash, n) != 0) {
+            rc = as_errf(err, AS_ENOTFOUND, "unknown link");
+        } else {
+            out->approver_id = sqlite3_column_int64(st, 1);
+            out->approval_id = sqlite3_column_int64(st, 2);
+            snprintf(out->purpose, sizeof out->purpose, "%s", db_col_text(st, 3));
+            out->seq = sqlite3_column_int(st, 4);
+        }
+    } else if (s == SQLITE_DONE) {
+        rc = as_errf(err, AS_ENOTFOUND, "unknown link");
+    } else {
+        rc = db_error(c, "find link", err);
+    }
+    db_stmt_done(st);
+    return rc;
+}
+
+enum as_code db_approvals_by_token(struct db *db, const char *token_hash, json_t **out,
+                                   struct as_err *err)
+{
+    struct db_conn *c;
+    struct link_row link = {0};
+    *out = NULL;
+    enum as_code rc = db_read_begin(db, &c, err);
+    if (rc)
+        return rc;
+    rc = find_link(c, token_hash, &link, err);
+    if (!rc)
+        rc = load_approval(c, link.approval_id, out, err);
+    db_read_end(db, c);
+    if (rc)
+        return rc;
+    json_t *list = json_object_get(*out, "approvers");
+    size_t i;
+    json_t *p;
+    json_array_foreach(list, i, p)
+    {
+        if (json_integer_value(json_object_get(p, "id")) == link.approver_id) {
+            json_object_set_new(*out, "me", json_integer((json_int_t)i));
+            json_object_set_new(*out, "link_purpose", json_string(link.purpose));
+            return AS_OK;
+        }
+    }
+    json_decref(*out);
+    *out = NULL;
+    return as_errf(err, AS_ENOTFOUND, "unknown link");
+}
+
+/* ---- creating an approval ------------------------------------------------ */
+
+static const char SQL_FIND_BY_KEY[] = "SELECT id FROM approvals WHERE idempotency_key = ?";
+
+static const char SQL_INSERT[] =
+    "INSERT INTO approvals (run_id, exec_id, step, workflow, idempotency_key, policy, status,"
+    " subject, message, requested_by, details, request, request_hash,"
+    " require_comment_on_reject, escalate_to, reminder_every_ms, next_reminder_at,"
+    " expires_at, created_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+static const char SQL_INSERT_APPROVER[] =
+    "INSERT INTO approval_approvers (approval_id, position, email, status) VALUES (?, ?, ?, ?)";
+
+enum as_code db_approvals_ensure(struct db *db, const struct approval_new *a, int64_t *id,
+                                 int *created, struct as_err *err)
+{
+    struct db_conn *c;
+    char *details = NULL, *escalate = NULL;
+    json_t *ev = NULL;
+    if (created)
+        *created = 0;
+    if (!json_is_array(a->approvers) || json_array_size(a->approvers) == 0)
+        return as_errf(err, AS_EINVAL, "an approval needs at least one approver");
+    enum as_code rc = db_write_begin(db, &c, err);
+    if (rc)
+        return rc;
+
+    sqlite3_stmt *st = db_stmt(c, SQL_FIND_BY_KEY, err);
+    if (!st) {
+        rc = AS_EDB;
+        goto fail;
+    }
+    bind_text(st, 1, a->idempotency_key);
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW) {
+        *id = sqlite3_column_int64(st, 0);
+        db_stmt_done(st);
+        db_write_rollback(db); /* nothing written */
+        return AS_OK;
+    }
+    db_stmt_done(st);
+    if (s != SQLITE_DONE) {
+        rc = db_error(c, "find approval", err);
+        goto fail;
+    }
+
+    details = a->details ? json_dumps(a->details, JSON_COMPACT | JSON_SORT_KEYS) : strdup("{}");
+    escalate = a->escalate_to ? json_dumps(a->escalate_to, JSON_COMPACT) : strdup("[]");
+    if (!details || !escalate) {
+        rc = as_errf(err, AS_ENOMEM, "out of memory");
+        goto fail;
+    }
+    st = db_stmt(c, SQL_INSERT, err);
+    if (!st) {
+        rc = AS_EDB;
+        goto fail;
+    }
+    int64_t next_reminder = 0;
+    if (a->reminder_every_ms > 0 && a->now + a->reminder_every_ms < a->expires_at)
+        next_reminder = a->now + a->reminder_every_ms;
+    sqlite3_bind_int64(st, 1, a->run_id);
+    sqlite3_bind_int64(st, 2, a->exec_id);
+    bind_text(st, 3, a->step);
+    bind_text(st, 4, a->workflow);
+    bind_text(st, 5, a->idempotency_key);
+    bind_text(st, 6, a->policy);
+    bind_text(st, 7, a->subject);
+    bind_text(st, 8, a->message ? a->message : "");
+    bind_text(st, 9, a->requested_by ? a->requested_by : "");
+    bind_text(st, 10, details);
+    bind_text(st, 11, a->request_json);
+    bind_text(st, 12, a->request_hash);
+    sqlite3_bind_int(st, 13, a->require_comment_on_reject ? 1 : 0);
+    bind_text(st, 14, escalate);
+    if (a->reminder_every_ms > 0)
+        sqlite3_bind_int64(st, 15, a->reminder_every_ms);
+    else
+        sqlite3_bind_null(st, 15);
+    if (next_reminder)
+        sqlite3_bind_int64(st, 16, next_reminder);
+    else
+        sqlite3_bind_null(st, 16);
+    sqlite3_bind_int64(st, 17, a->expires_at);
+    sqlite3_bind_int64(st, 18, a->now);
+    rc = run_done(c, st, "insert approval", err);
+    if (rc)
+        goto fail;
+    *id = sqlite3_last_insert_rowid(db_conn_handle(c));
+
+    int sequential = strcmp(a->policy, "sequential") == 0;
+    size_t i;
+    json_t *addr;
+    json_array_foreach(a->approvers, i, addr)
+    {
+        st = db_stmt(c, SQL_INSERT_APPROVER, err);
+        if (!st) {
+            rc = AS_EDB;
+            goto fail;
+        }
+        sqlite3_bind_int64(st, 1, *id);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)i);
+        bind_text(st, 3, json_string_value(addr));
+        bind_text(st, 4, sequential && i > 0 ? "queued" : "pending");
+        rc = run_done(c, st, "insert approver", err);
+        if (rc)
+            goto fail;
+    }
+    ev = json_pack("{s:I, s:s, s:O, s:s, s:I}", "approval_id", (json_int_t)*id, "policy",
+                   a->policy, "approvers", a->approvers, "request_hash", a->request_hash,
+                   "expires_at", (json_int_t)a->expires_at);
+    rc = db_event_append(c, a->run_id, a->exec_id, "approval.requested", ev, err);
+    if (rc)
+        goto fail;
+    rc = db_write_commit(db, err);
+    if (!rc && created)
+        *created = 1;
+    goto out;
+fail:
+    db_write_rollback(db);
+out:
+    json_decref(ev);
+    free(details);
+    free(escalate);
+    return rc;
+}
+
+/* ---- links ------------------------------------------------------------------ */
+
+enum as_code db_approvals_add_link(struct db *db, int64_t approver_id, const char *purpose,
+                                   const char *token_hash, int64_t now, int *seq,
+                                   struct as_err *err)
+{
+    struct db_conn *c;
+    enum as_code rc = db_write_begin(db, &c, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = db_stmt(
+        c, "UPDATE approval_approvers SET n_links = n_links + 1 WHERE id = ? RETURNING n_links",
+        err);
+    if (!st) {
+        rc = AS_EDB;
+        goto fail;
+    }
+    sqlite3_bind_int64(st, 1, approver_id);
+    int n = 0;
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW)
+        n = sqlite3_column_int(st, 0);
+    if (s == SQLITE_ROW)
+        s = sqlite3_step(st);
+    if (s != SQLITE_DONE) {
+        rc = db_error(c, "count links", err);
+        db_stmt_done(st);
+        goto fail;
+    }
+    db_stmt_done(st);
+    if (n == 0) {
+        rc = as_errf(err, AS_ENOTFOUND, "no approver %lld", (long long)approver_id);
+        goto fail;
+    }
+    st = db_stmt(c,
+                 "INSERT INTO approval_links (token_hash, approver_id, seq, purpose, created_at)"
+                 " VALUES (?, ?, ?, ?, ?)",
+                 err);
+    if (!st) {
+        rc = AS_EDB;
+        goto fail;
+    }
+    bind_text(st, 1, token_hash);
+    sqlite3_bind_int64(st, 2, approver_id);
+    sqlite3_bind_int(st, 3, n);
+    bind_text(st, 4, purpose);
+    sqlite3_bind_int64(st, 5, now);
+    rc = run_done(c, st, "insert link", err);
+    if (rc)
+        goto fail;
+    rc = db_write_commit(db, err);
+    if (!rc && seq)
+        *seq = n;
+    return rc;
+fail:
+    db_write_rollback(db);
+    return rc;
+}
+
+enum as_code db_approvals_link_sent(struct db *db, const char *token_hash, int64_t now,
+                                    struct as_err *err)
+{
+    struct db_conn *c;
+    struct link_row link = {0};
+    enum as_code rc = db_write_begin(db, &c, err);
+    if (rc)
+        return rc;
+    rc = find_link(c, token_hash, &link, err);
+    if (rc)
+        goto fail;
+    sqlite3_stmt *st = db_stmt(c, "UPDATE approval_links SET sent_at = ? WHERE token_hash = ?", err);
+    if (!st) {
+        rc = AS_EDB;
+        goto fail;
+    }
+    sqlite3_bind_int64(st, 1, now);
+    bind_text(st, 2, token_hash);
+    rc = run_done(c, st, "mark link sent", err);
+    if (rc)
+        goto fail;
+    if (strcmp(link.purpose, "request") == 0) {
+        st = db_stmt(c, "UPDATE approval_approvers SET sent_at = COALESCE(sent_at, ?) WHERE id = ?",
+                     err);
+        if (!st) {
+            rc = AS_EDB;
+            goto fail;
+        }
+        sqlite3_bind_int64(st, 1, now);
+        sqlite3_bind_int64(st, 2, link.approver_id);
+        rc = run_done(c, st, "mark approver sent", err);
+        if (rc)
+            goto fail;
+    }
+    return db_write_commit(db, err);
+fail:
+    db_write_rollback(db);
+    return rc;
+}
+
+/* One UPDATE of an approval column set in its own transaction. */
+static enum as_code update_one(struct db *db, const char *sql, int64_t v1, int64_t v2,
+                               int64_t approval_id, int n_values, struct as_err *err)
+{
+    struct db_conn *c;
+    enum as_code rc = db_write_begin(db, &c, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = db_stmt(c, sql, err);
+    if (!st) {
+        db_write_rollback(db);
+        return AS_EDB;
+    }
+    int i = 1;
+    if (n_values >= 1)
+        sqlite3_bind_int64(st, i++, v1);
+    if (n_values >= 2) {
+        if (v2)
+            sqlite3_bind_int64(st, i++, v2);
+        else
+            sqlite3_bind_null(st, i++);
+    }
+    sqlite3_bind_int64(st, i, approval_id);
+    rc = run_done(c, st, "update approval", err);
+    if (rc) {
+        db_write_rollback(db);
+        return rc;
+    }
+    return db_write_commit(db, err);
+}
+
+enum as_code db_approvals_set_reminded(struct db *db, int64_t approval_id, int reminder_no,
+                                       int64_t next_reminder_at, struct as_err *err)
+{
+    return update_one(db,
+                      "UPDATE approvals SET reminders_sent = ?, next_reminder_at = ? WHERE id = ?",
+                      reminder_no, next_reminder_at, approval_id, 2, err);
+}
+
+enum as_code db_approvals_set_escalated(struct db *db, int64_t approval_id, int64_t now,
+                                        struct as_err *err)
+{
+    return update_one(db, "UPDATE approvals SET escalated_at = ? WHERE id = ?", now, 0,
+                      approval_id, 1, err);
+}
+
+enum as_code db_approvals_clear_resume(struct db *db, int64_t approval_id, struct as_err *err)
+{
+    return update_one(db, "UPDATE approvals SET resume_pending = 0 WHERE id = ? AND resume_pending = 1",
+                      0, 0, approval_id, 0, err);
+}
+
+static enum as_code close_open_approvers(struct db_conn *c, int64_t approval_id,
+                                         struct as_err *err)
+{
+    sqlite3_stmt *st = db_stmt(c,
+                               "UPDATE approval_approvers SET status = 'closed'"
+                               " WHERE approval_id = ? AND status IN ('pending','queued')",
+                               err);
+    if (!st)
+        return AS_EDB;
+    sqlite3_bind_int64(st, 1, approval_id);
+    return run_done(c, st, "close approvers", err);
+}
+
+enum as_code db_approvals_expire(struct db *db, int64_t approval_id, int64_t now, int *changed,
+                                 struct as_err *err)
+{
+    struct db_conn *c;
+    json_t *ev = NULL;
+    if (changed)
+        *changed = 0;
+    enum as_code rc = db_write_begin(db, &c, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = db_stmt(c,
+                               "UPDATE approvals SET status = 'expired', decided_at = ?,"
+                               " decided_via = 'expiry' WHERE id = ? AND status = 'pending'"
+                               " RETURNING run_id, exec_id",
+                               err);
+    if (!st) {
+        rc = AS_EDB;
+        goto fail;
+    }
+    sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_int64(st, 2, approval_id);
+    int64_t run_id = 0, exec_id = 0;
+    int s = sqlite3_step(st);
+    int did = s == SQLITE_ROW;
+    if (did) {
+        run_id = sqlite3_column_int64(st, 0);
+        exec_id = sqlite3_column_int64(st, 1);
+        s = sqlite3_step(st);
+    }
+    if (s != SQLITE_DONE) {
+        rc = db_error(c, "expire approval", err);
+        db_stmt_done(st);
+        goto fail;
+    }
+    db_stmt_done(st);
+    if (did) {
+        rc = close_open_approvers(c, approval_id, err);
+        if (rc)
+            goto fail;
+        ev = json_pack("{s:I}", "approval_id", (json_int_t)approval_id);
+        rc = db_event_append(c, run_id, exec_id, "approval.expired", ev, err);
+        if (rc)
+            goto fail;
+    }
+    rc = db_write_commit(db, err);
+    if (!rc && changed)
+        *changed = did;
+    json_decref(ev);
+    return rc;
+fail:
+    json_decref(ev);
+    db_write_rollback(db);
+    return rc;
+}
+
+/* ---- deciding ----------------------------------------------------------------- */
+
+static const char SQL_DECIDE_LOAD[] =
+    "SELECT a.status, a.policy, a.expires_at, a.run_id, a.exec_id, a.require_comment_on_reject,"
+    " a.decided_by, a.decided_at, a.request_hash, r.status"
+    " FROM approvals a JOIN runs r ON r.id = a.run_id WHERE a.id = ?";
+
+static const char SQL_APPROVER_ROW[] =
+    "SELECT email, status, actor, decided_at FROM approval_approvers WHERE id = ?";
+
+static const char SQL_APPROVER_DECIDE[] =
+    "UPDATE approval_approvers SET status = ?, decided_at = ?, decided_via = ?, actor = ?,"
+    " comment = ?, client_addr = ?, user_agent = ? WHERE id = ? AND status = 'pending'";
+
+static const char SQL_APPROVAL_DECIDE[] =
+    "UPDATE approvals SET status = ?, decided_at = ?, decided_by = ?, decided_via = ?,"
+    " comment = ? WHERE id = ? AND status = 'pending'";
+
+static int empty(const char *s)
+{
+    if (!s)
+        return 1;
+    for (; *s; s++)
+        if (*s != ' ' && *s != '\t' && *s != '\r' && *s != '\n')
+            return 0;
+    return 1;
+}
+
+/* The integer in the first column of the first row of sql (0 when no
+ * row), with one bound id. */
+static enum as_code int_query(struct db_conn *c, const char *sql, int64_t id, int64_t *n,
+                                struct as_err *err)
+{
+    sqlite3_stmt *st = db_stmt(c, sql, err);
+    if (!st)
+        return AS_EDB;
+    sqlite3_bind_int64(st, 1, id);
+    enum as_code rc = AS_OK;
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW)
+        *n = sqlite3_column_int64(st, 0);
+    else if (s == SQLITE_DONE)
+        *n = 0;
+    else
+        rc = db_error(c, "count", err);
+    db_stmt_done(st);
+    return rc;
+}
+
+enum as_code db_approvals_decide(struct db *db, const struct approval_decision *d,
+                                 struct approval_decision_result *res, struct as_err *err)
+{
+    struct db_conn *c;
+    enum as_code rc;
+    json_t *ev = NULL, *payload = NULL;
+    struct link_row link = {0};
+    char a_status[16] = "", policy[16] = "", run_status[16] = "", request_hash[80] = "";
+    char approver_status[16] = "";
+    int64_t expires_at = 0, approval_id = d->approval_id;
+    int require_comment = 0;
+    const char *final = NULL;
+    int next_activated = 0;
+
+    memset(res, 0, sizeof *res);
+    int approve = d->decision && strcmp(d->decision, "approve") == 0;
+    if (!approve && !(d->decision && strcmp(d->decision, "reject") == 0))
+        return as_errf(err, AS_EINVAL, "the decision must be approve or reject");
+    if (d->comment && strlen(d->comment) > COMMENT_MAX)
+        return as_errf(err, AS_EINVAL, "the comment is longer than %d bytes", COMMENT_MAX);
+
+    rc = db_write_begin(db, &c, err);
+    if (rc)
+        return rc;
+    if (d->token_hash) {
+        rc = find_link(c, d->token_hash, &link, err);
+        if (rc)
+            goto fail;
+        approval_id = link.approval_id;
+    }
+
+    sqlite3_stmt *st = db_stmt(c, SQL_DECIDE_LOAD, err);
+    if (!st) {
+        rc = AS_EDB;
+        goto fail;
+    }
+    sqlite3_bind_int64(st, 1, approval_id);
+    int s = sqlite3_step(st);
+    if (s != SQLITE_ROW) {
+        rc = s == SQLITE_DONE ? as_errf(err, AS_ENOTFOUND, "no approval %lld", (long long)approval_id)
+                              : db_error(c, "read approval", err);
+        db_stmt_done(st);
+        goto fail;
+    }
+    snprintf(a_status, sizeof a_status, "%s", db_col_text(st, 0));
+    snprintf(policy, sizeof policy, "%s", db_col_text(st, 1));
+    expires_at = sqlite3_column_int64(st, 2);
+    res->approval_id = approval_id;
+    res->run_id = sqlite3_column_int64(st, 3);
+    res->exec_id = sqlite3_column_int64(st, 4);
+    require_comment = sqlite3_column_int(st, 5);
+    snprintf(res->decided_by, sizeof res->decided_by, "%s", db_col_text(st, 6));
+    res->decided_at = sqlite3_column_int64(st, 7);
+    snprintf(request_hash, sizeof request_hash, "%s", db_col_text(st, 8));
+    snprintf(run_status, sizeof run_status, "%s", db_col_text(st, 9));
+    db_stmt_done(st);
+    snprintf(res->status, sizeof res->status, "%s", a_status);
+
+    if (link.approver_id) {
+        st = db_stmt(c, SQL_APPROVER_ROW, err);
+        if (!st) {
+            rc = AS_EDB;
+            goto fail;
+        }
+        sqlite3_bind_int64(st, 1, link.approver_id);
+        if (sqlite3_step(st) != SQLITE_ROW) {
+            rc = db_error(c, "read approver", err);
+            db_stmt_done(st);
+            goto fail;
+        }
+        snprintf(res->approver, sizeof res->approver, "%s", db_col_text(st, 0));
+        snprintf(approver_status, sizeof approver_status, "%s", db_col_text(st, 1));
+        if (strcmp(approver_status, "approved") == 0 || strcmp(approver_status, "rejected") == 0) {
+            /* This approver answered already (policy all: the approval goes on). */
+            snprintf(res->decided_by, sizeof res->decided_by, "%s", db_col_text(st, 2));
+            res->decided_at = sqlite3_column_int64(st, 3);
+            snprintf(res->decided_what, sizeof res->decided_what, "%s", approver_status);
+        }
+        db_stmt_done(st);
+    }
+
+    if (!run_open(run_status)) {
+        rc = as_errf(err, AS_ECANCELLED, "the run of this approval has ended (%s)", run_status);
+        goto fail;
+    }
+    if (strcmp(a_status, "expired") == 0 ||
+        (strcmp(a_status, "pending") == 0 && d->now >= expires_at)) {
+        snprintf(res->decided_what, sizeof res->decided_what, "expired");
+        rc = as_errf(err, AS_EEXPIRED, "this approval expired");
+        goto fail;
+    }
+    if (strcmp(a_status, "pending") != 0) {
+        snprintf(res->decided_what, sizeof res->decided_what, "%s", a_status);
+        rc = as_errf(err, AS_ECONFLICT, "already %s by %s", a_status, res->decided_by);
+        goto fail;
+    }
+    if (link.approver_id && strcmp(approver_status, "pending") != 0) {
+        if (!res->decided_what[0])
+            snprintf(res->decided_what, sizeof res->decided_what, "%s", approver_status);
+        rc = as_errf(err, AS_ECONFLICT, "this link was already used (%s)", approver_status);
+        goto fail;
+    }
+    if (!approve && require_comment && empty(d->comment)) {
+        rc = as_errf(err, AS_EINVAL, "a comment is required to reject");
+        goto fail;
+    }
+
+    const char *actor = d->actor && *d->actor ? d->actor : res->approver;
+    const char *decided = approve ? "approved" : "rejected";
+    if (link.approver_id) {
+        st = db_stmt(c, SQL_APPROVER_DECIDE, err);
+        if (!st) {
+            rc = AS_EDB;
+            goto fail;
+        }
+        bind_text(st, 1, decided);
+        sqlite3_bind_int64(st, 2, d->now);
+        bind_text(st, 3, d->via);
+        bind_text(st, 4, actor);
+        bind_text(st, 5, d->comment ? d->comment : "");
+        bind_text(st, 6, d->client_addr);
+        bind_text_max(st, 7, d->user_agent, USER_AGENT_MAX);
+        sqlite3_bind_int64(st, 8, link.approver_id);
+        rc = run_done(c, st, "record decision", err);
+        if (rc)
+            goto fail;
+        if (sqlite3_changes(db_conn_handle(c)) != 1) {
+            rc = as_errf(err, AS_ECONFLICT, "this link was already used");
+            goto fail;
+        }
+    }
+
+    /* The policy. */
+    if (!link.approver_id || !approve || strcmp(policy, "any") == 0) {
+        final = decided;
+    } else if (strcmp(policy, "all") == 0) {
+        int64_t left = 0;
+        rc = int_query(c,
+                         "SELECT COUNT(*) FROM approval_approvers WHERE approval_id = ?"
+                         " AND status <> 'approved'",
+                         approval_id, &left, err);
+        if (rc)
+            goto fail;
+        if (left == 0)
+            final = "approved";
+    } else { /* sequential */
+        int64_t next = 0;
+        rc = int_query(c,
+                         "SELECT id FROM approval_approvers WHERE approval_id = ?"
+                         " AND status = 'queued' ORDER BY position LIMIT 1",
+                         approval_id, &next, err);
+        if (rc)
+            goto fail;
+        if (next == 0) {
+            final = "approved";
+        } else {
+            st = db_stmt(c, "UPDATE approval_approvers SET status = 'pending' WHERE id = ?", err);
+            if (!st) {
+                rc = AS_EDB;
+                goto fail;
+            }
+            sqlite3_bind_int64(st, 1, next);
+            rc = run_done(c, st, "activate next approver", err);
+            if (rc)
+                goto fail;
+            next_activated = 1;
+        }
+    }
+
+    if (final) {
+        st = db_stmt(c, SQL_APPROVAL_DECIDE, err);
+        if (!st) {
+            rc = AS_EDB;
+            goto fail;
+        }
+        bind_text(st, 1, final);
+        sqlite3_bind_int64(st, 2, d->now);
+        bind_text(st, 3, actor);
+        bind_text(st, 4, d->via);
+        bind_text(st, 5, d->comment ? d->comment : "");
+        sqlite3_bind_int64(st, 6, approval_id);
+        rc = run_done(c, st, "decide approval", err);
+        if (rc)
+            goto fail;
+        if (sqlite3_changes(db_conn_handle(c)) != 1) {
+            rc = as_errf(err, AS_ECONFLICT, "already decided");
+            goto fail;
+        }
+        rc = close_open_approvers(c, approval_id, err);
+        if (rc)
+            goto fail;
+        snprintf(res->status, sizeof res->status, "%s", final);
+        snprintf(res->decided_by, sizeof res->decided_by, "%s", actor);
+        res->decided_at = d->now;
+    }
+
+    ev = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s?, s:s?, s:s, s:s}",
+                   "approval_id", (json_int_t)approval_id,
+                   "approver", res->approver[0] ? res->approver : "(administrator)",
+                   "decision", decided, "comment", d->comment ? d->comment : "",
+                   "via", d->via ? d->via : "", "actor", actor,
+                   "client_addr", d->client_addr, "user_agent", d->user_agent,
+                   "request_hash", request_hash,
+                   "approval_status", final ? final : "pending");
+    if (!ev) {
+        rc = as_errf(err, AS_ENOMEM, "out of memory");
+        goto fail;
+    }
+    rc = db_event_append(c, res->run_id, res->exec_id, "approval.decision", ev, err);
+    if (rc)
+        goto fail;
+
+    if (final || next_activated) {
+        payload = json_pack("{s:I, s:s}", "approval_id", (json_int_t)approval_id, "decision",
+                            final ? final : "next");
+        struct as_err rerr = {0};
+        enum as_code rr = db_exec_resume(c, res->exec_id, payload, &rerr);
+        if (rr == AS_OK) {
+            res->resumed = 1;
+        } else if (rr == AS_ECONFLICT) {
+            /* The step is running right now (e.g. still mailing): flag it and
+             * let db_approvals_resume_pending() wake it once it waits. */
+            st = db_stmt(c, "UPDATE approvals SET resume_pending = 1 WHERE id = ?", err);
+            if (!st) {
+                rc = AS_EDB;
+                goto fail;
+            }
+            sqlite3_bind_int64(st, 1, approval_id);
+            rc = run_done(c, st, "flag resume", err);
+            if (rc)
+                goto fail;
+        } else {
+            rc = as_errf(err, rr, "%s", rerr.msg);
+            goto fail;
+        }
+    }
+    rc = db_write_commit(db, err);
+    json_decref(ev);
+    json_decref(payload);
+    return rc;
+fail:
+    db_write_rollback(db);
+    json_decref(ev);
+    json_decref(payload);
+    return rc;
+}
+
+enum as_code db_approvals_resume_pending(struct db *db, int64_t now, int *n_resumed,
+                                         struct as_err *err)
+{
+    struct db_conn *c;
+    int64_t any = 0;
+    enum as_code rc;
+    if (n_resumed)
+        *n_resumed = 0;
+    /* The common case, nothing to do, costs one indexed read. */
+    rc = db_read_begin(db, &c, err);
+    if (rc)
+        return rc;
+    rc = int_query(c, "SELECT COUNT(*) FROM approvals WHERE resume_pending = 1 AND id > ?", 0,
+                     &any, err);
+    db_read_end(db, c);
+    if (rc || any == 0)
+        return rc;
+
+    rc = db_write_begin(db, &c, err);
+    if (rc)
+        return rc;
+    int64_t ids[32], execs[32];
+    char statuses[32][16];
+    int n = 0;
+    sqlite3_stmt *st = db_stmt(c,
+                               "SELECT id, exec_id, status FROM approvals WHERE resume_pending = 1"
+                               " ORDER BY id LIMIT 32",
+                               err);
+    if (!st) {
+        rc = AS_EDB;
+        goto fail;
+    }
+    int s;
+    while (n < 32 && (s = sqlite3_step(st)) == SQLITE_ROW) {
+        ids[n] = sqlite3_column_int64(st, 0);
+        execs[n] = sqlite3_column_int64(st, 1);
+        snprintf(statuses[n], sizeof statuses[n], "%s", db_col_text(st, 2));
+        n++;
+    }
+    db_stmt_done(st);
+    for (int i = 0; i < n; i++) {
+        json_t *payload = json_pack("{s:I, s:s}", "approval_id", (json_int_t)ids[i], "decision",
+                                    strcmp(statuses[i], "pending") == 0 ? "next" : statuses[i]);
+        struct as_err rerr = {0};
+        enum as_code rr = db_exec_resume(c, execs[i], payload, &rerr);
+        json_decref(payload);
+        int clear = 0;
+        if (rr == AS_OK) {
+            clear = 1;
+            if (n_resumed)
+                (*n_resumed)++;
+        } else if (rr == AS_ECONFLICT || rr == AS_ENOTFOUND) {
+            /* Still running: try again later.  Ready or ended: it will see
+             * the decision (or never needs to). */
+            char exec_status[16] = "";
+            st = db_stmt(c, "SELECT status FROM step_execs WHERE id = ?", err);
+            if (!st) {
+                rc = AS_EDB;
+                goto fail;
+            }
+            sqlite3_bind_int64(st, 1, execs[i]);
+            if (sqlite3_step(st) == SQLITE_ROW)
+                snprintf(exec_status, sizeof exec_status, "%s", db_col_text(st, 0));
+            db_stmt_done(st);
+            clear = strcmp(exec_status, "running") != 0;
+        } else {
+            rc = as_errf(err, rr, "%s", rerr.msg);
+            goto fail;
+        }
+        if (clear) {
+            st = db_stmt(c, "UPDATE approvals SET resume_pending = 0 WHERE id = ?", err);
+            if (!st) {
+                rc = AS_EDB;
+                goto fail;
+            }
+            sqlite3_bind_int64(st, 1, ids[i]);
+            rc = run_done(c, st, "clear resume flag", err);
+            if (rc)
+                goto fail;
+        }
+    }
+    (void)now;
+    return db_write_commit(db, err);
+fail:
+    db_write_rollback(db);
+    return rc;
+}
+
+/* ---- listing and statistics ------------------------------------------------------ */
+
+static const char SQL_LIST_PENDING[] =
+    "SELECT a.id, a.run_id, a.workflow, a.step, a.subject, p.email, p.status, a.status, a.policy,"
+    " p.sent_at, a.expires_at, a.decided_at, a.decided_by, r.status"
+    " FROM approval_approvers p JOIN approvals a ON a.id = p.approval_id"
+    " JOIN runs r ON r.id = a.run_id"
+    " WHERE a.status = 'pending' AND p.status = 'pending' AND r.status IN ('running','waiting')"
+    " ORDER BY a.id DESC, p.position LIMIT ?";
+
+static const char SQL_LIST_ALL[] =
+    "SELECT a.id, a.run_id, a.workflow, a.step, a.subject, p.email, p.status, a.status, a.policy,"
+    " p.sent_at, a.expires_at, a.decided_at, a.decided_by, r.status"
+    " FROM approval_approvers p JOIN approvals a ON a.id = p.approval_id"
+    " JOIN runs r ON r.id = a.run_id"
+    " ORDER BY a.id DESC, p.position LIMIT ?";
+
+enum as_code db_approvals_list(struct db *db, int all, int limit, json_t **out,
+                               struct as_err *err)
+{
+    struct db_conn *c;
+    *out = NULL;
+    json_t *list = json_array();
+    if (!list)
+        return as_errf(err, AS_ENOMEM, "out of memory");
+    enum as_code rc = db_read_begin(db, &c, err);
+    if (rc) {
+        json_decref(list);
+        return rc;
+    }
+    sqlite3_stmt *st = db_stmt(c, all ? SQL_LIST_ALL : SQL_LIST_PENDING, err);
+    if (!st) {
+        rc = AS_EDB;
+        goto out;
+    }
+    sqlite3_bind_int(st, 1, limit > 0 ? limit : 200);
+    int s;
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        json_t *row = json_pack(
+            "{s:I, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:s}",
+            "approval_id", (json_int_t)sqlite3_column_int64(st, 0),
+            "run_id", (json_int_t)sqlite3_column_int64(st, 1),
+            "workflow", db_col_text(st, 2), "step", db_col_text(st, 3),
+            "subject", db_col_text(st, 4), "approver", db_col_text(st, 5),
+            "approver_status", db_col_text(st, 6), "status", db_col_text(st, 7),
+            "policy", db_col_text(st, 8),
+            "asked_at", (json_int_t)sqlite3_column_int64(st, 9),
+            "expires_at", (json_int_t)sqlite3_column_int64(st, 10),
+            "decided_at", (json_int_t)sqlite3_column_int64(st, 11),
+            "decided_by", db_col_text(st, 12), "run_status", db_col_text(st, 13));
+        if (!row || json_array_append_new(list, row) != 0) {
+            rc = as_errf(err, AS_ENOMEM, "out of memory");
+            break;
+        }
+    }
+    if (!rc && s != SQLITE_DONE)
+        rc = db_error(c, "list approvals", err);
+    db_stmt_done(st);
+out:
+    db_read_end(db, c);
+    if (rc)
+        json_decref(list);
+    else
+        *out = list;
+    return rc;
+}
+
+static enum as_code group_counts(struct db_conn *c, const char *sql, json_t *into,
+                                 struct as_err *err)
+{
+    sqlite3_stmt *st = db_stmt(c, sql, err);
+    if (!st)
+        return AS_EDB;
+    int s;
+    while ((s = sqlite3_step(st)) == SQLITE_ROW)
+        json_object_set_new(into, db_col_text(st, 0),
+                            json_integer((json_int_t)sqlite3_column_int64(st, 1)));
+    enum as_code rc = s == SQLITE_DONE ? AS_OK : db_error(c, "count", err);
+    db_stmt_done(st);
+    return rc;
+}
+
+enum as_code db_approvals_stats(struct db *db, json_t **out, struct as_err *err)
+{
+    struct db_conn *c;
+    *out = NULL;
+    json_t *runs = json_object(), *steps = json_object(), *approvals = json_object();
+    int64_t pending = 0;
+    enum as_code rc = AS_OK;
+    if (!runs || !steps || !approvals) {
+        rc = as_errf(err, AS_ENOMEM, "out of memory");
+        goto out;
+    }
+    /* Every status appears, with 0 when absent, so dashboards see the series. */
+    static const char *const run_states[] = {"running", "waiting", "succeeded", "failed",
+                                             "cancelled", NULL};
+    static const char *const step_states[] = {"ready", "running", "waiting", "succeeded",
+                                              "failed", "cancelled", NULL};
+    static const char *const approval_states[] = {"pending", "approved", "rejected", "expired",
+                                                  NULL};
+    for (int i = 0; run_states[i]; i++)
+        json_object_set_new(runs, run_states[i], json_integer(0));
+    for (int i = 0; step_states[i]; i++)
+        json_object_set_new(steps, step_states[i], json_integer(0));
+    for (int i = 0; approval_states[i]; i++)
+        json_object_set_new(approvals, approval_states[i], json_integer(0));
+    rc = db_read_begin(db, &c, err);
+    if (rc)
+        goto out;
+    rc = group_counts(c, "SELECT status, COUNT(*) FROM runs GROUP BY status", runs, err);
+    if (!rc)
+        rc = group_counts(c, "SELECT status, COUNT(*) FROM step_execs GROUP BY status", steps, err);
+    if (!rc)
+        rc = group_counts(c, "SELECT status, COUNT(*) FROM approvals GROUP BY status", approvals,
+                          err);
+    if (!rc)
+        rc = int_query(c,
+                         "SELECT COUNT(*) FROM approvals a JOIN runs r ON r.id = a.run_id"
+                         " WHERE a.status = 'pending' AND r.status IN ('running','waiting')"
+                         " AND a.id > ?",
+                         0, &pending, err);
+    db_read_end(db, c);
+    if (rc)
+        goto out;
+    *out = json_pack("{s:O, s:O, s:O, s:I}", "runs", runs, "steps", steps, "approvals",
+                     approvals, "approvals_pending", (json_int_t)pending);
+    if (!*out)
+        rc = as_errf(err, AS_ENOMEM, "out of memory");
+out:
+    json_decref(runs);
+    json_decref(steps);
+    json_decref(approvals);
+    return rc;
+}
+
+/* ---- secrets --------------------------------------------------------------------- */
+
+enum as_code db_approvals_secret(struct db *db, const char *name, unsigned char *out, size_t len,
+                                 struct as_err *err)
+{
+    struct db_conn *c;
+    enum as_code rc = db_write_begin(db, &c, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = db_stmt(c, "SELECT value FROM web_secrets WHERE name = ?", err);
+    if (!st) {
+        rc = AS_EDB;
+        goto fail;
+    }
+    bind_text(st, 1, name);
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW && (size_t)sqlite3_column_bytes(st, 0) == len) {
+        memcpy(out, sqlite3_column_blob(st, 0), len);
+        db_stmt_done(st);
+        db_write_rollback(db);
+        return AS_OK;
+    }
+    db_stmt_done(st);
+    if (s != SQLITE_ROW && s != SQLITE_DONE) {
+        rc = db_error(c, "read secret", err);
+        goto fail;
+    }
+    if (RAND_bytes(out, (int)len) != 1) {
+        rc = as_errf(err, AS_EIO, "the system's random number generator failed");
+        goto fail;
+    }
+    st = db_stmt(c,
+                 "INSERT OR REPLACE INTO web_secrets (name, value, created_at)"
+                 " VALUES (?, ?, CAST(strftime('%s','now') AS INTEGER) * 1000)",
+                 err);
+    if (!st) {
+        rc = AS_EDB;
+        goto fail;
+    }
+    bind_text(st, 1, name);
+    sqlite3_bind_blob(st, 2, out, (int)len, SQLITE_TRANSIENT);
+    rc = run_done(c, st, "store secret", err);
+    if (rc)
+        goto fail;
+    return db_write_commit(db, err);
+fail:
+    db_write_rollback(db);
+    return rc;
+}

@@ -1,0 +1,194 @@
+/*
+ * db_approvals.h - durable state of approvals: the request (frozen by its
+ * hash), the approvers and their answers, the hashed link tokens, and the
+ * one function that records a decision, used by both the web POST and
+ * `assent decide`.  Schema: db/migrations/003_approvals.sql.
+ *
+ * Every function opens and commits its own short transaction (writes with
+ * db_write_begin: BEGIN IMMEDIATE on the single writer), so callers never
+ * hold the writer across network I/O.  JSON in and out is jansson; returned
+ * objects are new references the caller decrefs.  Times are ms since the
+ * epoch.
+ *
+ * Approval JSON (db_approvals_get, db_approvals_by_token):
+ *   {"id", "run_id", "exec_id", "workflow", "step", "policy", "status",
+ *    "subject", "message", "requested_by", "details" (object),
+ *    "request" (object), "request_hash", "require_comment_on_reject" (bool),
+ *    "escalate_to" (array), "reminder_every_ms", "next_reminder_at" (0 =
+ *    none), "reminders_sent", "expires_at", "created_at", "decided_at" (0),
+ *    "decided_by" (""), "decided_via" (""), "comment" (""), "escalated_at"
+ *    (0), "run_status",
+ *    "approvers": [{"id", "position", "email", "status", "sent_at" (0),
+ *                   "n_links", "decided_at" (0), "decided_via", "actor",
+ *                   "comment"}, ...]}
+ * by_token adds "me": the index into approvers of the link's approver.
+ */
+#ifndef ASSENT_DB_APPROVALS_H
+#define ASSENT_DB_APPROVALS_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "db/db.h"
+#include "engine/error.h"
+
+/* A new approval, as the approval step asks for it.  All borrowed. */
+struct approval_new {
+    int64_t run_id, exec_id;
+    const char *workflow, *step;
+    const char *idempotency_key; /* the step's key: one approval per step execution */
+    const char *policy;          /* any | all | sequential */
+    const char *subject, *message, *requested_by;
+    const json_t *details;       /* object or NULL */
+    const char *request_json;    /* canonical JSON of the request */
+    const char *request_hash;    /* its SHA-256 hex */
+    int require_comment_on_reject;
+    const json_t *approvers;     /* array of distinct address strings, >= 1 */
+    const json_t *escalate_to;   /* array or NULL */
+    int64_t reminder_every_ms;   /* 0: no reminders */
+    int64_t expires_at;
+    int64_t now;
+};
+
+/*
+ * Find the approval of a->idempotency_key, or create it with its approvers
+ * (any/all: all pending; sequential: the first pending, the rest queued).
+ * *id receives its id; *created (may be NULL) 1 when it was made now.
+ */
+enum as_code db_approvals_ensure(struct db *db, const struct approval_new *a, int64_t *id,
+                                 int *created, struct as_err *err) AS_WUR;
+
+/* The approval as JSON (see above).  AS_ENOTFOUND when unknown. */
+enum as_code db_approvals_get(struct db *db, int64_t id, json_t **out, struct as_err *err) AS_WUR;
+
+/*
+ * The approval reached through a link: token_hash is the hex SHA-256 of the
+ * token.  Compared again in constant time after the indexed lookup.
+ * AS_ENOTFOUND when no link has that hash.
+ */
+enum as_code db_approvals_by_token(struct db *db, const char *token_hash, json_t **out,
+                                   struct as_err *err) AS_WUR;
+
+/*
+ * Record a new link (hash only) for an approver about to be mailed.
+ * purpose "request" or "reminder".  *seq (may be NULL) receives its number
+ * among the approver's links (1-based).
+ */
+enum as_code db_approvals_add_link(struct db *db, int64_t approver_id, const char *purpose,
+                                   const char *token_hash, int64_t now, int *seq,
+                                   struct as_err *err) AS_WUR;
+
+/*
+ * The email carrying link token_hash went out: the link and, for a request
+ * link, the approver are marked sent (a re-run of the step then skips that
+ * approver).
+ *
+ * Token rotation after a crash: a re-run makes a NEW token for an approver
+ * not marked sent, and the earlier token is NOT revoked.  The crash may
+ * have come after the mail server accepted the earlier email; the re-send
+ * carries the same Message-ID, and a mail client that drops duplicates by
+ * Message-ID may keep the earlier copy, so revoking its link could leave
+ * the approver with only a dead one.  The earlier token's plaintext never
+ * existed anywhere but in that email and the crashed process.
+ */
+enum as_code db_approvals_link_sent(struct db *db, const char *token_hash, int64_t now,
+                                    struct as_err *err) AS_WUR;
+
+/* Reminder number `reminder_no` went to everyone due; next_reminder_at 0 = none. */
+enum as_code db_approvals_set_reminded(struct db *db, int64_t approval_id, int reminder_no,
+                                       int64_t next_reminder_at, struct as_err *err) AS_WUR;
+
+/*
+ * Expire a pending approval: status expired, decided_via "expiry", open
+ * approvers closed, an "approval.expired" event.  *changed (may be NULL) is 1
+ * when this call expired it, 0 when it was no longer pending (decided just
+ * before: read it again).
+ */
+enum as_code db_approvals_expire(struct db *db, int64_t approval_id, int64_t now, int *changed,
+                                 struct as_err *err) AS_WUR;
+
+/* The escalation email of an expired approval went out. */
+enum as_code db_approvals_set_escalated(struct db *db, int64_t approval_id, int64_t now,
+                                        struct as_err *err) AS_WUR;
+
+/* The step has seen the decision: no resume retry needed any more. */
+enum as_code db_approvals_clear_resume(struct db *db, int64_t approval_id,
+                                       struct as_err *err) AS_WUR;
+
+/* One decision from a person. */
+struct approval_decision {
+    const char *token_hash;  /* the link used (web, or `decide TOKEN`); or NULL and: */
+    int64_t approval_id;     /* `decide ID`: an administrator decides the whole approval */
+    const char *decision;    /* "approve" | "reject" */
+    const char *comment;     /* may be NULL or "" */
+    const char *via;         /* "web" | "cli" */
+    const char *actor;       /* cli: OS user or --as NAME; web: NULL (the approver's address) */
+    const char *client_addr; /* web: peer address; NULL otherwise */
+    const char *user_agent;  /* web: User-Agent (truncated to 512 bytes); NULL otherwise */
+    int64_t now;
+};
+
+struct approval_decision_result {
+    int64_t approval_id, run_id, exec_id;
+    char approver[256];      /* the link's approver ("" for an admin decision) */
+    char status[16];         /* the approval after: pending | approved | rejected (| expired) */
+    char decided_by[256];    /* AS_ECONFLICT: who decided before */
+    int64_t decided_at;      /* AS_ECONFLICT: when */
+    char decided_what[16];   /* AS_ECONFLICT: approved | rejected | expired */
+    int resumed;             /* the step was woken: call engine_wake() */
+};
+
+/*
+ * Record a decision in ONE write transaction: find the link (constant-time
+ * hash compare) or approval; refuse unless the run is open (AS_ECANCELLED),
+ * the approval pending and not past expires_at (AS_EEXPIRED), the approver
+ * pending (AS_ECONFLICT, with who decided in res); a reject without a
+ * comment where one is required is AS_EINVAL.  Then the atomic
+ * `UPDATE ... WHERE status = 'pending'` (of two concurrent decisions exactly
+ * one wins; the other gets AS_ECONFLICT), the policy (any: first answer
+ * decides; all: every approval needed, a rejection rejects; sequential: in
+ * order, the next approver is activated and the step woken to mail them),
+ * an "approval.decision" event with approver, decision, comment, via,
+ * actor, client address, user agent and the request hash, and
+ * db_exec_resume() of the waiting step when something changed for it.
+ * If the step is not waiting at that moment (still sending), the approval
+ * is flagged and db_approvals_resume_pending() retries.
+ * AS_ENOTFOUND when the token or id is unknown.
+ */
+enum as_code db_approvals_decide(struct db *db, const struct approval_decision *d,
+                                 struct approval_decision_result *res, struct as_err *err) AS_WUR;
+
+/*
+ * Retry the wake-ups of decisions whose step was busy when they were made
+ * (see db_approvals_decide).  *n_resumed (may be NULL) counts steps woken
+ * now: call engine_wake() when > 0.  Cheap when there is nothing to do.
+ */
+enum as_code db_approvals_resume_pending(struct db *db, int64_t now, int *n_resumed,
+                                         struct as_err *err) AS_WUR;
+
+/*
+ * Approvers asked and still pending (all = 0), or every approver row
+ * (all = 1), newest approval first, at most limit (<= 0: 200) rows, as an
+ * array of {"approval_id", "run_id", "workflow", "step", "subject",
+ * "approver", "approver_status", "status", "policy", "asked_at" (0 = not
+ * mailed yet), "expires_at", "decided_at", "decided_by", "run_status"}.
+ * Pending (all = 0) means: approval pending, run open, approver pending.
+ */
+enum as_code db_approvals_list(struct db *db, int all, int limit, json_t **out,
+                               struct as_err *err) AS_WUR;
+
+/*
+ * Counts for /metrics: {"runs": {status: n}, "steps": {status: n},
+ * "approvals": {status: n}, "approvals_pending": n (pending in open runs)}.
+ */
+enum as_code db_approvals_stats(struct db *db, json_t **out, struct as_err *err) AS_WUR;
+
+/*
+ * The per-installation secret `name` (len bytes): created from the CSPRNG
+ * on first use, the same for every process sharing the database.
+ */
+enum as_code db_approvals_secret(struct db *db, const char *name, unsigned char *out, size_t len,
+                                 struct as_err *err) AS_WUR;
+
+#endif

@@ -1,0 +1,213 @@
+/* api.c - REST API, health endpoint and the admin-token check (see api.h). */
+#include "web/api.h"
+
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "db/db_approvals.h"
+#include "db/db_runs.h"
+#include "engine/app.h"
+#include "web/ratelimit.h"
+#include "web/routes.h"
+#include "web/token.h"
+
+static void json_error(struct web_resp *resp, int status, const char *error, const char *message)
+{
+    web_resp_json(resp, status, json_pack("{s:s, s:s}", "error", error, "message", message));
+}
+
+int api_authorize(struct web_req *req, struct web_resp *resp)
+{
+    const char *admin = web_server_admin_token(req->server);
+    if (!admin) {
+        json_error(resp, 403, "disabled",
+                   "the API is disabled: configure admin_token_file to enable it");
+        return 0;
+    }
+    struct ratelimit *rl = web_server_ratelimit(req->server);
+    int retry_after = 0;
+    if (ratelimit_blocked(rl, req->client_addr, req->now_ms, &retry_after)) {
+        char ra[16];
+        snprintf(ra, sizeof ra, "%d", retry_after);
+        web_resp_header(resp, "Retry-After", ra);
+        json_error(resp, 429, "rate_limited", "too many failed attempts from this address");
+        return 0;
+    }
+    const char *auth = web_req_header(req, "Authorization");
+    if (auth && strncasecmp(auth, "Bearer ", 7) == 0) {
+        char want[TOKEN_HASH_LEN + 1], got[TOKEN_HASH_LEN + 1];
+        /* Hash both so the comparison takes the same time whatever the length. */
+        token_sha256_hex(admin, strlen(admin), want);
+        token_sha256_hex(auth + 7, strlen(auth + 7), got);
+        if (CRYPTO_memcmp(want, got, TOKEN_HASH_LEN) == 0)
+            return 1;
+        ratelimit_fail(rl, req->client_addr, req->now_ms);
+    }
+    web_resp_header(resp, "WWW-Authenticate", "Bearer realm=\"assent\"");
+    json_error(resp, 401, "unauthorized", "a valid admin bearer token is required");
+    return 0;
+}
+
+void web_healthz(struct web_req *req, struct web_resp *resp)
+{
+    struct db_conn *c;
+    struct as_err err = {0};
+    int64_t open_runs = 0;
+    enum as_code rc = db_read_begin(req->app->db, &c, &err);
+    if (!rc) {
+        rc = db_runs_count_open(c, &open_runs, &err);
+        db_read_end(req->app->db, c);
+    }
+    if (rc) {
+        web_resp_json(resp, 503, json_pack("{s:s}", "status", "unavailable"));
+        return;
+    }
+    web_resp_json(resp, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+static json_t *run_json(const struct db_run_info *r)
+{
+    json_t *input = json_loads(r->input, 0, NULL);
+    return json_pack("{s:I, s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:s, s:b, s:I, s:I, s:I}",
+                     "id", (json_int_t)r->id, "workflow", r->workflow, "version", r->version,
+                     "status", r->status, "input", input ? input : json_null(),
+                     "error", r->error, "dedupe_key", r->dedupe_key, "trigger", r->trigger,
+                     "current_step", r->current_step, "dry_run", r->dry_run,
+                     "created_at", (json_int_t)r->created_at,
+                     "updated_at", (json_int_t)r->updated_at,
+                     "finished_at", (json_int_t)r->finished_at);
+}
+
+static int collect_run(void *ud, const struct db_run_info *r)
+{
+    json_t *j = run_json(r);
+    if (!j)
+        return 1;
+    json_array_append_new(ud, j);
+    return 0;
+}
+
+static int parse_id(const char *s, long long *out)
+{
+    if (!s || !*s)
+        return -1;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || v <= 0)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+void web_api_runs(struct web_req *req, struct web_resp *resp)
+{
+    if (!api_authorize(req, resp))
+        return;
+    struct db_run_filter f = {.status = web_req_query(req, "status"),
+                              .workflow = web_req_query(req, "workflow")};
+    long long v;
+    const char *limit = web_req_query(req, "limit"), *before = web_req_query(req, "before");
+    if (limit) {
+        if (parse_id(limit, &v) != 0 || v > 1000) {
+            json_error(resp, 400, "bad_request", "limit must be an integer from 1 to 1000");
+            return;
+        }
+        f.limit = (int)v;
+    }
+    if (before) {
+        if (parse_id(before, &v) != 0) {
+            json_error(resp, 400, "bad_request", "before must be a run id");
+            return;
+        }
+        f.before_id = v;
+    }
+    struct db_conn *c;
+    struct as_err err = {0};
+    json_t *runs = json_array();
+    enum as_code rc = db_read_begin(req->app->db, &c, &err);
+    if (!rc) {
+        rc = db_runs_list(c, &f, collect_run, runs, &err);
+        db_read_end(req->app->db, c);
+    }
+    if (rc) {
+        json_decref(runs);
+        json_error(resp, 500, "internal", err.msg);
+        return;
+    }
+    web_resp_json(resp, 200, json_pack("{s:o}", "runs", runs));
+}
+
+static int collect_exec(void *ud, const struct db_exec_info *e)
+{
+    json_t *output = e->output[0] ? json_loads(e->output, 0, NULL) : NULL;
+    json_t *j = json_pack("{s:I, s:s, s:i, s:s, s:i, s:s, s:s, s:o, s:I, s:I, s:I}",
+                          "id", (json_int_t)e->id, "step", e->step, "visit", e->visit,
+                          "status", e->status, "attempt", e->attempt, "outcome", e->outcome,
+                          "error", e->error, "output", output ? output : json_null(),
+                          "due_at", (json_int_t)e->due_at,
+                          "started_at", (json_int_t)e->started_at,
+                          "finished_at", (json_int_t)e->finished_at);
+    if (!j)
+        return 1;
+    json_array_append_new(ud, j);
+    return 0;
+}
+
+static int take_run(void *ud, const struct db_run_info *r)
+{
+    *(json_t **)ud = run_json(r);
+    return 1;
+}
+
+void web_api_run(struct web_req *req, struct web_resp *resp)
+{
+    if (!api_authorize(req, resp))
+        return;
+    long long id;
+    if (parse_id(req->param, &id) != 0) {
+        json_error(resp, 404, "not_found", "no such run");
+        return;
+    }
+    struct db_conn *c;
+    struct as_err err = {0};
+    json_t *run = NULL, *steps = json_array();
+    enum as_code rc = db_read_begin(req->app->db, &c, &err);
+    if (!rc) {
+        rc = db_run_get(c, id, take_run, &run, &err);
+        if (!rc)
+            rc = db_run_execs(c, id, collect_exec, steps, &err);
+        db_read_end(req->app->db, c);
+    }
+    if (rc == AS_OK && !run)
+        rc = AS_ENOTFOUND;
+    if (rc) {
+        json_decref(run);
+        json_decref(steps);
+        if (rc == AS_ENOTFOUND)
+            json_error(resp, 404, "not_found", "no such run");
+        else
+            json_error(resp, 500, "internal", err.msg);
+        return;
+    }
+    json_object_set_new(run, "steps", steps);
+    web_resp_json(resp, 200, run);
+}
+
+void web_api_approvals(struct web_req *req, struct web_resp *resp)
+{
+    if (!api_authorize(req, resp))
+        return;
+    const char *all = web_req_query(req, "all");
+    struct as_err err = {0};
+    json_t *list = NULL;
+    if (db_approvals_list(req->app->db, all && strcmp(all, "0") != 0, 500, &list, &err) != AS_OK) {
+        json_error(resp, 500, "internal", err.msg);
+        return;
+    }
+    web_resp_json(resp, 200, json_pack("{s:o}", "approvals", list));
+}

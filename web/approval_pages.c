@@ -1,0 +1,536 @@
+/* approval_pages.c - GET shows, POST decides: the pages of /a/{token} (see approval_pages.h). */
+#include "web/approval_pages.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "db/db_approvals.h"
+#include "engine/app.h"
+#include "engine/engine.h"
+#include "engine/log.h"
+#include "web/form.h"
+#include "web/ratelimit.h"
+#include "web/routes.h"
+#include "web/server.h"
+#include "web/token.h"
+
+#define COMMENT_MAX_BYTES 4000
+
+void approval_format_time(long long ms, char *buf, size_t size)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    if (!gmtime_r(&t, &tm) || !strftime(buf, size, "%Y-%m-%d %H:%M UTC", &tm))
+        snprintf(buf, size, "%lld", ms);
+}
+
+/* ---- rendering helpers -------------------------------------------------------- */
+
+static void render_value(struct html_buf *b, const json_t *v);
+
+static void render_scalar(struct html_buf *b, const json_t *v)
+{
+    char num[64];
+    switch (json_typeof(v)) {
+    case JSON_STRING: html_text(b, json_string_value(v)); break;
+    case JSON_INTEGER:
+        snprintf(num, sizeof num, "%lld", (long long)json_integer_value(v));
+        html_raw(b, num);
+        break;
+    case JSON_REAL:
+        snprintf(num, sizeof num, "%g", json_real_value(v));
+        html_raw(b, num);
+        break;
+    case JSON_TRUE: html_raw(b, "yes"); break;
+    case JSON_FALSE: html_raw(b, "no"); break;
+    case JSON_NULL: html_raw(b, "&mdash;"); break;
+    default: break;
+    }
+}
+
+static void render_table(struct html_buf *b, const json_t *obj, int depth)
+{
+    html_raw(b, "<table>\n");
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)obj, key, v)
+    {
+        html_raw(b, "<tr><th scope=\"row\">");
+        html_text(b, key);
+        html_raw(b, "</th><td>");
+        if (json_is_object(v) && depth < 4)
+            render_table(b, v, depth + 1);
+        else
+            render_value(b, v);
+        html_raw(b, "</td></tr>\n");
+    }
+    html_raw(b, "</table>\n");
+}
+
+static void render_value(struct html_buf *b, const json_t *v)
+{
+    if (json_is_array(v)) {
+        size_t i;
+        json_t *e;
+        json_array_foreach((json_t *)v, i, e)
+        {
+            if (i)
+                html_raw(b, ", ");
+            render_value(b, e);
+        }
+        if (json_array_size(v) == 0)
+            html_raw(b, "&mdash;");
+    } else if (json_is_object(v)) {
+        char *text = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
+        html_text(b, text ? text : "");
+        free(text);
+    } else {
+        render_scalar(b, v);
+    }
+}
+
+static int protocol_used(const json_t *used, const char *name)
+{
+    if (json_is_object(used)) {
+        const json_t *v = json_object_get(used, name);
+        return v && json_is_true(v);
+    }
+    size_t i;
+    json_t *e;
+    json_array_foreach((json_t *)used, i, e)
+    {
+        if (json_is_string(e) && strcasecmp(json_string_value(e), name) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+void approval_render_details(struct html_buf *b, const json_t *details)
+{
+    if (!json_is_object(details) || json_object_size(details) == 0)
+        return;
+    const json_t *protocols = json_object_get(details, "protocols");
+    const json_t *used = json_object_get(details, "used_last_30_days");
+    html_raw(b, "<table>\n");
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)details, key, v)
+    {
+        if (strcmp(key, "used_last_30_days") == 0 && json_is_array(protocols))
+            continue; /* shown on the protocols row */
+        html_raw(b, "<tr><th scope=\"row\">");
+        html_text(b, key);
+        html_raw(b, "</th><td>");
+        if (strcmp(key, "protocols") == 0 && json_is_array(v)) {
+            size_t i;
+            json_t *p;
+            json_array_foreach(v, i, p)
+            {
+                const char *name = json_is_string(p) ? json_string_value(p) : "";
+                if (used && protocol_used(used, name)) {
+                    html_raw(b, "<span class=\"chip used\">");
+                    html_text(b, name);
+                    html_raw(b, " &ndash; used in the last 30 days</span>");
+                } else {
+                    html_raw(b, "<span class=\"chip\">");
+                    html_text(b, name);
+                    html_raw(b, i + 1 < json_array_size(v) ? ",</span>" : "</span>");
+                }
+            }
+            if (json_array_size(v) == 0)
+                html_raw(b, "&mdash;");
+        } else if (json_is_object(v)) {
+            render_table(b, v, 1);
+        } else {
+            render_value(b, v);
+        }
+        html_raw(b, "</td></tr>\n");
+    }
+    html_raw(b, "</table>\n");
+}
+
+static void row(struct html_buf *b, const char *label, const char *value)
+{
+    html_raw(b, "<tr><th scope=\"row\">");
+    html_text(b, label);
+    html_raw(b, "</th><td>");
+    html_text(b, value);
+    html_raw(b, "</td></tr>\n");
+}
+
+/* "Any one of 2 approvers decides" etc. */
+static void policy_text(const json_t *view, char *buf, size_t size)
+{
+    const char *policy = json_string_value(json_object_get(view, "policy"));
+    size_t n = json_array_size(json_object_get(view, "approvers"));
+    if (n <= 1)
+        snprintf(buf, size, "You alone");
+    else if (policy && strcmp(policy, "all") == 0)
+        snprintf(buf, size, "All %zu approvers must approve; one rejection rejects", n);
+    else if (policy && strcmp(policy, "sequential") == 0)
+        snprintf(buf, size, "%zu approvers in turn; one rejection rejects", n);
+    else
+        snprintf(buf, size, "The first of %zu approvers to answer decides", n);
+}
+
+static const json_t *my_row(const json_t *view)
+{
+    return json_array_get(json_object_get(view, "approvers"),
+                          (size_t)json_integer_value(json_object_get(view, "me")));
+}
+
+static const char *str(const json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : "";
+}
+
+static long long num(const json_t *o, const char *key)
+{
+    return (long long)json_integer_value(json_object_get(o, key));
+}
+
+/* The confirmation page: everything about the request, and the form. */
+static void render_confirm(struct web_req *req, struct web_resp *resp, const json_t *view,
+                           const char *link_hash, const char *error, int status)
+{
+    struct html_buf b = {0};
+    char when[48], policy[128], csrf[96];
+    const json_t *me = my_row(view);
+    size_t secret_len = 0;
+    const unsigned char *secret = web_server_csrf_secret(req->server, &secret_len);
+    token_csrf_issue(secret, secret_len, link_hash, req->now_ms, csrf, sizeof csrf);
+
+    html_page_begin(&b, str(view, "subject"));
+    html_raw(&b, "<h1>");
+    html_text(&b, str(view, "subject"));
+    html_raw(&b, "</h1>\n");
+    if (error) {
+        html_raw(&b, "<p class=\"status bad error\" role=\"alert\">");
+        html_text(&b, error);
+        html_raw(&b, "</p>\n");
+    }
+    html_raw(&b, "<p>Your decision is requested. Nothing happens until you press a button below.</p>\n");
+    if (*str(view, "message")) {
+        html_raw(&b, "<h2>What is asked</h2>\n<p class=\"msg\">");
+        html_text(&b, str(view, "message"));
+        html_raw(&b, "</p>\n");
+    }
+    html_raw(&b, "<h2>About this request</h2>\n<table>\n");
+    row(&b, "Asked of", str(me, "email"));
+    if (*str(view, "requested_by"))
+        row(&b, "Requested by", str(view, "requested_by"));
+    approval_format_time(num(view, "created_at"), when, sizeof when);
+    row(&b, "Asked on", when);
+    approval_format_time(num(view, "expires_at"), when, sizeof when);
+    row(&b, "Decide by", when);
+    policy_text(view, policy, sizeof policy);
+    row(&b, "Who decides", policy);
+    html_raw(&b, "</table>\n");
+
+    const json_t *details = json_object_get(view, "details");
+    if (json_object_size(details)) {
+        html_raw(&b, "<h2>Details</h2>\n");
+        approval_render_details(&b, details);
+    }
+    char *request = json_dumps(json_object_get(view, "request"), JSON_INDENT(2) | JSON_SORT_KEYS);
+    html_raw(&b, "<h2>Exactly what will change</h2>\n<pre>");
+    html_text(&b, request ? request : "");
+    free(request);
+    html_raw(&b, "</pre>\n<p class=\"note\">Fingerprint of this request (SHA-256): <code>");
+    html_text(&b, str(view, "request_hash"));
+    html_raw(&b, "</code>. What is executed later is checked against it.</p>\n");
+
+    int comment_required = json_is_true(json_object_get(view, "require_comment_on_reject"));
+    html_raw(&b, "<form method=\"post\">\n<input type=\"hidden\" name=\"csrf\" value=\"");
+    html_text(&b, csrf);
+    html_raw(&b, "\">\n<label for=\"comment\">Comment");
+    html_raw(&b, comment_required ? " (required to reject)" : " (optional)");
+    html_rawf(&b, "</label>\n<textarea id=\"comment\" name=\"comment\" maxlength=\"%d\" rows=\"4\">"
+                  "</textarea>\n",
+              COMMENT_MAX_BYTES);
+    html_raw(&b, "<div class=\"actions\">\n"
+                 "<button type=\"submit\" name=\"decision\" value=\"approve\" class=\"approve\">Approve</button>\n"
+                 "<button type=\"submit\" name=\"decision\" value=\"reject\" class=\"reject\">Reject</button>\n"
+                 "</div>\n</form>\n"
+                 "<p class=\"note\">Opening this page decides nothing; only the buttons do. "
+                 "This link is personal to you: please do not forward it.</p>\n");
+    html_page_end(&b);
+    web_resp_html(resp, status, &b);
+}
+
+/* A page that states an outcome: decided, expired, withdrawn. */
+static void render_state(struct web_resp *resp, int status, const char *title, const char *css,
+                         const char *line1, const char *comment, const json_t *view)
+{
+    struct html_buf b = {0};
+    html_page_begin(&b, title);
+    html_raw(&b, "<h1>");
+    html_text(&b, title);
+    html_rawf(&b, "</h1>\n<p class=\"status %s\">", css);
+    html_text(&b, line1);
+    html_raw(&b, "</p>\n");
+    if (comment && *comment) {
+        html_raw(&b, "<p>Comment:</p>\n<p class=\"msg\">");
+        html_text(&b, comment);
+        html_raw(&b, "</p>\n");
+    }
+    if (view) {
+        html_raw(&b, "<h2>The request</h2>\n<p class=\"msg\">");
+        html_text(&b, str(view, "subject"));
+        html_raw(&b, "</p>\n");
+    }
+    html_page_end(&b);
+    web_resp_html(resp, status, &b);
+}
+
+static int run_open(const json_t *view)
+{
+    const char *s = str(view, "run_status");
+    return strcmp(s, "running") == 0 || strcmp(s, "waiting") == 0;
+}
+
+/* Show the state of a link: form, decided, expired or withdrawn. */
+static void show(struct web_req *req, struct web_resp *resp, const json_t *view,
+                 const char *link_hash, const char *error, int error_status)
+{
+    char line[512], when[48];
+    const json_t *me = my_row(view);
+    const char *status = str(view, "status");
+    if (!run_open(view)) {
+        snprintf(line, sizeof line,
+                 "This request was withdrawn: its workflow run was %s. Nothing will be done "
+                 "with an answer here.",
+                 str(view, "run_status"));
+        render_state(resp, 410, "Request withdrawn", "bad", line, NULL, view);
+        return;
+    }
+    if (strcmp(status, "expired") == 0 ||
+        (strcmp(status, "pending") == 0 && req->now_ms >= num(view, "expires_at"))) {
+        approval_format_time(num(view, "expires_at"), when, sizeof when);
+        snprintf(line, sizeof line,
+                 "This link expired on %s without a decision. Ask the requester for a new one if "
+                 "it is still needed.",
+                 when);
+        render_state(resp, 410, "Link expired", "bad", line, NULL, view);
+        return;
+    }
+    if (strcmp(status, "approved") == 0 || strcmp(status, "rejected") == 0) {
+        approval_format_time(num(view, "decided_at"), when, sizeof when);
+        snprintf(line, sizeof line, "%s by %s on %s.",
+                 strcmp(status, "approved") == 0 ? "Approved" : "Rejected", str(view, "decided_by"),
+                 when);
+        render_state(resp, 200, "Already decided", strcmp(status, "approved") == 0 ? "ok" : "bad",
+                     line, str(view, "comment"), view);
+        return;
+    }
+    const char *mine = str(me, "status");
+    if (strcmp(mine, "approved") == 0 || strcmp(mine, "rejected") == 0) {
+        approval_format_time(num(me, "decided_at"), when, sizeof when);
+        snprintf(line, sizeof line,
+                 "You %s this request on %s. It waits for the other approvers.", mine, when);
+        render_state(resp, 200, "Your answer is recorded", "ok", line, str(me, "comment"), view);
+        return;
+    }
+    if (strcmp(mine, "pending") != 0) {
+        render_state(resp, 409, "Not open", "bad", "This link cannot be used now.", NULL, view);
+        return;
+    }
+    render_confirm(req, resp, view, link_hash, error, error ? error_status : 200);
+}
+
+static void too_many(struct web_resp *resp, int retry_after)
+{
+    char ra[16];
+    snprintf(ra, sizeof ra, "%d", retry_after);
+    web_resp_header(resp, "Retry-After", ra);
+    web_resp_page(resp, 429, "Too many attempts",
+                  "Too many invalid links were tried from your address. Wait a while and try again.");
+}
+
+static void unknown_link(struct web_req *req, struct web_resp *resp)
+{
+    ratelimit_fail(web_server_ratelimit(req->server), req->client_addr, req->now_ms);
+    web_resp_page(resp, 404, "Unknown link",
+                  "This approval link is not known. Check that the whole link was copied from "
+                  "the email.");
+}
+
+/* Is this POST from a page of ours?  Browsers send Origin on POST; a
+ * missing Origin (non-browser clients) is accepted, a foreign one not. */
+static int same_origin(struct web_req *req)
+{
+    const char *site = web_req_header(req, "Sec-Fetch-Site");
+    if (site && strcasecmp(site, "cross-site") == 0)
+        return 0;
+    const char *origin = web_req_header(req, "Origin");
+    if (!origin)
+        return 1;
+    char norm[512];
+    if (web_url_origin(origin, norm, sizeof norm) != 0)
+        return 0; /* "null" and other opaque origins */
+    return strcmp(norm, web_server_public_origin(req->server)) == 0;
+}
+
+static void decide(struct web_req *req, struct web_resp *resp, const char *link_hash)
+{
+    struct as_err err = {0};
+    struct form *form = NULL;
+    json_t *view = NULL;
+
+    if (!same_origin(req)) {
+        web_resp_page(resp, 403, "Refused",
+                      "This form was sent from another site. Open the link from your email and "
+                      "answer on this page.");
+        return;
+    }
+    const char *ctype = web_req_header(req, "Content-Type");
+    if (!ctype || strncasecmp(ctype, "application/x-www-form-urlencoded", 33) != 0) {
+        web_resp_page(resp, 415, "Unsupported form", "The answer must be sent by the form on this page.");
+        return;
+    }
+    if (form_parse(req->body, req->body_len, &form, &err) != AS_OK) {
+        web_resp_page(resp, err.code == AS_ELIMIT ? 413 : 400, "Bad request", err.msg);
+        return;
+    }
+    size_t secret_len = 0;
+    const unsigned char *secret = web_server_csrf_secret(req->server, &secret_len);
+    enum as_code crc = token_csrf_verify(secret, secret_len, link_hash, form_get(form, "csrf"),
+                                         req->now_ms, APPROVAL_CSRF_MAX_AGE_MS);
+    if (crc == AS_EEXPIRED) {
+        web_resp_page(resp, 403, "Form expired",
+                      "This page was open too long. Open the link again and answer on the new page.");
+        goto out;
+    }
+    if (crc != AS_OK) {
+        ratelimit_fail(web_server_ratelimit(req->server), req->client_addr, req->now_ms);
+        web_resp_page(resp, 403, "Refused",
+                      "The form does not belong to this link. Open the link from your email and "
+                      "answer on that page.");
+        goto out;
+    }
+    const char *decision = form_get(form, "decision");
+    if (!decision || (strcmp(decision, "approve") != 0 && strcmp(decision, "reject") != 0)) {
+        web_resp_page(resp, 400, "Bad request", "Press Approve or Reject.");
+        goto out;
+    }
+    const char *comment = form_get(form, "comment");
+    if (comment && strlen(comment) > COMMENT_MAX_BYTES) {
+        web_resp_page(resp, 400, "Comment too long", "Please shorten the comment.");
+        goto out;
+    }
+    struct approval_decision d = {
+        .token_hash = link_hash,
+        .decision = decision,
+        .comment = comment,
+        .via = "web",
+        .client_addr = req->client_addr,
+        .user_agent = web_req_header(req, "User-Agent"),
+        .now = req->now_ms,
+    };
+    struct approval_decision_result res;
+    enum as_code rc = db_approvals_decide(req->app->db, &d, &res, &err);
+    snprintf(resp->log_note, sizeof resp->log_note, "approval=%lld", (long long)res.approval_id);
+    char line[600], when[48];
+    switch (rc) {
+    case AS_OK:
+        if (res.resumed)
+            engine_wake(req->app->engine);
+        LOG_INFO("approval", "approval %lld: %s chose %s on the web (now %s)",
+                 (long long)res.approval_id, res.approver, decision, res.status);
+        if (strcmp(res.status, "pending") == 0)
+            snprintf(line, sizeof line,
+                     "You %s this request. It now waits for the other approvers.",
+                     strcmp(decision, "approve") == 0 ? "approved" : "rejected");
+        else
+            snprintf(line, sizeof line, "You %s this request. The workflow continues.",
+                     strcmp(decision, "approve") == 0 ? "approved" : "rejected");
+        render_state(resp, 200, "Thank you", strcmp(decision, "approve") == 0 ? "ok" : "bad",
+                     line, comment, NULL);
+        break;
+    case AS_ENOTFOUND:
+        unknown_link(req, resp);
+        break;
+    case AS_ECONFLICT:
+        approval_format_time(res.decided_at, when, sizeof when);
+        if (strcmp(res.decided_what, "expired") == 0)
+            snprintf(line, sizeof line, "This request expired on %s.", when);
+        else
+            snprintf(line, sizeof line, "This request was already %s by %s on %s.",
+                     res.decided_what[0] ? res.decided_what : "decided",
+                     res.decided_by[0] ? res.decided_by : "someone", when);
+        render_state(resp, 409, "Already decided", "bad", line, NULL, NULL);
+        break;
+    case AS_EEXPIRED:
+        render_state(resp, 410, "Link expired", "bad",
+                     "This link expired without a decision. Nothing was recorded.", NULL, NULL);
+        break;
+    case AS_ECANCELLED:
+        render_state(resp, 410, "Request withdrawn", "bad",
+                     "This request was withdrawn: its workflow run has ended. Nothing was recorded.",
+                     NULL, NULL);
+        break;
+    case AS_EINVAL:
+        /* e.g. a comment is required to reject: show the form again. */
+        if (db_approvals_by_token(req->app->db, link_hash, &view, &err) == AS_OK)
+            show(req, resp, view, link_hash, "A comment is required to reject this request.", 400);
+        else
+            web_resp_page(resp, 400, "Bad request", "The answer could not be recorded.");
+        break;
+    default:
+        LOG_ERROR("approval", "recording a decision failed: %s", err.msg);
+        web_resp_page(resp, 503, "Try again",
+                      "Your answer could not be recorded right now. Please try again in a minute.");
+        break;
+    }
+out:
+    json_decref(view);
+    form_free(form);
+}
+
+void web_approval_page(struct web_req *req, struct web_resp *resp)
+{
+    struct as_err err = {0};
+    int retry_after = 0;
+    if (ratelimit_blocked(web_server_ratelimit(req->server), req->client_addr, req->now_ms,
+                          &retry_after)) {
+        too_many(resp, retry_after);
+        return;
+    }
+    const char *token = req->param;
+    if (!token_well_formed(token)) {
+        unknown_link(req, resp);
+        return;
+    }
+    char link_hash[TOKEN_HASH_LEN + 1];
+    token_hash(token, link_hash);
+
+    if (strcmp(req->method, "POST") == 0) {
+        decide(req, resp, link_hash);
+        return;
+    }
+    json_t *view = NULL;
+    enum as_code rc = db_approvals_by_token(req->app->db, link_hash, &view, &err);
+    if (rc == AS_ENOTFOUND) {
+        unknown_link(req, resp);
+        return;
+    }
+    if (rc) {
+        LOG_ERROR("approval", "reading an approval failed: %s", err.msg);
+        web_resp_page(resp, 503, "Try again", "This page cannot be shown right now. Please try again in a minute.");
+        return;
+    }
+    snprintf(resp->log_note, sizeof resp->log_note, "approval=%lld", num(view, "id"));
+    show(req, resp, view, link_hash, NULL, 200);
+    json_decref(view);
+}
+
+void web_index(struct web_req *req, struct web_resp *resp)
+{
+    web_resp_page(resp, 200, "Assent",
+                  "This server shows approval requests sent by email. Open the link from your email "
+                  "to answer one.");
+}

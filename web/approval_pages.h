@@ -1,0 +1,46 @@
+/*
+ * approval_pages.h - the pages behind an approval link, /a/{token}.
+ *
+ *   GET/HEAD  show only: what is asked, of whom, by whom, until when, the
+ *             details and exactly what will change, with Approve / Reject
+ *             buttons, a comment box and a CSRF token bound to this link.
+ *             No script; nothing submits itself.  Fetching it any number of
+ *             times changes nothing (scanners such as Safe Links do).
+ *             After a decision: who decided and when (200); expired or
+ *             withdrawn (run cancelled): 410; unknown: 404.
+ *   POST      decides: same-origin only (Origin must equal public_url's
+ *             origin when present; Sec-Fetch-Site: cross-site refused: 403),
+ *             application/x-www-form-urlencoded via web/form.c, fields csrf,
+ *             decision (approve|reject), comment; then db_approvals_decide()
+ *             in one transaction and engine_wake().  Replays and losers of a
+ *             race get 409, forged or foreign CSRF tokens 403, expired 410.
+ *
+ * Wrong tokens and forged CSRF tokens count toward the per-address limit
+ * (429 with Retry-After once exceeded).  Tokens never reach the log: the
+ * server logs a hash prefix, this module the approval id.
+ *
+ * The handlers are declared in web/routes.h.
+ */
+#ifndef ASSENT_WEB_APPROVAL_PAGES_H
+#define ASSENT_WEB_APPROVAL_PAGES_H
+
+#include <jansson.h>
+
+#include "web/html.h"
+
+/* How long the CSRF token of a page stays valid. */
+#define APPROVAL_CSRF_MAX_AGE_MS (2 * 60 * 60 * 1000LL)
+
+/*
+ * Render the `details` object of an approval as a table into b (escaped).
+ * Nested objects become nested tables, arrays lists; a "protocols" array is
+ * shown as chips with those also named in "used_last_30_days" (array of
+ * names, or object name -> true) highlighted as used in the last 30 days.
+ * Exposed for tests.
+ */
+void approval_render_details(struct html_buf *b, const json_t *details);
+
+/* "2026-11-22 19:11 UTC" into buf (>= 32 bytes). */
+void approval_format_time(long long ms, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,45 @@
+/*
+ * form.h - Assent's own parser for application/x-www-form-urlencoded bodies
+ * (the approval form).  It replaces libmicrohttpd's post processor, where
+ * that library's recent CVEs lived, with something small enough to read:
+ *
+ *   - the body is at most FORM_MAX_BODY bytes and FORM_MAX_FIELDS fields;
+ *   - names are at most FORM_MAX_NAME bytes of [A-Za-z0-9_.-];
+ *   - '+' is a space, %XX a byte; a bad escape, %00 or a value that is not
+ *     valid UTF-8 is an error, as is a field given twice (which of two
+ *     "decision" values would win is exactly the ambiguity an attacker
+ *     wants).
+ *
+ * Errors come back as AS_EINVAL / AS_ELIMIT with a human message fit to
+ * show to the sender (no echo of their data).
+ */
+#ifndef ASSENT_WEB_FORM_H
+#define ASSENT_WEB_FORM_H
+
+#include <stddef.h>
+
+#include "engine/error.h"
+
+#define FORM_MAX_BODY (16 * 1024)
+#define FORM_MAX_FIELDS 16
+#define FORM_MAX_NAME 32
+
+struct form;
+
+/* Parse len bytes of body (need not be NUL-terminated).  Caller frees *out
+ * with form_free(). */
+enum as_code form_parse(const char *body, size_t len, struct form **out,
+                        struct as_err *err) AS_WUR;
+
+/* The decoded value of field `name` (borrowed, valid while f lives), or NULL. */
+const char *form_get(const struct form *f, const char *name);
+
+/* Number of fields. */
+size_t form_count(const struct form *f);
+
+void form_free(struct form *f);
+
+/* 1 when s (NUL-terminated) is valid UTF-8 without overlongs or surrogates. */
+int form_utf8_valid(const char *s);
+
+#endif
