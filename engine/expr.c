@@ -44,6 +44,7 @@ struct node {
     size_t n_segs;
     struct node **kids; /* N_NOT (1), N_AND/N_OR (n), N_CMP/N_IN (2), N_LIST (n) */
     size_t n_kids;
+    size_t off;         /* byte offset in the source where the node starts */
 };
 
 struct expr {
@@ -532,6 +533,7 @@ static struct node *parse_primary(struct parser *p)
             return NULL;
         }
         n->root = name;
+        n->off = at;
         return n;
     }
     if (c == '$' && at + 1 < p->len && p->s[at + 1] == '{')
@@ -1048,18 +1050,23 @@ enum as_code expr_eval_bool(const struct expr *e, const json_t *scope, int *out,
 
 /* ---------- references ---------- */
 
-static int refs_add(json_t *refs, const char *ref)
+/* Add ref to refs (strings), or, with located, {"ref": ref, "offset": off} objects. */
+static int refs_add(json_t *refs, const char *ref, int located, size_t off)
 {
     size_t i;
     json_t *v;
     json_array_foreach(refs, i, v) {
-        if (strcmp(json_string_value(v), ref) == 0)
+        const json_t *r = located ? json_object_get(v, "ref") : v;
+        if (json_is_string(r) && strcmp(json_string_value(r), ref) == 0)
             return 0;
     }
+    if (located)
+        return json_array_append_new(refs, json_pack("{s:s, s:I}", "ref", ref, "offset",
+                                                     (json_int_t)off));
     return json_array_append_new(refs, json_string(ref));
 }
 
-static int refs_walk(const struct node *n, json_t *refs)
+static int refs_walk(const struct node *n, json_t *refs, int located, size_t base)
 {
     if (!n)
         return 0;
@@ -1071,28 +1078,33 @@ static int refs_walk(const struct node *n, json_t *refs)
             if (!ref)
                 return -1;
             snprintf(ref, len, "steps.%s", n->segs[0].key);
-            int rc = refs_add(refs, ref);
+            int rc = refs_add(refs, ref, located, base + n->off);
             free(ref);
             if (rc != 0)
                 return -1;
-        } else if (refs_add(refs, n->root) != 0) {
+        } else if (refs_add(refs, n->root, located, base + n->off) != 0) {
             return -1;
         }
     }
-    if (refs_walk(n->base, refs) != 0)
+    if (refs_walk(n->base, refs, located, base) != 0)
         return -1;
     for (size_t i = 0; i < n->n_segs; i++)
-        if (refs_walk(n->segs[i].expr, refs) != 0)
+        if (refs_walk(n->segs[i].expr, refs, located, base) != 0)
             return -1;
     for (size_t i = 0; i < n->n_kids; i++)
-        if (refs_walk(n->kids[i], refs) != 0)
+        if (refs_walk(n->kids[i], refs, located, base) != 0)
             return -1;
     return 0;
 }
 
 static int expr_refs_into(const struct expr *e, json_t *refs)
 {
-    return refs_walk(e->root, refs);
+    return refs_walk(e->root, refs, 0, 0);
+}
+
+int expr_refs_located(const struct expr *e, json_t *refs, size_t base)
+{
+    return refs_walk(e->root, refs, 1, base);
 }
 
 json_t *expr_refs(const struct expr *e)
@@ -1280,6 +1292,7 @@ struct render_ctx {
     const json_t *scope;
     enum tmpl_escape esc;
     json_t *refs; /* check mode: collect refs, do not evaluate */
+    int located;  /* refs as {"ref","offset"} objects */
     const char *tmpl;
     size_t *err_off;
     struct as_err *err;
@@ -1302,12 +1315,11 @@ static enum as_code render_expr(void *ud, const char *src, size_t n, size_t off)
     if (rc != AS_OK) {
         if (c->err_off)
             *c->err_off = off + eoff;
-        as_err_prefix(c->err, "in ${%.*s} at column %zu", (int)(n > 80 ? 80 : n), src,
-                      char_column(c->tmpl, off + eoff));
+        as_err_prefix(c->err, "in ${%.*s}", (int)(n > 80 ? 80 : n), src);
         return rc;
     }
     if (c->refs) {
-        if (expr_refs_into(e, c->refs) != 0)
+        if ((c->located ? expr_refs_located(e, c->refs, off) : expr_refs_into(e, c->refs)) != 0)
             rc = as_errf(c->err, AS_ENOMEM, "out of memory");
         expr_free(e);
         return rc;
@@ -1326,11 +1338,11 @@ static enum as_code render_expr(void *ud, const char *src, size_t n, size_t off)
 }
 
 static enum as_code render_n(const char *tmpl, size_t len, const json_t *scope,
-                             enum tmpl_escape esc, json_t *refs, struct buf *out,
+                             enum tmpl_escape esc, json_t *refs, int located, struct buf *out,
                              size_t *err_off, struct as_err *err)
 {
-    struct render_ctx c = {.scope = scope, .esc = esc, .refs = refs, .tmpl = tmpl,
-                           .err_off = err_off, .err = err};
+    struct render_ctx c = {.scope = scope, .esc = esc, .refs = refs, .located = located,
+                           .tmpl = tmpl, .err_off = err_off, .err = err};
     struct tmpl_walk w = {render_lit, render_expr, &c};
     enum as_code rc = tmpl_walk(tmpl, len, &w, err_off, err);
     if (rc == AS_OK && !refs && !c.out.p && buf_add(&c.out, "", 0) != 0)
@@ -1353,7 +1365,7 @@ enum as_code tmpl_render(const char *tmpl, const json_t *scope, enum tmpl_escape
 {
     struct buf b = {0};
     *out = NULL;
-    enum as_code rc = render_n(tmpl, strlen(tmpl), scope, esc, NULL, &b, NULL, err);
+    enum as_code rc = render_n(tmpl, strlen(tmpl), scope, esc, NULL, 0, &b, NULL, err);
     if (rc == AS_OK)
         *out = b.p;
     return rc;
@@ -1391,7 +1403,7 @@ static enum as_code resolve_string(const json_t *value, const json_t *scope, jso
         return AS_OK;
     }
     struct buf b = {0};
-    rc = render_n(s, len, scope, TMPL_RAW, NULL, &b, NULL, err);
+    rc = render_n(s, len, scope, TMPL_RAW, NULL, 0, &b, NULL, err);
     if (rc != AS_OK)
         return rc;
     *out = json_stringn_nocheck(b.p, b.len);
@@ -1477,7 +1489,7 @@ enum as_code tmpl_check_string(const char *s, size_t len, json_t *refs_out, size
         *err_off = 0;
     if (!refs)
         return as_errf(err, AS_ENOMEM, "out of memory");
-    rc = render_n(s, len, NULL, TMPL_RAW, refs, NULL, err_off, err);
+    rc = render_n(s, len, NULL, TMPL_RAW, refs, 0, NULL, err_off, err);
     json_decref(refs);
     return rc;
 }
@@ -1523,4 +1535,12 @@ enum as_code tmpl_check(const json_t *value, json_t *refs_out, struct as_err *er
 int tmpl_is_whole(const char *s)
 {
     return whole_template_end(s, strlen(s)) != 0;
+}
+
+enum as_code tmpl_check_located(const char *s, size_t len, json_t *refs_out, size_t *err_off,
+                                struct as_err *err)
+{
+    if (err_off)
+        *err_off = 0;
+    return render_n(s, len, NULL, TMPL_RAW, refs_out, 1, NULL, err_off, err);
 }

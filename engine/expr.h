@@ -81,6 +81,16 @@ enum as_code tmpl_render(const char *tmpl, const json_t *scope, enum tmpl_escape
 enum as_code tmpl_check_string(const char *s, size_t len, json_t *refs_out, size_t *err_off,
                                struct as_err *err) AS_WUR;
 
+/* Like tmpl_check_string, but appends {"ref": "steps.x", "offset": n} objects
+ * to refs_out (required), n being the byte offset in s where the first use of
+ * that name starts (for precise diagnostics). */
+enum as_code tmpl_check_located(const char *s, size_t len, json_t *refs_out, size_t *err_off,
+                                struct as_err *err) AS_WUR;
+
+/* Like expr_refs, appending {"ref", "offset": base + offset in the source} objects
+ * to refs (names already present are skipped).  0, or -1 out of memory. */
+int expr_refs_located(const struct expr *e, json_t *refs, size_t base);
+
 /* True when s is exactly one "${expr}" (its value keeps its JSON type). */
 int tmpl_is_whole(const char *s);
 

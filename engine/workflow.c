@@ -30,8 +30,9 @@
 /* ---------- validation context ---------- */
 
 struct vref {
-    char *ref;  /* "steps.x", "input", ... */
-    char *path; /* where it appears */
+    char *ref;     /* "steps.x", "input", ... */
+    char *path;    /* the string where it appears */
+    size_t offset; /* byte offset of the reference in that string */
 };
 
 struct vedge {
@@ -202,12 +203,10 @@ static int name_ok(const char *s)
     return 1;
 }
 
-/* Position of byte `off` inside the string value at path (for EXPR_SYNTAX). */
-static void add_expr_diag(struct vctx *v, const char *path, size_t off, const char *what,
-                          const char *msg)
+/* Give the last diagnostic the position of byte `off` inside the string value at path. */
+static void position_in_string(struct vctx *v, const char *path, size_t off)
 {
-    vadd(v, DIAG_ERROR, "EXPR_SYNTAX", path, "%s: %s", what, msg);
-    if (v->oom)
+    if (v->oom || v->diags->n == 0)
         return;
     const struct jl_entry *e = jl_find(v->loc, path);
     if (e && e->value.offset < v->len && v->text[e->value.offset] == '"') {
@@ -218,7 +217,15 @@ static void add_expr_diag(struct vctx *v, const char *path, size_t off, const ch
     }
 }
 
-static void add_ref(struct vctx *v, struct vstep *s, const char *ref, const char *path)
+static void add_expr_diag(struct vctx *v, const char *path, size_t off, const char *what,
+                          const char *msg)
+{
+    vadd(v, DIAG_ERROR, "EXPR_SYNTAX", path, "%s: %s", what, msg);
+    position_in_string(v, path, off);
+}
+
+static void add_ref(struct vctx *v, struct vstep *s, const char *ref, const char *path,
+                    size_t offset)
 {
     struct vref *r = realloc(s->refs, (s->n_refs + 1) * sizeof *r);
     if (!r) {
@@ -228,6 +235,7 @@ static void add_ref(struct vctx *v, struct vstep *s, const char *ref, const char
     s->refs = r;
     r[s->n_refs].ref = strdup(ref);
     r[s->n_refs].path = strdup(path);
+    r[s->n_refs].offset = offset;
     if (!r[s->n_refs].ref || !r[s->n_refs].path) {
         free(r[s->n_refs].ref);
         free(r[s->n_refs].path);
@@ -242,7 +250,8 @@ static void add_refs(struct vctx *v, struct vstep *s, json_t *refs, const char *
     size_t i;
     json_t *r;
     json_array_foreach(refs, i, r) {
-        add_ref(v, s, json_string_value(r), path);
+        add_ref(v, s, json_string_value(json_object_get(r, "ref")), path,
+                (size_t)json_integer_value(json_object_get(r, "offset")));
     }
 }
 
@@ -262,12 +271,12 @@ static void walk_templates(struct vctx *v, struct vstep *s, const json_t *value,
             v->oom = 1;
             return;
         }
-        enum as_code rc = tmpl_check_string(json_string_value(value), json_string_length(value),
-                                            refs, &off, &err);
+        enum as_code rc = tmpl_check_located(json_string_value(value), json_string_length(value),
+                                             refs, &off, &err);
         if (rc == AS_ENOMEM)
             v->oom = 1;
         else if (rc != AS_OK)
-            add_expr_diag(v, path, off, "bad ${...} reference", err.msg);
+            add_expr_diag(v, path, off, "bad ${...}", err.msg);
         else
             add_refs(v, s, refs, path);
         json_decref(refs);
@@ -418,8 +427,8 @@ static void check_params(struct vctx *v, struct vstep *s, const char *step_path)
                     snprintf(what, sizeof what, "expression in \"%s\" of step \"%s\"", p->name, s->name);
                     add_expr_diag(v, kp, off, what, err.msg);
                 } else {
-                    json_t *refs = expr_refs(e);
-                    if (refs)
+                    json_t *refs = json_array();
+                    if (refs && expr_refs_located(e, refs, 0) == 0)
                         add_refs(v, s, refs, kp);
                     else
                         v->oom = 1;
@@ -865,25 +874,26 @@ static void check_graph(struct vctx *v)
         for (size_t r = 0; r < s->n_refs; r++) {
             const char *ref = s->refs[r].ref;
             const char *path = s->refs[r].path;
+            size_t before = v->diags->n;
             if (strncmp(ref, "steps.", 6) != 0) {
                 if (strcmp(ref, "input") != 0 && strcmp(ref, "steps") != 0 && strcmp(ref, "run") != 0)
                     vadd(v, DIAG_WARNING, "UNKNOWN_REF", path,
                          "\"%s\" is not a name a step can read (input, steps, run): it is always null",
                          ref);
-                continue;
+                goto positioned;
             }
             const char *x = ref + 6;
             size_t xi = find_step(v, x);
             if (xi == (size_t)-1) {
                 vadd(v, DIAG_ERROR, "UNKNOWN_STEP_REF", path,
                      "step \"%s\" refers to steps.%s, but there is no step \"%s\"", s->name, x, x);
-                continue;
+                goto positioned;
             }
             if (xi == si) {
                 vadd(v, DIAG_ERROR, "STEP_NOT_BEFORE", path,
                      "step \"%s\" refers to its own result (steps.%s), which does not exist before it runs",
                      s->name, x);
-                continue;
+                goto positioned;
             }
             if (reach(v, xi, (size_t)-1, from_x) != 0 || reach(v, v->start, xi, avoid_x) != 0) {
                 v->oom = 1;
@@ -898,6 +908,9 @@ static void check_graph(struct vctx *v)
                      "step \"%s\" refers to steps.%s, but some paths reach \"%s\" without running \"%s\" (the value is null then)",
                      s->name, x, s->name, x);
             }
+        positioned:
+            if (v->diags->n > before)
+                position_in_string(v, path, s->refs[r].offset);
         }
     }
 out:
@@ -927,7 +940,7 @@ static void locate_diags(struct diag_list *diags, size_t from, const struct json
         const struct jl_entry *e = jl_find(loc, d->path);
         const struct jl_pos *p = NULL;
         if (e)
-            p = key_positioned(d->code) ? &e->key : &e->value;
+            p = key_positioned(d->code) && strcmp(d->path, "$.name") != 0 ? &e->key : &e->value;
         else if ((e = jl_find_nearest(loc, d->path)))
             p = &e->value;
         if (p) {
@@ -1220,9 +1233,14 @@ enum as_code wf_load_buffer(const char *text, size_t len, const char *origin,
         const struct jl_entry *prev = e - 1;
         size_t pl = jl_path_parent_len(e->path);
         const char *key = e->path + pl;
-        vadd(&v, DIAG_ERROR, "DUPLICATE_KEY", e->path,
-             "duplicate key %s%s (first at line %d, column %d); the last one would win", *key == '.' ? "" : "",
-             *key == '.' ? key + 1 : key, prev->key.line, prev->key.column);
+        if (*key == '.')
+            vadd(&v, DIAG_ERROR, "DUPLICATE_KEY", e->path,
+                 "duplicate key \"%s\" (first at line %d, column %d); only the last one counts", key + 1,
+                 prev->key.line, prev->key.column);
+        else
+            vadd(&v, DIAG_ERROR, "DUPLICATE_KEY", e->path,
+                 "duplicate key %s (first at line %d, column %d); only the last one counts", key,
+                 prev->key.line, prev->key.column);
         if (!v.oom) {
             v.diags->items[v.diags->n - 1].line = e->key.line;
             v.diags->items[v.diags->n - 1].column = e->key.column;

@@ -276,6 +276,304 @@ static void test_basic_diags(void **state)
     EXPECT_DIAGS("{\"name\": \"x\",\n \"version\": }", AS_EINVAL, "JSON_SYNTAX 2:13\n");
 }
 
+/* ---------- table of broken workflows ---------- */
+
+static char *read_expected(const char *path)
+{
+    char *raw = tu_read_file(path);
+    assert_non_null(raw);
+    char *out = malloc(strlen(raw) + 1);
+    size_t n = 0;
+    assert_non_null(out);
+    for (char *line = raw; *line;) {
+        char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        if (len > 0 && line[0] != '#') {
+            memcpy(out + n, line, len);
+            n += len;
+            out[n++] = '\n';
+        }
+        line += len + (end ? 1 : 0);
+    }
+    out[n] = '\0';
+    free(raw);
+    return out;
+}
+
+static void test_invalid_table(void **state)
+{
+    char *dir = tu_path(tu_source_dir(), "tests/data/invalid");
+    DIR *d = opendir(dir);
+    int n_cases = 0, n_failed = 0;
+    assert_non_null(d);
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.' || strchr(de->d_name, '.'))
+            continue;
+        char *cdir = tu_path(dir, de->d_name);
+        char *wfp = tu_path(cdir, "workflow.json");
+        char *exp = tu_path(cdir, "expected.txt");
+        char *want = read_expected(exp);
+        struct workflow *wf = NULL;
+        struct diag_list dl = {0};
+        struct as_err err = {0};
+        enum as_code rc = wf_load_file(wfp, &wf, &dl, &err);
+        size_t cap = 64 + dl.n * 80, used = 0;
+        char *got = malloc(cap);
+        assert_non_null(got);
+        got[0] = '\0';
+        for (size_t i = 0; i < dl.n; i++)
+            used += (size_t)snprintf(got + used, cap - used, "%s %s %d:%d\n",
+                                     dl.items[i].severity == DIAG_ERROR ? "error" : "warning",
+                                     dl.items[i].code, dl.items[i].line, dl.items[i].column);
+        int want_ok = strstr(want, "error ") == NULL;
+        if (strcmp(got, want) != 0 || (rc == AS_OK) != want_ok || (wf != NULL) != want_ok) {
+            fprintf(stderr, "case %s: rc %d\n--- got:\n%s--- want:\n%s", de->d_name, rc, got, want);
+            wf_diags_print(&dl, wfp, 0, stderr);
+            n_failed++;
+        }
+        n_cases++;
+        free(got);
+        free(want);
+        wf_free(wf);
+        diag_free(&dl);
+        free(exp);
+        free(wfp);
+        free(cdir);
+    }
+    closedir(d);
+    free(dir);
+    assert_true(n_cases >= 20);
+    assert_int_equal(n_failed, 0);
+}
+
+/* ---------- targeted checks with the test-only types ---------- */
+
+static void test_param_types(void **state)
+{
+    /* every param kind: right values load, wrong values are PARAM_TYPE; whole templates pass */
+    EXPECT_DIAGS("{\"name\": \"p\", \"version\": \"1\", \"steps\": {\"a\": {\"type\": \"t_task\", \"params\": {\n"
+                 "\"text\": \"t\", \"count\": 2, \"flag\": false, \"ratio\": 0.5, \"obj\": {}, \"arr\": [1],\n"
+                 "\"names\": [\"x\", \"y\"], \"wait\": \"PT5M\", \"cond\": \"input.a in ['x']\", \"any\": null}}}}",
+                 AS_OK, "");
+    EXPECT_DIAGS("{\"name\": \"p\", \"version\": \"1\", \"steps\": {\"a\": {\"type\": \"t_task\", \"params\": {\n"
+                 "\"text\": \"${input.t}\", \"count\": \"${input.n}\", \"flag\": \"${input.f}\", \"ratio\": \"${input.r}\",\n"
+                 "\"obj\": \"${input.o}\", \"arr\": \"${input.a}\", \"names\": \"${input.names}\", \"wait\": \"${input.w}\"}}}}",
+                 AS_OK, "");
+    EXPECT_DIAGS("{\"name\": \"p\", \"version\": \"1\", \"steps\": {\"a\": {\"type\": \"t_task\", \"params\": {\n"
+                 "\"text\": 1, \"count\": 1.5, \"flag\": \"yes\", \"ratio\": \"1\", \"obj\": [], \"arr\": {},\n"
+                 "\"names\": [\"x\", 2], \"wait\": 5, \"cond\": true, \"any\": [], \"count2\": 1}}}}",
+                 AS_EINVAL,
+                 "PARAM_TYPE 2:9\nPARAM_TYPE 2:21\nPARAM_TYPE 2:34\nPARAM_TYPE 2:50\nPARAM_TYPE 2:62\n"
+                 "PARAM_TYPE 2:73\nPARAM_TYPE 3:16\nPARAM_TYPE 3:28\nPARAM_TYPE 3:39\nUNKNOWN_PARAM 3:56\n");
+    /* a mixed template is still a string: not an integer */
+    EXPECT_DIAGS("{\"name\": \"p\", \"version\": \"1\", \"steps\": {\"a\": {\"type\": \"t_task\", \"params\": {"
+                 "\"text\": \"x\", \"count\": \"n=${input.n}\"}}}}",
+                 AS_EINVAL, "PARAM_TYPE 1:98\n");
+    /* templates inside objects and arrays are checked, with the column inside the string */
+    EXPECT_DIAGS("{\"name\": \"p\", \"version\": \"1\", \"steps\": {\"a\": {\"type\": \"t_task\", \"params\": {"
+                 "\"text\": \"x\", \"obj\": {\"k\": [\"ok\", \"${a b}\"]}}}}}",
+                 AS_EINVAL, "EXPR_SYNTAX 1:114\n");
+}
+
+static void test_waits_and_hooks(void **state)
+{
+    /* a waiting type without an expiry gets DEFAULT_EXPIRY; the type's hook adds its own code */
+    EXPECT_DIAGS("{\"name\": \"w\", \"version\": \"1\", \"steps\": {\n"
+                 " \"ask\": {\"type\": \"t_wait\", \"params\": {\"to\": \"nobody\"},\n"
+                 "         \"next\": {\"approved\": \"x\", \"rejected\": \"x\", \"expired\": \"x\"}},\n"
+                 " \"x\": {\"type\": \"t_task\", \"params\": {\"text\": \"${steps.ask.outcome}\"}}}}",
+                 AS_EINVAL, "DEFAULT_EXPIRY 2:38\nT_BAD_ADDRESS 2:45\n");
+    EXPECT_DIAGS("{\"name\": \"w\", \"version\": \"1\", \"steps\": {\n"
+                 " \"ask\": {\"type\": \"t_wait\", \"params\": {\"expiry\": \"P2D\"}, \"next\": {\"approved\": \"x\"}},\n"
+                 " \"x\": {\"type\": \"t_task\", \"params\": {\"text\": \"t\"}}}}",
+                 AS_OK, "UNHANDLED_OUTCOME 2:65\nUNHANDLED_OUTCOME 2:65\n");
+}
+
+static void test_graph(void **state)
+{
+    /* a diamond: the join may read both branches only with MAYBE_NOT_RUN, and the branch point cleanly */
+    EXPECT_DIAGS("{\"name\": \"g\", \"version\": \"1\", \"steps\": {\n"
+                 "\"b\": {\"type\": \"t_branch\", \"params\": {\"cond\": \"input.x\"}, \"next\": {\"yes\": \"l\", \"no\": \"r\"}},\n"
+                 "\"l\": {\"type\": \"t_task\", \"params\": {\"text\": \"${steps.b.outcome}\"}, \"next\": \"j\"},\n"
+                 "\"r\": {\"type\": \"t_task\", \"params\": {\"text\": \"r\"}, \"next\": \"j\"},\n"
+                 "\"j\": {\"type\": \"t_task\", \"params\": {\"text\": \"${steps.b.outcome}\", \"cond\": \"steps.l.output || steps.r.output\"}}}}",
+                 AS_OK, "MAYBE_NOT_RUN 5:75\nMAYBE_NOT_RUN 5:93\n");
+    /* refs through the error branch count as "ran before" */
+    EXPECT_DIAGS("{\"name\": \"g\", \"version\": \"1\", \"steps\": {\n"
+                 "\"a\": {\"type\": \"t_task\", \"params\": {\"text\": \"a\"}, \"next\": {\"error\": \"e\"}},\n"
+                 "\"e\": {\"type\": \"t_task\", \"params\": {\"text\": \"${steps.a.output}\"}}}}",
+                 AS_OK, "");
+    /* start elsewhere: the first step is then unreachable; the cycle is named in run order */
+    EXPECT_DIAGS("{\"name\": \"g\", \"version\": \"1\", \"start\": \"c\", \"steps\": {\n"
+                 "\"a\": {\"type\": \"t_task\", \"params\": {\"text\": \"a\"}},\n"
+                 "\"c\": {\"type\": \"t_task\", \"params\": {\"text\": \"c\"}, \"next\": \"d\"},\n"
+                 "\"d\": {\"type\": \"t_task\", \"params\": {\"text\": \"d\"}, \"next\": \"c\"}}}",
+                 AS_EINVAL, "UNREACHABLE_STEP 2:1\nCYCLE 4:58\n");
+}
+
+static void test_cycle_message(void **state)
+{
+    struct workflow *wf = NULL;
+    struct diag_list dl = {0};
+    struct as_err err = {0};
+    const char *text = "{\"name\": \"g\", \"version\": \"1\", \"steps\": {"
+                       "\"a\": {\"type\": \"t_task\", \"params\": {\"text\": \"a\"}, \"next\": \"b\"},"
+                       "\"b\": {\"type\": \"t_task\", \"params\": {\"text\": \"b\"}, \"next\": \"c\"},"
+                       "\"c\": {\"type\": \"t_task\", \"params\": {\"text\": \"c\"}, \"next\": \"a\"}}}";
+    assert_int_equal(wf_load_string(text, "t", &wf, &dl, &err), AS_EINVAL);
+    assert_int_equal(dl.n, 1);
+    assert_string_equal(dl.items[0].code, "CYCLE");
+    assert_string_equal(dl.items[0].path, "$.steps.c.next");
+    assert_non_null(strstr(dl.items[0].msg, "a -> b -> c -> a"));
+    assert_non_null(strstr(err.msg, "1 error"));
+    diag_free(&dl);
+}
+
+static void test_limits(void **state)
+{
+    struct workflow *wf = NULL;
+    struct diag_list dl = {0};
+    struct as_err err = {0};
+
+    /* deep nesting inside params: bounded, reported, no crash */
+    size_t cap = 8192, n = 0;
+    char *text = malloc(cap);
+    assert_non_null(text);
+    n += (size_t)snprintf(text + n, cap - n, "{\"name\": \"d\", \"version\": \"1\", \"steps\": {\"a\": "
+                                             "{\"type\": \"t_task\", \"params\": {\"text\": \"t\", \"any\": ");
+    for (int i = 0; i < 1000; i++)
+        text[n++] = '[';
+    for (int i = 0; i < 1000; i++)
+        text[n++] = ']';
+    n += (size_t)snprintf(text + n, cap - n, "}}}}");
+    assert_int_equal(wf_load_string(text, "t", &wf, &dl, &err), AS_EINVAL);
+    assert_int_equal(dl.n, 1);
+    assert_string_equal(dl.items[0].code, "LIMIT");
+    assert_true(dl.items[0].line == 1 && dl.items[0].column > 0);
+    diag_free(&dl);
+    free(text);
+
+    /* too many steps */
+    cap = 64 * (WF_MAX_STEPS + 10);
+    text = malloc(cap);
+    assert_non_null(text);
+    n = (size_t)snprintf(text, cap, "{\"name\": \"d\", \"version\": \"1\", \"steps\": {");
+    for (int i = 0; i <= WF_MAX_STEPS; i++)
+        n += (size_t)snprintf(text + n, cap - n, "%s\"s%d\": {\"type\": \"t_task\"}", i ? "," : "", i);
+    snprintf(text + n, cap - n, "}}");
+    assert_int_equal(wf_load_string(text, "t", &wf, &dl, &err), AS_EINVAL);
+    assert_int_equal(dl.n, 1);
+    assert_string_equal(dl.items[0].code, "LIMIT");
+    diag_free(&dl);
+    free(text);
+
+    /* a file too large is refused before parsing */
+    char *dir = tu_tmpdir("wf");
+    char *path = tu_path(dir, "big.json");
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    for (int i = 0; i < WF_MAX_FILE_SIZE / 1000 + 2; i++)
+        fprintf(f, "%1000s", "");
+    fclose(f);
+    assert_int_equal(wf_load_file(path, &wf, &dl, &err), AS_ELIMIT);
+    assert_null(wf);
+    assert_int_equal(dl.n, 1);
+    assert_string_equal(dl.items[0].code, "LIMIT");
+    diag_free(&dl);
+    /* a missing file is AS_EIO with the reason */
+    assert_int_equal(wf_load_file("/nonexistent/x.json", &wf, &dl, &err), AS_EIO);
+    assert_non_null(strstr(err.msg, "No such file"));
+    assert_int_equal(dl.n, 0);
+    tu_rmrf(dir);
+    free(path);
+    free(dir);
+}
+
+static void test_locator(void **state)
+{
+    const char *text = "{\"a\": {\"b c\": [1, {\"\\u00e9\\\"\": \"x\"}], \"d\": \"\\ud83d\\ude00\\n${y}\"},\n"
+                       "\t\"\xc3\xa9\": true, \"a\": 2}";
+    struct json_locmap *m = NULL;
+    struct as_err err = {0};
+    char buf[JL_MAX_PATH + 1];
+    assert_int_equal(jl_build(text, strlen(text), &m, &err), AS_OK);
+    const struct jl_entry *e = jl_find(m, "$[\"b c\"]");
+    assert_null(e);
+    /* "a" is repeated: the last one is found, and the repeat is listed */
+    e = jl_find(m, "$.a");
+    assert_non_null(e);
+    assert_int_equal(e->value.line, 2);
+    assert_int_equal(e->key.column, 13);
+    assert_int_equal(e->value.column, 18);
+    assert_int_equal(m->n_dups, 1);
+    assert_string_equal(m->entries[m->dups[0]].path, "$.a");
+    /* the first "a" still has its children */
+    e = jl_find(m, "$.a[\"b c\"][1][\"\xc3\xa9\\\"\"]");
+    assert_non_null(e);
+    assert_int_equal(e->value.line, 1);
+    assert_int_equal(e->value.column, 32);
+    e = jl_find(m, "$[\"\xc3\xa9\"]");
+    assert_non_null(e);
+    assert_int_equal(e->key.column, 2);
+    assert_int_equal(e->value.column, 7);
+    /* a column inside a string: after a surrogate pair escape (12 columns, 4 bytes) and \n */
+    e = jl_find(m, "$.a.d");
+    assert_non_null(e);
+    struct jl_pos p = jl_string_pos(text, strlen(text), e->value, 5);
+    assert_int_equal(p.column, e->value.column + 1 + 12 + 2);
+    /* nearest ancestor */
+    e = jl_find_nearest(m, "$.a.d.nothing[3]");
+    assert_non_null(e);
+    assert_string_equal(e->path, "$.a.d");
+    jl_free(m);
+
+    assert_int_equal(jl_path_key(buf, sizeof buf, "$", "ok_name-1"), 0);
+    assert_string_equal(buf, "$.ok_name-1");
+    assert_int_equal(jl_path_key(buf, sizeof buf, "$", "a.b\"c\n"), 0);
+    assert_string_equal(buf, "$[\"a.b\\\"c\\u000a\"]");
+    assert_int_equal(jl_path_parent_len("$.a[\"x.]y\"][3]"), 11);
+    assert_int_equal(jl_path_parent_len("$.a[\"x.]y\"]"), 3);
+    assert_int_equal(jl_path_parent_len("$.a"), 1);
+    assert_int_equal(jl_path_parent_len("$"), 0);
+    char small[8];
+    assert_int_equal(jl_path_key(small, sizeof small, "$.abc", "defgh"), -1);
+
+    /* garbage never crashes the scanner: it records what it can */
+    const char *junk[] = {"", "{", "{\"a\"", "{\"a\":", "[1,", "\"\\u12", "{\"a\":[}]}", "}}}"};
+    for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++) {
+        assert_int_equal(jl_build(junk[i], strlen(junk[i]), &m, &err), AS_OK);
+        jl_free(m);
+    }
+}
+
+static void test_print(void **state)
+{
+    struct workflow *wf = NULL;
+    struct diag_list dl = {0};
+    struct as_err err = {0};
+    assert_int_equal(wf_load_string("{\"name\": \"x\", \"version\": \"1\", \"steps\": {\"a\": {\"type\": \"t_task\", "
+                                    "\"params\": {\"text\": \"t\"}, \"next\": \"zz\"}}}",
+                                    "wf.json", &wf, &dl, &err),
+                     AS_EINVAL);
+    char line[1024];
+    wf_diag_format(&dl.items[0], "wf.json", line, sizeof line);
+    assert_string_equal(line, "wf.json:1:98: error DANGLING_NEXT: step \"a\" goes to \"zz\", which does not exist "
+                              "(at $.steps.a.next)");
+    json_t *arr = json_array();
+    assert_int_equal(wf_diags_append_json(arr, &dl, "wf.json"), 0);
+    json_t *o = json_array_get(arr, 0);
+    assert_string_equal(json_string_value(json_object_get(o, "file")), "wf.json");
+    assert_int_equal(json_integer_value(json_object_get(o, "line")), 1);
+    assert_int_equal(json_integer_value(json_object_get(o, "column")), 98);
+    assert_string_equal(json_string_value(json_object_get(o, "path")), "$.steps.a.next");
+    assert_string_equal(json_string_value(json_object_get(o, "code")), "DANGLING_NEXT");
+    assert_string_equal(json_string_value(json_object_get(o, "severity")), "error");
+    assert_non_null(strstr(json_string_value(json_object_get(o, "message")), "\"zz\""));
+    json_decref(arr);
+    diag_free(&dl);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -283,6 +581,14 @@ int main(void)
         cmocka_unit_test(test_next_string_and_start),
         cmocka_unit_test(test_hash_stability),
         cmocka_unit_test(test_basic_diags),
+        cmocka_unit_test(test_invalid_table),
+        cmocka_unit_test(test_param_types),
+        cmocka_unit_test(test_waits_and_hooks),
+        cmocka_unit_test(test_graph),
+        cmocka_unit_test(test_cycle_message),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_locator),
+        cmocka_unit_test(test_print),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
