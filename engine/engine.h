@@ -1,0 +1,136 @@
+/*
+ * engine.h - the executor: runs workflows durably, step by step, with a pool
+ * of worker threads and one dispatcher thread that owns every write.
+ *
+ * Life of a step.  A step execution is a row in SQLite (db/db_runs.h).  The
+ * dispatcher claims due rows (ready, a wait whose deadline passed, or a
+ * running row whose lease expired: a crashed process's work) with a lease,
+ * hands them to workers, and records each result together with the
+ * scheduling of the next step (or the end of the run) in ONE transaction.
+ * Results of many steps share a transaction: group commit, one fsync for
+ * many steps.  Because result and successor commit atomically, a completed
+ * step never runs again; a step interrupted by a crash runs again with the
+ * same idempotency key.
+ *
+ * Retries: STEP_RETRY (or a failure to resolve parameters) with attempts
+ * left waits now + backoff*factor^(attempt-1), capped by max_backoff, with
+ * full jitter (or until the step's not-before time, e.g. Retry-After).  Out
+ * of attempts, or STEP_FAILED: the workflow's `error` branch if any, else
+ * the run fails with the error (engine_retry_run re-queues it).
+ *
+ * Waits: STEP_WAIT parks the row until its deadline (0 = now + config
+ * default_wait) or db_exec_resume(); no thread waits.
+ *
+ * Leases: timeout of the step + lease_seconds.  The owner is
+ * "host/pid/start-time"; at start the engine expires leases of dead
+ * processes of the same host at once, others when their lease ends.
+ *
+ * Every state change is appended to the hash-chained event log.
+ */
+#ifndef ASSENT_ENGINE_H
+#define ASSENT_ENGINE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/error.h"
+
+struct app;
+struct engine;
+struct workflow;
+
+/*
+ * Start the dispatcher and n_workers worker threads on app->db and set
+ * app->engine.  Call json_object_seed() and block SIGINT/SIGTERM (if the
+ * caller handles them) before, since threads inherit the mask.  Stop with
+ * engine_stop().
+ */
+enum as_code engine_start(struct app *app, int n_workers, struct engine **out,
+                          struct as_err *err) AS_WUR;
+
+/*
+ * Look for due work now (e.g. after db_exec_resume() or a new run from this
+ * process).  Cheap; thread-safe; NULL is ignored.  Other processes' writes
+ * are noticed by polling within ~200 ms anyway.
+ */
+void engine_wake(struct engine *e);
+
+/*
+ * Stop claiming, hand back claimed steps that have not started, let running
+ * steps finish for up to grace_ms and record their results, then join the
+ * threads, clear app->engine and free e.  A step still running after the
+ * grace period keeps its lease (it runs again on the next start, with the
+ * same idempotency key); then AS_ETIMEOUT is returned and e is deliberately
+ * not freed, because its thread still uses it; the process should exit.
+ * NULL is fine.
+ */
+enum as_code engine_stop(struct engine *e, int64_t grace_ms);
+
+/* Counters since engine_start (for benchmarks and logs). */
+struct engine_stats {
+    uint64_t steps;        /* attempts executed */
+    uint64_t transactions; /* write transactions committed by the dispatcher */
+    uint64_t runs_ended;
+};
+void engine_get_stats(struct engine *e, struct engine_stats *out);
+
+/* ---- starting and steering runs (any thread, with or without an engine) -- */
+
+struct engine_run_opts {
+    const char *dedupe_key;  /* one open run per workflow name and key; NULL: none */
+    const char *trigger;     /* "cli", "schedule:<kpi>", "api"...; NULL: none */
+    int dry_run;             /* steps see ctx->dry_run: record, don't act */
+    const char *source_path; /* stored with a new workflow version; may be NULL */
+};
+
+/*
+ * Start a run of wf with input (borrowed; NULL = {}): in one transaction,
+ * store the workflow version if new, insert the run and its first step, and
+ * log run.created.  The input is checked and completed with defaults by
+ * wf_input_prepare() first.  Wakes app->engine.  AS_EINVAL for bad input;
+ * AS_ECONFLICT when opts->dedupe_key is held by an
+ * open run of the same workflow name, with *run_id = that run.  opts may be
+ * NULL.
+ */
+enum as_code engine_submit_run(struct app *app, const struct workflow *wf, const json_t *input,
+                               const struct engine_run_opts *opts, int64_t *run_id,
+                               struct as_err *err) AS_WUR;
+
+/* One run of a batch. */
+struct engine_run_req {
+    const json_t *input;    /* borrowed; NULL = {} */
+    const char *dedupe_key; /* NULL: none (overrides opts->dedupe_key) */
+};
+
+/*
+ * Start n runs of wf in ONE transaction (fan-out).  All inputs are checked
+ * first; one bad input fails the call with AS_EINVAL naming its index and
+ * nothing is started.  run_ids[i] receives the new run, or the open run that
+ * holds reqs[i].dedupe_key; created[i] (created may be NULL) is 1 for a new
+ * run and 0 for a deduplicated one; *n_created (may be NULL) counts new
+ * runs.  The writer is held for the whole batch: keep batches to some
+ * thousands so running steps keep committing between them.
+ */
+enum as_code engine_submit_runs(struct app *app, const struct workflow *wf,
+                                const struct engine_run_req *reqs, size_t n,
+                                const struct engine_run_opts *opts, int64_t *run_ids,
+                                int *created, size_t *n_created, struct as_err *err) AS_WUR;
+
+/* Cancel an open run (its open steps too; a step running now has its result
+ * discarded).  AS_ENOTFOUND / AS_ECONFLICT (already ended). */
+enum as_code engine_cancel_run(struct app *app, int64_t run_id, struct as_err *err) AS_WUR;
+
+/* Re-queue the failed step of a failed run, attempts reset, same idempotency
+ * key.  AS_ENOTFOUND / AS_ECONFLICT (not failed; dedupe key taken). */
+enum as_code engine_retry_run(struct app *app, int64_t run_id, struct as_err *err) AS_WUR;
+
+/*
+ * Wait until run_id has ended or timeout_ms passed (-1: no limit), waking at
+ * once when this engine ends it and polling the database otherwise.
+ * *status receives the run's status.  AS_ETIMEOUT when still open.
+ */
+enum as_code engine_wait_run(struct app *app, int64_t run_id, int64_t timeout_ms, char *status,
+                             size_t size, struct as_err *err) AS_WUR;
+
+#endif
