@@ -1,0 +1,955 @@
+/*
+ * sim_state.c - the tenant state in memory, its JSON file, and the lookup
+ * index (see sim_state.h).  The file is parsed with jansson once at start;
+ * saving streams JSON by hand so a large tenant saves in well under a second.
+ */
+#include "sim/sim_state.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <openssl/pem.h>
+#include <openssl/sha.h>
+#include <openssl/x509.h>
+
+/*
+ * CAS mailbox properties.  Names and defaults follow Set-CASMailbox's
+ * documentation; SmtpClientAuthenticationDisabled and MapiHttpEnabled are
+ * null by default.  The EWS allow-lists and the policy defaults are
+ * assumptions of the simulator.
+ */
+const struct sim_cas_prop sim_cas_props[] = {
+    {"ActiveSyncEnabled", SIM_CAS_BOOL, 1, NULL},
+    {"OWAEnabled", SIM_CAS_BOOL, 1, NULL},
+    {"PopEnabled", SIM_CAS_BOOL, 1, NULL},
+    {"ImapEnabled", SIM_CAS_BOOL, 1, NULL},
+    {"MAPIEnabled", SIM_CAS_BOOL, 1, NULL},
+    {"EwsEnabled", SIM_CAS_BOOL, 1, NULL},
+    {"ECPEnabled", SIM_CAS_BOOL, 1, NULL},
+    {"SmtpClientAuthenticationDisabled", SIM_CAS_NBOOL, -1, NULL},
+    {"UniversalOutlookEnabled", SIM_CAS_BOOL, 1, NULL},
+    {"OutlookMobileEnabled", SIM_CAS_BOOL, 1, NULL},
+    {"MAPIBlockOutlookRpcHttp", SIM_CAS_BOOL, 0, NULL},
+    {"MapiHttpEnabled", SIM_CAS_NBOOL, -1, NULL},
+    {"OWAforDevicesEnabled", SIM_CAS_BOOL, 1, NULL},
+    {"PopUseProtocolDefaults", SIM_CAS_BOOL, 1, NULL},
+    {"ImapUseProtocolDefaults", SIM_CAS_BOOL, 1, NULL},
+    {"EwsAllowOutlook", SIM_CAS_NBOOL, -1, NULL},
+    {"EwsAllowMacOutlook", SIM_CAS_NBOOL, -1, NULL},
+    {"ActiveSyncDebugLogging", SIM_CAS_BOOL, 0, NULL},
+    {"ShowGalAsDefaultView", SIM_CAS_BOOL, 1, NULL},
+    {"PublicFolderClientAccess", SIM_CAS_BOOL, 0, NULL},
+    {"ActiveSyncMailboxPolicy", SIM_CAS_STR, -1, "Default"},
+    {"OwaMailboxPolicy", SIM_CAS_STR, -1, "OwaMailboxPolicy-Default"},
+};
+const size_t sim_n_cas_props = sizeof sim_cas_props / sizeof sim_cas_props[0];
+
+const char *const sim_usage_apps[SIM_N_USAGE_APPS] = {
+    "Mail For Mac",     "Outlook For Mac", "Outlook For Windows", "Outlook For Mobile",
+    "Other For Mobile", "Outlook For Web", "POP3 App",            "IMAP4 App",
+    "SMTP App",
+};
+
+int sim_cas_prop_find(const char *name)
+{
+    for (size_t i = 0; i < sim_n_cas_props; i++)
+        if (strcasecmp(sim_cas_props[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+void sim_mailbox_defaults(struct sim_mailbox *m)
+{
+    for (size_t i = 0; i < sim_n_cas_props; i++) {
+        m->b[i] = sim_cas_props[i].def_bool;
+        m->s[i] = sim_cas_props[i].def_str;
+    }
+}
+
+void sim_cas_value_json(struct sbuf *b, const struct sim_mailbox *m, int prop)
+{
+    if (sim_cas_props[prop].type == SIM_CAS_STR)
+        sbuf_json_str(b, m->s[prop]);
+    else
+        sbuf_puts(b, m->b[prop] < 0 ? "null" : m->b[prop] ? "true" : "false");
+}
+
+void sim_state_init(struct sim_state *st)
+{
+    memset(st, 0, sizeof *st);
+    st->premium = 1;
+    st->token_lifetime_s = 3599;
+    st->exo_page_size = 1000;
+    st->exo_rate_limit = 30000;
+    st->smtp_auth_disabled_org = 1;
+    st->allow_legacy_tls = 0;
+    st->sent_mail = json_array();
+}
+
+static void key_free(struct sim_key *k)
+{
+    free(k->pem);
+    EVP_PKEY_free(k->pkey);
+}
+
+static void user_free(struct sim_user *u)
+{
+    free(u->id);
+    free(u->upn);
+    free(u->display_name);
+    free(u->given_name);
+    free(u->surname);
+    free(u->mail);
+    free(u->mobile_phone);
+    free(u->business_phone);
+    free(u->skus);
+    if (u->mbx)
+        free(u->mbx->name);
+    free(u->mbx);
+    free(u->usage);
+}
+
+void sim_state_free(struct sim_state *st)
+{
+    free(st->tenant_id);
+    free(st->tenant_name);
+    free(st->initial_domain);
+    for (size_t i = 0; i < st->n_domains; i++)
+        free(st->domains[i]);
+    free(st->domains);
+    for (size_t i = 0; i < st->n_apps; i++) {
+        struct sim_app *a = &st->apps[i];
+        free(a->client_id);
+        free(a->display_name);
+        for (size_t j = 0; j < a->n_secrets; j++)
+            free(a->secrets[j]);
+        free(a->secrets);
+        for (size_t j = 0; j < a->n_keys; j++)
+            key_free(&a->keys[j]);
+        free(a->keys);
+    }
+    free(st->apps);
+    for (size_t i = 0; i < st->n_users; i++)
+        user_free(&st->users[i]);
+    free(st->users);
+    hidx_free(&st->by_key);
+    for (size_t i = 0; i < st->n_signins; i++) {
+        free(st->signins[i].id);
+        free(st->signins[i].correlation_id);
+        free(st->signins[i].created);
+    }
+    free(st->signins);
+    json_decref(st->sent_mail);
+    intern_free(&st->pool);
+    memset(st, 0, sizeof *st);
+}
+
+int sim_app_add_key(struct sim_app *app, const char *pem, char *err, size_t err_size)
+{
+    struct sim_key k = {0};
+    BIO *bio = BIO_new_mem_buf(pem, -1);
+    if (!bio)
+        goto oom;
+    X509 *cert = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+    if (cert) {
+        k.pkey = X509_get_pubkey(cert);
+        k.has_cert = 1;
+        unsigned char *der = NULL;
+        int der_len = i2d_X509(cert, &der);
+        if (der_len > 0) {
+            SHA1(der, (size_t)der_len, k.sha1);
+            SHA256(der, (size_t)der_len, k.sha256);
+        }
+        OPENSSL_free(der);
+        X509_free(cert);
+    } else {
+        (void)BIO_reset(bio);
+        k.pkey = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
+    }
+    BIO_free(bio);
+    if (!k.pkey) {
+        snprintf(err, err_size, "not a PEM certificate or public key");
+        return -1;
+    }
+    if (EVP_PKEY_base_id(k.pkey) != EVP_PKEY_RSA) {
+        EVP_PKEY_free(k.pkey);
+        snprintf(err, err_size, "only RSA keys are accepted");
+        return -1;
+    }
+    k.pem = strdup(pem);
+    struct sim_key *nk = realloc(app->keys, (app->n_keys + 1) * sizeof *nk);
+    if (!k.pem || !nk) {
+        free(k.pem);
+        EVP_PKEY_free(k.pkey);
+        if (nk)
+            app->keys = nk;
+        goto oom;
+    }
+    app->keys = nk;
+    app->keys[app->n_keys++] = k;
+    return 0;
+oom:
+    snprintf(err, err_size, "out of memory");
+    return -1;
+}
+
+/* ---- loading ---------------------------------------------------------------- */
+
+struct loader {
+    struct sim_state *st;
+    char *err;
+    size_t err_size;
+};
+
+static int lfail(struct loader *L, const char *path, const char *what)
+{
+    snprintf(L->err, L->err_size, "%s: %s", path, what);
+    return -1;
+}
+
+/* Optional string member: *out = malloc'd copy or NULL.  Non-string non-null is an error. */
+static int get_str(struct loader *L, json_t *obj, const char *key, const char *path, char **out)
+{
+    json_t *v = json_object_get(obj, key);
+    *out = NULL;
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_string(v)) {
+        char p[160];
+        snprintf(p, sizeof p, "%s.%s", path, key);
+        return lfail(L, p, "must be a string");
+    }
+    *out = strdup(json_string_value(v));
+    return *out ? 0 : lfail(L, path, "out of memory");
+}
+
+static int get_istr(struct loader *L, json_t *obj, const char *key, const char *path,
+                    const char **out)
+{
+    char *s = NULL;
+    *out = NULL;
+    if (get_str(L, obj, key, path, &s) != 0)
+        return -1;
+    if (s) {
+        *out = intern_str(&L->st->pool, s);
+        free(s);
+        if (!*out)
+            return lfail(L, path, "out of memory");
+    }
+    return 0;
+}
+
+static int get_bool(struct loader *L, json_t *obj, const char *key, const char *path, int def,
+                    int *out)
+{
+    json_t *v = json_object_get(obj, key);
+    *out = def;
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_boolean(v)) {
+        char p[160];
+        snprintf(p, sizeof p, "%s.%s", path, key);
+        return lfail(L, p, "must be true or false");
+    }
+    *out = json_is_true(v);
+    return 0;
+}
+
+static int get_int(struct loader *L, json_t *obj, const char *key, const char *path, int min,
+                   int max, int *out)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) {
+        char p[160], m[80];
+        snprintf(p, sizeof p, "%s.%s", path, key);
+        snprintf(m, sizeof m, "must be an integer in [%d, %d]", min, max);
+        return lfail(L, p, m);
+    }
+    *out = (int)json_integer_value(v);
+    return 0;
+}
+
+static int load_mailbox(struct loader *L, json_t *jm, const char *path, struct sim_user *u)
+{
+    if (!json_is_object(jm))
+        return lfail(L, path, "must be an object or null");
+    struct sim_mailbox *m = calloc(1, sizeof *m);
+    if (!m)
+        return lfail(L, path, "out of memory");
+    u->mbx = m;
+    sim_mailbox_defaults(m);
+    if (get_str(L, jm, "Name", path, &m->name) != 0)
+        return -1;
+    if (!m->name) {
+        /* the alias defaults to the UPN's local part */
+        const char *at = strchr(u->upn, '@');
+        m->name = strndup(u->upn, at ? (size_t)(at - u->upn) : strlen(u->upn));
+        if (!m->name)
+            return lfail(L, path, "out of memory");
+    }
+    json_t *g = json_object_get(jm, "ExchangeGuid");
+    if (g && !json_is_string(g))
+        return lfail(L, path, "ExchangeGuid must be a string");
+    str_copy(m->exchange_guid, sizeof m->exchange_guid, g ? json_string_value(g) : u->id);
+    json_t *wc = json_object_get(jm, "WhenChanged");
+    if (wc && json_is_string(wc) && parse_iso(json_string_value(wc), &m->when_changed_ms, NULL) != 0)
+        return lfail(L, path, "WhenChanged is not an ISO 8601 time");
+    const char *key;
+    json_t *v;
+    json_object_foreach(jm, key, v) {
+        if (!strcmp(key, "Name") || !strcmp(key, "ExchangeGuid") || !strcmp(key, "WhenChanged"))
+            continue;
+        int p = sim_cas_prop_find(key);
+        char pp[200];
+        snprintf(pp, sizeof pp, "%s.%s", path, key);
+        if (p < 0)
+            return lfail(L, pp, "unknown CAS mailbox property");
+        switch (sim_cas_props[p].type) {
+        case SIM_CAS_BOOL:
+            if (!json_is_boolean(v))
+                return lfail(L, pp, "must be true or false");
+            m->b[p] = (signed char)json_is_true(v);
+            break;
+        case SIM_CAS_NBOOL:
+            if (!json_is_boolean(v) && !json_is_null(v))
+                return lfail(L, pp, "must be true, false or null");
+            m->b[p] = json_is_null(v) ? -1 : (signed char)json_is_true(v);
+            break;
+        case SIM_CAS_STR:
+            if (!json_is_string(v) && !json_is_null(v))
+                return lfail(L, pp, "must be a string or null");
+            m->s[p] = json_is_null(v) ? NULL : intern_str(&L->st->pool, json_string_value(v));
+            break;
+        }
+    }
+    return 0;
+}
+
+static int load_usage(struct loader *L, json_t *ju, const char *path, struct sim_user *u)
+{
+    if (!json_is_object(ju))
+        return lfail(L, path, "must be an object or null");
+    struct sim_usage *us = calloc(1, sizeof *us);
+    if (!us)
+        return lfail(L, path, "out of memory");
+    u->usage = us;
+    const char *key;
+    json_t *v;
+    json_object_foreach(ju, key, v) {
+        char pp[200];
+        snprintf(pp, sizeof pp, "%s.%s", path, key);
+        if (!strcmp(key, "lastActivityDate")) {
+            int64_t ms;
+            if (json_is_null(v))
+                continue;
+            if (!json_is_string(v) || parse_iso(json_string_value(v), &ms, NULL) != 0)
+                return lfail(L, pp, "must be a YYYY-MM-DD date or null");
+            fmt_date(ms, us->last_activity, sizeof us->last_activity);
+            continue;
+        }
+        int a = -1;
+        for (int i = 0; i < SIM_N_USAGE_APPS; i++)
+            if (!strcmp(key, sim_usage_apps[i]))
+                a = i;
+        if (a < 0)
+            return lfail(L, pp, "unknown usage column (use the report's column names)");
+        if (json_is_null(v) || (json_is_string(v) && !*json_string_value(v)))
+            continue;
+        if (!json_is_string(v))
+            return lfail(L, pp, "must be a string (the report cell) or null");
+        us->apps[a] = intern_str(&L->st->pool, json_string_value(v));
+    }
+    return 0;
+}
+
+static int load_user(struct loader *L, json_t *ju, size_t idx, struct sim_user *u)
+{
+    char path[64];
+    snprintf(path, sizeof path, "users[%zu]", idx);
+    if (!json_is_object(ju))
+        return lfail(L, path, "must be an object");
+    if (get_str(L, ju, "id", path, &u->id) || get_str(L, ju, "userPrincipalName", path, &u->upn) ||
+        get_str(L, ju, "displayName", path, &u->display_name) ||
+        get_str(L, ju, "givenName", path, &u->given_name) ||
+        get_str(L, ju, "surname", path, &u->surname) || get_str(L, ju, "mail", path, &u->mail) ||
+        get_str(L, ju, "mobilePhone", path, &u->mobile_phone) ||
+        get_istr(L, ju, "jobTitle", path, &u->job_title) ||
+        get_istr(L, ju, "officeLocation", path, &u->office_location) ||
+        get_istr(L, ju, "preferredLanguage", path, &u->preferred_language) ||
+        get_istr(L, ju, "userType", path, &u->user_type) ||
+        get_bool(L, ju, "accountEnabled", path, 1, &u->account_enabled))
+        return -1;
+    if (!u->id)
+        return lfail(L, path, "id is required");
+    if (!u->upn)
+        return lfail(L, path, "userPrincipalName is required");
+    if (!u->user_type)
+        u->user_type = intern_str(&L->st->pool, "Member");
+    json_t *bp = json_object_get(ju, "businessPhones");
+    if (bp && !json_is_array(bp))
+        return lfail(L, path, "businessPhones must be an array");
+    if (bp && json_array_size(bp) > 0) {
+        json_t *p0 = json_array_get(bp, 0);
+        if (!json_is_string(p0))
+            return lfail(L, path, "businessPhones[0] must be a string");
+        u->business_phone = strdup(json_string_value(p0));
+    }
+    json_t *lic = json_object_get(ju, "assignedLicenses");
+    if (lic && !json_is_array(lic))
+        return lfail(L, path, "assignedLicenses must be an array");
+    if (lic && json_array_size(lic) > 0) {
+        u->skus = calloc(json_array_size(lic), sizeof *u->skus);
+        if (!u->skus)
+            return lfail(L, path, "out of memory");
+        size_t i;
+        json_t *l;
+        json_array_foreach(lic, i, l) {
+            json_t *sku = json_object_get(l, "skuId");
+            if (!json_is_string(sku))
+                return lfail(L, path, "assignedLicenses[].skuId must be a string");
+            u->skus[u->n_skus++] = intern_str(&L->st->pool, json_string_value(sku));
+        }
+    }
+    json_t *jm = json_object_get(ju, "mailbox");
+    if (jm && !json_is_null(jm)) {
+        char mp[80];
+        snprintf(mp, sizeof mp, "%s.mailbox", path);
+        if (load_mailbox(L, jm, mp, u) != 0)
+            return -1;
+    }
+    json_t *us = json_object_get(ju, "usage");
+    if (us && !json_is_null(us)) {
+        char up[80];
+        snprintf(up, sizeof up, "%s.usage", path);
+        if (load_usage(L, us, up, u) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static const char *sub_str(json_t *obj, const char *a, const char *b)
+{
+    json_t *o = json_object_get(obj, a);
+    json_t *v = b ? json_object_get(o, b) : o;
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static int load_signin(struct loader *L, json_t *js, size_t idx, struct sim_signin *s)
+{
+    char path[64];
+    snprintf(path, sizeof path, "sign_ins[%zu]", idx);
+    if (!json_is_object(js))
+        return lfail(L, path, "must be an object");
+    struct intern *P = &L->st->pool;
+    const char *created = sub_str(js, "createdDateTime", NULL);
+    if (!created || parse_iso(created, &s->created_ms, NULL) != 0)
+        return lfail(L, path, "createdDateTime must be an ISO 8601 time");
+    s->created = strdup(created);
+    s->id = str_dup(sub_str(js, "id", NULL));
+    s->correlation_id = str_dup(sub_str(js, "correlationId", NULL));
+    if (!s->id)
+        return lfail(L, path, "id is required");
+    s->user_display_name = intern_str(P, sub_str(js, "userDisplayName", NULL));
+    s->upn = intern_str(P, sub_str(js, "userPrincipalName", NULL));
+    s->user_id = intern_str(P, sub_str(js, "userId", NULL));
+    s->app_id = intern_str(P, sub_str(js, "appId", NULL));
+    s->app_display_name = intern_str(P, sub_str(js, "appDisplayName", NULL));
+    s->ip = intern_str(P, sub_str(js, "ipAddress", NULL));
+    s->client_app = intern_str(P, sub_str(js, "clientAppUsed", NULL));
+    s->ca_status = intern_str(P, sub_str(js, "conditionalAccessStatus", NULL));
+    s->resource_display_name = intern_str(P, sub_str(js, "resourceDisplayName", NULL));
+    s->failure_reason = intern_str(P, sub_str(js, "status", "failureReason"));
+    s->os = intern_str(P, sub_str(js, "deviceDetail", "operatingSystem"));
+    s->browser = intern_str(P, sub_str(js, "deviceDetail", "browser"));
+    s->city = intern_str(P, sub_str(js, "location", "city"));
+    s->region = intern_str(P, sub_str(js, "location", "state"));
+    s->country = intern_str(P, sub_str(js, "location", "countryOrRegion"));
+    json_t *ii = json_object_get(js, "isInteractive");
+    s->is_interactive = json_is_true(ii);
+    json_t *ec = json_object_get(json_object_get(js, "status"), "errorCode");
+    s->error_code = json_is_integer(ec) ? (int)json_integer_value(ec) : 0;
+    return 0;
+}
+
+static int load_app(struct loader *L, json_t *ja, size_t idx, struct sim_app *a)
+{
+    char path[64];
+    snprintf(path, sizeof path, "apps[%zu]", idx);
+    if (!json_is_object(ja))
+        return lfail(L, path, "must be an object");
+    if (get_str(L, ja, "client_id", path, &a->client_id) ||
+        get_str(L, ja, "display_name", path, &a->display_name))
+        return -1;
+    if (!a->client_id)
+        return lfail(L, path, "client_id is required");
+    json_t *secrets = json_object_get(ja, "secrets");
+    if (secrets && !json_is_array(secrets))
+        return lfail(L, path, "secrets must be an array of strings");
+    size_t i;
+    json_t *v;
+    if (secrets) {
+        a->secrets = calloc(json_array_size(secrets) + 1, sizeof *a->secrets);
+        if (!a->secrets)
+            return lfail(L, path, "out of memory");
+        json_array_foreach(secrets, i, v) {
+            if (!json_is_string(v))
+                return lfail(L, path, "secrets must be an array of strings");
+            a->secrets[a->n_secrets++] = strdup(json_string_value(v));
+        }
+    }
+    json_t *certs = json_object_get(ja, "certificates");
+    if (certs && !json_is_array(certs))
+        return lfail(L, path, "certificates must be an array of PEM strings");
+    json_array_foreach(certs, i, v) {
+        char e[128], p[96];
+        snprintf(p, sizeof p, "%s.certificates[%zu]", path, i);
+        if (!json_is_string(v))
+            return lfail(L, p, "must be a PEM string");
+        if (sim_app_add_key(a, json_string_value(v), e, sizeof e) != 0)
+            return lfail(L, p, e);
+    }
+    return 0;
+}
+
+static int signin_cmp(const void *a, const void *b)
+{
+    const struct sim_signin *x = a, *y = b;
+    if (x->created_ms != y->created_ms)
+        return x->created_ms < y->created_ms ? 1 : -1;
+    return strcmp(x->id, y->id);
+}
+
+void sim_state_sort_signins(struct sim_state *st)
+{
+    if (st->n_signins > 1)
+        qsort(st->signins, st->n_signins, sizeof *st->signins, signin_cmp);
+}
+
+int sim_state_from_json(struct sim_state *st, json_t *doc, char *err, size_t err_size)
+{
+    struct loader L = {st, err, err_size};
+    sim_state_init(st);
+    if (!json_is_object(doc))
+        return lfail(&L, "$", "the state must be a JSON object");
+    json_t *fmt = json_object_get(doc, "format");
+    if (fmt && (!json_is_string(fmt) || strcmp(json_string_value(fmt), SIM_STATE_FORMAT) != 0))
+        return lfail(&L, "format", "must be \"" SIM_STATE_FORMAT "\"");
+    json_t *t = json_object_get(doc, "tenant");
+    if (!json_is_object(t))
+        return lfail(&L, "tenant", "is required (an object)");
+    if (get_str(&L, t, "id", "tenant", &st->tenant_id) ||
+        get_str(&L, t, "name", "tenant", &st->tenant_name) ||
+        get_str(&L, t, "initial_domain", "tenant", &st->initial_domain) ||
+        get_bool(&L, t, "premium", "tenant", 1, &st->premium))
+        return -1;
+    if (!st->tenant_id)
+        return lfail(&L, "tenant.id", "is required");
+    if (!st->initial_domain)
+        return lfail(&L, "tenant.initial_domain", "is required");
+    json_t *doms = json_object_get(t, "domains");
+    if (doms && !json_is_array(doms))
+        return lfail(&L, "tenant.domains", "must be an array of strings");
+    st->domains = calloc(json_array_size(doms) + 1, sizeof *st->domains);
+    if (!st->domains)
+        return lfail(&L, "tenant.domains", "out of memory");
+    size_t i;
+    json_t *v;
+    json_array_foreach(doms, i, v) {
+        if (!json_is_string(v))
+            return lfail(&L, "tenant.domains", "must be an array of strings");
+        st->domains[st->n_domains++] = strdup(json_string_value(v));
+    }
+
+    json_t *s = json_object_get(doc, "settings");
+    if (s && !json_is_object(s))
+        return lfail(&L, "settings", "must be an object");
+    if (s) {
+        char *rrd = NULL;
+        if (get_int(&L, s, "token_lifetime_s", "settings", 1, 86400, &st->token_lifetime_s) ||
+            get_int(&L, s, "exo_page_size", "settings", 1, 1000, &st->exo_page_size) ||
+            get_int(&L, s, "exo_rate_limit_per_minute", "settings", 1, 1000000,
+                    &st->exo_rate_limit) ||
+            get_str(&L, s, "report_refresh_date", "settings", &rrd))
+            return -1;
+        if (rrd) {
+            int64_t ms;
+            int bad = parse_iso(rrd, &ms, NULL) != 0;
+            if (!bad)
+                fmt_date(ms, st->report_refresh_date, sizeof st->report_refresh_date);
+            free(rrd);
+            if (bad)
+                return lfail(&L, "settings.report_refresh_date", "must be YYYY-MM-DD");
+        }
+    }
+    json_t *rs = json_object_get(doc, "report_settings");
+    if (rs && get_bool(&L, rs, "displayConcealedNames", "report_settings", 0, &st->conceal_names))
+        return -1;
+    json_t *tc = json_object_get(doc, "transport_config");
+    if (tc) {
+        int a = 1, b = 0;
+        if (!json_is_object(tc))
+            return lfail(&L, "transport_config", "must be an object");
+        if (get_bool(&L, tc, "SmtpClientAuthenticationDisabled", "transport_config", 1, &a) ||
+            get_bool(&L, tc, "AllowLegacyTLSClients", "transport_config", 0, &b))
+            return -1;
+        st->smtp_auth_disabled_org = (signed char)a;
+        st->allow_legacy_tls = (signed char)b;
+        json_t *wc = json_object_get(tc, "WhenChanged");
+        if (json_is_string(wc))
+            (void)parse_iso(json_string_value(wc), &st->transport_when_changed_ms, NULL);
+    }
+
+    json_t *apps = json_object_get(doc, "apps");
+    if (apps && !json_is_array(apps))
+        return lfail(&L, "apps", "must be an array");
+    if (apps && json_array_size(apps)) {
+        st->apps = calloc(json_array_size(apps), sizeof *st->apps);
+        if (!st->apps)
+            return lfail(&L, "apps", "out of memory");
+        json_array_foreach(apps, i, v) {
+            st->n_apps++;
+            if (load_app(&L, v, i, &st->apps[i]) != 0)
+                return -1;
+        }
+    }
+
+    json_t *users = json_object_get(doc, "users");
+    if (users && !json_is_array(users))
+        return lfail(&L, "users", "must be an array");
+    size_t nu = json_array_size(users);
+    if (nu) {
+        st->users = calloc(nu, sizeof *st->users);
+        if (!st->users)
+            return lfail(&L, "users", "out of memory");
+        st->cap_users = nu;
+        json_array_foreach(users, i, v) {
+            st->n_users++;
+            if (load_user(&L, v, i, &st->users[i]) != 0)
+                return -1;
+        }
+    }
+    json_t *sis = json_object_get(doc, "sign_ins");
+    if (sis && !json_is_array(sis))
+        return lfail(&L, "sign_ins", "must be an array");
+    if (json_array_size(sis)) {
+        st->signins = calloc(json_array_size(sis), sizeof *st->signins);
+        if (!st->signins)
+            return lfail(&L, "sign_ins", "out of memory");
+        json_array_foreach(sis, i, v) {
+            st->n_signins++;
+            if (load_signin(&L, v, i, &st->signins[i]) != 0)
+                return -1;
+        }
+        sim_state_sort_signins(st);
+    }
+    json_t *mail = json_object_get(doc, "sent_mail");
+    if (mail && !json_is_array(mail))
+        return lfail(&L, "sent_mail", "must be an array");
+    if (mail) {
+        json_decref(st->sent_mail);
+        st->sent_mail = json_incref(mail);
+    }
+    if (sim_state_reindex(st) != 0)
+        return lfail(&L, "users", "out of memory while indexing");
+    return 0;
+}
+
+int sim_state_load(struct sim_state *st, const char *path, char *err, size_t err_size)
+{
+    json_error_t je;
+    json_t *doc = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    if (!doc) {
+        sim_state_init(st);
+        snprintf(err, err_size, "%s:%d:%d: %s", path, je.line, je.column, je.text);
+        return -1;
+    }
+    char inner[400];
+    int rc = sim_state_from_json(st, doc, inner, sizeof inner);
+    json_decref(doc);
+    if (rc != 0)
+        snprintf(err, err_size, "%s: %s", path, inner);
+    return rc;
+}
+
+/* ---- index ------------------------------------------------------------------ */
+
+int sim_state_reindex(struct sim_state *st)
+{
+    hidx_free(&st->by_key);
+    for (size_t i = 0; i < st->n_users; i++) {
+        struct sim_user *u = &st->users[i];
+        int idx = (int)i;
+        if (hidx_put(&st->by_key, u->id, idx) || hidx_put(&st->by_key, u->upn, idx) ||
+            hidx_put(&st->by_key, u->mail, idx))
+            return -1;
+        if (u->mbx && (hidx_put(&st->by_key, u->mbx->name, idx) ||
+                       hidx_put(&st->by_key, u->mbx->exchange_guid, idx)))
+            return -1;
+    }
+    return 0;
+}
+
+int sim_state_find_user(const struct sim_state *st, const char *key)
+{
+    if (!key)
+        return -1;
+    if (strncasecmp(key, "smtp:", 5) == 0)
+        key += 5;
+    return hidx_get(&st->by_key, key);
+}
+
+int sim_state_tenant_matches(const struct sim_state *st, const char *name)
+{
+    if (str_ieq(name, st->tenant_id) || str_ieq(name, st->initial_domain))
+        return 1;
+    for (size_t i = 0; i < st->n_domains; i++)
+        if (str_ieq(name, st->domains[i]))
+            return 1;
+    return 0;
+}
+
+/* ---- saving ------------------------------------------------------------------ */
+
+/* Flush b to f when it holds more than a megabyte (or always when force). */
+static int flush(struct sbuf *b, FILE *f, int force)
+{
+    if (b->oom)
+        return -1;
+    if (!force && b->len < (1u << 20))
+        return 0;
+    if (b->len && fwrite(b->p, 1, b->len, f) != b->len)
+        return -1;
+    b->len = 0;
+    if (b->p)
+        b->p[0] = '\0';
+    return 0;
+}
+
+static void write_user(struct sbuf *b, const struct sim_user *u)
+{
+    sbuf_puts(b, "{\"id\":");
+    sbuf_json_str(b, u->id);
+    sbuf_puts(b, ",\"userPrincipalName\":");
+    sbuf_json_str(b, u->upn);
+    sbuf_puts(b, ",\"displayName\":");
+    sbuf_json_str(b, u->display_name);
+    sbuf_puts(b, ",\"givenName\":");
+    sbuf_json_str(b, u->given_name);
+    sbuf_puts(b, ",\"surname\":");
+    sbuf_json_str(b, u->surname);
+    sbuf_puts(b, ",\"mail\":");
+    sbuf_json_str(b, u->mail);
+    sbuf_puts(b, ",\"jobTitle\":");
+    sbuf_json_str(b, u->job_title);
+    sbuf_puts(b, ",\"officeLocation\":");
+    sbuf_json_str(b, u->office_location);
+    sbuf_puts(b, ",\"mobilePhone\":");
+    sbuf_json_str(b, u->mobile_phone);
+    sbuf_puts(b, ",\"preferredLanguage\":");
+    sbuf_json_str(b, u->preferred_language);
+    sbuf_puts(b, ",\"businessPhones\":[");
+    if (u->business_phone)
+        sbuf_json_str(b, u->business_phone);
+    sbuf_puts(b, "],\"userType\":");
+    sbuf_json_str(b, u->user_type);
+    sbuf_printf(b, ",\"accountEnabled\":%s,\"assignedLicenses\":[",
+                u->account_enabled ? "true" : "false");
+    for (size_t i = 0; i < u->n_skus; i++) {
+        sbuf_puts(b, i ? ",{\"disabledPlans\":[],\"skuId\":" : "{\"disabledPlans\":[],\"skuId\":");
+        sbuf_json_str(b, u->skus[i]);
+        sbuf_putc(b, '}');
+    }
+    sbuf_puts(b, "],\n  \"mailbox\":");
+    if (u->mbx) {
+        char when[40];
+        fmt_iso_s(u->mbx->when_changed_ms, when, sizeof when);
+        sbuf_puts(b, "{\"Name\":");
+        sbuf_json_str(b, u->mbx->name);
+        sbuf_puts(b, ",\"ExchangeGuid\":");
+        sbuf_json_str(b, u->mbx->exchange_guid);
+        sbuf_puts(b, ",\"WhenChanged\":");
+        sbuf_json_str(b, when);
+        for (size_t p = 0; p < sim_n_cas_props; p++) {
+            sbuf_putc(b, ',');
+            sbuf_json_key(b, sim_cas_props[p].name);
+            sim_cas_value_json(b, u->mbx, (int)p);
+        }
+        sbuf_putc(b, '}');
+    } else {
+        sbuf_puts(b, "null");
+    }
+    sbuf_puts(b, ",\n  \"usage\":");
+    if (u->usage) {
+        sbuf_puts(b, "{\"lastActivityDate\":");
+        sbuf_json_str(b, u->usage->last_activity[0] ? u->usage->last_activity : NULL);
+        for (int a = 0; a < SIM_N_USAGE_APPS; a++) {
+            if (!u->usage->apps[a])
+                continue;
+            sbuf_putc(b, ',');
+            sbuf_json_key(b, sim_usage_apps[a]);
+            sbuf_json_str(b, u->usage->apps[a]);
+        }
+        sbuf_putc(b, '}');
+    } else {
+        sbuf_puts(b, "null");
+    }
+    sbuf_putc(b, '}');
+}
+
+/* Writes one sign-in in the Graph signIn shape (also used by sim_graph.c through the same fields). */
+static void write_signin(struct sbuf *b, const struct sim_signin *s)
+{
+    sbuf_puts(b, "{\"id\":");
+    sbuf_json_str(b, s->id);
+    sbuf_puts(b, ",\"createdDateTime\":");
+    sbuf_json_str(b, s->created);
+    sbuf_puts(b, ",\"userDisplayName\":");
+    sbuf_json_str(b, s->user_display_name);
+    sbuf_puts(b, ",\"userPrincipalName\":");
+    sbuf_json_str(b, s->upn);
+    sbuf_puts(b, ",\"userId\":");
+    sbuf_json_str(b, s->user_id);
+    sbuf_puts(b, ",\"appId\":");
+    sbuf_json_str(b, s->app_id);
+    sbuf_puts(b, ",\"appDisplayName\":");
+    sbuf_json_str(b, s->app_display_name);
+    sbuf_puts(b, ",\"ipAddress\":");
+    sbuf_json_str(b, s->ip);
+    sbuf_puts(b, ",\"clientAppUsed\":");
+    sbuf_json_str(b, s->client_app);
+    sbuf_puts(b, ",\"correlationId\":");
+    sbuf_json_str(b, s->correlation_id);
+    sbuf_puts(b, ",\"conditionalAccessStatus\":");
+    sbuf_json_str(b, s->ca_status);
+    sbuf_printf(b, ",\"isInteractive\":%s,\"resourceDisplayName\":",
+                s->is_interactive ? "true" : "false");
+    sbuf_json_str(b, s->resource_display_name);
+    sbuf_printf(b, ",\"status\":{\"errorCode\":%d,\"failureReason\":", s->error_code);
+    sbuf_json_str(b, s->failure_reason);
+    sbuf_puts(b, ",\"additionalDetails\":null},\"deviceDetail\":{\"operatingSystem\":");
+    sbuf_json_str(b, s->os);
+    sbuf_puts(b, ",\"browser\":");
+    sbuf_json_str(b, s->browser);
+    sbuf_puts(b, "},\"location\":{\"city\":");
+    sbuf_json_str(b, s->city);
+    sbuf_puts(b, ",\"state\":");
+    sbuf_json_str(b, s->region);
+    sbuf_puts(b, ",\"countryOrRegion\":");
+    sbuf_json_str(b, s->country);
+    sbuf_puts(b, "}}");
+}
+
+void sim_signin_json(struct sbuf *b, const struct sim_signin *s)
+{
+    write_signin(b, s);
+}
+
+static void write_head(struct sbuf *b, const struct sim_state *st)
+{
+    sbuf_puts(b, "{\"format\":\"" SIM_STATE_FORMAT "\",\n\"tenant\":{\"id\":");
+    sbuf_json_str(b, st->tenant_id);
+    sbuf_puts(b, ",\"name\":");
+    sbuf_json_str(b, st->tenant_name);
+    sbuf_puts(b, ",\"initial_domain\":");
+    sbuf_json_str(b, st->initial_domain);
+    sbuf_puts(b, ",\"domains\":[");
+    for (size_t i = 0; i < st->n_domains; i++) {
+        if (i)
+            sbuf_putc(b, ',');
+        sbuf_json_str(b, st->domains[i]);
+    }
+    sbuf_printf(b, "],\"premium\":%s},\n", st->premium ? "true" : "false");
+    sbuf_printf(b,
+                "\"settings\":{\"token_lifetime_s\":%d,\"exo_page_size\":%d,"
+                "\"exo_rate_limit_per_minute\":%d,\"report_refresh_date\":",
+                st->token_lifetime_s, st->exo_page_size, st->exo_rate_limit);
+    sbuf_json_str(b, st->report_refresh_date[0] ? st->report_refresh_date : NULL);
+    sbuf_printf(b, "},\n\"report_settings\":{\"displayConcealedNames\":%s},\n",
+                st->conceal_names ? "true" : "false");
+    char when[40];
+    fmt_iso_s(st->transport_when_changed_ms, when, sizeof when);
+    sbuf_printf(b,
+                "\"transport_config\":{\"SmtpClientAuthenticationDisabled\":%s,"
+                "\"AllowLegacyTLSClients\":%s,\"WhenChanged\":\"%s\"},\n\"apps\":[",
+                st->smtp_auth_disabled_org ? "true" : "false",
+                st->allow_legacy_tls ? "true" : "false", when);
+    for (size_t i = 0; i < st->n_apps; i++) {
+        const struct sim_app *a = &st->apps[i];
+        sbuf_puts(b, i ? ",\n {\"client_id\":" : "\n {\"client_id\":");
+        sbuf_json_str(b, a->client_id);
+        sbuf_puts(b, ",\"display_name\":");
+        sbuf_json_str(b, a->display_name);
+        sbuf_puts(b, ",\"secrets\":[");
+        for (size_t j = 0; j < a->n_secrets; j++) {
+            if (j)
+                sbuf_putc(b, ',');
+            sbuf_json_str(b, a->secrets[j]);
+        }
+        sbuf_puts(b, "],\"certificates\":[");
+        for (size_t j = 0; j < a->n_keys; j++) {
+            if (j)
+                sbuf_putc(b, ',');
+            sbuf_json_str(b, a->keys[j].pem);
+        }
+        sbuf_puts(b, "]}");
+    }
+    sbuf_puts(b, "],\n\"users\":[");
+}
+
+int sim_state_save(const struct sim_state *st, const char *path, char *err, size_t err_size)
+{
+    static unsigned counter;
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%u", path, (long)getpid(),
+             __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED));
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        snprintf(err, err_size, "%s: %s", tmp, strerror(errno));
+        return -1;
+    }
+    FILE *f = fdopen(fd, "w");
+    if (!f) {
+        snprintf(err, err_size, "%s: %s", tmp, strerror(errno));
+        close(fd);
+        unlink(tmp);
+        return -1;
+    }
+    struct sbuf b = {0};
+    int rc = 0;
+    write_head(&b, st);
+    for (size_t i = 0; i < st->n_users && rc == 0; i++) {
+        sbuf_puts(&b, i ? ",\n " : "\n ");
+        write_user(&b, &st->users[i]);
+        rc = flush(&b, f, 0);
+    }
+    sbuf_puts(&b, "],\n\"sign_ins\":[");
+    for (size_t i = 0; i < st->n_signins && rc == 0; i++) {
+        sbuf_puts(&b, i ? ",\n " : "\n ");
+        write_signin(&b, &st->signins[i]);
+        rc = flush(&b, f, 0);
+    }
+    sbuf_puts(&b, "],\n\"sent_mail\":");
+    char *mail = json_dumps(st->sent_mail, JSON_COMPACT | JSON_ENCODE_ANY);
+    sbuf_puts(&b, mail ? mail : "[]");
+    free(mail);
+    sbuf_puts(&b, "\n}\n");
+    if (rc == 0)
+        rc = flush(&b, f, 1);
+    sbuf_free(&b);
+    if (fclose(f) != 0)
+        rc = -1;
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = -1;
+    if (rc != 0) {
+        snprintf(err, err_size, "saving %s: %s", path, strerror(errno ? errno : EIO));
+        unlink(tmp);
+    }
+    return rc;
+}
