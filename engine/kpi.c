@@ -568,6 +568,56 @@ static const char *row_client_app(const json_t *row)
     return a;
 }
 
+/*
+ * For a users row: which of `mask`'s protocols are on, which of those were
+ * used in the last 30 days, and the CAS settings (with the values they
+ * replace) that turn them off.  Returns -1 out of memory.
+ */
+static int add_change(json_t *out, const json_t *row, unsigned mask)
+{
+    static const struct {
+        unsigned bit;
+        const char *name, *field, *used, *cas, *cas_current;
+        int on_value; /* the field's value when the protocol is on */
+    } map[] = {
+        {KPI_P_POP, "pop", "pop_enabled", "pop3_30d", "PopEnabled", "pop_enabled", 1},
+        {KPI_P_IMAP, "imap", "imap_enabled", "imap4_30d", "ImapEnabled", "imap_enabled", 1},
+        {KPI_P_SMTP, "smtp", "smtp_client_auth_disabled", "smtp_30d",
+         "SmtpClientAuthenticationDisabled", "smtp_client_auth_disabled_mailbox", 0},
+        {KPI_P_ACTIVESYNC, "activesync", "activesync_enabled", NULL, "ActiveSyncEnabled",
+         "activesync_enabled", 1},
+        {KPI_P_EWS, "ews", "ews_enabled", NULL, "EwsEnabled", "ews_enabled", 1},
+    };
+    json_t *enabled = json_array(), *used = json_array(), *settings = json_object(),
+           *expect = json_object();
+    if (!enabled || !used || !settings || !expect)
+        goto oom;
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
+        if (!(mask & map[i].bit))
+            continue;
+        const json_t *v = json_object_get(row, map[i].field);
+        if (!json_is_boolean(v) || json_is_true(v) != map[i].on_value)
+            continue;
+        json_array_append_new(enabled, json_string(map[i].name));
+        if (map[i].used && json_is_true(json_object_get(row, map[i].used)))
+            json_array_append_new(used, json_string(map[i].name));
+        json_object_set_new(settings, map[i].cas, json_boolean(!map[i].on_value));
+        const json_t *cur = json_object_get(row, map[i].cas_current);
+        json_object_set_new(expect, map[i].cas, cur ? json_incref((json_t *)cur) : json_null());
+    }
+    json_object_set_new(out, "protocols_enabled", enabled);
+    json_object_set_new(out, "protocols_used_30d", used);
+    json_object_set_new(out, "cas_settings", settings);
+    json_object_set_new(out, "cas_expect", expect);
+    return 0;
+oom:
+    json_decref(enabled);
+    json_decref(used);
+    json_decref(settings);
+    json_decref(expect);
+    return -1;
+}
+
 struct eval_ctx {
     const struct kpi *k;
     struct kpi_exemptions *ex;
@@ -646,6 +696,11 @@ static int eval_row(void *ud, json_t *row)
     }
     json_object_set_new(out, "exempt_protocols", user_mask ? kpi_protocols_json(user_mask) : json_array());
     json_object_set_new(out, "exempt_reason", reason ? json_string(reason) : json_null());
+    if (strcmp(k->report, "users") == 0 && add_change(out, row, k->protocols & ~user_mask)) {
+        json_decref(out);
+        rc = as_errf(ec->err, AS_ENOMEM, "out of memory");
+        goto fail;
+    }
     int stop = ec->cb(ec->ud, out);
     json_decref(out);
     if (stop)

@@ -22,6 +22,18 @@
  * exemptions listed in "exempt_protocols".  For sign-in rows, a row whose
  * client app belongs to an exempt protocol is left out.  Expired or removed
  * exceptions are ignored: "active" is decided against `now` at evaluation.
+ *
+ * What a found users row carries besides its columns (for workflows):
+ *   "exempt_protocols"   the user's active exemptions (["pop"], ["all"], [])
+ *   "exempt_reason"      their reasons, or null
+ *   "protocols_enabled"  the KPI's protocols that are on for the user and not
+ *                        exempt: what a workflow should turn off
+ *   "protocols_used_30d" those of them used in the last 30 days
+ *   "cas_settings"       the Set-CASMailbox settings that turn them off, e.g.
+ *                        {"PopEnabled": false, "SmtpClientAuthenticationDisabled": true}
+ *   "cas_expect"         the mailbox's synced values of those settings (the
+ *                        state the change is based on; SMTP: the mailbox
+ *                        value, null when it follows the organisation)
  */
 #ifndef ASSENT_KPI_H
 #define ASSENT_KPI_H

@@ -103,12 +103,16 @@ static void add_exception(struct app *app, const char *upn, const char *protocol
 
 struct collected {
     json_t *upns;
+    json_t *rows; /* upn -> row as handed on */
 };
 
 static int collect(void *ud, json_t *row)
 {
     struct collected *c = ud;
-    json_array_append_new(c->upns, json_string(json_string_value(json_object_get(row, "upn"))));
+    const char *upn = json_string_value(json_object_get(row, "upn"));
+    json_array_append_new(c->upns, json_string(upn));
+    if (c->rows)
+        json_object_set(c->rows, upn, row);
     return 0;
 }
 
@@ -279,7 +283,7 @@ static void test_eval_exemptions(void **state)
     struct kpi *k = compile("{\"name\": \"legacy\", \"filter\": "
                             "\"pop_enabled || imap_enabled || !smtp_client_auth_disabled\"}");
     struct kpi_result res;
-    struct collected c = {json_array()};
+    struct collected c = {json_array(), json_object()};
     assert_int_equal(kpi_eval(&f->app, k, now, rows_source, collect, &c, &res, &err), AS_OK);
     /* pop-only: exempt for its only protocol -> out.  pop-imap: still has IMAP -> in.
      * expired and removed exceptions do not apply.  all: out. */
@@ -293,6 +297,30 @@ static void test_eval_exemptions(void **state)
     assert_false(has(c.upns, "pop-only@example.com"));
     assert_false(has(c.upns, "all@example.com"));
     assert_false(has(c.upns, "clean@example.com"));
+    /* What a workflow needs: pop-imap is exempt for POP, so only IMAP is to go. */
+    json_t *r = json_object_get(c.rows, "pop-imap@example.com");
+    char *t = json_dumps(json_object_get(r, "protocols_enabled"), JSON_COMPACT);
+    assert_string_equal(t, "[\"imap\"]");
+    free(t);
+    t = json_dumps(json_object_get(r, "protocols_used_30d"), JSON_COMPACT);
+    assert_string_equal(t, "[\"imap\"]");
+    free(t);
+    t = json_dumps(json_object_get(r, "cas_settings"), JSON_COMPACT | JSON_SORT_KEYS);
+    assert_string_equal(t, "{\"ImapEnabled\":false}");
+    free(t);
+    t = json_dumps(json_object_get(r, "exempt_protocols"), JSON_COMPACT);
+    assert_string_equal(t, "[\"pop\"]");
+    free(t);
+    assert_non_null(strstr(json_string_value(json_object_get(r, "exempt_reason")), "needs it"));
+    /* SMTP AUTH: set on the mailbox; the state it replaces is the mailbox value (none). */
+    r = json_object_get(c.rows, "smtp@example.com");
+    t = json_dumps(json_object_get(r, "cas_settings"), JSON_COMPACT | JSON_SORT_KEYS);
+    assert_string_equal(t, "{\"SmtpClientAuthenticationDisabled\":true}");
+    free(t);
+    t = json_dumps(json_object_get(r, "cas_expect"), JSON_COMPACT | JSON_SORT_KEYS);
+    assert_string_equal(t, "{\"SmtpClientAuthenticationDisabled\":null}");
+    free(t);
+    json_decref(c.rows);
     json_decref(c.upns);
     kpi_result_clear(&res);
     kpi_free(k);
