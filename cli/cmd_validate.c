@@ -16,6 +16,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: assent validate [--json] [--strict] FILE...\n"
+            "       assent validate --print-schema\n"
             "\n"
             "Check workflow definitions without running them: JSON syntax, duplicate and\n"
             "unknown keys, step types and their parameters, ${...} references and\n"
@@ -26,6 +27,7 @@ static void usage(FILE *f)
             "\n"
             "  --json     print one JSON array of {file,line,column,path,code,severity,message}\n"
             "  --strict   treat warnings as errors\n"
+            "  --print-schema  print the JSON Schema of the format (workflows/schema.json)\n"
             "\n"
             "exit status: 0 all files valid, 1 an error in some file (or a warning with\n"
             "--strict, or a file that cannot be read), 2 bad usage.\n"
@@ -50,6 +52,16 @@ int cmd_validate(struct cli *cli, int argc, char **argv)
         return EXIT_OK;
     }
     for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--print-schema") == 0) {
+            json_t *schema = wf_schema();
+            char *text = schema ? json_dumps(schema, JSON_INDENT(2)) : NULL;
+            json_decref(schema);
+            if (!text)
+                return cli_error(EXIT_FAIL, "validate", "out of memory");
+            printf("%s\n", text);
+            free(text);
+            return EXIT_OK;
+        }
         if (strcmp(argv[i], "--strict") == 0)
             strict = 1;
         else if (strcmp(argv[i], "--json") == 0)

@@ -319,6 +319,36 @@ static const char *param_type_name(enum step_param_type t)
     return "a value";
 }
 
+/*
+ * Strict shape of a duration before it reaches time_parse_duration(), whose
+ * strtod() would also take "nan", "inf", hex and signs: digits with an
+ * optional fraction and a unit (500ms 2s 5m 3h 7d), or P... with only the
+ * ISO 8601 designators.
+ */
+static int duration_syntax_ok(const char *s)
+{
+    size_t i = 0;
+    if (s[0] == 'P') {
+        for (i = 1; s[i]; i++)
+            if (!strchr("0123456789.TWDHMSY", s[i]))
+                return 0;
+        return 1;
+    }
+    while (s[i] >= '0' && s[i] <= '9')
+        i++;
+    if (i == 0)
+        return 0;
+    if (s[i] == '.') {
+        size_t f = ++i;
+        while (s[i] >= '0' && s[i] <= '9')
+            i++;
+        if (i == f)
+            return 0;
+    }
+    return strcmp(s + i, "ms") == 0 || strcmp(s + i, "s") == 0 || strcmp(s + i, "m") == 0 ||
+           strcmp(s + i, "h") == 0 || strcmp(s + i, "d") == 0;
+}
+
 static void check_duration_value(struct vctx *v, const json_t *val, const char *path,
                                  const char *what, int64_t *out, int allow_zero)
 {
@@ -327,6 +357,12 @@ static void check_duration_value(struct vctx *v, const json_t *val, const char *
     if (!json_is_string(val)) {
         vadd(v, DIAG_ERROR, "WRONG_TYPE", path, "%s must be a duration string such as \"30s\" or \"PT30S\", not %s",
              what, json_type_name(val));
+        return;
+    }
+    if (!duration_syntax_ok(json_string_value(val))) {
+        vadd(v, DIAG_ERROR, "BAD_DURATION", path,
+             "%s: invalid duration \"%.80s\" (use ISO 8601 like PT30S or P7D, or 500ms/2s/5m/3h/7d)", what,
+             json_string_value(val));
         return;
     }
     if (time_parse_duration(json_string_value(val), &ms, &err) != AS_OK) {

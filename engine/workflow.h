@@ -105,6 +105,10 @@ enum as_code wf_load_buffer(const char *text, size_t len, const char *origin,
 enum as_code wf_input_prepare(const struct workflow *wf, const json_t *input, json_t **out,
                               struct as_err *err) AS_WUR;
 
+/* The JSON Schema (draft 2020-12) of the format, built from the step registry:
+ * workflows/schema.json is its output.  New reference. */
+json_t *wf_schema(void);
+
 /* 1 when v is of input type `type` (the names above). */
 int wf_value_has_type(const json_t *v, const char *type);
 

@@ -206,6 +206,40 @@ expect_rc("${RC}" 1 "empty file")
 expect_contains(OUT "${tmp}/empty.json:1:" "empty file")
 expect_contains(OUT "JSON_SYNTAX" "empty file")
 
+# 7. workflows/schema.json is a valid draft 2020-12 schema that accepts every
+#    shipped workflow and refuses the broken cases a schema can express
+#    (python3-jsonschema, installed by scripts/deps.sh test).
+set(SCHEMA_BAD unknown_key wrong_type params input_spec names missing_field
+    unknown_step_type outcomes retry_values bad_duration empty_workflow not_object)
+set(bad_files "")
+foreach(c ${SCHEMA_BAD})
+  list(APPEND bad_files ${SRC}/tests/data/invalid/${c}/workflow.json)
+endforeach()
+string(REPLACE ";" "," bad_csv "${bad_files}")
+string(REPLACE ";" "," good_csv "${SHIPPED};${tmp}/warn.json")
+set(PY [=[
+import json, sys
+from jsonschema import Draft202012Validator
+schema = json.load(open(sys.argv[1]))
+Draft202012Validator.check_schema(schema)
+v = Draft202012Validator(schema)
+bad = 0
+for f in sys.argv[2].split(","):
+    errs = list(v.iter_errors(json.load(open(f))))
+    if errs:
+        print("schema refuses valid workflow", f, errs[0].message); bad += 1
+for f in sys.argv[3].split(","):
+    if not list(v.iter_errors(json.load(open(f)))):
+        print("schema accepts broken workflow", f); bad += 1
+print("schema checks:", bad, "problems")
+sys.exit(1 if bad else 0)
+]=])
+execute_process(COMMAND /usr/bin/python3 -c "${PY}" ${SRC}/workflows/schema.json "${good_csv}" "${bad_csv}"
+                RESULT_VARIABLE RC OUTPUT_VARIABLE OUT ERROR_VARIABLE ERR)
+if(NOT RC EQUAL 0)
+  fail("schema: ${OUT}${ERR}")
+endif()
+
 file(REMOVE_RECURSE ${tmp})
 if(FAILURES GREATER 0)
   message(FATAL_ERROR "${FAILURES} check(s) failed")

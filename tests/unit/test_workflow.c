@@ -574,6 +574,49 @@ static void test_print(void **state)
     diag_free(&dl);
 }
 
+static void test_schema_matches_registry(void **state)
+{
+    /* workflows/schema.json must be exactly what the registry generates */
+    char *path = tu_path(tu_source_dir(), "workflows/schema.json");
+    json_error_t jerr;
+    json_t *file = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *gen = wf_schema();
+    assert_non_null(file);
+    assert_non_null(gen);
+    if (!json_equal(file, gen))
+        fprintf(stderr, "workflows/schema.json is out of date with the step registry: regenerate it with\n"
+                        "  assent validate --print-schema > workflows/schema.json\n");
+    assert_true(json_equal(file, gen));
+    /* every registered type is in the enum and has its if/then clause */
+    json_t *step = json_object_get(json_object_get(file, "$defs"), "step");
+    json_t *names = json_object_get(json_object_get(json_object_get(step, "properties"), "type"), "enum");
+    json_t *clauses = json_object_get(step, "allOf");
+    const struct step_type *const *types = step_types();
+    size_t n = 0;
+    for (; types[n]; n++) {
+        int found = 0;
+        size_t i;
+        json_t *v;
+        json_array_foreach(names, i, v) {
+            found |= strcmp(json_string_value(v), types[n]->name) == 0;
+        }
+        assert_true(found);
+        json_t *c = json_array_get(clauses, n);
+        const char *cname = json_string_value(json_object_get(
+            json_object_get(json_object_get(json_object_get(c, "if"), "properties"), "type"), "const"));
+        assert_string_equal(cname, types[n]->name);
+        json_t *props = json_object_get(
+            json_object_get(json_object_get(json_object_get(c, "then"), "properties"), "params"), "properties");
+        for (const struct step_param *p = types[n]->params; p && p->name; p++)
+            assert_non_null(json_object_get(props, p->name));
+    }
+    assert_int_equal(json_array_size(names), n);
+    assert_true(n >= 5);
+    json_decref(gen);
+    json_decref(file);
+    free(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -589,6 +632,7 @@ int main(void)
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_locator),
         cmocka_unit_test(test_print),
+        cmocka_unit_test(test_schema_matches_registry),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
