@@ -579,15 +579,19 @@ static int add_change(json_t *out, const json_t *row, unsigned mask)
         unsigned bit;
         const char *name, *field, *used, *cas, *cas_current;
         int on_value; /* the field's value when the protocol is on */
+        const char *display;
     } map[] = {
-        {KPI_P_POP, "pop", "pop_enabled", "pop3_30d", "PopEnabled", "pop_enabled", 1},
-        {KPI_P_IMAP, "imap", "imap_enabled", "imap4_30d", "ImapEnabled", "imap_enabled", 1},
+        {KPI_P_POP, "pop", "pop_enabled", "pop3_30d", "PopEnabled", "pop_enabled", 1, "POP"},
+        {KPI_P_IMAP, "imap", "imap_enabled", "imap4_30d", "ImapEnabled", "imap_enabled", 1, "IMAP"},
         {KPI_P_SMTP, "smtp", "smtp_client_auth_disabled", "smtp_30d",
-         "SmtpClientAuthenticationDisabled", "smtp_client_auth_disabled_mailbox", 0},
+         "SmtpClientAuthenticationDisabled", "smtp_client_auth_disabled_mailbox", 0, "SMTP AUTH"},
         {KPI_P_ACTIVESYNC, "activesync", "activesync_enabled", NULL, "ActiveSyncEnabled",
-         "activesync_enabled", 1},
-        {KPI_P_EWS, "ews", "ews_enabled", NULL, "EwsEnabled", "ews_enabled", 1},
+         "activesync_enabled", 1, "Exchange ActiveSync"},
+        {KPI_P_EWS, "ews", "ews_enabled", NULL, "EwsEnabled", "ews_enabled", 1,
+         "Exchange Web Services"},
     };
+    char text[256] = "", used_text[256] = "";
+    size_t n_text = 0, n_used = 0;
     json_t *enabled = json_array(), *used = json_array(), *settings = json_object(),
            *expect = json_object();
     if (!enabled || !used || !settings || !expect)
@@ -599,8 +603,14 @@ static int add_change(json_t *out, const json_t *row, unsigned mask)
         if (!json_is_boolean(v) || json_is_true(v) != map[i].on_value)
             continue;
         json_array_append_new(enabled, json_string(map[i].name));
-        if (map[i].used && json_is_true(json_object_get(row, map[i].used)))
+        n_text += (size_t)snprintf(text + n_text, n_text < sizeof text ? sizeof text - n_text : 0,
+                                   "%s%s", n_text ? ", " : "", map[i].display);
+        if (map[i].used && json_is_true(json_object_get(row, map[i].used))) {
             json_array_append_new(used, json_string(map[i].name));
+            n_used += (size_t)snprintf(used_text + n_used,
+                                       n_used < sizeof used_text ? sizeof used_text - n_used : 0,
+                                       "%s%s", n_used ? ", " : "", map[i].display);
+        }
         json_object_set_new(settings, map[i].cas, json_boolean(!map[i].on_value));
         const json_t *cur = json_object_get(row, map[i].cas_current);
         json_object_set_new(expect, map[i].cas, cur ? json_incref((json_t *)cur) : json_null());
@@ -609,6 +619,8 @@ static int add_change(json_t *out, const json_t *row, unsigned mask)
     json_object_set_new(out, "protocols_used_30d", used);
     json_object_set_new(out, "cas_settings", settings);
     json_object_set_new(out, "cas_expect", expect);
+    json_object_set_new(out, "protocols_text", json_string(text));
+    json_object_set_new(out, "protocols_used_text", json_string(n_used ? used_text : "none"));
     return 0;
 oom:
     json_decref(enabled);

@@ -29,6 +29,8 @@
  *   "protocols_enabled"  the KPI's protocols that are on for the user and not
  *                        exempt: what a workflow should turn off
  *   "protocols_used_30d" those of them used in the last 30 days
+ *   "protocols_text", "protocols_used_text"  the same for people: "POP, SMTP AUTH"
+ *                        ("none" when nothing was used)
  *   "cas_settings"       the Set-CASMailbox settings that turn them off, e.g.
  *                        {"PopEnabled": false, "SmtpClientAuthenticationDisabled": true}
  *   "cas_expect"         the mailbox's synced values of those settings (the
