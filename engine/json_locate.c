@@ -340,13 +340,15 @@ static int entry_cmp(const void *a, const void *b)
     return x->value.offset < y->value.offset ? -1 : x->value.offset > y->value.offset;
 }
 
-static const struct json_locmap *dup_sort_map;
+struct dup_key {
+    size_t offset;
+    size_t index;
+};
 
 static int dup_cmp(const void *a, const void *b)
 {
-    size_t x = *(const size_t *)a, y = *(const size_t *)b;
-    size_t ox = dup_sort_map->entries[x].key.offset, oy = dup_sort_map->entries[y].key.offset;
-    return ox < oy ? -1 : ox > oy;
+    const struct dup_key *x = a, *y = b;
+    return x->offset < y->offset ? -1 : x->offset > y->offset;
 }
 
 /* The scan proper.  Returns -1 only for lack of memory. */
@@ -518,9 +520,18 @@ enum as_code jl_build(const char *text, size_t len, struct json_locmap **out, st
         }
     }
     if (m->n_dups > 1) {
-        dup_sort_map = m;
-        qsort(m->dups, m->n_dups, sizeof *m->dups, dup_cmp);
-        dup_sort_map = NULL;
+        /* report order: by position in the text (no globals: loaders may run in parallel) */
+        struct dup_key *keys = malloc(m->n_dups * sizeof *keys);
+        if (!keys)
+            goto oom;
+        for (size_t i = 0; i < m->n_dups; i++) {
+            keys[i].offset = m->entries[m->dups[i]].key.offset;
+            keys[i].index = m->dups[i];
+        }
+        qsort(keys, m->n_dups, sizeof *keys, dup_cmp);
+        for (size_t i = 0; i < m->n_dups; i++)
+            m->dups[i] = keys[i].index;
+        free(keys);
     }
     *out = m;
     return AS_OK;

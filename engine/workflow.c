@@ -599,7 +599,12 @@ static void check_next(struct vctx *v, struct vstep *s, const char *step_path)
                 n++;
             join_names(list, sizeof list, outs, n);
             char hint[96];
-            suggest(hint, sizeof hint, k, outs, n);
+            const char *cands[34];
+            size_t nc = 0;
+            for (; nc < n && nc < 32; nc++)
+                cands[nc] = outs[nc];
+            cands[nc++] = "error";
+            suggest(hint, sizeof hint, k, cands, nc);
             vadd(v, DIAG_ERROR, "UNKNOWN_OUTCOME", kp,
                  "step type %s never ends with outcome \"%s\"%s (its outcomes: %s%serror)",
                  s->type->name, k, hint, list, n ? ", " : "");
