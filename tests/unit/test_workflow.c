@@ -617,6 +617,45 @@ static void test_schema_matches_registry(void **state)
     free(path);
 }
 
+/* Mutate a good workflow at random (deterministically): loading must never
+ * crash or leak, and every diagnostic of a parsed document must be located. */
+static void test_random_mutations(void **state)
+{
+    static const char alphabet[] = "{}[]\":,. \n\\$ax1-_";
+    size_t len = strlen(GOOD);
+    char *text = malloc(len + 1);
+    unsigned seed = 777;
+    int parsed = 0;
+    assert_non_null(text);
+    for (int iter = 0; iter < 3000; iter++) {
+        memcpy(text, GOOD, len + 1);
+        for (int k = 0; k < 1 + iter % 3; k++) {
+            seed = seed * 1103515245u + 12345u;
+            size_t at = (seed >> 8) % len;
+            seed = seed * 1103515245u + 12345u;
+            text[at] = alphabet[(seed >> 16) % (sizeof alphabet - 1)];
+        }
+        struct workflow *wf = NULL;
+        struct diag_list dl = {0};
+        struct as_err err = {0};
+        enum as_code rc = wf_load_string(text, "m", &wf, &dl, &err);
+        assert_true(rc == AS_OK || rc == AS_EINVAL);
+        assert_true((rc == AS_OK) == (wf != NULL));
+        int syntax = dl.n > 0 && strcmp(dl.items[0].code, "JSON_SYNTAX") == 0;
+        parsed += !syntax;
+        for (size_t i = 0; i < dl.n; i++) {
+            if (dl.items[i].line <= 0 || dl.items[i].column <= 0) {
+                fprintf(stderr, "unlocated %s at %s in:\n%s\n", dl.items[i].code, dl.items[i].path, text);
+                fail();
+            }
+        }
+        wf_free(wf);
+        diag_free(&dl);
+    }
+    assert_true(parsed > 300);
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -633,6 +672,7 @@ int main(void)
         cmocka_unit_test(test_locator),
         cmocka_unit_test(test_print),
         cmocka_unit_test(test_schema_matches_registry),
+        cmocka_unit_test(test_random_mutations),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
