@@ -532,12 +532,11 @@ void sim_state_sort_signins(struct sim_state *st)
         qsort(st->signins, st->n_signins, sizeof *st->signins, signin_cmp);
 }
 
-int sim_state_from_json(struct sim_state *st, json_t *doc, char *err, size_t err_size)
+/* Everything but "users" and "sign_ins" (doc borrowed). */
+static int load_head(struct loader *Lp, json_t *doc)
 {
-    struct loader L = {st, err, err_size};
-    sim_state_init(st);
-    if (!json_is_object(doc))
-        return lfail(&L, "$", "the state must be a JSON object");
+    struct loader L = *Lp;
+    struct sim_state *st = L.st;
     json_t *fmt = json_object_get(doc, "format");
     if (fmt && (!json_is_string(fmt) || strcmp(json_string_value(fmt), SIM_STATE_FORMAT) != 0))
         return lfail(&L, "format", "must be \"" SIM_STATE_FORMAT "\"");
@@ -620,35 +619,6 @@ int sim_state_from_json(struct sim_state *st, json_t *doc, char *err, size_t err
         }
     }
 
-    json_t *users = json_object_get(doc, "users");
-    if (users && !json_is_array(users))
-        return lfail(&L, "users", "must be an array");
-    size_t nu = json_array_size(users);
-    if (nu) {
-        st->users = calloc(nu, sizeof *st->users);
-        if (!st->users)
-            return lfail(&L, "users", "out of memory");
-        st->cap_users = nu;
-        json_array_foreach(users, i, v) {
-            st->n_users++;
-            if (load_user(&L, v, i, &st->users[i]) != 0)
-                return -1;
-        }
-    }
-    json_t *sis = json_object_get(doc, "sign_ins");
-    if (sis && !json_is_array(sis))
-        return lfail(&L, "sign_ins", "must be an array");
-    if (json_array_size(sis)) {
-        st->signins = calloc(json_array_size(sis), sizeof *st->signins);
-        if (!st->signins)
-            return lfail(&L, "sign_ins", "out of memory");
-        json_array_foreach(sis, i, v) {
-            st->n_signins++;
-            if (load_signin(&L, v, i, &st->signins[i]) != 0)
-                return -1;
-        }
-        sim_state_sort_signins(st);
-    }
     json_t *mail = json_object_get(doc, "sent_mail");
     if (mail && !json_is_array(mail))
         return lfail(&L, "sent_mail", "must be an array");
@@ -656,23 +626,298 @@ int sim_state_from_json(struct sim_state *st, json_t *doc, char *err, size_t err
         json_decref(st->sent_mail);
         st->sent_mail = json_incref(mail);
     }
-    if (sim_state_reindex(st) != 0)
-        return lfail(&L, "users", "out of memory while indexing");
     return 0;
+}
+
+static int add_user(struct loader *L, json_t *ju)
+{
+    struct sim_state *st = L->st;
+    if (st->n_users == st->cap_users) {
+        size_t ncap = st->cap_users ? st->cap_users * 2 : 1024;
+        struct sim_user *nu = realloc(st->users, ncap * sizeof *nu);
+        if (!nu)
+            return lfail(L, "users", "out of memory");
+        st->users = nu;
+        st->cap_users = ncap;
+    }
+    struct sim_user *u = &st->users[st->n_users++];
+    memset(u, 0, sizeof *u);
+    return load_user(L, ju, st->n_users - 1, u);
+}
+
+static int add_signin(struct loader *L, json_t *js, size_t *cap)
+{
+    struct sim_state *st = L->st;
+    if (st->n_signins == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 1024;
+        struct sim_signin *ns = realloc(st->signins, ncap * sizeof *ns);
+        if (!ns)
+            return lfail(L, "sign_ins", "out of memory");
+        st->signins = ns;
+        *cap = ncap;
+    }
+    struct sim_signin *si = &st->signins[st->n_signins++];
+    memset(si, 0, sizeof *si);
+    return load_signin(L, js, st->n_signins - 1, si);
+}
+
+/* After all members: sign-ins sorted, index built. */
+static int load_finish(struct loader *L)
+{
+    sim_state_sort_signins(L->st);
+    if (sim_state_reindex(L->st) != 0)
+        return lfail(L, "users", "out of memory while indexing");
+    return 0;
+}
+
+int sim_state_from_json(struct sim_state *st, json_t *doc, char *err, size_t err_size)
+{
+    struct loader L = {st, err, err_size};
+    sim_state_init(st);
+    if (!json_is_object(doc))
+        return lfail(&L, "$", "the state must be a JSON object");
+    if (load_head(&L, doc) != 0)
+        return -1;
+    json_t *users = json_object_get(doc, "users");
+    json_t *sis = json_object_get(doc, "sign_ins");
+    if (users && !json_is_array(users))
+        return lfail(&L, "users", "must be an array");
+    if (sis && !json_is_array(sis))
+        return lfail(&L, "sign_ins", "must be an array");
+    size_t i, cap = 0;
+    json_t *v;
+    json_array_foreach(users, i, v) {
+        if (add_user(&L, v) != 0)
+            return -1;
+    }
+    json_array_foreach(sis, i, v) {
+        if (add_signin(&L, v, &cap) != 0)
+            return -1;
+    }
+    return load_finish(&L);
+}
+
+/*
+ * Streaming load: the top-level object is walked by hand and each element
+ * of "users" and "sign_ins" is parsed on its own (jansson with
+ * JSON_DISABLE_EOF_CHECK stops right after the element's closing brace), so
+ * a 100,000-user file never exists as one JSON tree in memory.
+ */
+struct cursor {
+    const char *p, *end, *start;
+};
+
+static void skip_ws(struct cursor *c)
+{
+    while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r'))
+        c->p++;
+}
+
+static int cfail(struct loader *L, struct cursor *c, const char *what)
+{
+    int line = 1, col = 1;
+    for (const char *q = c->start; q < c->p; q++) {
+        if (*q == '\n') {
+            line++;
+            col = 1;
+        } else {
+            col++;
+        }
+    }
+    char where[64];
+    snprintf(where, sizeof where, "line %d, column %d", line, col);
+    return lfail(L, where, what);
+}
+
+/* Parse one JSON value at the cursor (containers exactly; scalars by scanning their extent). */
+static json_t *parse_value(struct loader *L, struct cursor *c)
+{
+    json_error_t je;
+    skip_ws(c);
+    if (c->p >= c->end) {
+        cfail(L, c, "unexpected end of file");
+        return NULL;
+    }
+    size_t len;
+    size_t flags = JSON_REJECT_DUPLICATES | JSON_DECODE_ANY;
+    if (*c->p == '{' || *c->p == '[') {
+        flags |= JSON_DISABLE_EOF_CHECK;
+        len = (size_t)(c->end - c->p);
+    } else if (*c->p == '"') {
+        const char *q = c->p + 1;
+        while (q < c->end && *q != '"')
+            q += *q == '\\' ? 2 : 1;
+        if (q >= c->end) {
+            cfail(L, c, "unterminated string");
+            return NULL;
+        }
+        len = (size_t)(q + 1 - c->p);
+    } else {
+        const char *q = c->p;
+        while (q < c->end && !strchr(",}] \t\r\n", *q))
+            q++;
+        len = (size_t)(q - c->p);
+    }
+    json_t *v = json_loadb(c->p, len, flags, &je);
+    if (!v) {
+        char m[200];
+        snprintf(m, sizeof m, "invalid JSON: %s", je.text);
+        if (je.position > 0 && (size_t)je.position <= len)
+            c->p += je.position;
+        cfail(L, c, m);
+        return NULL;
+    }
+    c->p += (flags & JSON_DISABLE_EOF_CHECK) ? (size_t)je.position : len;
+    return v;
+}
+
+/* Walk the "users" or "sign_ins" array, loading element by element; 0 or -1. */
+static int stream_array(struct loader *L, struct cursor *c, int is_users, size_t *cap)
+{
+    const char *name = is_users ? "users" : "sign_ins";
+    char m[80];
+    skip_ws(c);
+    if (c->p >= c->end || *c->p != '[') {
+        snprintf(m, sizeof m, "%s must be an array", name);
+        return cfail(L, c, m);
+    }
+    c->p++;
+    skip_ws(c);
+    if (c->p < c->end && *c->p == ']') {
+        c->p++;
+        return 0;
+    }
+    for (;;) {
+        skip_ws(c);
+        if (c->p >= c->end || *c->p != '{') {
+            snprintf(m, sizeof m, "%s: each element must be an object", name);
+            return cfail(L, c, m);
+        }
+        json_t *v = parse_value(L, c);
+        if (!v)
+            return -1;
+        int rc = is_users ? add_user(L, v) : add_signin(L, v, cap);
+        json_decref(v);
+        if (rc != 0)
+            return -1;
+        skip_ws(c);
+        if (c->p < c->end && *c->p == ',') {
+            c->p++;
+            continue;
+        }
+        if (c->p < c->end && *c->p == ']') {
+            c->p++;
+            return 0;
+        }
+        return cfail(L, c, "expected ',' or ']'");
+    }
+}
+
+static int load_text(struct loader *L, const char *text, size_t len)
+{
+    struct cursor c = {text, text + len, text};
+    json_t *head = json_object();
+    int rc = -1, saw_users = 0, saw_signins = 0;
+    size_t cap = 0;
+    if (!head)
+        return lfail(L, "$", "out of memory");
+    skip_ws(&c);
+    if (c.p >= c.end || *c.p != '{') {
+        cfail(L, &c, "the state must be a JSON object");
+        goto out;
+    }
+    c.p++;
+    skip_ws(&c);
+    if (c.p < c.end && *c.p == '}') {
+        c.p++;
+    } else {
+        for (;;) {
+            skip_ws(&c);
+            if (c.p >= c.end || *c.p != '"') {
+                cfail(L, &c, "expected a member name");
+                goto out;
+            }
+            json_t *k = parse_value(L, &c);
+            if (!k)
+                goto out;
+            char key[64];
+            str_copy(key, sizeof key, json_string_value(k) ? json_string_value(k) : "");
+            json_decref(k);
+            skip_ws(&c);
+            if (c.p >= c.end || *c.p != ':') {
+                cfail(L, &c, "expected ':'");
+                goto out;
+            }
+            c.p++;
+            int is_users = !strcmp(key, "users"), is_signins = !strcmp(key, "sign_ins");
+            if (json_object_get(head, key) || (is_users && saw_users) ||
+                (is_signins && saw_signins)) {
+                char m[100];
+                snprintf(m, sizeof m, "duplicate member '%s'", key);
+                cfail(L, &c, m);
+                goto out;
+            }
+            if (is_users || is_signins) {
+                saw_users |= is_users;
+                saw_signins |= is_signins;
+                if (stream_array(L, &c, is_users, &cap) != 0)
+                    goto out;
+            } else {
+                json_t *v = parse_value(L, &c);
+                if (!v)
+                    goto out;
+                json_object_set_new(head, key, v);
+            }
+            skip_ws(&c);
+            if (c.p < c.end && *c.p == ',') {
+                c.p++;
+                continue;
+            }
+            if (c.p < c.end && *c.p == '}') {
+                c.p++;
+                break;
+            }
+            cfail(L, &c, "expected ',' or '}'");
+            goto out;
+        }
+    }
+    skip_ws(&c);
+    if (c.p != c.end) {
+        cfail(L, &c, "text after the state object");
+        goto out;
+    }
+    if (load_head(L, head) != 0)
+        goto out;
+    rc = load_finish(L);
+out:
+    json_decref(head);
+    return rc;
 }
 
 int sim_state_load(struct sim_state *st, const char *path, char *err, size_t err_size)
 {
-    json_error_t je;
-    json_t *doc = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
-    if (!doc) {
-        sim_state_init(st);
-        snprintf(err, err_size, "%s:%d:%d: %s", path, je.line, je.column, je.text);
+    char inner[400];
+    struct loader L = {st, inner, sizeof inner};
+    sim_state_init(st);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, err_size, "%s: %s", path, strerror(errno));
         return -1;
     }
-    char inner[400];
-    int rc = sim_state_from_json(st, doc, inner, sizeof inner);
-    json_decref(doc);
+    struct sbuf b = {0};
+    char chunk[1 << 16];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        sbuf_add(&b, chunk, n);
+    int rd_err = ferror(f);
+    fclose(f);
+    if (rd_err || b.oom) {
+        sbuf_free(&b);
+        snprintf(err, err_size, "%s: %s", path, rd_err ? "read error" : "out of memory");
+        return -1;
+    }
+    int rc = load_text(&L, b.p ? b.p : "", b.len);
+    sbuf_free(&b);
     if (rc != 0)
         snprintf(err, err_size, "%s: %s", path, inner);
     return rc;
