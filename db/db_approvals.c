@@ -724,25 +724,31 @@ enum as_code db_approvals_decide(struct db *db, const struct approval_decision *
         db_stmt_done(st);
     }
 
-    if (!run_open(run_status)) {
-        rc = as_errf(err, AS_ECANCELLED, "the run of this approval has ended (%s)", run_status);
-        goto fail;
-    }
-    if (strcmp(a_status, "expired") == 0 ||
-        (strcmp(a_status, "pending") == 0 && d->now >= expires_at)) {
-        snprintf(res->decided_what, sizeof res->decided_what, "expired");
-        rc = as_errf(err, AS_EEXPIRED, "this approval expired");
-        goto fail;
-    }
-    if (strcmp(a_status, "pending") != 0) {
+    /* Decisions first (they stand whatever happened to the run since), then
+     * expiry, then a run that ended without a decision. */
+    if (strcmp(a_status, "approved") == 0 || strcmp(a_status, "rejected") == 0) {
         snprintf(res->decided_what, sizeof res->decided_what, "%s", a_status);
         rc = as_errf(err, AS_ECONFLICT, "already %s by %s", a_status, res->decided_by);
+        goto fail;
+    }
+    if (strcmp(a_status, "expired") == 0) {
+        snprintf(res->decided_what, sizeof res->decided_what, "expired");
+        rc = as_errf(err, AS_EEXPIRED, "this approval expired");
         goto fail;
     }
     if (link.approver_id && strcmp(approver_status, "pending") != 0) {
         if (!res->decided_what[0])
             snprintf(res->decided_what, sizeof res->decided_what, "%s", approver_status);
         rc = as_errf(err, AS_ECONFLICT, "this link was already used (%s)", approver_status);
+        goto fail;
+    }
+    if (!run_open(run_status)) {
+        rc = as_errf(err, AS_ECANCELLED, "the run of this approval has ended (%s)", run_status);
+        goto fail;
+    }
+    if (d->now >= expires_at) {
+        snprintf(res->decided_what, sizeof res->decided_what, "expired");
+        rc = as_errf(err, AS_EEXPIRED, "this approval expired");
         goto fail;
     }
     if (!approve && require_comment && empty(d->comment)) {

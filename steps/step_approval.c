@@ -118,6 +118,14 @@ static int check_addresses(const json_t *list, const char *what, int unique, str
     return 0;
 }
 
+/* An optional parameter: absent and JSON null (e.g. a template that
+ * resolved to null) are the same. */
+static const json_t *opt(const json_t *p, const char *name)
+{
+    const json_t *v = json_object_get(p, name);
+    return json_is_null(v) ? NULL : v;
+}
+
 static int parse_spec(struct step_ctx *ctx, struct approval_spec *s, struct as_err *err)
 {
     const json_t *p = ctx->params;
@@ -128,7 +136,7 @@ static int parse_spec(struct step_ctx *ctx, struct approval_spec *s, struct as_e
     if (json_array_size(s->approvers) == 0 || json_array_size(s->approvers) > MAX_APPROVERS)
         return as_errf(err, AS_EINVAL, "approvers must list 1 to %d addresses", MAX_APPROVERS), -1;
 
-    const json_t *v = json_object_get(p, "policy");
+    const json_t *v = opt(p, "policy");
     s->policy = v ? json_string_value(v) : "any";
     if (!s->policy || (strcmp(s->policy, "any") && strcmp(s->policy, "all") &&
                        strcmp(s->policy, "sequential")))
@@ -137,15 +145,15 @@ static int parse_spec(struct step_ctx *ctx, struct approval_spec *s, struct as_e
     s->subject = json_string_value(json_object_get(p, "subject"));
     if (!s->subject || !*s->subject || strpbrk(s->subject, "\r\n"))
         return as_errf(err, AS_EINVAL, "subject must be a non-empty single line"), -1;
-    v = json_object_get(p, "message");
+    v = opt(p, "message");
     s->message = v ? json_string_value(v) : "";
     if (!s->message)
         return as_errf(err, AS_EINVAL, "message must be a string"), -1;
-    s->details = json_object_get(p, "details");
+    s->details = opt(p, "details");
     if (s->details && !json_is_object(s->details))
         return as_errf(err, AS_EINVAL, "details must be an object"), -1;
 
-    v = json_object_get(p, "request");
+    v = opt(p, "request");
     if (v && !json_is_object(v))
         return as_errf(err, AS_EINVAL, "request must be an object"), -1;
     s->request = v ? json_incref((json_t *)v)
@@ -156,21 +164,21 @@ static int parse_spec(struct step_ctx *ctx, struct approval_spec *s, struct as_e
     if (token_request_hash(s->request, s->request_hash, &s->request_json, err) != AS_OK)
         return -1;
 
-    v = json_object_get(p, "requested_by");
+    v = opt(p, "requested_by");
     if (v && json_is_string(v))
         snprintf(s->requested_by, sizeof s->requested_by, "%s", json_string_value(v));
     else
         snprintf(s->requested_by, sizeof s->requested_by, "workflow %s, run %lld",
                  ctx->workflow ? ctx->workflow : "?", (long long)ctx->run_id);
 
-    v = json_object_get(p, "expiry");
+    v = opt(p, "expiry");
     const char *expiry = v ? json_string_value(v) : config_str(ctx->app->cfg, "default_wait");
     if (!expiry || time_parse_duration(expiry, &s->expiry_ms, err) != AS_OK)
         return as_err_prefix(err, "expiry"), -1;
     if (s->expiry_ms <= 0 || s->expiry_ms > MAX_EXPIRY_MS)
         return as_errf(err, AS_EINVAL, "expiry must be between 1 ms and 366 days"), -1;
 
-    v = json_object_get(p, "reminder_every");
+    v = opt(p, "reminder_every");
     if (v) {
         if (!json_is_string(v) ||
             time_parse_duration(json_string_value(v), &s->reminder_every_ms, err) != AS_OK)
@@ -179,17 +187,17 @@ static int parse_spec(struct step_ctx *ctx, struct approval_spec *s, struct as_e
             return as_errf(err, AS_EINVAL, "reminder_every must be at least 1s"), -1;
     }
 
-    v = json_object_get(p, "escalate_to");
+    v = opt(p, "escalate_to");
     if (json_is_string(v))
         s->escalate_to = json_pack("[O]", v);
-    else if (v && !json_is_null(v))
+    else if (v)
         s->escalate_to = json_incref((json_t *)v);
     else
         s->escalate_to = json_array();
     if (!s->escalate_to || check_addresses(s->escalate_to, "escalate_to", 0, err))
         return s->escalate_to ? -1 : (as_errf(err, AS_ENOMEM, "out of memory"), -1);
 
-    v = json_object_get(p, "require_comment_on_reject");
+    v = opt(p, "require_comment_on_reject");
     if (v && !json_is_boolean(v))
         return as_errf(err, AS_EINVAL, "require_comment_on_reject must be true or false"), -1;
     s->require_comment = json_is_true(v);

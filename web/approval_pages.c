@@ -293,20 +293,29 @@ static int run_open(const json_t *view)
     return strcmp(s, "running") == 0 || strcmp(s, "waiting") == 0;
 }
 
-/* Show the state of a link: form, decided, expired or withdrawn. */
-static void show(struct web_req *req, struct web_resp *resp, const json_t *view,
-                 const char *link_hash, const char *error, int error_status)
+/*
+ * Show the state of a link: form, decided, expired or withdrawn.  Returns 1
+ * when the link is open (the form was rendered), 0 when a state page was.
+ * for_post: a POST to a link that is no longer open answers 409 where a GET
+ * shows the decision with 200.
+ */
+static int show(struct web_req *req, struct web_resp *resp, const json_t *view,
+                const char *link_hash, const char *error, int error_status, int for_post)
 {
     char line[512], when[48];
     const json_t *me = my_row(view);
     const char *status = str(view, "status");
-    if (!run_open(view)) {
-        snprintf(line, sizeof line,
-                 "This request was withdrawn: its workflow run was %s. Nothing will be done "
-                 "with an answer here.",
-                 str(view, "run_status"));
-        render_state(resp, 410, "Request withdrawn", "bad", line, NULL, view);
-        return;
+    /* Decisions first (they stand whatever happened to the run since), then
+     * expiry, then a run that ended without a decision. */
+    if (strcmp(status, "approved") == 0 || strcmp(status, "rejected") == 0) {
+        approval_format_time(num(view, "decided_at"), when, sizeof when);
+        snprintf(line, sizeof line, "%s by %s on %s.",
+                 strcmp(status, "approved") == 0 ? "Approved" : "Rejected", str(view, "decided_by"),
+                 when);
+        render_state(resp, for_post ? 409 : 200, "Already decided",
+                     strcmp(status, "approved") == 0 ? "ok" : "bad", line, str(view, "comment"),
+                     view);
+        return 0;
     }
     if (strcmp(status, "expired") == 0 ||
         (strcmp(status, "pending") == 0 && req->now_ms >= num(view, "expires_at"))) {
@@ -316,30 +325,31 @@ static void show(struct web_req *req, struct web_resp *resp, const json_t *view,
                  "it is still needed.",
                  when);
         render_state(resp, 410, "Link expired", "bad", line, NULL, view);
-        return;
+        return 0;
     }
-    if (strcmp(status, "approved") == 0 || strcmp(status, "rejected") == 0) {
-        approval_format_time(num(view, "decided_at"), when, sizeof when);
-        snprintf(line, sizeof line, "%s by %s on %s.",
-                 strcmp(status, "approved") == 0 ? "Approved" : "Rejected", str(view, "decided_by"),
-                 when);
-        render_state(resp, 200, "Already decided", strcmp(status, "approved") == 0 ? "ok" : "bad",
-                     line, str(view, "comment"), view);
-        return;
+    if (!run_open(view)) {
+        snprintf(line, sizeof line,
+                 "This request was withdrawn: its workflow run was %s. Nothing will be done "
+                 "with an answer here.",
+                 str(view, "run_status"));
+        render_state(resp, 410, "Request withdrawn", "bad", line, NULL, view);
+        return 0;
     }
     const char *mine = str(me, "status");
     if (strcmp(mine, "approved") == 0 || strcmp(mine, "rejected") == 0) {
         approval_format_time(num(me, "decided_at"), when, sizeof when);
         snprintf(line, sizeof line,
                  "You %s this request on %s. It waits for the other approvers.", mine, when);
-        render_state(resp, 200, "Your answer is recorded", "ok", line, str(me, "comment"), view);
-        return;
+        render_state(resp, for_post ? 409 : 200, "Your answer is recorded", "ok", line,
+                     str(me, "comment"), view);
+        return 0;
     }
     if (strcmp(mine, "pending") != 0) {
         render_state(resp, 409, "Not open", "bad", "This link cannot be used now.", NULL, view);
-        return;
+        return 0;
     }
     render_confirm(req, resp, view, link_hash, error, error ? error_status : 200);
+    return 1;
 }
 
 static void too_many(struct web_resp *resp, int retry_after)
@@ -396,6 +406,30 @@ static void decide(struct web_req *req, struct web_resp *resp, const char *link_
         web_resp_page(resp, err.code == AS_ELIMIT ? 413 : 400, "Bad request", err.msg);
         return;
     }
+    /* A link that is no longer open says so (409/410) whatever the form
+     * holds: the token already proves it is the approver's link. */
+    enum as_code lrc = db_approvals_by_token(req->app->db, link_hash, &view, &err);
+    if (lrc == AS_ENOTFOUND) {
+        unknown_link(req, resp);
+        goto out;
+    }
+    if (lrc) {
+        LOG_ERROR("approval", "reading an approval failed: %s", err.msg);
+        web_resp_page(resp, 503, "Try again", "Please try again in a minute.");
+        goto out;
+    }
+    snprintf(resp->log_note, sizeof resp->log_note, "approval=%lld", num(view, "id"));
+    {
+        struct web_resp probe = {0};
+        int open = show(req, &probe, view, link_hash, NULL, 200, 1);
+        if (!open) {
+            web_resp_take(resp, probe.status, probe.content_type, probe.body, probe.body_len);
+            goto out;
+        }
+        free(probe.body);
+    }
+    json_decref(view);
+    view = NULL;
     size_t secret_len = 0;
     const unsigned char *secret = web_server_csrf_secret(req->server, &secret_len);
     enum as_code crc = token_csrf_verify(secret, secret_len, link_hash, form_get(form, "csrf"),
@@ -476,7 +510,7 @@ static void decide(struct web_req *req, struct web_resp *resp, const char *link_
     case AS_EINVAL:
         /* e.g. a comment is required to reject: show the form again. */
         if (db_approvals_by_token(req->app->db, link_hash, &view, &err) == AS_OK)
-            show(req, resp, view, link_hash, "A comment is required to reject this request.", 400);
+            show(req, resp, view, link_hash, "A comment is required to reject this request.", 400, 0);
         else
             web_resp_page(resp, 400, "Bad request", "The answer could not be recorded.");
         break;
@@ -524,7 +558,7 @@ void web_approval_page(struct web_req *req, struct web_resp *resp)
         return;
     }
     snprintf(resp->log_note, sizeof resp->log_note, "approval=%lld", num(view, "id"));
-    show(req, resp, view, link_hash, NULL, 200);
+    show(req, resp, view, link_hash, NULL, 200, 0);
     json_decref(view);
 }
 

@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "web/outbox_page.h"
+
 const struct web_route web_routes[] = {
     /* path           prefix methods                     body secret name         handler */
     {"/", 0, WEB_GET | WEB_HEAD, 0, 0, "index", web_index},
@@ -12,6 +14,7 @@ const struct web_route web_routes[] = {
     {"/api/runs", 0, WEB_GET | WEB_HEAD, 0, 0, "api_runs", web_api_runs},
     {"/api/runs/", 1, WEB_GET | WEB_HEAD, 0, 0, "api_run", web_api_run},
     {"/api/approvals", 0, WEB_GET | WEB_HEAD, 0, 0, "api_approvals", web_api_approvals},
+    {"/outbox", 0, WEB_GET | WEB_HEAD, 0, 0, "outbox", web_outbox_page}, /* demo only: web/outbox_page.h */
     {NULL, 0, 0, 0, 0, NULL, NULL},
 };
 

@@ -746,6 +746,7 @@ enum as_code web_server_start(struct app *app, struct web_server **out, struct a
     errno = 0;
     ws->daemon = MHD_start_daemon(
         flags, (uint16_t)port, NULL, NULL, on_request, ws,
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, ws, /* first, or MHD logs the rest itself */
         MHD_OPTION_SOCK_ADDR, ai->ai_addr,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)config_int(cfg, "web_threads"),
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)config_int(cfg, "web_max_connections"),
@@ -755,7 +756,6 @@ enum as_code web_server_start(struct app *app, struct web_server **out, struct a
         MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, ws,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, ws,
-        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, ws,
         MHD_OPTION_ARRAY, tls_opts,
         MHD_OPTION_END);
     int saved_errno = errno;

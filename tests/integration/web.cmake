@@ -1,0 +1,11 @@
+# Web + approvals: a real `assent serve` on 127.0.0.1 with a temporary
+# database, driven over HTTP with libcurl (test_web_approval.c), the example
+# workflow through a real SMTP server (test_web_example.c), and a headless
+# Chromium loading the page like a link scanner and clicking Approve
+# (web_browser.py).
+add_executable(test_web_approval
+  ${CMAKE_CURRENT_LIST_DIR}/test_web_approval.c ${CMAKE_CURRENT_LIST_DIR}/web_harness.c)
+target_link_libraries(test_web_approval PRIVATE assent_testlib)
+add_test(NAME integration.web COMMAND test_web_approval)
+set_tests_properties(integration.web PROPERTIES ENVIRONMENT "${ASSENT_TEST_ENV}" TIMEOUT 600
+  LABELS integration)
