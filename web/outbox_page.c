@@ -225,6 +225,11 @@ static char *header_get(const char *h, const char *end, const char *name)
 static void split(const char *msg, size_t len, const char **hend, const char **body)
 {
     const char *p = msg, *end = msg + len;
+    if (len && (msg[0] == '\n' || (msg[0] == '\r' && len > 1 && msg[1] == '\n'))) {
+        *hend = msg; /* no headers at all */
+        *body = msg + (msg[0] == '\n' ? 1 : 2);
+        return;
+    }
     while (p < end) {
         const char *eol = memchr(p, '\n', (size_t)(end - p));
         if (!eol)
