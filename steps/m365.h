@@ -116,7 +116,8 @@ enum as_code m365_users_list(struct m365 *m, const char *filter,
                              enum as_code (*cb)(const json_t *user, void *ud, struct as_err *err),
                              void *ud, struct as_err *err) AS_WUR;
 
-/* GET /v1.0/users/$count (ConsistencyLevel: eventual).  *out = -1 when unknown. */
+/* The number of users: GET /v1.0/users?$count=true&$top=1 with ConsistencyLevel:
+ * eventual, reading @odata.count.  *out = -1 when the answer has none. */
 enum as_code m365_users_count(struct m365 *m, long long *out, struct as_err *err) AS_WUR;
 
 /*

@@ -183,20 +183,20 @@ enum as_code m365_users_list(struct m365 *m, const char *filter,
 enum as_code m365_users_count(struct m365 *m, long long *out, struct as_err *err)
 {
     struct m365_resp resp = {0};
+    json_t *j = NULL;
     *out = -1;
-    char *url = m365_url(m, M365_SVC_GRAPH, "/v1.0/users/$count");
+    /* One tiny page with @odata.count (an advanced query: ConsistencyLevel). */
+    char *url = m365_url(m, M365_SVC_GRAPH, "/v1.0/users?$count=true&$top=1&$select=id");
     if (!url)
         return as_errf(err, AS_ENOMEM, "out of memory");
-    struct m365_req req = {.svc = M365_SVC_GRAPH, .what = "Graph GET /v1.0/users/$count",
-                           .method = "GET", .url = url, .max_body = 4096,
+    struct m365_req req = {.svc = M365_SVC_GRAPH, .what = "Graph GET /v1.0/users ($count)",
+                           .method = "GET", .url = url, .parse_json = 1,
                            .headers = {"ConsistencyLevel: eventual", NULL}};
-    enum as_code rc = m365_call(m, &req, &resp, NULL, err);
-    if (!rc && resp.body) {
-        char *end;
-        long long n = strtoll(resp.body, &end, 10);
-        if (end != resp.body && n >= 0)
-            *out = n;
-    }
+    enum as_code rc = m365_call(m, &req, &resp, &j, err);
+    json_t *n = json_object_get(j, "@odata.count");
+    if (!rc && json_is_integer(n) && json_integer_value(n) >= 0)
+        *out = json_integer_value(n);
+    json_decref(j);
     m365_resp_free(&resp);
     free(url);
     return rc;
