@@ -14,6 +14,7 @@
  * A missing path evaluates to null (not an error), so `x == null` tests absence.
  *
  * A compiled struct expr is immutable and thread-safe.
+ * Implementation: engine/expr.c (expressions), engine/tmpl.c (templates).
  */
 #ifndef ASSENT_EXPR_H
 #define ASSENT_EXPR_H
@@ -55,6 +56,10 @@ int expr_truthy(const json_t *v);
  * Used by validate to check references to steps that cannot have run before.
  */
 json_t *expr_refs(const struct expr *e);
+
+/* Append e's refs (as expr_refs) to the array refs, skipping names already there.
+ * 0, or -1 out of memory. */
+int expr_refs_append(const struct expr *e, json_t *refs);
 
 void expr_free(struct expr *e);
 
