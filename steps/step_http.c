@@ -241,7 +241,8 @@ static void execute(struct step_ctx *ctx, struct step_result *res)
 
     char snippet[SNIPPET_LEN + 8];
     body_snippet(resp.body, resp.body_len, snippet, sizeof snippet);
-    /* The failed response is kept as output, so an error branch can look at it. */
+    /* The response also goes into res->output; the error message alone carries status and
+     * snippet, since the executor records the error (not the output) of a failed attempt. */
     json_t *body = body_value(&resp, 0, &err);
     json_decref(res->output);
     res->output = json_pack("{s:i, s:O, s:o*}", "status", (json_int_t)st, "headers", resp.headers,
