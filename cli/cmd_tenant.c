@@ -19,6 +19,7 @@
 #include "db/db_tenant.h"
 #include "engine/config.h"
 #include "engine/expr.h"
+#include "engine/kpi.h"
 #include "engine/log.h"
 #include "engine/timeutil.h"
 #include "engine/workflow.h"
@@ -116,7 +117,7 @@ int cmd_sync(struct cli *cli, int argc, char **argv)
 
 /* ---------------------------------------------------------------- report */
 
-enum cell_fmt { CF_TEXT, CF_ONOFF, CF_YESNO, CF_SMTP, CF_SIGNIN, CF_INT };
+enum cell_fmt { CF_TEXT, CF_ONOFF, CF_YESNO, CF_SMTP, CF_SIGNIN, CF_INT, CF_LIST };
 
 struct report_col {
     const char *header; /* table and CSV header */
@@ -138,6 +139,9 @@ static const struct report_col user_report_cols[] = {
     {"imap4_30d", "imap4_30d", CF_YESNO},
     {"smtp_30d", "smtp_30d", CF_YESNO},
     {"last legacy sign-in", "last_legacy_signin", CF_SIGNIN},
+    /* Who is exempt and why: active exceptions (engine/kpi.h, docs/kpis.md). */
+    {"exempt", "exempt", CF_LIST},
+    {"exempt_reason", "exempt_reason", CF_TEXT},
     {NULL, NULL, CF_TEXT},
 };
 
@@ -189,6 +193,20 @@ static void cell_text(const struct report_col *c, const json_t *row, char *out, 
         else
             snprintf(out, size, "-");
         return;
+    case CF_LIST: {
+        size_t used = 0, i;
+        json_t *e;
+        snprintf(out, size, "-");
+        json_array_foreach(v, i, e)
+        {
+            int n = snprintf(out + used, size - used, "%s%s", i ? "," : "",
+                             json_is_string(e) ? json_string_value(e) : "?");
+            if (n < 0 || (size_t)n >= size - used)
+                break;
+            used += (size_t)n;
+        }
+        return;
+    }
     case CF_TEXT:
     default:
         snprintf(out, size, "%s", json_is_string(v) ? json_string_value(v) : "-");
@@ -210,6 +228,7 @@ struct report_run {
     long printed;
     int failed;
     struct as_err err;
+    struct kpi_exemptions *exempt; /* users report: active exceptions */
 };
 
 static void csv_cell(const char *s)
@@ -227,7 +246,27 @@ static void csv_cell(const char *s)
     putchar('"');
 }
 
+static int report_row_annotated(const json_t *row, void *ud);
+
+/* Users rows get "exempt" and "exempt_reason" (from the exceptions) first. */
 static int report_row(const json_t *row, void *ud)
+{
+    struct report_run *r = ud;
+    if (!r->exempt)
+        return report_row_annotated(row, ud);
+    json_t *copy = json_copy((json_t *)row);
+    if (!copy) {
+        as_errf(&r->err, AS_ENOMEM, "out of memory");
+        r->failed = 1;
+        return 1;
+    }
+    kpi_exemptions_annotate(r->exempt, copy);
+    int stop = report_row_annotated(copy, ud);
+    json_decref(copy);
+    return stop;
+}
+
+static int report_row_annotated(const json_t *row, void *ud)
 {
     struct report_run *r = ud;
     if (r->where) {
@@ -392,6 +431,10 @@ int cmd_report(struct cli *cli, int argc, char **argv)
     rc = report_sync_note(cli, r.fmt);
     if (rc)
         goto out;
+    if (users && kpi_exemptions_load(&cli->app, time_now_ms(), &r.exempt, &r.err) != AS_OK) {
+        rc = cli_error(EXIT_DB, "report", "%s", r.err.msg);
+        goto out;
+    }
 
     r.cols = users ? user_report_cols : signin_report_cols;
     for (r.n_cols = 0; r.cols[r.n_cols].header; r.n_cols++)
@@ -446,6 +489,7 @@ done:
         fprintf(stderr, "%ld %s\n", r.matched, users ? "users" : "sign-ins");
     }
 out:
+    kpi_exemptions_free(r.exempt);
     expr_free(r.where);
     return rc;
 }

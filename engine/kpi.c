@@ -20,6 +20,9 @@
 #include "engine/timeutil.h"
 #include "engine/tz.h"
 
+/* Distinct group_by values kept per evaluation; the rest count as "(other)". */
+#define KPI_MAX_GROUPS 1000
+
 /* ---- protocols ---- */
 
 static const struct {
@@ -694,6 +697,21 @@ static int eval_row(void *ud, json_t *row)
             snprintf(key, sizeof key, "%s", json_is_true(g) ? "true" : "false");
         else
             snprintf(key, sizeof key, "(none)");
+        /* Values that differ only in case count together ("MAPI over HTTP"
+         * and "MAPI Over HTTP" both occur); the first spelling seen names it. */
+        const char *existing = NULL, *bk;
+        json_t *bv;
+        json_object_foreach(ec->res->breakdown, bk, bv)
+        {
+            if (strcasecmp(bk, key) == 0) {
+                existing = bk;
+                break;
+            }
+        }
+        if (!existing && json_object_size(ec->res->breakdown) >= KPI_MAX_GROUPS)
+            snprintf(key, sizeof key, "(other)");
+        else if (existing)
+            snprintf(key, sizeof key, "%s", existing);
         json_t *cnt = json_object_get(ec->res->breakdown, key);
         json_object_set_new(ec->res->breakdown, key,
                             json_integer((cnt ? json_integer_value(cnt) : 0) + 1));

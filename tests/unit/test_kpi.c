@@ -350,15 +350,18 @@ static void test_eval_exemptions(void **state)
     json_decref(g_rows);
 
     /* Sign-ins: a row is left out when its client app's protocol is exempt. */
-    g_rows = json_pack("[{s:s, s:s}, {s:s, s:s}, {s:s, s:s}]", "upn", "pop-only@example.com",
-                       "client_app", "pop3", "upn", "pop-only@example.com", "client_app", "IMAP4",
-                       "upn", "x@example.com", "client_app", "Authenticated SMTP");
+    g_rows = json_pack("[{s:s, s:s}, {s:s, s:s}, {s:s, s:s}, {s:s, s:s}]", "upn",
+                       "pop-only@example.com", "client_app", "pop3", "upn", "pop-only@example.com",
+                       "client_app", "IMAP4", "upn", "x@example.com", "client_app",
+                       "Authenticated SMTP", "upn", "y@example.com", "client_app", "imap4");
     k = compile("{\"name\": \"signins\", \"report\": \"signins\", \"filter\": \"true\", "
                 "\"group_by\": \"client_app\"}");
     assert_int_equal(kpi_eval(&f->app, k, now, rows_source, NULL, NULL, &res, &err), AS_OK);
-    assert_int_equal(res.value, 2);
+    assert_int_equal(res.value, 3);
     assert_int_equal(res.exempt, 1);
-    assert_int_equal(json_integer_value(json_object_get(res.breakdown, "IMAP4")), 1);
+    /* Client app names differ in case on the wire: counted together. */
+    assert_int_equal(json_integer_value(json_object_get(res.breakdown, "IMAP4")), 2);
+    assert_int_equal(json_object_size(res.breakdown), 2);
     assert_null(json_object_get(res.breakdown, "pop3"));
     kpi_result_clear(&res);
     kpi_free(k);
