@@ -28,7 +28,7 @@
 
 #define JL_MAX_DEPTH 256
 #define JL_MAX_PATH 512
-#define JL_MAX_ENTRIES 200000
+#define JL_MAX_ENTRIES 100000
 
 struct jl_pos {
     int line;         /* 1-based */

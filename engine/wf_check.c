@@ -847,8 +847,11 @@ out:
 static void check_graph(struct wf_check *v)
 {
     unsigned char *from_start = NULL, *from_x = NULL, *avoid_x = NULL;
-    if (v->start == (size_t)-1)
+    if (v->start == (size_t)-1) {
+        /* no valid start (BAD_START already said so): cycles can still be found */
+        check_cycles(v);
         return;
+    }
     from_start = malloc(v->n_steps);
     from_x = malloc(v->n_steps);
     avoid_x = malloc(v->n_steps);

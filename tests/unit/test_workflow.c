@@ -410,6 +410,11 @@ static void test_graph(void **state)
                  "\"c\": {\"type\": \"t_task\", \"params\": {\"text\": \"c\"}, \"next\": \"d\"},\n"
                  "\"d\": {\"type\": \"t_task\", \"params\": {\"text\": \"d\"}, \"next\": \"c\"}}}",
                  AS_EINVAL, "UNREACHABLE_STEP 2:1\nCYCLE 4:58\n");
+    /* a bad start does not hide a cycle */
+    EXPECT_DIAGS("{\"name\": \"g\", \"version\": \"1\", \"start\": \"zz\", \"steps\": {\n"
+                 "\"a\": {\"type\": \"t_task\", \"params\": {\"text\": \"a\"}, \"next\": \"b\"},\n"
+                 "\"b\": {\"type\": \"t_task\", \"params\": {\"text\": \"b\"}, \"next\": \"a\"}}}",
+                 AS_EINVAL, "BAD_START 1:40\nCYCLE 3:58\n");
 }
 
 static void test_cycle_message(void **state)
