@@ -18,7 +18,11 @@
  * `next` is a step name (taken for every outcome but "error") or an object
  * mapping outcomes to step names; the step's default outcome is "success";
  * "error" is taken when the step fails for good.  An outcome with no entry
- * ends the run: successfully, or failed for "error".
+ * ends the run: successfully, or failed for "error".  A step type produces
+ * the outcomes it lists in step_type.outcomes (or only "success" when that
+ * is NULL), plus "error".  Steps may also carry a "description".  The graph
+ * has no cycles and every step is reachable from the start (validate
+ * refuses anything else), so a step runs at most once per run.
  *
  * A loaded struct workflow is immutable and may be shared by threads.
  */
