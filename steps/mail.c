@@ -1,0 +1,376 @@
+/*
+ * mail.c - mail_send(): validate, build, record, send, record (see mail.h).
+ *
+ * Crash safety rests on the order of three steps, each its own short
+ * write transaction or network exchange:
+ *   1. db_mail_claim:  the key's row says 'sending' (owner, lease)
+ *   2. the transport:  the server accepts or refuses
+ *   3. db_mail_finish: the row says 'sent' or 'failed' with the answer
+ * Dying between 1 and 3 leaves 'sending'; the next attempt sees that the
+ * owner process is gone (or its lease passed) and re-sends the identical
+ * message once.  Dying before 1 or after 3 repeats nothing.
+ */
+#include "steps/mail.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "db/db_mail.h"
+#include "engine/app.h"
+#include "engine/config.h"
+#include "engine/log.h"
+#include "engine/timeutil.h"
+#include "steps/mail_file.h"
+#include "steps/mail_graph.h"
+#include "steps/mail_mime.h"
+#include "steps/mail_smtp.h"
+
+#define MAX_CRASH_RESENDS 3
+#define MAX_ADDRESSES 500
+
+/* ---- who is sending ------------------------------------------------------ */
+
+static char owner_id[320];
+static char owner_host[256];
+static long owner_pid;
+static pthread_mutex_t owner_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/*
+ * "host:pid:nonce" of this process.  The nonce tells this process from an
+ * earlier one that had the same pid (containers often run as the same pid
+ * every time); a forked child gets its own.  Returns a copy in buf.
+ */
+static void owner_current(char *buf, size_t size)
+{
+    pthread_mutex_lock(&owner_lock);
+    if (owner_pid != (long)getpid()) {
+        unsigned char r[4] = {0};
+        if (gethostname(owner_host, sizeof owner_host) != 0)
+            snprintf(owner_host, sizeof owner_host, "unknown");
+        owner_host[sizeof owner_host - 1] = '\0';
+        if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
+            r[0] = (unsigned char)time_now_ms();
+        owner_pid = (long)getpid();
+        snprintf(owner_id, sizeof owner_id, "%s:%ld:%02x%02x%02x%02x", owner_host, owner_pid,
+                 r[0], r[1], r[2], r[3]);
+    }
+    snprintf(buf, size, "%s", owner_id);
+    pthread_mutex_unlock(&owner_lock);
+}
+
+/* Could the process named by `owner` still be sending?  Only a process on
+ * this host that no longer exists is known dead; anything else is given
+ * the benefit of its lease. */
+static int owner_alive(const char *owner, void *ud)
+{
+    const char *self = ud;
+    if (strcmp(owner, self) == 0)
+        return 1; /* another thread of this very process */
+    const char *last = strrchr(owner, ':');
+    if (!last || last == owner)
+        return 1;
+    const char *pid_start = last - 1;
+    while (pid_start > owner && pid_start[-1] != ':')
+        pid_start--;
+    if (pid_start == owner)
+        return 1;
+    size_t host_len = (size_t)(pid_start - 1 - owner);
+    const char *self_pid = strchr(self, ':');
+    if (!self_pid || host_len != (size_t)(self_pid - self) || strncmp(owner, self, host_len) != 0)
+        return 1; /* another host: only its lease can tell */
+    long pid = strtol(pid_start, NULL, 10);
+    if (pid <= 0)
+        return 1;
+    if (pid == (long)getpid())
+        return 0; /* our pid, but not our nonce: an earlier process */
+    return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+}
+
+/* ---- message preparation ------------------------------------------------- */
+
+struct prepared {
+    struct mail_addr from;
+    char *envelope[MAX_ADDRESSES + 1]; /* addr-specs of to + cc, de-duplicated */
+    size_t n_envelope;
+    char message_id[320];
+};
+
+static void prepared_clear(struct prepared *p)
+{
+    mail_addr_clear(&p->from);
+    for (size_t i = 0; i < p->n_envelope; i++)
+        free(p->envelope[i]);
+    p->n_envelope = 0;
+}
+
+static enum as_code add_envelope(struct prepared *p, const char *const *list, const char *what,
+                                 struct as_err *err)
+{
+    for (size_t i = 0; list && list[i]; i++) {
+        struct mail_addr a;
+        enum as_code rc = mail_addr_parse(list[i], &a, err);
+        if (rc) {
+            as_err_prefix(err, "%s", what);
+            return rc;
+        }
+        int dup = 0;
+        for (size_t j = 0; j < p->n_envelope && !dup; j++)
+            dup = strcasecmp(p->envelope[j], a.addr) == 0;
+        if (!dup) {
+            if (p->n_envelope >= MAX_ADDRESSES) {
+                mail_addr_clear(&a);
+                return as_errf(err, AS_ELIMIT, "more than %d recipients", MAX_ADDRESSES);
+            }
+            p->envelope[p->n_envelope++] = a.addr;
+            a.addr = NULL;
+        }
+        mail_addr_clear(&a);
+    }
+    return AS_OK;
+}
+
+static enum as_code prepare(struct app *app, const struct mail_msg *msg, const char **from_out,
+                            struct prepared *p, struct as_err *err)
+{
+    enum as_code rc;
+    memset(p, 0, sizeof *p);
+    const char *from = msg->from && *msg->from ? msg->from : config_str(app->cfg, "mail_from");
+    *from_out = from;
+    if (!msg->to || !msg->to[0])
+        return as_errf(err, AS_EINVAL, "no recipient (to)");
+    if ((rc = mail_addr_parse(from, &p->from, err))) {
+        as_err_prefix(err, "from");
+        return rc;
+    }
+    if ((rc = add_envelope(p, msg->to, "to", err)) || (rc = add_envelope(p, msg->cc, "cc", err)))
+        return rc;
+    p->envelope[p->n_envelope] = NULL;
+    return mail_mime_message_id(msg->idempotency_key, mail_addr_domain(&p->from), p->message_id,
+                                sizeof p->message_id, err);
+}
+
+static enum as_code build(const struct mail_msg *msg, const char *from, const char *message_id,
+                          int64_t date_ms, char **text, size_t *len, struct as_err *err)
+{
+    struct mail_mime_in in = {
+        .from = from,
+        .to = msg->to,
+        .cc = msg->cc,
+        .reply_to = msg->reply_to,
+        .subject = msg->subject,
+        .text = msg->text,
+        .html = msg->html,
+        .message_id = message_id,
+        .date_ms = date_ms,
+    };
+    return mail_mime_build(&in, text, len, err);
+}
+
+/* ---- transports ---------------------------------------------------------- */
+
+static enum as_code send_file(struct app *app, const struct prepared *p, const char *message,
+                              size_t len, json_t **recipients, struct as_err *err)
+{
+    char *path = NULL;
+    enum as_code rc = mail_file_write(config_str(app->cfg, "mail_dir"), p->message_id, message,
+                                      len, &path, err);
+    if (rc)
+        return rc;
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    char reply[512];
+    snprintf(reply, sizeof reply, "250 written to %s", base);
+    json_t *list = json_array();
+    for (size_t i = 0; list && i < p->n_envelope; i++)
+        json_array_append_new(list, json_pack("{s:s, s:s, s:i, s:s}", "address", p->envelope[i],
+                                              "status", "accepted", "code", 250, "reply", reply));
+    free(path);
+    if (!list)
+        return as_errf(err, AS_ENOMEM, "out of memory");
+    *recipients = list;
+    return AS_OK;
+}
+
+static enum as_code send_smtp(struct app *app, const struct prepared *p, const char *message,
+                              json_t **recipients, struct as_err *err)
+{
+    struct mail_smtp_opts o = {
+        .url = config_str(app->cfg, "smtp_url"),
+        .user = config_str(app->cfg, "smtp_user"),
+        .password_file = config_str(app->cfg, "smtp_password_file"),
+        .ca_file = config_str(app->cfg, "smtp_ca_file"),
+        .timeout_ms = (long)config_int(app->cfg, "smtp_timeout_seconds") * 1000,
+    };
+    return mail_smtp_send(&o, p->from.addr, (const char *const *)p->envelope, message, recipients,
+                          err);
+}
+
+/* ---- mail_send ----------------------------------------------------------- */
+
+static int64_t lease_ms(struct app *app)
+{
+    /* Long enough for a slow but live send to finish: libESMTP's timeouts
+     * apply per phase (greeting, envelope, data, transfer, final reply). */
+    return 10000 + 6 * 1000 * config_int(app->cfg, "smtp_timeout_seconds");
+}
+
+enum as_code mail_render(struct app *app, const struct mail_msg *msg, char **message_id,
+                         char **message, struct as_err *err)
+{
+    struct prepared p;
+    const char *from;
+    *message_id = *message = NULL;
+    enum as_code rc = prepare(app, msg, &from, &p, err);
+    if (!rc)
+        rc = build(msg, from, p.message_id, time_now_ms(), message, NULL, err);
+    if (!rc && !(*message_id = strdup(p.message_id))) {
+        free(*message);
+        *message = NULL;
+        rc = as_errf(err, AS_ENOMEM, "out of memory");
+    }
+    prepared_clear(&p);
+    return rc;
+}
+
+enum as_code mail_send(struct app *app, const struct mail_msg *msg, json_t **result,
+                       struct as_err *err)
+{
+    enum as_code rc;
+    struct prepared p;
+    struct db_mail_claim claim = {0};
+    const char *from = NULL;
+    char *text = NULL;
+    size_t len = 0;
+    json_t *recipients = NULL;
+    const char *transport = config_str(app->cfg, "mail_transport");
+    const char *key = msg->idempotency_key;
+    int claimed = 0;
+    struct as_err local_err = {0};
+
+    if (!err)
+        err = &local_err;
+    *result = NULL;
+    char owner[sizeof owner_id];
+    owner_current(owner, sizeof owner);
+    int64_t now = time_now_ms();
+
+    /* Refuse a bad message before anything is recorded. */
+    if ((rc = prepare(app, msg, &from, &p, err)))
+        goto out;
+    if ((rc = build(msg, from, p.message_id, now, &text, &len, err)))
+        goto out;
+
+    if (key) {
+        rc = db_mail_claim(app->db, key, p.message_id, transport, now, owner, now,
+                           now + lease_ms(app), MAX_CRASH_RESENDS, owner_alive, owner, &claim,
+                           err);
+        if (rc)
+            goto out;
+        switch (claim.action) {
+        case DB_MAIL_DONE:
+            json_object_set_new(claim.result, "deduplicated", json_true());
+            *result = claim.result;
+            claim.result = NULL;
+            LOG_INFO("mail", "%s already sent; not sending again", claim.message_id);
+            rc = AS_OK;
+            goto out;
+        case DB_MAIL_BUSY: {
+            char until[40];
+            time_format_iso(claim.lease_until, until, sizeof until);
+            rc = as_errf(err, AS_ETRANSIENT,
+                         "message %s is being sent by another worker (lease until %s)",
+                         claim.message_id, until);
+            goto out;
+        }
+        case DB_MAIL_GIVEUP:
+            rc = as_errf(err, AS_EPERMANENT,
+                         "message %s: the sender died %d times while sending it; whether it "
+                         "arrived is unknown, so it is not sent again",
+                         claim.message_id, claim.resends);
+            goto out;
+        case DB_MAIL_RESEND:
+            LOG_WARN("mail", "%s was being sent when a process died; sending it once more",
+                     claim.message_id);
+            /* fall through */
+        case DB_MAIL_SEND:
+            claimed = 1;
+            if (claim.date_ms != now || strcmp(claim.message_id, p.message_id) != 0) {
+                /* The identical message: its first Date and Message-ID. */
+                free(text);
+                text = NULL;
+                if ((rc = build(msg, from, claim.message_id, claim.date_ms, &text, &len, err)))
+                    goto out;
+                snprintf(p.message_id, sizeof p.message_id, "%s", claim.message_id);
+            }
+            break;
+        }
+    }
+
+    if (strcmp(transport, "file") == 0)
+        rc = send_file(app, &p, text, len, &recipients, err);
+    else if (strcmp(transport, "smtp") == 0)
+        rc = send_smtp(app, &p, text, &recipients, err);
+    else if (strcmp(transport, "graph") == 0)
+        rc = mail_graph_send(app, p.from.addr, msg, text, len,
+                             (const char *const *)p.envelope, &recipients, err);
+    else
+        rc = as_errf(err, AS_EINVAL, "unknown mail_transport \"%s\"", transport);
+
+    json_t *res = json_pack("{s:s, s:s, s:o, s:b}", "message_id", p.message_id, "transport",
+                            transport, "recipients",
+                            recipients ? json_incref(recipients) : json_array(), "deduplicated",
+                            0);
+    if (!res) {
+        if (!rc)
+            rc = as_errf(err, AS_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (claimed) {
+        struct as_err ferr = {0};
+        enum as_code frc = db_mail_finish(app->db, key, rc ? "failed" : "sent", res,
+                                          rc ? err->msg : NULL, time_now_ms(), &ferr);
+        if (frc)
+            /* The answer is not recorded: a retry would find 'sending' and
+             * re-send once, which is the documented worst case. */
+            LOG_ERROR("mail", "%s: cannot record the send: %s", p.message_id, ferr.msg);
+        claimed = 0;
+    }
+    if (rc) {
+        LOG_WARN("mail", "%s via %s failed: %s", p.message_id, transport, err->msg);
+        if (recipients)
+            *result = res;
+        else
+            json_decref(res);
+    } else {
+        size_t n_rej = 0, idx;
+        json_t *r;
+        json_array_foreach(recipients, idx, r)
+        {
+            if (strcmp(json_string_value(json_object_get(r, "status")), "accepted") != 0)
+                n_rej++;
+        }
+        LOG_INFO("mail", "%s sent via %s to %zu recipient(s), %zu rejected", p.message_id,
+                 transport, json_array_size(recipients) - n_rej, n_rej);
+        *result = res;
+    }
+out:
+    if (claimed) {
+        /* Failed between claim and send (e.g. the rebuild): not sent. */
+        struct as_err ferr = {0};
+        if (db_mail_finish(app->db, key, "failed", NULL, err->msg, time_now_ms(),
+                           &ferr))
+            LOG_ERROR("mail", "cannot record the failed send: %s", ferr.msg);
+    }
+    json_decref(recipients);
+    db_mail_claim_clear(&claim);
+    prepared_clear(&p);
+    free(text);
+    return rc;
+}

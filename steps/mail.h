@@ -1,0 +1,87 @@
+/*
+ * mail.h - send one email: build the message (steps/mail_mime.h), pick the
+ * transport from configuration, and make the send idempotent.
+ *
+ * Transports (config mail_transport):
+ *   file  - write <mail_dir>/<id>.eml atomically (the default: a fresh
+ *           install needs no mail server); see steps/mail_file.h
+ *   smtp  - libesmtp to smtp_url (smtp://, smtp+starttls://, smtps://),
+ *           optional AUTH with smtp_user + smtp_password_file; see
+ *           steps/mail_smtp.h
+ *   graph - Microsoft Graph sendMail through the M365 client (steps/mail_graph.h)
+ *
+ * Idempotency.  With an idempotency key the Message-ID is derived from the
+ * key ("<" + hex(SHA-256(key))[:32] + "@assent." + sender domain + ">") and
+ * the send is bracketed by two short write transactions in db/db_mail.c:
+ * 'sending' before the transport is called, 'sent' (with the answer) or
+ * 'failed' after.  A later call with the same key
+ *   - after 'sent': sends nothing and returns the stored result with
+ *     "deduplicated": true;
+ *   - after 'failed': sends again (nothing was accepted the last time);
+ *   - finding 'sending' whose owner process is gone (a crash between the
+ *     two transactions) or whose lease ran out: sends the very same message
+ *     again (same Message-ID and Date) once, and records that re-send;
+ *   - finding 'sending' still owned by a live sender: AS_ETRANSIENT
+ *     ("in progress"), so the caller retries later instead of doubling it.
+ * A crash therefore re-sends at most once per crash, with the same
+ * Message-ID, which receiving clients use to drop duplicates.  After three
+ * crash re-sends of one key mail_send refuses (AS_EPERMANENT) rather than
+ * feed a crash loop.  Without a key nothing is recorded and the Message-ID
+ * is random.
+ */
+#ifndef ASSENT_MAIL_H
+#define ASSENT_MAIL_H
+
+#include <jansson.h>
+
+#include "engine/error.h"
+
+struct app;
+
+struct mail_msg {
+    const char *from;            /* "Name <a@b>" or "a@b"; NULL = config mail_from */
+    const char *const *to;       /* NULL-terminated, at least one */
+    const char *const *cc;       /* NULL-terminated, or NULL */
+    const char *subject;         /* UTF-8 */
+    const char *text;            /* UTF-8 text body, or NULL */
+    const char *html;            /* UTF-8 HTML body, or NULL (one of text/html required) */
+    const char *idempotency_key; /* or NULL: no dedupe, random Message-ID */
+    const char *reply_to;        /* or NULL */
+};
+
+/*
+ * Send msg.  On AS_OK *result is a new JSON object (caller decrefs):
+ *   {"message_id": "<...>", "transport": "smtp"|"file"|"graph",
+ *    "recipients": [{"address": "a@b", "status": "accepted"|"rejected",
+ *                    "code": 250, "reply": "250 2.0.0 Ok"}, ...],
+ *    "deduplicated": false}
+ * (file transport: code 250 and the file name as reply; graph: code 202).
+ * Some recipients may be rejected while others were accepted: that is
+ * success, reported per recipient.
+ *
+ * Errors (err->msg has the server's reply where there is one):
+ *   AS_EINVAL     bad message or configuration (addresses, UTF-8, smtp_url)
+ *   AS_ETRANSIENT retry later: connection refused or dropped, timeout, 4xx
+ *                 reply, every recipient rejected with a 4xx, send in progress
+ *   AS_EPERMANENT do not retry: 5xx for the message, every recipient rejected
+ *                 (at least one with 5xx), TLS certificate refused, AUTH refused
+ *   AS_EDB, AS_EIO, AS_ENOMEM
+ * On failure *result is NULL unless the server answered per recipient, in
+ * which case *result (caller decrefs) still lists them.
+ *
+ * Thread-safe: each call uses its own SMTP session on the caller's thread
+ * and blocks for at most a few smtp_timeout_seconds.  Never logs secrets;
+ * logs one line per message (id, transport, outcome).
+ */
+enum as_code mail_send(struct app *app, const struct mail_msg *msg, json_t **result,
+                       struct as_err *err) AS_WUR;
+
+/*
+ * Build the message exactly as mail_send would (for dry runs and previews)
+ * without sending or recording anything.  *message_id receives the derived
+ * Message-ID (malloc'd), *message the RFC 5322 text (malloc'd).  Date is now.
+ */
+enum as_code mail_render(struct app *app, const struct mail_msg *msg, char **message_id,
+                         char **message, struct as_err *err) AS_WUR;
+
+#endif

@@ -1,0 +1,30 @@
+/*
+ * mail_file.h - the file transport: each message becomes one .eml file in
+ * a directory (config mail_dir), readable by any mail client or by
+ * `cat`.  It is the default transport, so a fresh install "sends" mail with
+ * no server at all.
+ *
+ * The file name comes from the Message-ID, so sending the same message
+ * again (a crash re-send) replaces the file instead of adding a second one.
+ * Files are written to a temporary name, fsync'd and renamed, so a reader
+ * never sees half a message.  Messages may carry approval links, so the
+ * directory is created 0700 and files 0600.
+ */
+#ifndef ASSENT_MAIL_FILE_H
+#define ASSENT_MAIL_FILE_H
+
+#include <stddef.h>
+
+#include "engine/error.h"
+
+/*
+ * Write message (len octets) as <dir>/<name>.eml, where name is message_id
+ * without its angle brackets, characters other than [A-Za-z0-9._@+-]
+ * replaced by '_'.  dir is created (with parents) when missing.
+ * *path_out (may be NULL) receives the final path, malloc'd.
+ * AS_EIO with the path and errno text on failure; thread-safe.
+ */
+enum as_code mail_file_write(const char *dir, const char *message_id, const char *message,
+                             size_t len, char **path_out, struct as_err *err) AS_WUR;
+
+#endif
