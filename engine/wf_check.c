@@ -30,6 +30,12 @@ void wf_check_add(struct wf_check *v, enum diag_severity sev, const char *code, 
     char msg[sizeof ((struct diag *)0)->msg];
     size_t before = v->diags->n;
     va_list ap;
+    /* A hostile file could make millions: keep the first WF_MAX_DIAGS. */
+    if (before - v->first >= WF_MAX_DIAGS) {
+        v->dropped++;
+        v->dropped_errors += sev == DIAG_ERROR;
+        return;
+    }
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
@@ -955,37 +961,44 @@ void wf_check_locate(struct diag_list *diags, size_t from, const struct json_loc
 }
 
 /* Sort items[from..n) by line and column, keeping the check order among equals. */
+struct sort_key {
+    long line;
+    int column;
+    size_t index;
+};
+
+static int sort_key_cmp(const void *a, const void *b)
+{
+    const struct sort_key *x = a, *y = b;
+    if (x->line != y->line)
+        return x->line < y->line ? -1 : 1;
+    if (x->column != y->column)
+        return x->column < y->column ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
 void wf_check_sort(struct diag_list *diags, size_t from)
 {
     size_t n = diags->n - from;
     if (n < 2)
         return;
-    size_t *idx = malloc(n * sizeof *idx);
+    struct sort_key *keys = malloc(n * sizeof *keys);
     struct diag *copy = malloc(n * sizeof *copy);
-    if (!idx || !copy) {
-        free(idx);
+    if (!keys || !copy) {
+        free(keys);
         free(copy);
-        return;
+        return; /* unsorted but complete */
     }
     memcpy(copy, diags->items + from, n * sizeof *copy);
-    for (size_t i = 0; i < n; i++)
-        idx[i] = i;
-    /* insertion sort on indexes: n is small (diagnostics of one file) */
-    for (size_t i = 1; i < n; i++) {
-        size_t k = idx[i], j = i;
-        while (j > 0) {
-            const struct diag *a = &copy[idx[j - 1]], *b = &copy[k];
-            long la = a->line ? a->line : 0x7fffffff, lb = b->line ? b->line : 0x7fffffff;
-            if (la < lb || (la == lb && a->column <= b->column))
-                break;
-            idx[j] = idx[j - 1];
-            j--;
-        }
-        idx[j] = k;
+    for (size_t i = 0; i < n; i++) {
+        keys[i].line = copy[i].line ? copy[i].line : 0x7fffffff; /* unlocated last */
+        keys[i].column = copy[i].column;
+        keys[i].index = i; /* equal positions keep the order the checks found them */
     }
+    qsort(keys, n, sizeof *keys, sort_key_cmp);
     for (size_t i = 0; i < n; i++)
-        diags->items[from + i] = copy[idx[i]];
-    free(idx);
+        diags->items[from + i] = copy[keys[i].index];
+    free(keys);
     free(copy);
 }
 

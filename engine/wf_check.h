@@ -45,9 +45,13 @@ struct wf_check {
     size_t n_steps;
     size_t start; /* index, or (size_t)-1 */
     int oom;
+    size_t first;          /* diags->n before this document's checks */
+    size_t dropped;        /* diagnostics past WF_MAX_DIAGS, not recorded */
+    size_t dropped_errors; /* how many of them were errors */
 };
 
-/* Add a diagnostic (its position is filled later from its path). */
+/* Add a diagnostic (its position is filled later from its path); past
+ * WF_MAX_DIAGS for this document it is only counted in v->dropped. */
 void wf_check_add(struct wf_check *v, enum diag_severity sev, const char *code, const char *path,
                   const char *fmt, ...) AS_PRINTF(5, 6);
 

@@ -122,7 +122,7 @@ enum as_code wf_load_buffer(const char *text, size_t len, const char *origin,
 
     *out = NULL;
     v.diags = diags ? diags : &local;
-    first = v.diags->n;
+    first = v.first = v.diags->n;
 
     if (len > WF_MAX_FILE_SIZE) {
         wf_check_add(&v, DIAG_ERROR, "LIMIT", "$", "the workflow is %zu bytes (limit %d)", len, WF_MAX_FILE_SIZE);
@@ -168,6 +168,14 @@ enum as_code wf_load_buffer(const char *text, size_t len, const char *origin,
     wf_check_document(&v);
     wf_check_locate(v.diags, first, v.loc);
     wf_check_sort(v.diags, first);
+    if (v.dropped) {
+        v.first = v.diags->n; /* let this one through */
+        wf_check_add(&v, v.dropped_errors ? DIAG_ERROR : DIAG_WARNING, "LIMIT", "$",
+                     "%zu more diagnostics (%zu errors) not shown: only the first %d are kept",
+                     v.dropped, v.dropped_errors, WF_MAX_DIAGS);
+        if (!v.oom)
+            v.diags->items[v.diags->n - 1].line = v.diags->items[v.diags->n - 1].column = 1;
+    }
     if (v.oom) {
         rc = as_errf(err, AS_ENOMEM, "out of memory validating the workflow");
         goto out;

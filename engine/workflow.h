@@ -46,6 +46,7 @@ struct step_type;
 #define WF_MAX_ATTEMPTS 1000
 #define WF_MAX_STEPS 1000
 #define WF_MAX_FILE_SIZE (4 * 1024 * 1024)
+#define WF_MAX_DIAGS 1000 /* per document; the rest are counted in one LIMIT diagnostic */
 
 struct wf_retry {
     int attempts;          /* total attempts including the first; >= 1 (default 3) */

@@ -473,6 +473,25 @@ static void test_limits(void **state)
     diag_free(&dl);
     free(text);
 
+    /* a flood of defects: the first WF_MAX_DIAGS, sorted, then one LIMIT that counts the rest */
+    cap = 64 * 1600;
+    text = malloc(cap);
+    assert_non_null(text);
+    n = (size_t)snprintf(text, cap, "{\"name\": \"d\", \"version\": \"1\", \"steps\": "
+                                    "{\"a\": {\"type\": \"t_task\", \"params\": {\"text\": \"x\"}}}");
+    for (int i = 0; i < WF_MAX_DIAGS + 500; i++)
+        n += (size_t)snprintf(text + n, cap - n, ",\n\"junk%d\": %d", i, i);
+    snprintf(text + n, cap - n, "}");
+    assert_int_equal(wf_load_string(text, "t", &wf, &dl, &err), AS_EINVAL);
+    assert_int_equal(dl.n, WF_MAX_DIAGS + 1);
+    assert_string_equal(dl.items[0].code, "UNKNOWN_KEY");
+    assert_int_equal(dl.items[0].line, 2);
+    assert_int_equal(dl.items[WF_MAX_DIAGS - 1].line, WF_MAX_DIAGS + 1);
+    assert_string_equal(dl.items[WF_MAX_DIAGS].code, "LIMIT");
+    assert_non_null(strstr(dl.items[WF_MAX_DIAGS].msg, "500 more"));
+    diag_free(&dl);
+    free(text);
+
     /* a file too large is refused before parsing */
     char *dir = tu_tmpdir("wf");
     char *path = tu_path(dir, "big.json");
