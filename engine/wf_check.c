@@ -496,6 +496,10 @@ static int type_has_outcome(const struct step_type *t, const char *o)
 
 static void add_edge(struct wf_check *v, struct vstep *s, size_t to, const char *path)
 {
+    /* one edge per target: keeps the graph passes O(steps^2) at worst */
+    for (size_t i = 0; i < s->n_edges; i++)
+        if (s->edges[i].to == to)
+            return;
     struct vedge *e = realloc(s->edges, (s->n_edges + 1) * sizeof *e);
     if (!e) {
         v->oom = 1;
@@ -853,15 +857,18 @@ out:
 static void check_graph(struct wf_check *v)
 {
     unsigned char *from_start = NULL, *from_x = NULL, *avoid_x = NULL;
+    /* per referenced step X: reach-from-X and reach-from-start-avoiding-X, computed once */
+    unsigned char **cache_from = NULL, **cache_avoid = NULL;
     if (v->start == (size_t)-1) {
         /* no valid start (BAD_START already said so): cycles can still be found */
         check_cycles(v);
         return;
     }
     from_start = malloc(v->n_steps);
-    from_x = malloc(v->n_steps);
-    avoid_x = malloc(v->n_steps);
-    if (!from_start || !from_x || !avoid_x || reach(v, v->start, (size_t)-1, from_start) != 0) {
+    cache_from = calloc(v->n_steps, sizeof *cache_from);
+    cache_avoid = calloc(v->n_steps, sizeof *cache_avoid);
+    if (!from_start || !cache_from || !cache_avoid ||
+        reach(v, v->start, (size_t)-1, from_start) != 0) {
         v->oom = 1;
         goto out;
     }
@@ -905,10 +912,18 @@ static void check_graph(struct wf_check *v)
                      s->name, x);
                 goto positioned;
             }
-            if (reach(v, xi, (size_t)-1, from_x) != 0 || reach(v, v->start, xi, avoid_x) != 0) {
-                v->oom = 1;
-                goto out;
+            if (!cache_from[xi]) {
+                cache_from[xi] = malloc(v->n_steps);
+                cache_avoid[xi] = malloc(v->n_steps);
+                if (!cache_from[xi] || !cache_avoid[xi] ||
+                    reach(v, xi, (size_t)-1, cache_from[xi]) != 0 ||
+                    reach(v, v->start, xi, cache_avoid[xi]) != 0) {
+                    v->oom = 1;
+                    goto out;
+                }
             }
+            from_x = cache_from[xi];
+            avoid_x = cache_avoid[xi];
             if (!from_start[xi] || !from_x[si]) {
                 wf_check_add(v, DIAG_ERROR, "STEP_NOT_BEFORE", path,
                      "step \"%s\" refers to steps.%s, but \"%s\" can never have run before \"%s\"",
@@ -924,9 +939,13 @@ static void check_graph(struct wf_check *v)
         }
     }
 out:
+    for (size_t i = 0; cache_from && i < v->n_steps; i++) {
+        free(cache_from[i]);
+        free(cache_avoid[i]);
+    }
+    free(cache_from);
+    free(cache_avoid);
     free(from_start);
-    free(from_x);
-    free(avoid_x);
 }
 
 /* ---------- diagnostics positions ---------- */
