@@ -525,6 +525,11 @@ static CURLcode http_once(struct m365 *m, const struct m365_req *req, struct m36
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+    /* libcurl silently re-sends a request when a reused connection dies
+     * before the answer.  For a write that would be a blind repeat, so
+     * writes always open a fresh connection. */
+    if (req->write)
+        curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);
     curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
     curl_easy_setopt(c, CURLOPT_USERAGENT, "Assent/1 (+docs/m365.md)");
     curl_easy_setopt(c, CURLOPT_URL, req->url);

@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 /*
@@ -104,6 +106,176 @@ static inline char *mt_slurp(const char *path)
         s[n] = '\0';
     fclose(f);
     return s;
+}
+
+/* ------------------------------------------------------ the simulator */
+
+#include <jansson.h>
+#include <unistd.h>
+
+struct mt_sim {
+    pid_t pid;
+    int port;
+    char *dir;         /* borrowed from the caller */
+    char *state;       /* state file path */
+    char *secret_path; /* apps[0].secrets[0], mode 0600 */
+    char url[64];      /* http://127.0.0.1:PORT */
+    char tenant[64];
+    char client_id[64];
+};
+
+static inline char *mt_sim_bin(void)
+{
+    return tu_path(tu_build_dir(), "sim/assent-tenant-sim");
+}
+
+/*
+ * Generate a tenant of n_users (seed) into dir/<name>.json, optionally with a
+ * registered certificate, let edit() change the state JSON, then serve it.
+ * extra: more simulator options (NULL-terminated) or NULL.  0 on success.
+ */
+static inline int mt_sim_start(struct mt_sim *s, const char *dir, const char *name, int n_users,
+                               int seed, const char *cert_pem, void (*edit)(json_t *state),
+                               const char *const *extra)
+{
+    char *bin = mt_sim_bin();
+    char users[16], seeds[16], file[128];
+    memset(s, 0, sizeof *s);
+    snprintf(users, sizeof users, "%d", n_users);
+    snprintf(seeds, sizeof seeds, "%d", seed);
+    snprintf(file, sizeof file, "%s.json", name);
+    s->state = tu_path(dir, file);
+    char *gen[16] = {bin, "generate", "--users", users, "--seed", seeds, "--out", s->state};
+    int g = 8;
+    if (cert_pem) {
+        gen[g++] = "--app-cert";
+        gen[g++] = (char *)cert_pem;
+    }
+    gen[g] = NULL;
+    char *out = NULL, *errout = NULL;
+    int rc = tu_run(gen, NULL, 60000, &out, &errout);
+    if (rc != 0) {
+        fprintf(stderr, "generate failed (%d): %s\n", rc, errout ? errout : "");
+        free(out);
+        free(errout);
+        free(bin);
+        return -1;
+    }
+    free(out);
+    free(errout);
+    json_t *st = json_load_file(s->state, 0, NULL);
+    if (!st) {
+        free(bin);
+        return -1;
+    }
+    snprintf(s->tenant, sizeof s->tenant, "%s",
+             json_string_value(json_object_get(json_object_get(st, "tenant"), "id")));
+    json_t *app = json_array_get(json_object_get(st, "apps"), 0);
+    snprintf(s->client_id, sizeof s->client_id, "%s",
+             json_string_value(json_object_get(app, "client_id")));
+    char secret_name[128];
+    snprintf(secret_name, sizeof secret_name, "%s.secret", name);
+    s->secret_path = tu_path(dir, secret_name);
+    tu_write_file(s->secret_path,
+                  json_string_value(json_array_get(json_object_get(app, "secrets"), 0)));
+    chmod(s->secret_path, 0600);
+    if (edit) {
+        edit(st);
+        json_dump_file(st, s->state, JSON_COMPACT);
+    }
+    json_decref(st);
+
+    char portname[128];
+    snprintf(portname, sizeof portname, "%s.port", name);
+    char *portfile = tu_path(dir, portname);
+    char logname[128];
+    snprintf(logname, sizeof logname, "%s.log", name);
+    char *log = tu_path(dir, logname);
+    char *argv[32] = {bin, "--listen", "127.0.0.1:0", "--state", s->state, "--port-file", portfile,
+                      "--threads", "4"};
+    int a = 9;
+    for (size_t i = 0; extra && extra[i] && a < 30; i++)
+        argv[a++] = (char *)extra[i];
+    argv[a] = NULL;
+    s->pid = tu_spawn(argv, NULL, log);
+    for (int i = 0; i < 200 && s->port == 0; i++) {
+        char *p = tu_read_file(portfile);
+        if (p) {
+            s->port = (int)strtol(p, NULL, 10);
+            free(p);
+        }
+        if (!s->port)
+            tu_sleep_ms(50);
+    }
+    free(portfile);
+    free(log);
+    free(bin);
+    if (!s->port || tu_wait_port(s->port, 10000) != 0)
+        return -1;
+    snprintf(s->url, sizeof s->url, "http://127.0.0.1:%d", s->port);
+    return 0;
+}
+
+static inline void mt_sim_stop(struct mt_sim *s)
+{
+    if (s->pid > 0)
+        tu_stop(s->pid, SIGTERM);
+    s->pid = 0;
+    free(s->state);
+    free(s->secret_path);
+    s->state = s->secret_path = NULL;
+}
+
+/* GET/POST/DELETE an admin path; returns the parsed JSON body (new reference) or NULL. */
+static inline json_t *mt_sim_admin(const struct mt_sim *s, const char *method, const char *path,
+                                   const char *body)
+{
+    char url[256];
+    struct tu_http_resp r = {0};
+    snprintf(url, sizeof url, "%s%s", s->url, path);
+    if (tu_http(method, url, NULL, body, &r) != 0)
+        return NULL;
+    json_t *j = r.body ? json_loads(r.body, 0, NULL) : NULL;
+    tu_http_free(&r);
+    return j;
+}
+
+/* A counter from /_sim/stats: requests[label], or faults_injected[kind] with faults=1. */
+static inline long mt_sim_count(const struct mt_sim *s, const char *label, int faults)
+{
+    json_t *st = mt_sim_admin(s, "GET", "/_sim/stats", NULL);
+    long n = (long)json_integer_value(
+        json_object_get(json_object_get(st, faults ? "faults_injected" : "requests"), label));
+    json_decref(st);
+    return n;
+}
+
+/* Replace the fault rules with the JSON array text `rules`. */
+static inline void mt_sim_faults(const struct mt_sim *s, const char *rules)
+{
+    char body[2048];
+    snprintf(body, sizeof body, "{\"faults\": %s}", rules);
+    json_t *j = mt_sim_admin(s, "POST", "/_sim/faults", body);
+    json_decref(j);
+}
+
+/* The state file as JSON (new reference). */
+static inline json_t *mt_sim_state(const struct mt_sim *s)
+{
+    return json_load_file(s->state, 0, NULL);
+}
+
+/* The user object of upn in a state (borrowed), or NULL. */
+static inline json_t *mt_state_user(json_t *state, const char *upn)
+{
+    size_t i;
+    json_t *u;
+    json_array_foreach(json_object_get(state, "users"), i, u)
+    {
+        if (strcasecmp(json_string_value(json_object_get(u, "userPrincipalName")), upn) == 0)
+            return u;
+    }
+    return NULL;
 }
 
 #endif
