@@ -254,7 +254,7 @@ enum as_code db_run_retry(struct db_conn *conn, int64_t run_id, int64_t now, int
         "UPDATE runs SET status = 'running', error = NULL, finished_at = NULL, updated_at = ?2 "
         "WHERE id = ?1 AND status = 'failed'";
     static const char requeue[] =
-        "UPDATE step_execs SET status = 'ready', attempt = 0, due_at = ?2, error = NULL, "
+        "UPDATE step_execs SET status = 'ready', attempt = 0, recoveries = 0, due_at = ?2, error = NULL, "
         "outcome = NULL, output = NULL, lease_until = NULL, lease_owner = NULL, "
         "finished_at = NULL WHERE id = ?1 AND status = 'failed'";
     char status[16];
@@ -450,7 +450,8 @@ void db_claim_clear(struct db_claim *c)
 
 #define CLAIM_COLS                                                                            \
     "SELECT e.id, e.run_id, e.step, e.visit, e.attempt, e.status, e.idempotency_key, "        \
-    "e.resume, e.wait_state, e.deadline_reached, e.lease_owner, w.hash, r.dry_run "           \
+    "e.resume, e.wait_state, e.deadline_reached, e.lease_owner, w.hash, r.dry_run, "          \
+    "e.recoveries, e.queued "                                                                \
     "FROM step_execs e JOIN runs r ON r.id = e.run_id JOIN workflows w ON w.id = r.workflow_id "
 
 static enum as_code claims_from(struct db_conn *conn, sqlite3_stmt *st, struct db_claim *out,
@@ -476,6 +477,8 @@ static enum as_code claims_from(struct db_conn *conn, sqlite3_stmt *st, struct d
             c->prev_owner = col_dup(st, 10);
         snprintf(c->workflow_hash, sizeof c->workflow_hash, "%s", db_col_text(st, 11));
         c->dry_run = sqlite3_column_int(st, 12);
+        c->recoveries = sqlite3_column_int(st, 13);
+        c->prev_queued = sqlite3_column_int(st, 14);
         (*n)++;
         if (!c->step || !c->idempotency_key ||
             (sqlite3_column_type(st, 7) != SQLITE_NULL && !c->resume) ||
@@ -531,8 +534,10 @@ enum as_code db_exec_take(struct db_conn *conn, struct db_claim *c, const char *
                           int64_t now, int64_t lease_until, struct as_err *err)
 {
     static const char sql[] =
-        "UPDATE step_execs SET status = 'running', attempt = attempt + 1, lease_until = ?1, "
-        "lease_owner = ?2, started_at = ?3, "
+        "UPDATE step_execs SET status = 'running', "
+        "attempt = attempt + (status <> 'running'), "
+        "recoveries = recoveries + (status = 'running' AND queued = 0), queued = ?7, "
+        "lease_until = ?1, lease_owner = ?2, started_at = ?3, "
         "deadline_reached = CASE WHEN status = 'waiting' THEN 1 ELSE deadline_reached END "
         "WHERE id = ?4 AND status = ?5 AND attempt = ?6";
     sqlite3_stmt *st = db_stmt(conn, sql, err);
@@ -544,13 +549,17 @@ enum as_code db_exec_take(struct db_conn *conn, struct db_claim *c, const char *
     sqlite3_bind_int64(st, 4, c->exec_id);
     bind_text(st, 5, c->prev_status);
     sqlite3_bind_int(st, 6, c->attempt);
+    sqlite3_bind_int(st, 7, c->queued ? 1 : 0);
     enum as_code rc = step_done(conn, st, "claim step", err);
     if (rc)
         return rc;
     if (sqlite3_changes(db_conn_handle(conn)) != 1)
         return as_errf(err, AS_ECONFLICT, "step execution %" PRId64 " changed while claiming",
                        c->exec_id);
-    c->attempt++;
+    if (!c->recovered)
+        c->attempt++;
+    else if (!c->prev_queued)
+        c->recoveries++;
     if (strcmp(c->prev_status, "waiting") == 0)
         c->deadline_reached = 1;
     c->lease_until = lease_until;
@@ -745,7 +754,8 @@ enum as_code db_run_execs(struct db_conn *conn, int64_t run_id, db_exec_cb cb, v
     static const char sql[] =
         "SELECT id, run_id, step, status, idempotency_key, params, output, outcome, error, "
         "wait_state, resume, lease_owner, visit, attempt, deadline_reached, due_at, lease_until, "
-        "created_at, started_at, finished_at FROM step_execs WHERE run_id = ?1 ORDER BY id";
+        "created_at, started_at, finished_at, recoveries FROM step_execs WHERE run_id = ?1 "
+        "ORDER BY id";
     sqlite3_stmt *st = db_stmt(conn, sql, err);
     if (!st)
         return AS_EDB;
@@ -774,6 +784,7 @@ enum as_code db_run_execs(struct db_conn *conn, int64_t run_id, db_exec_cb cb, v
             .created_at = col_i64(st, 17),
             .started_at = col_i64(st, 18),
             .finished_at = col_i64(st, 19),
+            .recoveries = sqlite3_column_int(st, 20),
         };
         if (cb(ud, &e))
             break;

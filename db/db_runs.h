@@ -147,10 +147,16 @@ struct db_claim {
     char *prev_owner;      /* owned; set when recovered */
     char workflow_hash[65];
     int visit;
-    int attempt;           /* after db_exec_take: this attempt's number (1-based) */
+    int attempt;           /* after db_exec_take: this attempt's number (1-based); a
+                            * recovered claim keeps the lost attempt's number, since
+                            * nobody knows whether that attempt ever started */
+    int recoveries;        /* after db_exec_take: lost claims of it that had started */
+    int queued;            /* set before db_exec_take: 1 when the claim waits for a free
+                            * worker (prefetch), so losing it says nothing about the step */
     int dry_run;
     int deadline_reached;  /* after db_exec_take: woke because its due_at passed while waiting */
     int recovered;         /* found running with another owner's expired lease */
+    int prev_queued;       /* recovered: the lost claim had been waiting for a worker */
     char prev_status[12];  /* ready, waiting or running */
     int64_t lease_until;   /* after db_exec_take */
 };
@@ -171,7 +177,11 @@ enum as_code db_exec_due(struct db_conn *conn, int64_t now, const char *owner, s
 /*
  * (write) Claim c for `owner` until lease_until: status running, attempt+1,
  * started_at = now; a wait whose deadline passed gets deadline_reached = 1.
- * Updates c (attempt, deadline_reached, lease_until).  AS_ECONFLICT when
+ * A recovered claim keeps its attempt number instead and counts a recovery
+ * when the lost claim was not c->queued (it went straight to a worker, so
+ * it had most likely started: a step that kills its process shows up as
+ * recoveries).  Updates c (attempt, recoveries, deadline_reached,
+ * lease_until).  AS_ECONFLICT when
  * the row changed since db_exec_due.
  */
 enum as_code db_exec_take(struct db_conn *conn, struct db_claim *c, const char *owner,
@@ -248,7 +258,7 @@ struct db_exec_info {
     const char *wait_state; /* "" when NULL */
     const char *resume;     /* "" when NULL */
     const char *lease_owner;/* "" when NULL */
-    int visit, attempt, deadline_reached;
+    int visit, attempt, deadline_reached, recoveries;
     int64_t due_at, lease_until, created_at, started_at, finished_at; /* 0 when NULL */
 };
 typedef int (*db_exec_cb)(void *ud, const struct db_exec_info *e);

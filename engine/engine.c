@@ -53,6 +53,9 @@
 #define MAX_OUTPUT_BYTES (1024 * 1024)
 #define MAX_STEP_EVENTS 64
 #define RECORD_RETRY_MS 500
+/* A step whose claim was lost this often (its process died each time, maybe
+ * because of it) fails instead of taking the engine down again and again. */
+#define MAX_RECOVERIES 20
 
 /* The final shape of an attempt, decided by the worker. */
 enum work_kind {
@@ -589,6 +592,11 @@ static void run_work(struct engine *e, struct work *w)
         step_fail(&res, "%s", w->load_error ? w->load_error : "step not found in its workflow");
         goto done;
     }
+    if (w->c.recoveries > MAX_RECOVERIES) {
+        step_fail(&res, "the engine stopped %d times while running this step; not trying again "
+                  "(`assent retry` re-queues it)", w->c.recoveries);
+        goto done;
+    }
     enum as_code rc = load_scope(e, w, &scope, &err);
     if (rc) {
         step_retry(&res, 0, "could not read the run's state: %s", err.msg);
@@ -795,8 +803,8 @@ static int64_t lease_for(struct engine *e, struct work *w, int64_t now)
  * Claim up to `want` due executions into a list (not yet visible to
  * workers: the caller publishes it after the commit).
  */
-static enum as_code claim(struct engine *e, struct db_conn *conn, size_t want, int64_t now,
-                          struct work **out_head, size_t *n_out, struct as_err *err)
+static enum as_code claim(struct engine *e, struct db_conn *conn, size_t want, size_t idle,
+                          int64_t now, struct work **out_head, size_t *n_out, struct as_err *err)
 {
     struct db_claim *claims = calloc(want, sizeof *claims);
     size_t n = 0;
@@ -829,6 +837,9 @@ static enum as_code claim(struct engine *e, struct db_conn *conn, size_t want, i
         } else {
             w->load_error = xstrdup(load_error);
         }
+        /* Claims beyond the idle workers wait in the queue: losing one of those
+         * in a crash says nothing about the step (see db_exec_take). */
+        w->c.queued = *n_out >= idle;
         rc = db_exec_take(conn, &w->c, e->owner, now, lease_for(e, w, now), err);
         if (rc == AS_ECONFLICT) {
             work_free(w);
@@ -842,14 +853,14 @@ static enum as_code claim(struct engine *e, struct db_conn *conn, size_t want, i
         }
         if (!rc && w->c.recovered) {
             LOG_WARN("engine",
-                     "run %" PRId64 " step %s: the lease of %s expired; running it again "
+                     "run %" PRId64 " step %s: the claim of %s was lost; running it again "
                      "(attempt %d, same idempotency key)",
                      w->c.run_id, w->c.step, w->c.prev_owner ? w->c.prev_owner : "?",
                      w->c.attempt);
             rc = event_json(conn, w->c.run_id, w->c.exec_id, "step.recovered",
-                            json_pack("{s:s, s:i, s:s}", "step", w->c.step, "attempt",
-                                      w->c.attempt, "previous_owner",
-                                      w->c.prev_owner ? w->c.prev_owner : ""),
+                            json_pack("{s:s, s:i, s:i, s:s}", "step", w->c.step, "attempt",
+                                      w->c.attempt, "recoveries", w->c.recoveries,
+                                      "previous_owner", w->c.prev_owner ? w->c.prev_owner : ""),
                             now, err);
         }
         *tail = w;
@@ -880,8 +891,9 @@ out:
  * claims are returned in *claimed and *next_due is refreshed when fewer than
  * wanted were found.  On failure nothing is written and `done` is intact.
  */
-static enum as_code txn(struct engine *e, struct work *done, size_t want, struct work **claimed,
-                        size_t *n_claimed, int64_t *next_due, int *ended, struct as_err *err)
+static enum as_code txn(struct engine *e, struct work *done, size_t want, size_t idle,
+                        struct work **claimed, size_t *n_claimed, int64_t *next_due, int *ended,
+                        struct as_err *err)
 {
     struct db *db = e->app->db;
     struct db_conn *conn;
@@ -903,7 +915,7 @@ static enum as_code txn(struct engine *e, struct work *done, size_t want, struct
             goto fail;
     }
     if (want) {
-        rc = claim(e, conn, want, now, claimed, n_claimed, err);
+        rc = claim(e, conn, want, idle, now, claimed, n_claimed, err);
         if (rc)
             goto fail;
         if (*n_claimed < want) {
@@ -969,6 +981,7 @@ static void *dispatcher_main(void *arg)
         int woken = e->wake;
         e->wake = 0;
         size_t inflight = e->n_todo + e->n_busy;
+        size_t idle = (size_t)e->n_workers > inflight ? (size_t)e->n_workers - inflight : 0;
         pthread_mutex_unlock(&e->lock);
 
         int64_t now = time_now_ms();
@@ -995,8 +1008,8 @@ static void *dispatcher_main(void *arg)
             int ended = 0;
             if (try_claim)
                 next_poll = now + POLL_MS;
-            enum as_code rc =
-                txn(e, pending, try_claim ? want : 0, &claimed, &n_claimed, &next_due, &ended, &err);
+            enum as_code rc = txn(e, pending, try_claim ? want : 0, idle, &claimed, &n_claimed,
+                                  &next_due, &ended, &err);
             if (rc && pending && pending->next) {
                 /* Find the result that cannot be written: one transaction each. */
                 LOG_WARN("engine", "group commit failed (%s); writing results one by one", err.msg);
@@ -1009,7 +1022,7 @@ static void *dispatcher_main(void *arg)
                     size_t n0 = 0;
                     int64_t nd = next_due;
                     int en = 0;
-                    if (txn(e, w, 0, &none, &n0, &nd, &en, &err) == AS_OK) {
+                    if (txn(e, w, 0, 0, &none, &n0, &nd, &en, &err) == AS_OK) {
                         ended += en;
                         work_free(w);
                     } else {

@@ -66,6 +66,8 @@ CREATE TABLE step_execs (
   visit           INTEGER NOT NULL DEFAULT 1,   -- nth time this run reaches this step
   status          TEXT NOT NULL CHECK (status IN ('ready','running','waiting','succeeded','failed','cancelled')),
   attempt         INTEGER NOT NULL DEFAULT 0,   -- attempts started so far (reset by a wait and by `retry`)
+  recoveries      INTEGER NOT NULL DEFAULT 0,   -- lost claims that had (most likely) started
+  queued          INTEGER NOT NULL DEFAULT 0,   -- running: claimed ahead of a free worker
   due_at          INTEGER NOT NULL,             -- ready/waiting: not before this time
   lease_until     INTEGER,                      -- running: claim expires at
   lease_owner     TEXT,                         -- running: "host/pid/start-time" of the claimant

@@ -769,12 +769,40 @@ static void test_recover_dead_local_process(void **state)
     start(f, 2);
     wait_status(f, run, "succeeded");
     json_t *ex = execs(f, run);
-    assert_int_equal(ifield(ex, 0, "attempt"), 2); /* the lost attempt counts */
+    assert_int_equal(ifield(ex, 0, "attempt"), 1); /* the lost claim is not an attempt */
     assert_int_equal(calls_for(field(ex, 0, "key")), 1);
     json_decref(ex);
     json_t *ev = events(f, run);
     assert_int_equal(count_events(ev, "step.recovered"), 1);
     json_decref(ev);
+    wf_free(wf);
+}
+
+/* A step whose claims keep getting lost (its process dies every time) is failed
+ * after MAX_RECOVERIES instead of taking the engine down forever. */
+static void test_poison_step_gives_up(void **state)
+{
+    struct fx *f = *state;
+    struct as_err err = {0};
+    struct workflow *wf = load(linear_wf);
+    int64_t run = submit(f, wf, "{\"who\": \"eve\"}");
+    char host[128] = "localhost", owner[200];
+    gethostname(host, sizeof host - 1);
+    snprintf(owner, sizeof owner, "%s/99999998/777", host);
+    fake_claim(f, owner, time_now_ms() + 3600 * 1000);
+    sqlite3 *h;
+    assert_int_equal(sqlite3_open(f->path, &h), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(h, "UPDATE step_execs SET recoveries = 20", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(h);
+    start(f, 1);
+    wait_status(f, run, "failed");
+    json_t *ex = execs(f, run);
+    assert_non_null(strstr(field(ex, 0, "error"), "stopped 21 times"));
+    assert_int_equal(calls_for(field(ex, 0, "key")), 0);
+    json_decref(ex);
+    assert_int_equal(engine_retry_run(&f->app, run, &err), AS_OK);
+    wait_status(f, run, "succeeded");
     wf_free(wf);
 }
 
@@ -850,6 +878,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_graceful_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recover_dead_local_process, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recover_expired_remote_lease, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_poison_step_gives_up, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dry_run_and_show_version, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

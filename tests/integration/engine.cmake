@@ -1,0 +1,13 @@
+# The executor end to end with the real `assent` binary:
+#  - engine.crash: kill -9 at random moments across many runs of a
+#    five-step workflow (http with retries, condition, delay, http, log)
+#    against a local HTTP server that records Idempotency-Key headers; then
+#    every run succeeded, every step exactly once, one key per http step.
+#  - engine.cli: run --wait, show, runs, cancel, retry, audit verify (with
+#    tampering), SIGTERM during a step, --help of every command.
+add_executable(crash_engine ${CMAKE_CURRENT_LIST_DIR}/crash_engine.c
+                            ${CMAKE_CURRENT_LIST_DIR}/http_echo_server.c)
+target_link_libraries(crash_engine PRIVATE assent_testlib)
+add_test(NAME engine.crash COMMAND crash_engine)
+set_tests_properties(engine.crash PROPERTIES ENVIRONMENT "${ASSENT_TEST_ENV}" TIMEOUT 600
+                     LABELS integration)
