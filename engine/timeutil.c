@@ -29,11 +29,31 @@ int64_t time_mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Plain decimal "12" or "1.5" (no sign, exponent, hex, nan or inf, which
+ * strtod would take).  Returns the end, or NULL when there is no number. */
+static const char *parse_decimal(const char *p, double *out)
+{
+    double v = 0, scale = 1;
+    int digits = 0;
+    for (; isdigit((unsigned char)*p); p++, digits++)
+        v = v * 10 + (*p - '0');
+    if (*p == '.') {
+        for (p++; isdigit((unsigned char)*p); p++, digits++) {
+            scale /= 10;
+            v += (*p - '0') * scale;
+        }
+    }
+    if (!digits)
+        return NULL;
+    *out = v;
+    return p;
+}
+
 static enum as_code parse_short(const char *s, int64_t *out, struct as_err *err)
 {
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || v < 0)
+    double v;
+    const char *end = parse_decimal(s, &v);
+    if (!end)
         return as_errf(err, AS_EINVAL, "invalid duration \"%s\"", s);
     double mult;
     if (strcmp(end, "ms") == 0)
@@ -72,11 +92,9 @@ enum as_code time_parse_duration(const char *s, int64_t *out_ms, struct as_err *
             p++;
             continue;
         }
-        char *end;
-        if (!isdigit((unsigned char)*p))
-            goto bad;
-        double v = strtod(p, &end);
-        if (end == p)
+        double v;
+        const char *end = parse_decimal(p, &v);
+        if (!end)
             goto bad;
         double mult = 0;
         switch (*end) {

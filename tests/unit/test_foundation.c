@@ -79,6 +79,11 @@ static void test_durations(void **state)
     assert_int_equal(time_parse_duration("PT", &ms, &err), AS_EINVAL);
     assert_int_equal(time_parse_duration("P5", &ms, &err), AS_EINVAL);
     assert_int_equal(time_parse_duration("soon", &ms, &err), AS_EINVAL);
+    assert_int_equal(time_parse_duration("nans", &ms, &err), AS_EINVAL);
+    assert_int_equal(time_parse_duration("infs", &ms, &err), AS_EINVAL);
+    assert_int_equal(time_parse_duration("0x10s", &ms, &err), AS_EINVAL);
+    assert_int_equal(time_parse_duration("-5s", &ms, &err), AS_EINVAL);
+    assert_int_equal(time_parse_duration("PT1e3S", &ms, &err), AS_EINVAL);
 
     char buf[40];
     time_format_iso(1700000000123LL, buf, sizeof buf);
