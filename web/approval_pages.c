@@ -137,7 +137,7 @@ void approval_render_details(struct html_buf *b, const json_t *details)
                 } else {
                     html_raw(b, "<span class=\"chip\">");
                     html_text(b, name);
-                    html_raw(b, i + 1 < json_array_size(v) ? ",</span>" : "</span>");
+                    html_raw(b, "</span>");
                 }
             }
             if (json_array_size(v) == 0)
@@ -369,19 +369,29 @@ static void unknown_link(struct web_req *req, struct web_resp *resp)
                   "the email.");
 }
 
-/* Is this POST from a page of ours?  Browsers send Origin on POST; a
- * missing Origin (non-browser clients) is accepted, a foreign one not. */
+/*
+ * Is this POST from a page of ours?  Sec-Fetch-Site (sent by current
+ * browsers) must be same-origin or none.  Origin, when given, must be
+ * public_url's origin, except "null": our own pages carry
+ * Referrer-Policy: no-referrer, under which Chromium sends "Origin: null"
+ * for their form posts, so null passes only together with
+ * Sec-Fetch-Site: same-origin.  Clients that send neither (curl, older
+ * browsers) pass: the CSRF token is the real check.
+ */
 static int same_origin(struct web_req *req)
 {
     const char *site = web_req_header(req, "Sec-Fetch-Site");
-    if (site && strcasecmp(site, "cross-site") == 0)
-        return 0;
+    int site_same = site && strcasecmp(site, "same-origin") == 0;
+    if (site && !site_same && strcasecmp(site, "none") != 0)
+        return 0; /* cross-site, same-site (another subdomain) */
     const char *origin = web_req_header(req, "Origin");
     if (!origin)
         return 1;
+    if (strcmp(origin, "null") == 0)
+        return site_same;
     char norm[512];
     if (web_url_origin(origin, norm, sizeof norm) != 0)
-        return 0; /* "null" and other opaque origins */
+        return 0;
     return strcmp(norm, web_server_public_origin(req->server)) == 0;
 }
 

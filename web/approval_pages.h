@@ -8,8 +8,10 @@
  *             times changes nothing (scanners such as Safe Links do).
  *             After a decision: who decided and when (200); expired or
  *             withdrawn (run cancelled): 410; unknown: 404.
- *   POST      decides: same-origin only (Origin must equal public_url's
- *             origin when present; Sec-Fetch-Site: cross-site refused: 403),
+ *   POST      decides: same-origin only (403 otherwise): Sec-Fetch-Site, when
+ *             sent, must be same-origin or none; Origin, when sent, must be
+ *             public_url's origin, or "null" together with Sec-Fetch-Site:
+ *             same-origin (Chromium's Origin under no-referrer);
  *             application/x-www-form-urlencoded via web/form.c, fields csrf,
  *             decision (approve|reject), comment; then db_approvals_decide()
  *             in one transaction and engine_wake().  Replays and losers of a

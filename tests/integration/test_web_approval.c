@@ -57,21 +57,20 @@ static char *get_page(const char *link, long want)
 
 static void test_any_policy_over_http(void **state)
 {
-    (void)state;
-    struct wh_server s;
-    wh_init(&s, "web-any", 1);
-    wh_start(&s, 0);
+    struct wh_server *s = *state;
+    wh_init(s, "web-any", 1);
+    wh_start(s, 0);
     char *wf = wh_workflow("any", "P1D", NULL, NULL, 0);
-    int64_t run = wh_submit(&s, wf, "{\"approvers\": [\"a@example.org\", \"b@example.org\"]}");
+    int64_t run = wh_submit(s, wf, "{\"approvers\": [\"a@example.org\", \"b@example.org\"]}");
     char *la = NULL, *lb = NULL;
-    assert_int_equal(wh_wait_mail(&s, "a@example.org", "Approval requested", 1, WAIT_MS, &la), 1);
-    assert_int_equal(wh_wait_mail(&s, "b@example.org", "Approval requested", 1, WAIT_MS, &lb), 1);
+    assert_int_equal(wh_wait_mail(s, "a@example.org", "Approval requested", 1, WAIT_MS, &la), 1);
+    assert_int_equal(wh_wait_mail(s, "b@example.org", "Approval requested", 1, WAIT_MS, &lb), 1);
     assert_non_null(la);
     assert_non_null(lb);
-    assert_int_equal(wh_wait_run(&s, run, "waiting", WAIT_MS), 0);
+    assert_int_equal(wh_wait_run(s, run, "waiting", WAIT_MS), 0);
 
     /* GET and HEAD, many times: the page shows everything and changes nothing. */
-    char *before = wh_db_fingerprint(&s);
+    char *before = wh_db_fingerprint(s);
     char *page_a = NULL, *page_b = NULL;
     for (int i = 0; i < 20; i++) {
         free(page_a);
@@ -81,12 +80,12 @@ static void test_any_policy_over_http(void **state)
         assert_int_equal(wh_get("HEAD", la, NULL, NULL), 200);
         assert_int_equal(wh_get("HEAD", lb, NULL, NULL), 200);
     }
-    char *after = wh_db_fingerprint(&s);
+    char *after = wh_db_fingerprint(s);
     assert_string_equal(before, after);
     free(before);
     free(after);
     char status[32];
-    wh_run_status(&s, run, status, sizeof status);
+    wh_run_status(s, run, status, sizeof status);
     assert_string_equal(status, "waiting");
 
     assert_non_null(strstr(page_a, "Disable legacy protocols for u@example.org"));
@@ -140,21 +139,21 @@ static void test_any_policy_over_http(void **state)
     assert_string_equal(allow, "GET, HEAD, POST");
     free(allow);
     tu_http_free(&r);
-    wh_run_status(&s, run, status, sizeof status);
+    wh_run_status(s, run, status, sizeof status);
     assert_string_equal(status, "waiting");
 
     /* The real decision, with the page's own token, from the same origin. */
     char origin_line[96];
-    snprintf(origin_line, sizeof origin_line, "Origin: %s", s.url);
+    snprintf(origin_line, sizeof origin_line, "Origin: %s", s->url);
     char *same_origin[] = {origin_line, "Sec-Fetch-Site: same-origin", "User-Agent: web-test/1", NULL};
     body = form_body(csrf_a, "approve", "Looks right.\r\nFAKE LOG LINE");
     char *page = NULL;
     assert_int_equal(wh_post(la, body, same_origin, &page), 200);
     assert_non_null(strstr(page, "You approved"));
     free(page);
-    assert_int_equal(wh_wait_run(&s, run, "succeeded", WAIT_MS), 0);
+    assert_int_equal(wh_wait_run(s, run, "succeeded", WAIT_MS), 0);
     char outcome[32];
-    wh_step_outcome(&s, run, "ask", outcome, sizeof outcome);
+    wh_step_outcome(s, run, "ask", outcome, sizeof outcome);
     assert_string_equal(outcome, "approved");
 
     /* Replays and the other approver: already decided (409), and GET says by whom. */
@@ -172,37 +171,37 @@ static void test_any_policy_over_http(void **state)
 
     /* Unknown and malformed tokens. */
     char unknown[128];
-    snprintf(unknown, sizeof unknown, "%s/a/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", s.url);
+    snprintf(unknown, sizeof unknown, "%s/a/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", s->url);
     page = get_page(unknown, 404);
     assert_non_null(strstr(page, "Unknown link"));
     free(page);
-    snprintf(unknown, sizeof unknown, "%s/a/short", s.url);
+    snprintf(unknown, sizeof unknown, "%s/a/short", s->url);
     free(get_page(unknown, 404));
-    snprintf(unknown, sizeof unknown, "%s/nothing-here", s.url);
+    snprintf(unknown, sizeof unknown, "%s/nothing-here", s->url);
     free(get_page(unknown, 404));
 
     /* Health, API and metrics: the admin token is required. */
     char url[160];
-    snprintf(url, sizeof url, "%s/healthz", s.url);
+    snprintf(url, sizeof url, "%s/healthz", s->url);
     assert_int_equal(wh_get("GET", url, NULL, NULL), 200);
-    snprintf(url, sizeof url, "%s/api/runs", s.url);
+    snprintf(url, sizeof url, "%s/api/runs", s->url);
     assert_int_equal(wh_get("GET", url, NULL, NULL), 401);
     char *auth[] = {"Authorization: Bearer test-admin-token-0123456789", NULL};
     assert_int_equal(tu_http("GET", url, auth, NULL, &r), 0);
     assert_int_equal(r.status, 200);
     assert_non_null(strstr(r.body, "\"web-test\""));
     tu_http_free(&r);
-    snprintf(url, sizeof url, "%s/api/runs/%lld", s.url, (long long)run);
+    snprintf(url, sizeof url, "%s/api/runs/%lld", s->url, (long long)run);
     assert_int_equal(tu_http("GET", url, auth, NULL, &r), 0);
     assert_int_equal(r.status, 200);
     assert_non_null(strstr(r.body, "\"approved\""));
     tu_http_free(&r);
-    snprintf(url, sizeof url, "%s/api/approvals?all=1", s.url);
+    snprintf(url, sizeof url, "%s/api/approvals?all=1", s->url);
     assert_int_equal(tu_http("GET", url, auth, NULL, &r), 0);
     assert_int_equal(r.status, 200);
     assert_non_null(strstr(r.body, "b@example.org"));
     tu_http_free(&r);
-    snprintf(url, sizeof url, "%s/metrics", s.url);
+    snprintf(url, sizeof url, "%s/metrics", s->url);
     assert_int_equal(tu_http("GET", url, auth, NULL, &r), 0);
     assert_int_equal(r.status, 200);
     assert_non_null(strstr(r.body, "assent_approvals{status=\"approved\"} 1"));
@@ -211,8 +210,8 @@ static void test_any_policy_over_http(void **state)
     tu_http_free(&r);
 
     /* Tokens never reach the log; user text cannot forge a log line. */
-    wh_stop(&s, SIGTERM);
-    char *log = wh_log(&s);
+    wh_stop(s, SIGTERM);
+    char *log = wh_log(s);
     const char *tok_a = strstr(la, "/a/") + 3, *tok_b = strstr(lb, "/a/") + 3;
     assert_null(strstr(log, tok_a));
     assert_null(strstr(log, tok_b));
@@ -228,8 +227,7 @@ static void test_any_policy_over_http(void **state)
     free(la);
     free(lb);
     free(wf);
-    wh_cleanup(&s);
-}
+    }
 
 /* ---- concurrency: two (eight) POSTs of one link, one decision ------------ */
 
@@ -248,14 +246,13 @@ static void *post_main(void *arg)
 
 static void test_concurrent_posts(void **state)
 {
-    (void)state;
-    struct wh_server s;
-    wh_init(&s, "web-race", 0);
-    wh_start(&s, 0);
+    struct wh_server *s = *state;
+    wh_init(s, "web-race", 0);
+    wh_start(s, 0);
     char *wf = wh_workflow("any", "P1D", NULL, NULL, 0);
-    int64_t run = wh_submit(&s, wf, "{\"approvers\": [\"a@example.org\"]}");
+    int64_t run = wh_submit(s, wf, "{\"approvers\": [\"a@example.org\"]}");
     char *la = NULL;
-    assert_int_equal(wh_wait_mail(&s, "a@example.org", "Approval requested", 1, WAIT_MS, &la), 1);
+    assert_int_equal(wh_wait_mail(s, "a@example.org", "Approval requested", 1, WAIT_MS, &la), 1);
     char *page = get_page(la, 200);
     char *csrf = wh_csrf(page);
     char *body_ok = form_body(csrf, "approve", "first");
@@ -275,31 +272,29 @@ static void test_concurrent_posts(void **state)
     }
     assert_int_equal(ok, 1);
     assert_int_equal(conflict, N - 1);
-    assert_int_equal(wh_wait_run(&s, run, "succeeded", WAIT_MS), 0);
+    assert_int_equal(wh_wait_run(s, run, "succeeded", WAIT_MS), 0);
     free(body_ok);
     free(body_no);
     free(csrf);
     free(page);
     free(la);
     free(wf);
-    wh_cleanup(&s);
-}
+    }
 
 /* ---- rate limit of wrong tokens ----------------------------------------- */
 
 static void test_rate_limit(void **state)
 {
-    (void)state;
-    struct wh_server s;
-    wh_init(&s, "web-rate", 0);
-    snprintf(s.extra_env[s.n_extra_env++], sizeof s.extra_env[0], "ASSENT_WEB_BAD_TOKEN_LIMIT=5");
-    wh_start(&s, 0);
+    struct wh_server *s = *state;
+    wh_init(s, "web-rate", 0);
+    snprintf(s->extra_env[s->n_extra_env++], sizeof s->extra_env[0], "ASSENT_WEB_BAD_TOKEN_LIMIT=5");
+    wh_start(s, 0);
     char url[128];
     for (int i = 0; i < 5; i++) {
-        snprintf(url, sizeof url, "%s/a/%043d", s.url, i);
+        snprintf(url, sizeof url, "%s/a/%043d", s->url, i);
         assert_int_equal(wh_get("GET", url, NULL, NULL), 404);
     }
-    snprintf(url, sizeof url, "%s/a/%043d", s.url, 99);
+    snprintf(url, sizeof url, "%s/a/%043d", s->url, 99);
     struct tu_http_resp r;
     assert_int_equal(tu_http("GET", url, NULL, NULL, &r), 0);
     assert_int_equal(r.status, 429);
@@ -310,8 +305,7 @@ static void test_rate_limit(void **state)
     tu_http_free(&r);
     /* POSTs from the same address are refused too. */
     assert_int_equal(wh_post(url, "csrf=x&decision=approve", NULL, NULL), 429);
-    wh_cleanup(&s);
-}
+    }
 
 /* ---- all and sequential --------------------------------------------------- */
 
@@ -330,98 +324,95 @@ static long decide_link(const char *link, const char *decision, const char *comm
 
 static void test_all_and_sequential(void **state)
 {
-    (void)state;
-    struct wh_server s;
-    wh_init(&s, "web-policies", 0);
-    wh_start(&s, 0);
+    struct wh_server *s = *state;
+    wh_init(s, "web-policies", 0);
+    wh_start(s, 0);
     char status[32], outcome[32];
 
     /* all: every approver must approve. */
     char *wf_all = wh_workflow("all", "P1D", NULL, NULL, 1);
-    int64_t run = wh_submit(&s, wf_all, "{\"approvers\": [\"c@example.org\", \"d@example.org\"]}");
+    int64_t run = wh_submit(s, wf_all, "{\"approvers\": [\"c@example.org\", \"d@example.org\"]}");
     char *lc = NULL, *ld = NULL;
-    assert_int_equal(wh_wait_mail(&s, "c@example.org", "Approval requested", 1, WAIT_MS, &lc), 1);
-    assert_int_equal(wh_wait_mail(&s, "d@example.org", "Approval requested", 1, WAIT_MS, &ld), 1);
+    assert_int_equal(wh_wait_mail(s, "c@example.org", "Approval requested", 1, WAIT_MS, &lc), 1);
+    assert_int_equal(wh_wait_mail(s, "d@example.org", "Approval requested", 1, WAIT_MS, &ld), 1);
     assert_int_equal(decide_link(lc, "approve", ""), 200);
     char *page = get_page(lc, 200);
     assert_non_null(strstr(page, "waits for the other approvers"));
     free(page);
     tu_sleep_ms(300);
-    wh_run_status(&s, run, status, sizeof status);
+    wh_run_status(s, run, status, sizeof status);
     assert_string_equal(status, "waiting");
     /* A rejection needs a comment here: 400 with the form again. */
     assert_int_equal(decide_link(ld, "reject", ""), 400);
     assert_int_equal(decide_link(ld, "approve", ""), 200);
-    assert_int_equal(wh_wait_run(&s, run, "succeeded", WAIT_MS), 0);
-    wh_step_outcome(&s, run, "ask", outcome, sizeof outcome);
+    assert_int_equal(wh_wait_run(s, run, "succeeded", WAIT_MS), 0);
+    wh_step_outcome(s, run, "ask", outcome, sizeof outcome);
     assert_string_equal(outcome, "approved");
     free(lc);
     free(ld);
 
     /* sequential: only the current approver has a link; a rejection rejects. */
     char *wf_seq = wh_workflow("sequential", "P1D", NULL, NULL, 0);
-    run = wh_submit(&s, wf_seq, "{\"approvers\": [\"e@example.org\", \"f@example.org\", \"g@example.org\"]}");
+    run = wh_submit(s, wf_seq, "{\"approvers\": [\"e@example.org\", \"f@example.org\", \"g@example.org\"]}");
     char *le = NULL, *lf = NULL;
-    assert_int_equal(wh_wait_mail(&s, "e@example.org", "Approval requested", 1, WAIT_MS, &le), 1);
-    assert_int_equal(wh_wait_run(&s, run, "waiting", WAIT_MS), 0);
-    assert_int_equal(wh_count_mail(&s, "f@example.org"), 0);
+    assert_int_equal(wh_wait_mail(s, "e@example.org", "Approval requested", 1, WAIT_MS, &le), 1);
+    assert_int_equal(wh_wait_run(s, run, "waiting", WAIT_MS), 0);
+    assert_int_equal(wh_count_mail(s, "f@example.org"), 0);
     assert_int_equal(decide_link(le, "approve", "ok from e"), 200);
-    assert_int_equal(wh_wait_mail(&s, "f@example.org", "Approval requested", 1, WAIT_MS, &lf), 1);
-    assert_int_equal(wh_count_mail(&s, "g@example.org"), 0);
+    assert_int_equal(wh_wait_mail(s, "f@example.org", "Approval requested", 1, WAIT_MS, &lf), 1);
+    assert_int_equal(wh_count_mail(s, "g@example.org"), 0);
     assert_int_equal(decide_link(lf, "reject", "not f"), 200);
-    assert_int_equal(wh_wait_run(&s, run, "succeeded", WAIT_MS), 0);
-    wh_step_outcome(&s, run, "ask", outcome, sizeof outcome);
+    assert_int_equal(wh_wait_run(s, run, "succeeded", WAIT_MS), 0);
+    wh_step_outcome(s, run, "ask", outcome, sizeof outcome);
     assert_string_equal(outcome, "rejected");
-    assert_int_equal(wh_count_mail(&s, "g@example.org"), 0);
+    assert_int_equal(wh_count_mail(s, "g@example.org"), 0);
     free(le);
     free(lf);
 
     free(wf_all);
     free(wf_seq);
-    wh_cleanup(&s);
-}
+    }
 
 /* ---- reminders, expiry and escalation across kill -9 ----------------------- */
 
 static void test_reminders_expiry_restart(void **state)
 {
-    (void)state;
-    struct wh_server s;
+    struct wh_server *s = *state;
     const long long hour = 3600LL * 1000;
-    wh_init(&s, "web-expiry", 0);
-    wh_start(&s, 0);
+    wh_init(s, "web-expiry", 0);
+    wh_start(s, 0);
     char *wf = wh_workflow("any", "P1D", "PT6H", "boss@example.org", 0);
-    int64_t run_exp = wh_submit(&s, wf, "{\"approvers\": [\"h@example.org\"]}");
-    int64_t run_ok = wh_submit(&s, wf, "{\"approvers\": [\"i@example.org\"]}");
+    int64_t run_exp = wh_submit(s, wf, "{\"approvers\": [\"h@example.org\"]}");
+    int64_t run_ok = wh_submit(s, wf, "{\"approvers\": [\"i@example.org\"]}");
     char *lh = NULL, *li = NULL, *lh2 = NULL;
-    assert_int_equal(wh_wait_mail(&s, "h@example.org", "Approval requested", 1, WAIT_MS, &lh), 1);
-    assert_int_equal(wh_wait_mail(&s, "i@example.org", "Approval requested", 1, WAIT_MS, &li), 1);
-    assert_int_equal(wh_wait_run(&s, run_exp, "waiting", WAIT_MS), 0);
-    assert_int_equal(wh_wait_run(&s, run_ok, "waiting", WAIT_MS), 0);
+    assert_int_equal(wh_wait_mail(s, "h@example.org", "Approval requested", 1, WAIT_MS, &lh), 1);
+    assert_int_equal(wh_wait_mail(s, "i@example.org", "Approval requested", 1, WAIT_MS, &li), 1);
+    assert_int_equal(wh_wait_run(s, run_exp, "waiting", WAIT_MS), 0);
+    assert_int_equal(wh_wait_run(s, run_ok, "waiting", WAIT_MS), 0);
 
     /* Crash while waiting, come back 6 hours later: a reminder with a new link. */
-    wh_stop(&s, SIGKILL);
-    wh_start(&s, 6 * hour + 60000);
-    assert_int_equal(wh_wait_mail(&s, "h@example.org", "Reminder:", 1, WAIT_MS, &lh2), 1);
+    wh_stop(s, SIGKILL);
+    wh_start(s, 6 * hour + 60000);
+    assert_int_equal(wh_wait_mail(s, "h@example.org", "Reminder:", 1, WAIT_MS, &lh2), 1);
     assert_non_null(lh2);
     assert_string_not_equal(lh, lh2);
     free(get_page(lh, 200));  /* the first link still works */
     free(get_page(lh2, 200)); /* and so does the reminder's */
     /* The other approval still works after the crash. */
     assert_int_equal(decide_link(li, "approve", "after restart"), 200);
-    assert_int_equal(wh_wait_run(&s, run_ok, "succeeded", WAIT_MS), 0);
+    assert_int_equal(wh_wait_run(s, run_ok, "succeeded", WAIT_MS), 0);
     char *page = get_page(lh, 200);
     char *csrf = wh_csrf(page);
     free(page);
 
     /* Crash again; a day later the approval expires and escalates. */
-    wh_stop(&s, SIGKILL);
-    wh_start(&s, 24 * hour + 120000);
-    assert_int_equal(wh_wait_run(&s, run_exp, "succeeded", WAIT_MS), 0);
+    wh_stop(s, SIGKILL);
+    wh_start(s, 24 * hour + 120000);
+    assert_int_equal(wh_wait_run(s, run_exp, "succeeded", WAIT_MS), 0);
     char outcome[32];
-    wh_step_outcome(&s, run_exp, "ask", outcome, sizeof outcome);
+    wh_step_outcome(s, run_exp, "ask", outcome, sizeof outcome);
     assert_string_equal(outcome, "expired");
-    assert_int_equal(wh_wait_mail(&s, "boss@example.org", "Approval expired", 1, WAIT_MS, NULL), 1);
+    assert_int_equal(wh_wait_mail(s, "boss@example.org", "Approval expired", 1, WAIT_MS, NULL), 1);
     page = get_page(lh, 410);
     assert_non_null(strstr(page, "expired"));
     assert_null(strstr(page, "<form"));
@@ -433,29 +424,28 @@ static void test_reminders_expiry_restart(void **state)
     /* One request email per approver despite two crashes; h got exactly one
      * reminder (the expiry came before the next, and missed ones are not
      * sent in a burst). */
-    assert_int_equal(wh_wait_mail(&s, "i@example.org", "Approval requested", 1, 0, NULL), 1);
-    assert_int_equal(wh_wait_mail(&s, "h@example.org", "Approval requested", 1, 0, NULL), 1);
-    assert_int_equal(wh_wait_mail(&s, "h@example.org", "Reminder:", 1, 0, NULL), 1);
-    wh_stop(&s, SIGTERM);
+    assert_int_equal(wh_wait_mail(s, "i@example.org", "Approval requested", 1, 0, NULL), 1);
+    assert_int_equal(wh_wait_mail(s, "h@example.org", "Approval requested", 1, 0, NULL), 1);
+    assert_int_equal(wh_wait_mail(s, "h@example.org", "Reminder:", 1, 0, NULL), 1);
+    wh_stop(s, SIGTERM);
 
     free(csrf);
     free(lh);
     free(lh2);
     free(li);
     free(wf);
-    wh_cleanup(&s);
-}
+    }
 
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_ALL);
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_any_policy_over_http),
-        cmocka_unit_test(test_concurrent_posts),
-        cmocka_unit_test(test_rate_limit),
-        cmocka_unit_test(test_all_and_sequential),
-        cmocka_unit_test(test_reminders_expiry_restart),
+        cmocka_unit_test_setup_teardown(test_any_policy_over_http, wh_setup, wh_teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_posts, wh_setup, wh_teardown),
+        cmocka_unit_test_setup_teardown(test_rate_limit, wh_setup, wh_teardown),
+        cmocka_unit_test_setup_teardown(test_all_and_sequential, wh_setup, wh_teardown),
+        cmocka_unit_test_setup_teardown(test_reminders_expiry_restart, wh_setup, wh_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

@@ -77,6 +77,7 @@ void wh_stop(struct wh_server *s, int sig)
     if (s->pid <= 0)
         return;
     int status = tu_stop(s->pid, sig);
+    s->pid = 0;
     if (sig == SIGTERM) {
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
             char *log = wh_log(s);
@@ -90,7 +91,9 @@ void wh_stop(struct wh_server *s, int sig)
 void wh_cleanup(struct wh_server *s)
 {
     if (s->pid > 0)
-        wh_stop(s, SIGTERM);
+        tu_stop(s->pid, SIGKILL);
+    if (!s->dir)
+        return;
     db_close(s->app.db);
     config_free(s->app.cfg);
     tu_rmrf(s->dir);
@@ -100,6 +103,19 @@ void wh_cleanup(struct wh_server *s)
     free(s->log_path);
     free(s->admin_file);
     memset(s, 0, sizeof *s);
+}
+
+int wh_setup(void **state)
+{
+    *state = calloc(1, sizeof(struct wh_server));
+    return *state ? 0 : -1;
+}
+
+int wh_teardown(void **state)
+{
+    wh_cleanup(*state);
+    free(*state);
+    return 0;
 }
 
 char *wh_workflow(const char *policy, const char *expiry, const char *reminder_every,

@@ -38,8 +38,14 @@ void wh_start(struct wh_server *s, long long fake_offset_ms);
 /* Stop it with sig (SIGTERM: graceful, must exit 0; SIGKILL: a crash). */
 void wh_stop(struct wh_server *s, int sig);
 
-/* Stop if running, close the database, remove everything. */
+/* Kill (SIGKILL) if still running, close the database, remove everything.
+ * Safe on a server never initialised. */
 void wh_cleanup(struct wh_server *s);
+
+/* cmocka fixtures: *state = a zeroed struct wh_server, cleaned up after the
+ * test even when it fails half-way (no server is left running). */
+int wh_setup(void **state);
+int wh_teardown(void **state);
 
 /* A workflow "web-test" of one approval step (then log steps per outcome).
  * NULL arguments leave the parameter out.  Caller frees. */

@@ -1,0 +1,138 @@
+#!/usr/bin/python3
+"""Load an approval page in headless Chromium the way a link scanner does,
+then decide in it the way a person does (tests/integration/test_web_browser.c
+starts the server and the run, then calls this).
+
+  web_browser.py --link URL --db PATH --shot PNG [--comment TEXT]
+
+1. Load the page on a phone-sized window and idle: no script element, no
+   auto-submitting form, so the approval must still be pending afterwards
+   (checked in the database, read-only).
+2. Check the layout fits the phone width (no horizontal scrolling, buttons
+   inside the viewport, labelled comment box) and save a screenshot.
+3. Type a comment and click Approve; the confirmation page must say so.
+Prints one JSON line with what it saw; exits non-zero on any failure.
+"""
+import argparse
+import json
+import sqlite3
+import sys
+import tempfile
+import time
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
+
+PHONE_W, PHONE_H = 390, 844
+
+
+def approval_state(db):
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        a = con.execute("SELECT status FROM approvals ORDER BY id DESC LIMIT 1").fetchone()
+        p = con.execute("SELECT group_concat(status) FROM approval_approvers").fetchone()
+        ev = con.execute("SELECT count(*) FROM events WHERE type = 'approval.decision'").fetchone()
+        return {"approval": a[0] if a else None, "approvers": p[0], "decisions": ev[0]}
+    finally:
+        con.close()
+
+
+def fail(msg, seen):
+    seen["error"] = msg
+    print(json.dumps(seen))
+    sys.exit(1)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--link", required=True)
+    ap.add_argument("--db", required=True)
+    ap.add_argument("--shot", required=True)
+    ap.add_argument("--comment", default="Checked in the browser.")
+    args = ap.parse_args()
+    seen = {}
+
+    profile = tempfile.TemporaryDirectory(prefix="assent-chromium-")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = "/usr/bin/chromium"
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--disable-dev-shm-usage",
+                 f"--user-data-dir={profile.name}", f"--window-size={PHONE_W},{PHONE_H}"):
+        opts.add_argument(flag)
+    # Mobile emulation: a phone's viewport and device pixel ratio.
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    opts.add_experimental_option("mobileEmulation", {
+        "deviceMetrics": {"width": PHONE_W, "height": PHONE_H, "pixelRatio": 2.0},
+        "userAgent": "Mozilla/5.0 (Linux; Android 13) AppleWebKit/537.36 Chrome/120 Mobile"})
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    try:
+        driver.set_page_load_timeout(30)
+        # 1. Like a scanner: load, wait, leave.
+        before = approval_state(args.db)
+        driver.get(args.link)
+        time.sleep(3)
+        seen["title"] = driver.title
+        seen["scripts"] = len(driver.find_elements(By.TAG_NAME, "script"))
+        seen["forms"] = len(driver.find_elements(By.TAG_NAME, "form"))
+        after_load = approval_state(args.db)
+        seen["state_after_load"] = after_load
+        if seen["scripts"] != 0:
+            fail("the page has script elements", seen)
+        if after_load != before or after_load["approval"] != "pending":
+            fail("loading the page changed the approval", seen)
+        # A reload and a second visit, as Safe Links does at click time.
+        driver.get(args.link)
+        time.sleep(1)
+        if approval_state(args.db) != before:
+            fail("reloading the page changed the approval", seen)
+
+        # 2. Layout on a phone.
+        metrics = driver.execute_script(
+            "return {sw: document.documentElement.scrollWidth, iw: window.innerWidth,"
+            " lang: document.documentElement.lang,"
+            " viewport: !!document.querySelector('meta[name=viewport]')};")
+        seen["layout"] = metrics
+        if metrics["sw"] > metrics["iw"]:
+            fail("the page scrolls horizontally on a phone", seen)
+        for b in driver.find_elements(By.TAG_NAME, "button"):
+            r = b.rect
+            if r["x"] < 0 or r["x"] + r["width"] > metrics["iw"] + 1 or r["height"] < 40:
+                fail(f"button {b.text!r} does not fit or is too small: {r}", seen)
+        label = driver.find_element(By.CSS_SELECTOR, "label[for=comment]")
+        if not label.text.startswith("Comment"):
+            fail("the comment box has no label", seen)
+        driver.save_screenshot(args.shot)
+        seen["screenshot"] = args.shot
+        # And the part with the buttons, scrolled into view.
+        driver.find_element(By.CSS_SELECTOR, "button[value=approve]").location_once_scrolled_into_view
+        form_shot = args.shot.replace(".png", "-form.png")
+        driver.save_screenshot(form_shot)
+
+        # 3. A person decides.
+        driver.find_element(By.ID, "comment").send_keys(args.comment)
+        driver.find_element(By.CSS_SELECTOR, "button[value=approve]").click()
+        try:
+            WebDriverWait(driver, 20).until(EC.title_contains("Thank you"))
+        except Exception:
+            seen["page_after_click"] = driver.page_source[:3000]
+            seen["browser_log"] = driver.get_log("browser")
+            fail("no confirmation page after clicking Approve", seen)
+        body = driver.find_element(By.TAG_NAME, "body").text
+        seen["after_click"] = body[:200]
+        if "You approved" not in body:
+            fail("the confirmation page does not say approved", seen)
+        seen["state_after_click"] = approval_state(args.db)
+        if seen["state_after_click"]["approval"] != "approved":
+            fail("clicking Approve did not approve", seen)
+    finally:
+        driver.quit()
+        profile.cleanup()
+    print(json.dumps(seen))
+
+
+if __name__ == "__main__":
+    main()
