@@ -502,6 +502,8 @@ int cmd_demo(struct cli *cli, int argc, char **argv)
         demo_usage(stdout);
         return EXIT_OK;
     }
+    /* Progress lines and log lines (stderr) interleave in order. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     for (int i = 1; i < argc; i++) {
         char *end;
         if (strcmp(argv[i], "--reset") == 0) {
