@@ -407,9 +407,12 @@ static void admin_route(struct sim *s, struct sim_req *r, struct sim_resp *o)
         goto send;
     }
     if (!strcmp(r->path, "/_sim/sent_mail") && !strcmp(m, "GET")) {
+        /* save_lock too: jansson's copy and dump must not run on one value at once */
+        pthread_mutex_lock(&s->save_lock);
         pthread_rwlock_rdlock(&s->lock);
         out = json_deep_copy(s->st.sent_mail);
         pthread_rwlock_unlock(&s->lock);
+        pthread_mutex_unlock(&s->save_lock);
         goto send;
     }
     if (!strcmp(r->path, "/_sim/faults")) {
