@@ -9,6 +9,8 @@
  *   429/503 with Retry-After      retry, not before the time the server asked
  *   408, 429, 5xx, network error  retry per the step's retry policy
  *   other (3xx left, 4xx)         permanent failure with status and a body snippet
+ * With expect_json (the default) the body of a 2xx answer must be JSON (an
+ * empty body is null); anything else fails the step rather than guessing.
  * A dry run sends nothing: it records the request it would have made.
  */
 #include <stdio.h>
