@@ -31,6 +31,10 @@ static const char SQL_ROW[] =
     " lease_until, date_ms, result, error, created_at, updated_at"
     " FROM mail_sends WHERE idempotency_key = ?1";
 
+static const char SQL_STEP_SOURCE[] =
+    "SELECT w.definition, w.source_path FROM runs r JOIN workflows w ON w.id = r.workflow_id"
+    " WHERE r.id = ?1";
+
 void db_mail_claim_clear(struct db_mail_claim *c)
 {
     if (!c)
@@ -282,6 +286,59 @@ enum as_code db_mail_get(struct db *db, const char *key, json_t **row, struct as
     }
     db_stmt_done(st);
 out:
+    db_read_end(db, conn);
+    return rc;
+}
+
+enum as_code db_mail_step_source(struct db *db, int64_t run_id, const char *step, json_t **params,
+                                 char **source_path, struct as_err *err)
+{
+    struct db_conn *conn = NULL;
+    enum as_code rc;
+    sqlite3_stmt *st;
+    json_t *def = NULL;
+    *params = NULL;
+    *source_path = NULL;
+    if ((rc = db_read_begin(db, &conn, err)))
+        return rc;
+    if (!(st = db_stmt(conn, SQL_STEP_SOURCE, err))) {
+        rc = err ? err->code : AS_EDB;
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, run_id);
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW) {
+        json_error_t jerr;
+        def = json_loads(db_col_text(st, 0), 0, &jerr);
+        if (sqlite3_column_type(st, 1) != SQLITE_NULL && *db_col_text(st, 1))
+            *source_path = strdup(db_col_text(st, 1));
+        if (!def)
+            rc = as_errf(err, AS_EDB, "run %lld: stored workflow definition is not JSON",
+                         (long long)run_id);
+    } else if (r == SQLITE_DONE) {
+        rc = as_errf(err, AS_ENOTFOUND, "run %lld not found", (long long)run_id);
+    } else {
+        rc = db_error(conn, "workflow of run", err);
+    }
+    db_stmt_done(st);
+    if (rc)
+        goto out;
+    json_t *s = json_object_get(json_object_get(def, "steps"), step);
+    if (!json_is_object(s)) {
+        rc = as_errf(err, AS_ENOTFOUND, "run %lld: no step \"%s\" in its workflow",
+                     (long long)run_id, step);
+        goto out;
+    }
+    json_t *p = json_object_get(s, "params");
+    *params = json_is_object(p) ? json_incref(p) : json_object();
+    if (!*params)
+        rc = as_errf(err, AS_ENOMEM, "out of memory");
+out:
+    if (rc) {
+        free(*source_path);
+        *source_path = NULL;
+    }
+    json_decref(def);
     db_read_end(db, conn);
     return rc;
 }

@@ -65,4 +65,18 @@ enum as_code db_mail_finish(struct db *db, const char *key, const char *state,
  */
 enum as_code db_mail_get(struct db *db, const char *key, json_t **row, struct as_err *err) AS_WUR;
 
+/*
+ * The unresolved parameters of step `step` in the workflow version run
+ * `run_id` started with, and the path of the file that version was loaded
+ * from.  The executor hands steps their parameters with ${...} already
+ * resolved; the email step renders its subject and bodies itself (HTML
+ * escaping substituted values), so it reads the templates as written.
+ * Reads the runs and workflows tables of 001_engine.sql, nothing else.
+ * *params: new reference (an object; {} when the step has none);
+ * *source_path: malloc'd, or NULL when the version was not loaded from a
+ * file.  AS_ENOTFOUND when the run or the step is unknown.
+ */
+enum as_code db_mail_step_source(struct db *db, int64_t run_id, const char *step, json_t **params,
+                                 char **source_path, struct as_err *err) AS_WUR;
+
 #endif

@@ -714,6 +714,91 @@ static void test_bad_input(void **state)
     env_close(&e);
 }
 
+/*
+ * The email step through the real binary: `assent run --wait` renders the
+ * subject, the text and an HTML template file next to the workflow (values
+ * HTML-escaped there only), sends through SMTP and records the result; a
+ * refused recipient fails the run with the server's reply; a dry run sends
+ * nothing.
+ */
+static void test_email_step_end_to_end(void **state)
+{
+    (void)state;
+    struct server s;
+    server_start(&s, "step", NULL);
+    char *wfdir = tu_path(g_dir, "wf"), *wf = NULL, *tpl = NULL, *db = NULL;
+    assert_int_equal(mkdir(wfdir, 0700), 0);
+    wf = tu_path(wfdir, "notify.json");
+    tpl = tu_path(wfdir, "notify.html");
+    db = tu_path(g_dir, "step.db");
+    assert_int_equal(tu_write_file(wf,
+        "{\"name\": \"notify\", \"version\": \"1\", \"start\": \"mail\",\n"
+        " \"steps\": {\"mail\": {\"type\": \"email\", \"retry\": {\"attempts\": 2, \"backoff\": \"100ms\"},\n"
+        "   \"params\": {\"to\": \"${input.to}\", \"cc\": \"${input.cc}\",\n"
+        "     \"subject\": \"Protokolle für ${input.name}\",\n"
+        "     \"text\": \"Hallo ${input.name},\\nbitte prüfen.\\n\",\n"
+        "     \"html_file\": \"notify.html\"}}}}\n"), 0);
+    assert_int_equal(tu_write_file(tpl, "<p>Hallo <b>${input.name}</b> &amp; willkommen</p>\n"), 0);
+
+    char url[64], env_db[600], env_url[100];
+    snprintf(url, sizeof url, "smtp://127.0.0.1:%d", s.port);
+    snprintf(env_db, sizeof env_db, "ASSENT_DB=%s", db);
+    snprintf(env_url, sizeof env_url, "ASSENT_SMTP_URL=%s", url);
+    char *env[] = {env_db, env_url, "ASSENT_MAIL_TRANSPORT=smtp",
+                   "ASSENT_MAIL_FROM=Assent <assent@example.org>", "ASSENT_SMTP_TIMEOUT_SECONDS=5",
+                   NULL};
+    const char *input = "{\"name\": \"Zoë <script>alert(1)</script>\", \"to\": [\"Zoë <zoe@example.org>\", \"reject@example.org\"], \"cc\": [\"audit@example.org\"]}";
+    char *argv[] = {(char *)tu_assent_bin(), "run", wf, "--input", (char *)input, "--wait", "--json", NULL};
+    char *out = NULL, *errout = NULL;
+    int code = tu_run(argv, env, 60000, &out, &errout);
+    if (code != 0)
+        print_error("assent run: %d\n%s\n%s\n", code, out, errout);
+    assert_int_equal(code, 0);
+    free(out);
+    free(errout);
+
+    json_t *got = received(&s, 1);
+    assert_non_null(got);
+    assert_string_equal(hdr(got, "subject"), "Protokolle für Zoë <script>alert(1)</script>");
+    assert_string_equal(hdr(got, "to"), "Zoë <zoe@example.org>, reject@example.org");
+    json_t *parts = json_object_get(got, "parts");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(parts, 0), "content")),
+                        "Hallo Zoë <script>alert(1)</script>,\nbitte prüfen.\n");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(parts, 1), "content")),
+                        "<p>Hallo <b>Zoë &lt;script&gt;alert(1)&lt;/script&gt;</b> &amp; willkommen</p>\n");
+    json_t *env_rcpts = json_object_get(got, "rcpt_tos");
+    assert_int_equal(json_array_size(env_rcpts), 2); /* zoe and audit; reject was refused */
+    json_decref(got);
+
+    /* Every recipient refused: the run fails and says why. */
+    const char *input2 = "{\"name\": \"x\", \"to\": \"reject-all@example.org\"}";
+    char *argv2[] = {(char *)tu_assent_bin(), "run", wf, "--input", (char *)input2, "--wait", NULL};
+    out = errout = NULL;
+    code = tu_run(argv2, env, 60000, &out, &errout);
+    assert_int_equal(code, 1);
+    assert_non_null(strstr(out, "550 5.1.1"));
+    free(out);
+    free(errout);
+
+    /* A dry run renders and sends nothing. */
+    char *argv3[] = {(char *)tu_assent_bin(), "run", wf, "--input", (char *)input, "--wait",
+                     "--dry-run", "--json", NULL};
+    out = errout = NULL;
+    code = tu_run(argv3, env, 60000, &out, &errout);
+    assert_int_equal(code, 0);
+    assert_non_null(strstr(out, "&lt;script&gt;"));
+    free(out);
+    free(errout);
+    got = received(&s, 2);
+    assert_null(got);
+
+    server_stop(&s);
+    free(wfdir);
+    free(wf);
+    free(tpl);
+    free(db);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -760,6 +845,7 @@ int main(void)
         cmocka_unit_test_setup(test_smtps, test_setup),
         cmocka_unit_test_setup(test_file_transport, test_setup),
         cmocka_unit_test_setup(test_bad_input, test_setup),
+        cmocka_unit_test_setup(test_email_step_end_to_end, test_setup),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
