@@ -444,6 +444,70 @@ static void admin_route(struct sim *s, struct sim_req *r, struct sim_resp *o)
         out = json_pack("{s:o}", "faults", sim_faults_to_json(&s->faults));
         goto send;
     }
+    if (!strcmp(r->path, "/_sim/users") || !strcmp(r->path, "/_sim/sign_ins")) {
+        /* add a user, or sign-in events (one object or an array), in the state file's shape */
+        if (strcmp(m, "POST") != 0)
+            goto bad_method;
+        int users = !strcmp(r->path, "/_sim/users");
+        json_error_t je;
+        json_t *doc = json_loadb(r->body ? r->body : "", r->body_len, JSON_REJECT_DUPLICATES, &je);
+        char err[400] = "";
+        size_t added = 0;
+        if (!doc) {
+            snprintf(err, sizeof err, "invalid JSON: %s", je.text);
+        } else {
+            pthread_rwlock_wrlock(&s->lock);
+            if (users) {
+                if (sim_state_add_user_json(&s->st, doc, err, sizeof err) == 0)
+                    added = 1;
+            } else {
+                json_t *one = json_is_array(doc) ? NULL : doc;
+                size_t n = one ? 1 : json_array_size(doc);
+                for (size_t i = 0; i < n; i++)
+                    if (sim_state_add_signin_json(&s->st, one ? one : json_array_get(doc, i), err,
+                                                  sizeof err) != 0)
+                        break;
+                    else
+                        added++;
+            }
+            uint64_t gen = added ? ++s->gen : 0;
+            pthread_rwlock_unlock(&s->lock);
+            if (added && sim_persist(s, gen) != 0 && !err[0])
+                snprintf(err, sizeof err, "the state could not be saved");
+        }
+        json_decref(doc);
+        out = err[0] ? json_pack("{s:s, s:I}", "error", err, "added", (json_int_t)added)
+                     : json_pack("{s:I}", "added", (json_int_t)added);
+        if (err[0]) {
+            char *txt = json_dumps(out, JSON_COMPACT);
+            sim_resp_text(o, err[0] && strstr(err, "already taken") ? 409 : 400, "application/json",
+                          txt ? txt : "{}");
+            free(txt);
+            json_decref(out);
+            return;
+        }
+        char *txt = json_dumps(out, JSON_COMPACT);
+        sim_resp_text(o, 201, "application/json", txt ? txt : "{}");
+        free(txt);
+        json_decref(out);
+        return;
+    }
+    if (str_starts(r->path, "/_sim/users/")) {
+        if (strcmp(m, "DELETE") != 0)
+            goto bad_method;
+        pthread_rwlock_wrlock(&s->lock);
+        int idx = sim_state_find_user(&s->st, r->path + 12);
+        int ok = idx >= 0 && sim_state_remove_user(&s->st, idx) == 0;
+        uint64_t gen = ok ? ++s->gen : 0;
+        pthread_rwlock_unlock(&s->lock);
+        if (ok && sim_persist(s, gen) != 0)
+            ok = 0;
+        if (ok)
+            sim_resp_text(o, 204, "", "");
+        else
+            sim_resp_text(o, 404, "application/json", "{\"error\":\"no such user\"}");
+        return;
+    }
     sim_resp_text(o, 404, "application/json", "{\"error\":\"no such admin endpoint\"}");
     return;
 bad_method:

@@ -670,6 +670,62 @@ static int load_finish(struct loader *L)
     return 0;
 }
 
+int sim_state_add_user_json(struct sim_state *st, json_t *ju, char *err, size_t err_size)
+{
+    struct loader L = {st, err, err_size};
+    if (!json_is_object(ju))
+        return lfail(&L, "user", "must be an object");
+    const char *keys[] = {"id", "userPrincipalName", "mail"};
+    for (int k = 0; k < 3; k++) {
+        const char *v = json_string_value(json_object_get(ju, keys[k]));
+        if (v && sim_state_find_user(st, v) != -1) {
+            snprintf(err, err_size, "user: %s '%s' is already taken", keys[k], v);
+            return -1;
+        }
+    }
+    size_t before = st->n_users;
+    if (add_user(&L, ju) != 0) {
+        if (st->n_users > before) {
+            user_free(&st->users[st->n_users - 1]);
+            st->n_users--;
+        }
+        return -1;
+    }
+    if (sim_state_reindex(st) != 0)
+        return lfail(&L, "user", "out of memory while indexing");
+    return 0;
+}
+
+int sim_state_remove_user(struct sim_state *st, int idx)
+{
+    if (idx < 0 || (size_t)idx >= st->n_users)
+        return -1;
+    user_free(&st->users[idx]);
+    memmove(&st->users[idx], &st->users[idx + 1],
+            (st->n_users - (size_t)idx - 1) * sizeof *st->users);
+    st->n_users--;
+    return sim_state_reindex(st);
+}
+
+int sim_state_add_signin_json(struct sim_state *st, json_t *js, char *err, size_t err_size)
+{
+    struct loader L = {st, err, err_size};
+    size_t cap = st->n_signins; /* full: add_signin grows the array */
+    size_t before = st->n_signins;
+    if (add_signin(&L, js, &cap) != 0) {
+        if (st->n_signins > before) {
+            struct sim_signin *si = &st->signins[st->n_signins - 1];
+            free(si->id);
+            free(si->correlation_id);
+            free(si->created);
+            st->n_signins--;
+        }
+        return -1;
+    }
+    sim_state_sort_signins(st);
+    return 0;
+}
+
 int sim_state_from_json(struct sim_state *st, json_t *doc, char *err, size_t err_size)
 {
     struct loader L = {st, err, err_size};

@@ -138,6 +138,16 @@ int sim_state_from_json(struct sim_state *st, json_t *doc, char *err, size_t err
  */
 int sim_state_save(const struct sim_state *st, const char *path, char *err, size_t err_size);
 
+/*
+ * Add a user given in the state file's shape (borrowed).  Refuses an id,
+ * UPN or mail that another user already has.  0, or -1 with a message.
+ */
+int sim_state_add_user_json(struct sim_state *st, json_t *ju, char *err, size_t err_size);
+/* Remove user idx (and re-index); 0, or -1 when idx is out of range or on OOM. */
+int sim_state_remove_user(struct sim_state *st, int idx);
+/* Add one sign-in event in the Graph signIn shape (borrowed); 0 or -1 with a message. */
+int sim_state_add_signin_json(struct sim_state *st, json_t *js, char *err, size_t err_size);
+
 /* (Re)build the lookup index; 0 or -1 on OOM. */
 int sim_state_reindex(struct sim_state *st);
 

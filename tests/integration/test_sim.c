@@ -1674,6 +1674,76 @@ static void test_bad_input_and_state_errors(void **state)
     free(dir);
 }
 
+static void test_admin_users_and_signins(void **state)
+{
+    (void)state;
+    char *url = fmt("%s/_sim/users", H.url);
+    const char *user =
+        "{\"id\": \"9f1c0d1e-0000-4000-8000-000000000001\", \"userPrincipalName\": \"new.hire@contoso.com\","
+        " \"displayName\": \"New Hire\", \"mail\": \"new.hire@contoso.com\","
+        " \"mailbox\": {\"PopEnabled\": true, \"ImapEnabled\": false}}";
+    struct tu_http_resp r;
+    assert_int_equal(tu_http("POST", url, NULL, user, &r), 0);
+    assert_int_equal(r.status, 201);
+    tu_http_free(&r);
+    assert_int_equal(tu_http("POST", url, NULL, user, &r), 0);
+    assert_int_equal(r.status, 409); /* the id is taken now */
+    tu_http_free(&r);
+    assert_int_equal(tu_http("POST", url, NULL, "{\"id\": \"x\"}", &r), 0);
+    assert_int_equal(r.status, 400); /* no userPrincipalName */
+    assert_non_null(strstr(r.body, "userPrincipalName"));
+    tu_http_free(&r);
+    free(url);
+    long st;
+    json_t *j = exo("{\"CmdletInput\":{\"CmdletName\":\"Get-CASMailbox\",\"Parameters\":{\"Identity\":\"new.hire\"}}}", &st);
+    assert_int_equal(st, 200);
+    json_t *m = json_array_get(json_object_get(j, "value"), 0);
+    assert_true(json_is_true(json_object_get(m, "PopEnabled")));
+    assert_string_equal(jstr(m, "ExternalDirectoryObjectId"), "9f1c0d1e-0000-4000-8000-000000000001");
+    json_decref(j);
+    json_t *stf = sim_harness_state(&H);
+    assert_non_null(state_user(stf, "new.hire@contoso.com"));
+    json_decref(stf);
+
+    /* a sign-in for the new user */
+    url = fmt("%s/_sim/sign_ins", H.url);
+    time_t now = time(NULL);
+    char when[32];
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    char *si = fmt("[{\"id\": \"si-new-1\", \"createdDateTime\": \"%s\", \"userPrincipalName\":"
+                   " \"new.hire@contoso.com\", \"clientAppUsed\": \"POP3\","
+                   " \"status\": {\"errorCode\": 0}}]", when);
+    assert_int_equal(tu_http("POST", url, NULL, si, &r), 0);
+    assert_int_equal(r.status, 201);
+    tu_http_free(&r);
+    assert_int_equal(tu_http("POST", url, NULL, "[{\"id\": \"bad\"}]", &r), 0);
+    assert_int_equal(r.status, 400);
+    tu_http_free(&r);
+    free(si);
+    free(url);
+    j = graph_get("/v1.0/auditLogs/signIns?$filter=userPrincipalName%20eq%20'NEW.HIRE@contoso.com'", &st);
+    assert_int_equal(st, 200);
+    assert_int_equal(json_array_size(json_object_get(j, "value")), 1);
+    assert_string_equal(jstr(json_array_get(json_object_get(j, "value"), 0), "id"), "si-new-1");
+    json_decref(j);
+
+    /* the user leaves the tenant */
+    url = fmt("%s/_sim/users/new.hire@contoso.com", H.url);
+    assert_int_equal(tu_http("DELETE", url, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 204);
+    tu_http_free(&r);
+    assert_int_equal(tu_http("DELETE", url, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 404);
+    tu_http_free(&r);
+    free(url);
+    j = graph_get("/v1.0/users/new.hire@contoso.com", &st);
+    assert_int_equal(st, 404);
+    json_decref(j);
+    stf = sim_harness_state(&H);
+    assert_null(state_user(stf, "new.hire@contoso.com"));
+    json_decref(stf);
+}
+
 static void test_stats_and_sigterm(void **state)
 {
     (void)state;
@@ -1721,6 +1791,7 @@ int main(void)
         cmocka_unit_test(test_fault_delays_and_write_timeout),
         cmocka_unit_test(test_fault_probability_and_specs),
         cmocka_unit_test(test_bad_input_and_state_errors),
+        cmocka_unit_test(test_admin_users_and_signins),
         cmocka_unit_test(test_stats_and_sigterm),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
