@@ -227,7 +227,7 @@ static void test_any_policy_over_http(void **state)
     free(la);
     free(lb);
     free(wf);
-    }
+}
 
 /* ---- concurrency: two (eight) POSTs of one link, one decision ------------ */
 
@@ -273,13 +273,14 @@ static void test_concurrent_posts(void **state)
     assert_int_equal(ok, 1);
     assert_int_equal(conflict, N - 1);
     assert_int_equal(wh_wait_run(s, run, "succeeded", WAIT_MS), 0);
+    wh_stop(s, SIGTERM);
     free(body_ok);
     free(body_no);
     free(csrf);
     free(page);
     free(la);
     free(wf);
-    }
+}
 
 /* ---- rate limit of wrong tokens ----------------------------------------- */
 
@@ -305,7 +306,8 @@ static void test_rate_limit(void **state)
     tu_http_free(&r);
     /* POSTs from the same address are refused too. */
     assert_int_equal(wh_post(url, "csrf=x&decision=approve", NULL, NULL), 429);
-    }
+    wh_stop(s, SIGTERM);
+}
 
 /* ---- all and sequential --------------------------------------------------- */
 
@@ -369,9 +371,10 @@ static void test_all_and_sequential(void **state)
     free(le);
     free(lf);
 
+    wh_stop(s, SIGTERM);
     free(wf_all);
     free(wf_seq);
-    }
+}
 
 /* ---- reminders, expiry and escalation across kill -9 ----------------------- */
 
@@ -434,7 +437,7 @@ static void test_reminders_expiry_restart(void **state)
     free(lh2);
     free(li);
     free(wf);
-    }
+}
 
 int main(void)
 {

@@ -47,11 +47,12 @@ static void test_browser_scan_then_click(void **state)
     char *log = wh_log(s);
     assert_non_null(strstr(log, "phone@example.org chose approve on the web"));
     free(log);
+    wh_stop(s, SIGTERM);
     free(out);
     free(errout);
     free(link);
     free(wf);
-    }
+}
 
 int main(void)
 {
