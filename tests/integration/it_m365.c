@@ -416,6 +416,7 @@ static void test_run_manage_cas(void **state)
     snprintf(other, sizeof other, "%s", pick_legacy(st));
     json_decref(st);
     snprintf(input, sizeof input, "{\"upn\": \"%s\", \"hash\": \"%064d\"}", other, 0);
+    free(before);
     before = tu_read_file(g_sim.state);
     assert_int_equal(assent(&out, &err, "run", g_wf, "--input", input, "--wait", NULL), 1);
     assert_non_null(strstr(out, "not the one that was approved"));

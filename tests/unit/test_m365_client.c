@@ -814,6 +814,10 @@ static void capture_stop(struct capture *c)
 {
     pthread_join(c->th, NULL);
     close(c->fd);
+}
+
+static void capture_free(struct capture *c)
+{
     for (int i = 0; i < 4; i++)
         free(c->requests[i]);
 }
@@ -854,6 +858,7 @@ static void test_request_shapes(void **state)
     json_t *b = json_object_get(u.rows, "b@contoso.com");
     assert_true(json_is_false(json_array_get(b, 0)) && json_is_true(json_array_get(b, 2)));
     json_decref(u.rows);
+    capture_free(&c);
     m365_free(m);
     config_free(cfg);
 
@@ -896,6 +901,7 @@ static void test_request_shapes(void **state)
     assert_null(json_object_get(x, "PopEnabled@odata.type"));
     json_decref(params);
     json_decref(ids.seen);
+    capture_free(&e);
     m365_free(m);
     config_free(cfg);
 }
