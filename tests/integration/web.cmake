@@ -16,3 +16,10 @@ target_link_libraries(test_web_browser PRIVATE assent_testlib)
 add_test(NAME integration.web_browser COMMAND test_web_browser)
 set_tests_properties(integration.web_browser PROPERTIES ENVIRONMENT "${ASSENT_TEST_ENV}"
   TIMEOUT 300 SKIP_RETURN_CODE 77 LABELS integration)
+
+add_executable(test_web_example
+  ${CMAKE_CURRENT_LIST_DIR}/test_web_example.c ${CMAKE_CURRENT_LIST_DIR}/web_harness.c)
+target_link_libraries(test_web_example PRIVATE assent_testlib)
+add_test(NAME integration.web_example COMMAND test_web_example)
+set_tests_properties(integration.web_example PROPERTIES ENVIRONMENT "${ASSENT_TEST_ENV}"
+  TIMEOUT 300 SKIP_RETURN_CODE 77 LABELS integration)

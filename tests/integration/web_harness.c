@@ -58,8 +58,17 @@ void wh_start(struct wh_server *s, long long fake_offset_ms)
     snprintf(env[n++], sizeof env[0], "ASSENT_FAKE_NOW_OFFSET_MS=%lld", fake_offset_ms);
     snprintf(env[n++], sizeof env[0], "ASSENT_ADMIN_TOKEN_FILE=%s",
              s->admin_file ? s->admin_file : "");
-    for (int i = 0; i < s->n_extra_env; i++)
-        snprintf(env[n++], sizeof env[0], "%s", s->extra_env[i]);
+    for (int i = 0; i < s->n_extra_env; i++) {
+        /* An extra entry replaces the default of the same name. */
+        size_t kl = strcspn(s->extra_env[i], "=");
+        int j;
+        for (j = 0; j < n; j++)
+            if (strncmp(env[j], s->extra_env[i], kl + 1) == 0)
+                break;
+        snprintf(env[j], sizeof env[0], "%s", s->extra_env[i]);
+        if (j == n)
+            n++;
+    }
     for (int i = 0; i < n; i++)
         envp[i] = env[i];
     envp[n] = NULL;
@@ -94,6 +103,8 @@ void wh_cleanup(struct wh_server *s)
 {
     if (s->pid > 0)
         tu_stop(s->pid, SIGKILL);
+    if (s->helper > 0)
+        tu_stop(s->helper, SIGKILL);
     if (!s->dir)
         return;
     db_close(s->app.db);
@@ -205,14 +216,28 @@ struct outcome_ud {
     const char *step;
     char *buf;
     size_t size;
+    int want_status;
 };
 
 static int outcome_cb(void *ud, const struct db_exec_info *e)
 {
     struct outcome_ud *o = ud;
     if (strcmp(e->step, o->step) == 0)
-        snprintf(o->buf, o->size, "%s", e->outcome);
+        snprintf(o->buf, o->size, "%s", o->want_status ? e->status : e->outcome);
     return 0;
+}
+
+void wh_step_status(struct wh_server *s, int64_t run_id, const char *step, char *buf,
+                    size_t size)
+{
+    struct as_err err = {0};
+    struct db_conn *c;
+    struct outcome_ud o = {step, buf, size, 1};
+    buf[0] = '\0';
+    assert_int_equal(db_read_begin(s->app.db, &c, &err), AS_OK);
+    enum as_code rc = db_run_execs(c, run_id, outcome_cb, &o, &err);
+    db_read_end(s->app.db, c);
+    assert_int_equal(rc, AS_OK);
 }
 
 void wh_step_outcome(struct wh_server *s, int64_t run_id, const char *step, char *buf,
@@ -220,7 +245,7 @@ void wh_step_outcome(struct wh_server *s, int64_t run_id, const char *step, char
 {
     struct as_err err = {0};
     struct db_conn *c;
-    struct outcome_ud o = {step, buf, size};
+    struct outcome_ud o = {step, buf, size, 0};
     buf[0] = '\0';
     assert_int_equal(db_read_begin(s->app.db, &c, &err), AS_OK);
     enum as_code rc = db_run_execs(c, run_id, outcome_cb, &o, &err);
@@ -319,6 +344,76 @@ int wh_wait_mail(struct wh_server *s, const char *to, const char *subject_prefix
             *link = NULL;
         }
         found = scan_mail(s, to, subject_prefix, link);
+        if (found >= n)
+            return found;
+        tu_sleep_ms(50);
+    }
+    return found;
+}
+
+/* The first string in headers.<name> of a received message, or "". */
+static const char *smtp_header(const json_t *msg, const char *name)
+{
+    const char *v = json_string_value(json_array_get(json_object_get(json_object_get(msg, "headers"), name), 0));
+    return v ? v : "";
+}
+
+static int scan_smtp(struct wh_server *s, const char *dir, const char *to,
+                     const char *subject_prefix, char **link)
+{
+    DIR *d = opendir(dir);
+    int found = 0;
+    if (!d)
+        return 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t nl = strlen(e->d_name);
+        if (nl < 6 || strcmp(e->d_name + nl - 5, ".json") != 0)
+            continue;
+        char *path = tu_path(dir, e->d_name);
+        json_t *msg = json_load_file(path, 0, NULL);
+        free(path);
+        if (!msg)
+            continue;
+        int to_match = 0;
+        size_t i;
+        json_t *r;
+        json_array_foreach(json_object_get(msg, "rcpt_tos"), i, r)
+            to_match |= json_is_string(r) && strcmp(json_string_value(r), to) == 0;
+        if (to_match && (!subject_prefix ||
+                         strncmp(smtp_header(msg, "subject"), subject_prefix, strlen(subject_prefix)) == 0)) {
+            found++;
+            char needle[96];
+            snprintf(needle, sizeof needle, "%s/a/", s->url);
+            json_t *part;
+            json_array_foreach(json_object_get(msg, "parts"), i, part)
+            {
+                const char *content = json_string_value(json_object_get(part, "content"));
+                const char *l = content ? strstr(content, needle) : NULL;
+                if (link && l && strcmp(json_string_value(json_object_get(part, "content_type")), "text/plain") == 0) {
+                    free(*link);
+                    *link = strndup(l, strlen(needle) + 43);
+                }
+            }
+        }
+        json_decref(msg);
+    }
+    closedir(d);
+    return found;
+}
+
+int wh_wait_smtp(struct wh_server *s, const char *smtp_dir, const char *to,
+                 const char *subject_prefix, int n, int timeout_ms, char **link)
+{
+    int found = 0;
+    if (link)
+        *link = NULL;
+    for (int waited = 0; waited <= timeout_ms; waited += 50) {
+        if (link) {
+            free(*link);
+            *link = NULL;
+        }
+        found = scan_smtp(s, smtp_dir, to, subject_prefix, link);
         if (found >= n)
             return found;
         tu_sleep_ms(50);

@@ -24,8 +24,9 @@ struct wh_server {
     int port;
     char url[64];       /* http://127.0.0.1:PORT = public_url */
     pid_t pid;
+    pid_t helper;       /* another process of the test (SMTP server), killed at cleanup */
     struct app app;     /* this test process's own view of the database */
-    char extra_env[4][128];
+    char extra_env[6][160];  /* "K=V" entries; they override the defaults */
     int n_extra_env;
 };
 
@@ -52,6 +53,10 @@ int wh_teardown(void **state);
 char *wh_workflow(const char *policy, const char *expiry, const char *reminder_every,
                   const char *escalate_to, int require_comment);
 
+/* The status of the run's latest execution of `step` ("" if none), into buf. */
+void wh_step_status(struct wh_server *s, int64_t run_id, const char *step, char *buf,
+                    size_t size);
+
 /* Submit a run of workflow_json with input (JSON text) into the server's
  * database; returns the run id. */
 int64_t wh_submit(struct wh_server *s, const char *workflow_json, const char *input_json);
@@ -74,6 +79,14 @@ void wh_step_outcome(struct wh_server *s, int64_t run_id, const char *step, char
  */
 int wh_wait_mail(struct wh_server *s, const char *to, const char *subject_prefix, int n,
                  int timeout_ms, char **link);
+
+/*
+ * The same for messages received by tests/integration/smtp_test_server.py in
+ * smtp_dir (one JSON file per message; rcpt_tos, decoded headers and
+ * parts).  *link (may be NULL) gets the approval link of the last match.
+ */
+int wh_wait_smtp(struct wh_server *s, const char *smtp_dir, const char *to,
+                 const char *subject_prefix, int n, int timeout_ms, char **link);
 
 /* Number of emails to `to` (any subject). */
 int wh_count_mail(struct wh_server *s, const char *to);
