@@ -119,7 +119,12 @@ static void key_annot(struct sbuf *b, int *first, const char *name, const char *
     sbuf_json_key(b, name);
 }
 
-/* One CAS mailbox in Get-CASMailbox's output shape (state read-locked). */
+/*
+ * One CAS mailbox in Get-CASMailbox's output shape (state read-locked).
+ * Confirmed: the property names, annotations mixed into the data.  Assumed
+ * [?]: ExternalDirectoryObjectId in the default output, Identity = alias,
+ * the DistinguishedName/ExchangeVersion values, the annotation set.
+ */
 static void cas_object(struct sbuf *b, const struct sim_state *st, const struct sim_user *u,
                        const struct select *sel)
 {
@@ -200,6 +205,10 @@ static void cas_object(struct sbuf *b, const struct sim_state *st, const struct 
     sbuf_putc(b, '}');
 }
 
+/*
+ * The exception text is confirmed (a captured real error); the 404 status and
+ * the "NotFound" code are assumed [?].
+ */
 static void not_found(struct sim_resp *o, const char *identity, int ambiguous)
 {
     if (ambiguous)
@@ -223,6 +232,7 @@ static void unknown_param(struct sim_resp *o, const char *cmdlet, const char *pa
 
 /* ---- Get-CASMailbox --------------------------------------------------------------- */
 
+/* Page size: Prefer/X-Prefer odata.maxpagesize (as the module sends), else the state's (1000) [assumed]. */
 static int page_size(struct sim *s, struct sim_req *r)
 {
     const char *hs[] = {sim_req_header(r, "Prefer"), sim_req_header(r, "X-Prefer")};
@@ -285,7 +295,7 @@ static void get_cas(struct sim *s, struct sim_req *r, struct sim_resp *o, const 
         }
     }
     if (!rs_given)
-        result_size = 1000; /* the cmdlet's default ResultSize */
+        result_size = 1000; /* the cmdlet's default ResultSize; the warning text is assumed [?] */
     struct select sel;
     select_parse(&sel, sim_req_query(r, "$select"));
     struct sbuf *b = &o->body;
@@ -481,6 +491,7 @@ static void set_cas(struct sim *s, struct sim_req *r, struct sim_resp *o, const 
 
 /* ---- transport config ---------------------------------------------------------------- */
 
+/* Name and SmtpClientAuthenticationDisabled are confirmed; the other properties are assumed [?]. */
 static void get_transport(struct sim *s, struct sim_req *r, struct sim_resp *o,
                           const char *tenant, json_t *params)
 {

@@ -312,6 +312,7 @@ static int make_user(struct gen *g, size_t k, struct sim_user *u)
     u->usage = us;
     if (rng_chance(&r, P_USAGE_ACTIVE) || (legacy && rng_chance(&r, 0.5))) {
         static const double p_app[6] = {0.04, 0.08, 0.65, 0.45, 0.06, 0.5};
+        /* cell text: real cells hold version lists or "Undetermined" [assumed] */
         static const char *const cell[6] = {"Undetermined", "16.84", "16.0.17328.20142",
                                             "4.2416.0", "Undetermined", "Undetermined"};
         int any = 0;

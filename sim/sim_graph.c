@@ -23,7 +23,7 @@
 
 /* ---- skip tokens ---------------------------------------------------------------
  * Opaque to clients (base64url); inside: "<kind>|<position>|<extra>".  The
- * real format is unknown and irrelevant: clients must only echo the link. */
+ * real format is unknown [assumed] and irrelevant: clients must only echo the link. */
 
 void sim_skiptoken_make(const char *kind, int64_t pos, int64_t extra, char *out, size_t size)
 {
@@ -370,6 +370,10 @@ static void write_mail_file(struct sim *s, const char *id, json_t *entry)
     }
 }
 
+/*
+ * 202 with an empty body and the MIME variant's ErrorMimeContentInvalidBase64String
+ * are documented; the other error codes and texts are assumed [?].
+ */
 static void send_mail(struct sim *s, struct sim_req *r, struct sim_resp *o, const char *key)
 {
     json_t *doc = NULL, *entry = NULL;
@@ -554,6 +558,7 @@ static void report_redirect(struct sim *s, struct sim_req *r, struct sim_resp *o
     sim_resp_header(o, "Location", "%s/data/download/%s?sim=1", r->base_url, id);
 }
 
+/* A concealed name: 32 upper-case hex characters, no '@' (the exact real format is assumed [?]). */
 static void conceal(const char *in, char out[33])
 {
     unsigned char d[32];

@@ -560,7 +560,11 @@ static void dispatch(struct sim *s, struct sim_req *r, struct sim_resp *o, enum 
     }
 }
 
-/* The immediate fault answers (all but slow, malformed, write_timeout, drop). */
+/*
+ * The immediate fault answers (all but slow, malformed, write_timeout, drop).
+ * Graph's 429 body is documented; the 503/504/500 bodies, and using Graph's
+ * shape on Exchange paths, are assumed [?].
+ */
 static void fault_answer(struct sim_req *r, struct sim_resp *o, const struct sim_fault *f,
                          enum area a)
 {
