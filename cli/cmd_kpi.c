@@ -148,6 +148,15 @@ static int kpi_store(struct cli *cli, json_t *in, int replace)
     struct as_err err = {0};
     json_t *def = NULL;
     char *text = NULL;
+    /* A schedule without a zone is in the configured default zone. */
+    json_t *sched_in = json_object_get(in, "schedule");
+    const char *default_tz = config_str(cli->app.cfg, "timezone");
+    if (json_is_string(sched_in))
+        json_object_set_new(in, "schedule", json_pack("{s:s, s:s}", "cron",
+                                                      json_string_value(sched_in), "timezone",
+                                                      default_tz));
+    else if (json_is_object(sched_in) && !json_object_get(sched_in, "timezone"))
+        json_object_set_new(sched_in, "timezone", json_string(default_tz));
     enum as_code rc = kpi_def_normalize(in, &def, &err);
     if (rc)
         return cli_error(EXIT_USAGE, "kpi", "%s", err.msg);
