@@ -8,6 +8,8 @@
  * it over the old one, so a reader sees the old or the new state, never half.
  *
  * Thread-safety: none here; sim_server.c guards a state with a rwlock.
+ * Implemented in sim_state.c (model, index), sim_state_load.c (reading)
+ * and sim_state_save.c (writing).
  */
 #ifndef SIM_STATE_H
 #define SIM_STATE_H
@@ -117,6 +119,9 @@ struct sim_state {
     json_t *sent_mail;          /* array of stored messages (owned) */
     struct intern pool;
 };
+
+/* Free what user u owns (not u itself). */
+void sim_user_free(struct sim_user *u);
 
 /* Initialise an empty state with defaults (no users, no apps). */
 void sim_state_init(struct sim_state *st);
