@@ -6,8 +6,14 @@
  */
 #include "tests/testutil.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -439,6 +445,240 @@ static void test_reminders_expiry_restart(void **state)
     free(wf);
 }
 
+/* ---- assent approvals / assent decide -------------------------------------- */
+
+static char *run_cli(struct wh_server *s, char *const args[], int want_rc)
+{
+    char db_env[600];
+    snprintf(db_env, sizeof db_env, "ASSENT_DB=%s", s->db_path);
+    char *env[] = {db_env, NULL};
+    char *argv[16];
+    int n = 0;
+    argv[n++] = (char *)tu_assent_bin();
+    for (int i = 0; args[i] && n < 15; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    char *out = NULL, *errout = NULL;
+    int rc = tu_run(argv, env, 60000, &out, &errout);
+    if (rc != want_rc)
+        fail_msg("assent %s: exit %d, expected %d\n%s\n%s", args[0], rc, want_rc, out ? out : "",
+                 errout ? errout : "");
+    free(errout);
+    return out;
+}
+
+static void test_cli_approvals_and_decide(void **state)
+{
+    struct wh_server *s = *state;
+    wh_init(s, "web-cli", 0);
+    wh_start(s, 0);
+    char *wf = wh_workflow("all", "P1D", NULL, NULL, 0);
+    int64_t run1 = wh_submit(s, wf, "{\"approvers\": [\"j@example.org\", \"k@example.org\"]}");
+    int64_t run2 = wh_submit(s, wf, "{\"approvers\": [\"l@example.org\"]}");
+    char *lj = NULL;
+    assert_int_equal(wh_wait_mail(s, "j@example.org", "Approval requested", 1, WAIT_MS, &lj), 1);
+    assert_int_equal(wh_wait_mail(s, "l@example.org", "Approval requested", 1, WAIT_MS, NULL), 1);
+    assert_int_equal(wh_wait_run(s, run1, "waiting", WAIT_MS), 0);
+    assert_int_equal(wh_wait_run(s, run2, "waiting", WAIT_MS), 0);
+
+    char *args_list[] = {"approvals", NULL};
+    char *out = run_cli(s, args_list, 0);
+    assert_non_null(strstr(out, "APPROVER"));
+    assert_non_null(strstr(out, "j@example.org"));
+    assert_non_null(strstr(out, "k@example.org"));
+    assert_non_null(strstr(out, "l@example.org"));
+    free(out);
+    char *args_json[] = {"approvals", "--json", NULL};
+    out = run_cli(s, args_json, 0);
+    json_t *list = json_loads(out, 0, NULL);
+    free(out);
+    assert_int_equal(json_array_size(list), 3);
+    long long id_run2 = 0;
+    size_t i;
+    json_t *row;
+    json_array_foreach(list, i, row)
+        if (json_integer_value(json_object_get(row, "run_id")) == run2)
+            id_run2 = json_integer_value(json_object_get(row, "approval_id"));
+    json_decref(list);
+    assert_true(id_run2 > 0);
+
+    /* By link token (here the whole link): answers as j, through the policy. */
+    char *args_tok[] = {"decide", lj, "approve", "--as", "alice", "--comment", "by phone", NULL};
+    out = run_cli(s, args_tok, 0);
+    assert_non_null(strstr(out, "approval is now pending")); /* policy all: k still to answer */
+    free(out);
+    out = run_cli(s, args_tok, 1); /* the link is used */
+    free(out);
+    /* By approval id: an administrator decides the whole approval. */
+    char id_text[32];
+    snprintf(id_text, sizeof id_text, "%lld", id_run2);
+    char *args_id[] = {"decide", id_text, "reject", "--comment", "not now", NULL};
+    out = run_cli(s, args_id, 0);
+    assert_non_null(strstr(out, "approval is now rejected"));
+    free(out);
+    assert_int_equal(wh_wait_run(s, run2, "succeeded", WAIT_MS), 0);
+    char outcome[32];
+    wh_step_outcome(s, run2, "ask", outcome, sizeof outcome);
+    assert_string_equal(outcome, "rejected");
+    char *args_bad[] = {"decide", "999999", "approve", NULL};
+    free(run_cli(s, args_bad, 4));
+    char *args_usage[] = {"decide", id_text, "maybe", NULL};
+    free(run_cli(s, args_usage, 2));
+
+    /* The page of j's link shows the terminal answer; run 1 still waits for k. */
+    char *page = get_page(lj, 200);
+    assert_non_null(strstr(page, "You approved this request"));
+    free(page);
+    out = run_cli(s, args_list, 0);
+    assert_non_null(strstr(out, "k@example.org"));
+    assert_null(strstr(out, "j@example.org"));
+    assert_null(strstr(out, "l@example.org"));
+    free(out);
+    wh_stop(s, SIGTERM);
+    free(lj);
+    free(wf);
+}
+
+/* ---- slow clients, per-address connections, TLS --------------------------- */
+
+static int connect_local(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    return fd;
+}
+
+/* 1 when the peer closed (EOF or reset) within timeout_ms. */
+static int closed_within(int fd, int timeout_ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    char buf[512];
+    for (int waited = 0; waited < timeout_ms; waited += 100) {
+        if (poll(&p, 1, 100) > 0) {
+            ssize_t n = recv(fd, buf, sizeof buf, 0);
+            if (n <= 0)
+                return 1;
+        }
+    }
+    return 0;
+}
+
+static void test_slow_client_and_limits(void **state)
+{
+    struct wh_server *s = *state;
+    wh_init(s, "web-limits", 0);
+    snprintf(s->extra_env[s->n_extra_env++], sizeof s->extra_env[0], "ASSENT_WEB_TIMEOUT_SECONDS=2");
+    snprintf(s->extra_env[s->n_extra_env++], sizeof s->extra_env[0], "ASSENT_WEB_PER_IP_CONNECTIONS=3");
+    wh_start(s, 0);
+
+    /* A client that trickles a header line every 300 ms never idles, yet the
+     * absolute deadline ends it. */
+    int slow = connect_local(s->port);
+    const char *start = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+    assert_int_equal(send(slow, start, strlen(start), MSG_NOSIGNAL), (ssize_t)strlen(start));
+    int closed = 0;
+    for (int i = 0; i < 60 && !closed; i++) {
+        char line[32];
+        snprintf(line, sizeof line, "X-Slow-%d: y\r\n", i);
+        if (send(slow, line, strlen(line), MSG_NOSIGNAL) < 0)
+            closed = 1;
+        else
+            closed = closed_within(slow, 300);
+    }
+    assert_true(closed);
+    close(slow);
+
+    /* Per-address connection limit: the fourth concurrent connection is refused. */
+    int held[3];
+    char buf[256];
+    const char *keep = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    for (int i = 0; i < 3; i++) {
+        /* One answered request each proves the server holds the connection. */
+        held[i] = connect_local(s->port);
+        assert_int_equal(send(held[i], keep, strlen(keep), MSG_NOSIGNAL), (ssize_t)strlen(keep));
+        struct pollfd hp = {.fd = held[i], .events = POLLIN};
+        assert_true(poll(&hp, 1, 10000) > 0);
+        assert_true(recv(held[i], buf, sizeof buf, 0) > 0);
+    }
+    int extra = connect_local(s->port);
+    const char *req = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    send(extra, req, strlen(req), MSG_NOSIGNAL);
+    struct pollfd p = {.fd = extra, .events = POLLIN};
+    assert_true(poll(&p, 1, 5000) > 0);
+    ssize_t n = recv(extra, buf, sizeof buf - 1, 0);
+    assert_true(n <= 0); /* closed without an answer */
+    close(extra);
+    for (int i = 0; i < 3; i++)
+        close(held[i]);
+    tu_sleep_ms(200);
+    char url[96];
+    snprintf(url, sizeof url, "%s/healthz", s->url);
+    assert_int_equal(wh_get("GET", url, NULL, NULL), 200);
+
+    /* Oversized request headers: refused by the server, not crashed on. */
+    struct tu_http_resp r;
+    char *huge = malloc(40 * 1024);
+    memcpy(huge, "X-Huge: ", 8);
+    memset(huge + 8, 'h', 40 * 1024 - 9);
+    huge[40 * 1024 - 1] = '\0';
+    char *hdrs[] = {huge, NULL};
+    tu_http("GET", url, hdrs, NULL, &r);
+    assert_true(r.status == 431 || r.status == 413 || r.status == 400);
+    tu_http_free(&r);
+    free(huge);
+    assert_int_equal(wh_get("GET", url, NULL, NULL), 200);
+
+    wh_stop(s, SIGTERM);
+    char *log = wh_log(s);
+    assert_non_null(strstr(log, "request deadline"));
+    free(log);
+}
+
+static void test_tls(void **state)
+{
+    struct wh_server *s = *state;
+    wh_init(s, "web-tls", 0);
+    char *certs = tu_path(s->dir, "certs");
+    char script[1024];
+    snprintf(script, sizeof script, "%s/tests/integration/smtp_test_server.py", tu_source_dir());
+    char *mk[] = {"/usr/bin/python3", script, "--make-certs", certs, NULL};
+    if (tu_run(mk, NULL, 60000, NULL, NULL) != 0) {
+        free(certs);
+        skip();
+    }
+    char *key = tu_path(certs, "server.key");
+    chmod(key, 0600);
+    snprintf(s->extra_env[s->n_extra_env++], sizeof s->extra_env[0], "ASSENT_TLS_CERT_FILE=%s/server.pem", certs);
+    snprintf(s->extra_env[s->n_extra_env++], sizeof s->extra_env[0], "ASSENT_TLS_KEY_FILE=%s", key);
+    snprintf(s->url, sizeof s->url, "https://127.0.0.1:%d", s->port);
+    snprintf(s->extra_env[s->n_extra_env++], sizeof s->extra_env[0], "ASSENT_PUBLIC_URL=%s", s->url);
+    wh_start(s, 0);
+    CURL *c = curl_easy_init();
+    char url[96], ca[1024];
+    snprintf(url, sizeof url, "%s/healthz", s->url);
+    snprintf(ca, sizeof ca, "%s/ca.pem", certs);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CAINFO, ca);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 20000L);
+    FILE *devnull = fopen("/dev/null", "w");
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, devnull);
+    assert_int_equal(curl_easy_perform(c), CURLE_OK);
+    long code = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    assert_int_equal(code, 200);
+    curl_easy_cleanup(c);
+    fclose(devnull);
+    /* Plain HTTP on the TLS port gets no page. */
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/healthz", s->port);
+    assert_true(wh_get("GET", url, NULL, NULL) != 200);
+    wh_stop(s, SIGTERM);
+    free(key);
+    free(certs);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_ALL);
@@ -449,6 +689,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rate_limit, wh_setup, wh_teardown),
         cmocka_unit_test_setup_teardown(test_all_and_sequential, wh_setup, wh_teardown),
         cmocka_unit_test_setup_teardown(test_reminders_expiry_restart, wh_setup, wh_teardown),
+        cmocka_unit_test_setup_teardown(test_cli_approvals_and_decide, wh_setup, wh_teardown),
+        cmocka_unit_test_setup_teardown(test_slow_client_and_limits, wh_setup, wh_teardown),
+        cmocka_unit_test_setup_teardown(test_tls, wh_setup, wh_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
