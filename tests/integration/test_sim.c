@@ -21,9 +21,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 
+#include "steps/m365_jwt.h"
 #include "tests/integration/sim_harness.h"
 
 static struct sim_harness H; /* the shared simulator: 300 users, seed 11 */
@@ -593,6 +595,44 @@ static void test_token_assertion(void **state)
         free(body);
         free(jwt);
     }
+    /* Assent's own client code (steps/m365_jwt.c) signs assertions the simulator accepts */
+    char *key_path = tu_path(dir, "key.pem");
+    BIO *kb = BIO_new(BIO_s_mem());
+    PEM_write_bio_PrivateKey(kb, cert.key, NULL, NULL, 0, NULL, NULL);
+    char *kdata;
+    long klen = BIO_get_mem_data(kb, &kdata);
+    char *ktext = strndup(kdata, (size_t)klen);
+    BIO_free(kb);
+    assert_int_equal(tu_write_file(key_path, ktext), 0);
+    chmod(key_path, 0600);
+    free(ktext);
+    struct m365_cert *mc = NULL;
+    struct as_err aerr = {0};
+    assert_int_equal(m365_cert_load(pem_path, key_path, &mc, &aerr), AS_OK);
+    const enum m365_jwt_alg algs[] = {M365_JWT_PS256, M365_JWT_RS256};
+    for (int k = 0; k < 2; k++) {
+        char *jwt = NULL;
+        assert_int_equal(m365_jwt_assertion(mc, algs[k], h.client_id, aud, (int64_t)time(NULL), 300,
+                                            &jwt, &aerr), AS_OK);
+        char *body = fmt("grant_type=client_credentials&client_id=%s&scope=https%%3A%%2F%%2F"
+                         "outlook.office365.com%%2F.default&client_assertion_type=urn%%3Aietf%%3A"
+                         "params%%3Aoauth%%3Aclient-assertion-type%%3Ajwt-bearer&client_assertion=%s",
+                         h.client_id, jwt);
+        char *url = fmt("%s/%s/oauth2/v2.0/token", h.url, h.tenant_id);
+        char *hdrs[] = {"Content-Type: application/x-www-form-urlencoded", NULL};
+        struct tu_http_resp r;
+        assert_int_equal(tu_http("POST", url, hdrs, body, &r), 0);
+        if (r.status != 200)
+            fprintf(stderr, "m365_jwt alg %d: %s\n", k, r.body);
+        assert_int_equal(r.status, 200);
+        tu_http_free(&r);
+        free(url);
+        free(body);
+        free(jwt);
+    }
+    m365_cert_free(mc);
+    free(key_path);
+
     /* malformed assertion */
     char *url = fmt("%s/%s/oauth2/v2.0/token", h.url, h.tenant_id);
     char *body = fmt("grant_type=client_credentials&client_id=%s&scope=https%%3A%%2F%%2F"
