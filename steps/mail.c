@@ -217,8 +217,11 @@ static enum as_code send_smtp(struct app *app, const struct prepared *p, const c
 static int64_t lease_ms(struct app *app)
 {
     /* Long enough for a slow but live send to finish: libESMTP's timeouts
-     * apply per phase (greeting, envelope, data, transfer, final reply). */
-    return 10000 + 6 * 1000 * config_int(app->cfg, "smtp_timeout_seconds");
+     * apply per phase (greeting, envelope, data, transfer, final reply);
+     * a Graph send is bounded by http_timeout_seconds. */
+    long long t = config_int(app->cfg, "smtp_timeout_seconds");
+    long long h = config_int(app->cfg, "http_timeout_seconds");
+    return 10000 + 6 * 1000 * (t > h ? t : h);
 }
 
 enum as_code mail_render(struct app *app, const struct mail_msg *msg, char **message_id,

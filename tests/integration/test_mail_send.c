@@ -24,6 +24,7 @@
 #include "engine/app.h"
 #include "engine/config.h"
 #include "steps/mail.h"
+#include "tests/integration/sim_harness.h"
 
 /* assert_int_equal that shows the error message when the code differs. */
 #define ASSERT_RC(call, expect)                                                   \
@@ -799,6 +800,82 @@ static void test_email_step_end_to_end(void **state)
     free(db);
 }
 
+/* The Graph transport: sendMail as the sender's mailbox on the simulator. */
+static void test_graph_transport(void **state)
+{
+    (void)state;
+    struct sim_harness h;
+    assert_int_equal(sim_harness_start(&h, 5, 7, NULL), 0);
+    json_t *st = sim_harness_state(&h);
+    const char *sender = NULL;
+    size_t i;
+    json_t *u;
+    json_array_foreach(json_object_get(st, "users"), i, u)
+    {
+        if (json_is_object(json_object_get(u, "mailbox")) && !sender)
+            sender = json_string_value(json_object_get(u, "userPrincipalName"));
+    }
+    assert_non_null(sender);
+    char from[300];
+    snprintf(from, sizeof from, "Assent Bot <%s>", sender);
+
+    struct env e;
+    env_open(&e, "graph", NULL);
+    const char *kv[][2] = {{"tenant_id", h.tenant_id}, {"client_id", h.client_id},
+                           {"client_secret_file", h.secret_path}, {"login_url", h.url},
+                           {"graph_url", h.url}, {"exchange_url", h.url},
+                           {"http_timeout_seconds", "5"}, {"m365_backoff_initial_ms", "10"},
+                           {"mail_from", from}};
+    for (size_t k = 0; k < sizeof kv / sizeof kv[0]; k++)
+        env_set(&e, kv[k][0], kv[k][1]);
+    const char *to[] = {"Zoë <zoe@example.org>", NULL};
+    const char *cc[] = {"audit@example.org", NULL};
+    struct mail_msg m = {.to = to, .cc = cc, .subject = "Über Graph", .text = "text",
+                         .html = "<p>html</p>", .idempotency_key = "graph:1",
+                         .reply_to = "help@example.org"};
+    json_t *res = NULL;
+    struct as_err err = {0};
+    ASSERT_RC(mail_send(&e.app, &m, &res, &err), AS_OK);
+    assert_string_equal(json_string_value(json_object_get(res, "transport")), "graph");
+    assert_int_equal(json_integer_value(json_object_get(rcpt(res, 0), "code")), 202);
+    assert_int_equal(json_array_size(json_object_get(res, "recipients")), 2);
+    char id[128];
+    expected_id("graph:1", strchr(sender, '@') + 1, id, sizeof id);
+    assert_string_equal(json_string_value(json_object_get(res, "message_id")), id);
+    json_decref(res);
+
+    /* What the service received. */
+    json_decref(st);
+    st = sim_harness_state(&h);
+    json_t *sent = json_object_get(st, "sent_mail");
+    assert_int_equal(json_array_size(sent), 1);
+    json_t *msg = json_object_get(json_array_get(sent, 0), "message");
+    assert_string_equal(json_string_value(json_object_get(msg, "subject")), "Über Graph");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(msg, "body"), "contentType")), "HTML");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(msg, "body"), "content")), "<p>html</p>");
+    json_t *ea = json_object_get(json_array_get(json_object_get(msg, "toRecipients"), 0), "emailAddress");
+    assert_string_equal(json_string_value(json_object_get(ea, "address")), "zoe@example.org");
+    assert_string_equal(json_string_value(json_object_get(ea, "name")), "Zoë");
+    assert_string_equal(json_string_value(json_object_get(msg, "internetMessageId")), id);
+    assert_true(json_is_false(json_object_get(json_array_get(sent, 0), "saveToSentItems")));
+
+    /* The same key again sends nothing; an unknown mailbox fails for good. */
+    res = NULL;
+    ASSERT_RC(mail_send(&e.app, &m, &res, &err), AS_OK);
+    assert_true(json_is_true(json_object_get(res, "deduplicated")));
+    json_decref(res);
+    m.from = "ghost@example.org";
+    m.idempotency_key = "graph:2";
+    res = NULL;
+    ASSERT_RC(mail_send(&e.app, &m, &res, &err), AS_EPERMANENT);
+    json_decref(st);
+    st = sim_harness_state(&h);
+    assert_int_equal(json_array_size(json_object_get(st, "sent_mail")), 1);
+    json_decref(st);
+    env_close(&e);
+    assert_int_equal(sim_harness_stop(&h), 0);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -846,6 +923,7 @@ int main(void)
         cmocka_unit_test_setup(test_file_transport, test_setup),
         cmocka_unit_test_setup(test_bad_input, test_setup),
         cmocka_unit_test_setup(test_email_step_end_to_end, test_setup),
+        cmocka_unit_test_setup(test_graph_transport, test_setup),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
