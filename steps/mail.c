@@ -30,7 +30,10 @@
 #include "steps/mail_file.h"
 #include "steps/mail_graph.h"
 #include "steps/mail_mime.h"
+#include "engine/secret_file.h"
+#include "steps/m365.h"
 #include "steps/mail_smtp.h"
+#include "steps/mail_tls_relay.h"
 
 #define MAX_CRASH_RESENDS 3
 #define MAX_ADDRESSES 500
@@ -376,4 +379,55 @@ out:
     prepared_clear(&p);
     free(text);
     return rc;
+}
+
+enum as_code mail_config_check(const struct config *cfg, struct as_err *err)
+{
+    enum as_code rc;
+    struct mail_addr from;
+    const char *transport = config_str(cfg, "mail_transport");
+    if ((rc = mail_addr_parse(config_str(cfg, "mail_from"), &from, err))) {
+        as_err_prefix(err, "mail_from");
+        return rc;
+    }
+    mail_addr_clear(&from);
+    if (strcmp(transport, "file") == 0) {
+        if (!*config_str(cfg, "mail_dir"))
+            return as_errf(err, AS_EINVAL, "mail_dir is empty (mail_transport is file)");
+        return AS_OK;
+    }
+    if (strcmp(transport, "graph") == 0) {
+        struct m365 *m = NULL;
+        rc = m365_new(cfg, &m, err);
+        m365_free(m);
+        if (rc)
+            as_err_prefix(err, "mail_transport graph");
+        return rc;
+    }
+    struct mail_smtp_url url;
+    if ((rc = mail_smtp_parse_url(config_str(cfg, "smtp_url"), &url, err)))
+        return rc;
+    const char *user = config_str(cfg, "smtp_user");
+    if (*user) {
+        const char *pw = config_str(cfg, "smtp_password_file");
+        char *secret = NULL;
+        if (!*pw)
+            return as_errf(err, AS_EINVAL, "smtp_user is set but smtp_password_file is not");
+        if ((rc = secret_file_read(pw, 4096, 1, &secret, NULL, err)))
+            return rc;
+        secret_free(secret);
+        if (url.tls == MAIL_SMTP_PLAIN && strcmp(url.host, "localhost") != 0 &&
+            strncmp(url.host, "127.", 4) != 0 && strcmp(url.host, "::1") != 0)
+            return as_errf(err, AS_EINVAL,
+                           "smtp_user with smtp:// would send the password in clear; use "
+                           "smtp+starttls:// or smtps://");
+    }
+    const char *ca = config_str(cfg, "smtp_ca_file");
+    if (*ca) {
+        SSL_CTX *ctx = NULL;
+        if ((rc = mail_tls_client_ctx(url.host, ca, 1, &ctx, err)))
+            return rc;
+        SSL_CTX_free(ctx);
+    }
+    return AS_OK;
 }

@@ -2,8 +2,12 @@
  * tested against a real server in tests/integration/test_mail_send.c). */
 #include "tests/testutil.h"
 
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "engine/config.h"
+#include "steps/mail.h"
 #include "steps/mail_smtp.h"
 
 static void test_good_urls(void **state)
@@ -67,11 +71,64 @@ static void test_bad_urls(void **state)
     assert_null(strstr(err.msg, "hunter2"));
 }
 
+static void set(struct config *cfg, const char *k, const char *v)
+{
+    struct as_err err = {0};
+    assert_int_equal(config_set(cfg, k, v, &err), AS_OK);
+}
+
+static void check_cfg(struct config *cfg, enum as_code want, const char *says)
+{
+    struct as_err err = {0};
+    enum as_code rc = mail_config_check(cfg, &err);
+    if (rc != want || (says && !strstr(err.msg, says)))
+        fail_msg("mail_config_check: %d \"%s\", wanted %d with \"%s\"", rc, err.msg, want,
+                 says ? says : "");
+}
+
+static void test_config_check(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir("mailcfg");
+    char *pw = tu_path(dir, "pw"), *ca = tu_path(dir, "nope.pem");
+    struct config *cfg = config_defaults();
+    check_cfg(cfg, AS_OK, NULL); /* the defaults: file transport */
+    set(cfg, "mail_from", "not an address");
+    check_cfg(cfg, AS_EINVAL, "mail_from");
+    set(cfg, "mail_from", "Assent <assent@example.org>");
+    set(cfg, "mail_transport", "smtp");
+    set(cfg, "smtp_url", "smtp+starttls://smtp.example.org");
+    check_cfg(cfg, AS_OK, NULL);
+    set(cfg, "smtp_url", "smtp:/smtp.example.org");
+    check_cfg(cfg, AS_EINVAL, "unknown scheme");
+    set(cfg, "smtp_url", "smtp+starttls://smtp.example.org:587");
+    set(cfg, "smtp_user", "mailer");
+    check_cfg(cfg, AS_EINVAL, "smtp_password_file");
+    assert_int_equal(tu_write_file(pw, "secret\n"), 0);
+    assert_int_equal(chmod(pw, 0644), 0);
+    set(cfg, "smtp_password_file", pw);
+    check_cfg(cfg, AS_EINVAL, "chmod 600");
+    assert_int_equal(chmod(pw, 0600), 0);
+    check_cfg(cfg, AS_OK, NULL);
+    set(cfg, "smtp_url", "smtp://smtp.example.org");
+    check_cfg(cfg, AS_EINVAL, "in clear");
+    set(cfg, "smtp_url", "smtp://127.0.0.1:2525");
+    check_cfg(cfg, AS_OK, NULL);
+    set(cfg, "smtp_ca_file", ca);
+    check_cfg(cfg, AS_EINVAL, "smtp_ca_file");
+    config_free(cfg);
+    tu_rmrf(dir);
+    free(pw);
+    free(ca);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good_urls),
         cmocka_unit_test(test_bad_urls),
+        cmocka_unit_test(test_config_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
