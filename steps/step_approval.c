@@ -156,9 +156,12 @@ static int parse_spec(struct step_ctx *ctx, struct approval_spec *s, struct as_e
     v = opt(p, "request");
     if (v && !json_is_object(v))
         return as_errf(err, AS_EINVAL, "request must be an object"), -1;
-    s->request = v ? json_incref((json_t *)v)
-                   : json_pack("{s:s, s:O}", "subject", s->subject, "details",
-                               s->details ? s->details : json_object());
+    if (v)
+        s->request = json_incref((json_t *)v);
+    else if (s->details)
+        s->request = json_pack("{s:s, s:O}", "subject", s->subject, "details", s->details);
+    else
+        s->request = json_pack("{s:s, s:{}}", "subject", s->subject, "details");
     if (!s->request)
         return as_errf(err, AS_ENOMEM, "out of memory"), -1;
     if (token_request_hash(s->request, s->request_hash, &s->request_json, err) != AS_OK)

@@ -534,6 +534,29 @@ static void test_cli_approvals_and_decide(void **state)
     assert_null(strstr(out, "j@example.org"));
     assert_null(strstr(out, "l@example.org"));
     free(out);
+
+    /* Cancelling the run closes every link: the page says withdrawn (410). */
+    char *lk = NULL;
+    assert_int_equal(wh_wait_mail(s, "k@example.org", "Approval requested", 1, WAIT_MS, &lk), 1);
+    page = get_page(lk, 200);
+    char *csrf = wh_csrf(page);
+    free(page);
+    char run_text[32];
+    snprintf(run_text, sizeof run_text, "%lld", (long long)run1);
+    char *args_cancel[] = {"cancel", run_text, NULL};
+    free(run_cli(s, args_cancel, 0));
+    page = get_page(lk, 410);
+    assert_non_null(strstr(page, "withdrawn"));
+    assert_null(strstr(page, "<form"));
+    free(page);
+    char *body = form_body(csrf, "approve", "");
+    assert_int_equal(wh_post(lk, body, NULL, NULL), 410);
+    free(body);
+    free(csrf);
+    out = run_cli(s, args_list, 0);
+    assert_null(strstr(out, "k@example.org"));
+    free(out);
+    free(lk);
     wh_stop(s, SIGTERM);
     free(lj);
     free(wf);
