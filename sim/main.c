@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -31,7 +32,7 @@ static void usage(FILE *f)
           "        [--generate N [--seed S] [--now ISO] [--domain D] [--app-id GUID]\n"
           "         [--app-secret-file F] [--app-cert PEM]]\n"
           "        [--token-lifetime SECONDS] [--threads N] [--port-file FILE]\n"
-          "        [--mail-dir DIR]\n"
+          "        [--mail-dir DIR] [--exit-with-parent]\n"
           "  assent-tenant-sim generate --users N --seed S --out FILE.json [--now ISO]\n"
           "        [--domain D] [--app-id GUID] [--app-secret-file F] [--app-cert PEM]\n"
           "\n"
@@ -52,6 +53,7 @@ struct opts {
     int64_t seed, fault_seed, token_lifetime, threads;
     const char *now, *domain, *app_id, *app_secret_file, *app_cert;
     int generate_cmd;
+    int exit_with_parent;
 };
 
 static int need(int argc, char **argv, int i)
@@ -92,6 +94,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             exit(0);
+        }
+        if (!strcmp(a, "--exit-with-parent")) {
+            o->exit_with_parent = 1;
+            continue;
         }
         if (need(argc, argv, i) != 0)
             return -1;
@@ -334,6 +340,14 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
+    if (o.exit_with_parent) {
+        /* a test that dies without stopping us must not leave us running */
+        pid_t parent = getppid();
+        if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent || parent == 1) {
+            fprintf(stderr, "assent-tenant-sim: --exit-with-parent: the parent is gone\n");
+            goto out;
+        }
+    }
 
     struct sim_server_opts so = {host, port, (int)o.threads};
     int bound = 0;

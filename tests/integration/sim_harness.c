@@ -38,6 +38,7 @@ static int launch(struct sim_harness *h, char *const extra_args[])
     argv[n++] = h->state_path;
     argv[n++] = "--port-file";
     argv[n++] = port_path;
+    argv[n++] = "--exit-with-parent"; /* no orphan when a failed assertion skips the stop */
     for (size_t i = 0; extra_args && extra_args[i] && n < 62; i++)
         argv[n++] = extra_args[i];
     argv[n] = NULL;
