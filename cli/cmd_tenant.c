@@ -521,12 +521,14 @@ struct plan_run {
     const struct wf_step *cas_steps[16];
     size_t n_cas;
     long rows, commands, compliant, no_mailbox, refused, unresolved;
+    char unresolved_why[600];
     int failed;
     struct as_err err;
 };
 
-/* The run input a trigger would build from a row: its non-null keys plus
- * user and upn, with the workflow's input defaults applied when they fit. */
+/* The run input a trigger would build from a row (engine/trigger.c): the
+ * row's non-null keys the workflow declares, plus user and upn, with the
+ * workflow's input defaults applied when the result is a valid input. */
 static json_t *plan_input(const struct workflow *wf, const json_t *row)
 {
     json_t *input = json_object();
@@ -536,21 +538,22 @@ static json_t *plan_input(const struct workflow *wf, const json_t *row)
         return NULL;
     json_object_foreach((json_t *)row, key, v)
     {
-        if (!json_is_null(v))
-            json_object_set(input, key, v);
+        if (json_is_null(v) || (wf->input && !json_object_get(wf->input, key)))
+            continue;
+        json_object_set(input, key, v);
     }
     json_t *upn = json_object_get(row, "upn");
-    if (upn) {
+    if (upn && (!wf->input || json_object_get(wf->input, "user")))
         json_object_set(input, "user", upn);
+    if (upn && (!wf->input || json_object_get(wf->input, "upn")))
         json_object_set(input, "upn", upn);
-    }
     json_t *prepared = NULL;
     struct as_err e = {0};
     if (wf_input_prepare(wf, input, &prepared, &e) == AS_OK) {
         json_decref(input);
         return prepared;
     }
-    return input; /* e.g. required inputs that only a trigger supplies: plan anyway */
+    return input; /* e.g. required inputs only a KPI trigger supplies: plan anyway */
 }
 
 static int plan_row(const json_t *row, void *ud)
@@ -589,7 +592,9 @@ static int plan_row(const json_t *row, void *ud)
         json_t *params = NULL;
         struct as_err e = {0};
         if (tmpl_resolve(st->params, scope, &params, &e) != AS_OK) {
-            printf("# %s: step %s: cannot resolve its parameters here (%s)\n", upn, st->name, e.msg);
+            if (!p->unresolved_why[0])
+                snprintf(p->unresolved_why, sizeof p->unresolved_why, "step %s: %s", st->name,
+                         e.msg);
             p->unresolved++;
             compliant = 0;
             continue;
@@ -599,7 +604,12 @@ static int plan_row(const json_t *row, void *ud)
             identity = upn; /* e.g. taken from an earlier step's output at run time */
         json_t *settings = json_object_get(params, "settings");
         if (!json_is_object(settings)) {
-            printf("# %s: step %s: settings are decided at run time\n", upn, st->name);
+            if (!p->unresolved_why[0])
+                snprintf(p->unresolved_why, sizeof p->unresolved_why,
+                         "step %s takes its settings from the run (%s)", st->name,
+                         json_is_string(json_object_get(st->params, "settings"))
+                             ? json_string_value(json_object_get(st->params, "settings"))
+                             : "not an object");
             p->unresolved++;
             compliant = 0;
             json_decref(params);
@@ -641,6 +651,12 @@ static int plan_row(const json_t *row, void *ud)
     return 0;
 }
 
+/* kpi_eval hands each row the KPI finds (with cas_settings, cas_expect, ...). */
+static int plan_kpi_row(void *ud, json_t *row)
+{
+    return plan_row(row, ud);
+}
+
 /* manage_transport steps: compare with the synced organisation settings. */
 static void plan_transport(struct plan_run *p, const json_t *org)
 {
@@ -678,17 +694,20 @@ static void plan_transport(struct plan_run *p, const json_t *org)
 static void plan_usage(FILE *f)
 {
     fprintf(f,
-            "usage: assent plan WORKFLOW [--where EXPR | --kpi NAME]\n\n"
-            "Print, for the users of the last sync (filtered by --where, an expression over the\n"
-            "report row), the exact changes WORKFLOW's manage_cas and manage_transport steps would\n"
-            "make, as a PowerShell script for Exchange Online.  Only settings that differ from\n"
-            "the synced state are listed.  Nothing is changed.\n");
+            "usage: assent plan WORKFLOW [--kpi NAME] [--where EXPR]\n\n"
+            "Print, for the users of the last sync, the exact changes WORKFLOW's manage_cas and\n"
+            "manage_transport steps would make, as a PowerShell script for Exchange Online.\n"
+            "  --kpi NAME    the users KPI NAME finds, with the settings it computes for each\n"
+            "                (what `assent trigger` would start runs for; exempt users left out)\n"
+            "  --where EXPR  only rows where EXPR (over the report row) is true\n"
+            "Only settings that differ from the synced state are listed.  Nothing is changed.\n");
 }
 
 int cmd_plan(struct cli *cli, int argc, char **argv)
 {
     const char *path = NULL, *where = NULL, *kpi = NULL;
     struct plan_run p = {.cli = cli};
+    struct kpi *k = NULL;
     struct diag_list diags = {0};
     json_t *last = NULL, *org = NULL;
     int rc = EXIT_OK;
@@ -714,9 +733,6 @@ int cmd_plan(struct cli *cli, int argc, char **argv)
         plan_usage(stderr);
         return EXIT_USAGE;
     }
-    if (kpi)
-        return cli_error(EXIT_USAGE, "plan",
-                         "--kpi is not available in this build; use --where with the KPI's filter");
     if (where && expr_compile(where, &p.where, &p.err) != AS_OK)
         return cli_error(EXIT_USAGE, "plan", "--where: %s", p.err.msg);
     if (wf_load_file(path, &p.wf, &diags, &p.err) != AS_OK) {
@@ -750,6 +766,17 @@ int cmd_plan(struct cli *cli, int argc, char **argv)
         rc = cli_error(EXIT_NOTFOUND, "plan", "no tenant data yet: run `assent sync` first");
         goto out;
     }
+    if (kpi) {
+        if (kpi_load(&cli->app, kpi, &k, &p.err) != AS_OK) {
+            rc = cli_error(p.err.code == AS_ENOTFOUND ? EXIT_NOTFOUND : EXIT_FAIL, "plan", "%s",
+                           p.err.msg);
+            goto out;
+        }
+        if (strcmp(k->report, "users") != 0) {
+            rc = cli_error(EXIT_USAGE, "plan", "KPI %s reports %s, not users", kpi, k->report);
+            goto out;
+        }
+    }
     char now[40];
     time_format_iso(time_now_ms(), now, sizeof now);
     printf("# Assent plan for workflow \"%s\" version %s (sha256 %.12s), generated %s\n",
@@ -763,18 +790,30 @@ int cmd_plan(struct cli *cli, int argc, char **argv)
            where ? " Filter: " : "", where ? where : "");
     printf("# Only settings that differ from that state are listed. Nothing has been changed.\n"
            "# To apply by hand: Connect-ExchangeOnline, then run the lines below.\n");
+    if (kpi)
+        printf("# Users: the rows KPI \"%s\" finds (exempt users left out).\n", kpi);
     plan_transport(&p, org);
     if (p.n_cas) {
-        enum as_code dbrc = db_tenant_users_foreach(cli->app.db, plan_row, &p, &p.err);
-        if (dbrc) {
-            rc = cli_error(EXIT_DB, "plan", "%s", p.err.msg);
-            goto out;
+        enum as_code dbrc;
+        if (k) {
+            struct kpi_result kres = {0};
+            dbrc = kpi_eval(&cli->app, k, time_now_ms(), NULL, plan_kpi_row, &p, &kres, &p.err);
+            kpi_result_clear(&kres);
+        } else {
+            dbrc = db_tenant_users_foreach(cli->app.db, plan_row, &p, &p.err);
         }
         if (p.failed) {
             rc = cli_error(EXIT_FAIL, "plan", "%s", p.err.msg);
             goto out;
         }
+        if (dbrc) {
+            rc = cli_error(dbrc == AS_EDB ? EXIT_DB : EXIT_FAIL, "plan", "%s", p.err.msg);
+            goto out;
+        }
     }
+    if (p.unresolved)
+        printf("# %ld user(s) not planned: %s%s\n", p.unresolved, p.unresolved_why,
+               kpi ? "" : "; with --kpi NAME the KPI supplies per-user settings");
     printf("# %ld command(s); %ld user(s) considered, %ld already as requested, %ld without a "
            "mailbox%s\n",
            p.commands, p.rows, p.compliant, p.no_mailbox, p.refused ? ", some refused (see comments)" : "");
@@ -782,6 +821,7 @@ out:
     json_decref(last);
     json_decref(org);
     diag_free(&diags);
+    kpi_free(k);
     wf_free(p.wf);
     expr_free(p.where);
     return rc;

@@ -353,6 +353,63 @@ static void test_plan_changes_nothing(void **state)
     free(out);
     free(err);
 
+    /* --kpi: the KPI's rows carry the per-user settings (cas_settings). */
+    char *kpi = tu_path(g_dir, "kpi.json");
+    char *kwf = tu_path(g_dir, "kpiwf.json");
+    tu_write_file(kpi, "{\"name\": \"legacy-test\", \"report\": \"users\", \"filter\": "
+                       "\"pop_enabled || imap_enabled || smtp_client_auth_disabled == false\", "
+                       "\"protocols\": [\"pop\", \"imap\", \"smtp\"]}");
+    tu_write_file(kwf, "{\"name\": \"kpi-wf\", \"version\": \"1\", \"input\": {"
+                       "\"user\": {\"type\": \"string\", \"required\": true},"
+                       "\"cas_settings\": {\"type\": \"object\", \"required\": true}},"
+                       "\"steps\": {\"d\": {\"type\": \"manage_cas\", \"params\": {"
+                       "\"identity\": \"${input.user}\", \"settings\": \"${input.cas_settings}\"}}}}");
+    assert_int_equal(assent(&out, &err, "kpi", "create", "--from", kpi, NULL), 0);
+    free(out);
+    free(err);
+    assert_int_equal(assent(&out, &err, "plan", kwf, "--kpi", "legacy-test", NULL), 0);
+    st = mt_sim_state(&g_sim);
+    want = got = 0;
+    json_array_foreach(json_object_get(st, "users"), i, u)
+    {
+        json_t *mbx = json_object_get(u, "mailbox");
+        if (!json_is_object(mbx))
+            continue;
+        int pop = json_is_true(json_object_get(mbx, "PopEnabled"));
+        int imap = json_is_true(json_object_get(mbx, "ImapEnabled"));
+        json_t *sm = json_object_get(mbx, "SmtpClientAuthenticationDisabled");
+        int smtp = json_is_boolean(sm) ? json_is_false(sm)
+                                       : !json_is_true(json_object_get(
+                                             json_object_get(st, "transport_config"),
+                                             "SmtpClientAuthenticationDisabled"));
+        if (!pop && !imap && !smtp)
+            continue;
+        want++;
+        char *q = m365_ps_quote(json_string_value(json_object_get(u, "userPrincipalName")));
+        char line[512];
+        snprintf(line, sizeof line, "\nSet-CASMailbox -Identity %s ", q);
+        free(q);
+        char *p = strstr(out, line);
+        assert_non_null(p);
+        char *eol = strchr(p + 1, '\n');
+        *eol = '\0';
+        assert_int_equal(strstr(p, "-PopEnabled $false") != NULL, pop);
+        assert_int_equal(strstr(p, "-ImapEnabled $false") != NULL, imap);
+        assert_int_equal(strstr(p, "-SmtpClientAuthenticationDisabled $true") != NULL, smtp);
+        *eol = '\n';
+    }
+    for (char *p = out; (p = strstr(p, "\nSet-CASMailbox ")); p++)
+        got++;
+    assert_int_equal(got, want);
+    json_decref(st);
+    free(out);
+    free(err);
+    free(kpi);
+    free(kwf);
+    assert_int_equal(assent(&out, &err, "plan", g_wf, "--kpi", "no-such-kpi", NULL), 4);
+    free(out);
+    free(err);
+
     /* A workflow without Exchange steps has nothing to plan. */
     char *other = tu_path(g_dir, "log.json");
     tu_write_file(other, "{\"name\":\"x\",\"version\":\"1\",\"steps\":{\"a\":{\"type\":\"log\",\"params\":{\"message\":\"hi\"}}}}");

@@ -1,9 +1,10 @@
 # m365.cmake - the Microsoft 365 client and tenant commands against the
 # tenant simulator over real HTTP.
-#  - unit.m365_client (tests/unit/test_m365_client.c) needs the simulator built.
+#  - unit.m365_client and unit.m365_steps (tests/unit/) need the simulator built.
 #  - integration.m365: `assent sync`, `report`, `plan`, a manage_cas run, partial
 #    syncs and removals, with the real `assent` binary (tests/integration/it_m365.c).
 add_dependencies(test_m365_client assent-tenant-sim)
+add_dependencies(test_m365_steps assent-tenant-sim)
 add_executable(it_m365 ${CMAKE_CURRENT_LIST_DIR}/it_m365.c)
 target_link_libraries(it_m365 PRIVATE assent_testlib)
 add_dependencies(it_m365 assent assent-tenant-sim)
