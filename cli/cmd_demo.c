@@ -50,6 +50,7 @@
 
 #define DEMO_USERS 50
 #define SIM_START_MS 15000
+#define DEMO_SCHEDULE "*/3 * * * *"
 
 struct demo {
     char dir[PATH_MAX];
@@ -399,6 +400,10 @@ static int create_kpi(struct cli *cli, struct demo *d, const char *file)
         json_object_set_new(trig, "workflow", json_string(wf));
         json_object_set_new(trig, "input", json_pack("{s:[s], s:[s], s:s}", "approvers", owner,
                                                      "escalate_to", security, "contact", desk));
+        /* Show the scheduler too: re-sync and re-evaluate every few minutes,
+         * so the trend goes down as changes are approved. */
+        json_object_set_new(in, "schedule", json_pack("{s:s, s:s, s:b}", "cron", DEMO_SCHEDULE,
+                                                      "timezone", "UTC", "sync", 1));
     }
     struct as_err err = {0};
     int rc = -1;
@@ -628,8 +633,11 @@ int cmd_demo(struct cli *cli, int argc, char **argv)
            "  are off.  A rejection records an exception (`assent exception list --db %s`).\n"
            "\n"
            "  Emails are also files in %s; runs: `assent runs --db %s`.\n"
+           "  Every 3 minutes the scheduler syncs the tenant again and re-evaluates\n"
+           "  legacy-enabled (nobody gets a second run): `assent kpi show legacy-enabled --db %s`\n"
+           "  draws its trend.\n"
            "  Ctrl-C stops everything.\n",
-           config_str(cli->app.cfg, "listen"), pub, d.db, d.mail_dir, d.db);
+           config_str(cli->app.cfg, "listen"), pub, d.db, d.mail_dir, d.db, d.db);
     fflush(stdout);
     int sig = 0;
     while (sigwait(&sigs, &sig) != 0)

@@ -109,7 +109,7 @@ json_t *kpi_protocols_json(unsigned mask)
 static const char *const def_keys[] = {"name", "description", "report", "filter", "protocols",
                                        "group_by", "schedule", "trigger", NULL};
 static const char *const trigger_keys[] = {"workflow", "input", "max_open", NULL};
-static const char *const schedule_keys[] = {"cron", "timezone", NULL};
+static const char *const schedule_keys[] = {"cron", "timezone", "sync", NULL};
 
 static int key_known(const char *const *keys, const char *k)
 {
@@ -209,8 +209,12 @@ enum as_code kpi_def_normalize(const json_t *in, json_t **out, struct as_err *er
         json_object_foreach(sched, key, val)
         {
             if (!key_known(schedule_keys, key))
-                DEF_ERR("kpi \"%s\": schedule: unknown key \"%s\" (known: cron, timezone)", name, key);
+                DEF_ERR("kpi \"%s\": schedule: unknown key \"%s\" (known: cron, timezone, sync)", name,
+                        key);
         }
+        json_t *jsync = json_object_get(sched, "sync");
+        if (jsync && !json_is_boolean(jsync))
+            DEF_ERR("kpi \"%s\": schedule.sync must be true or false", name);
         const char *cron_text = json_string_value(json_object_get(sched, "cron"));
         json_t *jtz = json_object_get(sched, "timezone");
         if (jtz && !json_is_string(jtz))

@@ -16,6 +16,8 @@
 #include "engine/timeutil.h"
 #include "engine/trigger.h"
 #include "engine/tz.h"
+#include "steps/m365.h"
+#include "steps/tenant_sync.h"
 
 /* Look at the schedules at least this often (KPIs changed elsewhere). */
 #define POLL_MS 30000
@@ -34,6 +36,23 @@ static struct {
  * before it belong to a process that died. */
 static int64_t boot_ms;
 
+/* `assent sync` before a KPI whose schedule asks for it. */
+static enum as_code sync_tenant(struct app *app, const char *name, struct as_err *err)
+{
+    struct m365 *m = NULL;
+    struct tenant_sync_result res = {0};
+    enum as_code rc = m365_new(app->cfg, &m, err);
+    if (!rc)
+        rc = tenant_sync_run(app, m, NULL, &res, err);
+    if (rc)
+        as_err_prefix(err, "sync before kpi %s", name);
+    else
+        LOG_INFO("scheduler", "kpi %s: tenant synced (%s, %ld users)", name, res.status, res.users);
+    tenant_sync_result_free(&res);
+    m365_free(m);
+    return rc;
+}
+
 /* Evaluate (and trigger) one KPI for schedule run `run_id`, then close the run. */
 static void fire(struct app *app, const char *name, int64_t run_id, int64_t now)
 {
@@ -43,6 +62,13 @@ static void fire(struct app *app, const char *name, int64_t run_id, int64_t now)
     enum as_code rc = kpi_load(app, name, &k, &err);
     if (rc)
         goto done;
+    if (json_is_true(json_object_get(json_object_get(k->def, "schedule"), "sync"))) {
+        /* Judge fresh data: a stale sync would start runs for users whose
+         * protocols are off already.  No trigger when the sync fails. */
+        rc = sync_tenant(app, name, &err);
+        if (rc)
+            goto done;
+    }
     if (k->trigger) {
         char trig[128];
         snprintf(trig, sizeof trig, "schedule:%s", name);

@@ -8,9 +8,11 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "db/db.h"
 #include "db/db_kpi.h"
+#include "db/db_tenant.h"
 #include "engine/app.h"
 #include "engine/config.h"
 #include "engine/kpi.h"
@@ -608,6 +610,89 @@ static void test_scheduler_catch_up(void **state)
     scheduler_stop();
 }
 
+/* Users in the tenant tables as `assent sync` leaves them: POP on for even i. */
+static void sync_users(struct app *app, int n)
+{
+    struct as_err err = {0};
+    struct db_conn *c;
+    int64_t sync_id = 0, now = time_now_ms();
+    assert_int_equal(db_tenant_sync_start(app->db, now, &sync_id, &err), AS_OK);
+    assert_int_equal(db_write_begin(app->db, &c, &err), AS_OK);
+    for (int i = 0; i < n; i++) {
+        char id[64], upn[64];
+        snprintf(id, sizeof id, "00000000-0000-0000-0000-%012d", i);
+        snprintf(upn, sizeof upn, "u%02d@example.com", i);
+        json_t *u = json_pack("{s:s, s:s, s:s, s:b}", "id", id, "userPrincipalName", upn,
+                              "displayName", upn, "accountEnabled", 1);
+        json_t *m = json_pack("{s:s, s:s, s:b, s:b, s:b, s:b, s:b}", "ExternalDirectoryObjectId", id,
+                              "PrimarySmtpAddress", upn, "PopEnabled", i % 2 == 0, "ImapEnabled", 0,
+                              "EwsEnabled", 1, "ActiveSyncEnabled", 1,
+                              "SmtpClientAuthenticationDisabled", 1);
+        int matched = 0;
+        assert_int_equal(db_tenant_user_put(c, sync_id, now, u, &err), AS_OK);
+        assert_int_equal(db_tenant_cas_put(c, sync_id, now, m, &matched, &err), AS_OK);
+        assert_int_equal(matched, 1);
+        json_decref(u);
+        json_decref(m);
+    }
+    assert_int_equal(db_write_commit(app->db, &err), AS_OK);
+    assert_int_equal(db_tenant_sync_finish(app->db, sync_id, now, "ok", NULL, NULL, &err), AS_OK);
+}
+
+/* A scheduled KPI with a trigger starts the workflow for its rows from the
+ * synced tenant, once per user, and records the value. */
+static void test_scheduled_trigger(void **state)
+{
+    struct fixture *f = *state;
+    struct as_err err = {0};
+    sync_users(&f->app, 10);
+    char *wf = tu_path(f->dir, "wf.json");
+    assert_int_equal(tu_write_file(wf, workflow_text), 0);
+    char def[1024];
+    snprintf(def, sizeof def,
+             "{\"name\":\"pop\",\"report\":\"users\",\"filter\":\"pop_enabled\","
+             "\"protocols\":[\"pop\"],\"schedule\":{\"cron\":\"*/10 * * * *\",\"timezone\":\"UTC\"},"
+             "\"trigger\":{\"workflow\":\"%s\",\"input\":{\"approvers\":[\"o@example.com\"]}}}",
+             wf);
+    int64_t created = 0, id = 0;
+    assert_int_equal(time_parse_iso("2026-03-01T08:05:00Z", &created), AS_OK);
+    assert_int_equal(db_kpi_put(f->app.db, "pop", "users", def, "*/10 * * * *", "UTC", 0, created,
+                                &id, &err), AS_OK);
+    int fired = 0;
+    assert_int_equal(scheduler_run_due(&f->app, created + 6 * 60000, &fired, NULL, &err), AS_OK);
+    assert_int_equal(fired, 1);
+    int64_t open = 0;
+    assert_int_equal(db_kpi_open_runs(f->app.db, "kpi-test", &open, &err), AS_OK);
+    assert_int_equal(open, 5);
+    json_t *runs = NULL;
+    assert_int_equal(db_sched_runs(f->app.db, id, 1, &runs, &err), AS_OK);
+    json_t *result = json_object_get(json_array_get(runs, 0), "result");
+    assert_int_equal(json_integer_value(json_object_get(result, "started")), 5);
+    json_decref(runs);
+    /* The next fire time starts nobody twice. */
+    assert_int_equal(scheduler_run_due(&f->app, created + 16 * 60000, &fired, NULL, &err), AS_OK);
+    assert_int_equal(fired, 1);
+    assert_int_equal(db_kpi_open_runs(f->app.db, "kpi-test", &open, &err), AS_OK);
+    assert_int_equal(open, 5);
+    assert_int_equal(db_sched_runs(f->app.db, id, 1, &runs, &err), AS_OK);
+    result = json_object_get(json_array_get(runs, 0), "result");
+    assert_int_equal(json_integer_value(json_object_get(result, "duplicates")), 5);
+    json_decref(runs);
+    json_t *vals = NULL;
+    assert_int_equal(db_kpi_values(f->app.db, id, 0, &vals, &err), AS_OK);
+    assert_int_equal(json_array_size(vals), 2);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(vals, 1), "value")), 5);
+    json_decref(vals);
+    /* A KPI whose workflow file went missing: the schedule run records why. */
+    assert_int_equal(unlink(wf), 0);
+    assert_int_equal(scheduler_run_due(&f->app, created + 26 * 60000, &fired, NULL, &err), AS_OK);
+    assert_int_equal(db_sched_runs(f->app.db, id, 1, &runs, &err), AS_OK);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(runs, 0), "status")), "failed");
+    assert_non_null(strstr(json_string_value(json_object_get(json_array_get(runs, 0), "error")), "wf.json"));
+    json_decref(runs);
+    free(wf);
+}
+
 int main(void)
 {
     json_object_seed(1);
@@ -619,6 +704,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_trigger, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exception_step, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scheduler_catch_up, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scheduled_trigger, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
