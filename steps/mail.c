@@ -425,7 +425,7 @@ enum as_code mail_config_check(const struct config *cfg, struct as_err *err)
     const char *ca = config_str(cfg, "smtp_ca_file");
     if (*ca) {
         SSL_CTX *ctx = NULL;
-        if ((rc = mail_tls_client_ctx(url.host, ca, 1, &ctx, err)))
+        if ((rc = mail_tls_client_ctx(ca, &ctx, err)))
             return rc;
         SSL_CTX_free(ctx);
     }

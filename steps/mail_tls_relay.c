@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -23,6 +24,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -44,8 +46,7 @@ struct mail_tls_relay {
     int thread_started;
 };
 
-enum as_code mail_tls_client_ctx(const char *host, const char *ca_file, int verify_peer,
-                                 SSL_CTX **out, struct as_err *err)
+static enum as_code new_client_ctx(const char *ca_file, SSL_CTX **out, struct as_err *err)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     *out = NULL;
@@ -58,16 +59,53 @@ enum as_code mail_tls_client_ctx(const char *host, const char *ca_file, int veri
         ERR_clear_error();
         return as_errf(err, AS_EINVAL, "smtp_ca_file %s: cannot load certificates", ca_file);
     }
-    X509_VERIFY_PARAM *param = SSL_CTX_get0_param(ctx);
-    if (X509_VERIFY_PARAM_set1_ip_asc(param, host) != 1 &&
-        X509_VERIFY_PARAM_set1_host(param, host, 0) != 1) {
-        SSL_CTX_free(ctx);
-        return as_errf(err, AS_EINVAL, "cannot check certificates for host %s", host);
-    }
-    if (verify_peer)
-        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    /* Hand non-application records (TLS 1.3 tickets) back to the relay's
+     * poll loop instead of blocking inside SSL_read for data that may
+     * never come. */
+    SSL_CTX_clear_mode(ctx, SSL_MODE_AUTO_RETRY);
     *out = ctx;
     return AS_OK;
+}
+
+static pthread_mutex_t ctx_lock = PTHREAD_MUTEX_INITIALIZER;
+static SSL_CTX *ctx_cached;  /* one reference held by the cache */
+static char ctx_ca[4096];    /* ca_file it was built with */
+static struct stat ctx_ca_st;
+
+enum as_code mail_tls_client_ctx(const char *ca_file, SSL_CTX **out, struct as_err *err)
+{
+    struct stat st;
+    memset(&st, 0, sizeof st);
+    *out = NULL;
+    if (!ca_file)
+        ca_file = "";
+    if (strlen(ca_file) >= sizeof ctx_ca)
+        return as_errf(err, AS_EINVAL, "smtp_ca_file path too long");
+    if (*ca_file && stat(ca_file, &st) != 0)
+        return as_errf(err, AS_EINVAL, "smtp_ca_file %s: %s", ca_file, strerror(errno));
+    pthread_mutex_lock(&ctx_lock);
+    if (ctx_cached && strcmp(ctx_ca, ca_file) == 0 && st.st_size == ctx_ca_st.st_size &&
+        st.st_mtim.tv_sec == ctx_ca_st.st_mtim.tv_sec &&
+        st.st_mtim.tv_nsec == ctx_ca_st.st_mtim.tv_nsec && st.st_ino == ctx_ca_st.st_ino) {
+        SSL_CTX_up_ref(ctx_cached);
+        *out = ctx_cached;
+        pthread_mutex_unlock(&ctx_lock);
+        return AS_OK;
+    }
+    SSL_CTX *ctx = NULL;
+    enum as_code rc = new_client_ctx(ca_file, &ctx, err);
+    if (!rc) {
+        /* Senders still using the old context hold their own reference. */
+        SSL_CTX_free(ctx_cached);
+        ctx_cached = ctx;
+        snprintf(ctx_ca, sizeof ctx_ca, "%s", ca_file);
+        ctx_ca_st = st;
+        SSL_CTX_up_ref(ctx);
+        *out = ctx;
+    }
+    pthread_mutex_unlock(&ctx_lock);
+    return rc;
 }
 
 static long elapsed_ms(const struct timespec *t0)
@@ -139,6 +177,7 @@ static int peer_is_ours(const struct sockaddr_in *peer)
             continue;
         const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
         found = a->sin_port == peer->sin_port && a->sin_addr.s_addr == peer->sin_addr.s_addr;
+
     }
     closedir(d);
     return found;
@@ -192,6 +231,10 @@ static void *relay_thread(void *arg)
     int c = accept_ours(r);
     if (c < 0)
         return NULL;
+    /* SMTP is a dialogue of short lines: without this, Nagle's algorithm
+     * meets delayed ACKs and every exchange waits ~40 ms. */
+    int one = 1;
+    setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (r->greeting[0] && write_all(c, r->greeting, strlen(r->greeting)) != 0) {
         close(c);
         return NULL;
@@ -438,11 +481,8 @@ enum as_code mail_tls_relay_start(const char *host, int port, enum mail_tls_mode
     r->listen_fd = r->server_fd = r->wake[0] = r->wake[1] = -1;
     r->timeout_ms = timeout_ms;
 
-    if ((rc = mail_tls_client_ctx(host, ca_file, 1, &r->ctx, err)))
+    if ((rc = mail_tls_client_ctx(ca_file, &r->ctx, err)))
         goto fail;
-    /* Hand non-application records (TLS 1.3 tickets) back to our poll loop
-     * instead of blocking inside SSL_read for data that may never come. */
-    SSL_CTX_clear_mode(r->ctx, SSL_MODE_AUTO_RETRY);
 
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -451,6 +491,8 @@ enum as_code mail_tls_relay_start(const char *host, int port, enum mail_tls_mode
         rc = as_errf(err, AS_ETRANSIENT, "SMTP server %s:%d: %s", host, port, why);
         goto fail;
     }
+    int one = 1;
+    setsockopt(r->server_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (mode == MAIL_TLS_STARTTLS && (rc = starttls_preamble(r, host, port, &t0, err)))
         goto fail;
     r->ssl = SSL_new(r->ctx);
@@ -458,10 +500,21 @@ enum as_code mail_tls_relay_start(const char *host, int port, enum mail_tls_mode
         rc = as_errf(err, AS_ENOMEM, "cannot create a TLS connection");
         goto fail;
     }
+    /* The certificate must name this host (RFC 6125 rules, IP SANs for
+     * addresses); SNI for names. */
+    X509_VERIFY_PARAM *param = SSL_get0_param(r->ssl);
     struct in6_addr a6;
     struct in_addr a4;
-    if (inet_pton(AF_INET, host, &a4) != 1 && inet_pton(AF_INET6, host, &a6) != 1)
-        SSL_set_tlsext_host_name(r->ssl, host);
+    if (inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1) {
+        if (X509_VERIFY_PARAM_set1_ip_asc(param, host) != 1) {
+            rc = as_errf(err, AS_EINVAL, "cannot check certificates for %s", host);
+            goto fail;
+        }
+    } else if (X509_VERIFY_PARAM_set1_host(param, host, 0) != 1 ||
+               SSL_set_tlsext_host_name(r->ssl, host) != 1) {
+        rc = as_errf(err, AS_EINVAL, "cannot check certificates for %s", host);
+        goto fail;
+    }
 
     for (;;) {
         int n = SSL_connect(r->ssl);

@@ -30,14 +30,14 @@ struct mail_tls_relay;
 
 /*
  * A client TLS context that trusts the system CAs plus ca_file (when not
- * NULL/"") and checks that the certificate names `host` (a DNS name or an
- * IP address).  verify_peer: make the handshake itself fail on a bad
- * certificate (the relay) or leave the verdict in SSL_get_verify_result
- * for the caller to act on (libESMTP's STARTTLS does).  TLS 1.2 minimum.
- * AS_EINVAL when ca_file cannot be loaded.  Caller frees with SSL_CTX_free.
+ * NULL/""), verifies the peer during the handshake, TLS 1.2 minimum.  The
+ * host name is checked per connection (see mail_tls_relay_start).  Loading
+ * the system CA bundle costs ~30 ms, so the context is built once and
+ * shared (thread-safe; rebuilt when ca_file's path, size or mtime change).
+ * *out holds a reference: SSL_CTX_free() it.  AS_EINVAL when ca_file cannot
+ * be loaded.
  */
-enum as_code mail_tls_client_ctx(const char *host, const char *ca_file, int verify_peer,
-                                 SSL_CTX **out, struct as_err *err) AS_WUR;
+enum as_code mail_tls_client_ctx(const char *ca_file, SSL_CTX **out, struct as_err *err) AS_WUR;
 
 enum mail_tls_mode {
     MAIL_TLS_IMPLICIT, /* TLS from the first byte (smtps://) */
