@@ -317,6 +317,15 @@ enum as_code m365_next_link(const struct m365 *m, enum m365_svc svc, const char 
     char want[256], got[256];
     const char *base = svc == M365_SVC_EXO ? m->exo_url : m->graph_url;
     *out = NULL;
+    if (link[0] == '/' && link[1] != '/' && url_origin(base, want, sizeof want) == 0) {
+        /* A relative link: on the service's own host by construction. */
+        size_t n = strlen(want) + strlen(link) + 1;
+        *out = malloc(n);
+        if (!*out)
+            return as_errf(err, AS_ENOMEM, "out of memory");
+        snprintf(*out, n, "%s%s", want, link);
+        return AS_OK;
+    }
     if (url_origin(base, want, sizeof want) != 0 || url_origin(link, got, sizeof got) != 0 ||
         strcmp(want, got) != 0)
         return as_errf(err, AS_EPERMANENT,
