@@ -11,6 +11,7 @@
 
 #include <inttypes.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,11 @@ static const char ZERO_HASH[65] =
     "0000000000000000000000000000000000000000000000000000000000000000";
 
 /* ---- small helpers -------------------------------------------------------- */
+
+/* Note: conditions on status are written with OR, never IN (...): SQLite 3.40
+ * builds a temporary table for an IN list each time a statement runs, which
+ * dominated the executor's hot path.  Queries that should use a partial
+ * index repeat its condition word for word. */
 
 static void bind_text(sqlite3_stmt *st, int i, const char *s)
 {
@@ -127,7 +133,7 @@ static enum as_code find_open_by_dedupe(struct db_conn *conn, const char *workfl
                                         const char *key, int64_t *run_id, struct as_err *err)
 {
     static const char sql[] = "SELECT id FROM runs WHERE workflow = ?1 AND dedupe_key = ?2 "
-                              "AND status IN ('running','waiting')";
+                              "AND (status = 'running' OR status = 'waiting')";
     sqlite3_stmt *st = db_stmt(conn, sql, err);
     if (!st)
         return AS_EDB;
@@ -185,8 +191,8 @@ enum as_code db_run_set_status(struct db_conn *conn, int64_t run_id, const char 
 {
     static const char sql[] =
         "UPDATE runs SET status = ?2, error = ?3, updated_at = ?4, "
-        "finished_at = CASE WHEN ?2 IN ('succeeded','failed','cancelled') THEN ?4 END "
-        "WHERE id = ?1 AND status IN ('running','waiting')";
+        "finished_at = CASE WHEN ?2 = 'succeeded' OR ?2 = 'failed' OR ?2 = 'cancelled' THEN ?4 END "
+        "WHERE id = ?1 AND (status = 'running' OR status = 'waiting')";
     sqlite3_stmt *st = db_stmt(conn, sql, err);
     if (!st)
         return AS_EDB;
@@ -227,7 +233,8 @@ enum as_code db_run_cancel(struct db_conn *conn, int64_t run_id, int64_t now, st
 {
     static const char execs[] =
         "UPDATE step_execs SET status = 'cancelled', lease_until = NULL, lease_owner = NULL, "
-        "finished_at = ?2 WHERE run_id = ?1 AND status IN ('ready','running','waiting')";
+        "finished_at = ?2 WHERE run_id = ?1 AND (status = 'ready' OR status = 'running' OR "
+        "status = 'waiting')";
     char status[16];
     enum as_code rc = db_run_status(conn, run_id, status, sizeof status, err);
     if (rc)
@@ -313,7 +320,7 @@ enum as_code db_run_retry(struct db_conn *conn, int64_t run_id, int64_t now, int
 
 enum as_code db_runs_count_open(struct db_conn *conn, int64_t *n, struct as_err *err)
 {
-    static const char sql[] = "SELECT COUNT(*) FROM runs WHERE status IN ('running','waiting')";
+    static const char sql[] = "SELECT COUNT(*) FROM runs WHERE status = 'running' OR status = 'waiting'";
     sqlite3_stmt *st = db_stmt(conn, sql, err);
     if (!st)
         return AS_EDB;
@@ -412,27 +419,110 @@ enum as_code db_run_get(struct db_conn *conn, int64_t run_id, db_run_cb cb, void
 
 /* ---- step executions ------------------------------------------------------ */
 
-enum as_code db_exec_insert(struct db_conn *conn, int64_t run_id, const char *step,
-                            int64_t due_at, int64_t now, int64_t *exec_id, struct as_err *err)
+/*
+ * The next visit of step in a run and its idempotency key
+ * "<instance>/run-<run_id>/<step>/<visit>" (*key malloc'd).
+ */
+static enum as_code next_visit(struct db_conn *conn, int64_t run_id, const char *step,
+                               int *visit, char **key, struct as_err *err)
 {
     static const char sql[] =
-        "INSERT INTO step_execs (run_id, step, visit, status, attempt, due_at, idempotency_key, "
-        "created_at) "
-        "SELECT ?1, ?2, v.visit, 'ready', 0, ?3, "
-        "(SELECT value FROM meta WHERE key = 'instance_id') || '/run-' || ?1 || '/' || ?2 || '/' "
-        "|| v.visit, ?4 "
-        "FROM (SELECT COALESCE(MAX(visit), 0) + 1 AS visit FROM step_execs "
-        "WHERE run_id = ?1 AND step = ?2) v";
+        "SELECT (SELECT COALESCE(MAX(visit), 0) + 1 FROM step_execs WHERE run_id = ?1 AND "
+        "step = ?2), (SELECT value FROM meta WHERE key = 'instance_id')";
+    *key = NULL;
     sqlite3_stmt *st = db_stmt(conn, sql, err);
     if (!st)
         return AS_EDB;
     sqlite3_bind_int64(st, 1, run_id);
     bind_text(st, 2, step);
-    sqlite3_bind_int64(st, 3, due_at);
-    sqlite3_bind_int64(st, 4, now);
-    enum as_code rc = step_done(conn, st, "insert step execution", err);
+    enum as_code rc = AS_OK;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        *visit = sqlite3_column_int(st, 0);
+        const char *inst = db_col_text(st, 1);
+        size_t len = strlen(inst) + strlen(step) + 64;
+        *key = malloc(len);
+        if (*key)
+            snprintf(*key, len, "%s/run-%" PRId64 "/%s/%d", inst, run_id, step, *visit);
+        else
+            rc = oom(err);
+    } else {
+        rc = db_error(conn, "next visit of a step", err);
+    }
+    db_stmt_done(st);
+    return rc;
+}
+
+enum as_code db_exec_insert(struct db_conn *conn, int64_t run_id, const char *step,
+                            int64_t due_at, int64_t now, int64_t *exec_id, struct as_err *err)
+{
+    static const char sql[] =
+        "INSERT INTO step_execs (run_id, step, visit, status, attempt, due_at, idempotency_key, "
+        "created_at) VALUES (?1, ?2, ?3, 'ready', 0, ?4, ?5, ?6)";
+    int visit = 0;
+    char *key = NULL;
+    enum as_code rc = next_visit(conn, run_id, step, &visit, &key, err);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = db_stmt(conn, sql, err);
+    if (!st) {
+        free(key);
+        return AS_EDB;
+    }
+    sqlite3_bind_int64(st, 1, run_id);
+    bind_text(st, 2, step);
+    sqlite3_bind_int(st, 3, visit);
+    sqlite3_bind_int64(st, 4, due_at);
+    bind_text(st, 5, key);
+    sqlite3_bind_int64(st, 6, now);
+    rc = step_done(conn, st, "insert step execution", err);
+    free(key);
     if (!rc && exec_id)
         *exec_id = sqlite3_last_insert_rowid(db_conn_handle(conn));
+    return rc;
+}
+
+enum as_code db_exec_insert_claimed(struct db_conn *conn, int64_t run_id, const char *step,
+                                    int64_t now, const char *owner, int64_t lease_until,
+                                    int queued, struct db_claim *out, struct as_err *err)
+{
+    static const char sql[] =
+        "INSERT INTO step_execs (run_id, step, visit, status, attempt, due_at, lease_until, "
+        "lease_owner, queued, idempotency_key, created_at, started_at) "
+        "VALUES (?1, ?2, ?3, 'running', 1, ?4, ?5, ?6, ?7, ?8, ?4, ?4)";
+    memset(out, 0, sizeof *out);
+    enum as_code rc = next_visit(conn, run_id, step, &out->visit, &out->idempotency_key, err);
+    if (rc)
+        goto fail;
+    sqlite3_stmt *st = db_stmt(conn, sql, err);
+    if (!st) {
+        rc = AS_EDB;
+        goto fail;
+    }
+    sqlite3_bind_int64(st, 1, run_id);
+    bind_text(st, 2, step);
+    sqlite3_bind_int(st, 3, out->visit);
+    sqlite3_bind_int64(st, 4, now);
+    sqlite3_bind_int64(st, 5, lease_until);
+    bind_text(st, 6, owner);
+    sqlite3_bind_int(st, 7, queued ? 1 : 0);
+    bind_text(st, 8, out->idempotency_key);
+    rc = step_done(conn, st, "insert claimed step execution", err);
+    if (rc)
+        goto fail;
+    out->exec_id = sqlite3_last_insert_rowid(db_conn_handle(conn));
+    out->run_id = run_id;
+    out->step = strdup(step);
+    out->attempt = 1;
+    out->lease_until = lease_until;
+    out->queued = queued ? 1 : 0;
+    snprintf(out->prev_status, sizeof out->prev_status, "ready");
+    if (!out->step) {
+        rc = oom(err);
+        goto fail;
+    }
+    return AS_OK;
+fail:
+    db_claim_clear(out);
     return rc;
 }
 
@@ -497,7 +587,8 @@ enum as_code db_exec_due(struct db_conn *conn, int64_t now, const char *owner, s
                          struct db_claim *out, size_t *n, struct as_err *err)
 {
     static const char due[] = CLAIM_COLS
-        "WHERE e.status IN ('ready','waiting') AND e.due_at <= ?1 ORDER BY e.due_at LIMIT ?2";
+        "WHERE (e.status = 'ready' OR e.status = 'waiting') AND e.due_at <= ?1 "
+        "ORDER BY e.due_at LIMIT ?2";
     static const char expired[] = CLAIM_COLS
         "WHERE e.status = 'running' AND e.lease_until <= ?1 AND e.lease_owner IS NOT ?3 "
         "ORDER BY e.lease_until LIMIT ?2";
@@ -570,7 +661,7 @@ enum as_code db_exec_record(struct db_conn *conn, const struct db_exec_result *r
                             struct as_err *err)
 {
     static const char sql[] =
-        "UPDATE step_execs SET status = ?1, due_at = CASE WHEN ?1 IN ('ready','waiting') "
+        "UPDATE step_execs SET status = ?1, due_at = CASE WHEN ?1 = 'ready' OR ?1 = 'waiting' "
         "THEN ?2 ELSE due_at END, lease_until = NULL, lease_owner = NULL, params = ?3, "
         "output = ?4, outcome = ?5, error = ?6, finished_at = ?8, "
         "wait_state = CASE WHEN ?1 = 'waiting' THEN ?7 ELSE wait_state END, "
@@ -687,7 +778,7 @@ out:
 enum as_code db_exec_next_due(struct db_conn *conn, const char *owner, int64_t *due,
                               struct as_err *err)
 {
-    static const char q1[] = "SELECT due_at FROM step_execs WHERE status IN ('ready','waiting') "
+    static const char q1[] = "SELECT due_at FROM step_execs WHERE (status = 'ready' OR status = 'waiting') "
                              "ORDER BY due_at LIMIT 1";
     static const char q2[] = "SELECT lease_until FROM step_execs WHERE status = 'running' "
                              "AND lease_owner IS NOT ?1 ORDER BY lease_until LIMIT 1";
@@ -801,7 +892,7 @@ enum as_code db_run_scope(struct db_conn *conn, int64_t run_id, char **input, db
     static const char q_input[] = "SELECT input FROM runs WHERE id = ?1";
     static const char q_steps[] =
         "SELECT step, status, output, outcome, error FROM step_execs "
-        "WHERE run_id = ?1 AND status IN ('succeeded','failed') ORDER BY id";
+        "WHERE run_id = ?1 AND (status = 'succeeded' OR status = 'failed') ORDER BY id";
     *input = NULL;
     sqlite3_stmt *st = db_stmt(conn, q_input, err);
     if (!st)
@@ -853,31 +944,52 @@ fail:
 /* ---- event log ------------------------------------------------------------ */
 
 /*
- * The canonical record of an event and its chained hash.  The record is
- * "id|run_id|exec_id|ts|type|data" with empty run_id/exec_id for none; the
- * fields before data are integers or a type limited to [a-z0-9._-], and data
- * comes last, so the text is unambiguous.
+ * The chained hash of an event: SHA-256 over prev_hash (hex) followed by
+ * "id|run_id|exec_id|ts|type|" (empty run_id/exec_id for none) and the hex
+ * SHA-256 of data.  The fields are integers, a type limited to [a-z0-9._-]
+ * and fixed-length digests, so the text is unambiguous; hashing data apart
+ * lets the executor's workers digest it in parallel.
  */
-static int event_hash(const char *prev_hash, int64_t id, int64_t run_id, int64_t exec_id,
-                      int64_t ts, const char *type, const char *data, char out[65])
+/* SHA-256, fetched once (an implicit fetch per digest costs as much as the
+ * digest), with one reusable context per thread. */
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+static EVP_MD *sha256_md;
+static pthread_key_t sha256_ctx_key;
+
+static void sha256_ctx_free(void *ctx)
 {
-    char head[256], run[24] = "", exec[24] = "";
-    if (run_id)
-        snprintf(run, sizeof run, "%" PRId64, run_id);
-    if (exec_id)
-        snprintf(exec, sizeof exec, "%" PRId64, exec_id);
-    int hl = snprintf(head, sizeof head, "%" PRId64 "|%s|%s|%" PRId64 "|%s|", id, run, exec, ts,
-                      type);
-    if (hl < 0 || (size_t)hl >= sizeof head)
+    EVP_MD_CTX_free(ctx);
+}
+
+static void sha256_init(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    if (pthread_key_create(&sha256_ctx_key, sha256_ctx_free) != 0) {
+        EVP_MD_free(sha256_md);
+        sha256_md = NULL;
+    }
+}
+
+/* Hex SHA-256 of the concatenation of n parts; 0 on success. */
+static int sha256_parts(const char *const *parts, const size_t *lens, int n, char out[65])
+{
+    pthread_once(&sha256_once, sha256_init);
+    if (!sha256_md)
         return -1;
+    EVP_MD_CTX *ctx = pthread_getspecific(sha256_ctx_key);
+    if (!ctx) {
+        ctx = EVP_MD_CTX_new();
+        if (!ctx || pthread_setspecific(sha256_ctx_key, ctx) != 0) {
+            EVP_MD_CTX_free(ctx);
+            return -1;
+        }
+    }
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) &&
-             EVP_DigestUpdate(ctx, prev_hash, strlen(prev_hash)) &&
-             EVP_DigestUpdate(ctx, head, (size_t)hl) &&
-             EVP_DigestUpdate(ctx, data, strlen(data)) && EVP_DigestFinal_ex(ctx, md, &mdlen);
-    EVP_MD_CTX_free(ctx);
+    int ok = EVP_DigestInit_ex(ctx, sha256_md, NULL);
+    for (int i = 0; ok && i < n; i++)
+        ok = EVP_DigestUpdate(ctx, parts[i], lens[i]);
+    ok = ok && EVP_DigestFinal_ex(ctx, md, &mdlen);
     if (!ok || mdlen != 32)
         return -1;
     static const char hex[] = "0123456789abcdef";
@@ -887,6 +999,56 @@ static int event_hash(const char *prev_hash, int64_t id, int64_t run_id, int64_t
     }
     out[64] = '\0';
     return 0;
+}
+
+int db_event_digest(const char *data, char out[65])
+{
+    const char *parts[1] = {data ? data : "{}"};
+    size_t lens[1] = {strlen(parts[0])};
+    return sha256_parts(parts, lens, 1, out);
+}
+
+/* Decimal digits of v (>= 0) at p; returns the length.  ("" for 0 when zero_empty.) */
+static size_t put_i64(char *p, int64_t v, int zero_empty)
+{
+    char tmp[24];
+    size_t n = 0;
+    if (v == 0 && zero_empty)
+        return 0;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    size_t len = 0;
+    if (v < 0)
+        p[len++] = '-';
+    while (n)
+        p[len++] = tmp[--n];
+    return len;
+}
+
+static int event_hash(const char *prev_hash, int64_t id, int64_t run_id, int64_t exec_id,
+                      int64_t ts, const char *type, const char *data_digest, char out[65])
+{
+    char head[256];
+    size_t tl = strlen(type), hl = 0;
+    if (tl > 100 || strlen(prev_hash) != 64 || strlen(data_digest) != 64)
+        return -1;
+    hl += put_i64(head + hl, id, 0);
+    head[hl++] = '|';
+    hl += put_i64(head + hl, run_id, 1);
+    head[hl++] = '|';
+    hl += put_i64(head + hl, exec_id, 1);
+    head[hl++] = '|';
+    hl += put_i64(head + hl, ts, 0);
+    head[hl++] = '|';
+    memcpy(head + hl, type, tl);
+    hl += tl;
+    head[hl++] = '|';
+    const char *parts[3] = {prev_hash, head, data_digest};
+    size_t lens[3] = {64, hl, 64};
+    return sha256_parts(parts, lens, 3, out);
 }
 
 static int type_ok(const char *type)
@@ -901,40 +1063,52 @@ static int type_ok(const char *type)
     return n >= 1 && n <= 64;
 }
 
-enum as_code db_event_append_text(struct db_conn *conn, int64_t run_id, int64_t exec_id,
-                                  const char *type, const char *data, int64_t now,
-                                  struct as_err *err)
+enum as_code db_event_append_chained(struct db_conn *conn, struct db_event_chain *chain,
+                                     int64_t run_id, int64_t exec_id, const char *type,
+                                     const char *data, const char *data_digest, int64_t now,
+                                     struct as_err *err)
 {
     static const char last[] = "SELECT id, hash FROM events ORDER BY id DESC LIMIT 1";
     static const char ins[] =
         "INSERT INTO events (id, run_id, exec_id, ts, type, data, prev_hash, hash) "
         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+    struct db_event_chain local = {0};
     if (!type_ok(type))
         return as_errf(err, AS_EINVAL, "event type \"%.80s\" must be 1-64 of [a-z0-9._-]", type);
     if (!data)
         data = "{}";
-    char prev[65], hash[65];
-    int64_t prev_id = 0;
-    memcpy(prev, ZERO_HASH, sizeof prev);
-
-    /* Read the chain's head inside this write transaction: another process
-     * may have appended since our last event. */
-    sqlite3_stmt *st = db_stmt(conn, last, err);
-    if (!st)
-        return AS_EDB;
+    if (!chain)
+        chain = &local;
     enum as_code rc = AS_OK;
-    int r = sqlite3_step(st);
-    if (r == SQLITE_ROW) {
-        prev_id = sqlite3_column_int64(st, 0);
-        snprintf(prev, sizeof prev, "%s", db_col_text(st, 1));
-    } else if (r != SQLITE_DONE) {
-        rc = db_error(conn, "read event chain head", err);
+    sqlite3_stmt *st;
+    if (!chain->loaded) {
+        /* Read the chain's head inside this write transaction: another process
+         * may have appended since our last event. */
+        chain->id = 0;
+        memcpy(chain->hash, ZERO_HASH, sizeof chain->hash);
+        st = db_stmt(conn, last, err);
+        if (!st)
+            return AS_EDB;
+        int r = sqlite3_step(st);
+        if (r == SQLITE_ROW) {
+            chain->id = sqlite3_column_int64(st, 0);
+            snprintf(chain->hash, sizeof chain->hash, "%s", db_col_text(st, 1));
+        } else if (r != SQLITE_DONE) {
+            rc = db_error(conn, "read event chain head", err);
+        }
+        db_stmt_done(st);
+        if (rc)
+            return rc;
+        chain->loaded = 1;
     }
-    db_stmt_done(st);
-    if (rc)
-        return rc;
-    int64_t id = prev_id + 1;
-    if (event_hash(prev, id, run_id, exec_id, now, type, data, hash))
+    char hash[65], digest[65];
+    int64_t id = chain->id + 1;
+    if (!data_digest) {
+        if (db_event_digest(data, digest))
+            return as_errf(err, AS_ENOMEM, "cannot compute SHA-256");
+        data_digest = digest;
+    }
+    if (event_hash(chain->hash, id, run_id, exec_id, now, type, data_digest, hash))
         return as_errf(err, AS_ENOMEM, "cannot compute SHA-256");
     st = db_stmt(conn, ins, err);
     if (!st)
@@ -951,9 +1125,23 @@ enum as_code db_event_append_text(struct db_conn *conn, int64_t run_id, int64_t 
     sqlite3_bind_int64(st, 4, now);
     bind_text(st, 5, type);
     bind_text(st, 6, data);
-    bind_text(st, 7, prev);
+    bind_text(st, 7, chain->hash);
     bind_text(st, 8, hash);
-    return step_done(conn, st, "append event", err);
+    rc = step_done(conn, st, "append event", err);
+    if (rc) {
+        chain->loaded = 0;
+        return rc;
+    }
+    chain->id = id;
+    memcpy(chain->hash, hash, sizeof chain->hash);
+    return AS_OK;
+}
+
+enum as_code db_event_append_text(struct db_conn *conn, int64_t run_id, int64_t exec_id,
+                                  const char *type, const char *data, int64_t now,
+                                  struct as_err *err)
+{
+    return db_event_append_chained(conn, NULL, run_id, exec_id, type, data, NULL, now, err);
 }
 
 enum as_code db_event_append(struct db_conn *conn, int64_t run_id, int64_t exec_id,
@@ -1019,8 +1207,10 @@ static int verify_one(void *ud, const struct db_event_info *ev)
     struct db_audit_report *rep = vs->rep;
     char computed[65];
     rep->n_events++;
-    int self_ok = event_hash(ev->prev_hash, ev->id, ev->run_id, ev->exec_id, ev->ts, ev->type,
-                             ev->data, computed) == 0 &&
+    char digest[65];
+    int self_ok = db_event_digest(ev->data, digest) == 0 &&
+                  event_hash(ev->prev_hash, ev->id, ev->run_id, ev->exec_id, ev->ts, ev->type,
+                             digest, computed) == 0 &&
                   strcmp(computed, ev->hash) == 0;
     int link_ok = strcmp(ev->prev_hash, vs->prev_hash) == 0;
     int gap = ev->id != vs->prev_id + 1;

@@ -137,6 +137,20 @@ enum as_code db_exec_insert(struct db_conn *conn, int64_t run_id, const char *st
                             int64_t due_at, int64_t now, int64_t *exec_id,
                             struct as_err *err) AS_WUR;
 
+struct db_claim;
+
+/*
+ * (write) Insert the next visit of `step` already claimed by `owner` until
+ * lease_until (status running, attempt 1, started now): the executor's
+ * shortcut when it runs a run's next step itself.  Fills out (exec_id,
+ * run_id, step, idempotency_key, visit, attempt, lease_until, queued,
+ * prev_status "ready"); the caller sets workflow_hash and dry_run.  out is
+ * cleared with db_claim_clear() by the caller.
+ */
+enum as_code db_exec_insert_claimed(struct db_conn *conn, int64_t run_id, const char *step,
+                                    int64_t now, const char *owner, int64_t lease_until,
+                                    int queued, struct db_claim *out, struct as_err *err) AS_WUR;
+
 /* A claimable execution, as found by db_exec_due and taken by db_exec_take. */
 struct db_claim {
     int64_t exec_id, run_id;
@@ -280,8 +294,8 @@ enum as_code db_run_scope(struct db_conn *conn, int64_t run_id, char **input, db
 
 /*
  * (write) Append an event to the hash-chained log: hash = SHA-256(prev_hash
- * || "id|run_id|exec_id|ts|type|data") with data in canonical JSON (sorted
- * keys, compact).  run_id/exec_id 0 = none.  `type` is [a-z0-9._-]{1,64},
+ * || "id|run_id|exec_id|ts|type|" || SHA-256(data)), digests in hex, data in
+ * canonical JSON (sorted keys, compact).  run_id/exec_id 0 = none.  `type` is [a-z0-9._-]{1,64},
  * e.g. "approval.decided"; data may be NULL ({}); it is borrowed.  The
  * previous hash is read inside the transaction, so other processes may
  * append too.
@@ -293,6 +307,32 @@ enum as_code db_event_append(struct db_conn *conn, int64_t run_id, int64_t exec_
 enum as_code db_event_append_text(struct db_conn *conn, int64_t run_id, int64_t exec_id,
                                   const char *type, const char *data, int64_t now,
                                   struct as_err *err) AS_WUR;
+
+/*
+ * The chain's head carried through ONE write transaction, so that a batch of
+ * appends reads it once (nobody else can append while the transaction holds
+ * the write lock).  Zero it at the start of each transaction; it must not
+ * outlive the transaction, nor be used while other code appends in it.
+ */
+struct db_event_chain {
+    int loaded;
+    int64_t id;
+    char hash[65];
+};
+
+/*
+ * db_event_append_text through a chain cache (chain may be NULL), with
+ * data's digest from db_event_digest() computed beforehand (e.g. on another
+ * thread) or NULL to compute it here.
+ */
+enum as_code db_event_append_chained(struct db_conn *conn, struct db_event_chain *chain,
+                                     int64_t run_id, int64_t exec_id, const char *type,
+                                     const char *data, const char *data_digest, int64_t now,
+                                     struct as_err *err) AS_WUR;
+
+/* Hex SHA-256 of an event's data text (NULL: "{}") into out; 0, or -1 on failure.
+ * Thread-safe. */
+int db_event_digest(const char *data, char out[65]);
 
 struct db_event_info {
     int64_t id, run_id, exec_id, ts; /* run_id/exec_id 0 when none */

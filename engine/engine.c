@@ -69,6 +69,7 @@ enum work_kind {
 struct step_event_text {
     char *type;
     char *data;
+    char digest[65]; /* db_event_digest(data), computed by the worker */
 };
 
 struct work {
@@ -85,9 +86,14 @@ struct work {
     char *params, *output, *wait_state, *error; /* JSON text / message, NULL when none */
     char *event_type;                           /* step.succeeded, step.retry, ... */
     char *event_data;
+    char event_digest[65];
     struct step_event_text *events;
     size_t n_events;
     int record_failures;
+    /* {"input","steps","run"} as the step saw it, plus its own result once done:
+     * handed to the run's next step when the dispatcher claims that at once, so
+     * it need not be read back from the database (NULL: read it). */
+    json_t *scope;
 };
 
 struct wf_cache_entry {
@@ -128,6 +134,7 @@ struct engine {
     struct wf_cache_entry *cache;
 
     struct engine *next_abandoned; /* see engine_stop */
+    struct db_event_chain chain;   /* dispatcher only: event chain head within its transaction */
 };
 
 /* ---- small helpers -------------------------------------------------------- */
@@ -143,14 +150,27 @@ static char *dump(const json_t *v)
 }
 
 /* Hex SHA-256 of a string into out[65]; 0 on success. */
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+static EVP_MD *sha256_md; /* fetched once: an implicit fetch per digest is slow */
+
+static void sha256_fetch(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 static int sha256_hex(const char *s, char out[65])
 {
+    static const char hex[] = "0123456789abcdef";
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
-    if (!EVP_Digest(s, strlen(s), md, &len, EVP_sha256(), NULL) || len != 32)
+    pthread_once(&sha256_once, sha256_fetch);
+    if (!sha256_md || !EVP_Digest(s, strlen(s), md, &len, sha256_md, NULL) || len != 32)
         return -1;
-    for (unsigned i = 0; i < 32; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    for (unsigned i = 0; i < 32; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[64] = '\0';
     return 0;
 }
 
@@ -158,6 +178,7 @@ static void work_free(struct work *w)
 {
     if (!w)
         return;
+    json_decref(w->scope);
     db_claim_clear(&w->c);
     free(w->load_error);
     free(w->params);
@@ -465,10 +486,9 @@ static enum as_code load_scope(struct engine *e, struct work *w, json_t **scope,
     json_t *input = json_loads(input_text, 0, NULL);
     if (!input)
         input = json_object();
-    *scope = json_pack("{s:o, s:O, s:{s:I, s:s, s:s, s:s, s:b}}", "input", input, "steps",
+    *scope = json_pack("{s:o, s:O, s:{s:I, s:s, s:s, s:b}}", "input", input, "steps",
                        sb.steps, "run", "id", (json_int_t)w->c.run_id, "workflow", w->wf->name,
-                       "version", w->wf->version, "idempotency_key", w->c.idempotency_key,
-                       "dry_run", w->c.dry_run);
+                       "version", w->wf->version, "dry_run", w->c.dry_run);
     if (!*scope)
         rc = as_errf(err, AS_ENOMEM, "out of memory");
 out:
@@ -560,6 +580,8 @@ static void settle(struct engine *e, struct work *w, struct step_result *res, js
     w->event_type = strdup(types[w->kind]);
     w->event_data = dump(ev);
     json_decref(ev);
+    if (db_event_digest(w->event_data, w->event_digest))
+        w->event_digest[0] = '\0';
 
     size_t n = json_array_size(events);
     if (n > MAX_STEP_EVENTS) {
@@ -574,8 +596,33 @@ static void settle(struct engine *e, struct work *w, struct step_result *res, js
             const char *t = json_string_value(json_object_get(item, "type"));
             w->events[w->n_events].type = strdup(t ? t : "step.event");
             w->events[w->n_events].data = dump(json_object_get(item, "data"));
+            if (db_event_digest(w->events[w->n_events].data, w->events[w->n_events].digest))
+                w->events[w->n_events].digest[0] = '\0';
             w->n_events++;
         }
+    }
+}
+
+/*
+ * Add the finished step to its scope for the run's next step: exactly what
+ * load_scope() would read back once the result is committed.  A step that
+ * does not end (retry, wait) gives its scope up.
+ */
+static void keep_scope(struct work *w, struct step_result *res)
+{
+    json_t *steps = json_object_get(w->scope, "steps");
+    json_t *o = NULL;
+    if (steps && (w->kind == WK_SUCCEEDED || w->kind == WK_FAILED)) {
+        int failed = w->kind == WK_FAILED;
+        o = json_pack("{s:O, s:s, s:s}", "output",
+                      w->output && res->output ? res->output : json_null(), "outcome",
+                      w->outcome, "status", failed ? "failed" : "succeeded");
+        if (o && failed)
+            json_object_set_new(o, "error", json_string(w->error ? w->error : ""));
+    }
+    if (!o || json_object_set_new(steps, w->c.step, o) != 0) {
+        json_decref(w->scope);
+        w->scope = NULL;
     }
 }
 
@@ -583,7 +630,7 @@ static void run_work(struct engine *e, struct work *w)
 {
     struct step_result res;
     struct as_err err = {0};
-    json_t *scope = NULL, *params = NULL, *resume = NULL, *wait_state = NULL;
+    json_t *params = NULL, *resume = NULL, *wait_state = NULL;
     json_t *events = json_array();
     memset(&res, 0, sizeof res);
 
@@ -597,11 +644,12 @@ static void run_work(struct engine *e, struct work *w)
                   "(`assent retry` re-queues it)", w->c.recoveries);
         goto done;
     }
-    enum as_code rc = load_scope(e, w, &scope, &err);
+    enum as_code rc = w->scope ? AS_OK : load_scope(e, w, &w->scope, &err);
     if (rc) {
         step_retry(&res, 0, "could not read the run's state: %s", err.msg);
         goto done;
     }
+    json_t *scope = w->scope;
     rc = tmpl_resolve(w->step->params, scope, &params, &err);
     if (rc) {
         /* Same scope, same answer: a parameter that does not resolve never will. */
@@ -641,13 +689,13 @@ done:
                  " ms; its result is kept",
                  w->c.run_id, w->c.step, w->finished_ms - w->started_ms, w->step->timeout_ms);
     settle(e, w, &res, events);
+    keep_scope(w, &res);
     json_decref(res.output);
     json_decref(res.wait_state);
     json_decref(events);
     json_decref(resume);
     json_decref(wait_state);
     json_decref(params);
-    json_decref(scope);
 }
 
 static void *worker_main(void *arg)
@@ -691,21 +739,58 @@ static void *worker_main(void *arg)
 
 /* ---- dispatcher: recording results and claiming work ----------------------- */
 
-static enum as_code event_json(struct db_conn *conn, int64_t run_id, int64_t exec_id,
-                               const char *type, json_t *data, int64_t now, struct as_err *err)
+/* Append an event (data is stolen) through the transaction's chain cache. */
+static enum as_code event_json(struct db_conn *conn, struct db_event_chain *chain, int64_t run_id,
+                               int64_t exec_id, const char *type, json_t *data, int64_t now,
+                               struct as_err *err)
 {
     char *text = dump(data);
     json_decref(data);
     if (!text)
         return as_errf(err, AS_ENOMEM, "out of memory");
-    enum as_code rc = db_event_append_text(conn, run_id, exec_id, type, text, now, err);
+    enum as_code rc =
+        db_event_append_chained(conn, chain, run_id, exec_id, type, text, NULL, now, err);
     free(text);
     return rc;
 }
 
+/* What one transaction claims, in order; published to the workers after its commit. */
+struct claims {
+    struct work *head, **tail;
+    size_t n;
+    size_t want; /* at most this many */
+    size_t idle; /* the first `idle` go straight to a free worker, the rest are queued */
+};
+
+static void claims_add(struct claims *cl, struct work *w)
+{
+    *cl->tail = w;
+    cl->tail = &w->next;
+    cl->n++;
+}
+
+static void claims_free(struct claims *cl)
+{
+    while (cl->head) {
+        struct work *nx = cl->head->next;
+        work_free(cl->head);
+        cl->head = nx;
+    }
+    cl->tail = &cl->head;
+    cl->n = 0;
+}
+
+/* Lease for a claim: the step's timeout plus the configured margin. */
+static int64_t lease_for(struct engine *e, const struct wf_step *step, int64_t now)
+{
+    int64_t timeout = step ? step->timeout_ms : WF_DEFAULT_TIMEOUT_MS;
+    return now + timeout + e->lease_margin_ms;
+}
+
 /* End a run (succeeded/failed) with its event. */
-static enum as_code end_run(struct db_conn *conn, struct work *w, const char *status,
-                            const char *error, int64_t now, int *ended, struct as_err *err)
+static enum as_code end_run(struct engine *e, struct db_conn *conn, struct work *w,
+                            const char *status, const char *error, int64_t now, int *ended,
+                            struct as_err *err)
 {
     enum as_code rc = db_run_set_status(conn, w->c.run_id, status, error, now, err);
     if (rc)
@@ -716,22 +801,49 @@ static enum as_code end_run(struct db_conn *conn, struct work *w, const char *st
     char type[32];
     snprintf(type, sizeof type, "run.%s", status);
     (*ended)++;
-    return event_json(conn, w->c.run_id, 0, type, data, now, err);
+    return event_json(conn, &e->chain, w->c.run_id, 0, type, data, now, err);
 }
 
-/* After a step ended with `outcome`: insert its successor or end the run. */
-static enum as_code schedule_next(struct db_conn *conn, struct work *w, const char *outcome,
-                                  int64_t now, int *ended, struct as_err *err)
+/*
+ * After a step ended with `outcome`: insert its successor or end the run.
+ * While this transaction may claim more, the successor is inserted already
+ * claimed, with the finished step's scope: the run goes on without a
+ * round trip through the claim query or a re-read of its state.
+ */
+static enum as_code schedule_next(struct engine *e, struct db_conn *conn, struct work *w,
+                                  const char *outcome, int64_t now, int *ended,
+                                  struct claims *cl, struct as_err *err)
 {
     const struct wf_step *next = w->wf && w->step ? wf_next(w->wf, w->step, outcome) : NULL;
-    if (next)
-        return db_exec_insert(conn, w->c.run_id, next->name, now, now, NULL, err);
-    if (strcmp(outcome, "error") == 0) {
-        char msg[1300];
-        snprintf(msg, sizeof msg, "step %s failed: %s", w->c.step, w->error ? w->error : "failed");
-        return end_run(conn, w, "failed", msg, now, ended, err);
+    if (!next) {
+        if (strcmp(outcome, "error") == 0) {
+            char msg[1300];
+            snprintf(msg, sizeof msg, "step %s failed: %s", w->c.step,
+                     w->error ? w->error : "failed");
+            return end_run(e, conn, w, "failed", msg, now, ended, err);
+        }
+        return end_run(e, conn, w, "succeeded", NULL, now, ended, err);
     }
-    return end_run(conn, w, "succeeded", NULL, now, ended, err);
+    if (cl->n >= cl->want)
+        return db_exec_insert(conn, w->c.run_id, next->name, now, now, NULL, err);
+    struct work *nw = calloc(1, sizeof *nw);
+    if (!nw)
+        return as_errf(err, AS_ENOMEM, "out of memory");
+    enum as_code rc = db_exec_insert_claimed(conn, w->c.run_id, next->name, now, e->owner,
+                                             lease_for(e, next, now), cl->n >= cl->idle, &nw->c,
+                                             err);
+    if (rc) {
+        free(nw);
+        return rc;
+    }
+    memcpy(nw->c.workflow_hash, w->c.workflow_hash, sizeof nw->c.workflow_hash);
+    nw->c.dry_run = w->c.dry_run;
+    nw->wf = w->wf;
+    nw->step = next;
+    nw->scope = w->scope; /* moved: w is done with it */
+    w->scope = NULL;
+    claims_add(cl, nw);
+    return AS_OK;
 }
 
 /*
@@ -740,7 +852,7 @@ static enum as_code schedule_next(struct db_conn *conn, struct work *w, const ch
  * an error for the transaction; anything else is.
  */
 static enum as_code record(struct engine *e, struct db_conn *conn, struct work *w, int64_t now,
-                           int *ended, struct as_err *err)
+                           int *ended, struct claims *cl, struct as_err *err)
 {
     enum as_code rc;
     if (w->kind == WK_RELEASE)
@@ -764,26 +876,29 @@ static enum as_code record(struct engine *e, struct db_conn *conn, struct work *
     if (rc)
         return rc;
     for (size_t i = 0; i < w->n_events; i++) {
-        rc = db_event_append_text(conn, w->c.run_id, w->c.exec_id, w->events[i].type,
-                                  w->events[i].data, now, err);
+        const char *dg = w->events[i].digest[0] ? w->events[i].digest : NULL;
+        rc = db_event_append_chained(conn, &e->chain, w->c.run_id, w->c.exec_id,
+                                     w->events[i].type, w->events[i].data, dg, now, err);
         if (rc == AS_EINVAL) {
             /* A step named its event badly: keep the event under a generic type. */
             json_t *d = json_pack("{s:s, s:o}", "type", w->events[i].type, "data",
                                   parse_or_string(w->events[i].data));
-            rc = event_json(conn, w->c.run_id, w->c.exec_id, "step.event", d, now, err);
+            rc = event_json(conn, &e->chain, w->c.run_id, w->c.exec_id, "step.event", d, now,
+                            err);
         }
         if (rc)
             return rc;
     }
-    rc = db_event_append_text(conn, w->c.run_id, w->c.exec_id, w->event_type, w->event_data,
-                              now, err);
+    rc = db_event_append_chained(conn, &e->chain, w->c.run_id, w->c.exec_id, w->event_type,
+                                 w->event_data, w->event_digest[0] ? w->event_digest : NULL, now,
+                                 err);
     if (rc)
         return rc;
     switch (w->kind) {
     case WK_SUCCEEDED:
-        return schedule_next(conn, w, w->outcome, now, ended, err);
+        return schedule_next(e, conn, w, w->outcome, now, ended, cl, err);
     case WK_FAILED:
-        return schedule_next(conn, w, "error", now, ended, err);
+        return schedule_next(e, conn, w, "error", now, ended, cl, err);
     case WK_WAITING:
         rc = db_run_set_status(conn, w->c.run_id, "waiting", NULL, now, err);
         return rc == AS_ECONFLICT ? AS_OK : rc;
@@ -792,28 +907,19 @@ static enum as_code record(struct engine *e, struct db_conn *conn, struct work *
     }
 }
 
-/* Lease for a claim: the step's timeout plus the configured margin. */
-static int64_t lease_for(struct engine *e, struct work *w, int64_t now)
+/* Claim due executions until cl->want. */
+static enum as_code claim(struct engine *e, struct db_conn *conn, int64_t now, struct claims *cl,
+                          struct as_err *err)
 {
-    int64_t timeout = w->step ? w->step->timeout_ms : WF_DEFAULT_TIMEOUT_MS;
-    return now + timeout + e->lease_margin_ms;
-}
-
-/*
- * Claim up to `want` due executions into a list (not yet visible to
- * workers: the caller publishes it after the commit).
- */
-static enum as_code claim(struct engine *e, struct db_conn *conn, size_t want, size_t idle,
-                          int64_t now, struct work **out_head, size_t *n_out, struct as_err *err)
-{
-    struct db_claim *claims = calloc(want, sizeof *claims);
+    size_t want = cl->want > cl->n ? cl->want - cl->n : 0;
+    if (!want)
+        return AS_OK;
+    struct db_claim *found = calloc(want, sizeof *found);
     size_t n = 0;
     enum as_code rc = AS_OK;
-    struct work *head = NULL, **tail = &head;
-    *n_out = 0;
-    if (!claims)
+    if (!found)
         return as_errf(err, AS_ENOMEM, "out of memory");
-    rc = db_exec_due(conn, now, e->owner, want, claims, &n, err);
+    rc = db_exec_due(conn, now, e->owner, want, found, &n, err);
     if (rc)
         goto out;
     for (size_t i = 0; i < n; i++) {
@@ -822,8 +928,8 @@ static enum as_code claim(struct engine *e, struct db_conn *conn, size_t want, s
             rc = as_errf(err, AS_ENOMEM, "out of memory");
             goto out;
         }
-        w->c = claims[i];
-        memset(&claims[i], 0, sizeof claims[i]);
+        w->c = found[i];
+        memset(&found[i], 0, sizeof found[i]);
         const char *load_error = NULL;
         w->wf = wf_cached(e, w->c.workflow_hash, &load_error);
         if (w->wf) {
@@ -839,13 +945,14 @@ static enum as_code claim(struct engine *e, struct db_conn *conn, size_t want, s
         }
         /* Claims beyond the idle workers wait in the queue: losing one of those
          * in a crash says nothing about the step (see db_exec_take). */
-        w->c.queued = *n_out >= idle;
-        rc = db_exec_take(conn, &w->c, e->owner, now, lease_for(e, w, now), err);
+        w->c.queued = cl->n >= cl->idle;
+        rc = db_exec_take(conn, &w->c, e->owner, now, lease_for(e, w->step, now), err);
         if (rc == AS_ECONFLICT) {
             work_free(w);
             rc = AS_OK;
             continue;
         }
+        claims_add(cl, w);
         if (!rc && strcmp(w->c.prev_status, "waiting") == 0) {
             rc = db_run_set_status(conn, w->c.run_id, "running", NULL, now, err);
             if (rc == AS_ECONFLICT)
@@ -857,39 +964,29 @@ static enum as_code claim(struct engine *e, struct db_conn *conn, size_t want, s
                      "(attempt %d, same idempotency key)",
                      w->c.run_id, w->c.step, w->c.prev_owner ? w->c.prev_owner : "?",
                      w->c.attempt);
-            rc = event_json(conn, w->c.run_id, w->c.exec_id, "step.recovered",
+            rc = event_json(conn, &e->chain, w->c.run_id, w->c.exec_id, "step.recovered",
                             json_pack("{s:s, s:i, s:i, s:s}", "step", w->c.step, "attempt",
                                       w->c.attempt, "recoveries", w->c.recoveries,
                                       "previous_owner", w->c.prev_owner ? w->c.prev_owner : ""),
                             now, err);
         }
-        *tail = w;
-        tail = &w->next;
-        (*n_out)++;
         if (rc)
             goto out;
     }
 out:
     for (size_t i = 0; i < n; i++)
-        db_claim_clear(&claims[i]);
-    free(claims);
-    if (rc) {
-        while (head) {
-            struct work *nx = head->next;
-            work_free(head);
-            head = nx;
-        }
-        *n_out = 0;
-    }
-    *out_head = head;
+        db_claim_clear(&found[i]);
+    free(found);
     return rc;
 }
 
 /*
  * One group-commit transaction: record every result in `done` (a list),
- * then claim up to `want`.  On success the recorded items are freed, the
- * claims are returned in *claimed and *next_due is refreshed when fewer than
- * wanted were found.  On failure nothing is written and `done` is intact.
+ * then claim up to `want` (successors of the recorded steps first).  On
+ * success *claimed and *n_claimed hold the claims and *next_due is refreshed
+ * when fewer than wanted were found.  On failure nothing is written and the
+ * items of `done` can be recorded again (a successor's scope may be gone:
+ * it is then read from the database).
  */
 static enum as_code txn(struct engine *e, struct work *done, size_t want, size_t idle,
                         struct work **claimed, size_t *n_claimed, int64_t *next_due, int *ended,
@@ -898,14 +995,17 @@ static enum as_code txn(struct engine *e, struct work *done, size_t want, size_t
     struct db *db = e->app->db;
     struct db_conn *conn;
     int64_t now = time_now_ms();
+    struct claims cl = {.want = want, .idle = idle};
+    cl.tail = &cl.head;
     *claimed = NULL;
     *n_claimed = 0;
     *ended = 0;
     enum as_code rc = db_write_begin(db, &conn, err);
     if (rc)
         return rc;
+    memset(&e->chain, 0, sizeof e->chain);
     for (struct work *w = done; w; w = w->next) {
-        rc = record(e, conn, w, now, ended, err);
+        rc = record(e, conn, w, now, ended, &cl, err);
         if (rc == AS_ECONFLICT) {
             LOG_WARN("engine", "run %" PRId64 " step %s: result discarded: %s", w->c.run_id,
                      w->c.step, err->msg);
@@ -915,10 +1015,10 @@ static enum as_code txn(struct engine *e, struct work *done, size_t want, size_t
             goto fail;
     }
     if (want) {
-        rc = claim(e, conn, want, idle, now, claimed, n_claimed, err);
+        rc = claim(e, conn, now, &cl, err);
         if (rc)
             goto fail;
-        if (*n_claimed < want) {
+        if (cl.n < want) {
             rc = db_exec_next_due(conn, e->owner, next_due, err);
             if (rc)
                 goto fail;
@@ -929,16 +1029,13 @@ static enum as_code txn(struct engine *e, struct work *done, size_t want, size_t
     rc = db_write_commit(db, err);
     if (rc)
         goto fail_committed;
+    *claimed = cl.head;
+    *n_claimed = cl.n;
     return AS_OK;
 fail:
     db_write_rollback(db);
 fail_committed:
-    while (*claimed) {
-        struct work *nx = (*claimed)->next;
-        work_free(*claimed);
-        *claimed = nx;
-    }
-    *n_claimed = 0;
+    claims_free(&cl);
     *ended = 0;
     return rc;
 }
@@ -1102,7 +1199,8 @@ static void *dispatcher_main(void *arg)
             continue;
         now = time_now_ms();
         int64_t wait = POLL_MS;
-        if (!e->stopping && next_due - now < wait)
+        /* A due claim matters only with room for it; else a finishing worker wakes us. */
+        if (!e->stopping && capacity(e) > e->n_todo + e->n_busy && next_due - now < wait)
             wait = next_due - now;
         if (pending && retry_at - now < wait)
             wait = retry_at - now;
@@ -1275,7 +1373,8 @@ void engine_get_stats(struct engine *e, struct engine_stats *out)
 
 /* ---- runs ----------------------------------------------------------------- */
 
-static enum as_code submit_locked(struct db_conn *conn, const struct workflow *wf, int64_t wf_id,
+static enum as_code submit_locked(struct db_conn *conn, struct db_event_chain *chain,
+                                  const struct workflow *wf, int64_t wf_id,
                                   const json_t *input, const char *dedupe_key,
                                   const struct engine_run_opts *opts, int64_t now, int64_t *run_id,
                                   struct as_err *err)
@@ -1317,7 +1416,7 @@ static enum as_code submit_locked(struct db_conn *conn, const struct workflow *w
     if (dedupe_key)
         json_object_set_new(data, "dedupe_key", json_string(dedupe_key));
     json_object_set_new(data, "input_sha256", json_string(digest));
-    rc = event_json(conn, *run_id, 0, "run.created", data, now, err);
+    rc = event_json(conn, chain, *run_id, 0, "run.created", data, now, err);
     data = NULL;
 out:
     json_decref(data);
@@ -1396,6 +1495,7 @@ enum as_code engine_submit_runs(struct app *app, const struct workflow *wf,
         }
     }
     int64_t now = time_now_ms(), wf_id = 0;
+    struct db_event_chain chain = {0};
     rc = db_write_begin(app->db, &conn, err);
     if (rc)
         goto out;
@@ -1405,7 +1505,7 @@ enum as_code engine_submit_runs(struct app *app, const struct workflow *wf,
         goto out;
     for (size_t i = 0; i < n; i++) {
         const char *key = reqs[i].dedupe_key;
-        rc = submit_locked(conn, wf, wf_id, inputs[i], key, opts, now, &run_ids[i], err);
+        rc = submit_locked(conn, &chain, wf, wf_id, inputs[i], key, opts, now, &run_ids[i], err);
         if (rc == AS_ECONFLICT) {
             if (created)
                 created[i] = 0;
