@@ -11,6 +11,7 @@
 #include "tests/testutil.h"
 
 #include <openssl/sha.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -460,6 +461,83 @@ static void test_crash_resend(void **state)
     json_decref(first);
     json_decref(second);
     free(slow);
+    env_close(&e);
+    server_stop(&s);
+}
+
+struct sender_arg {
+    struct app *app;
+    int id;
+    int ok, busy, dedup, other;
+};
+
+static void *sender_thread(void *p)
+{
+    struct sender_arg *a = p;
+    const char *to[] = {"ok@example.org", NULL};
+    for (int i = 0; i < 6; i++) {
+        char key[64];
+        /* Every thread's round 3 uses the same key: exactly one may send it. */
+        if (i == 3)
+            snprintf(key, sizeof key, "shared");
+        else
+            snprintf(key, sizeof key, "t%d:%d", a->id, i);
+        struct mail_msg m = {.to = to, .subject = key, .text = "concurrent\n",
+                             .idempotency_key = key};
+        json_t *res = NULL;
+        struct as_err err = {0};
+        enum as_code rc = mail_send(a->app, &m, &res, &err);
+        if (rc == AS_OK && json_is_true(json_object_get(res, "deduplicated")))
+            a->dedup++;
+        else if (rc == AS_OK)
+            a->ok++;
+        else if (rc == AS_ETRANSIENT && strstr(err.msg, "being sent"))
+            a->busy++;
+        else
+            a->other++;
+        json_decref(res);
+    }
+    return NULL;
+}
+
+/* mail_send from several threads at once: one SMTP session each, and one
+ * key raced by all of them is delivered exactly once. */
+static void test_concurrent_senders(void **state)
+{
+    (void)state;
+    struct server s;
+    struct env e;
+    server_start(&s, "concurrent", NULL);
+    char url[64];
+    snprintf(url, sizeof url, "smtp://127.0.0.1:%d", s.port);
+    env_open(&e, "smtp", url);
+    pthread_t th[4];
+    struct sender_arg args[4];
+    for (int i = 0; i < 4; i++) {
+        args[i] = (struct sender_arg){.app = &e.app, .id = i};
+        assert_int_equal(pthread_create(&th[i], NULL, sender_thread, &args[i]), 0);
+    }
+    int ok = 0, busy = 0, dedup = 0, other = 0;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        ok += args[i].ok;
+        busy += args[i].busy;
+        dedup += args[i].dedup;
+        other += args[i].other;
+    }
+    assert_int_equal(other, 0);
+    assert_int_equal(ok, 4 * 5 + 1);       /* every own key, and "shared" once */
+    assert_int_equal(busy + dedup, 3);     /* the other three saw it in flight or done */
+    int n = 0, shared = 0;
+    json_t *got;
+    while ((got = received(&s, n + 1))) {
+        if (strcmp(hdr(got, "subject"), "shared") == 0)
+            shared++;
+        json_decref(got);
+        n++;
+    }
+    assert_int_equal(n, 21);
+    assert_int_equal(shared, 1);
     env_close(&e);
     server_stop(&s);
 }
@@ -918,6 +996,7 @@ int main(void)
         cmocka_unit_test_setup(test_server_down_and_drop, test_setup),
         cmocka_unit_test_setup(test_dedupe, test_setup),
         cmocka_unit_test_setup(test_crash_resend, test_setup),
+        cmocka_unit_test_setup(test_concurrent_senders, test_setup),
         cmocka_unit_test_setup(test_starttls_and_auth, test_setup),
         cmocka_unit_test_setup(test_smtps, test_setup),
         cmocka_unit_test_setup(test_file_transport, test_setup),
