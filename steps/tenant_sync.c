@@ -346,7 +346,7 @@ enum as_code tenant_sync_run(struct app *app, struct m365 *m, const struct tenan
     }
 
     /* 3. CAS mailboxes. */
-    progress_start(&prog, "mailboxes", res->users);
+    progress_start(&prog, "mailboxes", -1); /* not every user has a mailbox: no total */
     b.put = put_cas;
     b.stored = b.skipped = 0;
     json_array_clear(b.items);
