@@ -267,6 +267,8 @@ enum as_code mail_send(struct app *app, const struct mail_msg *msg, json_t **res
     owner_current(owner, sizeof owner);
     int64_t now = time_now_ms();
 
+    if (key && !app->db)
+        return as_errf(err, AS_EINVAL, "an idempotency key needs the database");
     /* Refuse a bad message before anything is recorded. */
     if ((rc = prepare(app, msg, &from, &p, err)))
         goto out;

@@ -69,6 +69,7 @@ struct mail_msg {
  * On failure *result is NULL unless the server answered per recipient, in
  * which case *result (caller decrefs) still lists them.
  *
+ * app->cfg is required, app->db too when msg->idempotency_key is set.
  * Thread-safe: each call uses its own SMTP session on the caller's thread
  * and blocks for at most a few smtp_timeout_seconds.  Never logs secrets;
  * logs one line per message (id, transport, outcome).

@@ -107,6 +107,12 @@ enum as_code mail_smtp_parse_url(const char *url, struct mail_smtp_url *out, str
               c == '.' || c == '-' || c == ':' || c == '_'))
             return as_errf(err, AS_EINVAL, "smtp_url \"%s\": bad character in host", url);
     }
+    if (out->tls == MAIL_SMTP_PLAIN && strchr(out->host, ':'))
+        /* libESMTP splits "host:port" at the first colon. */
+        return as_errf(err, AS_EINVAL,
+                       "smtp_url \"%s\": an IPv6 address works only with smtp+starttls:// or "
+                       "smtps://; for smtp:// use a host name",
+                       url);
     if (port) {
         char *end;
         errno = 0;
@@ -290,10 +296,7 @@ enum as_code mail_smtp_send(const struct mail_smtp_opts *opts, const char *from,
     } else {
         if ((rc = probe(url.host, url.port, timeout, err)))
             goto out;
-        if (strchr(url.host, ':'))
-            snprintf(hostport, sizeof hostport, "[%s]:%d", url.host, url.port);
-        else
-            snprintf(hostport, sizeof hostport, "%s:%d", url.host, url.port);
+        snprintf(hostport, sizeof hostport, "%s:%d", url.host, url.port);
     }
 
     session = smtp_create_session();

@@ -58,6 +58,7 @@ static void test_bad_urls(void **state)
         {"smtp://mail example.org", "space"},
         {"smtp://[2001:db8::1", "']'"},
         {"smtp://mail.exa$mple.org", "bad character"},
+        {"smtp://[::1]:25", "IPv6"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         memset(&err, 0, sizeof err);
