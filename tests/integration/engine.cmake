@@ -11,3 +11,15 @@ target_link_libraries(crash_engine PRIVATE assent_testlib)
 add_test(NAME engine.crash COMMAND crash_engine)
 set_tests_properties(engine.crash PROPERTIES ENVIRONMENT "${ASSENT_TEST_ENV}" TIMEOUT 600
                      LABELS integration)
+
+add_executable(it_engine_cli ${CMAKE_CURRENT_LIST_DIR}/it_engine_cli.c
+                             ${CMAKE_CURRENT_LIST_DIR}/http_echo_server.c)
+target_link_libraries(it_engine_cli PRIVATE assent_testlib)
+add_dependencies(it_engine_cli assent)
+add_dependencies(crash_engine assent)
+foreach(t help bad_input_dedupe_cancel_and_runs failed_run_retry_same_key
+          audit_verify_tampering sigterm_finishes_running_step)
+  add_test(NAME engine.cli.${t} COMMAND it_engine_cli test_${t})
+  set_tests_properties(engine.cli.${t} PROPERTIES ENVIRONMENT "${ASSENT_TEST_ENV}" TIMEOUT 300
+                       LABELS integration)
+endforeach()

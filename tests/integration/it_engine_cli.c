@@ -1,0 +1,430 @@
+/*
+ * it_engine_cli.c - the run commands of the real `assent` binary: --help of
+ * each, exit codes for bad input, an invalid workflow and a taken dedupe
+ * key, `runs` filters, `show --json`, `cancel`, `retry` of a failed run (same
+ * idempotency key, seen by a local HTTP server), `audit verify` before and
+ * after tampering with the database, and SIGTERM while a step runs (the
+ * step finishes, its result is kept, nothing is sent twice).
+ *
+ * usage: it_engine_cli [TEST_NAME]
+ */
+#include "tests/testutil.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <jansson.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/integration/http_echo_server.h"
+
+#define T_MS 60000
+
+struct env {
+    char *dir, *db, *env_db;
+    struct echo_server *srv;
+};
+
+static int setup(void **state)
+{
+    struct env *e = calloc(1, sizeof *e);
+    if (!e)
+        return -1;
+    e->dir = tu_tmpdir("engine-cli");
+    e->db = tu_path(e->dir, "assent.db");
+    size_t n = strlen(e->db) + 16;
+    e->env_db = malloc(n);
+    snprintf(e->env_db, n, "ASSENT_DB=%s", e->db);
+    e->srv = echo_start();
+    *state = e;
+    return e->srv ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    struct env *e = *state;
+    echo_stop(e->srv);
+    tu_rmrf(e->dir);
+    free(e->dir);
+    free(e->db);
+    free(e->env_db);
+    free(e);
+    return 0;
+}
+
+/* Run assent with up to 8 arguments (NULL-terminated); stdout/stderr captured. */
+static int assent(struct env *e, char **out, char **err, ...)
+{
+    char *argv[12] = {(char *)tu_assent_bin()};
+    va_list ap;
+    va_start(ap, err);
+    int n = 1;
+    const char *a;
+    while (n < 11 && (a = va_arg(ap, const char *)))
+        argv[n++] = (char *)a;
+    va_end(ap);
+    argv[n] = NULL;
+    char *env[] = {e->env_db, "ASSENT_LOG_LEVEL=warn", NULL};
+    return tu_run(argv, env, T_MS, out, err);
+}
+
+static char *write_wf(struct env *e, const char *name, const char *text)
+{
+    char *p = tu_path(e->dir, name);
+    assert_int_equal(tu_write_file(p, text), 0);
+    return p;
+}
+
+static int64_t started_id(const char *json_out)
+{
+    json_t *o = json_loads(json_out, 0, NULL);
+    assert_non_null(o);
+    int64_t id = json_integer_value(json_object_get(o, "run_id"));
+    json_decref(o);
+    assert_true(id > 0);
+    return id;
+}
+
+static json_t *show(struct env *e, int64_t id)
+{
+    char idbuf[24], *out = NULL;
+    snprintf(idbuf, sizeof idbuf, "%" PRId64, id);
+    assert_int_equal(assent(e, &out, NULL, "show", idbuf, "--json", NULL), 0);
+    json_t *h = json_loads(out, 0, NULL);
+    free(out);
+    assert_non_null(h);
+    return h;
+}
+
+static const char *run_status(json_t *h)
+{
+    return json_string_value(json_object_get(json_object_get(h, "run"), "status"));
+}
+
+static void test_help(void **state)
+{
+    struct env *e = *state;
+    const char *cmds[] = {"run", "worker", "runs", "show", "cancel", "retry", "audit"};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        char *out = NULL, want[64];
+        assert_int_equal(assent(e, &out, NULL, cmds[i], "--help", NULL), 0);
+        snprintf(want, sizeof want, "usage: assent %s", cmds[i]);
+        assert_non_null(strstr(out, want));
+        assert_non_null(strstr(out, "exit status"));
+        free(out);
+    }
+    /* Bad usage is exit 2, with the usage on stderr. */
+    char *err = NULL;
+    assert_int_equal(assent(e, NULL, &err, "runs", "--status", "sleeping", NULL), 2);
+    assert_non_null(strstr(err, "--status"));
+    free(err);
+    err = NULL;
+    assert_int_equal(assent(e, NULL, &err, "show", NULL), 2);
+    free(err);
+    err = NULL;
+    assert_int_equal(assent(e, NULL, &err, "audit", "check", NULL), 2);
+    free(err);
+}
+
+static const char wait_wf[] =
+    "{\"name\": \"pause\", \"version\": \"1\",\n"
+    " \"input\": {\"who\": {\"type\": \"string\", \"required\": true}},\n"
+    " \"steps\": {\"nap\": {\"type\": \"delay\", \"params\": {\"duration\": \"1h\"}, \"next\": \"hi\"},\n"
+    "           \"hi\": {\"type\": \"log\", \"params\": {\"message\": \"hello ${input.who}\"}}}}\n";
+
+static void test_bad_input_dedupe_cancel_and_runs(void **state)
+{
+    struct env *e = *state;
+    char *wf = write_wf(e, "pause.json", wait_wf);
+    char *out = NULL, *err = NULL;
+
+    /* Missing input: exit 2 naming it, nothing stored. */
+    assert_int_equal(assent(e, NULL, &err, "run", wf, NULL), 2);
+    assert_non_null(strstr(err, "who"));
+    free(err);
+    err = NULL;
+    assert_int_equal(assent(e, NULL, &err, "run", wf, "--input", "{\"who\": 1}", NULL), 2);
+    assert_non_null(strstr(err, "who"));
+    free(err);
+    err = NULL;
+    assert_int_equal(assent(e, NULL, &err, "run", wf, "--input", "{not json", NULL), 2);
+    free(err);
+    err = NULL;
+
+    /* An invalid workflow: exit 1 with file:line:column diagnostics. */
+    char *bad = write_wf(e, "bad.json", "{\"name\": \"x\", \"version\": \"1\", \"steps\": {\n"
+                                        "  \"a\": {\"type\": \"log\", \"next\": \"nowhere\"}}}\n");
+    assert_int_equal(assent(e, NULL, &err, "run", bad, NULL), 1);
+    assert_non_null(strstr(err, "bad.json:2:"));
+    free(err);
+    err = NULL;
+    free(bad);
+
+    /* Start, with a dedupe key; the same key again is refused with the open run. */
+    assert_int_equal(assent(e, &out, NULL, "run", wf, "--input", "{\"who\": \"ann\"}",
+                            "--dedupe-key", "ann", "--json", NULL),
+                     0);
+    int64_t id = started_id(out);
+    free(out);
+    out = NULL;
+    assert_int_equal(assent(e, &out, &err, "run", wf, "--input", "{\"who\": \"ann\"}",
+                            "--dedupe-key", "ann", "--json", NULL),
+                     1);
+    assert_int_equal(started_id(out), id);
+    assert_non_null(strstr(err, "ann"));
+    free(out);
+    free(err);
+    out = err = NULL;
+
+    /* Listed as running; cancelled; listed as cancelled; not twice. */
+    assert_int_equal(assent(e, &out, NULL, "runs", "--status", "running", "--json", NULL), 0);
+    json_t *list = json_loads(out, 0, NULL);
+    assert_int_equal(json_array_size(list), 1);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(list, 0), "id")), id);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(list, 0), "workflow")),
+                        "pause");
+    json_decref(list);
+    free(out);
+    out = NULL;
+    char idbuf[24];
+    snprintf(idbuf, sizeof idbuf, "%" PRId64, id);
+    assert_int_equal(assent(e, &out, NULL, "cancel", idbuf, NULL), 0);
+    assert_non_null(strstr(out, "cancelled"));
+    free(out);
+    out = NULL;
+    assert_int_equal(assent(e, NULL, &err, "cancel", idbuf, NULL), 1);
+    assert_non_null(strstr(err, "already ended"));
+    free(err);
+    err = NULL;
+    assert_int_equal(assent(e, NULL, &err, "cancel", "424242", NULL), 4);
+    free(err);
+    err = NULL;
+    assert_int_equal(assent(e, NULL, &err, "show", "424242", NULL), 4);
+    free(err);
+    err = NULL;
+    json_t *h = show(e, id);
+    assert_string_equal(run_status(h), "cancelled");
+    json_t *s0 = json_array_get(json_object_get(h, "steps"), 0);
+    assert_string_equal(json_string_value(json_object_get(s0, "status")), "cancelled");
+    json_decref(h);
+    assert_int_equal(assent(e, &out, NULL, "runs", "--workflow", "pause", NULL), 0);
+    assert_non_null(strstr(out, "cancelled"));
+    free(out);
+    out = NULL;
+    assert_int_equal(assent(e, &out, NULL, "runs", "--workflow", "other", "--json", NULL), 0);
+    list = json_loads(out, 0, NULL);
+    assert_int_equal(json_array_size(list), 0);
+    json_decref(list);
+    free(out);
+    /* The key is free again once the run has ended. */
+    out = NULL;
+    assert_int_equal(assent(e, &out, NULL, "run", wf, "--input", "{\"who\": \"ann\"}",
+                            "--dedupe-key", "ann", "--json", NULL),
+                     0);
+    assert_true(started_id(out) > id);
+    free(out);
+    free(wf);
+}
+
+static const char post_wf_fmt[] =
+    "{\"name\": \"post-once\", \"version\": \"1\", \"steps\": {\n"
+    "  \"post\": {\"type\": \"http\", \"params\": {\"method\": \"POST\", \"url\": \"%s\"},\n"
+    "            \"retry\": {\"attempts\": 1}, \"timeout\": \"10s\", \"next\": \"after\"},\n"
+    "  \"after\": {\"type\": \"log\", \"params\": {\"message\": \"posted\"}}}}\n";
+
+static char *post_wf(struct env *e)
+{
+    char *url = echo_url(e->srv, "/hook"), text[1024];
+    snprintf(text, sizeof text, post_wf_fmt, url);
+    free(url);
+    return write_wf(e, "post.json", text);
+}
+
+static void test_failed_run_retry_same_key(void **state)
+{
+    struct env *e = *state;
+    char *wf = post_wf(e);
+    char *out = NULL, *err = NULL;
+    struct echo_fault f = {.status = 503};
+    echo_push(e->srv, &f);
+    /* One attempt only, and it gets a 503: the run fails, exit 1, the error shown. */
+    assert_int_equal(assent(e, &out, &err, "run", wf, "--wait", NULL), 1);
+    assert_non_null(strstr(out, "failed"));
+    assert_non_null(strstr(out, "HTTP 503"));
+    free(out);
+    free(err);
+    out = err = NULL;
+    assert_int_equal(assent(e, &out, NULL, "runs", "--status", "failed", "--json", NULL), 0);
+    json_t *list = json_loads(out, 0, NULL);
+    free(out);
+    out = NULL;
+    assert_int_equal(json_array_size(list), 1);
+    int64_t id = json_integer_value(json_object_get(json_array_get(list, 0), "id"));
+    assert_non_null(strstr(json_string_value(json_object_get(json_array_get(list, 0), "error")),
+                           "step post failed"));
+    json_decref(list);
+
+    char idbuf[24];
+    snprintf(idbuf, sizeof idbuf, "%" PRId64, id);
+    assert_int_equal(assent(e, &out, NULL, "retry", idbuf, NULL), 0);
+    free(out);
+    out = NULL;
+    assert_int_equal(assent(e, NULL, NULL, "worker", "--until-done", NULL), 0);
+    json_t *h = show(e, id);
+    assert_string_equal(run_status(h), "succeeded");
+    json_t *post = json_array_get(json_object_get(h, "steps"), 0);
+    const char *key = json_string_value(json_object_get(post, "idempotency_key"));
+    /* Both deliveries carried the step's one key. */
+    json_t *reqs = echo_requests(e->srv);
+    assert_int_equal(json_array_size(reqs), 2);
+    for (size_t i = 0; i < 2; i++)
+        assert_string_equal(
+            json_string_value(json_object_get(json_array_get(reqs, i), "idempotency_key")), key);
+    json_decref(reqs);
+    /* The timeline shows the failure, the retry request and the success. */
+    json_t *hist = json_object_get(post, "history");
+    assert_int_equal(json_array_size(hist), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(hist, 0), "event")),
+                        "step.failed");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(hist, 1), "event")),
+                        "step.succeeded");
+    int retried = 0;
+    size_t i;
+    json_t *ev;
+    json_array_foreach(json_object_get(h, "events"), i, ev)
+        retried += strcmp(json_string_value(json_object_get(ev, "type")), "run.retried") == 0;
+    assert_int_equal(retried, 1);
+    json_decref(h);
+    assert_int_equal(assent(e, NULL, NULL, "retry", idbuf, NULL), 1);
+    free(wf);
+}
+
+static void raw_sql(struct env *e, const char *sql)
+{
+    sqlite3 *h;
+    assert_int_equal(sqlite3_open(e->db, &h), SQLITE_OK);
+    sqlite3_busy_timeout(h, 5000);
+    assert_int_equal(sqlite3_exec(h, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(h);
+}
+
+static void test_audit_verify_tampering(void **state)
+{
+    struct env *e = *state;
+    char *wf = post_wf(e);
+    char *out = NULL;
+    assert_int_equal(assent(e, &out, NULL, "run", wf, "--wait", NULL), 0);
+    free(out);
+    out = NULL;
+    assert_int_equal(assent(e, &out, NULL, "audit", "verify", "--json", NULL), 0);
+    json_t *rep = json_loads(out, 0, NULL);
+    free(out);
+    out = NULL;
+    assert_true(json_is_true(json_object_get(rep, "intact")));
+    int64_t n = json_integer_value(json_object_get(rep, "events"));
+    assert_true(n >= 5);
+    char anchor[100];
+    snprintf(anchor, sizeof anchor, "%" PRId64 ":%s",
+             (int64_t)json_integer_value(json_object_get(rep, "head_id")),
+             json_string_value(json_object_get(rep, "head_hash")));
+    json_decref(rep);
+
+    /* Someone edits a record... */
+    raw_sql(e, "CREATE TABLE orig AS SELECT * FROM events WHERE id = 3; "
+               "UPDATE events SET data = '{\"forged\":true}' WHERE id = 3");
+    assert_int_equal(assent(e, &out, NULL, "audit", "verify", NULL), 1);
+    assert_non_null(strstr(out, "TAMPERED at event 3"));
+    free(out);
+    out = NULL;
+    raw_sql(e, "UPDATE events SET data = (SELECT data FROM orig) WHERE id = 3; DROP TABLE orig");
+    assert_int_equal(assent(e, NULL, NULL, "audit", "verify", NULL), 0);
+    /* ... deletes a record ... */
+    raw_sql(e, "CREATE TABLE keep AS SELECT * FROM events WHERE id = 2; "
+               "DELETE FROM events WHERE id = 2");
+    assert_int_equal(assent(e, &out, NULL, "audit", "verify", "--json", NULL), 1);
+    rep = json_loads(out, 0, NULL);
+    free(out);
+    out = NULL;
+    assert_int_equal(json_integer_value(json_object_get(rep, "bad_id")), 3);
+    assert_non_null(strstr(json_string_value(json_object_get(rep, "problem")), "deleted"));
+    json_decref(rep);
+    raw_sql(e, "INSERT INTO events SELECT * FROM keep; DROP TABLE keep");
+    /* ... or cuts the newest ones: only the anchor tells. */
+    raw_sql(e, "DELETE FROM events WHERE id = (SELECT MAX(id) FROM events)");
+    assert_int_equal(assent(e, NULL, NULL, "audit", "verify", NULL), 0);
+    assert_int_equal(assent(e, &out, NULL, "audit", "verify", "--anchor", anchor, NULL), 1);
+    assert_non_null(strstr(out, "missing"));
+    free(out);
+    free(wf);
+}
+
+static void test_sigterm_finishes_running_step(void **state)
+{
+    struct env *e = *state;
+    char *wf = post_wf(e);
+    char *out = NULL;
+    struct echo_fault slow = {.delay_ms = 1500};
+    echo_push(e->srv, &slow);
+    assert_int_equal(assent(e, &out, NULL, "run", wf, "--json", NULL), 0);
+    int64_t id = started_id(out);
+    free(out);
+
+    char *log = tu_path(e->dir, "worker.log");
+    char *argv[] = {(char *)tu_assent_bin(), "worker", NULL};
+    char *env[] = {e->env_db, "ASSENT_LOG_LEVEL=info", "ASSENT_SHUTDOWN_GRACE_SECONDS=30", NULL};
+    pid_t pid = tu_spawn(argv, env, log);
+    assert_true(pid > 0);
+    /* Wait until the request is at the server (the step is running), then stop. */
+    for (int i = 0; i < 1000 && echo_count(e->srv) == 0; i++)
+        tu_sleep_ms(10);
+    assert_int_equal(echo_count(e->srv), 1);
+    kill(pid, SIGTERM);
+    assert_int_equal(tu_wait_exit(pid, T_MS), 0);
+
+    /* The running step finished and its result was kept; nothing more was claimed. */
+    json_t *h = show(e, id);
+    assert_string_equal(run_status(h), "running");
+    json_t *steps = json_object_get(h, "steps");
+    assert_int_equal(json_array_size(steps), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(steps, 0), "status")),
+                        "succeeded");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(steps, 1), "status")),
+                        "ready");
+    json_decref(h);
+    char *text = tu_read_file(log);
+    assert_non_null(strstr(text, "SIGTERM"));
+    free(text);
+
+    assert_int_equal(assent(e, NULL, NULL, "worker", "--until-done", NULL), 0);
+    h = show(e, id);
+    assert_string_equal(run_status(h), "succeeded");
+    json_decref(h);
+    assert_int_equal(echo_count(e->srv), 1); /* sent once: no redelivery after a clean stop */
+    free(log);
+    free(wf);
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_help, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_input_dedupe_cancel_and_runs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_run_retry_same_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_verify_tampering, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sigterm_finishes_running_step, setup, teardown),
+    };
+    if (argc > 1) {
+        int known = 0;
+        for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++)
+            known |= strcmp(tests[i].name, argv[1]) == 0;
+        if (!known) {
+            fprintf(stderr, "it_engine_cli: no test called %s\n", argv[1]);
+            return 2;
+        }
+        cmocka_set_test_filter(argv[1]);
+    }
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
