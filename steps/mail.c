@@ -336,8 +336,12 @@ enum as_code mail_send(struct app *app, const struct mail_msg *msg, json_t **res
                             recipients ? json_incref(recipients) : json_array(), "deduplicated",
                             0);
     if (!res) {
-        if (!rc)
-            rc = as_errf(err, AS_ENOMEM, "out of memory");
+        if (!rc) {
+            /* Sent, but the answer cannot be kept: leave the row 'sending'
+             * (at most one re-send later) rather than call it failed. */
+            claimed = 0;
+            rc = as_errf(err, AS_ENOMEM, "out of memory after sending %s", p.message_id);
+        }
         goto out;
     }
     if (claimed) {
