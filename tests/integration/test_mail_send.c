@@ -878,6 +878,74 @@ static void test_email_step_end_to_end(void **state)
     free(db);
 }
 
+/*
+ * kill -9 of `assent run --wait` after the server got the message and
+ * before it answered: `assent worker --until-done` re-runs the step at once,
+ * the identical message goes out once more, the run succeeds, and nothing
+ * is sent after that.
+ */
+static void test_email_step_crash(void **state)
+{
+    (void)state;
+    struct server s;
+    server_start(&s, "stepcrash", NULL);
+    char *slow = tu_path(s.dir, "slow"), *wf = tu_path(g_dir, "crash.json");
+    char *db = tu_path(g_dir, "stepcrash.db"), *log = tu_path(g_dir, "stepcrash.log");
+    assert_int_equal(tu_write_file(slow, ""), 0);
+    assert_int_equal(tu_write_file(wf,
+        "{\"name\": \"crash\", \"version\": \"1\", \"start\": \"mail\",\n"
+        " \"steps\": {\"mail\": {\"type\": \"email\", \"params\": {\"to\": \"ok@example.org\",\n"
+        "   \"subject\": \"once or twice, never more\", \"text\": \"x\"}}}}\n"), 0);
+    char env_db[600], env_url[100];
+    snprintf(env_db, sizeof env_db, "ASSENT_DB=%s", db);
+    snprintf(env_url, sizeof env_url, "ASSENT_SMTP_URL=smtp://127.0.0.1:%d", s.port);
+    char *env[] = {env_db, env_url, "ASSENT_MAIL_TRANSPORT=smtp", "ASSENT_SMTP_TIMEOUT_SECONDS=120",
+                   NULL};
+    char *argv[] = {(char *)tu_assent_bin(), "run", wf, "--wait", NULL};
+    pid_t pid = tu_spawn(argv, env, log);
+    assert_true(pid > 0);
+    json_t *first = NULL;
+    for (int i = 0; i < 1500 && !(first = received(&s, 1)); i++)
+        tu_sleep_ms(20);
+    assert_non_null(first);
+    tu_stop(pid, SIGKILL);
+    assert_int_equal(unlink(slow), 0);
+
+    char *worker[] = {(char *)tu_assent_bin(), "worker", "--until-done", NULL};
+    char *out = NULL, *errout = NULL;
+    int code = tu_run(worker, env, 120000, &out, &errout);
+    if (code != 0)
+        print_error("worker: %d\n%s\n%s\n", code, out, errout);
+    assert_int_equal(code, 0);
+    free(out);
+    free(errout);
+    json_t *second = received(&s, 2);
+    assert_non_null(second);
+    assert_string_equal(hdr(second, "message-id"), hdr(first, "message-id"));
+    assert_string_equal(json_string_value(json_object_get(second, "raw")),
+                        json_string_value(json_object_get(first, "raw")));
+
+    char *show[] = {(char *)tu_assent_bin(), "show", "1", "--json", NULL};
+    out = NULL;
+    assert_int_equal(tu_run(show, env, 30000, &out, NULL), 0);
+    assert_non_null(strstr(out, "\"succeeded\""));
+    free(out);
+    /* Nothing left to do, nothing sent again. */
+    out = errout = NULL;
+    assert_int_equal(tu_run(worker, env, 60000, &out, &errout), 0);
+    free(out);
+    free(errout);
+    assert_null(received(&s, 3));
+
+    json_decref(first);
+    json_decref(second);
+    server_stop(&s);
+    free(slow);
+    free(wf);
+    free(db);
+    free(log);
+}
+
 /* The Graph transport: sendMail as the sender's mailbox on the simulator. */
 static void test_graph_transport(void **state)
 {
@@ -1003,6 +1071,7 @@ int main(void)
         cmocka_unit_test_setup(test_bad_input, test_setup),
         cmocka_unit_test_setup(test_email_step_end_to_end, test_setup),
         cmocka_unit_test_setup(test_graph_transport, test_setup),
+        cmocka_unit_test_setup(test_email_step_crash, test_setup),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
