@@ -4,7 +4,8 @@
  *
  * What comes out is safe to hand to any transport as is:
  *  - every line ends in CRLF and is at most 78 octets (headers are folded,
- *    bodies are quoted-printable or base64), far below the 998 limit;
+ *    bodies are quoted-printable or base64); only a single address longer
+ *    than a line can pass 78, and nothing comes near the 998 limit;
  *  - non-ASCII subjects and display names become RFC 2047 encoded-words
  *    (UTF-8, "B" encoding), so the header block is 7-bit;
  *  - nothing taken from the caller can start a header of its own: CR, LF
