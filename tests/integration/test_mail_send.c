@@ -45,6 +45,19 @@ struct server {
     char *dir;
 };
 
+/* Servers still running; a failed assertion leaves a test early, and the
+ * teardown stops what it started. */
+static pid_t g_pids[16];
+
+static void track(pid_t pid)
+{
+    for (size_t i = 0; i < sizeof g_pids / sizeof g_pids[0]; i++)
+        if (!g_pids[i]) {
+            g_pids[i] = pid;
+            return;
+        }
+}
+
 static const char *script(void)
 {
     static char path[1024];
@@ -73,11 +86,15 @@ static void server_start(struct server *s, const char *tag, const char *const *e
     s->pid = tu_spawn(argv, NULL, log);
     free(log);
     assert_true(s->pid > 0);
+    track(s->pid);
     assert_int_equal(tu_wait_port(s->port, 15000), 0);
 }
 
 static void server_stop(struct server *s)
 {
+    for (size_t i = 0; i < sizeof g_pids / sizeof g_pids[0]; i++)
+        if (g_pids[i] == s->pid)
+            g_pids[i] = 0;
     tu_stop(s->pid, SIGTERM);
     free(s->dir);
     s->dir = NULL;
@@ -340,6 +357,7 @@ static void test_server_down_and_drop(void **state)
     s.dir = tu_path(g_dir, "drop");
     char *argv[] = {"/usr/bin/python3", (char *)script(), "--port", portstr, "--dir", s.dir, NULL};
     s.pid = tu_spawn(argv, NULL, NULL);
+    track(s.pid);
     assert_int_equal(tu_wait_port(port, 15000), 0);
     ASSERT_RC(mail_send(&e.app, &m, &res, &err), AS_OK);
     json_decref(res);
@@ -904,11 +922,15 @@ static void test_email_step_crash(void **state)
     char *argv[] = {(char *)tu_assent_bin(), "run", wf, "--wait", NULL};
     pid_t pid = tu_spawn(argv, env, log);
     assert_true(pid > 0);
+    track(pid);
     json_t *first = NULL;
     for (int i = 0; i < 1500 && !(first = received(&s, 1)); i++)
         tu_sleep_ms(20);
     assert_non_null(first);
     tu_stop(pid, SIGKILL);
+    for (size_t i = 0; i < sizeof g_pids / sizeof g_pids[0]; i++)
+        if (g_pids[i] == pid)
+            g_pids[i] = 0;
     assert_int_equal(unlink(slow), 0);
 
     char *worker[] = {(char *)tu_assent_bin(), "worker", "--until-done", NULL};
@@ -1056,22 +1078,33 @@ static int test_setup(void **state)
     return 0;
 }
 
+static int test_teardown(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof g_pids / sizeof g_pids[0]; i++)
+        if (g_pids[i]) {
+            tu_stop(g_pids[i], SIGTERM);
+            g_pids[i] = 0;
+        }
+    return 0;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(test_multipart_received, test_setup),
-        cmocka_unit_test_setup(test_rejections, test_setup),
-        cmocka_unit_test_setup(test_server_down_and_drop, test_setup),
-        cmocka_unit_test_setup(test_dedupe, test_setup),
-        cmocka_unit_test_setup(test_crash_resend, test_setup),
-        cmocka_unit_test_setup(test_concurrent_senders, test_setup),
-        cmocka_unit_test_setup(test_starttls_and_auth, test_setup),
-        cmocka_unit_test_setup(test_smtps, test_setup),
-        cmocka_unit_test_setup(test_file_transport, test_setup),
-        cmocka_unit_test_setup(test_bad_input, test_setup),
-        cmocka_unit_test_setup(test_email_step_end_to_end, test_setup),
-        cmocka_unit_test_setup(test_graph_transport, test_setup),
-        cmocka_unit_test_setup(test_email_step_crash, test_setup),
+        cmocka_unit_test_setup_teardown(test_multipart_received, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_rejections, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_server_down_and_drop, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_dedupe, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_crash_resend, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_senders, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_starttls_and_auth, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_smtps, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_file_transport, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_input, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_email_step_end_to_end, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_graph_transport, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_email_step_crash, test_setup, test_teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
