@@ -7,7 +7,7 @@ set -euo pipefail
 build_pkgs=(build-essential cmake pkg-config libcurl4-openssl-dev libjansson-dev
             libmicrohttpd-dev libsqlite3-dev libesmtp-dev libssl-dev libcsv-dev sqlite3)
 test_pkgs=(libcmocka-dev python3-aiosmtpd valgrind chromium chromium-driver python3-selenium
-           curl procps python3-jsonschema)
+           curl procps python3-jsonschema openssl)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-build}" = test ]; then
