@@ -873,8 +873,12 @@ out:
 enum as_code m365_cas_request_hash(const char *identity, const json_t *settings, char out[65],
                                    struct as_err *err)
 {
-    json_t *req = json_pack("{s:s, s:O}", "identity", identity ? identity : "", "settings",
-                            settings ? settings : json_object());
+    /* "o" steals the fresh {} and "O" only increfs the caller's object, so
+     * neither branch leaks. */
+    json_t *req = settings ? json_pack("{s:s, s:O}", "identity", identity ? identity : "",
+                                       "settings", settings)
+                           : json_pack("{s:s, s:o}", "identity", identity ? identity : "",
+                                       "settings", json_object());
     char *text = req ? json_dumps(req, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     json_decref(req);
     if (!text)
