@@ -318,7 +318,7 @@ static int start_sim(struct demo *d)
     for (int waited = 0; waited < SIM_START_MS; waited += 50) {
         char *text = read_file(d->port_file, 32);
         if (text) {
-            d->port = atoi(text);
+            d->port = (int)strtol(text, NULL, 10);
             free(text);
             if (d->port > 0)
                 return 0;
