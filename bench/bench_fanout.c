@@ -94,7 +94,10 @@ static int populate(struct db *db, long n, struct as_err *err)
         if (db_write_commit(db, err) != AS_OK)
             return -1;
     }
-    return db_tenant_sync_finish(db, sync_id, time_now_ms(), "ok", NULL, NULL, err) == AS_OK ? 0 : -1;
+    json_t *summary = json_object();
+    int rc = db_tenant_sync_finish(db, sync_id, time_now_ms(), "ok", summary, NULL, err) == AS_OK ? 0 : -1;
+    json_decref(summary);
+    return rc;
 }
 
 static const char *workflow_text =
