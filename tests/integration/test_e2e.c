@@ -613,6 +613,23 @@ static void test_e2e(void **state)
     printf("e2e: %d users found (1 exempt), %d runs, approved %s (killed serve -9 after), "
            "rejected %s, %d expired and escalated\n",
            n_expect, n_expect, approve_upn, reject_upn, n_expired);
+    /* The KPI's history: evaluated by `kpi eval` and by each trigger. */
+    assert_int_equal(assent(e, &out, "kpi", "show", "legacy-enabled", NULL), 0);
+    assert_non_null(strstr(out, "trend:"));
+    assert_non_null(strstr(out, "\xe2\x96")); /* a block of the sparkline */
+    assert_non_null(strstr(out, "over 3 evaluations"));
+    free(out);
+    /* Bad input gets a clear error and changes nothing. */
+    char *err_out = NULL;
+    char *bad[] = {(char *)tu_assent_bin(), "exception", "add", "--user", (char *)approve_upn,
+                   "--protocols", "pop", "--granted-by", "x@contoso.com", NULL};
+    assert_int_equal(tu_run(bad, e->envp, 60000, NULL, &err_out), 2);
+    assert_non_null(strstr(err_out, "--reason is required"));
+    free(err_out);
+    char *bad2[] = {(char *)tu_assent_bin(), "kpi", "create", "x", "--filter", "pop_enabled ||", NULL};
+    assert_int_equal(tu_run(bad2, e->envp, 60000, NULL, &err_out), 2);
+    assert_non_null(strstr(err_out, "filter"));
+    free(err_out);
     /* The audit trail is intact after the crash. */
     assert_int_equal(assent(e, NULL, "audit", "verify", NULL), 0);
 
