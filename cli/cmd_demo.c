@@ -616,7 +616,8 @@ int cmd_demo(struct cli *cli, int argc, char **argv)
         goto out;
     }
     if (web_server_start(&cli->app, &ws, &err) != AS_OK) {
-        fprintf(stderr, "assent demo: cannot start the web server on %s: %s\n",
+        fprintf(stderr, "assent demo: cannot start the web server on %s: %s (another port: "
+                        "assent demo --listen 127.0.0.1:8081)\n",
                 config_str(cli->app.cfg, "listen"), err.msg);
         goto out;
     }
