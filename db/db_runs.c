@@ -419,37 +419,81 @@ enum as_code db_run_get(struct db_conn *conn, int64_t run_id, db_run_cb cb, void
 
 /* ---- step executions ------------------------------------------------------ */
 
-/*
- * The next visit of step in a run and its idempotency key
- * "<instance>/run-<run_id>/<step>/<visit>" (*key malloc'd).
- */
-static enum as_code next_visit(struct db_conn *conn, int64_t run_id, const char *step,
-                               int *visit, char **key, struct as_err *err)
+/* The database's instance id (meta.instance_id), cached per database file:
+ * it never changes once the schema is created. */
+static pthread_mutex_t instance_lock = PTHREAD_MUTEX_INITIALIZER;
+static char instance_path[4096];
+static char instance_id[40];
+
+static enum as_code get_instance_id(struct db_conn *conn, char *out, size_t size,
+                                    struct as_err *err)
 {
-    static const char sql[] =
-        "SELECT (SELECT COALESCE(MAX(visit), 0) + 1 FROM step_execs WHERE run_id = ?1 AND "
-        "step = ?2), (SELECT value FROM meta WHERE key = 'instance_id')";
-    *key = NULL;
+    static const char sql[] = "SELECT value FROM meta WHERE key = 'instance_id'";
+    const char *path = sqlite3_db_filename(db_conn_handle(conn), "main");
+    if (!path)
+        path = "";
+    pthread_mutex_lock(&instance_lock);
+    if (instance_id[0] && strcmp(instance_path, path) == 0) {
+        snprintf(out, size, "%s", instance_id);
+        pthread_mutex_unlock(&instance_lock);
+        return AS_OK;
+    }
+    pthread_mutex_unlock(&instance_lock);
     sqlite3_stmt *st = db_stmt(conn, sql, err);
     if (!st)
         return AS_EDB;
-    sqlite3_bind_int64(st, 1, run_id);
-    bind_text(st, 2, step);
     enum as_code rc = AS_OK;
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        *visit = sqlite3_column_int(st, 0);
-        const char *inst = db_col_text(st, 1);
-        size_t len = strlen(inst) + strlen(step) + 64;
-        *key = malloc(len);
-        if (*key)
-            snprintf(*key, len, "%s/run-%" PRId64 "/%s/%d", inst, run_id, step, *visit);
-        else
-            rc = oom(err);
-    } else {
-        rc = db_error(conn, "next visit of a step", err);
-    }
+    if (sqlite3_step(st) == SQLITE_ROW)
+        snprintf(out, size, "%s", db_col_text(st, 0));
+    else
+        rc = db_error(conn, "read instance id", err);
     db_stmt_done(st);
+    if (!rc && strlen(path) < sizeof instance_path) {
+        pthread_mutex_lock(&instance_lock);
+        snprintf(instance_path, sizeof instance_path, "%s", path);
+        snprintf(instance_id, sizeof instance_id, "%s", out);
+        pthread_mutex_unlock(&instance_lock);
+    }
     return rc;
+}
+
+/*
+ * The next visit of step in a run (or visit_hint when > 0: the caller knows)
+ * and its idempotency key "<instance>/run-<run_id>/<step>/<visit>" (*key
+ * malloc'd).
+ */
+static enum as_code next_visit(struct db_conn *conn, int64_t run_id, const char *step,
+                               int visit_hint, int *visit, char **key, struct as_err *err)
+{
+    static const char sql[] =
+        "SELECT COALESCE(MAX(visit), 0) + 1 FROM step_execs WHERE run_id = ?1 AND step = ?2";
+    char inst[40];
+    *key = NULL;
+    enum as_code rc = get_instance_id(conn, inst, sizeof inst, err);
+    if (rc)
+        return rc;
+    if (visit_hint > 0) {
+        *visit = visit_hint;
+    } else {
+        sqlite3_stmt *st = db_stmt(conn, sql, err);
+        if (!st)
+            return AS_EDB;
+        sqlite3_bind_int64(st, 1, run_id);
+        bind_text(st, 2, step);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            *visit = sqlite3_column_int(st, 0);
+        else
+            rc = db_error(conn, "next visit of a step", err);
+        db_stmt_done(st);
+        if (rc)
+            return rc;
+    }
+    size_t len = strlen(inst) + strlen(step) + 64;
+    *key = malloc(len);
+    if (!*key)
+        return oom(err);
+    snprintf(*key, len, "%s/run-%" PRId64 "/%s/%d", inst, run_id, step, *visit);
+    return AS_OK;
 }
 
 enum as_code db_exec_insert(struct db_conn *conn, int64_t run_id, const char *step,
@@ -460,7 +504,7 @@ enum as_code db_exec_insert(struct db_conn *conn, int64_t run_id, const char *st
         "created_at) VALUES (?1, ?2, ?3, 'ready', 0, ?4, ?5, ?6)";
     int visit = 0;
     char *key = NULL;
-    enum as_code rc = next_visit(conn, run_id, step, &visit, &key, err);
+    enum as_code rc = next_visit(conn, run_id, step, 0, &visit, &key, err);
     if (rc)
         return rc;
     sqlite3_stmt *st = db_stmt(conn, sql, err);
@@ -482,15 +526,17 @@ enum as_code db_exec_insert(struct db_conn *conn, int64_t run_id, const char *st
 }
 
 enum as_code db_exec_insert_claimed(struct db_conn *conn, int64_t run_id, const char *step,
-                                    int64_t now, const char *owner, int64_t lease_until,
-                                    int queued, struct db_claim *out, struct as_err *err)
+                                    int visit_hint, int64_t now, const char *owner,
+                                    int64_t lease_until, int queued, struct db_claim *out,
+                                    struct as_err *err)
 {
     static const char sql[] =
         "INSERT INTO step_execs (run_id, step, visit, status, attempt, due_at, lease_until, "
         "lease_owner, queued, idempotency_key, created_at, started_at) "
         "VALUES (?1, ?2, ?3, 'running', 1, ?4, ?5, ?6, ?7, ?8, ?4, ?4)";
     memset(out, 0, sizeof *out);
-    enum as_code rc = next_visit(conn, run_id, step, &out->visit, &out->idempotency_key, err);
+    enum as_code rc =
+        next_visit(conn, run_id, step, visit_hint, &out->visit, &out->idempotency_key, err);
     if (rc)
         goto fail;
     sqlite3_stmt *st = db_stmt(conn, sql, err);

@@ -142,14 +142,17 @@ struct db_claim;
 /*
  * (write) Insert the next visit of `step` already claimed by `owner` until
  * lease_until (status running, attempt 1, started now): the executor's
- * shortcut when it runs a run's next step itself.  Fills out (exec_id,
- * run_id, step, idempotency_key, visit, attempt, lease_until, queued,
- * prev_status "ready"); the caller sets workflow_hash and dry_run.  out is
- * cleared with db_claim_clear() by the caller.
+ * shortcut when it runs a run's next step itself.  visit_hint > 0 is the
+ * visit number when the caller knows it (1: the run never reached the step),
+ * 0 to look it up.  Fills out (exec_id, run_id, step, idempotency_key,
+ * visit, attempt, lease_until, queued, prev_status "ready"); the caller sets
+ * workflow_hash and dry_run.  out is cleared with db_claim_clear() by the
+ * caller.
  */
 enum as_code db_exec_insert_claimed(struct db_conn *conn, int64_t run_id, const char *step,
-                                    int64_t now, const char *owner, int64_t lease_until,
-                                    int queued, struct db_claim *out, struct as_err *err) AS_WUR;
+                                    int visit_hint, int64_t now, const char *owner,
+                                    int64_t lease_until, int queued, struct db_claim *out,
+                                    struct as_err *err) AS_WUR;
 
 /* A claimable execution, as found by db_exec_due and taken by db_exec_take. */
 struct db_claim {
@@ -294,8 +297,8 @@ enum as_code db_run_scope(struct db_conn *conn, int64_t run_id, char **input, db
 
 /*
  * (write) Append an event to the hash-chained log: hash = SHA-256(prev_hash
- * || "id|run_id|exec_id|ts|type|" || SHA-256(data)), digests in hex, data in
- * canonical JSON (sorted keys, compact).  run_id/exec_id 0 = none.  `type` is [a-z0-9._-]{1,64},
+ * || "id|run_id|exec_id|ts|type|" || SHA-256(data)), digests in hex, data
+ * the exact text stored (here: compact JSON with sorted keys).  run_id/exec_id 0 = none.  `type` is [a-z0-9._-]{1,64},
  * e.g. "approval.decided"; data may be NULL ({}); it is borrowed.  The
  * previous hash is read inside the transaction, so other processes may
  * append too.

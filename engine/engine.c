@@ -146,7 +146,10 @@ static char *xstrdup(const char *s)
 
 static char *dump(const json_t *v)
 {
-    return v ? json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY) : NULL;
+    /* Compact, in the objects' own key order: the audit hash covers the stored
+     * text exactly, so no canonical (sorted) form is needed, and sorting was a
+     * large part of a step's cost. */
+    return v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
 }
 
 /* Hex SHA-256 of a string into out[65]; 0 on success. */
@@ -509,13 +512,121 @@ static void set_error(struct work *w, const char *fmt, ...)
     w->error = strdup(buf);
 }
 
+/* A growing string for building JSON text by hand (OOM makes sb_take return NULL). */
+struct sbuf {
+    char *p;
+    size_t len, cap;
+    int oom;
+};
+
+static void sb_addn(struct sbuf *b, const char *s, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 256;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = 1;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static void sb_add(struct sbuf *b, const char *s)
+{
+    sb_addn(b, s, strlen(s));
+}
+
+static void sb_i64(struct sbuf *b, int64_t v)
+{
+    char tmp[24];
+    int n = snprintf(tmp, sizeof tmp, "%" PRId64, v);
+    sb_addn(b, tmp, (size_t)n);
+}
+
+/* Length of the valid UTF-8 sequence at s (1-4), or 0 when it is not valid. */
+static size_t utf8_len(const unsigned char *s)
+{
+    if (s[0] < 0x80)
+        return 1;
+    size_t n = s[0] >= 0xF0 && s[0] <= 0xF4 ? 4 : s[0] >= 0xE0 ? 3 : s[0] >= 0xC2 && s[0] < 0xE0 ? 2 : 0;
+    for (size_t i = 1; i < n; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    if (n == 3 && ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] >= 0xA0)))
+        return 0; /* overlong, or a surrogate */
+    if (n == 4 && ((s[0] == 0xF0 && s[1] < 0x90) || (s[0] == 0xF4 && s[1] >= 0x90)))
+        return 0;
+    return n;
+}
+
+/* s as a JSON string literal: controls, quote and backslash escaped, invalid
+ * UTF-8 (a step's error may quote a peer's bytes) replaced by U+FFFD. */
+static void sb_json_str(struct sbuf *b, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    sb_addn(b, "\"", 1);
+    const char *run = s;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c >= 0x80) {
+            size_t n = utf8_len((const unsigned char *)s);
+            if (n) {
+                s += n - 1;
+                continue;
+            }
+            sb_addn(b, run, (size_t)(s - run));
+            sb_add(b, "\\ufffd");
+            run = s + 1;
+            continue;
+        }
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        sb_addn(b, run, (size_t)(s - run));
+        char esc[7] = {'\\', (char)c, 0};
+        if (c == '\n')
+            esc[1] = 'n';
+        else if (c == '\r')
+            esc[1] = 'r';
+        else if (c == '\t')
+            esc[1] = 't';
+        else if (c < 0x20) {
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+        }
+        sb_add(b, esc);
+        run = s + 1;
+    }
+    sb_addn(b, run, (size_t)(s - run));
+    sb_addn(b, "\"", 1);
+}
+
+static char *sb_take(struct sbuf *b)
+{
+    if (b->oom || !b->p) {
+        free(b->p);
+        return NULL;
+    }
+    return b->p;
+}
+
 /* Turn the step's result into the record the dispatcher writes. */
 static void settle(struct engine *e, struct work *w, struct step_result *res, json_t *events)
 {
     const struct wf_retry *retry = w->step ? &w->step->retry : NULL;
     int max_attempts = retry ? retry->attempts : 1;
     int64_t now = w->finished_ms;
-    json_t *ev = NULL;
 
     switch (res->status) {
     case STEP_OK:
@@ -560,26 +671,35 @@ static void settle(struct engine *e, struct work *w, struct step_result *res, js
 
     static const char *const types[] = {"", "step.succeeded", "step.waiting", "step.retry",
                                         "step.failed"};
-    ev = json_pack("{s:s, s:i, s:I, s:I}", "step", w->c.step, "attempt", w->c.attempt,
-                   "started_at", (json_int_t)w->started_ms, "duration_ms",
-                   (json_int_t)(w->finished_ms - w->started_ms));
-    if (ev) {
-        if (w->kind == WK_SUCCEEDED || w->kind == WK_FAILED)
-            json_object_set_new(ev, "outcome", json_string(w->outcome));
-        if (w->error)
-            json_object_set_new(ev, "error", json_string(w->error));
-        if (w->kind == WK_WAITING)
-            json_object_set_new(ev, "until", json_integer(w->due_at));
-        if (w->kind == WK_RETRY)
-            json_object_set_new(ev, "next_at", json_integer(w->due_at));
-        if (w->c.deadline_reached)
-            json_object_set_new(ev, "deadline_reached", json_true());
-        if (w->c.dry_run)
-            json_object_set_new(ev, "dry_run", json_true());
+    /* The event's JSON is written directly: a step's cost is mostly JSON work. */
+    struct sbuf b = {0};
+    sb_add(&b, "{\"step\":");
+    sb_json_str(&b, w->c.step);
+    sb_add(&b, ",\"attempt\":");
+    sb_i64(&b, w->c.attempt);
+    sb_add(&b, ",\"started_at\":");
+    sb_i64(&b, w->started_ms);
+    sb_add(&b, ",\"duration_ms\":");
+    sb_i64(&b, w->finished_ms - w->started_ms);
+    if (w->kind == WK_SUCCEEDED || w->kind == WK_FAILED) {
+        sb_add(&b, ",\"outcome\":");
+        sb_json_str(&b, w->outcome);
     }
+    if (w->error) {
+        sb_add(&b, ",\"error\":");
+        sb_json_str(&b, w->error);
+    }
+    if (w->kind == WK_WAITING || w->kind == WK_RETRY) {
+        sb_add(&b, w->kind == WK_WAITING ? ",\"until\":" : ",\"next_at\":");
+        sb_i64(&b, w->due_at);
+    }
+    if (w->c.deadline_reached)
+        sb_add(&b, ",\"deadline_reached\":true");
+    if (w->c.dry_run)
+        sb_add(&b, ",\"dry_run\":true");
+    sb_add(&b, "}");
     w->event_type = strdup(types[w->kind]);
-    w->event_data = dump(ev);
-    json_decref(ev);
+    w->event_data = sb_take(&b);
     if (db_event_digest(w->event_data, w->event_digest))
         w->event_digest[0] = '\0';
 
@@ -795,13 +915,23 @@ static enum as_code end_run(struct engine *e, struct db_conn *conn, struct work 
     enum as_code rc = db_run_set_status(conn, w->c.run_id, status, error, now, err);
     if (rc)
         return rc;
-    json_t *data = json_pack("{s:s}", "step", w->c.step);
-    if (data && error)
-        json_object_set_new(data, "error", json_string(error));
+    struct sbuf b = {0};
+    sb_add(&b, "{\"step\":");
+    sb_json_str(&b, w->c.step);
+    if (error) {
+        sb_add(&b, ",\"error\":");
+        sb_json_str(&b, error);
+    }
+    sb_add(&b, "}");
+    char *data = sb_take(&b);
+    if (!data)
+        return as_errf(err, AS_ENOMEM, "out of memory");
     char type[32];
     snprintf(type, sizeof type, "run.%s", status);
     (*ended)++;
-    return event_json(conn, &e->chain, w->c.run_id, 0, type, data, now, err);
+    rc = db_event_append_chained(conn, &e->chain, w->c.run_id, 0, type, data, NULL, now, err);
+    free(data);
+    return rc;
 }
 
 /*
@@ -829,9 +959,13 @@ static enum as_code schedule_next(struct engine *e, struct db_conn *conn, struct
     struct work *nw = calloc(1, sizeof *nw);
     if (!nw)
         return as_errf(err, AS_ENOMEM, "out of memory");
-    enum as_code rc = db_exec_insert_claimed(conn, w->c.run_id, next->name, now, e->owner,
-                                             lease_for(e, next, now), cl->n >= cl->idle, &nw->c,
-                                             err);
+    /* The scope lists every step the run has ended; a step it lacks was never
+     * reached (a run has one open step at a time), so this is its first visit. */
+    json_t *seen = json_object_get(w->scope, "steps");
+    int visit_hint = seen && !json_object_get(seen, next->name) ? 1 : 0;
+    enum as_code rc =
+        db_exec_insert_claimed(conn, w->c.run_id, next->name, visit_hint, now, e->owner,
+                               lease_for(e, next, now), cl->n >= cl->idle, &nw->c, err);
     if (rc) {
         free(nw);
         return rc;
@@ -1437,7 +1571,7 @@ static enum as_code put_workflow(struct db_conn *conn, const struct workflow *wf
     if (!json_object_get(wf->def, "start")) {
         json_t *copy = json_copy(wf->def);
         if (copy && json_object_set_new(copy, "start", json_string(wf->start)) == 0)
-            with_start = dump(copy);
+            with_start = json_dumps(copy, JSON_COMPACT | JSON_SORT_KEYS);
         json_decref(copy);
         if (!with_start)
             return as_errf(err, AS_ENOMEM, "out of memory");

@@ -98,6 +98,11 @@ static void t_fail(struct step_ctx *ctx, struct step_result *res)
 {
     note_call(ctx);
     const char *m = json_string_value(json_object_get(ctx->params, "message"));
+    if (m && strcmp(m, "binary") == 0) {
+        /* A peer's bytes in an error: quotes, control characters, invalid UTF-8. */
+        step_fail(res, "got \"\xff\xfe\" from \x01peer\n\xe2\x82\xac ok");
+        return;
+    }
     step_fail(res, "%s", m ? m : "failed on purpose");
 }
 
@@ -510,6 +515,38 @@ static void test_failure_ends_run(void **state)
     wf_free(wf);
 }
 
+static const char binary_wf[] =
+    "{\"name\": \"binary\", \"version\": \"1\", \"steps\": {"
+    "  \"boom\": {\"type\": \"t_fail\", \"params\": {\"message\": \"binary\"}}}}";
+
+/* An error holding bytes that are not valid JSON text is still logged as valid JSON. */
+static void test_binary_error_in_event(void **state)
+{
+    struct fx *f = *state;
+    struct workflow *wf = load(binary_wf);
+    start(f, 1);
+    int64_t run = submit(f, wf, NULL);
+    wait_status(f, run, "failed");
+    json_t *ev = events(f, run);
+    int seen = 0;
+    size_t i;
+    json_t *e;
+    json_array_foreach(ev, i, e) {
+        if (strcmp(json_string_value(json_object_get(e, "type")), "step.failed"))
+            continue;
+        json_t *data = json_loads(json_string_value(json_object_get(e, "data")), 0, NULL);
+        assert_non_null(data);
+        assert_string_equal(json_string_value(json_object_get(data, "error")),
+                            "got \"\xef\xbf\xbd\xef\xbf\xbd\" from \x01peer\n\xe2\x82\xac ok");
+        json_decref(data);
+        seen++;
+    }
+    assert_int_equal(seen, 1);
+    json_decref(ev);
+    audit_ok(f);
+    wf_free(wf);
+}
+
 static const char wait_wf[] =
     "{\"name\": \"waiting\", \"version\": \"1\","
     " \"input\": {\"ms\": {\"type\": \"integer\", \"required\": true}}, \"steps\": {"
@@ -870,6 +907,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_exhausted_fails_then_retry_run, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_branch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failure_ends_run, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_binary_error_in_event, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wait_resume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wait_expires, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wait_default_expiry_and_cancel, setup, teardown),
