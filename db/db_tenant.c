@@ -194,7 +194,7 @@ enum as_code db_tenant_sync_finish(struct db *db, int64_t sync_id, int64_t now_m
                                    struct as_err *err)
 {
     struct db_conn *c;
-    char *text = json_dumps(summary ? summary : json_object(), JSON_COMPACT);
+    char *text = summary ? json_dumps(summary, JSON_COMPACT) : strdup("{}");
     if (!text)
         return as_errf(err, AS_ENOMEM, "out of memory");
     enum as_code rc = db_write_begin(db, &c, err);
