@@ -1,2 +1,3 @@
 # Style rules kept by tools, not by reviews.
 add_test(NAME lint.banned_functions COMMAND ${CMAKE_SOURCE_DIR}/scripts/check-banned.sh ${CMAKE_SOURCE_DIR})
+add_test(NAME lint.config_documented COMMAND python3 ${CMAKE_SOURCE_DIR}/scripts/config-doc.py --check ${CMAKE_SOURCE_DIR})
