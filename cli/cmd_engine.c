@@ -488,8 +488,10 @@ static int list_cb(void *ud, const struct db_run_info *r)
         run_history_duration(r->finished_at - r->created_at, dur, sizeof dur);
     char wfv[96];
     snprintf(wfv, sizeof wfv, "%s v%s", r->workflow, r->version);
-    printf("%-8" PRId64 " %-10s %-28s %-20s %-10s %-16s %s\n", r->id, r->status, wfv, created, dur,
-           r->current_step, r->error);
+    /* One line per run: a long error is cut (`assent show` has all of it). */
+    size_t elen = strlen(r->error);
+    printf("%-8" PRId64 " %-10s %-28s %-20s %-10s %-16s %.*s%s\n", r->id, r->status, wfv, created,
+           dur, r->current_step, elen > 80 ? 77 : (int)elen, r->error, elen > 80 ? "..." : "");
     return 0;
 }
 
