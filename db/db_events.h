@@ -25,7 +25,7 @@
 enum as_code db_event_append(struct db_conn *conn, int64_t run_id, int64_t exec_id,
                              const char *type, const json_t *data, struct as_err *err) AS_WUR;
 
-/* The same with data already as canonical JSON text (the executor's hot path). */
+/* The same with data already as JSON text, stored and hashed exactly as given. */
 enum as_code db_event_append_text(struct db_conn *conn, int64_t run_id, int64_t exec_id,
                                   const char *type, const char *data, int64_t now,
                                   struct as_err *err) AS_WUR;
