@@ -96,34 +96,20 @@ out:
     return rc;
 }
 
-/*
- * Store wf's version if new; *id is its row.  The stored text is the
- * canonical JSON with "start" written out: without it the first step would
- * be taken from the key order, which canonical (sorted) JSON does not keep.
- */
+/* Store wf's version if new; *id is its row.  The stored text is the
+ * canonical JSON, which carries the effective "start" (see wf_load). */
 static enum as_code put_workflow(struct db_conn *conn, const struct workflow *wf,
                                  const struct engine_run_opts *opts, int64_t now, int64_t *id,
                                  struct as_err *err)
 {
-    char *with_start = NULL;
-    if (!json_object_get(wf->def, "start")) {
-        json_t *copy = json_copy(wf->def);
-        if (copy && json_object_set_new(copy, "start", json_string(wf->start)) == 0)
-            with_start = json_dumps(copy, JSON_COMPACT | JSON_SORT_KEYS);
-        json_decref(copy);
-        if (!with_start)
-            return as_errf(err, AS_ENOMEM, "out of memory");
-    }
     struct db_workflow_rec rec = {
         .name = wf->name,
         .version = wf->version,
         .hash = wf->hash,
-        .definition = with_start ? with_start : wf->canonical,
+        .definition = wf->canonical,
         .source_path = opts ? opts->source_path : NULL,
     };
-    enum as_code rc = db_workflow_put(conn, &rec, now, id, err);
-    free(with_start);
-    return rc;
+    return db_workflow_put(conn, &rec, now, id, err);
 }
 
 enum as_code engine_submit_run(struct app *app, const struct workflow *wf, const json_t *input,

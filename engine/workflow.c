@@ -53,7 +53,18 @@ static enum as_code build(struct wf_check *v, struct workflow **out, struct as_e
     wf->version = strdup(json_is_string(version) ? json_string_value(version) : vbuf);
     wf->description = json_string_value(json_object_get(v->root, "description"));
     wf->input = json_object_get(v->root, "input");
-    wf->canonical = json_dumps(v->root, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+    /* Canonical JSON sorts keys, which loses the step order that picks the
+     * default first step: write the effective "start" into what is hashed
+     * and stored, so the stored text reloads to the same graph and two
+     * orders with different first steps never share a hash. */
+    if (json_object_get(v->root, "start") || v->start == (size_t)-1) {
+        wf->canonical = json_dumps(v->root, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+    } else {
+        json_t *copy = json_copy(v->root);
+        if (copy && json_object_set_new(copy, "start", json_string(v->steps[v->start].name)) == 0)
+            wf->canonical = json_dumps(copy, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+        json_decref(copy);
+    }
     wf->empty_params = json_object();
     wf->steps = calloc(v->n_steps, sizeof *wf->steps);
     if (!wf->name || !wf->version || !wf->canonical || !wf->empty_params || !wf->steps)

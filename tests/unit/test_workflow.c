@@ -254,14 +254,35 @@ static void test_hash_stability(void **state)
     assert_string_equal(wa->hash, wb->hash);
     assert_string_equal(wa->canonical, wb->canonical);
     assert_string_not_equal(wa->hash, wc->hash);
-    /* the canonical text is sorted and compact, and it loads to the same hash */
-    assert_string_equal(wa->canonical, "{\"name\":\"h\",\"steps\":{\"s\":{\"params\":{\"count\":1,\"text\":\"x\"},"
+    /* the canonical text is sorted and compact, names the effective first
+     * step, and loads to the same hash */
+    assert_string_equal(wa->canonical, "{\"name\":\"h\",\"start\":\"s\",\"steps\":{\"s\":{\"params\":{\"count\":1,\"text\":\"x\"},"
                                        "\"type\":\"t_task\"}},\"version\":\"1\"}");
     struct workflow *wd = NULL;
     assert_int_equal(wf_load_string(wa->canonical, "db", &wd, NULL, &err), AS_OK);
     assert_string_equal(wd->hash, wa->hash);
+    {
+        /* Same steps in another order: another first step, so another hash,
+         * and the stored canonical text keeps the first step. */
+        const char *o1 = "{\"name\":\"o\",\"version\":\"1\",\"steps\":{"
+                         "\"p\":{\"type\":\"t_task\",\"params\":{\"text\":\"x\"},\"next\":\"q\"},"
+                         "\"q\":{\"type\":\"t_task\",\"params\":{\"text\":\"x\"}}}}";
+        const char *o2 = "{\"name\":\"o\",\"version\":\"1\",\"steps\":{"
+                         "\"q\":{\"type\":\"t_task\",\"params\":{\"text\":\"x\"},\"next\":\"p\"},"
+                         "\"p\":{\"type\":\"t_task\",\"params\":{\"text\":\"x\"}}}}";
+        struct workflow *w1 = NULL, *w2 = NULL, *w1b = NULL;
+        assert_int_equal(wf_load_string(o1, "o1", &w1, NULL, &err), AS_OK);
+        assert_int_equal(wf_load_string(o2, "o2", &w2, NULL, &err), AS_OK);
+        assert_string_not_equal(w1->hash, w2->hash);
+        assert_int_equal(wf_load_string(w1->canonical, "db", &w1b, NULL, &err), AS_OK);
+        assert_string_equal(w1b->start, "p");
+        assert_string_equal(w1b->hash, w1->hash);
+        wf_free(w1);
+        wf_free(w2);
+        wf_free(w1b);
+    }
     /* known SHA-256 of that canonical text (computed independently with sha256sum) */
-    assert_string_equal(wa->hash, "55197dd2201fb14e63c31d52ae987c0c6916222f43ac803156ad9379d1d5a05d");
+    assert_string_equal(wa->hash, "ba0c3e11715b26b520ff1e9162a43557774418343d1536346c72be9e5b790338");
     wf_free(wa);
     wf_free(wb);
     wf_free(wc);
