@@ -9,8 +9,10 @@
  *   429/503 with Retry-After      retry, not before the time the server asked
  *   408, 429, 5xx, network error  retry per the step's retry policy
  *   other (3xx left, 4xx)         permanent failure with status and a body snippet
- * With expect_json (the default) the body of a 2xx answer must be JSON (an
- * empty body is null); anything else fails the step rather than guessing.
+ * The body of an answer becomes JSON when it parses as JSON (an empty body is
+ * null) and a string otherwise, since the services a workflow posts to
+ * answer "OK" as often as {"ok":true}.  With "expect_json": true a 2xx body
+ * that is not JSON fails the step; with false it is always kept as a string.
  * A dry run sends nothing: it records the request it would have made.
  */
 #include <stdio.h>
@@ -31,7 +33,8 @@ static const struct step_param params[] = {
     {"url", SP_STRING, 1, "http:// or https:// URL"},
     {"headers", SP_OBJECT, 0, "request headers: {\"Name\": \"value\"}"},
     {"body", SP_ANY, 0, "request body: a string is sent as is, any other JSON as application/json"},
-    {"expect_json", SP_BOOL, 0, "parse the response body as JSON (default true)"},
+    {"expect_json", SP_BOOL, 0,
+     "true: a 2xx body must be JSON; false: keep the body as text; default: JSON when it parses"},
     {NULL, SP_ANY, 0, NULL},
 };
 
@@ -87,9 +90,10 @@ static void body_snippet(const char *body, size_t len, char *out, size_t size)
     out[n] = '\0';
 }
 
-/* The response body as JSON: parsed when expected, else a string (bytes that are not UTF-8
- * become '?').  Returns a new reference, or NULL with err set when JSON was expected but the
- * body is not JSON. */
+/* The response body as JSON.  expect_json 1: must parse; -1: parsed when it
+ * parses, else a string; 0: always a string (bytes that are not UTF-8 become
+ * '?').  Returns a new reference, or NULL with err set when JSON was required
+ * but the body is not JSON. */
 static json_t *body_value(const struct http_response *r, int expect_json, struct as_err *err)
 {
     if (expect_json) {
@@ -97,10 +101,13 @@ static json_t *body_value(const struct http_response *r, int expect_json, struct
             return json_null();
         json_error_t jerr;
         json_t *v = json_loadb(r->body, r->body_len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
-        if (!v)
+        if (v)
+            return v;
+        if (expect_json > 0) {
             as_errf(err, AS_EINVAL, "response body is not JSON (line %d, column %d: %s)",
                     jerr.line, jerr.column, jerr.text);
-        return v;
+            return NULL;
+        }
     }
     json_t *s = json_stringn(r->body, r->body_len);
     if (s)
@@ -159,7 +166,7 @@ static void execute(struct step_ctx *ctx, struct step_result *res)
         step_fail(res, "expect_json must be true or false");
         goto out;
     }
-    int expect_json = jx ? json_is_true(jx) : 1;
+    int expect_json = jx ? json_is_true(jx) : -1;
 
     struct http_request req = {
         .method = jm ? json_string_value(jm) : "GET",

@@ -336,9 +336,20 @@ static void test_http_success(void **state)
     json_decref(req);
     fx_free(&f);
 
-    /* A non-JSON answer: refused when JSON is expected, a string otherwise. */
+    /* A non-JSON answer: a string by default, refused when JSON is required,
+     * a string when text is asked for; a JSON answer is parsed by default. */
     echo_push(srv, &(struct echo_fault){.body = "<html>hi</html>", .content_type = "text/html"});
     http_run(&f, json_pack("{s:s}", "url", url));
+    assert_int_equal(f.res.status, STEP_OK);
+    assert_string_equal(out_str(&f, "body"), "<html>hi</html>");
+    fx_free(&f);
+    echo_push(srv, &(struct echo_fault){.body = "{\"ok\": true}", .content_type = "text/plain"});
+    http_run(&f, json_pack("{s:s}", "url", url));
+    assert_int_equal(f.res.status, STEP_OK);
+    assert_true(json_is_true(json_object_get(json_object_get(f.res.output, "body"), "ok")));
+    fx_free(&f);
+    echo_push(srv, &(struct echo_fault){.body = "<html>hi</html>", .content_type = "text/html"});
+    http_run(&f, json_pack("{s:s, s:b}", "url", url, "expect_json", 1));
     assert_int_equal(f.res.status, STEP_FAILED);
     assert_non_null(strstr(f.res.error, "not JSON"));
     assert_null(strstr(f.res.error, "token=abc"));
