@@ -650,6 +650,47 @@ static enum as_code check_message_id(const char *id, struct as_err *err)
     return AS_OK;
 }
 
+/*
+ * A body that is plain ASCII with lines of at most 998 octets goes as 7bit,
+ * CRLF-terminated: no encoding at all, so a long approval link is never
+ * split by a soft line break for a reader (or a script) that does not
+ * decode quoted-printable.  Only a body that ends in a line break qualifies:
+ * the CRLF before the next boundary then carries that break, where for a
+ * body without one it would add a line break that readers keep.  Returns
+ * the CRLF text, or NULL when the body needs an encoding (or on allocation
+ * failure, which then falls back too).
+ */
+static char *body_7bit(const char *body, size_t len)
+{
+    size_t line = 0, lfs = 0;
+    if (len == 0 || body[len - 1] != '\n')
+        return NULL;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)body[i];
+        if (c >= 0x80 || c == 0 || (c == '\r' && (i + 1 >= len || body[i + 1] != '\n')))
+            return NULL;
+        if (c == '\n') {
+            lfs++;
+            line = 0;
+        } else if (c != '\r' && ++line > 998) {
+            return NULL;
+        }
+    }
+    char *out = malloc(len + lfs + 1);
+    if (!out)
+        return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (body[i] == '\r')
+            continue; /* re-added before its LF */
+        if (body[i] == '\n')
+            out[o++] = '\r';
+        out[o++] = body[i];
+    }
+    out[o] = '\0';
+    return out;
+}
+
 /* Content-Type + Content-Transfer-Encoding + blank line + encoded body. */
 static enum as_code add_part(struct mbuf *b, const char *subtype, const char *body,
                              struct as_err *err)
@@ -661,13 +702,18 @@ static enum as_code add_part(struct mbuf *b, const char *subtype, const char *bo
             high++;
     /* Mostly non-Latin text is much shorter in base64; else QP stays readable. */
     int use_b64 = high * 6 > len;
-    char *enc = use_b64 ? mail_mime_base64_body(body, len) : mail_mime_qp(body, len);
+    char *enc = body_7bit(body, len);
+    const char *cte = "7bit";
+    if (!enc) {
+        enc = use_b64 ? mail_mime_base64_body(body, len) : mail_mime_qp(body, len);
+        cte = use_b64 ? "base64" : "quoted-printable";
+    }
     if (!enc)
         return as_errf(err, AS_ENOMEM, "out of memory");
     mb_adds(b, "Content-Type: text/");
     mb_adds(b, subtype);
     mb_adds(b, "; charset=UTF-8\r\nContent-Transfer-Encoding: ");
-    mb_adds(b, use_b64 ? "base64" : "quoted-printable");
+    mb_adds(b, cte);
     mb_adds(b, "\r\n\r\n");
     mb_adds(b, enc);
     /* End on a complete line without changing the content: a QP soft
