@@ -319,18 +319,20 @@ static enum as_code send_link(struct step_ctx *ctx, const json_t *view, const js
     html_raw(&text, "Opening the link decides nothing; you decide on the page.\n"
                     "This link is personal: please do not forward this email.\n");
 
-    html_raw(&html, "<!DOCTYPE html><html><body style=\"font-family:sans-serif;color:#1a1a1a\">");
-    html_rawf(&html, "<p>%s</p><h2>",
+    html_raw(&html, "<!DOCTYPE html><html><body style=\"font-family:sans-serif;color:#1a1a1a\">\n");
+    html_rawf(&html, "<p>%s</p>\n<h2>",
               reminder ? "This is a reminder: your decision is still needed."
                        : "Your decision is requested.");
     html_text(&html, subj);
-    html_raw(&html, "</h2>");
+    html_raw(&html, "</h2>\n");
     if (message && *message) {
         html_raw(&html, "<p style=\"white-space:pre-wrap\">");
         html_text(&html, message);
-        html_raw(&html, "</p>");
+        html_raw(&html, "</p>\n");
     }
     approval_render_details(&html, details);
+    /* One block per line and a final line break: the part then goes as
+     * 7bit and the link is never split by a soft line break. */
     html_raw(&html, "<p>");
     if (by && *by) {
         html_raw(&html, "Requested by: ");
@@ -339,11 +341,11 @@ static enum as_code send_link(struct step_ctx *ctx, const json_t *view, const js
     }
     html_raw(&html, "Decide by: ");
     html_text(&html, when);
-    html_raw(&html, "</p><p><a href=\"");
+    html_raw(&html, "</p>\n<p><a href=\"");
     html_text(&html, link);
-    html_raw(&html, "\">Review and decide</a></p><p style=\"font-size:90%;color:#4a4a4a\">"
+    html_raw(&html, "\">Review and decide</a></p>\n<p style=\"font-size:90%;color:#4a4a4a\">"
                     "Opening the link decides nothing; you decide on the page. "
-                    "This link is personal: please do not forward this email.</p></body></html>");
+                    "This link is personal: please do not forward this email.</p>\n</body></html>\n");
     if (!html_buf_ok(&text) || !html_buf_ok(&html)) {
         rc = as_errf(err, AS_ENOMEM, "out of memory");
         goto out;
