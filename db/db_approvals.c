@@ -867,20 +867,11 @@ enum as_code db_approvals_decide(struct db *db, const struct approval_decision *
         struct as_err rerr = {0};
         enum as_code rr = db_exec_resume(c, res->exec_id, payload, &rerr);
         if (rr == AS_OK) {
+            /* Woken, or held by the engine until the step (still mailing,
+             * say) waits: either way it sees the decision. */
             res->resumed = 1;
-        } else if (rr == AS_ECONFLICT) {
-            /* The step is running right now (e.g. still mailing): flag it and
-             * let db_approvals_resume_pending() wake it once it waits. */
-            st = db_stmt(c, "UPDATE approvals SET resume_pending = 1 WHERE id = ?", err);
-            if (!st) {
-                rc = AS_EDB;
-                goto fail;
-            }
-            sqlite3_bind_int64(st, 1, approval_id);
-            rc = run_done(c, st, "flag resume", err);
-            if (rc)
-                goto fail;
-        } else {
+        } else if (rr != AS_ECONFLICT) {
+            /* AS_ECONFLICT: the step has ended; nobody is left to wake. */
             rc = as_errf(err, rr, "%s", rerr.msg);
             goto fail;
         }
@@ -893,94 +884,6 @@ fail:
     db_write_rollback(db);
     json_decref(ev);
     json_decref(payload);
-    return rc;
-}
-
-enum as_code db_approvals_resume_pending(struct db *db, int64_t now, int *n_resumed,
-                                         struct as_err *err)
-{
-    struct db_conn *c;
-    int64_t any = 0;
-    enum as_code rc;
-    if (n_resumed)
-        *n_resumed = 0;
-    /* The common case, nothing to do, costs one indexed read. */
-    rc = db_read_begin(db, &c, err);
-    if (rc)
-        return rc;
-    rc = int_query(c, "SELECT COUNT(*) FROM approvals WHERE resume_pending = 1 AND id > ?", 0,
-                     &any, err);
-    db_read_end(db, c);
-    if (rc || any == 0)
-        return rc;
-
-    rc = db_write_begin(db, &c, err);
-    if (rc)
-        return rc;
-    int64_t ids[32], execs[32];
-    char statuses[32][16];
-    int n = 0;
-    sqlite3_stmt *st = db_stmt(c,
-                               "SELECT id, exec_id, status FROM approvals WHERE resume_pending = 1"
-                               " ORDER BY id LIMIT 32",
-                               err);
-    if (!st) {
-        rc = AS_EDB;
-        goto fail;
-    }
-    int s;
-    while (n < 32 && (s = sqlite3_step(st)) == SQLITE_ROW) {
-        ids[n] = sqlite3_column_int64(st, 0);
-        execs[n] = sqlite3_column_int64(st, 1);
-        snprintf(statuses[n], sizeof statuses[n], "%s", db_col_text(st, 2));
-        n++;
-    }
-    db_stmt_done(st);
-    for (int i = 0; i < n; i++) {
-        json_t *payload = json_pack("{s:I, s:s}", "approval_id", (json_int_t)ids[i], "decision",
-                                    strcmp(statuses[i], "pending") == 0 ? "next" : statuses[i]);
-        struct as_err rerr = {0};
-        enum as_code rr = db_exec_resume(c, execs[i], payload, &rerr);
-        json_decref(payload);
-        int clear = 0;
-        if (rr == AS_OK) {
-            clear = 1;
-            if (n_resumed)
-                (*n_resumed)++;
-        } else if (rr == AS_ECONFLICT || rr == AS_ENOTFOUND) {
-            /* Still running: try again later.  Ready or ended: it will see
-             * the decision (or never needs to). */
-            char exec_status[16] = "";
-            st = db_stmt(c, "SELECT status FROM step_execs WHERE id = ?", err);
-            if (!st) {
-                rc = AS_EDB;
-                goto fail;
-            }
-            sqlite3_bind_int64(st, 1, execs[i]);
-            if (sqlite3_step(st) == SQLITE_ROW)
-                snprintf(exec_status, sizeof exec_status, "%s", db_col_text(st, 0));
-            db_stmt_done(st);
-            clear = strcmp(exec_status, "running") != 0;
-        } else {
-            rc = as_errf(err, rr, "%s", rerr.msg);
-            goto fail;
-        }
-        if (clear) {
-            st = db_stmt(c, "UPDATE approvals SET resume_pending = 0 WHERE id = ?", err);
-            if (!st) {
-                rc = AS_EDB;
-                goto fail;
-            }
-            sqlite3_bind_int64(st, 1, ids[i]);
-            rc = run_done(c, st, "clear resume flag", err);
-            if (rc)
-                goto fail;
-        }
-    }
-    (void)now;
-    return db_write_commit(db, err);
-fail:
-    db_write_rollback(db);
     return rc;
 }
 

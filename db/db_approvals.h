@@ -112,7 +112,9 @@ enum as_code db_approvals_expire(struct db *db, int64_t approval_id, int64_t now
 enum as_code db_approvals_set_escalated(struct db *db, int64_t approval_id, int64_t now,
                                         struct as_err *err) AS_WUR;
 
-/* The step has seen the decision: no resume retry needed any more. */
+/* Clear the approval's resume_pending flag.  Nothing sets that flag any
+ * more (the engine holds a resume that arrives while the step runs: see
+ * db_exec_resume), so this is a no-op kept for the approval step. */
 enum as_code db_approvals_clear_resume(struct db *db, int64_t approval_id,
                                        struct as_err *err) AS_WUR;
 
@@ -151,21 +153,13 @@ struct approval_decision_result {
  * order, the next approver is activated and the step woken to mail them),
  * an "approval.decision" event with approver, decision, comment, via,
  * actor, client address, user agent and the request hash, and
- * db_exec_resume() of the waiting step when something changed for it.
- * If the step is not waiting at that moment (still sending), the approval
- * is flagged and db_approvals_resume_pending() retries.
+ * db_exec_resume() of the step when something changed for it (if it is
+ * not waiting yet, e.g. still mailing, the engine holds the resume until it
+ * waits).
  * AS_ENOTFOUND when the token or id is unknown.
  */
 enum as_code db_approvals_decide(struct db *db, const struct approval_decision *d,
                                  struct approval_decision_result *res, struct as_err *err) AS_WUR;
-
-/*
- * Retry the wake-ups of decisions whose step was busy when they were made
- * (see db_approvals_decide).  *n_resumed (may be NULL) counts steps woken
- * now: call engine_wake() when > 0.  Cheap when there is nothing to do.
- */
-enum as_code db_approvals_resume_pending(struct db *db, int64_t now, int *n_resumed,
-                                         struct as_err *err) AS_WUR;
 
 /*
  * Approvers asked and still pending (all = 0), or every approver row

@@ -347,9 +347,45 @@ enum as_code db_exec_take(struct db_conn *conn, struct db_claim *c, const char *
     return AS_OK;
 }
 
+/* A wait recorded just now ends at once when a resume was held meanwhile. */
+static enum as_code take_held_resume(struct db_conn *conn, const struct db_exec_result *r,
+                                     char **held, struct as_err *err)
+{
+    static const char sql[] =
+        "UPDATE step_execs SET status = 'ready', due_at = ?2, resume = resume_held, "
+        "resume_held = NULL WHERE id = ?1 AND status = 'waiting' AND resume_held IS NOT NULL "
+        "RETURNING resume";
+    sqlite3_stmt *st = db_stmt(conn, sql, err);
+    if (!st)
+        return AS_EDB;
+    sqlite3_bind_int64(st, 1, r->exec_id);
+    sqlite3_bind_int64(st, 2, r->finished_at);
+    enum as_code rc = AS_OK;
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW) {
+        *held = col_dup(st, 0);
+        if (!*held)
+            rc = oom(err);
+    } else if (s != SQLITE_DONE) {
+        rc = db_error(conn, "deliver held resume", err);
+    }
+    db_stmt_done(st);
+    return rc;
+}
+
 enum as_code db_exec_record(struct db_conn *conn, const struct db_exec_result *r,
                             struct as_err *err)
 {
+    char *held = NULL;
+    enum as_code rc = db_exec_record_held(conn, r, &held, err);
+    free(held);
+    return rc;
+}
+
+enum as_code db_exec_record_held(struct db_conn *conn, const struct db_exec_result *r,
+                                 char **held, struct as_err *err)
+{
+    *held = NULL;
     static const char sql[] =
         "UPDATE step_execs SET status = ?1, due_at = CASE WHEN ?1 = 'ready' OR ?1 = 'waiting' "
         "THEN ?2 ELSE due_at END, lease_until = NULL, lease_owner = NULL, params = ?3, "
@@ -381,6 +417,8 @@ enum as_code db_exec_record(struct db_conn *conn, const struct db_exec_result *r
                        "step execution %" PRId64 " is no longer held by this claim "
                        "(cancelled, or its lease expired and it was claimed again)",
                        r->exec_id);
+    if (strcmp(r->status, "waiting") == 0)
+        return take_held_resume(conn, r, held, err);
     return AS_OK;
 }
 
@@ -409,6 +447,8 @@ enum as_code db_exec_resume(struct db_conn *conn, int64_t exec_id, const json_t 
     static const char sel[] = "SELECT run_id, status FROM step_execs WHERE id = ?1";
     static const char upd[] = "UPDATE step_execs SET status = 'ready', due_at = ?2, resume = ?3 "
                               "WHERE id = ?1 AND status = 'waiting'";
+    static const char hold[] = "UPDATE step_execs SET resume_held = ?3 WHERE id = ?1 "
+                               "AND (status = 'running' OR status = 'ready')"; /* ?2 unused */
     enum as_code rc = AS_OK;
     char *text = NULL;
     json_t *data = NULL;
@@ -431,15 +471,18 @@ enum as_code db_exec_resume(struct db_conn *conn, int64_t exec_id, const json_t 
     db_stmt_done(st);
     if (rc)
         return rc;
-    if (strcmp(status, "waiting"))
-        return as_errf(err, AS_ECONFLICT, "step execution %" PRId64 " is %s, not waiting",
-                       exec_id, status);
+    /* Not waiting yet (still running, or resumed and not yet claimed): hold
+     * the payload until the attempt ends with a wait (db_exec_record). */
+    int held = strcmp(status, "running") == 0 || strcmp(status, "ready") == 0;
+    if (!held && strcmp(status, "waiting"))
+        return as_errf(err, AS_ECONFLICT, "step execution %" PRId64 " has ended (%s)", exec_id,
+                       status);
 
     text = json_dumps(payload ? payload : json_null(),
                       JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
     if (!text)
         return oom(err);
-    st = db_stmt(conn, upd, err);
+    st = db_stmt(conn, held ? hold : upd, err);
     if (!st) {
         rc = AS_EDB;
         goto out;
@@ -450,15 +493,25 @@ enum as_code db_exec_resume(struct db_conn *conn, int64_t exec_id, const json_t 
     rc = step_done(conn, st, "resume step", err);
     if (rc)
         goto out;
-    rc = db_run_set_status(conn, run_id, "running", NULL, now, err);
-    if (rc)
+    if (sqlite3_changes(db_conn_handle(conn)) != 1) {
+        rc = as_errf(err, AS_ECONFLICT, "step execution %" PRId64 " changed while resuming",
+                     exec_id);
         goto out;
-    data = json_pack("{s:O}", "payload", payload ? (json_t *)payload : json_null());
+    }
+    if (!held) {
+        rc = db_run_set_status(conn, run_id, "running", NULL, now, err);
+        if (rc)
+            goto out;
+    }
+    data = held ? json_pack("{s:O, s:s}", "payload", payload ? (json_t *)payload : json_null(),
+                            "status", status)
+                : json_pack("{s:O}", "payload", payload ? (json_t *)payload : json_null());
     if (!data) {
         rc = oom(err);
         goto out;
     }
-    rc = db_event_append(conn, run_id, exec_id, "step.resumed", data, err);
+    rc = db_event_append(conn, run_id, exec_id, held ? "step.resume_held" : "step.resumed", data,
+                         err);
 out:
     json_decref(data);
     free(text);

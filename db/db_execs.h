@@ -106,11 +106,23 @@ struct db_exec_result {
 
 /*
  * (write) Record the end of an attempt.  "waiting" also resets attempt to 0,
- * clears resume and deadline_reached (a wait is a completed phase).
- * AS_ECONFLICT when the execution is no longer running under this claim.
+ * clears resume and deadline_reached (a wait is a completed phase); but when
+ * a resume was held for the execution while the attempt ran (see
+ * db_exec_resume), the wait ends at once: the row is ready now with the held
+ * payload as its resume.  AS_ECONFLICT when the execution is no longer
+ * running under this claim.
  */
 enum as_code db_exec_record(struct db_conn *conn, const struct db_exec_result *r,
                             struct as_err *err) AS_WUR;
+
+/*
+ * db_exec_record, telling the caller whether a "waiting" result was ended at
+ * once by a held resume: then *held receives its payload (malloc'd JSON
+ * text, caller frees), else NULL.  The executor uses it to log the resume
+ * and keep the run running.
+ */
+enum as_code db_exec_record_held(struct db_conn *conn, const struct db_exec_result *r,
+                                 char **held, struct as_err *err) AS_WUR;
 
 /*
  * (write) Give back a claim that was never started (shutdown, or its lease
@@ -122,10 +134,16 @@ enum as_code db_exec_release(struct db_conn *conn, int64_t exec_id, const char *
 /*
  * (write) Wake a waiting execution with `payload` (NULL: JSON null): it
  * becomes ready now with resume = payload, its run running, and a
- * "step.resumed" event is appended.  Call inside any write transaction,
- * then engine_wake() after the commit so an in-process engine runs it at
- * once.  AS_ENOTFOUND: no such execution; AS_ECONFLICT: it is not waiting
- * (already resumed, expired and running, cancelled, done).
+ * "step.resumed" event is appended.  An execution that is running or ready
+ * (not waiting yet: e.g. an approval step still mailing its approvers, or
+ * already resumed and not yet claimed) holds the payload instead, with a
+ * "step.resume_held" event: when its attempt ends with a wait, the wait ends
+ * at once and the step runs again with ctx->resume = payload (a "step.resumed"
+ * event with "held": true); if the attempt ends otherwise, the payload is not
+ * delivered.  A later held payload replaces an earlier one.  Call inside any
+ * write transaction, then engine_wake() after the commit so an in-process
+ * engine runs it at once.  AS_ENOTFOUND: no such execution; AS_ECONFLICT:
+ * it has ended (succeeded, failed, cancelled).
  */
 enum as_code db_exec_resume(struct db_conn *conn, int64_t exec_id, const json_t *payload,
                             struct as_err *err) AS_WUR;

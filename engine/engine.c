@@ -374,7 +374,8 @@ static enum as_code record(struct engine *e, struct db_conn *conn, struct work *
         .wait_state = w->wait_state,
         .finished_at = w->finished_ms,
     };
-    rc = db_exec_record(conn, &r, err);
+    char *held = NULL; /* a resume that came while the step ran: its wait ends at once */
+    rc = db_exec_record_held(conn, &r, &held, err);
     if (rc)
         return rc;
     for (size_t i = 0; i < w->n_events; i++) {
@@ -394,6 +395,22 @@ static enum as_code record(struct engine *e, struct db_conn *conn, struct work *
     rc = db_event_append_chained(conn, &e->chain, w->c.run_id, w->c.exec_id, w->event_type,
                                  w->event_data, w->event_digest[0] ? w->event_digest : NULL, now,
                                  err);
+    if (!rc && held) {
+        /* The step is ready again with the held payload as its resume; the run
+         * stays running and the claim below may take it in this transaction. */
+        struct jsonbuf b = {0};
+        jsonbuf_add(&b, "{\"payload\":");
+        jsonbuf_add(&b, held);
+        jsonbuf_add(&b, ",\"held\":true}");
+        char *data = jsonbuf_take(&b);
+        rc = data ? db_event_append_chained(conn, &e->chain, w->c.run_id, w->c.exec_id,
+                                            "step.resumed", data, NULL, now, err)
+                  : as_errf(err, AS_ENOMEM, "out of memory");
+        free(data);
+        free(held);
+        return rc;
+    }
+    free(held);
     if (rc)
         return rc;
     switch (w->kind) {

@@ -19,7 +19,9 @@
  * the run fails with the error (engine_retry_run re-queues it).
  *
  * Waits: STEP_WAIT parks the row until its deadline (0 = now + config
- * default_wait) or db_exec_resume(); no thread waits.
+ * default_wait) or db_exec_resume(); no thread waits.  A resume that comes
+ * while the step still runs is held, and a STEP_WAIT result then makes the
+ * step ready again at once with it (same transaction), so it is never lost.
  *
  * Leases: timeout of the step + lease_seconds.  The owner is
  * "host/pid/start-time"; at start the engine expires leases of dead

@@ -409,8 +409,7 @@ static struct conn_track *conn_track_of(struct MHD_Connection *conn)
 
 /*
  * The housekeeping thread: every REAPER_TICK_MS it shuts down connections
- * past the per-request deadline, and retries the wake-up of steps whose
- * approval was decided while they were busy (db_approvals_resume_pending).
+ * past the per-request deadline.
  */
 static void *reaper_main(void *arg)
 {
@@ -445,12 +444,6 @@ static void *reaper_main(void *arg)
         if (killed)
             LOG_WARN("web", "closed %d connection(s) that exceeded the %lld ms request deadline",
                      killed, (long long)ws->deadline_ms);
-        struct as_err err = {0};
-        int resumed = 0;
-        if (db_approvals_resume_pending(ws->app->db, time_now_ms(), &resumed, &err) != AS_OK)
-            LOG_WARN("web", "retrying approval wake-ups: %s", err.msg);
-        if (resumed)
-            engine_wake(ws->app->engine);
 
         pthread_mutex_lock(&ws->track_lock);
     }

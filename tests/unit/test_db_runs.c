@@ -324,7 +324,10 @@ static void test_wait_and_resume(void **state)
     c = wbegin(f);
     json_t *payload = json_pack("{s:s, s:s}", "decision", "approved", "by", "owner@x");
     assert_int_equal(db_exec_resume(c, ex, payload, &err), AS_OK);
-    assert_int_equal(db_exec_resume(c, ex, payload, &err), AS_ECONFLICT);
+    /* Resumed but not yet claimed: a second payload is held for the next wait. */
+    json_t *second = json_pack("{s:s}", "decision", "next");
+    assert_int_equal(db_exec_resume(c, ex, second, &err), AS_OK);
+    json_decref(second);
     assert_int_equal(db_exec_resume(c, 4242, payload, &err), AS_ENOTFOUND);
     json_decref(payload);
     char status[16];
@@ -341,6 +344,29 @@ static void test_wait_and_resume(void **state)
     assert_int_equal(cl[0].attempt, 1); /* a wait resets the attempts */
     assert_int_equal(cl[0].deadline_reached, 0);
     db_claim_clear(&cl[0]);
+    /* This attempt waits again: the held payload ends that wait at once. */
+    struct db_exec_result again = {.exec_id = ex, .owner = "me", .attempt = 1,
+                                   .status = "waiting", .due_at = far,
+                                   .wait_state = "{\"token\":2}", .finished_at = 2100};
+    char *held = NULL;
+    assert_int_equal(db_exec_record_held(c, &again, &held, &err), AS_OK);
+    assert_string_equal(held, "{\"decision\":\"next\"}");
+    free(held);
+    assert_int_equal(db_exec_due(c, 2100, "me", 2, cl, &n, &err), AS_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(cl[0].exec_id, ex);
+    assert_string_equal(cl[0].prev_status, "ready");
+    assert_string_equal(cl[0].resume, "{\"decision\":\"next\"}");
+    assert_string_equal(cl[0].wait_state, "{\"token\":2}");
+    assert_int_equal(db_exec_take(c, &cl[0], "me", 2100, 5000, &err), AS_OK);
+    db_claim_clear(&cl[0]);
+    /* Without a held payload a wait is a wait. */
+    again.finished_at = 2200;
+    again.due_at = far + 1000;
+    assert_int_equal(db_exec_record_held(c, &again, &held, &err), AS_OK);
+    assert_null(held);
+    assert_int_equal(db_exec_due(c, 2200, "me", 2, cl, &n, &err), AS_OK);
+    assert_int_equal(n, 0);
     assert_int_equal(db_exec_due(c, far, "me", 2, cl, &n, &err), AS_OK);
     assert_int_equal(n, 1);
     assert_int_equal(cl[0].exec_id, ex2);
@@ -348,7 +374,14 @@ static void test_wait_and_resume(void **state)
     assert_int_equal(db_exec_take(c, &cl[0], "me", far, far + 5000, &err), AS_OK);
     assert_int_equal(cl[0].deadline_reached, 1);
     db_claim_clear(&cl[0]);
-    /* An expired wait cannot be resumed any more. */
+    /* A resume while the expired wait runs is held; it is not delivered when
+     * the attempt ends otherwise, and an ended step takes none. */
+    assert_int_equal(db_exec_resume(c, ex2, NULL, &err), AS_OK);
+    struct db_exec_result done = {.exec_id = ex2, .owner = "me", .attempt = 1,
+                                  .status = "succeeded", .outcome = "expired",
+                                  .finished_at = far + 1};
+    assert_int_equal(db_exec_record_held(c, &done, &held, &err), AS_OK);
+    assert_null(held);
     assert_int_equal(db_exec_resume(c, ex2, NULL, &err), AS_ECONFLICT);
     wcommit(f);
 }

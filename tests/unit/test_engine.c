@@ -129,6 +129,50 @@ static void t_slow(struct step_ctx *ctx, struct step_result *res)
     step_ok(res, NULL, NULL);
 }
 
+/* t_hold: like t_wait, but its first call holds (inside execute) until the
+ * test calls hold_release(), so the test can act while the step runs. */
+static pthread_mutex_t hold_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t hold_cond = PTHREAD_COND_INITIALIZER;
+static int hold_entered, hold_released;
+
+static void t_hold(struct step_ctx *ctx, struct step_result *res)
+{
+    note_call(ctx);
+    if (ctx->resume) {
+        step_ok(res, "approved", json_pack("{s:O, s:O}", "resume", ctx->resume, "state",
+                                           ctx->wait_state ? ctx->wait_state : json_null()));
+        return;
+    }
+    if (ctx->deadline_reached) {
+        step_ok(res, "expired", NULL);
+        return;
+    }
+    pthread_mutex_lock(&hold_lock);
+    hold_entered = 1;
+    pthread_cond_broadcast(&hold_cond);
+    while (!hold_released)
+        pthread_cond_wait(&hold_cond, &hold_lock);
+    pthread_mutex_unlock(&hold_lock);
+    step_wait(res, ctx->now_ms + 3600 * 1000, json_pack("{s:s}", "token", "t-2"));
+}
+
+/* Wait until a t_hold step is inside execute(). */
+static void hold_wait_entered(void)
+{
+    pthread_mutex_lock(&hold_lock);
+    while (!hold_entered)
+        pthread_cond_wait(&hold_cond, &hold_lock);
+    pthread_mutex_unlock(&hold_lock);
+}
+
+static void hold_release(void)
+{
+    pthread_mutex_lock(&hold_lock);
+    hold_released = 1;
+    pthread_cond_broadcast(&hold_cond);
+    pthread_mutex_unlock(&hold_lock);
+}
+
 static const char *const ok_outcomes[] = {"success", "yes", "no", NULL};
 static const char *const wait_outcomes[] = {"approved", "expired", NULL};
 static const struct step_type type_ok = {.name = "t_ok", .doc = "test", .params = any_params,
@@ -142,8 +186,11 @@ static const struct step_type type_wait = {.name = "t_wait", .doc = "test", .par
                                            .execute = t_wait};
 static const struct step_type type_slow = {.name = "t_slow", .doc = "test", .params = any_params,
                                            .execute = t_slow};
+static const struct step_type type_hold = {.name = "t_hold", .doc = "test", .params = any_params,
+                                           .outcomes = wait_outcomes, .waits = 1,
+                                           .execute = t_hold};
 static const struct step_type *const test_types[] = {&type_ok, &type_flaky, &type_fail, &type_wait,
-                                                     &type_slow, NULL};
+                                                     &type_slow, &type_hold, NULL};
 
 /* ---- fixture -------------------------------------------------------------- */
 
@@ -173,6 +220,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fx *f = *state;
+    hold_release(); /* a t_hold step of a failed test must not block the stop */
     if (f->e)
         assert_int_equal(engine_stop(f->e, 5000), AS_OK);
     db_close(f->app.db);
@@ -600,6 +648,63 @@ static void test_wait_resume(void **state)
     wf_free(wf);
 }
 
+static int exec_running(struct fx *f, int64_t run);
+
+static const char hold_wf[] =
+    "{\"name\": \"holding\", \"version\": \"1\", \"steps\": {"
+    "  \"gate\": {\"type\": \"t_hold\", \"next\": {\"approved\": \"go\", \"expired\": \"late\"}},"
+    "  \"go\": {\"type\": \"t_ok\", \"params\": {\"value\": \"${steps.gate.output.resume.by}\"}},"
+    "  \"late\": {\"type\": \"t_ok\", \"params\": {\"value\": \"expired\"}}}}";
+
+/* A resume that arrives while the step is still running (an approver clicks
+ * before the approval step has finished mailing) is held, and delivered the
+ * moment the step waits: the step runs again at once with ctx->resume. */
+static void test_resume_while_running(void **state)
+{
+    struct fx *f = *state;
+    struct as_err err = {0};
+    struct workflow *wf = load(hold_wf);
+    pthread_mutex_lock(&hold_lock);
+    hold_entered = hold_released = 0;
+    pthread_mutex_unlock(&hold_lock);
+    start(f, 2);
+    int64_t run = submit(f, wf, NULL);
+    hold_wait_entered();
+    int64_t gate = first_exec(f, run);
+    assert_true(exec_running(f, run));
+
+    struct db_conn *c;
+    json_t *payload = json_pack("{s:s}", "by", "early@example.com");
+    assert_int_equal(db_write_begin(f->app.db, &c, &err), AS_OK);
+    assert_int_equal(db_exec_resume(c, gate, payload, &err), AS_OK);
+    assert_int_equal(db_write_commit(f->app.db, &err), AS_OK);
+    engine_wake(f->e);
+    hold_release(); /* now the step returns STEP_WAIT, for an hour */
+    wait_status(f, run, "succeeded");
+
+    json_t *ex = execs(f, run);
+    assert_int_equal(json_array_size(ex), 2);
+    assert_string_equal(field(ex, 0, "outcome"), "approved");
+    assert_non_null(strstr(field(ex, 0, "output"), "\"token\":\"t-2\"")); /* its wait_state */
+    assert_int_equal(calls_for(field(ex, 0, "key")), 2);
+    assert_string_equal(field(ex, 1, "step"), "go");
+    assert_non_null(strstr(field(ex, 1, "output"), "early@example.com"));
+    json_decref(ex);
+    json_t *ev = events(f, run);
+    assert_int_equal(count_events(ev, "step.resume_held"), 1);
+    assert_int_equal(count_events(ev, "step.waiting"), 1);
+    assert_int_equal(count_events(ev, "step.resumed"), 1);
+    json_decref(ev);
+    audit_ok(f);
+
+    /* An ended step takes no resume. */
+    assert_int_equal(db_write_begin(f->app.db, &c, &err), AS_OK);
+    assert_int_equal(db_exec_resume(c, gate, payload, &err), AS_ECONFLICT);
+    db_write_rollback(f->app.db);
+    json_decref(payload);
+    wf_free(wf);
+}
+
 static void test_wait_expires(void **state)
 {
     struct fx *f = *state;
@@ -909,6 +1014,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failure_ends_run, setup, teardown),
         cmocka_unit_test_setup_teardown(test_binary_error_in_event, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wait_resume, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resume_while_running, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wait_expires, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wait_default_expiry_and_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dedupe_and_input, setup, teardown),
