@@ -57,7 +57,9 @@ enum as_code db_workflow_put(struct db_conn *conn, const struct db_workflow_rec 
 {
     static const char ins[] =
         "INSERT INTO workflows (name, version, hash, definition, source_path, created_at) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(hash) DO NOTHING";
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(hash) DO UPDATE SET "
+        "source_path = excluded.source_path WHERE substr(excluded.source_path, 1, 1) = '/' "
+        "AND (source_path IS NULL OR substr(source_path, 1, 1) <> '/')";
     static const char sel[] = "SELECT id FROM workflows WHERE hash = ?1";
     sqlite3_stmt *st = db_stmt(conn, ins, err);
     if (!st)

@@ -37,7 +37,11 @@ struct db_workflow_rec {
     const char *source_path; /* may be NULL */
 };
 
-/* (write) Store a definition unless its hash is known; *id is its row id either way. */
+/*
+ * (write) Store a definition unless its hash is known; *id is its row id
+ * either way.  A known version whose source_path is missing or relative
+ * takes w->source_path when that is absolute (it was stored as typed before).
+ */
 enum as_code db_workflow_put(struct db_conn *conn, const struct db_workflow_rec *w, int64_t now,
                              int64_t *id, struct as_err *err) AS_WUR;
 

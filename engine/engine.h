@@ -83,7 +83,9 @@ struct engine_run_opts {
     const char *dedupe_key;  /* one open run per workflow name and key; NULL: none */
     const char *trigger;     /* "cli", "schedule:<kpi>", "api"...; NULL: none */
     int dry_run;             /* steps see ctx->dry_run: record, don't act */
-    const char *source_path; /* stored with a new workflow version; may be NULL */
+    const char *source_path; /* the file wf was loaded from (may be NULL): stored, made
+                              * absolute (realpath), with a new workflow version, so
+                              * files next to it are found from any directory */
 };
 
 /*

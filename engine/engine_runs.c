@@ -4,6 +4,7 @@
  * for a run to end.  Each is one write transaction through db/db_runs.h;
  * an in-process engine is woken afterwards.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <openssl/evp.h>
 #include <pthread.h>
@@ -99,7 +100,7 @@ out:
 /* Store wf's version if new; *id is its row.  The stored text is the
  * canonical JSON, which carries the effective "start" (see wf_load). */
 static enum as_code put_workflow(struct db_conn *conn, const struct workflow *wf,
-                                 const struct engine_run_opts *opts, int64_t now, int64_t *id,
+                                 const char *source_path, int64_t now, int64_t *id,
                                  struct as_err *err)
 {
     struct db_workflow_rec rec = {
@@ -107,7 +108,7 @@ static enum as_code put_workflow(struct db_conn *conn, const struct workflow *wf
         .version = wf->version,
         .hash = wf->hash,
         .definition = wf->canonical,
-        .source_path = opts ? opts->source_path : NULL,
+        .source_path = source_path,
     };
     return db_workflow_put(conn, &rec, now, id, err);
 }
@@ -136,6 +137,7 @@ enum as_code engine_submit_runs(struct app *app, const struct workflow *wf,
     size_t n_new = 0;
     struct db_conn *conn = NULL;
     int in_txn = 0;
+    char *abs_source = NULL;
 
     if (n_created)
         *n_created = 0;
@@ -152,13 +154,23 @@ enum as_code engine_submit_runs(struct app *app, const struct workflow *wf,
             goto out;
         }
     }
+    /* Files next to the workflow (email templates) are found through its
+     * path, by workers that may run anywhere: store it absolute, resolved
+     * here where it was opened.  A path that no longer resolves is kept. */
+    if (opts && opts->source_path) {
+        abs_source = realpath(opts->source_path, NULL);
+        if (!abs_source)
+            LOG_WARN("engine", "%s: %s; storing the path as given", opts->source_path,
+                     strerror(errno));
+    }
     int64_t now = time_now_ms(), wf_id = 0;
     struct db_event_chain chain = {0};
     rc = db_write_begin(app->db, &conn, err);
     if (rc)
         goto out;
     in_txn = 1;
-    rc = put_workflow(conn, wf, opts, now, &wf_id, err);
+    rc = put_workflow(conn, wf, abs_source ? abs_source : opts ? opts->source_path : NULL, now,
+                      &wf_id, err);
     if (rc)
         goto out;
     for (size_t i = 0; i < n; i++) {
@@ -192,6 +204,7 @@ out:
     for (size_t i = 0; i < n; i++)
         json_decref(inputs[i]);
     free(inputs);
+    free(abs_source);
     return rc;
 }
 

@@ -10,6 +10,7 @@
  */
 #include "tests/testutil.h"
 
+#include <dirent.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <jansson.h>
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "tests/integration/http_echo_server.h"
 
@@ -302,6 +304,70 @@ static void test_failed_run_retry_same_key(void **state)
     free(wf);
 }
 
+/* The first regular file's text in dir (malloc'd), or NULL. */
+static char *first_file_in(const char *dir)
+{
+    DIR *d = opendir(dir);
+    char *text = NULL;
+    struct dirent *de;
+    while (d && !text && (de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        char *p = tu_path(dir, de->d_name);
+        text = tu_read_file(p);
+        free(p);
+    }
+    if (d)
+        closedir(d);
+    return text;
+}
+
+/* `assent run` with a path relative to its working directory; the worker runs
+ * elsewhere and still finds the email template next to the workflow. */
+static void test_template_next_to_workflow(void **state)
+{
+    struct env *e = *state;
+    char *flows = tu_path(e->dir, "flows"), *mail = tu_path(e->dir, "mail");
+    assert_int_equal(mkdir(flows, 0700), 0);
+    char *wf = tu_path(flows, "notify.json"), *body = tu_path(flows, "body.txt");
+    assert_int_equal(tu_write_file(wf,
+        "{\"name\": \"notify\", \"version\": \"1\","
+        " \"input\": {\"name\": {\"type\": \"string\", \"required\": true}},"
+        " \"steps\": {\"mail\": {\"type\": \"email\", \"params\": {\"to\": \"ann@example.org\","
+        " \"subject\": \"Hi\", \"text_file\": \"body.txt\"}}}}"), 0);
+    assert_int_equal(tu_write_file(body, "Hello ${input.name} from the template\n"), 0);
+    size_t n = strlen(mail) + 32;
+    char *env_mail = malloc(n);
+    snprintf(env_mail, n, "ASSENT_MAIL_DIR=%s", mail);
+    char *env[] = {e->env_db, env_mail, "ASSENT_MAIL_TRANSPORT=file", "ASSENT_LOG_LEVEL=warn",
+                   NULL};
+    char *run_argv[] = {"/bin/sh", "-c", "cd \"$1\" && exec \"$2\" run notify.json --input \"$3\" --json",
+                        "sh", flows, (char *)tu_assent_bin(), "{\"name\": \"Ann\"}", NULL};
+    char *out = NULL, *err = NULL;
+    int rc = tu_run(run_argv, env, T_MS, &out, &err);
+    if (rc)
+        fprintf(stderr, "%s%s", out ? out : "", err ? err : "");
+    assert_int_equal(rc, 0);
+    int64_t id = started_id(out);
+    free(out);
+    free(err);
+    /* The worker's working directory is not the workflow's. */
+    char *worker_argv[] = {(char *)tu_assent_bin(), "worker", "--until-done", NULL};
+    assert_int_equal(tu_run(worker_argv, env, T_MS, NULL, NULL), 0);
+    json_t *h = show(e, id);
+    assert_string_equal(run_status(h), "succeeded");
+    json_decref(h);
+    char *msg = first_file_in(mail);
+    assert_non_null(msg);
+    assert_non_null(strstr(msg, "Hello Ann from the template"));
+    free(msg);
+    free(env_mail);
+    free(body);
+    free(wf);
+    free(mail);
+    free(flows);
+}
+
 static void raw_sql(struct env *e, const char *sql)
 {
     sqlite3 *h;
@@ -415,6 +481,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_failed_run_retry_same_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_verify_tampering, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigterm_finishes_running_step, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_template_next_to_workflow, setup, teardown),
     };
     if (argc > 1) {
         int known = 0;

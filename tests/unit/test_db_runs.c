@@ -109,6 +109,25 @@ static void test_workflow_by_hash(void **state)
     assert_int_equal(db_workflow_get(r, "cccc", &def, &err), AS_ENOTFOUND);
     assert_null(def);
     db_read_end(f->db, r);
+
+    /* A source path stored as typed (relative) is replaced by the first absolute one. */
+    struct db_workflow_rec abs1 = {"wf", "1", "aaaa", "{\"name\":\"wf\"}", "/srv/flows/x.json"};
+    struct db_workflow_rec abs2 = {"wf", "1", "aaaa", "{\"name\":\"wf\"}", "/elsewhere/x.json"};
+    c = wbegin(f);
+    assert_int_equal(db_workflow_put(c, &abs1, 3000, &id2, &err), AS_OK);
+    assert_int_equal(db_workflow_put(c, &abs2, 3000, &id2, &err), AS_OK);
+    assert_int_equal(db_workflow_put(c, &same, 3000, &id2, &err), AS_OK);
+    wcommit(f);
+    assert_int_equal(id2, f->wf_id);
+    sqlite3 *h;
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_open(f->path, &h), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(h, "SELECT source_path FROM workflows WHERE hash = 'aaaa'",
+                                        -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "/srv/flows/x.json");
+    sqlite3_finalize(st);
+    sqlite3_close(h);
 }
 
 static int count_cb(void *ud, const struct db_run_info *run)
