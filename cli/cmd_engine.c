@@ -27,6 +27,7 @@
 #include "engine/run_history.h"
 #include "engine/timeutil.h"
 #include "engine/workflow.h"
+#include "steps/mail.h"
 
 #define MAX_INPUT_BYTES (16 * 1024 * 1024)
 
@@ -206,6 +207,18 @@ static int show_history(struct cli *cli, const char *cmd, int64_t run_id, int ve
     return EXIT_OK;
 }
 
+/*
+ * Refuse to start an engine whose email would fail (exit 3 with the key
+ * named): a clear error at start beats a failed step hours later.
+ */
+static int check_mail_config(struct cli *cli, const char *cmd)
+{
+    struct as_err err = {0};
+    if (mail_config_check(cli->app.cfg, &err) != AS_OK)
+        return cli_error(EXIT_CONFIG, cmd, "bad mail configuration: %s", err.msg);
+    return EXIT_OK;
+}
+
 /* ---- assent run ------------------------------------------------------------ */
 
 static void run_usage(FILE *f)
@@ -228,7 +241,8 @@ static void run_usage(FILE *f)
             "  --json              print {\"run_id\": N, ...}; with --wait the history\n"
             "\n"
             "exit status: 0 started (with --wait: the run succeeded), 1 invalid workflow,\n"
-            "run failed or cancelled, or duplicate key, 2 bad usage or input, 5 database\n"
+            "run failed or cancelled, or duplicate key, 2 bad usage or input, 3 bad\n"
+            "configuration (with --wait: mail, checked before the run starts), 5 database\n"
             "error, 130 interrupted.\n");
 }
 
@@ -290,6 +304,8 @@ int cmd_run(struct cli *cli, int argc, char **argv)
         rc = cli_error(EXIT_USAGE, "run", "%s", err.msg);
         goto out;
     }
+    if (wait && (rc = check_mail_config(cli, "run")) != EXIT_OK)
+        goto out;
     if ((rc = cli_open_db(cli)) != EXIT_OK)
         goto out;
 
@@ -386,8 +402,8 @@ static void worker_usage(FILE *f)
             "  --workers N    worker threads (default: config workers)\n"
             "  --until-done   exit 0 once no run is running or waiting\n"
             "\n"
-            "exit status: 0 stopped cleanly, 2 bad usage, 3 bad configuration, 5 database\n"
-            "error.\n");
+            "exit status: 0 stopped cleanly, 2 bad usage, 3 bad configuration (e.g. mail,\n"
+            "checked at start), 5 database error.\n");
 }
 
 int cmd_worker(struct cli *cli, int argc, char **argv)
@@ -412,7 +428,10 @@ int cmd_worker(struct cli *cli, int argc, char **argv)
             return EXIT_USAGE;
         }
     }
-    int rc = cli_open_db(cli);
+    int rc = check_mail_config(cli, "worker");
+    if (rc)
+        return rc;
+    rc = cli_open_db(cli);
     if (rc)
         return rc;
     sigset_t stop_set;

@@ -19,6 +19,7 @@
 #include "engine/log.h"
 #include "engine/scheduler.h"
 #include "engine/timeutil.h"
+#include "steps/mail.h"
 #include "web/approval_pages.h"
 #include "web/server.h"
 #include "web/token.h"
@@ -73,6 +74,9 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
         if (config_set(cli->app.cfg, key, argv[++i], &err) != AS_OK)
             return cli_error(EXIT_CONFIG, "serve", "%s", err.msg);
     }
+    /* Approval steps mail their approvers: refuse to start if that would fail. */
+    if (mail_config_check(cli->app.cfg, &err) != AS_OK)
+        return cli_error(EXIT_CONFIG, "serve", "bad mail configuration: %s", err.msg);
     int db_rc = cli_open_db(cli);
     if (db_rc)
         return db_rc;

@@ -5,7 +5,8 @@
 #    every run succeeded, every step exactly once, one key per http step.
 #  - engine.cli: run --wait, show, runs, cancel, retry, audit verify (with
 #    tampering), SIGTERM during a step, --help of every command, an email
-#    template next to a workflow started by a relative path.
+#    template next to a workflow started by a relative path, bad mail
+#    configuration refused at start by worker, run --wait and serve.
 add_executable(crash_engine ${CMAKE_CURRENT_LIST_DIR}/crash_engine.c
                             ${CMAKE_CURRENT_LIST_DIR}/http_echo_server.c)
 target_link_libraries(crash_engine PRIVATE assent_testlib)
@@ -19,7 +20,8 @@ target_link_libraries(it_engine_cli PRIVATE assent_testlib)
 add_dependencies(it_engine_cli assent)
 add_dependencies(crash_engine assent)
 foreach(t help bad_input_dedupe_cancel_and_runs failed_run_retry_same_key
-          audit_verify_tampering sigterm_finishes_running_step template_next_to_workflow)
+          audit_verify_tampering sigterm_finishes_running_step template_next_to_workflow
+          bad_mail_config_fails_fast)
   add_test(NAME engine.cli.${t} COMMAND it_engine_cli test_${t})
   set_tests_properties(engine.cli.${t} PROPERTIES ENVIRONMENT "${ASSENT_TEST_ENV}" TIMEOUT 300
                        LABELS integration)

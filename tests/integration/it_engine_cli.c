@@ -368,6 +368,38 @@ static void test_template_next_to_workflow(void **state)
     free(flows);
 }
 
+/* A bad mail configuration stops `worker`, `run --wait` and `serve` at start
+ * (exit 3, the key named), before anything is stored or served. */
+static void test_bad_mail_config_fails_fast(void **state)
+{
+    struct env *e = *state;
+    char *wf = post_wf(e);
+    char *env[] = {e->env_db, "ASSENT_MAIL_FROM=not an address", "ASSENT_LOG_LEVEL=warn", NULL};
+    char listen[64];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", tu_free_port());
+    char *worker_argv[] = {(char *)tu_assent_bin(), "worker", "--until-done", NULL};
+    char *run_argv[] = {(char *)tu_assent_bin(), "run", wf, "--wait", NULL};
+    char *serve_argv[] = {(char *)tu_assent_bin(), "serve", "--listen", listen, NULL};
+    char *const *cmds[] = {worker_argv, run_argv, serve_argv};
+    for (size_t i = 0; i < 3; i++) {
+        char *err = NULL;
+        assert_int_equal(tu_run(cmds[i], env, 20000, NULL, &err), 3);
+        assert_non_null(strstr(err, "bad mail configuration"));
+        assert_non_null(strstr(err, "mail_from"));
+        free(err);
+    }
+    /* The refused `run --wait` started nothing; without --wait the run is only stored. */
+    char *out = NULL;
+    assert_int_equal(assent(e, &out, NULL, "runs", "--json", NULL), 0);
+    json_t *list = json_loads(out, 0, NULL);
+    assert_int_equal(json_array_size(list), 0);
+    json_decref(list);
+    free(out);
+    char *plain_run[] = {(char *)tu_assent_bin(), "run", wf, NULL};
+    assert_int_equal(tu_run(plain_run, env, T_MS, NULL, NULL), 0);
+    free(wf);
+}
+
 static void raw_sql(struct env *e, const char *sql)
 {
     sqlite3 *h;
@@ -482,6 +514,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_audit_verify_tampering, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigterm_finishes_running_step, setup, teardown),
         cmocka_unit_test_setup_teardown(test_template_next_to_workflow, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_mail_config_fails_fast, setup, teardown),
     };
     if (argc > 1) {
         int known = 0;
