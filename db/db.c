@@ -54,6 +54,30 @@ const char *db_col_text(sqlite3_stmt *st, int col)
     return t ? (const char *)t : "";
 }
 
+void db_bind_text_or_null(sqlite3_stmt *st, int i, const char *s)
+{
+    if (s)
+        sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+void db_bind_nonempty_or_null(sqlite3_stmt *st, int i, const char *s)
+{
+    db_bind_text_or_null(st, i, s && *s ? s : NULL);
+}
+
+enum as_code db_step_done(struct db_conn *conn, sqlite3_stmt *st, const char *what,
+                          struct as_err *err)
+{
+    int r = sqlite3_step(st);
+    enum as_code rc = AS_OK;
+    if (r != SQLITE_DONE && r != SQLITE_ROW)
+        rc = db_error(conn, what, err);
+    db_stmt_done(st);
+    return rc;
+}
+
 enum as_code db_exec(struct db_conn *conn, const char *sql, struct as_err *err)
 {
     char *msg = NULL;
@@ -321,6 +345,15 @@ void db_write_rollback(struct db *db)
     pthread_mutex_unlock(&db->write_lock);
 }
 
+enum as_code db_write_end(struct db *db, enum as_code rc, struct as_err *err)
+{
+    if (rc) {
+        db_write_rollback(db);
+        return rc;
+    }
+    return db_write_commit(db, err);
+}
+
 enum as_code db_read_begin(struct db *db, struct db_conn **conn, struct as_err *err)
 {
     pthread_mutex_lock(&db->pool_lock);
@@ -342,6 +375,20 @@ enum as_code db_read_begin(struct db *db, struct db_conn **conn, struct as_err *
     if (!rc)
         *conn = c;
     return rc;
+}
+
+enum as_code db_read_stmt(struct db *db, const char *sql, struct db_conn **conn,
+                          sqlite3_stmt **st, struct as_err *err)
+{
+    enum as_code rc = db_read_begin(db, conn, err);
+    if (rc)
+        return rc;
+    *st = db_stmt(*conn, sql, err);
+    if (!*st) {
+        db_read_end(db, *conn);
+        return AS_EDB;
+    }
+    return AS_OK;
 }
 
 void db_read_end(struct db *db, struct db_conn *conn)

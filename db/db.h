@@ -62,6 +62,14 @@ enum as_code db_read_begin(struct db *db, struct db_conn **conn, struct as_err *
 void db_read_end(struct db *db, struct db_conn *conn);
 
 /*
+ * db_read_begin and db_stmt(sql) in one: on success the caller holds *conn
+ * and *st, and releases them with db_stmt_done(*st) then db_read_end(db,
+ * *conn); on failure nothing is held and err is set.
+ */
+enum as_code db_read_stmt(struct db *db, const char *sql, struct db_conn **conn,
+                          sqlite3_stmt **st, struct as_err *err) AS_WUR;
+
+/*
  * The connection's cached prepared statement for `sql` (compiled once with
  * SQLITE_PREPARE_PERSISTENT, keyed by the text).  The statement is reset and
  * its bindings cleared; use it and call db_stmt_done() (or sqlite3_reset)
@@ -81,5 +89,31 @@ enum as_code db_exec(struct db_conn *conn, const char *sql, struct as_err *err) 
 
 /* Helpers for column text that may be NULL: returns "" instead. */
 const char *db_col_text(sqlite3_stmt *st, int col);
+
+/*
+ * Bind text parameter i of st, or SQL NULL when s is NULL.  The text is not
+ * copied (SQLITE_STATIC): s must stay valid until the statement is reset
+ * (db_stmt_done or the next step/reset).
+ */
+void db_bind_text_or_null(sqlite3_stmt *st, int i, const char *s);
+
+/* As db_bind_text_or_null, but an empty string is bound as NULL too. */
+void db_bind_nonempty_or_null(sqlite3_stmt *st, int i, const char *s);
+
+/*
+ * Step st once for its effect (INSERT/UPDATE/DELETE; a row it may return is
+ * ignored) and reset it with db_stmt_done.  Any result other than
+ * SQLITE_DONE or SQLITE_ROW is mapped with db_error(conn, what, err).
+ */
+enum as_code db_step_done(struct db_conn *conn, sqlite3_stmt *st, const char *what,
+                          struct as_err *err) AS_WUR;
+
+/*
+ * End the write transaction begun by db_write_begin according to rc, the
+ * result of the work done in it: AS_OK commits (returning the commit's
+ * result), anything else rolls back and returns rc unchanged (err already
+ * describes it).  Lets a writer read: begin; rc = work(); return db_write_end().
+ */
+enum as_code db_write_end(struct db *db, enum as_code rc, struct as_err *err) AS_WUR;
 
 #endif

@@ -27,12 +27,34 @@ static json_t *col_json(sqlite3_stmt *st, int col)
     return v ? v : json_null();
 }
 
-static void bind_text_or_null(sqlite3_stmt *st, int i, const char *s)
+/*
+ * Run st (from db_read_stmt, parameters bound) and collect row(st) of each
+ * result row into a new array *out (caller decrefs).  Consumes the
+ * statement and the read connection whatever the outcome.
+ */
+static enum as_code read_rows(struct db *db, struct db_conn *c, sqlite3_stmt *st,
+                              json_t *(*row)(sqlite3_stmt *st), const char *what, json_t **out,
+                              struct as_err *err)
 {
-    if (s && *s)
-        sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+    enum as_code rc = AS_OK;
+    json_t *arr = json_array();
+    int step = SQLITE_DONE;
+    if (!arr)
+        rc = as_errf(err, AS_ENOMEM, "out of memory");
+    while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        json_t *r = row(st);
+        if (!r || json_array_append_new(arr, r))
+            rc = as_errf(err, AS_ENOMEM, "out of memory");
+    }
+    if (!rc && step != SQLITE_DONE)
+        rc = db_error(c, what, err);
+    db_stmt_done(st);
+    db_read_end(db, c);
+    if (rc)
+        json_decref(arr);
     else
-        sqlite3_bind_null(st, i);
+        *out = arr;
+    return rc;
 }
 
 /* ---- KPIs ---- */
@@ -65,7 +87,7 @@ enum as_code db_kpi_put(struct db *db, const char *name, const char *report,
     db_stmt_done(st);
     if (existing && !replace) {
         rc = as_errf(err, AS_ECONFLICT, "a KPI named \"%s\" exists already", name);
-        goto fail;
+        goto out;
     }
     if (existing) {
         st = db_stmt(c,
@@ -90,23 +112,17 @@ enum as_code db_kpi_put(struct db *db, const char *name, const char *report,
     }
     sqlite3_bind_text(st, 2, report, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, definition, -1, SQLITE_STATIC);
-    bind_text_or_null(st, 4, schedule);
-    bind_text_or_null(st, 5, timezone);
+    db_bind_nonempty_or_null(st, 4, schedule);
+    db_bind_nonempty_or_null(st, 5, timezone);
     sqlite3_bind_int64(st, 7, now);
-    if (sqlite3_step(st) != SQLITE_DONE) {
-        db_error(c, "store kpi", err);
-        db_stmt_done(st);
-        goto fail_db;
-    }
-    db_stmt_done(st);
-    if (id)
+    rc = db_step_done(c, st, "store kpi", err);
+    if (!rc && id)
         *id = existing ? existing : sqlite3_last_insert_rowid(db_conn_handle(c));
-    return db_write_commit(db, err);
+    goto out;
 fail_db:
     rc = AS_EDB;
-fail:
-    db_write_rollback(db);
-    return rc;
+out:
+    return db_write_end(db, rc, err);
 }
 
 #define KPI_COLS                                                                                  \
@@ -126,15 +142,12 @@ static json_t *kpi_row(sqlite3_stmt *st)
 enum as_code db_kpi_get(struct db *db, const char *name, json_t **out, struct as_err *err)
 {
     struct db_conn *c;
+    sqlite3_stmt *st;
     *out = NULL;
-    enum as_code rc = db_read_begin(db, &c, err);
+    enum as_code rc = db_read_stmt(db, "SELECT " KPI_COLS " FROM kpis k WHERE k.name = ?1", &c,
+                                   &st, err);
     if (rc)
         return rc;
-    sqlite3_stmt *st = db_stmt(c, "SELECT " KPI_COLS " FROM kpis k WHERE k.name = ?1", err);
-    if (!st) {
-        rc = AS_EDB;
-        goto out;
-    }
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     int step = sqlite3_step(st);
     if (step == SQLITE_ROW) {
@@ -147,51 +160,35 @@ enum as_code db_kpi_get(struct db *db, const char *name, json_t **out, struct as
         rc = db_error(c, "select kpi", err);
     }
     db_stmt_done(st);
-out:
     db_read_end(db, c);
     return rc;
+}
+
+static json_t *kpi_list_row(sqlite3_stmt *st)
+{
+    json_t *row = kpi_row(st);
+    if (row) {
+        json_object_set_new(row, "last_value", col_int_or_null(st, 9));
+        json_object_set_new(row, "last_exempt", col_int_or_null(st, 10));
+        json_object_set_new(row, "last_ts", col_int_or_null(st, 11));
+    }
+    return row;
 }
 
 enum as_code db_kpi_list(struct db *db, json_t **out, struct as_err *err)
 {
     struct db_conn *c;
+    sqlite3_stmt *st;
     *out = NULL;
-    enum as_code rc = db_read_begin(db, &c, err);
+    enum as_code rc = db_read_stmt(db,
+                                   "SELECT " KPI_COLS ", v.value, v.exempt, v.ts FROM kpis k"
+                                   " LEFT JOIN kpi_values v ON v.id ="
+                                   "  (SELECT max(id) FROM kpi_values WHERE kpi_id = k.id)"
+                                   " ORDER BY k.name",
+                                   &c, &st, err);
     if (rc)
         return rc;
-    json_t *arr = json_array();
-    sqlite3_stmt *st = db_stmt(c,
-                               "SELECT " KPI_COLS ", v.value, v.exempt, v.ts FROM kpis k"
-                               " LEFT JOIN kpi_values v ON v.id ="
-                               "  (SELECT max(id) FROM kpi_values WHERE kpi_id = k.id)"
-                               " ORDER BY k.name",
-                               err);
-    if (!st || !arr) {
-        rc = st ? as_errf(err, AS_ENOMEM, "out of memory") : AS_EDB;
-        goto out;
-    }
-    int step;
-    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-        json_t *row = kpi_row(st);
-        if (!row) {
-            rc = as_errf(err, AS_ENOMEM, "out of memory");
-            break;
-        }
-        json_object_set_new(row, "last_value", col_int_or_null(st, 9));
-        json_object_set_new(row, "last_exempt", col_int_or_null(st, 10));
-        json_object_set_new(row, "last_ts", col_int_or_null(st, 11));
-        json_array_append_new(arr, row);
-    }
-    if (!rc && step != SQLITE_DONE)
-        rc = db_error(c, "list kpis", err);
-out:
-    db_stmt_done(st);
-    db_read_end(db, c);
-    if (rc)
-        json_decref(arr);
-    else
-        *out = arr;
-    return rc;
+    return read_rows(db, c, st, kpi_list_row, "list kpis", out, err);
 }
 
 enum as_code db_kpi_delete(struct db *db, const char *name, struct as_err *err)
@@ -201,23 +198,13 @@ enum as_code db_kpi_delete(struct db *db, const char *name, struct as_err *err)
     if (rc)
         return rc;
     sqlite3_stmt *st = db_stmt(c, "DELETE FROM kpis WHERE name = ?1", err);
-    if (!st) {
-        db_write_rollback(db);
-        return AS_EDB;
-    }
+    if (!st)
+        return db_write_end(db, AS_EDB, err);
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) != SQLITE_DONE) {
-        rc = db_error(c, "delete kpi", err);
-        db_stmt_done(st);
-        db_write_rollback(db);
-        return rc;
-    }
-    db_stmt_done(st);
-    if (sqlite3_changes(db_conn_handle(c)) == 0) {
-        db_write_rollback(db);
-        return as_errf(err, AS_ENOTFOUND, "no KPI named \"%s\"", name);
-    }
-    return db_write_commit(db, err);
+    rc = db_step_done(c, st, "delete kpi", err);
+    if (!rc && sqlite3_changes(db_conn_handle(c)) == 0)
+        rc = as_errf(err, AS_ENOTFOUND, "no KPI named \"%s\"", name);
+    return db_write_end(db, rc, err);
 }
 
 enum as_code db_kpi_value_add(struct db *db, int64_t kpi_id, int64_t ts, int64_t value,
@@ -238,88 +225,60 @@ enum as_code db_kpi_value_add(struct db *db, int64_t kpi_id, int64_t ts, int64_t
                                err);
     if (!st) {
         rc = AS_EDB;
-        goto fail;
+    } else {
+        sqlite3_bind_int64(st, 1, kpi_id);
+        sqlite3_bind_int64(st, 2, ts);
+        sqlite3_bind_int64(st, 3, value);
+        sqlite3_bind_int64(st, 4, exempt);
+        db_bind_nonempty_or_null(st, 5, bd);
+        rc = db_step_done(c, st, "insert kpi value", err);
     }
-    sqlite3_bind_int64(st, 1, kpi_id);
-    sqlite3_bind_int64(st, 2, ts);
-    sqlite3_bind_int64(st, 3, value);
-    sqlite3_bind_int64(st, 4, exempt);
-    bind_text_or_null(st, 5, bd);
-    if (sqlite3_step(st) != SQLITE_DONE) {
-        rc = db_error(c, "insert kpi value", err);
-        db_stmt_done(st);
-        goto fail;
-    }
-    db_stmt_done(st);
+    rc = db_write_end(db, rc, err);
     free(bd);
-    return db_write_commit(db, err);
-fail:
-    free(bd);
-    db_write_rollback(db);
     return rc;
+}
+
+static json_t *kpi_value_row(sqlite3_stmt *st)
+{
+    return json_pack("{s:I, s:I, s:I, s:o}", "ts", (json_int_t)sqlite3_column_int64(st, 0),
+                     "value", (json_int_t)sqlite3_column_int64(st, 1), "exempt",
+                     (json_int_t)sqlite3_column_int64(st, 2), "breakdown", col_json(st, 3));
 }
 
 enum as_code db_kpi_values(struct db *db, int64_t kpi_id, int limit, json_t **out,
                            struct as_err *err)
 {
     struct db_conn *c;
+    sqlite3_stmt *st;
     *out = NULL;
-    enum as_code rc = db_read_begin(db, &c, err);
+    enum as_code rc = db_read_stmt(db,
+                                   "SELECT ts, value, exempt, breakdown FROM"
+                                   " (SELECT id, ts, value, exempt, breakdown FROM kpi_values"
+                                   "  WHERE kpi_id = ?1 ORDER BY id DESC LIMIT ?2) ORDER BY id",
+                                   &c, &st, err);
     if (rc)
         return rc;
-    json_t *arr = json_array();
-    sqlite3_stmt *st = db_stmt(c,
-                               "SELECT ts, value, exempt, breakdown FROM"
-                               " (SELECT id, ts, value, exempt, breakdown FROM kpi_values"
-                               "  WHERE kpi_id = ?1 ORDER BY id DESC LIMIT ?2) ORDER BY id",
-                               err);
-    if (!st || !arr) {
-        rc = st ? as_errf(err, AS_ENOMEM, "out of memory") : AS_EDB;
-        goto out;
-    }
     sqlite3_bind_int64(st, 1, kpi_id);
     sqlite3_bind_int(st, 2, limit > 0 ? limit : 1000000);
-    int step;
-    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-        json_array_append_new(arr, json_pack("{s:I, s:I, s:I, s:o}", "ts",
-                                             (json_int_t)sqlite3_column_int64(st, 0), "value",
-                                             (json_int_t)sqlite3_column_int64(st, 1), "exempt",
-                                             (json_int_t)sqlite3_column_int64(st, 2), "breakdown",
-                                             col_json(st, 3)));
-    }
-    if (step != SQLITE_DONE)
-        rc = db_error(c, "select kpi values", err);
-out:
-    db_stmt_done(st);
-    db_read_end(db, c);
-    if (rc)
-        json_decref(arr);
-    else
-        *out = arr;
-    return rc;
+    return read_rows(db, c, st, kpi_value_row, "select kpi values", out, err);
 }
 
 enum as_code db_kpi_open_runs(struct db *db, const char *workflow, int64_t *n, struct as_err *err)
 {
     struct db_conn *c;
-    enum as_code rc = db_read_begin(db, &c, err);
+    sqlite3_stmt *st;
+    enum as_code rc = db_read_stmt(db,
+                                   "SELECT count(*) FROM runs"
+                                   " WHERE workflow = ?1 AND status IN ('running','waiting')",
+                                   &c, &st, err);
     if (rc)
         return rc;
-    sqlite3_stmt *st = db_stmt(c,
-                               "SELECT count(*) FROM runs"
-                               " WHERE workflow = ?1 AND status IN ('running','waiting')",
-                               err);
-    if (!st) {
-        rc = AS_EDB;
-        goto out;
-    }
     sqlite3_bind_text(st, 1, workflow, -1, SQLITE_STATIC);
     if (sqlite3_step(st) == SQLITE_ROW)
         *n = sqlite3_column_int64(st, 0);
     else
         rc = db_error(c, "count open runs", err);
     db_stmt_done(st);
-out:
     db_read_end(db, c);
     return rc;
 }
@@ -371,34 +330,38 @@ enum as_code db_exception_add(struct db *db, const struct db_exception *ex, int6
     sqlite3_bind_int64(st, 5, ex->created_at);
     sqlite3_bind_int64(st, 6, ex->expires_at);
     sqlite3_bind_text(st, 7, ex->source ? ex->source : "cli", -1, SQLITE_STATIC);
-    bind_text_or_null(st, 8, ex->source_key);
-    if (sqlite3_step(st) != SQLITE_DONE) {
-        db_error(c, "insert exception", err);
-        db_stmt_done(st);
-        goto fail_db;
+    db_bind_nonempty_or_null(st, 8, ex->source_key);
+    rc = db_step_done(c, st, "insert exception", err);
+    if (!rc) {
+        if (id)
+            *id = sqlite3_last_insert_rowid(db_conn_handle(c));
+        if (created)
+            *created = 1;
     }
-    db_stmt_done(st);
-    if (id)
-        *id = sqlite3_last_insert_rowid(db_conn_handle(c));
-    if (created)
-        *created = 1;
-    return db_write_commit(db, err);
+    return db_write_end(db, rc, err);
 fail_db:
-    db_write_rollback(db);
-    return AS_EDB;
+    return db_write_end(db, AS_EDB, err);
+}
+
+static json_t *exception_row(sqlite3_stmt *st)
+{
+    return json_pack("{s:I, s:s, s:o, s:s, s:s, s:I, s:I, s:o, s:o, s:s, s:s}", "id",
+                     (json_int_t)sqlite3_column_int64(st, 0), "upn", db_col_text(st, 1),
+                     "protocols", col_json(st, 2), "reason", db_col_text(st, 3), "granted_by",
+                     db_col_text(st, 4), "created_at", (json_int_t)sqlite3_column_int64(st, 5),
+                     "expires_at", (json_int_t)sqlite3_column_int64(st, 6), "removed_at",
+                     col_int_or_null(st, 7), "removed_by", col_str_or_null(st, 8), "source",
+                     db_col_text(st, 9), "state", db_col_text(st, 10));
 }
 
 enum as_code db_exception_list(struct db *db, enum db_exception_filter filter, const char *upn,
                                int64_t now, json_t **out, struct as_err *err)
 {
     struct db_conn *c;
+    sqlite3_stmt *st;
     *out = NULL;
-    enum as_code rc = db_read_begin(db, &c, err);
-    if (rc)
-        return rc;
-    json_t *arr = json_array();
-    sqlite3_stmt *st = db_stmt(
-        c,
+    enum as_code rc = db_read_stmt(
+        db,
         "SELECT id, upn, protocols, reason, granted_by, created_at, expires_at, removed_at,"
         " removed_by, source,"
         " CASE WHEN removed_at IS NOT NULL THEN 'removed'"
@@ -408,39 +371,13 @@ enum as_code db_exception_list(struct db *db, enum db_exception_filter filter, c
         "      OR (?3 = 1 AND removed_at IS NULL AND expires_at <= ?2)"
         "      OR (?3 = 2 AND removed_at IS NOT NULL))"
         " ORDER BY id DESC",
-        err);
-    if (!st || !arr) {
-        rc = st ? as_errf(err, AS_ENOMEM, "out of memory") : AS_EDB;
-        goto out;
-    }
-    bind_text_or_null(st, 1, upn);
+        &c, &st, err);
+    if (rc)
+        return rc;
+    db_bind_nonempty_or_null(st, 1, upn);
     sqlite3_bind_int64(st, 2, now);
     sqlite3_bind_int(st, 3, (int)filter);
-    int step;
-    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-        json_t *row = json_pack(
-            "{s:I, s:s, s:o, s:s, s:s, s:I, s:I, s:o, s:o, s:s, s:s}", "id",
-            (json_int_t)sqlite3_column_int64(st, 0), "upn", db_col_text(st, 1), "protocols",
-            col_json(st, 2), "reason", db_col_text(st, 3), "granted_by", db_col_text(st, 4),
-            "created_at", (json_int_t)sqlite3_column_int64(st, 5), "expires_at",
-            (json_int_t)sqlite3_column_int64(st, 6), "removed_at", col_int_or_null(st, 7),
-            "removed_by", col_str_or_null(st, 8), "source", db_col_text(st, 9), "state",
-            db_col_text(st, 10));
-        if (!row || json_array_append_new(arr, row)) {
-            rc = as_errf(err, AS_ENOMEM, "out of memory");
-            break;
-        }
-    }
-    if (!rc && step != SQLITE_DONE)
-        rc = db_error(c, "list exceptions", err);
-out:
-    db_stmt_done(st);
-    db_read_end(db, c);
-    if (rc)
-        json_decref(arr);
-    else
-        *out = arr;
-    return rc;
+    return read_rows(db, c, st, exception_row, "list exceptions", out, err);
 }
 
 enum as_code db_exception_remove(struct db *db, int64_t id, const char *by, int64_t now,
@@ -454,43 +391,30 @@ enum as_code db_exception_remove(struct db *db, int64_t id, const char *by, int6
                                "UPDATE exceptions SET removed_at = ?2, removed_by = ?3"
                                " WHERE id = ?1 AND removed_at IS NULL",
                                err);
-    if (!st) {
-        db_write_rollback(db);
-        return AS_EDB;
-    }
+    if (!st)
+        return db_write_end(db, AS_EDB, err);
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_int64(st, 2, now);
-    bind_text_or_null(st, 3, by);
-    if (sqlite3_step(st) != SQLITE_DONE) {
-        rc = db_error(c, "remove exception", err);
-        db_stmt_done(st);
-        db_write_rollback(db);
-        return rc;
-    }
-    db_stmt_done(st);
-    if (sqlite3_changes(db_conn_handle(c)) == 0) {
-        db_write_rollback(db);
-        return as_errf(err, AS_ENOTFOUND, "no exception %lld (or it was removed already)",
-                       (long long)id);
-    }
-    return db_write_commit(db, err);
+    db_bind_nonempty_or_null(st, 3, by);
+    rc = db_step_done(c, st, "remove exception", err);
+    if (!rc && sqlite3_changes(db_conn_handle(c)) == 0)
+        rc = as_errf(err, AS_ENOTFOUND, "no exception %lld (or it was removed already)",
+                     (long long)id);
+    return db_write_end(db, rc, err);
 }
 
 enum as_code db_exception_foreach_active(struct db *db, int64_t now, db_exception_cb cb, void *ud,
                                          struct as_err *err)
 {
     struct db_conn *c;
-    enum as_code rc = db_read_begin(db, &c, err);
+    sqlite3_stmt *st;
+    enum as_code rc = db_read_stmt(db,
+                                   "SELECT upn, protocols, reason, granted_by, expires_at"
+                                   " FROM exceptions"
+                                   " WHERE removed_at IS NULL AND expires_at > ?1 ORDER BY id",
+                                   &c, &st, err);
     if (rc)
         return rc;
-    sqlite3_stmt *st = db_stmt(c,
-                               "SELECT upn, protocols, reason, granted_by, expires_at FROM exceptions"
-                               " WHERE removed_at IS NULL AND expires_at > ?1 ORDER BY id",
-                               err);
-    if (!st) {
-        rc = AS_EDB;
-        goto out;
-    }
     sqlite3_bind_int64(st, 1, now);
     int step;
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
@@ -501,48 +425,33 @@ enum as_code db_exception_foreach_active(struct db *db, int64_t now, db_exceptio
     if (step != SQLITE_ROW && step != SQLITE_DONE)
         rc = db_error(c, "select exceptions", err);
     db_stmt_done(st);
-out:
     db_read_end(db, c);
     return rc;
 }
 
 /* ---- schedules ---- */
 
+static json_t *sched_row(sqlite3_stmt *st)
+{
+    return json_pack("{s:I, s:s, s:s, s:s, s:o, s:I}", "id",
+                     (json_int_t)sqlite3_column_int64(st, 0), "name", db_col_text(st, 1),
+                     "schedule", db_col_text(st, 2), "timezone", db_col_text(st, 3),
+                     "sched_last_for", col_int_or_null(st, 4), "updated_at",
+                     (json_int_t)sqlite3_column_int64(st, 5));
+}
+
 enum as_code db_sched_list(struct db *db, json_t **out, struct as_err *err)
 {
     struct db_conn *c;
+    sqlite3_stmt *st;
     *out = NULL;
-    enum as_code rc = db_read_begin(db, &c, err);
+    enum as_code rc = db_read_stmt(db,
+                                   "SELECT id, name, schedule, timezone, sched_last_for, updated_at"
+                                   " FROM kpis WHERE schedule IS NOT NULL ORDER BY id",
+                                   &c, &st, err);
     if (rc)
         return rc;
-    json_t *arr = json_array();
-    sqlite3_stmt *st = db_stmt(c,
-                               "SELECT id, name, schedule, timezone, sched_last_for, updated_at"
-                               " FROM kpis WHERE schedule IS NOT NULL ORDER BY id",
-                               err);
-    if (!st || !arr) {
-        rc = st ? as_errf(err, AS_ENOMEM, "out of memory") : AS_EDB;
-        goto out;
-    }
-    int step;
-    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-        json_array_append_new(
-            arr, json_pack("{s:I, s:s, s:s, s:s, s:o, s:I}", "id",
-                           (json_int_t)sqlite3_column_int64(st, 0), "name", db_col_text(st, 1),
-                           "schedule", db_col_text(st, 2), "timezone", db_col_text(st, 3),
-                           "sched_last_for", col_int_or_null(st, 4), "updated_at",
-                           (json_int_t)sqlite3_column_int64(st, 5)));
-    }
-    if (step != SQLITE_DONE)
-        rc = db_error(c, "list schedules", err);
-out:
-    db_stmt_done(st);
-    db_read_end(db, c);
-    if (rc)
-        json_decref(arr);
-    else
-        *out = arr;
-    return rc;
+    return read_rows(db, c, st, sched_row, "list schedules", out, err);
 }
 
 enum as_code db_sched_claim(struct db *db, int64_t kpi_id, int64_t prev, int64_t scheduled_for,
@@ -557,46 +466,35 @@ enum as_code db_sched_claim(struct db *db, int64_t kpi_id, int64_t prev, int64_t
                                " AND sched_last_for IS ?3",
                                err);
     if (!st)
-        goto fail_db;
+        return db_write_end(db, AS_EDB, err);
     sqlite3_bind_int64(st, 1, kpi_id);
     sqlite3_bind_int64(st, 2, scheduled_for);
     if (prev >= 0)
         sqlite3_bind_int64(st, 3, prev);
     else
         sqlite3_bind_null(st, 3);
-    if (sqlite3_step(st) != SQLITE_DONE) {
-        db_error(c, "claim schedule", err);
-        db_stmt_done(st);
-        goto fail_db;
-    }
-    db_stmt_done(st);
+    rc = db_step_done(c, st, "claim schedule", err);
+    if (rc)
+        return db_write_end(db, rc, err);
     if (sqlite3_changes(db_conn_handle(c)) == 0) {
-        db_write_rollback(db);
-        return as_errf(err, AS_ECONFLICT, "schedule of KPI %lld was handled by someone else",
-                       (long long)kpi_id);
+        rc = as_errf(err, AS_ECONFLICT, "schedule of KPI %lld was handled by someone else",
+                     (long long)kpi_id);
+        return db_write_end(db, rc, err);
     }
     st = db_stmt(c,
                  "INSERT INTO schedule_runs (kpi_id, scheduled_for, missed, status, started_at)"
                  " VALUES (?1, ?2, ?3, 'running', ?4)",
                  err);
     if (!st)
-        goto fail_db;
+        return db_write_end(db, AS_EDB, err);
     sqlite3_bind_int64(st, 1, kpi_id);
     sqlite3_bind_int64(st, 2, scheduled_for);
     sqlite3_bind_int64(st, 3, missed);
     sqlite3_bind_int64(st, 4, now);
-    if (sqlite3_step(st) != SQLITE_DONE) {
-        db_error(c, "record schedule run", err);
-        db_stmt_done(st);
-        goto fail_db;
-    }
-    db_stmt_done(st);
-    if (run_id)
+    rc = db_step_done(c, st, "record schedule run", err);
+    if (!rc && run_id)
         *run_id = sqlite3_last_insert_rowid(db_conn_handle(c));
-    return db_write_commit(db, err);
-fail_db:
-    db_write_rollback(db);
-    return AS_EDB;
+    return db_write_end(db, rc, err);
 }
 
 enum as_code db_sched_finish(struct db *db, int64_t run_id, int ok, const json_t *result,
@@ -615,66 +513,44 @@ enum as_code db_sched_finish(struct db *db, int64_t run_id, int ok, const json_t
                                err);
     if (!st) {
         rc = AS_EDB;
-        goto fail;
+    } else {
+        sqlite3_bind_int64(st, 1, run_id);
+        sqlite3_bind_text(st, 2, ok ? "done" : "failed", -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, now);
+        db_bind_nonempty_or_null(st, 4, res);
+        db_bind_nonempty_or_null(st, 5, error);
+        rc = db_step_done(c, st, "finish schedule run", err);
     }
-    sqlite3_bind_int64(st, 1, run_id);
-    sqlite3_bind_text(st, 2, ok ? "done" : "failed", -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, now);
-    bind_text_or_null(st, 4, res);
-    bind_text_or_null(st, 5, error);
-    if (sqlite3_step(st) != SQLITE_DONE) {
-        rc = db_error(c, "finish schedule run", err);
-        db_stmt_done(st);
-        goto fail;
-    }
-    db_stmt_done(st);
+    rc = db_write_end(db, rc, err);
     free(res);
-    return db_write_commit(db, err);
-fail:
-    free(res);
-    db_write_rollback(db);
     return rc;
+}
+
+static json_t *sched_run_row(sqlite3_stmt *st)
+{
+    return json_pack("{s:I, s:I, s:s, s:I, s:I, s:s, s:I, s:o, s:o, s:o}", "id",
+                     (json_int_t)sqlite3_column_int64(st, 0), "kpi_id",
+                     (json_int_t)sqlite3_column_int64(st, 1), "name", db_col_text(st, 2),
+                     "scheduled_for", (json_int_t)sqlite3_column_int64(st, 3), "missed",
+                     (json_int_t)sqlite3_column_int64(st, 4), "status", db_col_text(st, 5),
+                     "started_at", (json_int_t)sqlite3_column_int64(st, 6), "finished_at",
+                     col_int_or_null(st, 7), "result", col_json(st, 8), "error",
+                     col_str_or_null(st, 9));
 }
 
 static enum as_code sched_runs_query(struct db *db, const char *sql, int64_t a, int b, int with_b,
                                      json_t **out, struct as_err *err)
 {
     struct db_conn *c;
+    sqlite3_stmt *st;
     *out = NULL;
-    enum as_code rc = db_read_begin(db, &c, err);
+    enum as_code rc = db_read_stmt(db, sql, &c, &st, err);
     if (rc)
         return rc;
-    json_t *arr = json_array();
-    sqlite3_stmt *st = db_stmt(c, sql, err);
-    if (!st || !arr) {
-        rc = st ? as_errf(err, AS_ENOMEM, "out of memory") : AS_EDB;
-        goto out;
-    }
     sqlite3_bind_int64(st, 1, a);
     if (with_b)
         sqlite3_bind_int(st, 2, b);
-    int step;
-    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-        json_array_append_new(
-            arr, json_pack("{s:I, s:I, s:s, s:I, s:I, s:s, s:I, s:o, s:o, s:o}", "id",
-                           (json_int_t)sqlite3_column_int64(st, 0), "kpi_id",
-                           (json_int_t)sqlite3_column_int64(st, 1), "name", db_col_text(st, 2),
-                           "scheduled_for", (json_int_t)sqlite3_column_int64(st, 3), "missed",
-                           (json_int_t)sqlite3_column_int64(st, 4), "status", db_col_text(st, 5),
-                           "started_at", (json_int_t)sqlite3_column_int64(st, 6), "finished_at",
-                           col_int_or_null(st, 7), "result", col_json(st, 8), "error",
-                           col_str_or_null(st, 9)));
-    }
-    if (step != SQLITE_DONE)
-        rc = db_error(c, "select schedule runs", err);
-out:
-    db_stmt_done(st);
-    db_read_end(db, c);
-    if (rc)
-        json_decref(arr);
-    else
-        *out = arr;
-    return rc;
+    return read_rows(db, c, st, sched_run_row, "select schedule runs", out, err);
 }
 
 #define SCHED_RUN_COLS                                                                            \

@@ -13,9 +13,10 @@ static const char SQL_INSERT[] =
     " owner, lease_until, date_ms, created_at, updated_at)"
     " VALUES (?1, ?2, ?3, 'sending', 1, 0, ?4, ?5, ?6, ?7, ?7)";
 
+/* SQL_RETRY and SQL_RESEND share ?1..?5 (see bind_update). */
 static const char SQL_RETRY[] =
     "UPDATE mail_sends SET state = 'sending', attempts = attempts + 1, transport = ?2,"
-    " owner = ?3, lease_until = ?4, date_ms = ?5, error = NULL, updated_at = ?6"
+    " owner = ?3, lease_until = ?4, date_ms = ?6, error = NULL, updated_at = ?5"
     " WHERE idempotency_key = ?1";
 
 static const char SQL_RESEND[] =
@@ -35,6 +36,22 @@ static const char SQL_STEP_SOURCE[] =
     "SELECT w.definition, w.source_path FROM runs r JOIN workflows w ON w.id = r.workflow_id"
     " WHERE r.id = ?1";
 
+/* Prepare SQL_RETRY or SQL_RESEND with their common parameters bound. */
+static sqlite3_stmt *bind_update(struct db_conn *conn, const char *sql, const char *key,
+                                 const char *transport, const char *owner, int64_t lease_until,
+                                 int64_t now_ms, struct as_err *err)
+{
+    sqlite3_stmt *st = db_stmt(conn, sql, err);
+    if (st) {
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, transport, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, owner, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, lease_until);
+        sqlite3_bind_int64(st, 5, now_ms);
+    }
+    return st;
+}
+
 void db_mail_claim_clear(struct db_mail_claim *c)
 {
     if (!c)
@@ -42,15 +59,6 @@ void db_mail_claim_clear(struct db_mail_claim *c)
     free(c->message_id);
     json_decref(c->result);
     memset(c, 0, sizeof *c);
-}
-
-static enum as_code step_done(struct db_conn *conn, sqlite3_stmt *st, const char *what,
-                              struct as_err *err)
-{
-    int r = sqlite3_step(st);
-    enum as_code rc = r == SQLITE_DONE ? AS_OK : db_error(conn, what, err);
-    db_stmt_done(st);
-    return rc;
 }
 
 enum as_code db_mail_claim(struct db *db, const char *key, const char *message_id,
@@ -72,7 +80,7 @@ enum as_code db_mail_claim(struct db *db, const char *key, const char *message_i
 
     if (!(st = db_stmt(conn, SQL_GET, err))) {
         rc = err ? err->code : AS_EDB;
-        goto fail;
+        goto out;
     }
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     int r = sqlite3_step(st);
@@ -89,19 +97,19 @@ enum as_code db_mail_claim(struct db *db, const char *key, const char *message_i
         if (!stored_id || !state || !stored_owner || !result_text) {
             db_stmt_done(st);
             rc = as_errf(err, AS_ENOMEM, "out of memory");
-            goto fail;
+            goto out;
         }
     } else if (r != SQLITE_DONE) {
         rc = db_error(conn, "mail_sends lookup", err);
         db_stmt_done(st);
-        goto fail;
+        goto out;
     }
     db_stmt_done(st);
 
     if (!found) {
         if (!(st = db_stmt(conn, SQL_INSERT, err))) {
             rc = err ? err->code : AS_EDB;
-            goto fail;
+            goto out;
         }
         sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, message_id, -1, SQLITE_STATIC);
@@ -110,87 +118,61 @@ enum as_code db_mail_claim(struct db *db, const char *key, const char *message_i
         sqlite3_bind_int64(st, 5, lease_until);
         sqlite3_bind_int64(st, 6, date_ms);
         sqlite3_bind_int64(st, 7, now_ms);
-        if ((rc = step_done(conn, st, "mail_sends insert", err)))
-            goto fail;
+        if ((rc = db_step_done(conn, st, "mail_sends insert", err)))
+            goto out;
         out->action = DB_MAIL_SEND;
         out->message_id = strdup(message_id);
         out->date_ms = date_ms;
         out->attempts = 1;
-    } else if (strcmp(state, "sent") == 0) {
-        out->action = DB_MAIL_DONE;
-        out->message_id = stored_id;
-        stored_id = NULL;
-        out->date_ms = stored_date;
-        out->attempts = attempts;
-        out->resends = resends;
-        json_error_t jerr;
-        out->result = json_loads(result_text, 0, &jerr);
-        if (!out->result) {
-            rc = as_errf(err, AS_EDB, "mail_sends %s: stored result is not JSON", key);
-            goto fail;
-        }
-    } else if (strcmp(state, "failed") == 0) {
-        if (!(st = db_stmt(conn, SQL_RETRY, err))) {
-            rc = err ? err->code : AS_EDB;
-            goto fail;
-        }
-        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, transport, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, owner, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 4, lease_until);
-        sqlite3_bind_int64(st, 5, date_ms);
-        sqlite3_bind_int64(st, 6, now_ms);
-        if ((rc = step_done(conn, st, "mail_sends retry", err)))
-            goto fail;
-        out->action = DB_MAIL_SEND;
-        out->message_id = stored_id;
-        stored_id = NULL;
-        out->date_ms = date_ms;
-        out->attempts = attempts + 1;
-        out->resends = resends;
-    } else if (now_ms < stored_lease && owner_alive && owner_alive(stored_owner, ud)) {
-        out->action = DB_MAIL_BUSY;
-        out->message_id = stored_id;
-        stored_id = NULL;
-        out->date_ms = stored_date;
-        out->attempts = attempts;
-        out->resends = resends;
-        out->lease_until = stored_lease;
-    } else if (resends >= max_resends) {
-        out->action = DB_MAIL_GIVEUP;
-        out->message_id = stored_id;
-        stored_id = NULL;
-        out->date_ms = stored_date;
-        out->attempts = attempts;
-        out->resends = resends;
     } else {
-        if (!(st = db_stmt(conn, SQL_RESEND, err))) {
-            rc = err ? err->code : AS_EDB;
-            goto fail;
-        }
-        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, transport, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, owner, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 4, lease_until);
-        sqlite3_bind_int64(st, 5, now_ms);
-        if ((rc = step_done(conn, st, "mail_sends resend", err)))
-            goto fail;
-        out->action = DB_MAIL_RESEND;
+        /* Start from the stored row; each case below changes what it changes. */
         out->message_id = stored_id;
         stored_id = NULL;
         out->date_ms = stored_date;
-        out->attempts = attempts + 1;
-        out->resends = resends + 1;
+        out->attempts = attempts;
+        out->resends = resends;
+        if (strcmp(state, "sent") == 0) {
+            out->action = DB_MAIL_DONE;
+            json_error_t jerr;
+            out->result = json_loads(result_text, 0, &jerr);
+            if (!out->result) {
+                rc = as_errf(err, AS_EDB, "mail_sends %s: stored result is not JSON", key);
+                goto out;
+            }
+        } else if (strcmp(state, "failed") == 0) {
+            st = bind_update(conn, SQL_RETRY, key, transport, owner, lease_until, now_ms, err);
+            if (!st) {
+                rc = err ? err->code : AS_EDB;
+                goto out;
+            }
+            sqlite3_bind_int64(st, 6, date_ms);
+            if ((rc = db_step_done(conn, st, "mail_sends retry", err)))
+                goto out;
+            out->action = DB_MAIL_SEND;
+            out->date_ms = date_ms;
+            out->attempts = attempts + 1;
+        } else if (now_ms < stored_lease && owner_alive && owner_alive(stored_owner, ud)) {
+            out->action = DB_MAIL_BUSY;
+            out->lease_until = stored_lease;
+        } else if (resends >= max_resends) {
+            out->action = DB_MAIL_GIVEUP;
+        } else {
+            st = bind_update(conn, SQL_RESEND, key, transport, owner, lease_until, now_ms, err);
+            if (!st) {
+                rc = err ? err->code : AS_EDB;
+                goto out;
+            }
+            if ((rc = db_step_done(conn, st, "mail_sends resend", err)))
+                goto out;
+            out->action = DB_MAIL_RESEND;
+            out->attempts = attempts + 1;
+            out->resends = resends + 1;
+        }
     }
-    if (!out->message_id) {
+    if (!out->message_id)
         rc = as_errf(err, AS_ENOMEM, "out of memory");
-        goto fail;
-    }
-    rc = db_write_commit(db, err);
-    goto out;
-fail:
-    db_write_rollback(db);
 out:
+    rc = db_write_end(db, rc, err);
     if (rc)
         db_mail_claim_clear(out);
     free(stored_id);
@@ -218,26 +200,17 @@ enum as_code db_mail_finish(struct db *db, const char *key, const char *state,
         goto out;
     if (!(st = db_stmt(conn, SQL_FINISH, err))) {
         rc = err ? err->code : AS_EDB;
-        db_write_rollback(db);
-        goto out;
+    } else {
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, state, -1, SQLITE_STATIC);
+        db_bind_text_or_null(st, 3, text);
+        db_bind_text_or_null(st, 4, error);
+        sqlite3_bind_int64(st, 5, now_ms);
+        rc = db_step_done(conn, st, "mail_sends finish", err);
+        if (!rc && sqlite3_changes(db_conn_handle(conn)) == 0)
+            rc = as_errf(err, AS_ENOTFOUND, "no mail_sends row for this key");
     }
-    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, state, -1, SQLITE_STATIC);
-    if (text)
-        sqlite3_bind_text(st, 3, text, -1, SQLITE_STATIC);
-    if (error)
-        sqlite3_bind_text(st, 4, error, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 5, now_ms);
-    if ((rc = step_done(conn, st, "mail_sends finish", err))) {
-        db_write_rollback(db);
-        goto out;
-    }
-    if (sqlite3_changes(db_conn_handle(conn)) == 0) {
-        db_write_rollback(db);
-        rc = as_errf(err, AS_ENOTFOUND, "no mail_sends row for this key");
-        goto out;
-    }
-    rc = db_write_commit(db, err);
+    rc = db_write_end(db, rc, err);
 out:
     free(text);
     return rc;
@@ -249,12 +222,8 @@ enum as_code db_mail_get(struct db *db, const char *key, json_t **row, struct as
     enum as_code rc;
     sqlite3_stmt *st;
     *row = NULL;
-    if ((rc = db_read_begin(db, &conn, err)))
+    if ((rc = db_read_stmt(db, SQL_ROW, &conn, &st, err)))
         return rc;
-    if (!(st = db_stmt(conn, SQL_ROW, err))) {
-        rc = err ? err->code : AS_EDB;
-        goto out;
-    }
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     int r = sqlite3_step(st);
     if (r == SQLITE_DONE) {
@@ -285,7 +254,6 @@ enum as_code db_mail_get(struct db *db, const char *key, json_t **row, struct as
         *row = o;
     }
     db_stmt_done(st);
-out:
     db_read_end(db, conn);
     return rc;
 }
@@ -299,12 +267,8 @@ enum as_code db_mail_step_source(struct db *db, int64_t run_id, const char *step
     json_t *def = NULL;
     *params = NULL;
     *source_path = NULL;
-    if ((rc = db_read_begin(db, &conn, err)))
+    if ((rc = db_read_stmt(db, SQL_STEP_SOURCE, &conn, &st, err)))
         return rc;
-    if (!(st = db_stmt(conn, SQL_STEP_SOURCE, err))) {
-        rc = err ? err->code : AS_EDB;
-        goto out;
-    }
     sqlite3_bind_int64(st, 1, run_id);
     int r = sqlite3_step(st);
     if (r == SQLITE_ROW) {

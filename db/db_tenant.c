@@ -126,23 +126,15 @@ static json_t *user_row(sqlite3_stmt *st)
 
 /* ------------------------------------------------------------- helpers */
 
-static enum as_code step_done(struct db_conn *c, sqlite3_stmt *st, const char *what,
-                              struct as_err *err)
+/* Run sql, with ?1 bound to v, for its effect. */
+static enum as_code exec_i64(struct db_conn *c, const char *sql, int64_t v, const char *what,
+                             struct as_err *err)
 {
-    int r = sqlite3_step(st);
-    enum as_code rc = AS_OK;
-    if (r != SQLITE_DONE && r != SQLITE_ROW)
-        rc = db_error(c, what, err);
-    db_stmt_done(st);
-    return rc;
-}
-
-static void bind_text_or_null(sqlite3_stmt *st, int i, const char *s)
-{
-    if (s)
-        sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
-    else
-        sqlite3_bind_null(st, i);
+    sqlite3_stmt *st = db_stmt(c, sql, err);
+    if (!st)
+        return AS_EDB;
+    sqlite3_bind_int64(st, 1, v);
+    return db_step_done(c, st, what, err);
 }
 
 static void bind_bool_or_null(sqlite3_stmt *st, int i, const json_t *v)
@@ -174,19 +166,11 @@ enum as_code db_tenant_sync_start(struct db *db, int64_t now_ms, int64_t *sync_i
     enum as_code rc = db_write_begin(db, &c, err);
     if (rc)
         return rc;
-    sqlite3_stmt *st = db_stmt(c, "INSERT INTO tenant_syncs(started_at, status) VALUES (?1, 'running')", err);
-    if (!st) {
-        db_write_rollback(db);
-        return AS_EDB;
-    }
-    sqlite3_bind_int64(st, 1, now_ms);
-    rc = step_done(c, st, "start sync", err);
-    if (rc) {
-        db_write_rollback(db);
-        return rc;
-    }
-    *sync_id = sqlite3_last_insert_rowid(db_conn_handle(c));
-    return db_write_commit(db, err);
+    rc = exec_i64(c, "INSERT INTO tenant_syncs(started_at, status) VALUES (?1, 'running')", now_ms,
+                  "start sync", err);
+    if (!rc)
+        *sync_id = sqlite3_last_insert_rowid(db_conn_handle(c));
+    return db_write_end(db, rc, err);
 }
 
 enum as_code db_tenant_sync_finish(struct db *db, int64_t sync_id, int64_t now_ms,
@@ -208,21 +192,16 @@ enum as_code db_tenant_sync_finish(struct db *db, int64_t sync_id, int64_t now_m
                                err);
     if (!st) {
         rc = AS_EDB;
-        goto fail;
+    } else {
+        sqlite3_bind_int64(st, 1, sync_id);
+        sqlite3_bind_int64(st, 2, now_ms);
+        sqlite3_bind_text(st, 3, status, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, text, -1, SQLITE_STATIC);
+        db_bind_text_or_null(st, 5, error);
+        rc = db_step_done(c, st, "finish sync", err);
     }
-    sqlite3_bind_int64(st, 1, sync_id);
-    sqlite3_bind_int64(st, 2, now_ms);
-    sqlite3_bind_text(st, 3, status, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, text, -1, SQLITE_STATIC);
-    bind_text_or_null(st, 5, error);
-    rc = step_done(c, st, "finish sync", err);
-    if (rc)
-        goto fail;
+    rc = db_write_end(db, rc, err);
     free(text);
-    return db_write_commit(db, err);
-fail:
-    free(text);
-    db_write_rollback(db);
     return rc;
 }
 
@@ -251,8 +230,8 @@ enum as_code db_tenant_user_put(struct db_conn *c, int64_t sync_id, int64_t now_
     sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, upn, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 3, lower, -1, SQLITE_TRANSIENT);
-    bind_text_or_null(st, 4, json_string_value(json_object_get(user, "displayName")));
-    bind_text_or_null(st, 5, json_string_value(json_object_get(user, "mail")));
+    db_bind_text_or_null(st, 4, json_string_value(json_object_get(user, "displayName")));
+    db_bind_text_or_null(st, 5, json_string_value(json_object_get(user, "mail")));
     bind_bool_or_null(st, 6, json_object_get(user, "accountEnabled"));
     if (json_is_array(lic))
         sqlite3_bind_int(st, 7, json_array_size(lic) > 0);
@@ -261,24 +240,41 @@ enum as_code db_tenant_user_put(struct db_conn *c, int64_t sync_id, int64_t now_
     sqlite3_bind_int64(st, 8, sync_id);
     sqlite3_bind_int64(st, 9, now_ms);
     free(lower);
-    return step_done(c, st, "store user", err);
+    return db_step_done(c, st, "store user", err);
 }
 
 enum as_code db_tenant_users_prune(struct db_conn *c, int64_t sync_id, long *removed,
                                    struct as_err *err)
 {
-    sqlite3_stmt *st = db_stmt(c, "DELETE FROM tenant_users WHERE sync_id <> ?1", err);
-    if (!st)
-        return AS_EDB;
-    sqlite3_bind_int64(st, 1, sync_id);
-    enum as_code rc = step_done(c, st, "remove users gone from the tenant", err);
+    enum as_code rc = exec_i64(c, "DELETE FROM tenant_users WHERE sync_id <> ?1", sync_id,
+                               "remove users gone from the tenant", err);
     if (rc)
         return rc;
     *removed = (long)sqlite3_changes(db_conn_handle(c));
-    st = db_stmt(c, "DELETE FROM tenant_cas WHERE user_id NOT IN (SELECT id FROM tenant_users)", err);
+    sqlite3_stmt *st =
+        db_stmt(c, "DELETE FROM tenant_cas WHERE user_id NOT IN (SELECT id FROM tenant_users)", err);
     if (!st)
         return AS_EDB;
-    return step_done(c, st, "remove mailboxes of removed users", err);
+    return db_step_done(c, st, "remove mailboxes of removed users", err);
+}
+
+/* The synced user a mailbox belongs to, into id (size bytes); "" when none. */
+/* The id of the synced user matched by sql with ?1 = key, into id (size
+ * bytes); id is left alone when no user matches. */
+static enum as_code user_id_by(struct db_conn *c, const char *sql, const char *key, char *id,
+                               size_t size, struct as_err *err)
+{
+    sqlite3_stmt *st = db_stmt(c, sql, err);
+    if (!st)
+        return AS_EDB;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW)
+        snprintf(id, size, "%s", (const char *)sqlite3_column_text(st, 0));
+    db_stmt_done(st);
+    if (r != SQLITE_ROW && r != SQLITE_DONE)
+        return db_error(c, "match mailbox", err);
+    return AS_OK;
 }
 
 /* The synced user a mailbox belongs to, into id (size bytes); "" when none. */
@@ -289,36 +285,19 @@ static enum as_code cas_owner(struct db_conn *c, const json_t *mbx, char *id, si
     const char *smtp = json_string_value(json_object_get(mbx, "PrimarySmtpAddress"));
     id[0] = '\0';
     if (edoi && *edoi) {
-        sqlite3_stmt *st = db_stmt(c, "SELECT id FROM tenant_users WHERE id = ?1", err);
-        if (!st)
-            return AS_EDB;
-        sqlite3_bind_text(st, 1, edoi, -1, SQLITE_TRANSIENT);
-        int r = sqlite3_step(st);
-        if (r == SQLITE_ROW)
-            snprintf(id, size, "%s", (const char *)sqlite3_column_text(st, 0));
-        db_stmt_done(st);
-        if (r != SQLITE_ROW && r != SQLITE_DONE)
-            return db_error(c, "match mailbox", err);
-        if (id[0])
-            return AS_OK;
+        enum as_code rc =
+            user_id_by(c, "SELECT id FROM tenant_users WHERE id = ?1", edoi, id, size, err);
+        if (rc || id[0])
+            return rc;
     }
     if (smtp && *smtp) {
         char *lower = lower_dup(smtp);
         if (!lower)
             return as_errf(err, AS_ENOMEM, "out of memory");
-        sqlite3_stmt *st = db_stmt(c, "SELECT id FROM tenant_users WHERE upn_lower = ?1 LIMIT 1", err);
-        if (!st) {
-            free(lower);
-            return AS_EDB;
-        }
-        sqlite3_bind_text(st, 1, lower, -1, SQLITE_TRANSIENT);
-        int r = sqlite3_step(st);
-        if (r == SQLITE_ROW)
-            snprintf(id, size, "%s", (const char *)sqlite3_column_text(st, 0));
-        db_stmt_done(st);
+        enum as_code rc = user_id_by(c, "SELECT id FROM tenant_users WHERE upn_lower = ?1 LIMIT 1",
+                                     lower, id, size, err);
         free(lower);
-        if (r != SQLITE_ROW && r != SQLITE_DONE)
-            return db_error(c, "match mailbox", err);
+        return rc;
     }
     return AS_OK;
 }
@@ -342,8 +321,8 @@ enum as_code db_tenant_cas_put(struct db_conn *c, int64_t sync_id, int64_t now_m
     if (!st)
         return AS_EDB;
     sqlite3_bind_text(st, 1, owner, -1, SQLITE_TRANSIENT);
-    bind_text_or_null(st, 2, json_string_value(json_object_get(mbx, "Identity")));
-    bind_text_or_null(st, 3, json_string_value(json_object_get(mbx, "PrimarySmtpAddress")));
+    db_bind_text_or_null(st, 2, json_string_value(json_object_get(mbx, "Identity")));
+    db_bind_text_or_null(st, 3, json_string_value(json_object_get(mbx, "PrimarySmtpAddress")));
     static const char *const props[] = {"ActiveSyncEnabled", "OWAEnabled", "PopEnabled",
                                         "ImapEnabled", "MAPIEnabled", "EwsEnabled",
                                         "SmtpClientAuthenticationDisabled"};
@@ -351,7 +330,7 @@ enum as_code db_tenant_cas_put(struct db_conn *c, int64_t sync_id, int64_t now_m
         bind_bool_or_null(st, 4 + i, json_object_get(mbx, props[i]));
     sqlite3_bind_int64(st, 11, sync_id);
     sqlite3_bind_int64(st, 12, now_ms);
-    rc = step_done(c, st, "store mailbox", err);
+    rc = db_step_done(c, st, "store mailbox", err);
     if (!rc)
         *matched = 1;
     return rc;
@@ -359,11 +338,8 @@ enum as_code db_tenant_cas_put(struct db_conn *c, int64_t sync_id, int64_t now_m
 
 enum as_code db_tenant_cas_prune(struct db_conn *c, int64_t sync_id, struct as_err *err)
 {
-    sqlite3_stmt *st = db_stmt(c, "DELETE FROM tenant_cas WHERE sync_id <> ?1", err);
-    if (!st)
-        return AS_EDB;
-    sqlite3_bind_int64(st, 1, sync_id);
-    return step_done(c, st, "remove mailboxes gone from the tenant", err);
+    return exec_i64(c, "DELETE FROM tenant_cas WHERE sync_id <> ?1", sync_id,
+                    "remove mailboxes gone from the tenant", err);
 }
 
 enum as_code db_tenant_usage_put(struct db_conn *c, int64_t sync_id, int64_t now_ms,
@@ -389,37 +365,31 @@ enum as_code db_tenant_usage_put(struct db_conn *c, int64_t sync_id, int64_t now
     sqlite3_bind_int(st, 2, pop3 != 0);
     sqlite3_bind_int(st, 3, imap4 != 0);
     sqlite3_bind_int(st, 4, smtp != 0);
-    bind_text_or_null(st, 5, last_activity && *last_activity ? last_activity : NULL);
-    bind_text_or_null(st, 6, report_date && *report_date ? report_date : NULL);
+    db_bind_nonempty_or_null(st, 5, last_activity);
+    db_bind_nonempty_or_null(st, 6, report_date);
     sqlite3_bind_int64(st, 7, sync_id);
     sqlite3_bind_int64(st, 8, now_ms);
     free(lower);
-    return step_done(c, st, "store usage", err);
+    return db_step_done(c, st, "store usage", err);
 }
 
 static enum as_code org_ensure(struct db_conn *c, struct as_err *err)
 {
     sqlite3_stmt *st = db_stmt(c, "INSERT OR IGNORE INTO tenant_org(id) VALUES (1)", err);
-    return st ? step_done(c, st, "organisation row", err) : AS_EDB;
+    return st ? db_step_done(c, st, "organisation row", err) : AS_EDB;
 }
 
 enum as_code db_tenant_usage_done(struct db_conn *c, int64_t sync_id, int64_t now_ms,
                                   struct as_err *err)
 {
-    sqlite3_stmt *st = db_stmt(c, "DELETE FROM tenant_usage WHERE sync_id <> ?1", err);
-    if (!st)
-        return AS_EDB;
-    sqlite3_bind_int64(st, 1, sync_id);
-    enum as_code rc = step_done(c, st, "remove old usage", err);
+    enum as_code rc = exec_i64(c, "DELETE FROM tenant_usage WHERE sync_id <> ?1", sync_id,
+                               "remove old usage", err);
     if (!rc)
         rc = org_ensure(c, err);
-    if (rc)
-        return rc;
-    st = db_stmt(c, "UPDATE tenant_org SET usage_synced_at = ?1 WHERE id = 1", err);
-    if (!st)
-        return AS_EDB;
-    sqlite3_bind_int64(st, 1, now_ms);
-    return step_done(c, st, "mark usage synced", err);
+    if (!rc)
+        rc = exec_i64(c, "UPDATE tenant_org SET usage_synced_at = ?1 WHERE id = 1", now_ms,
+                      "mark usage synced", err);
+    return rc;
 }
 
 enum as_code db_tenant_org_put_transport(struct db_conn *c, int64_t now_ms,
@@ -443,7 +413,7 @@ enum as_code db_tenant_org_put_transport(struct db_conn *c, int64_t now_ms,
     sqlite3_bind_text(st, 3, text, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, 4, now_ms);
     free(text);
-    return step_done(c, st, "store transport config", err);
+    return db_step_done(c, st, "store transport config", err);
 }
 
 enum as_code db_tenant_signin_put(struct db_conn *c, int64_t sync_id, const json_t *signin,
@@ -466,36 +436,30 @@ enum as_code db_tenant_signin_put(struct db_conn *c, int64_t sync_id, const json
     sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, 2, ms);
     sqlite3_bind_text(st, 3, when, -1, SQLITE_TRANSIENT);
-    bind_text_or_null(st, 4, json_string_value(json_object_get(signin, "userId")));
-    bind_text_or_null(st, 5, json_string_value(json_object_get(signin, "userPrincipalName")));
+    db_bind_text_or_null(st, 4, json_string_value(json_object_get(signin, "userId")));
+    db_bind_text_or_null(st, 5, json_string_value(json_object_get(signin, "userPrincipalName")));
     sqlite3_bind_text(st, 6, app, -1, SQLITE_TRANSIENT);
-    bind_text_or_null(st, 7, json_string_value(json_object_get(signin, "appDisplayName")));
-    bind_text_or_null(st, 8, json_string_value(json_object_get(signin, "ipAddress")));
+    db_bind_text_or_null(st, 7, json_string_value(json_object_get(signin, "appDisplayName")));
+    db_bind_text_or_null(st, 8, json_string_value(json_object_get(signin, "ipAddress")));
     if (json_is_integer(code))
         sqlite3_bind_int64(st, 9, json_integer_value(code));
     else
         sqlite3_bind_null(st, 9);
     sqlite3_bind_int64(st, 10, sync_id);
-    return step_done(c, st, "store sign-in", err);
+    return db_step_done(c, st, "store sign-in", err);
 }
 
 enum as_code db_tenant_signins_done(struct db_conn *c, int64_t older_than_ms, int64_t now_ms,
                                     struct as_err *err)
 {
-    sqlite3_stmt *st = db_stmt(c, "DELETE FROM tenant_signins WHERE created_ms < ?1", err);
-    if (!st)
-        return AS_EDB;
-    sqlite3_bind_int64(st, 1, older_than_ms);
-    enum as_code rc = step_done(c, st, "remove old sign-ins", err);
+    enum as_code rc = exec_i64(c, "DELETE FROM tenant_signins WHERE created_ms < ?1",
+                               older_than_ms, "remove old sign-ins", err);
     if (!rc)
         rc = org_ensure(c, err);
-    if (rc)
-        return rc;
-    st = db_stmt(c, "UPDATE tenant_org SET signins_synced_at = ?1 WHERE id = 1", err);
-    if (!st)
-        return AS_EDB;
-    sqlite3_bind_int64(st, 1, now_ms);
-    return step_done(c, st, "mark sign-ins synced", err);
+    if (!rc)
+        rc = exec_i64(c, "UPDATE tenant_org SET signins_synced_at = ?1 WHERE id = 1", now_ms,
+                      "mark sign-ins synced", err);
+    return rc;
 }
 
 /* ----------------------------------------------------------------- reads */
@@ -566,15 +530,12 @@ enum as_code db_tenant_users_foreach_sorted(struct db *db, const char *sort_key,
 enum as_code db_tenant_org_transport(struct db *db, json_t **out, struct as_err *err)
 {
     struct db_conn *c;
+    sqlite3_stmt *st;
     *out = NULL;
-    enum as_code rc = db_read_begin(db, &c, err);
+    enum as_code rc = db_read_stmt(
+        db, "SELECT transport FROM tenant_org WHERE id = 1 AND transport IS NOT NULL", &c, &st, err);
     if (rc)
         return rc;
-    sqlite3_stmt *st = db_stmt(c, "SELECT transport FROM tenant_org WHERE id = 1 AND transport IS NOT NULL", err);
-    if (!st) {
-        db_read_end(db, c);
-        return AS_EDB;
-    }
     int r = sqlite3_step(st);
     if (r == SQLITE_ROW) {
         *out = json_loads(db_col_text(st, 0), 0, NULL);
@@ -592,15 +553,11 @@ enum as_code db_tenant_users_foreach(struct db *db, int (*cb)(const json_t *row,
                                      void *ud, struct as_err *err)
 {
     struct db_conn *c;
+    sqlite3_stmt *st;
     pthread_once(&sql_once, build_sql);
-    enum as_code rc = db_read_begin(db, &c, err);
+    enum as_code rc = db_read_stmt(db, sql_all, &c, &st, err);
     if (rc)
         return rc;
-    sqlite3_stmt *st = db_stmt(c, sql_all, err);
-    if (!st) {
-        db_read_end(db, c);
-        return AS_EDB;
-    }
     rc = users_run(c, st, cb, ud, err);
     db_stmt_done(st);
     db_read_end(db, c);
@@ -611,16 +568,12 @@ enum as_code db_tenant_user_row(struct db *db, const char *upn_or_id, json_t **o
                                 struct as_err *err)
 {
     struct db_conn *c;
+    sqlite3_stmt *st;
     *out = NULL;
     pthread_once(&sql_once, build_sql);
-    enum as_code rc = db_read_begin(db, &c, err);
+    enum as_code rc = db_read_stmt(db, sql_one, &c, &st, err);
     if (rc)
         return rc;
-    sqlite3_stmt *st = db_stmt(c, sql_one, err);
-    if (!st) {
-        db_read_end(db, c);
-        return AS_EDB;
-    }
     sqlite3_bind_int64(st, 1, time_now_ms() - 30 * DAY_MS);
     sqlite3_bind_text(st, 2, upn_or_id, -1, SQLITE_TRANSIENT);
     int r = sqlite3_step(st);
@@ -643,22 +596,18 @@ enum as_code db_tenant_signins_foreach(struct db *db, const struct db_tenant_sig
                                        struct as_err *err)
 {
     struct db_conn *c;
-    enum as_code rc = db_read_begin(db, &c, err);
-    if (rc)
-        return rc;
-    sqlite3_stmt *st = db_stmt(c,
+    sqlite3_stmt *st;
+    enum as_code rc = db_read_stmt(db,
         "SELECT id, created_at, upn, user_id, client_app, app_name, ip_address, error_code"
         " FROM tenant_signins WHERE created_ms >= ?1"
         " AND (?2 IS NULL OR client_app = ?2 COLLATE NOCASE)"
         " AND (?3 IS NULL OR upn = ?3 COLLATE NOCASE)"
-        " ORDER BY created_ms DESC, id", err);
-    if (!st) {
-        db_read_end(db, c);
-        return AS_EDB;
-    }
+        " ORDER BY created_ms DESC, id", &c, &st, err);
+    if (rc)
+        return rc;
     sqlite3_bind_int64(st, 1, q ? q->since_ms : 0);
-    bind_text_or_null(st, 2, q ? q->client_app : NULL);
-    bind_text_or_null(st, 3, q ? q->upn : NULL);
+    db_bind_text_or_null(st, 2, q ? q->client_app : NULL);
+    db_bind_text_or_null(st, 3, q ? q->upn : NULL);
     static const char *const keys[] = {"id", "created_at", "upn", "user_id", "client_app",
                                        "app_name", "ip_address", "error_code"};
     int r;
@@ -685,17 +634,13 @@ enum as_code db_tenant_signins_foreach(struct db *db, const struct db_tenant_sig
 enum as_code db_tenant_last_sync(struct db *db, json_t **out, struct as_err *err)
 {
     struct db_conn *c;
+    sqlite3_stmt *st;
     *out = NULL;
-    enum as_code rc = db_read_begin(db, &c, err);
+    enum as_code rc = db_read_stmt(db,
+        "SELECT id, started_at, finished_at, status, summary, error FROM tenant_syncs"
+        " ORDER BY id DESC LIMIT 1", &c, &st, err);
     if (rc)
         return rc;
-    sqlite3_stmt *st = db_stmt(c,
-        "SELECT id, started_at, finished_at, status, summary, error FROM tenant_syncs"
-        " ORDER BY id DESC LIMIT 1", err);
-    if (!st) {
-        db_read_end(db, c);
-        return AS_EDB;
-    }
     int r = sqlite3_step(st);
     if (r == SQLITE_ROW) {
         json_t *summary = json_loads(db_col_text(st, 4), 0, NULL);
