@@ -16,7 +16,9 @@
  * left waits now + backoff*factor^(attempt-1), capped by max_backoff, with
  * full jitter (or until the step's not-before time, e.g. Retry-After).  Out
  * of attempts, or STEP_FAILED: the workflow's `error` branch if any, else
- * the run fails with the error (engine_retry_run re-queues it).
+ * the run fails with the error (engine_retry_run re-queues it).  A failed
+ * step's output, when it gave one (http: the response), is kept for that
+ * branch as steps.<name>.output; a retried attempt's is not.
  *
  * Waits: STEP_WAIT parks the row until its deadline (0 = now + config
  * default_wait) or db_exec_resume(); no thread waits.  A resume that comes

@@ -178,8 +178,18 @@ static void settle(struct engine *e, struct work *w, struct step_result *res, js
         engine_work_set_error(w, "%s", res->error[0] ? res->error : "failed");
         break;
     }
-    if (w->kind == WK_FAILED)
+    if (w->kind == WK_FAILED) {
         snprintf(w->outcome, sizeof w->outcome, "error");
+        /* A failed step's output (e.g. http's {status, headers, body} of a 404)
+         * is kept, so an `error` branch can look at it; a retry's is not. */
+        if (res->output && res->status != STEP_OK) {
+            w->output = engine_dump(res->output);
+            if (w->output && strlen(w->output) > MAX_OUTPUT_BYTES) {
+                free(w->output);
+                w->output = NULL;
+            }
+        }
+    }
 
     static const char *const types[] = {"", "step.succeeded", "step.waiting", "step.retry",
                                         "step.failed"};

@@ -256,6 +256,7 @@ static void test_failed_run_retry_same_key(void **state)
     assert_int_equal(assent(e, &out, &err, "run", wf, "--wait", NULL), 1);
     assert_non_null(strstr(out, "failed"));
     assert_non_null(strstr(out, "HTTP 503"));
+    assert_non_null(strstr(out, "output {\"status\":503")); /* the failed step's response */
     free(out);
     free(err);
     out = err = NULL;

@@ -98,6 +98,16 @@ static void t_fail(struct step_ctx *ctx, struct step_result *res)
 {
     note_call(ctx);
     const char *m = json_string_value(json_object_get(ctx->params, "message"));
+    json_t *value = json_object_get(ctx->params, "value");
+    if (value) {
+        /* Fail with an output, as http does with the response of a 404; "transient"
+         * asks for a retry. */
+        res->output = json_pack("{s:O, s:i}", "status", value, "attempt", ctx->attempt);
+        if (m && strcmp(m, "transient") == 0) {
+            step_retry(res, 0, "try again");
+            return;
+        }
+    }
     if (m && strcmp(m, "binary") == 0) {
         /* A peer's bytes in an error: quotes, control characters, invalid UTF-8. */
         step_fail(res, "got \"\xff\xfe\" from \x01peer\n\xe2\x82\xac ok");
@@ -527,6 +537,43 @@ static void test_error_branch(void **state)
     assert_int_equal(ifield(ex, 0, "attempt"), 1); /* STEP_FAILED is not retried */
     assert_string_equal(field(ex, 1, "step"), "handle");
     assert_non_null(strstr(field(ex, 1, "output"), "error: no such mailbox"));
+    json_decref(ex);
+    wf_free(wf);
+}
+
+static const char failed_output_wf[] =
+    "{\"name\": \"failed-output\", \"version\": \"1\", \"steps\": {"
+    "  \"lookup\": {\"type\": \"t_fail\", \"params\": {\"value\": 404, \"message\": \"not found\"},"
+    "     \"next\": {\"success\": \"fine\", \"error\": \"flaky\"}},"
+    "  \"flaky\": {\"type\": \"t_fail\", \"params\": {\"value\": 503, \"message\": \"transient\"},"
+    "     \"retry\": {\"attempts\": 2, \"backoff\": \"5ms\"},"
+    "     \"next\": {\"success\": \"fine\", \"error\": \"handle\"}},"
+    "  \"fine\": {\"type\": \"t_ok\"},"
+    "  \"handle\": {\"type\": \"t_ok\", \"params\": {\"value\": {"
+    "     \"lookup\": \"${steps.lookup.output.status}\", \"flaky\": \"${steps.flaky.output}\"}}}}}";
+
+/* A failed step's output is kept (stored and in scope), so an error branch can
+ * look at e.g. the status of a failed HTTP call; also after retries run out. */
+static void test_failed_step_keeps_output(void **state)
+{
+    struct fx *f = *state;
+    struct workflow *wf = load(failed_output_wf);
+    start(f, 1);
+    int64_t run = submit(f, wf, NULL);
+    wait_status(f, run, "succeeded");
+    json_t *ex = execs(f, run);
+    assert_int_equal(json_array_size(ex), 3);
+    assert_string_equal(field(ex, 0, "status"), "failed");
+    assert_string_equal(field(ex, 0, "output"), "{\"status\":404,\"attempt\":1}");
+    assert_string_equal(field(ex, 1, "status"), "failed");
+    assert_int_equal(ifield(ex, 1, "attempt"), 2);
+    assert_string_equal(field(ex, 1, "output"), "{\"status\":503,\"attempt\":2}");
+    assert_string_equal(field(ex, 2, "step"), "handle");
+    json_t *out = json_loads(field(ex, 2, "output"), 0, NULL);
+    json_t *val = json_object_get(out, "value");
+    assert_int_equal(json_integer_value(json_object_get(val, "lookup")), 404);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(val, "flaky"), "attempt")), 2);
+    json_decref(out);
     json_decref(ex);
     wf_free(wf);
 }
@@ -1012,6 +1059,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_exhausted_fails_then_retry_run, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_branch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failure_ends_run, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_step_keeps_output, setup, teardown),
         cmocka_unit_test_setup_teardown(test_binary_error_in_event, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wait_resume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume_while_running, setup, teardown),
