@@ -11,12 +11,12 @@
 #include "engine/workflow.h"
 
 #include <errno.h>
-#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/encode.h"
 #include "engine/expr.h"
 #include "engine/json_locate.h"
 #include "engine/wf_check.h"
@@ -39,8 +39,6 @@ static enum as_code build(struct wf_check *v, struct workflow **out, struct as_e
     struct workflow *wf = calloc(1, sizeof *wf);
     const json_t *version = json_object_get(v->root, "version");
     char vbuf[32];
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int md_len = 0;
 
     if (!wf)
         goto oom;
@@ -69,13 +67,10 @@ static enum as_code build(struct wf_check *v, struct workflow **out, struct as_e
     wf->steps = calloc(v->n_steps, sizeof *wf->steps);
     if (!wf->name || !wf->version || !wf->canonical || !wf->empty_params || !wf->steps)
         goto oom;
-    if (EVP_Digest(wf->canonical, strlen(wf->canonical), md, &md_len, EVP_sha256(), NULL) != 1 ||
-        md_len != 32) {
+    if (encode_sha256_hex(wf->canonical, strlen(wf->canonical), wf->hash)) {
         wf_free(wf);
         return as_errf(err, AS_ENOMEM, "SHA-256 of the workflow failed");
     }
-    for (unsigned i = 0; i < md_len; i++)
-        snprintf(wf->hash + 2 * i, 3, "%02x", md[i]);
 
     wf->n_steps = v->n_steps;
     for (size_t i = 0; i < v->n_steps; i++) {

@@ -19,6 +19,7 @@
 
 #include <openssl/sha.h>
 
+#include "engine/encode.h"
 #include "sim/sim_filter.h"
 
 /* ---- skip tokens ---------------------------------------------------------------
@@ -29,7 +30,7 @@ void sim_skiptoken_make(const char *kind, int64_t pos, int64_t extra, char *out,
 {
     char raw[96];
     int n = snprintf(raw, sizeof raw, "%s|%lld|%lld", kind, (long long)pos, (long long)extra);
-    b64url_encode((const unsigned char *)raw, (size_t)n, out, size);
+    encode_b64url(raw, (size_t)n, out, size);
 }
 
 int sim_skiptoken_parse(const char *tok, const char *kind, int64_t *pos, int64_t *extra)

@@ -11,6 +11,8 @@
 
 #include <openssl/rand.h>
 
+#include "engine/encode.h"
+
 /* ---- growable buffer ---------------------------------------------------- */
 
 static int sbuf_reserve(struct sbuf *b, size_t extra)
@@ -244,7 +246,7 @@ void random_b64url(size_t n_bytes, char *out, size_t out_size)
     if (n_bytes > sizeof buf)
         n_bytes = sizeof buf;
     fill_random(buf, n_bytes);
-    b64url_encode(buf, n_bytes, out, out_size);
+    encode_b64url(buf, n_bytes, out, out_size);
 }
 
 /* ---- time ------------------------------------------------------------------ */
@@ -421,23 +423,12 @@ int str_starts(const char *s, const char *prefix)
     return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 size_t url_decode(char *s, int plus)
 {
     char *w = s;
     for (char *r = s; *r; r++) {
-        if (*r == '%' && hexval(r[1]) >= 0 && hexval(r[2]) >= 0) {
-            *w++ = (char)(hexval(r[1]) * 16 + hexval(r[2]));
+        if (*r == '%' && encode_hex_value(r[1]) >= 0 && encode_hex_value(r[2]) >= 0) {
+            *w++ = (char)(encode_hex_value(r[1]) * 16 + encode_hex_value(r[2]));
             r += 2;
         } else if (*r == '+' && plus) {
             *w++ = ' ';
@@ -449,66 +440,19 @@ size_t url_decode(char *s, int plus)
     return (size_t)(w - s);
 }
 
-static int b64val(int c, int std)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == (std ? '+' : '-'))
-        return 62;
-    if (c == (std ? '/' : '_'))
-        return 63;
-    return -1;
-}
-
 unsigned char *b64_decode(const char *in, size_t len, int std, size_t *out_len)
 {
-    while (len > 0 && in[len - 1] == '=')
-        len--;
-    if (len % 4 == 1)
-        return NULL;
-    unsigned char *out = malloc(len / 4 * 3 + 3);
+    size_t size = len / 4 * 3 + 2;
+    unsigned char *out = malloc(size);
     if (!out)
         return NULL;
-    size_t o = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < len; i++) {
-        int v = b64val((unsigned char)in[i], std);
-        if (v < 0) {
-            free(out);
-            return NULL;
-        }
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (unsigned char)(acc >> bits);
-        }
+    long n = encode_b64_decode(in, len, ENCODE_B64_PADDED | (std ? 0 : ENCODE_B64_URL), out, size);
+    if (n < 0) {
+        free(out);
+        return NULL;
     }
-    *out_len = o;
+    *out_len = (size_t)n;
     return out;
-}
-
-void b64url_encode(const unsigned char *in, size_t len, char *out, size_t out_size)
-{
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    size_t o = 0;
-    for (size_t i = 0; i < len; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        if (i + 1 < len)
-            v |= (uint32_t)in[i + 1] << 8;
-        if (i + 2 < len)
-            v |= in[i + 2];
-        int n = len - i >= 3 ? 4 : (int)(len - i) + 1;
-        for (int k = 0; k < n && o + 1 < out_size; k++)
-            out[o++] = tab[(v >> (18 - 6 * k)) & 63];
-    }
-    if (out_size)
-        out[o < out_size ? o : out_size - 1] = '\0';
 }
 
 /* ---- hash index ------------------------------------------------------------ */

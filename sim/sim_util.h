@@ -96,9 +96,9 @@ size_t url_decode(char *s, int plus);
 /*
  * base64url (or standard base64 when std) decode of in[0..len) into a
  * malloc'd buffer; padding optional.  Returns NULL on malformed input.
+ * (Encoding: engine/encode.h, compiled into the simulator.)
  */
 unsigned char *b64_decode(const char *in, size_t len, int std, size_t *out_len);
-void b64url_encode(const unsigned char *in, size_t len, char *out, size_t out_size);
 
 /* ---- hash index: lower-cased string key -> int ---------------------------- */
 

@@ -6,12 +6,12 @@
  */
 #include <csv.h>
 #include <ctype.h>
-#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 
+#include "engine/encode.h"
 #include "engine/log.h"
 #include "engine/timeutil.h"
 #include "steps/m365.h"
@@ -883,14 +883,10 @@ enum as_code m365_cas_request_hash(const char *identity, const json_t *settings,
     json_decref(req);
     if (!text)
         return as_errf(err, AS_ENOMEM, "out of memory");
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    int ok = EVP_Digest(text, strlen(text), md, &len, EVP_sha256(), NULL);
+    int failed = encode_sha256_hex(text, strlen(text), out);
     free(text);
-    if (!ok || len != 32)
+    if (failed)
         return as_errf(err, AS_EIO, "SHA-256 failed");
-    for (unsigned i = 0; i < 32; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
     return AS_OK;
 }
 

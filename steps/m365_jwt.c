@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/encode.h"
 #include "engine/secret_file.h"
 
 #define CERT_FILE_MAX (256 * 1024)
@@ -30,32 +31,6 @@ struct m365_cert {
     char x5t_sha1[32]; /* base64url of a 20-byte digest: 27 chars */
     char thumb_hex[48];
 };
-
-size_t m365_b64url(const unsigned char *in, size_t len, char *out, size_t out_size)
-{
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    size_t o = 0;
-    if (out_size == 0)
-        return 0;
-    for (size_t i = 0; i < len; i += 3) {
-        unsigned v = (unsigned)in[i] << 16;
-        size_t n = len - i;
-        if (n > 1)
-            v |= (unsigned)in[i + 1] << 8;
-        if (n > 2)
-            v |= in[i + 2];
-        char quad[4] = {tab[(v >> 18) & 63], tab[(v >> 12) & 63], tab[(v >> 6) & 63], tab[v & 63]};
-        size_t emit = n >= 3 ? 4 : n + 1;
-        for (size_t k = 0; k < emit; k++) {
-            if (o + 1 >= out_size)
-                goto out;
-            out[o++] = quad[k];
-        }
-    }
-out:
-    out[o] = '\0';
-    return o;
-}
 
 /* Append the most recent libcrypto error text to a message buffer. */
 static const char *ossl_reason(char *buf, size_t size)
@@ -154,12 +129,12 @@ enum as_code m365_cert_load(const char *cert_path, const char *key_path, struct 
         rc = as_errf(err, AS_EIO, "SHA-256 failed: %s", ossl_reason(why, sizeof why));
         goto out;
     }
-    m365_b64url(md, md_len, c->x5t_s256, sizeof c->x5t_s256);
+    encode_b64url(md, md_len, c->x5t_s256, sizeof c->x5t_s256);
     if (!EVP_Digest(der, (size_t)der_len, md, &md_len, EVP_sha1(), NULL)) {
         rc = as_errf(err, AS_EIO, "SHA-1 failed: %s", ossl_reason(why, sizeof why));
         goto out;
     }
-    m365_b64url(md, md_len, c->x5t_sha1, sizeof c->x5t_sha1);
+    encode_b64url(md, md_len, c->x5t_sha1, sizeof c->x5t_sha1);
     for (unsigned int i = 0; i < md_len && 2 * i + 2 < sizeof c->thumb_hex; i++)
         snprintf(c->thumb_hex + 2 * i, 3, "%02X", md[i]);
 
@@ -204,7 +179,7 @@ static char *b64_json(const json_t *obj)
     size_t size = 4 * ((len + 2) / 3) + 1;
     char *b = malloc(size);
     if (b)
-        m365_b64url((const unsigned char *)text, len, b, size);
+        encode_b64url(text, len, b, size);
     free(text);
     return b;
 }
@@ -289,7 +264,10 @@ enum as_code m365_jwt_assertion(const struct m365_cert *cert, enum m365_jwt_alg 
         goto out;
     }
     jwt[signing_len] = '.';
-    m365_b64url(sig, sig_len, jwt + signing_len + 1, 1023);
+    if (!encode_b64url(sig, sig_len, jwt + signing_len + 1, 1024)) {
+        rc = as_errf(err, AS_EINVAL, "the signature (%zu bytes) is too long for a JWT", sig_len);
+        goto out;
+    }
     *out = jwt;
     jwt = NULL;
 out:

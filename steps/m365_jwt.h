@@ -60,10 +60,4 @@ enum as_code m365_jwt_assertion(const struct m365_cert *cert, enum m365_jwt_alg 
 /* "PS256" / "RS256" -> alg; returns -1 when unknown. */
 int m365_jwt_alg_parse(const char *name);
 
-/*
- * base64url without padding of len bytes into out (size >= 4*((len+2)/3)+1).
- * Returns the length written.  Exposed for tests.
- */
-size_t m365_b64url(const unsigned char *in, size_t len, char *out, size_t out_size);
-
 #endif

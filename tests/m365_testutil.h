@@ -17,6 +17,8 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "engine/encode.h"
+
 /*
  * Write a new RSA-2048 key (mode key_mode) and a self-signed certificate for
  * it into dir as cert.pem / key.pem; *cert_path and *key_path are malloc'd.
@@ -70,21 +72,13 @@ out:
 /* Decode base64url (no padding) into a malloc'd buffer; *len its size. */
 static inline unsigned char *mt_b64url_decode(const char *in, size_t in_len, size_t *len)
 {
-    size_t n = in_len, pad = (4 - n % 4) % 4;
-    char *tmp = malloc(n + pad + 1);
-    unsigned char *out = malloc(n + 4);
-    for (size_t i = 0; i < n; i++)
-        tmp[i] = in[i] == '-' ? '+' : in[i] == '_' ? '/' : in[i];
-    for (size_t i = 0; i < pad; i++)
-        tmp[n + i] = '=';
-    tmp[n + pad] = '\0';
-    int r = EVP_DecodeBlock(out, (const unsigned char *)tmp, (int)(n + pad));
-    free(tmp);
-    if (r < 0) {
+    unsigned char *out = malloc(in_len / 4 * 3 + 2);
+    long n = out ? encode_b64_decode(in, in_len, ENCODE_B64_URL, out, in_len / 4 * 3 + 2) : -1;
+    if (n < 0) {
         free(out);
         return NULL;
     }
-    *len = (size_t)r - pad;
+    *len = (size_t)n;
     return out;
 }
 

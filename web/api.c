@@ -11,6 +11,7 @@
 #include "db/db_approvals.h"
 #include "db/db_runs.h"
 #include "engine/app.h"
+#include "engine/encode.h"
 #include "web/ratelimit.h"
 #include "web/routes.h"
 #include "web/token.h"
@@ -41,9 +42,9 @@ int api_authorize(struct web_req *req, struct web_resp *resp)
     if (auth && strncasecmp(auth, "Bearer ", 7) == 0) {
         char want[TOKEN_HASH_LEN + 1], got[TOKEN_HASH_LEN + 1];
         /* Hash both so the comparison takes the same time whatever the length. */
-        token_sha256_hex(admin, strlen(admin), want);
-        token_sha256_hex(auth + 7, strlen(auth + 7), got);
-        if (CRYPTO_memcmp(want, got, TOKEN_HASH_LEN) == 0)
+        if (encode_sha256_hex(admin, strlen(admin), want) == 0 &&
+            encode_sha256_hex(auth + 7, strlen(auth + 7), got) == 0 &&
+            CRYPTO_memcmp(want, got, TOKEN_HASH_LEN) == 0)
             return 1;
         ratelimit_fail(rl, req->client_addr, req->now_ms);
     }

@@ -16,6 +16,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "engine/encode.h"
 #include "web/html.h"
 #include "web/server.h"
 
@@ -82,46 +83,17 @@ static char *sb_take(struct sb *b)
 
 /* ---- decoding ---- */
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = tolower(c);
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
-static int b64val(int c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
+/* MIME base64: line breaks and padding are skipped. */
 static void decode_base64(struct sb *out, const char *s, size_t n)
 {
-    unsigned acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        int v = b64val((unsigned char)s[i]);
-        if (v < 0)
-            continue; /* whitespace, line breaks, '=' padding */
-        acc = (acc << 6) | (unsigned)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            sb_addc(out, (char)((acc >> bits) & 0xff));
-        }
-    }
+    size_t size = n / 4 * 3 + 2;
+    unsigned char *bytes = malloc(size);
+    long len = bytes ? encode_b64_decode(s, n, ENCODE_B64_SKIP, bytes, size) : -1;
+    if (len < 0)
+        out->failed = 1;
+    else
+        sb_addn(out, (const char *)bytes, (size_t)len);
+    free(bytes);
 }
 
 /* Quoted-printable; q_words = RFC 2047 "Q" (underscore is a space). */
@@ -133,9 +105,9 @@ static void decode_qp(struct sb *out, const char *s, size_t n, int q_words)
             i++; /* soft line break */
             if (s[i] == '\r' && i + 1 < n && s[i + 1] == '\n')
                 i++;
-        } else if (c == '=' && i + 2 < n && hexval((unsigned char)s[i + 1]) >= 0 &&
-                   hexval((unsigned char)s[i + 2]) >= 0) {
-            sb_addc(out, (char)(hexval((unsigned char)s[i + 1]) * 16 + hexval((unsigned char)s[i + 2])));
+        } else if (c == '=' && i + 2 < n && encode_hex_value((unsigned char)s[i + 1]) >= 0 &&
+                   encode_hex_value((unsigned char)s[i + 2]) >= 0) {
+            sb_addc(out, (char)(encode_hex_value((unsigned char)s[i + 1]) * 16 + encode_hex_value((unsigned char)s[i + 2])));
             i += 2;
         } else if (q_words && c == '_') {
             sb_addc(out, ' ');

@@ -9,95 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/encode.h"
+
 #define TOKEN_BYTES 32
 #define CSRF_MAC_BYTES 32
 
-static const char b64url_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-size_t token_b64url(const unsigned char *in, size_t len, char *out, size_t out_size)
-{
-    size_t need = (len * 4 + 2) / 3;
-    if (out_size < need + 1)
-        return 0;
-    size_t o = 0;
-    size_t i = 0;
-    for (; i + 2 < len; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        out[o++] = b64url_alphabet[(v >> 18) & 63];
-        out[o++] = b64url_alphabet[(v >> 12) & 63];
-        out[o++] = b64url_alphabet[(v >> 6) & 63];
-        out[o++] = b64url_alphabet[v & 63];
-    }
-    if (len - i == 1) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        out[o++] = b64url_alphabet[(v >> 18) & 63];
-        out[o++] = b64url_alphabet[(v >> 12) & 63];
-    } else if (len - i == 2) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
-        out[o++] = b64url_alphabet[(v >> 18) & 63];
-        out[o++] = b64url_alphabet[(v >> 12) & 63];
-        out[o++] = b64url_alphabet[(v >> 6) & 63];
-    }
-    out[o] = '\0';
-    return o;
-}
-
-static int b64url_value(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '-')
-        return 62;
-    if (c == '_')
-        return 63;
-    return -1;
-}
-
-long token_b64url_decode(const char *in, unsigned char *out, size_t out_size)
-{
-    size_t len = strlen(in);
-    if (len % 4 == 1)
-        return -1;
-    size_t o = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < len; i++) {
-        int v = b64url_value(in[i]);
-        if (v < 0)
-            return -1;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (o >= out_size)
-                return -1;
-            out[o++] = (unsigned char)((acc >> bits) & 0xff);
-        }
-    }
-    /* Leftover bits must be zero, so every token has one spelling. */
-    if (bits > 0 && (acc & ((1u << bits) - 1)) != 0)
-        return -1;
-    return (long)o;
-}
-
-void token_sha256_hex(const void *data, size_t len, char *hex)
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int md_len = 0;
-    EVP_Digest(data, len, md, &md_len, EVP_sha256(), NULL);
-    for (unsigned int i = 0; i < md_len; i++)
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
-    hex[2 * md_len] = '\0';
-}
-
 void token_hash(const char *token, char *hex)
 {
-    token_sha256_hex(token, strlen(token), hex);
+    encode_sha256_hex(token, strlen(token), hex);
 }
 
 enum as_code token_new(char *out, size_t out_size, char *hash, size_t hash_size,
@@ -108,7 +27,7 @@ enum as_code token_new(char *out, size_t out_size, char *hash, size_t hash_size,
         return as_errf(err, AS_EINVAL, "token buffer too small");
     if (RAND_bytes(raw, sizeof raw) != 1)
         return as_errf(err, AS_EIO, "the system's random number generator failed");
-    token_b64url(raw, sizeof raw, out, out_size);
+    encode_b64url(raw, sizeof raw, out, out_size);
     OPENSSL_cleanse(raw, sizeof raw);
     token_hash(out, hash);
     return AS_OK;
@@ -116,12 +35,9 @@ enum as_code token_new(char *out, size_t out_size, char *hash, size_t hash_size,
 
 int token_well_formed(const char *s)
 {
-    size_t n = 0;
-    for (; s[n]; n++) {
-        if (n >= TOKEN_LEN || b64url_value(s[n]) < 0)
-            return 0;
-    }
-    return n == TOKEN_LEN;
+    unsigned char raw[TOKEN_BYTES];
+    return strnlen(s, TOKEN_LEN + 1) == TOKEN_LEN &&
+           encode_b64_decode(s, TOKEN_LEN, ENCODE_B64_URL, raw, sizeof raw) == TOKEN_BYTES;
 }
 
 enum as_code token_request_hash(const json_t *request, char *hex, char **canonical,
@@ -130,7 +46,7 @@ enum as_code token_request_hash(const json_t *request, char *hex, char **canonic
     char *text = json_dumps(request, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
     if (!text)
         return as_errf(err, AS_ENOMEM, "cannot serialise the request");
-    token_sha256_hex(text, strlen(text), hex);
+    encode_sha256_hex(text, strlen(text), hex);
     if (canonical)
         *canonical = text;
     else
@@ -157,7 +73,7 @@ void token_csrf_issue(const unsigned char *secret, size_t secret_len, const char
     for (int i = 0; i < 8; i++)
         raw[i] = (unsigned char)(issued >> (56 - 8 * i));
     csrf_mac(secret, secret_len, link_hash, issued, raw + 8);
-    if (!token_b64url(raw, sizeof raw, out, out_size) && out_size)
+    if (!encode_b64url(raw, sizeof raw, out, out_size) && out_size)
         out[0] = '\0';
 }
 
@@ -169,7 +85,8 @@ enum as_code token_csrf_verify(const unsigned char *secret, size_t secret_len,
     unsigned char mac[CSRF_MAC_BYTES];
     if (!csrf || strlen(csrf) > 64)
         return AS_EAUTH;
-    long n = token_b64url_decode(csrf, raw, sizeof raw);
+    long n = encode_b64_decode(csrf, strlen(csrf), ENCODE_B64_URL | ENCODE_B64_CANONICAL, raw,
+                               sizeof raw);
     if (n != 8 + CSRF_MAC_BYTES)
         return AS_EAUTH;
     uint64_t issued = 0;

@@ -8,6 +8,7 @@
  * digits is ever stored; the token itself lives in the email and in memory
  * for the time it takes to send it.
  *
+ * The encodings themselves (base64url, hex, SHA-256 hex) are engine/encode.h.
  * All functions are thread-safe and keep no state.
  */
 #ifndef ASSENT_WEB_TOKEN_H
@@ -32,19 +33,8 @@ enum as_code token_new(char *out, size_t out_size, char *hash, size_t hash_size,
  * Lets the web server refuse junk before touching the database. */
 int token_well_formed(const char *s);
 
-/* Hex SHA-256 of len bytes of data into hex (>= 65 bytes). */
-void token_sha256_hex(const void *data, size_t len, char *hex);
-
 /* Hash of a link token (hex SHA-256 of its characters). */
 void token_hash(const char *token, char *hex);
-
-/* base64url without padding of len bytes into out; returns the length
- * written, or 0 when out (incl. NUL) is too small. */
-size_t token_b64url(const unsigned char *in, size_t len, char *out, size_t out_size);
-
-/* Decode base64url (no padding) into out; returns bytes written or -1 on bad
- * input / too small a buffer. */
-long token_b64url_decode(const char *in, unsigned char *out, size_t out_size);
 
 /*
  * The hash that freezes an approval's request: SHA-256 hex of the canonical

@@ -10,7 +10,6 @@
  */
 #include "tests/testutil.h"
 
-#include <openssl/sha.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -24,6 +23,7 @@
 #include "db/db_mail.h"
 #include "engine/app.h"
 #include "engine/config.h"
+#include "engine/encode.h"
 #include "steps/mail.h"
 #include "tests/integration/sim_harness.h"
 
@@ -155,12 +155,9 @@ static void env_close(struct env *e)
 
 static void expected_id(const char *key, const char *domain, char *out, size_t size)
 {
-    unsigned char d[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *)key, strlen(key), d);
-    char hex[33];
-    for (int i = 0; i < 16; i++)
-        snprintf(hex + 2 * i, 3, "%02x", d[i]);
-    snprintf(out, size, "<%s@assent.%s>", hex, domain);
+    char hex[ENCODE_SHA256_HEX_SIZE];
+    assert_int_equal(encode_sha256_hex(key, strlen(key), hex), 0);
+    snprintf(out, size, "<%.32s@assent.%s>", hex, domain); /* the first 16 bytes */
 }
 
 static const json_t *rcpt(const json_t *result, size_t i)

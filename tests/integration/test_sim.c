@@ -25,6 +25,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "engine/encode.h"
 #include "steps/m365_jwt.h"
 #include "tests/integration/sim_harness.h"
 
@@ -392,7 +393,7 @@ static void test_token_secret(void **state)
     /* HTTP Basic carries the secret too */
     char raw[300], b64[500];
     snprintf(raw, sizeof raw, "%s:%s", H.client_id, H.secret);
-    EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)raw, (int)strlen(raw));
+    encode_base64(raw, strlen(raw), b64, sizeof b64);
     char *basic = fmt("Authorization: Basic %s", b64);
     j = token_req(H.tenant_id,
                   "grant_type=client_credentials&scope=https%3A%2F%2Foutlook.office365.com%2F.default",
@@ -450,17 +451,6 @@ struct test_cert {
     char x5t256[64];
 };
 
-static void b64url(const unsigned char *in, size_t len, char *out, size_t size)
-{
-    char *tmp = malloc(4 * ((len + 2) / 3) + 1);
-    EVP_EncodeBlock((unsigned char *)tmp, in, (int)len);
-    size_t o = 0;
-    for (char *p = tmp; *p && *p != '=' && o + 1 < size; p++)
-        out[o++] = *p == '+' ? '-' : *p == '/' ? '_' : *p;
-    out[o] = '\0';
-    free(tmp);
-}
-
 static void make_cert(struct test_cert *c)
 {
     c->key = EVP_RSA_gen(2048);
@@ -486,7 +476,7 @@ static void make_cert(struct test_cert *c)
     unsigned char d[32];
     SHA256(der, (size_t)dl, d);
     OPENSSL_free(der);
-    b64url(d, 32, c->x5t256, sizeof c->x5t256);
+    encode_b64url(d, 32, c->x5t256, sizeof c->x5t256);
 }
 
 static void free_cert(struct test_cert *c)
@@ -507,8 +497,8 @@ static char *make_jwt(EVP_PKEY *key, const char *alg, const char *x5t256, const 
                        "\"nbf\":%ld,\"iat\":%ld,\"exp\":%ld}",
                        aud, iss, iss, now, rand(), now, now, now + exp_offset);
     char h64[512], c64[1024];
-    b64url((unsigned char *)hdr, strlen(hdr), h64, sizeof h64);
-    b64url((unsigned char *)claims, strlen(claims), c64, sizeof c64);
+    encode_b64url(hdr, strlen(hdr), h64, sizeof h64);
+    encode_b64url(claims, strlen(claims), c64, sizeof c64);
     char *input = fmt("%s.%s", h64, c64);
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     EVP_PKEY_CTX *pctx = NULL;
@@ -522,7 +512,7 @@ static char *make_jwt(EVP_PKEY *key, const char *alg, const char *x5t256, const 
     assert_int_equal(EVP_DigestSign(ctx, sig, &sl, (unsigned char *)input, strlen(input)), 1);
     EVP_MD_CTX_free(ctx);
     char s64[1024];
-    b64url(sig, sl, s64, sizeof s64);
+    encode_b64url(sig, sl, s64, sizeof s64);
     char *jwt = fmt("%s.%s", input, s64);
     free(hdr);
     free(claims);

@@ -2,7 +2,8 @@
  * test_mail_mime.c - the RFC 5322/MIME builder: addresses, encoded-words,
  * folding, quoted-printable and base64 bodies, line lengths and CRLF,
  * header injection, Message-ID derivation and the Date format.  The
- * decoders here are written independently of the encoder under test; the
+ * decoders used here are independent of the encoder under test (base64 is
+ * engine/encode.c's, checked against RFC 4648 vectors in test_encode); the
  * integration test also decodes with Python's email package.
  */
 #include "tests/testutil.h"
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/encode.h"
 #include "steps/mail_mime.h"
 
 /* Append s to the NUL-terminated text in dst (size bytes). */
@@ -22,41 +24,20 @@ static void append(char *dst, size_t size, const char *s)
 
 /* ---- independent decoders ------------------------------------------------ */
 
-static int b64val(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
-/* Decode base64 (skipping CR/LF) into a malloc'd NUL-terminated string. */
+/* Decode base64 (line breaks skipped, nothing else) into a malloc'd
+ * NUL-terminated string. */
 static char *b64_decode(const char *in, size_t len)
 {
-    char *out = malloc(len + 1);
+    char *joined = malloc(len + 1);
     size_t n = 0;
-    unsigned acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (in[i] == '\r' || in[i] == '\n' || in[i] == '=')
-            continue;
-        int v = b64val(in[i]);
-        assert_true(v >= 0);
-        acc = (acc << 6) | (unsigned)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[n++] = (char)((acc >> bits) & 0xFF);
-        }
-    }
-    out[n] = '\0';
+    for (size_t i = 0; i < len; i++)
+        if (in[i] != '\r' && in[i] != '\n')
+            joined[n++] = in[i];
+    char *out = malloc(len + 1);
+    long dec = encode_b64_decode(joined, n, ENCODE_B64_PADDED, (unsigned char *)out, len);
+    free(joined);
+    assert_true(dec >= 0);
+    out[dec] = '\0';
     return out;
 }
 
