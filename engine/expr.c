@@ -23,6 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/encode.h"
+#include "engine/utf8.h"
+
 enum node_kind { N_LIT, N_PATH, N_NOT, N_AND, N_OR, N_CMP, N_IN, N_LIST };
 enum cmp_op { OP_EQ, OP_NE, OP_LT, OP_LE, OP_GT, OP_GE };
 enum seg_kind { SEG_KEY, SEG_EXPR };
@@ -221,54 +224,19 @@ static char *take_name(struct parser *p, int any_start)
     return name;
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static int read_hex4(struct parser *p, size_t at, unsigned *out)
 {
     unsigned v = 0;
     if (p->len - at < 4)
         return -1;
     for (size_t i = 0; i < 4; i++) {
-        int h = hexval((unsigned char)p->s[at + i]);
+        int h = encode_hex_value((unsigned char)p->s[at + i]);
         if (h < 0)
             return -1;
         v = v * 16 + (unsigned)h;
     }
     *out = v;
     return 0;
-}
-
-static size_t put_utf8(char *buf, unsigned cp)
-{
-    if (cp < 0x80) {
-        buf[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        buf[0] = (char)(0xC0 | (cp >> 6));
-        buf[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        buf[0] = (char)(0xE0 | (cp >> 12));
-        buf[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        buf[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    buf[0] = (char)(0xF0 | (cp >> 18));
-    buf[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    buf[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    buf[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
 }
 
 /* A quoted string literal at pos ('...' or "..."); returns a new JSON string. */
@@ -336,7 +304,7 @@ static json_t *parse_string(struct parser *p)
                 perr(p, esc, "\\u0000 is not allowed in a string (column %zu)", char_column(p->s, esc));
                 goto out;
             }
-            n += put_utf8(buf + n, cp);
+            n += utf8_encode(cp, buf + n);
             break;
         }
         default:

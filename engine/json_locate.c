@@ -14,6 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/encode.h"
+#include "engine/utf8.h"
+
 #define JL_MAX_KEY 1024
 
 struct scan {
@@ -51,55 +54,19 @@ static struct jl_pos here(const struct scan *s)
     return p;
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static int hex4(const char *t, size_t len, size_t at, unsigned *out)
 {
     unsigned v = 0;
     if (at > len || len - at < 4)
         return -1;
     for (size_t i = 0; i < 4; i++) {
-        int h = hexval((unsigned char)t[at + i]);
+        int h = encode_hex_value((unsigned char)t[at + i]);
         if (h < 0)
             return -1;
         v = v * 16 + (unsigned)h;
     }
     *out = v;
     return 0;
-}
-
-static size_t utf8_len(unsigned cp)
-{
-    return cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
-}
-
-static void put_utf8(char *buf, unsigned cp)
-{
-    size_t n = utf8_len(cp);
-    if (n == 1) {
-        buf[0] = (char)cp;
-    } else if (n == 2) {
-        buf[0] = (char)(0xC0 | (cp >> 6));
-        buf[1] = (char)(0x80 | (cp & 0x3F));
-    } else if (n == 3) {
-        buf[0] = (char)(0xE0 | (cp >> 12));
-        buf[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        buf[2] = (char)(0x80 | (cp & 0x3F));
-    } else {
-        buf[0] = (char)(0xF0 | (cp >> 18));
-        buf[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-        buf[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        buf[3] = (char)(0x80 | (cp & 0x3F));
-    }
 }
 
 /*
@@ -135,7 +102,7 @@ static int decode_escape(const char *t, size_t len, size_t at, unsigned *cp, siz
         }
         *cp = hi;
         *src_len = 6;
-        *dec_len = utf8_len(hi);
+        *dec_len = utf8_encoded_len(hi);
         return 0;
     }
     default:
@@ -175,7 +142,7 @@ static int scan_string(struct scan *s, char *key, size_t *key_len)
                 if (cp == 0 || n + dec_len >= JL_MAX_KEY)
                     too_long = 1;
                 else
-                    put_utf8(key + n, cp);
+                    utf8_encode(cp, key + n);
                 n += dec_len;
             }
             /* escapes are ASCII: one column per byte */
@@ -604,7 +571,7 @@ struct jl_pos jl_string_pos(const char *text, size_t len, struct jl_pos at, size
             continue;
         }
         unsigned char c = (unsigned char)text[i];
-        size_t n = c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+        size_t n = utf8_lead_len(c);
         i += n;
         dec += n;
         p.column++;

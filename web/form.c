@@ -4,6 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/encode.h"
+#include "engine/utf8.h"
+
 struct form_field {
     char name[FORM_MAX_NAME + 1];
     char *value;
@@ -13,17 +16,6 @@ struct form {
     size_t n;
     struct form_field fields[FORM_MAX_FIELDS];
 };
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /* Decode s[0..n) into out (at least n+1 bytes).  Returns the decoded
  * length, or -1 on a bad escape or an embedded NUL. */
@@ -37,7 +29,7 @@ static long decode(const char *s, size_t n, char *out)
         } else if (c == '%') {
             if (i + 2 >= n)
                 return -1;
-            int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
+            int hi = encode_hex_value(s[i + 1]), lo = encode_hex_value(s[i + 2]);
             if (hi < 0 || lo < 0)
                 return -1;
             int v = hi << 4 | lo;
@@ -55,40 +47,6 @@ static long decode(const char *s, size_t n, char *out)
     return (long)o;
 }
 
-int form_utf8_valid(const char *str)
-{
-    const unsigned char *s = (const unsigned char *)str;
-    while (*s) {
-        unsigned char c = *s;
-        size_t n;
-        unsigned int cp;
-        if (c < 0x80) {
-            s++;
-            continue;
-        } else if (c >= 0xc2 && c <= 0xdf) {
-            n = 2;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            n = 3;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            n = 4;
-            cp = c & 0x07;
-        } else {
-            return 0;
-        }
-        for (size_t i = 1; i < n; i++) {
-            if ((s[i] & 0xc0) != 0x80)
-                return 0;
-            cp = cp << 6 | (s[i] & 0x3f);
-        }
-        if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-            (cp >= 0xd800 && cp <= 0xdfff))
-            return 0;
-        s += n;
-    }
-    return 1;
-}
 
 static int name_ok(const char *s)
 {
@@ -155,7 +113,7 @@ enum as_code form_parse(const char *body, size_t len, struct form **out, struct 
             rc = as_errf(err, AS_EINVAL, "form field \"%s\" has a bad %%-escape", name);
             goto fail;
         }
-        if (!form_utf8_valid(value)) {
+        if (!utf8_valid(value)) {
             free(value);
             rc = as_errf(err, AS_EINVAL, "form field \"%s\" is not valid UTF-8", name);
             goto fail;

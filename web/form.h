@@ -39,7 +39,4 @@ size_t form_count(const struct form *f);
 
 void form_free(struct form *f);
 
-/* 1 when s (NUL-terminated) is valid UTF-8 without overlongs or surrogates. */
-int form_utf8_valid(const char *s);
-
 #endif

@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/encode.h"
+#include "engine/utf8.h"
+
 /*
  * The one stylesheet, inline because pages load nothing external.  Colours
  * meet WCAG AA contrast on white (#1a1a1a text, #0b5394 / #8a1c1c buttons
@@ -54,13 +57,13 @@ static void csp_init(void)
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int md_len = 0;
-    unsigned char b64[4 * EVP_MAX_MD_SIZE / 3 + 8];
+    char b64[4 * EVP_MAX_MD_SIZE / 3 + 8];
     EVP_Digest(page_css, sizeof page_css - 1, md, &md_len, EVP_sha256(), NULL);
-    EVP_EncodeBlock(b64, md, (int)md_len);
+    encode_base64(md, md_len, b64, sizeof b64);
     snprintf(csp_value, sizeof csp_value,
              "default-src 'none'; style-src 'sha256-%s'; img-src 'none'; form-action 'self'; "
              "frame-ancestors 'none'; base-uri 'none'",
-             (const char *)b64);
+             b64);
 }
 
 const char *html_csp(void)
@@ -129,37 +132,6 @@ void html_rawf(struct html_buf *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 when invalid. */
-static size_t utf8_seq(const unsigned char *s)
-{
-    unsigned char c = s[0];
-    if (c < 0x80)
-        return 1;
-    size_t n;
-    unsigned int cp;
-    if (c >= 0xc2 && c <= 0xdf) {
-        n = 2;
-        cp = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        n = 3;
-        cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        n = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = cp << 6 | (s[i] & 0x3f);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return n;
-}
-
 void html_text(struct html_buf *b, const char *s)
 {
     const unsigned char *p = (const unsigned char *)(s ? s : "");
@@ -186,7 +158,7 @@ void html_text(struct html_buf *b, const char *s)
             p++; /* control character: dropped */
             continue;
         }
-        size_t n = utf8_seq(p);
+        size_t n = utf8_valid_len(p);
         if (n == 0) {
             html_raw(b, "\xef\xbf\xbd"); /* U+FFFD */
             p++;
