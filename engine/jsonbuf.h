@@ -14,10 +14,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "engine/strbuf.h"
+
 struct jsonbuf {
-    char *p;
-    size_t len, cap;
-    int oom; /* an allocation failed: jsonbuf_take returns NULL */
+    struct strbuf text; /* failure latched there: jsonbuf_take returns NULL */
 };
 
 /* Append n bytes / a NUL-terminated string of raw JSON text. */

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 
 #include "engine/encode.h"
+#include "engine/strbuf.h"
 #include "web/html.h"
 #include "web/server.h"
 
@@ -35,56 +36,10 @@ void outbox_page_configure(const char *mail_dir, const char *sim_state)
     snprintf(cfg_sim_state, sizeof cfg_sim_state, "%s", sim_state ? sim_state : "");
 }
 
-/* ---- a small growable string ---- */
-
-struct sb {
-    char *p;
-    size_t len, cap;
-    int failed;
-};
-
-static void sb_addn(struct sb *b, const char *s, size_t n)
-{
-    if (b->failed)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 256;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->failed = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void sb_addc(struct sb *b, char c)
-{
-    sb_addn(b, &c, 1);
-}
-
-/* The text (malloc'd, "" when empty), or NULL when an allocation failed. */
-static char *sb_take(struct sb *b)
-{
-    if (b->failed) {
-        free(b->p);
-        return NULL;
-    }
-    if (!b->p)
-        return strdup("");
-    return b->p;
-}
-
 /* ---- decoding ---- */
 
 /* MIME base64: line breaks and padding are skipped. */
-static void decode_base64(struct sb *out, const char *s, size_t n)
+static void decode_base64(struct strbuf *out, const char *s, size_t n)
 {
     size_t size = n / 4 * 3 + 2;
     unsigned char *bytes = malloc(size);
@@ -92,12 +47,12 @@ static void decode_base64(struct sb *out, const char *s, size_t n)
     if (len < 0)
         out->failed = 1;
     else
-        sb_addn(out, (const char *)bytes, (size_t)len);
+        strbuf_addn(out, (const char *)bytes, (size_t)len);
     free(bytes);
 }
 
 /* Quoted-printable; q_words = RFC 2047 "Q" (underscore is a space). */
-static void decode_qp(struct sb *out, const char *s, size_t n, int q_words)
+static void decode_qp(struct strbuf *out, const char *s, size_t n, int q_words)
 {
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
@@ -107,12 +62,12 @@ static void decode_qp(struct sb *out, const char *s, size_t n, int q_words)
                 i++;
         } else if (c == '=' && i + 2 < n && encode_hex_value((unsigned char)s[i + 1]) >= 0 &&
                    encode_hex_value((unsigned char)s[i + 2]) >= 0) {
-            sb_addc(out, (char)(encode_hex_value((unsigned char)s[i + 1]) * 16 + encode_hex_value((unsigned char)s[i + 2])));
+            strbuf_addc(out, (char)(encode_hex_value((unsigned char)s[i + 1]) * 16 + encode_hex_value((unsigned char)s[i + 2])));
             i += 2;
         } else if (q_words && c == '_') {
-            sb_addc(out, ' ');
+            strbuf_addc(out, ' ');
         } else {
-            sb_addc(out, c);
+            strbuf_addc(out, c);
         }
     }
 }
@@ -121,7 +76,7 @@ static void decode_qp(struct sb *out, const char *s, size_t n, int q_words)
  * words is dropped, as the RFC says. */
 static char *decode_words(const char *v)
 {
-    struct sb out = {0};
+    struct strbuf out = {0};
     const char *p = v;
     int last_was_word = 0;
     while (*p) {
@@ -150,9 +105,9 @@ static char *decode_words(const char *v)
             }
         }
         last_was_word = 0;
-        sb_addc(&out, *p++);
+        strbuf_addc(&out, *p++);
     }
-    return sb_take(&out);
+    return strbuf_take(&out);
 }
 
 /* Header `name` of the header block [h, end), unfolded, malloc'd; NULL if absent. */
@@ -165,7 +120,7 @@ static char *header_get(const char *h, const char *end, const char *name)
         if (!eol)
             eol = end;
         if ((size_t)(eol - line) > nl && strncasecmp(line, name, nl) == 0 && line[nl] == ':') {
-            struct sb v = {0};
+            struct strbuf v = {0};
             const char *s = line + nl + 1;
             for (;;) {
                 while (s < eol && (*s == ' ' || *s == '\t'))
@@ -174,8 +129,8 @@ static char *header_get(const char *h, const char *end, const char *name)
                 while (e > s && (e[-1] == '\r' || e[-1] == ' '))
                     e--;
                 if (v.len)
-                    sb_addc(&v, ' ');
-                sb_addn(&v, s, (size_t)(e - s));
+                    strbuf_addc(&v, ' ');
+                strbuf_addn(&v, s, (size_t)(e - s));
                 /* A line starting with white space continues the header. */
                 if (eol + 1 < end && (eol[1] == ' ' || eol[1] == '\t')) {
                     s = eol + 1;
@@ -186,7 +141,7 @@ static char *header_get(const char *h, const char *end, const char *name)
                 }
                 break;
             }
-            return sb_take(&v);
+            return strbuf_take(&v);
         }
         line = eol + 1;
     }
@@ -219,14 +174,14 @@ static void split(const char *msg, size_t len, const char **hend, const char **b
 }
 
 /* Decode body [b, e) per its Content-Transfer-Encoding. */
-static void decode_body(struct sb *out, const char *cte, const char *b, const char *e)
+static void decode_body(struct strbuf *out, const char *cte, const char *b, const char *e)
 {
     if (cte && strncasecmp(cte, "base64", 6) == 0)
         decode_base64(out, b, (size_t)(e - b));
     else if (cte && strncasecmp(cte, "quoted-printable", 16) == 0)
         decode_qp(out, b, (size_t)(e - b), 0);
     else
-        sb_addn(out, b, (size_t)(e - b));
+        strbuf_addn(out, b, (size_t)(e - b));
 }
 
 /* The boundary parameter of a multipart Content-Type into buf; 0 if found. */
@@ -252,7 +207,7 @@ static int boundary_of(const char *ctype, char *buf, size_t size)
 }
 
 /* The text/plain content of a message or part [msg, msg+len), decoded. */
-static int text_of(const char *msg, size_t len, struct sb *out, int depth)
+static int text_of(const char *msg, size_t len, struct strbuf *out, int depth)
 {
     const char *hend, *body, *end = msg + len;
     split(msg, len, &hend, &body);
@@ -302,12 +257,12 @@ int outbox_parse_message(const char *msg, size_t len, char **subject, char **to,
     free(raw_subject);
     *to = header_get(msg, hend, "To");
     *date = header_get(msg, hend, "Date");
-    struct sb t = {0};
+    struct strbuf t = {0};
     if (text_of(msg, len, &t, 0) != 0) {
         free(t.p);
-        t = (struct sb){0};
+        t = (struct strbuf){0};
     }
-    *text = sb_take(&t);
+    *text = strbuf_take(&t);
     if (!*to)
         *to = strdup("");
     if (!*date)

@@ -1,0 +1,66 @@
+/* test_strbuf.c - the growable byte string (engine/strbuf.h) and the JSON
+ * builder on top of it (engine/jsonbuf.h). */
+#include "tests/testutil.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/jsonbuf.h"
+#include "engine/strbuf.h"
+
+static void test_grow_and_take(void **state)
+{
+    (void)state;
+    struct strbuf b = {0};
+    char *empty = strbuf_take(&b);
+    assert_string_equal(empty, "");
+    free(empty);
+
+    for (int i = 0; i < 1000; i++)
+        strbuf_add(&b, "abc");
+    strbuf_addn(&b, "x\0y", 3);
+    strbuf_addc(&b, '!');
+    assert_int_equal(b.len, 3004);
+    assert_memory_equal(b.p + 3000, "x\0y!", 5);
+    char *s = strbuf_take(&b);
+    assert_non_null(s);
+    assert_null(b.p); /* spent */
+    free(s);
+}
+
+static void test_cap_latches(void **state)
+{
+    (void)state;
+    struct strbuf b = {.max = 8};
+    strbuf_add(&b, "1234567"); /* 7 bytes + NUL = 8: fits */
+    assert_false(b.failed);
+    strbuf_addc(&b, '8');
+    assert_true(b.failed);
+    strbuf_add(&b, ""); /* still failed */
+    assert_null(strbuf_take(&b));
+}
+
+static void test_jsonbuf(void **state)
+{
+    (void)state;
+    struct jsonbuf j = {0};
+    jsonbuf_add(&j, "{\"n\":");
+    jsonbuf_add_i64(&j, -42);
+    jsonbuf_add(&j, ",\"s\":");
+    jsonbuf_add_str(&j, "a\"\n\x01\xf5\x80\x80\x80\xc3\xa9");
+    jsonbuf_add(&j, "}");
+    char *text = jsonbuf_take(&j);
+    /* Invalid UTF-8 (here a lead byte past U+10FFFF) becomes U+FFFD per byte. */
+    assert_string_equal(text, "{\"n\":-42,\"s\":\"a\\\"\\n\\u0001\\ufffd\\ufffd\\ufffd\\ufffd\xc3\xa9\"}");
+    free(text);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_grow_and_take),
+        cmocka_unit_test(test_cap_latches),
+        cmocka_unit_test(test_jsonbuf),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
