@@ -19,6 +19,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "db/db.h"
+#include "db/db_runs.h"
+
 extern char **environ;
 
 void tu_sleep_ms(int ms)
@@ -371,4 +374,32 @@ char *tu_http_header(const struct tu_http_resp *resp, const char *name)
         p = eol ? eol + 2 : p + ll;
     }
     return NULL;
+}
+
+struct db *tu_db_open(const char *dir, const char *name)
+{
+    struct as_err err = {0};
+    struct db *db = NULL;
+    char *path = tu_path(dir, name);
+    enum as_code rc = db_open(path, "NORMAL", &db, &err);
+    free(path);
+    if (rc)
+        fail_msg("db_open: %s", err.msg);
+    return db;
+}
+
+int64_t tu_db_workflow(struct db *db, const char *hash)
+{
+    struct as_err err = {0};
+    struct db_conn *c;
+    int64_t id = 0;
+    struct db_workflow_rec w = {"wf", "1", hash, "{\"name\":\"wf\"}", NULL};
+    assert_int_equal(db_write_begin(db, &c, &err), AS_OK);
+    enum as_code rc = db_workflow_put(c, &w, 1000, &id, &err);
+    if (rc) {
+        db_write_rollback(db);
+        fail_msg("db_workflow_put: %s", err.msg);
+    }
+    assert_int_equal(db_write_commit(db, &err), AS_OK);
+    return id;
 }

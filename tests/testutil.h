@@ -80,4 +80,16 @@ char *tu_http_header(const struct tu_http_resp *resp, const char *name);
 /* Sleep ms milliseconds. */
 void tu_sleep_ms(int ms);
 
+/* ---- databases ---- */
+
+struct db;
+
+/* Open (creating and migrating) the database dir/name with synchronous=NORMAL;
+ * fails the test on error.  Caller closes it with db_close(). */
+struct db *tu_db_open(const char *dir, const char *name);
+
+/* Store the minimal workflow {"name":"wf"} (version "1", the given hash) in
+ * its own write transaction and return its id; fails the test on error. */
+int64_t tu_db_workflow(struct db *db, const char *hash);
+
 #endif

@@ -227,12 +227,13 @@ static int outcome_cb(void *ud, const struct db_exec_info *e)
     return 0;
 }
 
-void wh_step_status(struct wh_server *s, int64_t run_id, const char *step, char *buf,
-                    size_t size)
+/* The status (want_status) or outcome of the last execution of step into buf. */
+static void step_field(struct wh_server *s, int64_t run_id, const char *step, char *buf,
+                       size_t size, int want_status)
 {
     struct as_err err = {0};
     struct db_conn *c;
-    struct outcome_ud o = {step, buf, size, 1};
+    struct outcome_ud o = {step, buf, size, want_status};
     buf[0] = '\0';
     assert_int_equal(db_read_begin(s->app.db, &c, &err), AS_OK);
     enum as_code rc = db_run_execs(c, run_id, outcome_cb, &o, &err);
@@ -240,17 +241,16 @@ void wh_step_status(struct wh_server *s, int64_t run_id, const char *step, char 
     assert_int_equal(rc, AS_OK);
 }
 
+void wh_step_status(struct wh_server *s, int64_t run_id, const char *step, char *buf,
+                    size_t size)
+{
+    step_field(s, run_id, step, buf, size, 1);
+}
+
 void wh_step_outcome(struct wh_server *s, int64_t run_id, const char *step, char *buf,
                      size_t size)
 {
-    struct as_err err = {0};
-    struct db_conn *c;
-    struct outcome_ud o = {step, buf, size, 0};
-    buf[0] = '\0';
-    assert_int_equal(db_read_begin(s->app.db, &c, &err), AS_OK);
-    enum as_code rc = db_run_execs(c, run_id, outcome_cb, &o, &err);
-    db_read_end(s->app.db, c);
-    assert_int_equal(rc, AS_OK);
+    step_field(s, run_id, step, buf, size, 0);
 }
 
 /* Undo quoted-printable: soft line breaks and =XX escapes (in place). */

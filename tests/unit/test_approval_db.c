@@ -18,7 +18,7 @@
 #define HOUR (3600 * 1000LL)
 
 struct fixture {
-    char *dir, *path;
+    char *dir;
     struct db *db;
     int64_t wf_id;
     int n_keys;
@@ -27,15 +27,9 @@ struct fixture {
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof *f);
-    struct as_err err = {0};
     f->dir = tu_tmpdir("approvaldb");
-    f->path = tu_path(f->dir, "t.db");
-    assert_int_equal(db_open(f->path, "NORMAL", &f->db, &err), AS_OK);
-    struct db_conn *c;
-    assert_int_equal(db_write_begin(f->db, &c, &err), AS_OK);
-    struct db_workflow_rec w = {"wf", "1", "aaaa", "{\"name\":\"wf\"}", NULL};
-    assert_int_equal(db_workflow_put(c, &w, 1000, &f->wf_id, &err), AS_OK);
-    assert_int_equal(db_write_commit(f->db, &err), AS_OK);
+    f->db = tu_db_open(f->dir, "t.db");
+    f->wf_id = tu_db_workflow(f->db, "aaaa");
     *state = f;
     return 0;
 }
@@ -45,7 +39,6 @@ static int teardown(void **state)
     struct fixture *f = *state;
     db_close(f->db);
     tu_rmrf(f->dir);
-    free(f->path);
     free(f->dir);
     free(f);
     return 0;
@@ -110,7 +103,7 @@ static char *exec_status(struct fixture *f, int64_t exec_id)
     sqlite3 *h;
     sqlite3_stmt *st;
     char *out = NULL;
-    assert_int_equal(sqlite3_open(f->path, &h), SQLITE_OK);
+    assert_int_equal(sqlite3_open(db_path(f->db), &h), SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(h, "SELECT status FROM step_execs WHERE id = ?", -1, &st, NULL),
                      SQLITE_OK);
     sqlite3_bind_int64(st, 1, exec_id);
@@ -189,7 +182,7 @@ static int count_events(struct fixture *f, int64_t run_id, const char *type, con
     sqlite3 *h;
     sqlite3_stmt *st;
     int n = 0;
-    assert_int_equal(sqlite3_open(f->path, &h), SQLITE_OK);
+    assert_int_equal(sqlite3_open(db_path(f->db), &h), SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(h, "SELECT data FROM events WHERE run_id = ? AND type = ?",
                                         -1, &st, NULL),
                      SQLITE_OK);

@@ -21,7 +21,7 @@
 #include "web/token.h"
 
 struct fixture {
-    char *dir, *db_path, *mail_dir;
+    char *dir, *mail_dir;
     struct app app;
     int64_t wf_id;
 };
@@ -31,18 +31,13 @@ static int setup(void **state)
     struct fixture *f = calloc(1, sizeof *f);
     struct as_err err = {0};
     f->dir = tu_tmpdir("approvalstep");
-    f->db_path = tu_path(f->dir, "t.db");
     f->mail_dir = tu_path(f->dir, "mail");
     f->app.cfg = config_defaults();
     assert_int_equal(config_set(f->app.cfg, "mail_transport", "file", &err), AS_OK);
     assert_int_equal(config_set(f->app.cfg, "mail_dir", f->mail_dir, &err), AS_OK);
     assert_int_equal(config_set(f->app.cfg, "public_url", "https://assent.example.org/", &err), AS_OK);
-    assert_int_equal(db_open(f->db_path, "NORMAL", &f->app.db, &err), AS_OK);
-    struct db_conn *c;
-    assert_int_equal(db_write_begin(f->app.db, &c, &err), AS_OK);
-    struct db_workflow_rec w = {"wf", "1", "bbbb", "{\"name\":\"wf\"}", NULL};
-    assert_int_equal(db_workflow_put(c, &w, 1000, &f->wf_id, &err), AS_OK);
-    assert_int_equal(db_write_commit(f->app.db, &err), AS_OK);
+    f->app.db = tu_db_open(f->dir, "t.db");
+    f->wf_id = tu_db_workflow(f->app.db, "bbbb");
     *state = f;
     return 0;
 }
@@ -54,7 +49,6 @@ static int teardown(void **state)
     config_free(f->app.cfg);
     tu_rmrf(f->dir);
     free(f->dir);
-    free(f->db_path);
     free(f->mail_dir);
     free(f);
     return 0;
@@ -89,7 +83,7 @@ static int count_files(const char *dir)
 static void raw_sql(struct fixture *f, const char *sql)
 {
     sqlite3 *h;
-    assert_int_equal(sqlite3_open(f->db_path, &h), SQLITE_OK);
+    assert_int_equal(sqlite3_open(db_path(f->app.db), &h), SQLITE_OK);
     sqlite3_busy_timeout(h, 5000);
     char *msg = NULL;
     if (sqlite3_exec(h, sql, NULL, NULL, &msg) != SQLITE_OK)
@@ -102,7 +96,7 @@ static long long raw_int(struct fixture *f, const char *sql)
     sqlite3 *h;
     sqlite3_stmt *st;
     long long v = -1;
-    assert_int_equal(sqlite3_open(f->db_path, &h), SQLITE_OK);
+    assert_int_equal(sqlite3_open(db_path(f->app.db), &h), SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
     if (sqlite3_step(st) == SQLITE_ROW)
         v = sqlite3_column_int64(st, 0);

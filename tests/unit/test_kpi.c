@@ -31,12 +31,9 @@ struct fixture {
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof *f);
-    struct as_err err = {0};
     f->dir = tu_tmpdir("kpi");
-    char *path = tu_path(f->dir, "assent.db");
     f->app.cfg = config_defaults();
-    assert_int_equal(db_open(path, "NORMAL", &f->app.db, &err), AS_OK);
-    free(path);
+    f->app.db = tu_db_open(f->dir, "assent.db");
     *state = f;
     return 0;
 }

@@ -19,18 +19,15 @@ static int fake_alive(const char *owner, void *ud)
 }
 
 struct fixture {
-    char *dir, *path;
+    char *dir;
     struct db *db;
 };
 
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof *f);
-    struct as_err err = {0};
     f->dir = tu_tmpdir("maildb");
-    f->path = tu_path(f->dir, "a.db");
-    if (db_open(f->path, "NORMAL", &f->db, &err) != AS_OK)
-        return -1;
+    f->db = tu_db_open(f->dir, "a.db");
     *state = f;
     return 0;
 }
@@ -41,7 +38,6 @@ static int teardown(void **state)
     db_close(f->db);
     tu_rmrf(f->dir);
     free(f->dir);
-    free(f->path);
     free(f);
     return 0;
 }
