@@ -2,24 +2,41 @@
 #include "engine/timeutil.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+int64_t time_fake_offset(const char *hooks, const char *offset)
+{
+    if (!hooks || strcmp(hooks, "1") != 0 || !offset || !*offset)
+        return 0;
+    int64_t v = 0;
+    for (const char *p = offset; *p; p++) {
+        if (!isdigit((unsigned char)*p) || v > (INT64_MAX - 9) / 10)
+            return 0;
+        v = v * 10 + (*p - '0');
+    }
+    return v;
+}
+
+static int64_t fake_offset_ms;
+static pthread_once_t fake_offset_once = PTHREAD_ONCE_INIT;
+
+static void fake_offset_init(void)
+{
+    /* Read once: the offset is a test hook, fixed for the process. */
+    fake_offset_ms = time_fake_offset(getenv("ASSENT_TEST_HOOKS"),
+                                      getenv("ASSENT_FAKE_NOW_OFFSET_MS"));
+}
+
 int64_t time_now_ms(void)
 {
-    static int64_t offset = -1;
-    if (offset < 0) {
-        /* Read once: the offset is a test hook, fixed for the process. */
-        const char *o = getenv("ASSENT_FAKE_NOW_OFFSET_MS");
-        offset = o ? strtoll(o, NULL, 10) : 0;
-        if (offset < 0)
-            offset = 0;
-    }
+    pthread_once(&fake_offset_once, fake_offset_init);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + offset;
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + fake_offset_ms;
 }
 
 int64_t time_mono_ms(void)

@@ -11,8 +11,16 @@
 #include "engine/error.h"
 
 /* Wall clock in ms since the epoch.  Honours ASSENT_FAKE_NOW_OFFSET_MS (tests
- * that need time to pass, e.g. expiries, add an offset instead of sleeping). */
+ * that need time to pass, e.g. expiries, add an offset instead of sleeping),
+ * but only when ASSENT_TEST_HOOKS=1 is set as well: a stray variable alone
+ * cannot move a deployment's clock (approval expiry, CSRF age, schedules).
+ * Both are read once per process.  Thread-safe. */
 int64_t time_now_ms(void);
+
+/* The offset time_now_ms() applies for these two environment values: the
+ * decimal ms in `offset` when `hooks` is exactly "1", else 0 (also for NULL,
+ * a sign, junk or overflow).  Pure; exposed for tests. */
+int64_t time_fake_offset(const char *hooks, const char *offset);
 
 /* Monotonic clock in ms, for measuring intervals. */
 int64_t time_mono_ms(void);

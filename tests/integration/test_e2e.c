@@ -251,6 +251,7 @@ static void serve_start(struct e2e *t, long long fake_offset_ms)
     for (; t->envp[n]; n++)
         env[n] = t->envp[n];
     env[n++] = offset;
+    env[n++] = "ASSENT_TEST_HOOKS=1"; /* lets the offset apply */
     env[n] = NULL;
     char *argv[] = {(char *)tu_assent_bin(), "serve", NULL};
     t->serve_pid = tu_spawn(argv, env, t->serve_log);

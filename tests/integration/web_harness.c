@@ -44,8 +44,8 @@ void wh_init(struct wh_server *s, const char *tag, int with_admin_token)
 
 void wh_start(struct wh_server *s, long long fake_offset_ms)
 {
-    char env[16][256];
-    char *envp[17];
+    char env[24][256];
+    char *envp[25];
     int n = 0;
     snprintf(env[n++], sizeof env[0], "ASSENT_DB=%s", s->db_path);
     snprintf(env[n++], sizeof env[0], "ASSENT_LISTEN=127.0.0.1:%d", s->port);
@@ -55,6 +55,7 @@ void wh_start(struct wh_server *s, long long fake_offset_ms)
     snprintf(env[n++], sizeof env[0], "ASSENT_SCHEDULER=false");
     snprintf(env[n++], sizeof env[0], "ASSENT_LOG_LEVEL=info");
     snprintf(env[n++], sizeof env[0], "ASSENT_SHUTDOWN_GRACE_SECONDS=5");
+    snprintf(env[n++], sizeof env[0], "ASSENT_TEST_HOOKS=1"); /* lets the offset apply */
     snprintf(env[n++], sizeof env[0], "ASSENT_FAKE_NOW_OFFSET_MS=%lld", fake_offset_ms);
     snprintf(env[n++], sizeof env[0], "ASSENT_ADMIN_TOKEN_FILE=%s",
              s->admin_file ? s->admin_file : "");

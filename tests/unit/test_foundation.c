@@ -4,12 +4,38 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "db/db.h"
 #include "engine/config.h"
 #include "engine/log.h"
 #include "engine/secret_file.h"
 #include "engine/timeutil.h"
+
+/* Runs first, before anything reads the clock: the offset is read once. */
+static void test_fake_now_needs_test_hooks(void **state)
+{
+    (void)state;
+    /* A stray offset without ASSENT_TEST_HOOKS=1 does not move the clock. */
+    unsetenv("ASSENT_TEST_HOOKS");
+    setenv("ASSENT_FAKE_NOW_OFFSET_MS", "864000000000", 1); /* 10000 days */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t real = (int64_t)ts.tv_sec * 1000;
+    int64_t now = time_now_ms();
+    assert_true(now - real < 86400000LL);
+    unsetenv("ASSENT_FAKE_NOW_OFFSET_MS");
+
+    assert_int_equal(time_fake_offset("1", "5000"), 5000);
+    assert_int_equal(time_fake_offset(NULL, "5000"), 0);
+    assert_int_equal(time_fake_offset("0", "5000"), 0);
+    assert_int_equal(time_fake_offset("true", "5000"), 0);
+    assert_int_equal(time_fake_offset("1", NULL), 0);
+    assert_int_equal(time_fake_offset("1", ""), 0);
+    assert_int_equal(time_fake_offset("1", "-5000"), 0);
+    assert_int_equal(time_fake_offset("1", "5s"), 0);
+    assert_int_equal(time_fake_offset("1", "99999999999999999999999"), 0);
+}
 
 static void test_config_precedence(void **state)
 {
@@ -150,6 +176,7 @@ static void test_db_open_migrates(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fake_now_needs_test_hooks),
         cmocka_unit_test(test_config_precedence), cmocka_unit_test(test_log_escape),
         cmocka_unit_test(test_durations),         cmocka_unit_test(test_secret_file_mode),
         cmocka_unit_test(test_db_open_migrates),
