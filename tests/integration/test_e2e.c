@@ -41,7 +41,7 @@
 
 struct e2e {
     struct sim_harness sim;
-    char *dir, *db, *smtp_dir, *smtp_log, *serve_log;
+    char *dir, *db, *smtp_dir, *smtp_log, *serve_log, *cli_log;
     int smtp_port, web_port;
     pid_t smtp_pid, serve_pid;
     char url[64];
@@ -73,6 +73,14 @@ static int assent(struct e2e *t, char **out, ...)
     argv[n] = NULL;
     char *o = NULL, *e = NULL;
     int rc = tu_run(argv, t->envp, 120000, &o, &e);
+    if (t->cli_log && e) {
+        /* Keep every command's log for the secrets check at the end. */
+        FILE *f = fopen(t->cli_log, "a");
+        if (f) {
+            fputs(e, f);
+            fclose(f);
+        }
+    }
     if (rc != 0)
         fprintf(stderr, "assent %s exited %d\nstdout: %s\nstderr: %s\n", argv[1], rc, o ? o : "",
                 e ? e : "");
@@ -82,6 +90,17 @@ static int assent(struct e2e *t, char **out, ...)
     else
         free(o);
     return rc;
+}
+
+/* 1 when text holds a simulator access token ("sim." + 43 base64url characters). */
+static int access_token_in(const char *text)
+{
+    for (const char *p = strstr(text, "sim."); p; p = strstr(p + 1, "sim.")) {
+        size_t n = strspn(p + 4, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_");
+        if (n >= 40)
+            return 1;
+    }
+    return 0;
 }
 
 static json_t *parse_json(const char *text)
@@ -363,6 +382,7 @@ static void test_e2e(void **state)
     e->smtp_dir = tu_path(e->dir, "smtp");
     e->smtp_log = tu_path(e->dir, "smtp.log");
     e->serve_log = tu_path(e->dir, "serve.log");
+    e->cli_log = tu_path(e->dir, "cli.log");
     mkdir(e->smtp_dir, 0700);
 
     /* The tenant and the SMTP server. */
@@ -397,6 +417,8 @@ static void test_e2e(void **state)
     env_add(e, "ASSENT_PUBLIC_URL", e->url);
     env_add(e, "ASSENT_M365_BACKOFF_INITIAL_MS", "200");
     env_add(e, "ASSENT_LEASE_SECONDS", "5");
+    /* Debug level: the most the logs ever say, checked for secrets at the end. */
+    env_add(e, "ASSENT_LOG_LEVEL", "debug");
 
     /* 1. Sync. */
     assert_int_equal(assent(e, NULL, "sync", NULL), 0);
@@ -633,6 +655,31 @@ static void test_e2e(void **state)
     free(err_out);
     /* The audit trail is intact after the crash. */
     assert_int_equal(assent(e, NULL, "audit", "verify", NULL), 0);
+    /* No secret reached a log, even at debug level. */
+    char *client_secret = tu_read_file(e->sim.secret_path);
+    assert_non_null(client_secret);
+    client_secret[strcspn(client_secret, "\r\n")] = '\0';
+    assert_true(strlen(client_secret) >= 16);
+    const char *logs[] = {e->serve_log, e->cli_log};
+    for (size_t k = 0; k < 2; k++) {
+        char *log = tu_read_file(logs[k]);
+        assert_non_null(log);
+        if (!strstr(log, " debug m365: new "))
+            fail_msg("%s has no debug line about a new token:\n%s", logs[k], log);
+        if (strstr(log, client_secret))
+            fail_msg("%s holds the client secret", logs[k]);
+        const char *links[] = {approve_link, reject_link};
+        for (size_t l = 0; l < 2; l++) {
+            const char *tok = strrchr(links[l], '/') + 1;
+            assert_int_equal(strlen(tok), 43);
+            if (strstr(log, tok))
+                fail_msg("%s holds an approval link token", logs[k]);
+        }
+        if (strcasestr(log, "Bearer") || access_token_in(log))
+            fail_msg("%s holds an access token", logs[k]);
+        free(log);
+    }
+    free(client_secret);
 
     free(approve_link);
     free(reject_link);
@@ -651,6 +698,7 @@ static void test_e2e(void **state)
     free(e->smtp_dir);
     free(e->smtp_log);
     free(e->serve_log);
+    free(e->cli_log);
 }
 
 int main(void)
