@@ -19,6 +19,7 @@
  * Each invocation measures one configuration in a fresh database, so peak
  * RSS belongs to it; bench/run.sh runs the set.
  */
+#include <dirent.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,6 +84,43 @@ static long peak_rss_kib(void)
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     return ru.ru_maxrss;
+}
+
+/*
+ * CPU time (ns, from /proc/self/task/<tid>/schedstat) of this process's
+ * threads named `name` (the engine names its threads), summed; -1 when the
+ * kernel does not tell.  Read while the threads live.
+ */
+static int64_t threads_cpu_ns(const char *name)
+{
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *de;
+    int64_t total = -1;
+    while (d && (de = readdir(d))) {
+        char path[300], comm[64] = "";
+        if (de->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", de->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        if (!fgets(comm, sizeof comm, f))
+            comm[0] = '\0';
+        fclose(f);
+        comm[strcspn(comm, "\n")] = '\0';
+        if (strcmp(comm, name))
+            continue;
+        snprintf(path, sizeof path, "/proc/self/task/%s/schedstat", de->d_name);
+        f = fopen(path, "r");
+        long long ns = -1;
+        if (f && fscanf(f, "%lld", &ns) == 1 && ns >= 0)
+            total = (total < 0 ? 0 : total) + ns;
+        if (f)
+            fclose(f);
+    }
+    if (d)
+        closedir(d);
+    return total;
 }
 
 static void die(const char *what, const struct as_err *err)
@@ -209,6 +247,12 @@ int main(int argc, char **argv)
             sleep_ms(2);
         }
         double secs = now_s() - t0;
+        /* CPU per step of the dispatcher (the one writer: the serial part) and of
+         * the workers: steadier than rates on a shared machine. */
+        int64_t disp_ns = threads_cpu_ns("assent-dispatch");
+        int64_t work_ns = threads_cpu_ns("assent-worker");
+        double disp_us = disp_ns >= 0 && st.steps ? (double)disp_ns / 1e3 / (double)st.steps : -1;
+        double work_us = work_ns >= 0 && st.steps ? (double)work_ns / 1e3 / (double)st.steps : -1;
         if (engine_stop(engine, 10000) != AS_OK)
             die("engine stop", NULL);
         int64_t ok = count_runs(&app, "succeeded", (int)runs + 1);
@@ -217,10 +261,11 @@ int main(int argc, char **argv)
             printf("{\"sync\": \"%s\", \"runs\": %ld, \"workers\": %ld, \"succeeded\": %" PRId64
                    ", \"steps\": %" PRIu64 ", \"seconds\": %.3f, \"steps_per_s\": %.0f, "
                    "\"runs_per_s\": %.0f, \"transactions\": %" PRIu64 ", \"steps_per_tx\": %.1f, "
-                   "\"submit_runs_per_s\": %.0f, \"peak_rss_kib\": %ld",
+                   "\"submit_runs_per_s\": %.0f, \"peak_rss_kib\": %ld, "
+                   "\"dispatcher_cpu_us_per_step\": %.2f, \"worker_cpu_us_per_step\": %.2f",
                    sync, runs, workers, ok, st.steps, secs, steps_s, runs_s, st.transactions,
                    st.transactions ? (double)st.steps / (double)st.transactions : 0.0,
-                   (double)runs / submit_s, peak_rss_kib());
+                   (double)runs / submit_s, peak_rss_kib(), disp_us, work_us);
             if (raw > 0)
                 printf(", \"ratio_to_raw_normal\": %.2f", steps_s / raw);
             printf("}\n");
@@ -235,6 +280,9 @@ int main(int argc, char **argv)
             printf("  submit              %.0f runs/s (batches of %ld)\n", (double)runs / submit_s,
                    batch);
             printf("  peak RSS            %.1f MiB\n", (double)peak_rss_kib() / 1024.0);
+            if (disp_us >= 0 && work_us >= 0)
+                printf("  CPU per step        dispatcher %.2f us, workers %.2f us\n", disp_us,
+                       work_us);
             if (raw > 0)
                 printf("  engine / raw NORMAL single-insert commit rate: %.2f (raw %.0f rows/s)\n",
                        steps_s / raw, raw);

@@ -13,6 +13,10 @@
  * puts the claims on `todo`.  So results of many steps share one commit
  * (group commit), and a result is durable together with its successor.
  *
+ * The dispatcher's commits do not checkpoint the WAL: a checkpointer thread
+ * with its own connection does (db/db_wal.h), so that copying the log into
+ * the database and its fsyncs do not stall the one writer.
+ *
  * Claims are prefetched beyond the idle workers (a few per worker when steps
  * are fast), which is what makes batches large; a queued claim whose lease
  * has become too short to run the step safely is handed back unstarted.
@@ -573,6 +577,7 @@ static size_t capacity(struct engine *e)
 static void *dispatcher_main(void *arg)
 {
     struct engine *e = arg;
+    pthread_setname_np(pthread_self(), "assent-dispatch"); /* for top -H, benchmarks */
     struct work *pending = NULL, **pending_tail = &pending; /* results not yet written */
     int64_t next_due = 0, next_poll = 0, retry_at = 0;
     int failures = 0;
@@ -802,6 +807,10 @@ enum as_code engine_start(struct app *app, int n_workers, struct engine **out, s
     rc = expire_dead_owners(e, err);
     if (rc)
         goto fail;
+    /* Checkpoints would otherwise run inside the dispatcher's commits. */
+    struct as_err ck_err = {0};
+    if (db_checkpointer_start(app->db, &e->ckpt, &ck_err) != AS_OK)
+        LOG_WARN("engine", "WAL checkpoints stay with the writer: %s", ck_err.msg);
     for (int i = 0; i < n_workers; i++) {
         if (pthread_create(&e->workers[i], NULL, engine_worker_main, e) != 0) {
             rc = as_errf(err, AS_ENOMEM, "cannot start worker thread: %s", strerror(errno));
@@ -825,6 +834,7 @@ fail_threads:
     pthread_mutex_unlock(&e->lock);
     for (int i = 0; i < e->n_workers_started; i++)
         pthread_join(e->workers[i], NULL);
+    db_checkpointer_stop(e->ckpt);
 fail:
     engine_free(e);
     return rc;
@@ -854,6 +864,10 @@ enum as_code engine_stop(struct engine *e, int64_t grace_ms)
     pthread_mutex_unlock(&e->lock);
     if (e->dispatcher_started)
         pthread_join(e->dispatcher, NULL);
+    /* Nothing more to write from here (a step past the grace period keeps its
+     * lease, its result is never recorded): checkpoints go back to SQLite. */
+    db_checkpointer_stop(e->ckpt);
+    e->ckpt = NULL;
 
     pthread_mutex_lock(&e->lock);
     e->quit_workers = 1;

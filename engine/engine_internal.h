@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "db/db_runs.h"
+#include "db/db_wal.h"
 #include "engine/engine.h"
 #include "engine/error.h"
 #include "engine/workflow.h"
@@ -112,6 +113,7 @@ struct engine {
     pthread_mutex_t cache_lock;
     struct wf_cache_entry *cache;
 
+    struct db_checkpointer *ckpt;  /* WAL checkpoints off the dispatcher (NULL: SQLite's own) */
     struct engine *next_abandoned; /* see engine_stop */
     struct db_event_chain chain;   /* dispatcher only: event chain head within its transaction */
 };

@@ -343,6 +343,7 @@ done:
 void *engine_worker_main(void *arg)
 {
     struct engine *e = arg;
+    pthread_setname_np(pthread_self(), "assent-worker");
     pthread_mutex_lock(&e->lock);
     for (;;) {
         while (!e->todo_head && !e->quit_workers)

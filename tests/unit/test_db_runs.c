@@ -11,6 +11,7 @@
 
 #include "db/db.h"
 #include "db/db_runs.h"
+#include "db/db_wal.h"
 #include "engine/timeutil.h"
 
 struct fixture {
@@ -84,6 +85,51 @@ static void raw(struct fixture *f, const char *sql)
     sqlite3_free(msg);
     sqlite3_close(h);
     assert_int_equal(rc, SQLITE_OK);
+}
+
+/* Frames in the log and frames copied, from a passive checkpoint on a
+ * connection of the test's own. */
+static void wal_frames(struct fixture *f, int *log, int *copied)
+{
+    sqlite3 *h;
+    assert_int_equal(sqlite3_open(f->path, &h), SQLITE_OK);
+    sqlite3_busy_timeout(h, 5000);
+    assert_int_equal(sqlite3_exec(h, "SELECT 1 FROM sqlite_master LIMIT 1", NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_wal_checkpoint_v2(h, NULL, SQLITE_CHECKPOINT_PASSIVE, log, copied),
+                     SQLITE_OK);
+    sqlite3_close(h);
+}
+
+/* With the checkpointer, the writer's commits no longer checkpoint, yet the
+ * log is copied and starts over instead of growing with every write. */
+static void test_checkpointer_keeps_log_short(void **state)
+{
+    struct fixture *f = *state;
+    struct as_err err = {0};
+    struct db_conn *c = wbegin(f);
+    assert_int_equal(db_exec(c, "CREATE TABLE filler (b BLOB)", &err), AS_OK);
+    wcommit(f);
+    struct db_checkpointer *ck = NULL;
+    assert_int_equal(db_checkpointer_start(f->db, &ck, &err), AS_OK);
+    /* About 6000 pages in commits of 20, as the dispatcher writes. */
+    for (int i = 0; i < 300; i++) {
+        c = wbegin(f);
+        assert_int_equal(db_exec(c, "INSERT INTO filler SELECT randomblob(4000) FROM "
+                                    "(SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL "
+                                    "SELECT 4 UNION ALL SELECT 5) a, (SELECT 1 UNION ALL "
+                                    "SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4) b",
+                         &err), AS_OK);
+        wcommit(f);
+        tu_sleep_ms(1);
+    }
+    db_checkpointer_stop(ck);
+    int log = -1, copied = -1;
+    wal_frames(f, &log, &copied);
+    /* Never started over, the log would hold every page written (~6000). */
+    assert_true(log >= 0);
+    assert_true(log < 4000);
+    assert_int_equal(copied, log);
 }
 
 static void test_workflow_by_hash(void **state)
@@ -563,6 +609,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_wait_and_resume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_and_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_chain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpointer_keeps_log_short, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
