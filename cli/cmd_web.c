@@ -201,8 +201,10 @@ int cmd_approvals(struct cli *cli, int argc, char **argv)
 static void decide_usage(FILE *f)
 {
     fprintf(f, "usage: assent decide TOKEN_OR_ID approve|reject [--comment TEXT] [--as NAME]\n\n"
-               "Record a decision from the terminal (decided_via \"cli\", by your OS user or\n"
-               "--as NAME), through the same checks as the web page.\n"
+               "Record a decision from the terminal (decided_via \"cli\", by your OS user, or\n"
+               "\"NAME (OS user ...)\" with --as NAME), through the same checks as the web page.\n"
+               "Anyone who can write the database can decide: keep it readable by Assent's\n"
+               "operators only.\n"
                "  TOKEN   a link token (or the whole link): answer as that link's approver\n"
                "  ID      an approval id from `assent approvals`: decide the whole approval\n"
                "          as an administrator, whatever its policy\n");
@@ -266,17 +268,19 @@ int cmd_decide(struct cli *cli, int argc, char **argv)
         return cli_error(EXIT_USAGE, "decide", "neither an approval id nor a link token");
     }
 
-    char user[128];
-    if (as && *as) {
-        snprintf(user, sizeof user, "%s", as);
-    } else {
-        struct passwd pw, *pwp = NULL;
-        char buf[1024];
-        if (getpwuid_r(geteuid(), &pw, buf, sizeof buf, &pwp) == 0 && pwp)
-            snprintf(user, sizeof user, "%s", pw.pw_name);
-        else
-            snprintf(user, sizeof user, "uid %u", (unsigned)geteuid());
-    }
+    /* The OS user is always recorded: --as names who answered (e.g. an approver
+     * on the phone), it cannot hide who typed the command. */
+    char os_user[64], user[256];
+    struct passwd pw, *pwp = NULL;
+    char pwbuf[1024];
+    if (getpwuid_r(geteuid(), &pw, pwbuf, sizeof pwbuf, &pwp) == 0 && pwp)
+        snprintf(os_user, sizeof os_user, "%s", pw.pw_name);
+    else
+        snprintf(os_user, sizeof os_user, "uid %u", (unsigned)geteuid());
+    if (as && *as)
+        snprintf(user, sizeof user, "%.160s (OS user %s)", as, os_user);
+    else
+        snprintf(user, sizeof user, "%s", os_user);
     d.actor = user;
 
     int db_rc = cli_open_db(cli);

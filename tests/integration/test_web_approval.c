@@ -506,6 +506,8 @@ static void test_cli_approvals_and_decide(void **state)
     char *args_tok[] = {"decide", lj, "approve", "--as", "alice", "--comment", "by phone", NULL};
     out = run_cli(s, args_tok, 0);
     assert_non_null(strstr(out, "approval is now pending")); /* policy all: k still to answer */
+    /* --as names who answered; the OS user who typed it is recorded too. */
+    assert_non_null(strstr(out, "recorded as alice (OS user "));
     free(out);
     out = run_cli(s, args_tok, 1); /* the link is used */
     free(out);
