@@ -514,6 +514,18 @@ static const char *row_key_of(const char *prop)
     return NULL;
 }
 
+/* Text for a "# ..." line of the plan: tenant data (a UPN, an error quoting
+ * one) with its control characters replaced by '?', so a CR or LF cannot end
+ * the comment and put a command of its own into the script. */
+static const char *plan_comment_text(const char *s, char *out, size_t size)
+{
+    size_t o = 0;
+    for (; s && *s && o + 1 < size; s++)
+        out[o++] = ((unsigned char)*s < 0x20 || *s == 0x7f) ? '?' : *s;
+    out[o] = '\0';
+    return s ? out : "(none)";
+}
+
 struct plan_run {
     struct cli *cli;
     struct workflow *wf;
@@ -572,9 +584,11 @@ static int plan_row(const json_t *row, void *ud)
     }
     p->rows++;
     const char *upn = json_string_value(json_object_get(row, "upn"));
+    char shown[400];
+    plan_comment_text(upn, shown, sizeof shown);
     if (!json_is_true(json_object_get(row, "has_mailbox"))) {
         p->no_mailbox++;
-        printf("# %s: no mailbox in the last sync, nothing to change\n", upn);
+        printf("# %s: no mailbox in the last sync, nothing to change\n", shown);
         return 0;
     }
     json_t *input = plan_input(p->wf, row);
@@ -632,7 +646,7 @@ static int plan_row(const json_t *row, void *ud)
         }
         if (refused) {
             printf("# %s: step %s would refuse: it disables OWA or MAPI without allow_lockout\n",
-                   upn, st->name);
+                   shown, st->name);
             p->refused++;
             compliant = 0;
         } else if (json_object_size(set)) {
@@ -777,7 +791,7 @@ int cmd_plan(struct cli *cli, int argc, char **argv)
             goto out;
         }
     }
-    char now[40];
+    char now[40], filter_text[512];
     time_format_iso(time_now_ms(), now, sizeof now);
     printf("# Assent plan for workflow \"%s\" version %s (sha256 %.12s), generated %s\n",
            p.wf->name, p.wf->version, p.wf->hash, now);
@@ -787,7 +801,7 @@ int cmd_plan(struct cli *cli, int argc, char **argv)
            json_is_string(json_object_get(last, "finished_at"))
                ? json_string_value(json_object_get(last, "finished_at"))
                : "not finished",
-           where ? " Filter: " : "", where ? where : "");
+           where ? " Filter: " : "", where ? plan_comment_text(where, filter_text, sizeof filter_text) : "");
     printf("# Only settings that differ from that state are listed. Nothing has been changed.\n"
            "# To apply by hand: Connect-ExchangeOnline, then run the lines below.\n");
     if (kpi)
@@ -811,8 +825,10 @@ int cmd_plan(struct cli *cli, int argc, char **argv)
             goto out;
         }
     }
+    char why[sizeof p.unresolved_why];
     if (p.unresolved)
-        printf("# %ld user(s) not planned: %s%s\n", p.unresolved, p.unresolved_why,
+        printf("# %ld user(s) not planned: %s%s\n", p.unresolved,
+               plan_comment_text(p.unresolved_why, why, sizeof why),
                kpi ? "" : "; with --kpi NAME the KPI supplies per-user settings");
     printf("# %ld command(s); %ld user(s) considered, %ld already as requested, %ld without a "
            "mailbox%s\n",

@@ -12,6 +12,7 @@
  */
 #include "tests/testutil.h"
 
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -420,6 +421,40 @@ static void test_plan_changes_nothing(void **state)
     free(other);
 }
 
+/* A UPN with a line break (tenant data is untrusted) cannot end a "# ..."
+ * comment of the plan and slip a command of its own into the script. */
+static void test_plan_comment_injection(void **state)
+{
+    (void)state;
+    char *db = tu_path(g_dir, "a.db");
+    sqlite3 *h = NULL;
+    assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+    sqlite3_busy_timeout(h, 5000);
+    const char *ins =
+        "INSERT INTO tenant_users (id, upn, upn_lower, sync_id, synced_at)"
+        " SELECT 'evil-id', 'evil@x.com' || char(10) || 'Remove-Mailbox -Identity boss' || char(13),"
+        " 'evil@x.com', max(sync_id), max(synced_at) FROM tenant_users";
+    assert_int_equal(sqlite3_exec(h, ins, NULL, NULL, NULL), SQLITE_OK);
+    char *out = NULL, *err = NULL;
+    int rc = assent(&out, &err, "plan", g_wf, NULL);
+    assert_int_equal(sqlite3_exec(h, "DELETE FROM tenant_users WHERE id = 'evil-id'", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(h);
+    free(db);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "# evil@x.com?Remove-Mailbox -Identity boss?: no mailbox"));
+    /* Every line is a comment or a Set- command. */
+    for (const char *line = out; *line; line += strcspn(line, "\n") + (line[strcspn(line, "\n")] != 0)) {
+        if (*line == '\n')
+            continue;
+        if (*line != '#' && strncmp(line, "Set-", 4) != 0)
+            fail_msg("unexpected plan line: %.*s", (int)strcspn(line, "\n"), line);
+    }
+    assert_null(strchr(out, '\r'));
+    free(out);
+    free(err);
+}
+
 static void test_run_manage_cas(void **state)
 {
     (void)state;
@@ -604,6 +639,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sync_fills_report),   cmocka_unit_test(test_plan_changes_nothing),
+        cmocka_unit_test(test_plan_comment_injection),
         cmocka_unit_test(test_run_manage_cas),      cmocka_unit_test(test_validate_lockout),
         cmocka_unit_test(test_partial_sync_and_removal),
     };
