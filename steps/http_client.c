@@ -346,6 +346,19 @@ static enum as_code add_header(struct curl_slist **list, const char *name, const
     return AS_OK;
 }
 
+/* The first header of req that carries a credential (http_header_is_sensitive),
+ * or NULL. */
+static const char *credential_header(const struct http_request *req)
+{
+    const char *name;
+    json_t *v;
+    if (req->headers)
+        json_object_foreach((json_t *)req->headers, name, v)
+            if (http_header_is_sensitive(name))
+                return name;
+    return NULL;
+}
+
 static enum as_code build_headers(const struct http_request *req, struct curl_slist **out,
                                   struct as_err *err)
 {
@@ -422,7 +435,12 @@ enum as_code http_client_perform(const struct http_request *req, struct http_res
     curl_easy_setopt(c, CURLOPT_URL, req->url);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+    /* libcurl drops only Authorization and Cookie when a redirect leaves the
+     * host; an X-Api-Key or the like would follow to wherever Location points
+     * (even http://).  So a request with a credential header follows no
+     * redirect at all. */
+    const char *credential = credential_header(req);
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, credential ? 0L : 1L);
     curl_easy_setopt(c, CURLOPT_MAXREDIRS, (long)HTTP_MAX_REDIRECTS);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
                      (long)(req->connect_timeout_ms > 0 ? req->connect_timeout_ms : 10000));
@@ -456,6 +474,16 @@ enum as_code http_client_perform(const struct http_request *req, struct http_res
         goto out;
     }
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
+    if (credential && (resp->status == 301 || resp->status == 302 || resp->status == 303 ||
+                       resp->status == 307 || resp->status == 308)) {
+        char where[512];
+        http_url_redact(req->url, where, sizeof where);
+        rc = as_errf(err, AS_EPERMANENT,
+                     "%s %s: HTTP %ld redirect not followed: the request carries the credential "
+                     "header \"%s\", which must not go to another address; use the final URL",
+                     req->method, where, resp->status, credential);
+        goto out;
+    }
     if (!x.body) {
         x.body = calloc(1, 1);
         if (!x.body) {

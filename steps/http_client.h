@@ -10,7 +10,8 @@
  * (the handle sets CURLOPT_NOSIGNAL).
  *
  * Limits: only http and https (also for redirects), at most
- * HTTP_MAX_REDIRECTS redirects, a connect and a total timeout, a response
+ * HTTP_MAX_REDIRECTS redirects (none when a header carries a credential, see
+ * http_header_is_sensitive), a connect and a total timeout, a response
  * body cap (a bigger body is refused with AS_ELIMIT, never truncated
  * silently), a cap on the size and number of response headers kept.
  */
@@ -70,7 +71,8 @@ enum as_code http_request_check(const struct http_request *req, struct as_err *e
  *   AS_ETRANSIENT connection refused or reset, DNS failure, empty reply,
  *                 TLS handshake failure
  *   AS_ELIMIT     response bigger than max_response, or too many redirects
- *   AS_EPERMANENT peer certificate rejected, other non-retryable errors
+ *   AS_EPERMANENT peer certificate rejected, a redirect answered to a request
+ *                 with a credential header, other non-retryable errors
  *   AS_ENOMEM
  * Thread-safe (each thread has its own handle).
  */

@@ -135,6 +135,20 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         if (st >= 100 && st <= 599)
             status = st;
     }
+    if (strcmp(url, "/redirect") == 0) {
+        /* 302 to /landed on the same server, under another host name. */
+        char loc[64];
+        snprintf(loc, sizeof loc, "http://localhost:%d/landed", s->port);
+        struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+        if (!r) {
+            ret = MHD_NO;
+            goto out;
+        }
+        MHD_add_response_header(r, "Location", loc);
+        ret = MHD_queue_response(conn, 302, r);
+        MHD_destroy_response(r);
+        goto out;
+    }
     if (rs->too_big) {
         ret = reply(conn, 413, "text/plain", "too big", 7, NULL);
         goto out;

@@ -7,7 +7,8 @@
  * body).  By default it answers 200 with a JSON echo:
  *   {"ok": true, "n": <1-based request number>, "method", "path",
  *    "idempotency_key", "body": <request body parsed as JSON, else a string>}
- * A path "/status/NNN" answers NNN with the same echo body; "/drop" closes
+ * A path "/status/NNN" answers NNN with the same echo body; "/redirect"
+ * answers 302 to http://localhost:PORT/landed; "/drop" closes
  * every connection without an answer.  Faults queued
  * with echo_push() apply to the next requests, one each, before that:
  * a status (with Retry-After), a slow answer, a dropped connection, a huge

@@ -515,6 +515,33 @@ static void test_http_permanent(void **state)
     free(u2);
 }
 
+/* A redirect is followed, except for a request with a credential header:
+ * libcurl would send e.g. X-Api-Key on to another host. */
+static void test_http_redirect_credentials(void **state)
+{
+    (void)state;
+    struct fixture f;
+    char *u = echo_url(srv, "/redirect");
+    size_t n = echo_count(srv);
+    http_run(&f, json_pack("{s:s}", "url", u));
+    assert_int_equal(f.res.status, STEP_OK);
+    json_t *last = last_request();
+    assert_string_equal(json_string_value(json_object_get(last, "path")), "/landed");
+    json_decref(last);
+    assert_int_equal(echo_count(srv), n + 2);
+    fx_free(&f);
+
+    n = echo_count(srv);
+    http_run(&f, json_pack("{s:s, s:{s:s}}", "url", u, "headers", "X-Api-Key", "k-s3cret"));
+    assert_int_equal(f.res.status, STEP_FAILED);
+    assert_non_null(strstr(f.res.error, "HTTP 302 redirect not followed"));
+    assert_non_null(strstr(f.res.error, "X-Api-Key"));
+    assert_null(strstr(f.res.error, "k-s3cret"));
+    assert_int_equal(echo_count(srv), n + 1); /* /landed was never asked */
+    fx_free(&f);
+    free(u);
+}
+
 static void test_http_dry_run(void **state)
 {
     (void)state;
@@ -575,6 +602,7 @@ int main(void)
         cmocka_unit_test(test_http_success),
         cmocka_unit_test(test_http_retry),
         cmocka_unit_test(test_http_permanent),
+        cmocka_unit_test(test_http_redirect_credentials),
         cmocka_unit_test(test_http_dry_run),
     };
     int failed = cmocka_run_group_tests_name("steps_generic", plain, NULL, NULL);
