@@ -15,14 +15,19 @@
 #define MAX_READERS 64
 
 struct stmt_slot {
-    const char *sql; /* key: pointer first, then text compare */
+    uint64_t hash;   /* FNV-1a of the text; 0 = empty bucket */
+    const char *ptr; /* the caller's pointer, for the common static-string hit */
+    char *sql;       /* our own copy of the text: the key */
     sqlite3_stmt *st;
 };
 
 struct db_conn {
     sqlite3 *h;
     int n_stmts;
-    struct stmt_slot stmts[STMT_CACHE_SIZE];
+    /* Open addressing, twice the capacity so probes stay short.  The
+     * dispatcher looks up several statements per step: a linear scan with
+     * strcmp cost more than the statements' own bookkeeping. */
+    struct stmt_slot stmts[2 * STMT_CACHE_SIZE];
     struct db_conn *next_free;
 };
 
@@ -97,33 +102,50 @@ static void rollback_quiet(struct db_conn *conn)
     sqlite3_exec(conn->h, "ROLLBACK", NULL, NULL, NULL);
 }
 
+static uint64_t sql_hash(const char *sql)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const unsigned char *p = (const unsigned char *)sql; *p; p++)
+        h = (h ^ *p) * 1099511628211ULL;
+    return h ? h : 1;
+}
+
 sqlite3_stmt *db_stmt(struct db_conn *conn, const char *sql, struct as_err *err)
 {
-    for (int i = 0; i < conn->n_stmts; i++) {
+    const size_t mask = 2 * STMT_CACHE_SIZE - 1;
+    uint64_t h = sql_hash(sql);
+    size_t i = (size_t)h & mask;
+    for (; conn->stmts[i].hash; i = (i + 1) & mask) {
         struct stmt_slot *s = &conn->stmts[i];
-        if (s->sql == sql || strcmp(s->sql, sql) == 0) {
-            sqlite3_reset(s->st);
+        if (s->hash == h && (s->ptr == sql || strcmp(s->sql, sql) == 0)) {
+            /* db_stmt_done() normally reset it already; a caller that
+             * returned early may not have. */
+            if (sqlite3_stmt_busy(s->st))
+                sqlite3_reset(s->st);
             sqlite3_clear_bindings(s->st);
             return s->st;
         }
     }
+    if (conn->n_stmts >= STMT_CACHE_SIZE) {
+        /* A programmer added too many distinct statements. */
+        LOG_ERROR("db", "statement cache full (%d); raise STMT_CACHE_SIZE", STMT_CACHE_SIZE);
+        as_errf(err, AS_ELIMIT, "statement cache full");
+        return NULL;
+    }
     sqlite3_stmt *st = NULL;
-    unsigned flags = conn->n_stmts < STMT_CACHE_SIZE ? SQLITE_PREPARE_PERSISTENT : 0;
-    if (sqlite3_prepare_v3(conn->h, sql, -1, flags, &st, NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v3(conn->h, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
         db_error(conn, "prepare", err);
         return NULL;
     }
-    if (conn->n_stmts < STMT_CACHE_SIZE) {
-        conn->stmts[conn->n_stmts].sql = sql;
-        conn->stmts[conn->n_stmts].st = st;
-        conn->n_stmts++;
-        return st;
+    char *copy = strdup(sql);
+    if (!copy) {
+        sqlite3_finalize(st);
+        as_errf(err, AS_ENOMEM, "out of memory");
+        return NULL;
     }
-    /* Cache full: a programmer added too many distinct statements. */
-    LOG_ERROR("db", "statement cache full (%d); raise STMT_CACHE_SIZE", STMT_CACHE_SIZE);
-    sqlite3_finalize(st);
-    as_errf(err, AS_ELIMIT, "statement cache full");
-    return NULL;
+    conn->stmts[i] = (struct stmt_slot){.hash = h, .ptr = sql, .sql = copy, .st = st};
+    conn->n_stmts++;
+    return st;
 }
 
 void db_stmt_done(sqlite3_stmt *st)
@@ -138,8 +160,12 @@ static void conn_close(struct db_conn *c)
 {
     if (!c)
         return;
-    for (int i = 0; i < c->n_stmts; i++)
-        sqlite3_finalize(c->stmts[i].st);
+    for (size_t i = 0; i < 2 * STMT_CACHE_SIZE; i++) {
+        if (c->stmts[i].hash) {
+            sqlite3_finalize(c->stmts[i].st);
+            free(c->stmts[i].sql);
+        }
+    }
     sqlite3_close(c->h);
     free(c);
 }
@@ -397,8 +423,9 @@ void db_read_end(struct db *db, struct db_conn *conn)
         return;
     /* A reader may have left a statement mid-iteration; resetting ends the
      * implicit read transaction so the WAL can be checkpointed. */
-    for (int i = 0; i < conn->n_stmts; i++)
-        sqlite3_reset(conn->stmts[i].st);
+    for (size_t i = 0; i < 2 * STMT_CACHE_SIZE; i++)
+        if (conn->stmts[i].hash)
+            sqlite3_reset(conn->stmts[i].st);
     pthread_mutex_lock(&db->pool_lock);
     conn->next_free = db->free_readers;
     db->free_readers = conn;
