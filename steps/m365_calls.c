@@ -752,19 +752,22 @@ static enum as_code signin_check(const json_t *item, void *ud, struct as_err *er
     return f->cb(item, f->ud, err);
 }
 
-/* OData string literal: single quotes doubled. */
+/* OData string literal: single quotes doubled.  Returns 0 when the literal
+ * does not fit (a cut literal would silently filter on something else). */
 static size_t odata_quote(char *out, size_t size, const char *s)
 {
     size_t o = 0;
-    if (o + 1 < size)
-        out[o++] = '\'';
-    for (; *s && o + 3 < size; s++) {
+    if (size < 3)
+        return 0;
+    out[o++] = '\'';
+    for (; *s; s++) {
+        if (o + 3 + (*s == '\'') >= size)
+            return 0;
         if (*s == '\'')
             out[o++] = '\'';
         out[o++] = *s;
     }
-    if (o + 1 < size)
-        out[o++] = '\'';
+    out[o++] = '\'';
     out[o] = '\0';
     return o;
 }
@@ -781,11 +784,13 @@ enum as_code m365_signins_legacy(struct m365 *m, int64_t since_ms, const char *c
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
     size_t o = (size_t)snprintf(filter, sizeof filter, "createdDateTime ge %s and (", when);
     if (client_app && *client_app) {
-        odata_quote(q, sizeof q, client_app);
+        if (!odata_quote(q, sizeof q, client_app))
+            return as_errf(err, AS_EINVAL, "client app name too long (%zu bytes)", strlen(client_app));
         o += (size_t)snprintf(filter + o, sizeof filter - o, "clientAppUsed eq %s", q);
     } else {
         for (size_t i = 0; m365_legacy_client_apps[i] && o < sizeof filter; i++) {
-            odata_quote(q, sizeof q, m365_legacy_client_apps[i]);
+            if (!odata_quote(q, sizeof q, m365_legacy_client_apps[i]))
+                return as_errf(err, AS_EINVAL, "client app name too long");
             o += (size_t)snprintf(filter + o, sizeof filter - o, "%sclientAppUsed eq %s",
                                   i ? " or " : "", q);
         }
