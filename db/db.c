@@ -16,7 +16,6 @@
 
 struct stmt_slot {
     uint64_t hash;   /* FNV-1a of the text; 0 = empty bucket */
-    const char *ptr; /* the caller's pointer, for the common static-string hit */
     char *sql;       /* our own copy of the text: the key */
     sqlite3_stmt *st;
 };
@@ -102,11 +101,24 @@ static void rollback_quiet(struct db_conn *conn)
     sqlite3_exec(conn->h, "ROLLBACK", NULL, NULL, NULL);
 }
 
+/* A hash of the whole text, eight bytes at a time (a byte-wise hash of the
+ * long statements cost more than the lookup's other work); a match is still
+ * confirmed with strcmp. */
 static uint64_t sql_hash(const char *sql)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (const unsigned char *p = (const unsigned char *)sql; *p; p++)
-        h = (h ^ *p) * 1099511628211ULL;
+    size_t n = strlen(sql);
+    uint64_t h = 1469598103934665603ULL ^ n;
+    const char *p = sql;
+    for (; n >= 8; n -= 8, p += 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = (h ^ w) * 0x9E3779B97F4A7C15ULL;
+        h ^= h >> 29;
+    }
+    uint64_t t = 0;
+    memcpy(&t, p, n);
+    h = (h ^ t) * 0x9E3779B97F4A7C15ULL;
+    h ^= h >> 32;
     return h ? h : 1;
 }
 
@@ -117,7 +129,7 @@ sqlite3_stmt *db_stmt(struct db_conn *conn, const char *sql, struct as_err *err)
     size_t i = (size_t)h & mask;
     for (; conn->stmts[i].hash; i = (i + 1) & mask) {
         struct stmt_slot *s = &conn->stmts[i];
-        if (s->hash == h && (s->ptr == sql || strcmp(s->sql, sql) == 0)) {
+        if (s->hash == h && strcmp(s->sql, sql) == 0) {
             /* db_stmt_done() normally reset it already; a caller that
              * returned early may not have. */
             if (sqlite3_stmt_busy(s->st))
@@ -143,7 +155,7 @@ sqlite3_stmt *db_stmt(struct db_conn *conn, const char *sql, struct as_err *err)
         as_errf(err, AS_ENOMEM, "out of memory");
         return NULL;
     }
-    conn->stmts[i] = (struct stmt_slot){.hash = h, .ptr = sql, .sql = copy, .st = st};
+    conn->stmts[i] = (struct stmt_slot){.hash = h, .sql = copy, .st = st};
     conn->n_stmts++;
     return st;
 }
@@ -170,8 +182,19 @@ static void conn_close(struct db_conn *c)
     free(c);
 }
 
+/* SQLite's memory statistics take a global mutex on every allocation (a few
+ * per statement); nothing here reads them.  Must precede the first open. */
+static pthread_once_t sqlite_once = PTHREAD_ONCE_INIT;
+
+static void sqlite_setup(void)
+{
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); /* SQLITE_MISUSE if already initialised: harmless */
+    sqlite3_initialize();
+}
+
 static enum as_code conn_open(struct db *db, int readonly, struct db_conn **out, struct as_err *err)
 {
+    pthread_once(&sqlite_once, sqlite_setup);
     struct db_conn *c = calloc(1, sizeof *c);
     if (!c)
         return as_errf(err, AS_ENOMEM, "out of memory");

@@ -254,6 +254,13 @@ static void keep_scope(struct work *w, struct step_result *res)
 {
     json_t *steps = json_object_get(w->scope, "steps");
     json_t *o = NULL;
+    /* A step after which the run ends needs no scope: free it here rather
+     * than in the dispatcher (the one writer), which would otherwise spend
+     * a few hundred free() calls per run on it. */
+    const char *outcome = w->kind == WK_FAILED ? "error" : w->outcome;
+    if ((w->kind == WK_SUCCEEDED || w->kind == WK_FAILED) && w->wf && w->step && outcome &&
+        !wf_next(w->wf, w->step, outcome))
+        steps = NULL;
     if (steps && (w->kind == WK_SUCCEEDED || w->kind == WK_FAILED)) {
         int failed = w->kind == WK_FAILED;
         o = json_pack("{s:O, s:s, s:s}", "output",
