@@ -17,7 +17,9 @@
  * during, and after the fan-out (sampled every 1,000 rows).  Flat memory
  * means the peak does not grow with N: compare N = 10000 and 100000.
  */
+#include <ftw.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -107,6 +109,15 @@ static const char *workflow_text =
     "           \"pop_enabled\": {\"type\": \"boolean\"},\n"
     "           \"imap_enabled\": {\"type\": \"boolean\"}},\n"
     " \"steps\": {\"note\": {\"type\": \"log\", \"params\": {\"message\": \"${input.user}\"}}}}\n";
+
+/* nftw callback: remove one entry of the temporary directory (no shell). */
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
 
 int main(int argc, char **argv)
 {
@@ -202,11 +213,7 @@ out:
     kpi_free(k);
     db_close(app.db);
     config_free(app.cfg);
-    if (!dir_arg) {
-        char cmd[600];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "bench_fanout: could not remove %s\n", dir);
-    }
+    if (!dir_arg && nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+        fprintf(stderr, "bench_fanout: could not remove %s\n", dir);
     return status;
 }
