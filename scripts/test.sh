@@ -8,7 +8,7 @@ scripts/deps.sh test
 jobs=$(nproc 2>/dev/null || echo 2)
 
 echo "== build (RelWithDebInfo, -Werror) =="
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING=ON >/dev/null
 cmake --build build -j"$jobs"
 echo "== tests =="
 (cd build && ctest --output-on-failure -j"$jobs" --timeout 900)
@@ -22,7 +22,7 @@ fi
 tail -3 build/memcheck.log
 
 echo "== build with ASan+UBSan =="
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DASSENT_SANITIZE=ON >/dev/null
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DASSENT_SANITIZE=ON -DBUILD_TESTING=ON >/dev/null
 cmake --build build-asan -j"$jobs"
 echo "== tests under ASan+UBSan =="
 (cd build-asan && ctest --output-on-failure -j"$jobs" --timeout 1800)
