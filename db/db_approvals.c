@@ -18,14 +18,6 @@
 
 /* ---- small helpers ----------------------------------------------------- */
 
-static void bind_text(sqlite3_stmt *st, int i, const char *s)
-{
-    if (s)
-        sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
-    else
-        sqlite3_bind_null(st, i);
-}
-
 static void bind_text_max(sqlite3_stmt *st, int i, const char *s, size_t max)
 {
     if (!s) {
@@ -37,17 +29,6 @@ static void bind_text_max(sqlite3_stmt *st, int i, const char *s, size_t max)
     while (n > 0 && n < strlen(s) && ((unsigned char)s[n] & 0xc0) == 0x80)
         n--;
     sqlite3_bind_text(st, i, s, (int)n, SQLITE_TRANSIENT);
-}
-
-/* Run a statement that returns no rows. */
-static enum as_code run_done(struct db_conn *c, sqlite3_stmt *st, const char *what,
-                             struct as_err *err)
-{
-    enum as_code rc = AS_OK;
-    if (sqlite3_step(st) != SQLITE_DONE)
-        rc = db_error(c, what, err);
-    db_stmt_done(st);
-    return rc;
 }
 
 static json_t *parse_or(const char *text, json_t *fallback)
@@ -195,7 +176,7 @@ static enum as_code find_link(struct db_conn *c, const char *token_hash, struct 
     sqlite3_stmt *st = db_stmt(c, SQL_LINK, err);
     if (!st)
         return AS_EDB;
-    bind_text(st, 1, token_hash);
+    db_bind_text_or_null(st, 1, token_hash);
     int s = sqlite3_step(st);
     if (s == SQLITE_ROW) {
         const char *stored = db_col_text(st, 0);
@@ -279,9 +260,9 @@ enum as_code db_approvals_ensure(struct db *db, const struct approval_new *a, in
     sqlite3_stmt *st = db_stmt(c, SQL_FIND_BY_KEY, err);
     if (!st) {
         rc = AS_EDB;
-        goto fail;
+        goto out;
     }
-    bind_text(st, 1, a->idempotency_key);
+    db_bind_text_or_null(st, 1, a->idempotency_key);
     int s = sqlite3_step(st);
     if (s == SQLITE_ROW) {
         *id = sqlite3_column_int64(st, 0);
@@ -292,37 +273,37 @@ enum as_code db_approvals_ensure(struct db *db, const struct approval_new *a, in
     db_stmt_done(st);
     if (s != SQLITE_DONE) {
         rc = db_error(c, "find approval", err);
-        goto fail;
+        goto out;
     }
 
     details = a->details ? json_dumps(a->details, JSON_COMPACT | JSON_SORT_KEYS) : strdup("{}");
     escalate = a->escalate_to ? json_dumps(a->escalate_to, JSON_COMPACT) : strdup("[]");
     if (!details || !escalate) {
         rc = as_errf(err, AS_ENOMEM, "out of memory");
-        goto fail;
+        goto out;
     }
     st = db_stmt(c, SQL_INSERT, err);
     if (!st) {
         rc = AS_EDB;
-        goto fail;
+        goto out;
     }
     int64_t next_reminder = 0;
     if (a->reminder_every_ms > 0 && a->now + a->reminder_every_ms < a->expires_at)
         next_reminder = a->now + a->reminder_every_ms;
     sqlite3_bind_int64(st, 1, a->run_id);
     sqlite3_bind_int64(st, 2, a->exec_id);
-    bind_text(st, 3, a->step);
-    bind_text(st, 4, a->workflow);
-    bind_text(st, 5, a->idempotency_key);
-    bind_text(st, 6, a->policy);
-    bind_text(st, 7, a->subject);
-    bind_text(st, 8, a->message ? a->message : "");
-    bind_text(st, 9, a->requested_by ? a->requested_by : "");
-    bind_text(st, 10, details);
-    bind_text(st, 11, a->request_json);
-    bind_text(st, 12, a->request_hash);
+    db_bind_text_or_null(st, 3, a->step);
+    db_bind_text_or_null(st, 4, a->workflow);
+    db_bind_text_or_null(st, 5, a->idempotency_key);
+    db_bind_text_or_null(st, 6, a->policy);
+    db_bind_text_or_null(st, 7, a->subject);
+    db_bind_text_or_null(st, 8, a->message ? a->message : "");
+    db_bind_text_or_null(st, 9, a->requested_by ? a->requested_by : "");
+    db_bind_text_or_null(st, 10, details);
+    db_bind_text_or_null(st, 11, a->request_json);
+    db_bind_text_or_null(st, 12, a->request_hash);
     sqlite3_bind_int(st, 13, a->require_comment_on_reject ? 1 : 0);
-    bind_text(st, 14, escalate);
+    db_bind_text_or_null(st, 14, escalate);
     if (a->reminder_every_ms > 0)
         sqlite3_bind_int64(st, 15, a->reminder_every_ms);
     else
@@ -333,9 +314,9 @@ enum as_code db_approvals_ensure(struct db *db, const struct approval_new *a, in
         sqlite3_bind_null(st, 16);
     sqlite3_bind_int64(st, 17, a->expires_at);
     sqlite3_bind_int64(st, 18, a->now);
-    rc = run_done(c, st, "insert approval", err);
+    rc = db_step_done(c, st, "insert approval", err);
     if (rc)
-        goto fail;
+        goto out;
     *id = sqlite3_last_insert_rowid(db_conn_handle(c));
 
     int sequential = strcmp(a->policy, "sequential") == 0;
@@ -346,29 +327,24 @@ enum as_code db_approvals_ensure(struct db *db, const struct approval_new *a, in
         st = db_stmt(c, SQL_INSERT_APPROVER, err);
         if (!st) {
             rc = AS_EDB;
-            goto fail;
+            goto out;
         }
         sqlite3_bind_int64(st, 1, *id);
         sqlite3_bind_int64(st, 2, (sqlite3_int64)i);
-        bind_text(st, 3, json_string_value(addr));
-        bind_text(st, 4, sequential && i > 0 ? "queued" : "pending");
-        rc = run_done(c, st, "insert approver", err);
+        db_bind_text_or_null(st, 3, json_string_value(addr));
+        db_bind_text_or_null(st, 4, sequential && i > 0 ? "queued" : "pending");
+        rc = db_step_done(c, st, "insert approver", err);
         if (rc)
-            goto fail;
+            goto out;
     }
     ev = json_pack("{s:I, s:s, s:O, s:s, s:I}", "approval_id", (json_int_t)*id, "policy",
                    a->policy, "approvers", a->approvers, "request_hash", a->request_hash,
                    "expires_at", (json_int_t)a->expires_at);
     rc = db_event_append(c, a->run_id, a->exec_id, "approval.requested", ev, err);
-    if (rc)
-        goto fail;
-    rc = db_write_commit(db, err);
+out:
+    rc = db_write_end(db, rc, err);
     if (!rc && created)
         *created = 1;
-    goto out;
-fail:
-    db_write_rollback(db);
-out:
     json_decref(ev);
     free(details);
     free(escalate);
@@ -390,7 +366,7 @@ enum as_code db_approvals_add_link(struct db *db, int64_t approver_id, const cha
         err);
     if (!st) {
         rc = AS_EDB;
-        goto fail;
+        goto out;
     }
     sqlite3_bind_int64(st, 1, approver_id);
     int n = 0;
@@ -402,12 +378,12 @@ enum as_code db_approvals_add_link(struct db *db, int64_t approver_id, const cha
     if (s != SQLITE_DONE) {
         rc = db_error(c, "count links", err);
         db_stmt_done(st);
-        goto fail;
+        goto out;
     }
     db_stmt_done(st);
     if (n == 0) {
         rc = as_errf(err, AS_ENOTFOUND, "no approver %lld", (long long)approver_id);
-        goto fail;
+        goto out;
     }
     st = db_stmt(c,
                  "INSERT INTO approval_links (token_hash, approver_id, seq, purpose, created_at)"
@@ -415,22 +391,18 @@ enum as_code db_approvals_add_link(struct db *db, int64_t approver_id, const cha
                  err);
     if (!st) {
         rc = AS_EDB;
-        goto fail;
+        goto out;
     }
-    bind_text(st, 1, token_hash);
+    db_bind_text_or_null(st, 1, token_hash);
     sqlite3_bind_int64(st, 2, approver_id);
     sqlite3_bind_int(st, 3, n);
-    bind_text(st, 4, purpose);
+    db_bind_text_or_null(st, 4, purpose);
     sqlite3_bind_int64(st, 5, now);
-    rc = run_done(c, st, "insert link", err);
-    if (rc)
-        goto fail;
-    rc = db_write_commit(db, err);
+    rc = db_step_done(c, st, "insert link", err);
+out:
+    rc = db_write_end(db, rc, err);
     if (!rc && seq)
         *seq = n;
-    return rc;
-fail:
-    db_write_rollback(db);
     return rc;
 }
 
@@ -444,34 +416,30 @@ enum as_code db_approvals_link_sent(struct db *db, const char *token_hash, int64
         return rc;
     rc = find_link(c, token_hash, &link, err);
     if (rc)
-        goto fail;
+        goto out;
     sqlite3_stmt *st = db_stmt(c, "UPDATE approval_links SET sent_at = ? WHERE token_hash = ?", err);
     if (!st) {
         rc = AS_EDB;
-        goto fail;
+        goto out;
     }
     sqlite3_bind_int64(st, 1, now);
-    bind_text(st, 2, token_hash);
-    rc = run_done(c, st, "mark link sent", err);
+    db_bind_text_or_null(st, 2, token_hash);
+    rc = db_step_done(c, st, "mark link sent", err);
     if (rc)
-        goto fail;
+        goto out;
     if (strcmp(link.purpose, "request") == 0) {
         st = db_stmt(c, "UPDATE approval_approvers SET sent_at = COALESCE(sent_at, ?) WHERE id = ?",
                      err);
         if (!st) {
             rc = AS_EDB;
-            goto fail;
+            goto out;
         }
         sqlite3_bind_int64(st, 1, now);
         sqlite3_bind_int64(st, 2, link.approver_id);
-        rc = run_done(c, st, "mark approver sent", err);
-        if (rc)
-            goto fail;
+        rc = db_step_done(c, st, "mark approver sent", err);
     }
-    return db_write_commit(db, err);
-fail:
-    db_write_rollback(db);
-    return rc;
+out:
+    return db_write_end(db, rc, err);
 }
 
 /* One UPDATE of an approval column set in its own transaction. */
@@ -497,12 +465,8 @@ static enum as_code update_one(struct db *db, const char *sql, int64_t v1, int64
             sqlite3_bind_null(st, i++);
     }
     sqlite3_bind_int64(st, i, approval_id);
-    rc = run_done(c, st, "update approval", err);
-    if (rc) {
-        db_write_rollback(db);
-        return rc;
-    }
-    return db_write_commit(db, err);
+    rc = db_step_done(c, st, "update approval", err);
+    return db_write_end(db, rc, err);
 }
 
 enum as_code db_approvals_set_reminded(struct db *db, int64_t approval_id, int reminder_no,
@@ -536,7 +500,7 @@ static enum as_code close_open_approvers(struct db_conn *c, int64_t approval_id,
     if (!st)
         return AS_EDB;
     sqlite3_bind_int64(st, 1, approval_id);
-    return run_done(c, st, "close approvers", err);
+    return db_step_done(c, st, "close approvers", err);
 }
 
 enum as_code db_approvals_expire(struct db *db, int64_t approval_id, int64_t now, int *changed,
@@ -556,7 +520,7 @@ enum as_code db_approvals_expire(struct db *db, int64_t approval_id, int64_t now
                                err);
     if (!st) {
         rc = AS_EDB;
-        goto fail;
+        goto out;
     }
     sqlite3_bind_int64(st, 1, now);
     sqlite3_bind_int64(st, 2, approval_id);
@@ -571,26 +535,21 @@ enum as_code db_approvals_expire(struct db *db, int64_t approval_id, int64_t now
     if (s != SQLITE_DONE) {
         rc = db_error(c, "expire approval", err);
         db_stmt_done(st);
-        goto fail;
+        goto out;
     }
     db_stmt_done(st);
     if (did) {
         rc = close_open_approvers(c, approval_id, err);
         if (rc)
-            goto fail;
+            goto out;
         ev = json_pack("{s:I}", "approval_id", (json_int_t)approval_id);
         rc = db_event_append(c, run_id, exec_id, "approval.expired", ev, err);
-        if (rc)
-            goto fail;
     }
-    rc = db_write_commit(db, err);
+out:
+    rc = db_write_end(db, rc, err);
     if (!rc && changed)
         *changed = did;
     json_decref(ev);
-    return rc;
-fail:
-    json_decref(ev);
-    db_write_rollback(db);
     return rc;
 }
 
@@ -670,14 +629,14 @@ enum as_code db_approvals_decide(struct db *db, const struct approval_decision *
     if (d->token_hash) {
         rc = find_link(c, d->token_hash, &link, err);
         if (rc)
-            goto fail;
+            goto out;
         approval_id = link.approval_id;
     }
 
     sqlite3_stmt *st = db_stmt(c, SQL_DECIDE_LOAD, err);
     if (!st) {
         rc = AS_EDB;
-        goto fail;
+        goto out;
     }
     sqlite3_bind_int64(st, 1, approval_id);
     int s = sqlite3_step(st);
@@ -685,7 +644,7 @@ enum as_code db_approvals_decide(struct db *db, const struct approval_decision *
         rc = s == SQLITE_DONE ? as_errf(err, AS_ENOTFOUND, "no approval %lld", (long long)approval_id)
                               : db_error(c, "read approval", err);
         db_stmt_done(st);
-        goto fail;
+        goto out;
     }
     snprintf(a_status, sizeof a_status, "%s", db_col_text(st, 0));
     snprintf(policy, sizeof policy, "%s", db_col_text(st, 1));
@@ -705,13 +664,13 @@ enum as_code db_approvals_decide(struct db *db, const struct approval_decision *
         st = db_stmt(c, SQL_APPROVER_ROW, err);
         if (!st) {
             rc = AS_EDB;
-            goto fail;
+            goto out;
         }
         sqlite3_bind_int64(st, 1, link.approver_id);
         if (sqlite3_step(st) != SQLITE_ROW) {
             rc = db_error(c, "read approver", err);
             db_stmt_done(st);
-            goto fail;
+            goto out;
         }
         snprintf(res->approver, sizeof res->approver, "%s", db_col_text(st, 0));
         snprintf(approver_status, sizeof approver_status, "%s", db_col_text(st, 1));
@@ -729,31 +688,31 @@ enum as_code db_approvals_decide(struct db *db, const struct approval_decision *
     if (strcmp(a_status, "approved") == 0 || strcmp(a_status, "rejected") == 0) {
         snprintf(res->decided_what, sizeof res->decided_what, "%s", a_status);
         rc = as_errf(err, AS_ECONFLICT, "already %s by %s", a_status, res->decided_by);
-        goto fail;
+        goto out;
     }
     if (strcmp(a_status, "expired") == 0) {
         snprintf(res->decided_what, sizeof res->decided_what, "expired");
         rc = as_errf(err, AS_EEXPIRED, "this approval expired");
-        goto fail;
+        goto out;
     }
     if (link.approver_id && strcmp(approver_status, "pending") != 0) {
         if (!res->decided_what[0])
             snprintf(res->decided_what, sizeof res->decided_what, "%s", approver_status);
         rc = as_errf(err, AS_ECONFLICT, "this link was already used (%s)", approver_status);
-        goto fail;
+        goto out;
     }
     if (!run_open(run_status)) {
         rc = as_errf(err, AS_ECANCELLED, "the run of this approval has ended (%s)", run_status);
-        goto fail;
+        goto out;
     }
     if (d->now >= expires_at) {
         snprintf(res->decided_what, sizeof res->decided_what, "expired");
         rc = as_errf(err, AS_EEXPIRED, "this approval expired");
-        goto fail;
+        goto out;
     }
     if (!approve && require_comment && empty(d->comment)) {
         rc = as_errf(err, AS_EINVAL, "a comment is required to reject");
-        goto fail;
+        goto out;
     }
 
     const char *actor = d->actor && *d->actor ? d->actor : res->approver;
@@ -762,22 +721,22 @@ enum as_code db_approvals_decide(struct db *db, const struct approval_decision *
         st = db_stmt(c, SQL_APPROVER_DECIDE, err);
         if (!st) {
             rc = AS_EDB;
-            goto fail;
+            goto out;
         }
-        bind_text(st, 1, decided);
+        db_bind_text_or_null(st, 1, decided);
         sqlite3_bind_int64(st, 2, d->now);
-        bind_text(st, 3, d->via);
-        bind_text(st, 4, actor);
-        bind_text(st, 5, d->comment ? d->comment : "");
-        bind_text(st, 6, d->client_addr);
+        db_bind_text_or_null(st, 3, d->via);
+        db_bind_text_or_null(st, 4, actor);
+        db_bind_text_or_null(st, 5, d->comment ? d->comment : "");
+        db_bind_text_or_null(st, 6, d->client_addr);
         bind_text_max(st, 7, d->user_agent, USER_AGENT_MAX);
         sqlite3_bind_int64(st, 8, link.approver_id);
-        rc = run_done(c, st, "record decision", err);
+        rc = db_step_done(c, st, "record decision", err);
         if (rc)
-            goto fail;
+            goto out;
         if (sqlite3_changes(db_conn_handle(c)) != 1) {
             rc = as_errf(err, AS_ECONFLICT, "this link was already used");
-            goto fail;
+            goto out;
         }
     }
 
@@ -791,7 +750,7 @@ enum as_code db_approvals_decide(struct db *db, const struct approval_decision *
                          " AND status <> 'approved'",
                          approval_id, &left, err);
         if (rc)
-            goto fail;
+            goto out;
         if (left == 0)
             final = "approved";
     } else { /* sequential */
@@ -801,19 +760,19 @@ enum as_code db_approvals_decide(struct db *db, const struct approval_decision *
                          " AND status = 'queued' ORDER BY position LIMIT 1",
                          approval_id, &next, err);
         if (rc)
-            goto fail;
+            goto out;
         if (next == 0) {
             final = "approved";
         } else {
             st = db_stmt(c, "UPDATE approval_approvers SET status = 'pending' WHERE id = ?", err);
             if (!st) {
                 rc = AS_EDB;
-                goto fail;
+                goto out;
             }
             sqlite3_bind_int64(st, 1, next);
-            rc = run_done(c, st, "activate next approver", err);
+            rc = db_step_done(c, st, "activate next approver", err);
             if (rc)
-                goto fail;
+                goto out;
             next_activated = 1;
         }
     }
@@ -822,24 +781,24 @@ enum as_code db_approvals_decide(struct db *db, const struct approval_decision *
         st = db_stmt(c, SQL_APPROVAL_DECIDE, err);
         if (!st) {
             rc = AS_EDB;
-            goto fail;
+            goto out;
         }
-        bind_text(st, 1, final);
+        db_bind_text_or_null(st, 1, final);
         sqlite3_bind_int64(st, 2, d->now);
-        bind_text(st, 3, actor);
-        bind_text(st, 4, d->via);
-        bind_text(st, 5, d->comment ? d->comment : "");
+        db_bind_text_or_null(st, 3, actor);
+        db_bind_text_or_null(st, 4, d->via);
+        db_bind_text_or_null(st, 5, d->comment ? d->comment : "");
         sqlite3_bind_int64(st, 6, approval_id);
-        rc = run_done(c, st, "decide approval", err);
+        rc = db_step_done(c, st, "decide approval", err);
         if (rc)
-            goto fail;
+            goto out;
         if (sqlite3_changes(db_conn_handle(c)) != 1) {
             rc = as_errf(err, AS_ECONFLICT, "already decided");
-            goto fail;
+            goto out;
         }
         rc = close_open_approvers(c, approval_id, err);
         if (rc)
-            goto fail;
+            goto out;
         snprintf(res->status, sizeof res->status, "%s", final);
         snprintf(res->decided_by, sizeof res->decided_by, "%s", actor);
         res->decided_at = d->now;
@@ -855,11 +814,11 @@ enum as_code db_approvals_decide(struct db *db, const struct approval_decision *
                    "approval_status", final ? final : "pending");
     if (!ev) {
         rc = as_errf(err, AS_ENOMEM, "out of memory");
-        goto fail;
+        goto out;
     }
     rc = db_event_append(c, res->run_id, res->exec_id, "approval.decision", ev, err);
     if (rc)
-        goto fail;
+        goto out;
 
     if (final || next_activated) {
         payload = json_pack("{s:I, s:s}", "approval_id", (json_int_t)approval_id, "decision",
@@ -873,15 +832,11 @@ enum as_code db_approvals_decide(struct db *db, const struct approval_decision *
         } else if (rr != AS_ECONFLICT) {
             /* AS_ECONFLICT: the step has ended; nobody is left to wake. */
             rc = as_errf(err, rr, "%s", rerr.msg);
-            goto fail;
+            goto out;
         }
     }
-    rc = db_write_commit(db, err);
-    json_decref(ev);
-    json_decref(payload);
-    return rc;
-fail:
-    db_write_rollback(db);
+out:
+    rc = db_write_end(db, rc, err);
     json_decref(ev);
     json_decref(payload);
     return rc;
@@ -1034,9 +989,9 @@ enum as_code db_approvals_secret(struct db *db, const char *name, unsigned char 
     sqlite3_stmt *st = db_stmt(c, "SELECT value FROM web_secrets WHERE name = ?", err);
     if (!st) {
         rc = AS_EDB;
-        goto fail;
+        goto done;
     }
-    bind_text(st, 1, name);
+    db_bind_text_or_null(st, 1, name);
     int s = sqlite3_step(st);
     if (s == SQLITE_ROW && (size_t)sqlite3_column_bytes(st, 0) == len) {
         memcpy(out, sqlite3_column_blob(st, 0), len);
@@ -1047,11 +1002,11 @@ enum as_code db_approvals_secret(struct db *db, const char *name, unsigned char 
     db_stmt_done(st);
     if (s != SQLITE_ROW && s != SQLITE_DONE) {
         rc = db_error(c, "read secret", err);
-        goto fail;
+        goto done;
     }
     if (RAND_bytes(out, (int)len) != 1) {
         rc = as_errf(err, AS_EIO, "the system's random number generator failed");
-        goto fail;
+        goto done;
     }
     st = db_stmt(c,
                  "INSERT OR REPLACE INTO web_secrets (name, value, created_at)"
@@ -1059,15 +1014,11 @@ enum as_code db_approvals_secret(struct db *db, const char *name, unsigned char 
                  err);
     if (!st) {
         rc = AS_EDB;
-        goto fail;
+        goto done;
     }
-    bind_text(st, 1, name);
+    db_bind_text_or_null(st, 1, name);
     sqlite3_bind_blob(st, 2, out, (int)len, SQLITE_TRANSIENT);
-    rc = run_done(c, st, "store secret", err);
-    if (rc)
-        goto fail;
-    return db_write_commit(db, err);
-fail:
-    db_write_rollback(db);
-    return rc;
+    rc = db_step_done(c, st, "store secret", err);
+done:
+    return db_write_end(db, rc, err);
 }

@@ -11,37 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/encode.h"
 #include "engine/timeutil.h"
 
 static const char ZERO_HASH[65] =
     "0000000000000000000000000000000000000000000000000000000000000000";
 
 /* ---- small helpers -------------------------------------------------------- */
-
-static void bind_text(sqlite3_stmt *st, int i, const char *s)
-{
-    if (s)
-        sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, i);
-}
-
-static int64_t col_i64(sqlite3_stmt *st, int col)
-{
-    return sqlite3_column_type(st, col) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, col);
-}
-
-/* Step a statement that returns no rows; maps errors. */
-static enum as_code step_done(struct db_conn *conn, sqlite3_stmt *st, const char *what,
-                              struct as_err *err)
-{
-    int r = sqlite3_step(st);
-    enum as_code rc = AS_OK;
-    if (r != SQLITE_DONE && r != SQLITE_ROW)
-        rc = db_error(conn, what, err);
-    db_stmt_done(st);
-    return rc;
-}
 
 static enum as_code oom(struct as_err *err)
 {
@@ -97,12 +73,7 @@ static int sha256_parts(const char *const *parts, const size_t *lens, int n, cha
     ok = ok && EVP_DigestFinal_ex(ctx, md, &mdlen);
     if (!ok || mdlen != 32)
         return -1;
-    static const char hex[] = "0123456789abcdef";
-    for (unsigned i = 0; i < 32; i++) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 15];
-    }
-    out[64] = '\0';
+    encode_hex(md, 32, out);
     return 0;
 }
 
@@ -228,11 +199,11 @@ enum as_code db_event_append_chained(struct db_conn *conn, struct db_event_chain
     else
         sqlite3_bind_null(st, 3);
     sqlite3_bind_int64(st, 4, now);
-    bind_text(st, 5, type);
-    bind_text(st, 6, data);
-    bind_text(st, 7, chain->hash);
-    bind_text(st, 8, hash);
-    rc = step_done(conn, st, "append event", err);
+    db_bind_text_or_null(st, 5, type);
+    db_bind_text_or_null(st, 6, data);
+    db_bind_text_or_null(st, 7, chain->hash);
+    db_bind_text_or_null(st, 8, hash);
+    rc = db_step_done(conn, st, "append event", err);
     if (rc) {
         chain->loaded = 0;
         return rc;
@@ -280,9 +251,9 @@ enum as_code db_run_events(struct db_conn *conn, int64_t run_id, db_event_cb cb,
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
         struct db_event_info ev = {
             .id = sqlite3_column_int64(st, 0),
-            .run_id = col_i64(st, 1),
-            .exec_id = col_i64(st, 2),
-            .ts = col_i64(st, 3),
+            .run_id = sqlite3_column_int64(st, 1),
+            .exec_id = sqlite3_column_int64(st, 2),
+            .ts = sqlite3_column_int64(st, 3),
             .type = db_col_text(st, 4),
             .data = db_col_text(st, 5),
             .prev_hash = db_col_text(st, 6),

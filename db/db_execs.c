@@ -23,19 +23,6 @@
  * dominated the executor's hot path.  Queries that should use a partial
  * index repeat its condition word for word. */
 
-static void bind_text(sqlite3_stmt *st, int i, const char *s)
-{
-    if (s)
-        sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, i);
-}
-
-static int64_t col_i64(sqlite3_stmt *st, int col)
-{
-    return sqlite3_column_type(st, col) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, col);
-}
-
 /* malloc'd copy of a column, NULL when the column is NULL (or on ENOMEM:
  * callers that need the value check). */
 static char *col_dup(sqlite3_stmt *st, int col)
@@ -44,18 +31,6 @@ static char *col_dup(sqlite3_stmt *st, int col)
         return NULL;
     const unsigned char *t = sqlite3_column_text(st, col);
     return t ? strdup((const char *)t) : NULL;
-}
-
-/* Step a statement that returns no rows; maps errors. */
-static enum as_code step_done(struct db_conn *conn, sqlite3_stmt *st, const char *what,
-                              struct as_err *err)
-{
-    int r = sqlite3_step(st);
-    enum as_code rc = AS_OK;
-    if (r != SQLITE_DONE && r != SQLITE_ROW)
-        rc = db_error(conn, what, err);
-    db_stmt_done(st);
-    return rc;
 }
 
 static enum as_code oom(struct as_err *err)
@@ -123,7 +98,7 @@ static enum as_code next_visit(struct db_conn *conn, int64_t run_id, const char 
         if (!st)
             return AS_EDB;
         sqlite3_bind_int64(st, 1, run_id);
-        bind_text(st, 2, step);
+        db_bind_text_or_null(st, 2, step);
         if (sqlite3_step(st) == SQLITE_ROW)
             *visit = sqlite3_column_int(st, 0);
         else
@@ -157,12 +132,12 @@ enum as_code db_exec_insert(struct db_conn *conn, int64_t run_id, const char *st
         return AS_EDB;
     }
     sqlite3_bind_int64(st, 1, run_id);
-    bind_text(st, 2, step);
+    db_bind_text_or_null(st, 2, step);
     sqlite3_bind_int(st, 3, visit);
     sqlite3_bind_int64(st, 4, due_at);
-    bind_text(st, 5, key);
+    db_bind_text_or_null(st, 5, key);
     sqlite3_bind_int64(st, 6, now);
-    rc = step_done(conn, st, "insert step execution", err);
+    rc = db_step_done(conn, st, "insert step execution", err);
     free(key);
     if (!rc && exec_id)
         *exec_id = sqlite3_last_insert_rowid(db_conn_handle(conn));
@@ -189,14 +164,14 @@ enum as_code db_exec_insert_claimed(struct db_conn *conn, int64_t run_id, const 
         goto fail;
     }
     sqlite3_bind_int64(st, 1, run_id);
-    bind_text(st, 2, step);
+    db_bind_text_or_null(st, 2, step);
     sqlite3_bind_int(st, 3, out->visit);
     sqlite3_bind_int64(st, 4, now);
     sqlite3_bind_int64(st, 5, lease_until);
-    bind_text(st, 6, owner);
+    db_bind_text_or_null(st, 6, owner);
     sqlite3_bind_int(st, 7, queued ? 1 : 0);
-    bind_text(st, 8, out->idempotency_key);
-    rc = step_done(conn, st, "insert claimed step execution", err);
+    db_bind_text_or_null(st, 8, out->idempotency_key);
+    rc = db_step_done(conn, st, "insert claimed step execution", err);
     if (rc)
         goto fail;
     out->exec_id = sqlite3_last_insert_rowid(db_conn_handle(conn));
@@ -300,7 +275,7 @@ enum as_code db_exec_due(struct db_conn *conn, int64_t now, const char *owner, s
     }
     sqlite3_bind_int64(st, 1, now);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)(max - *n));
-    bind_text(st, 3, owner);
+    db_bind_text_or_null(st, 3, owner);
     rc = claims_from(conn, st, out, max, n, err);
 out:
     if (rc) {
@@ -325,13 +300,13 @@ enum as_code db_exec_take(struct db_conn *conn, struct db_claim *c, const char *
     if (!st)
         return AS_EDB;
     sqlite3_bind_int64(st, 1, lease_until);
-    bind_text(st, 2, owner);
+    db_bind_text_or_null(st, 2, owner);
     sqlite3_bind_int64(st, 3, now);
     sqlite3_bind_int64(st, 4, c->exec_id);
-    bind_text(st, 5, c->prev_status);
+    db_bind_text_or_null(st, 5, c->prev_status);
     sqlite3_bind_int(st, 6, c->attempt);
     sqlite3_bind_int(st, 7, c->queued ? 1 : 0);
-    enum as_code rc = step_done(conn, st, "claim step", err);
+    enum as_code rc = db_step_done(conn, st, "claim step", err);
     if (rc)
         return rc;
     if (sqlite3_changes(db_conn_handle(conn)) != 1)
@@ -406,18 +381,18 @@ enum as_code db_exec_record_held(struct db_conn *conn, const struct db_exec_resu
     sqlite3_stmt *st = db_stmt(conn, sql, err);
     if (!st)
         return AS_EDB;
-    bind_text(st, 1, r->status);
+    db_bind_text_or_null(st, 1, r->status);
     sqlite3_bind_int64(st, 2, r->due_at);
-    bind_text(st, 3, r->params);
-    bind_text(st, 4, r->output);
-    bind_text(st, 5, r->outcome);
-    bind_text(st, 6, r->error);
-    bind_text(st, 7, r->wait_state);
+    db_bind_text_or_null(st, 3, r->params);
+    db_bind_text_or_null(st, 4, r->output);
+    db_bind_text_or_null(st, 5, r->outcome);
+    db_bind_text_or_null(st, 6, r->error);
+    db_bind_text_or_null(st, 7, r->wait_state);
     sqlite3_bind_int64(st, 8, r->finished_at);
     sqlite3_bind_int64(st, 9, r->exec_id);
-    bind_text(st, 10, r->owner);
+    db_bind_text_or_null(st, 10, r->owner);
     sqlite3_bind_int(st, 11, r->attempt);
-    enum as_code rc = step_done(conn, st, "record step result", err);
+    enum as_code rc = db_step_done(conn, st, "record step result", err);
     if (rc)
         return rc;
     if (sqlite3_changes(db_conn_handle(conn)) != 1)
@@ -439,9 +414,9 @@ enum as_code db_exec_release(struct db_conn *conn, int64_t exec_id, const char *
     if (!st)
         return AS_EDB;
     sqlite3_bind_int64(st, 1, exec_id);
-    bind_text(st, 2, owner);
+    db_bind_text_or_null(st, 2, owner);
     sqlite3_bind_int(st, 3, attempt);
-    enum as_code rc = step_done(conn, st, "release step", err);
+    enum as_code rc = db_step_done(conn, st, "release step", err);
     if (!rc && sqlite3_changes(db_conn_handle(conn)) != 1)
         rc = as_errf(err, AS_ECONFLICT, "step execution %" PRId64 " is no longer held", exec_id);
     return rc;
@@ -495,8 +470,8 @@ enum as_code db_exec_resume(struct db_conn *conn, int64_t exec_id, const json_t 
     }
     sqlite3_bind_int64(st, 1, exec_id);
     sqlite3_bind_int64(st, 2, now);
-    bind_text(st, 3, text);
-    rc = step_done(conn, st, "resume step", err);
+    db_bind_text_or_null(st, 3, text);
+    rc = db_step_done(conn, st, "resume step", err);
     if (rc)
         goto out;
     if (sqlite3_changes(db_conn_handle(conn)) != 1) {
@@ -538,10 +513,10 @@ enum as_code db_exec_next_due(struct db_conn *conn, const char *owner, int64_t *
         if (!st)
             return AS_EDB;
         if (i == 1)
-            bind_text(st, 1, owner);
+            db_bind_text_or_null(st, 1, owner);
         int r = sqlite3_step(st);
         if (r == SQLITE_ROW) {
-            int64_t t = col_i64(st, 0);
+            int64_t t = sqlite3_column_int64(st, 0);
             if (t < *due)
                 *due = t;
         } else if (r != SQLITE_DONE) {
@@ -581,8 +556,8 @@ enum as_code db_exec_expire_owner(struct db_conn *conn, const char *owner, int64
     sqlite3_stmt *st = db_stmt(conn, sql, err);
     if (!st)
         return AS_EDB;
-    bind_text(st, 1, owner);
-    enum as_code rc = step_done(conn, st, "expire leases", err);
+    db_bind_text_or_null(st, 1, owner);
+    enum as_code rc = db_step_done(conn, st, "expire leases", err);
     if (!rc && n)
         *n = sqlite3_changes(db_conn_handle(conn));
     return rc;
@@ -619,11 +594,11 @@ enum as_code db_run_execs(struct db_conn *conn, int64_t run_id, db_exec_cb cb, v
             .visit = sqlite3_column_int(st, 12),
             .attempt = sqlite3_column_int(st, 13),
             .deadline_reached = sqlite3_column_int(st, 14),
-            .due_at = col_i64(st, 15),
-            .lease_until = col_i64(st, 16),
-            .created_at = col_i64(st, 17),
-            .started_at = col_i64(st, 18),
-            .finished_at = col_i64(st, 19),
+            .due_at = sqlite3_column_int64(st, 15),
+            .lease_until = sqlite3_column_int64(st, 16),
+            .created_at = sqlite3_column_int64(st, 17),
+            .started_at = sqlite3_column_int64(st, 18),
+            .finished_at = sqlite3_column_int64(st, 19),
             .recoveries = sqlite3_column_int(st, 20),
         };
         if (cb(ud, &e))

@@ -20,31 +20,6 @@
  * dominated the executor's hot path.  Queries that should use a partial
  * index repeat its condition word for word. */
 
-static void bind_text(sqlite3_stmt *st, int i, const char *s)
-{
-    if (s)
-        sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, i);
-}
-
-static int64_t col_i64(sqlite3_stmt *st, int col)
-{
-    return sqlite3_column_type(st, col) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, col);
-}
-
-/* Step a statement that returns no rows; maps errors. */
-static enum as_code step_done(struct db_conn *conn, sqlite3_stmt *st, const char *what,
-                              struct as_err *err)
-{
-    int r = sqlite3_step(st);
-    enum as_code rc = AS_OK;
-    if (r != SQLITE_DONE && r != SQLITE_ROW)
-        rc = db_error(conn, what, err);
-    db_stmt_done(st);
-    return rc;
-}
-
 static enum as_code oom(struct as_err *err)
 {
     return as_errf(err, AS_ENOMEM, "out of memory");
@@ -64,19 +39,19 @@ enum as_code db_workflow_put(struct db_conn *conn, const struct db_workflow_rec 
     sqlite3_stmt *st = db_stmt(conn, ins, err);
     if (!st)
         return AS_EDB;
-    bind_text(st, 1, w->name);
-    bind_text(st, 2, w->version);
-    bind_text(st, 3, w->hash);
-    bind_text(st, 4, w->definition);
-    bind_text(st, 5, w->source_path);
+    db_bind_text_or_null(st, 1, w->name);
+    db_bind_text_or_null(st, 2, w->version);
+    db_bind_text_or_null(st, 3, w->hash);
+    db_bind_text_or_null(st, 4, w->definition);
+    db_bind_text_or_null(st, 5, w->source_path);
     sqlite3_bind_int64(st, 6, now);
-    enum as_code rc = step_done(conn, st, "store workflow", err);
+    enum as_code rc = db_step_done(conn, st, "store workflow", err);
     if (rc)
         return rc;
     st = db_stmt(conn, sel, err);
     if (!st)
         return AS_EDB;
-    bind_text(st, 1, w->hash);
+    db_bind_text_or_null(st, 1, w->hash);
     int r = sqlite3_step(st);
     if (r == SQLITE_ROW)
         *id = sqlite3_column_int64(st, 0);
@@ -95,7 +70,7 @@ enum as_code db_workflow_get(struct db_conn *conn, const char *hash, char **defi
     sqlite3_stmt *st = db_stmt(conn, sql, err);
     if (!st)
         return AS_EDB;
-    bind_text(st, 1, hash);
+    db_bind_text_or_null(st, 1, hash);
     enum as_code rc = AS_OK;
     int r = sqlite3_step(st);
     if (r == SQLITE_ROW) {
@@ -121,8 +96,8 @@ static enum as_code find_open_by_dedupe(struct db_conn *conn, const char *workfl
     sqlite3_stmt *st = db_stmt(conn, sql, err);
     if (!st)
         return AS_EDB;
-    bind_text(st, 1, workflow);
-    bind_text(st, 2, key);
+    db_bind_text_or_null(st, 1, workflow);
+    db_bind_text_or_null(st, 2, key);
     enum as_code rc = AS_OK;
     int r = sqlite3_step(st);
     if (r == SQLITE_ROW)
@@ -143,10 +118,10 @@ enum as_code db_run_insert(struct db_conn *conn, const struct db_run_new *r, int
     if (!st)
         return AS_EDB;
     sqlite3_bind_int64(st, 1, r->workflow_id);
-    bind_text(st, 2, r->workflow);
-    bind_text(st, 3, r->input ? r->input : "{}");
-    bind_text(st, 4, r->dedupe_key);
-    bind_text(st, 5, r->trigger);
+    db_bind_text_or_null(st, 2, r->workflow);
+    db_bind_text_or_null(st, 3, r->input ? r->input : "{}");
+    db_bind_text_or_null(st, 4, r->dedupe_key);
+    db_bind_text_or_null(st, 5, r->trigger);
     sqlite3_bind_int(st, 6, r->dry_run ? 1 : 0);
     sqlite3_bind_int64(st, 7, now);
     int s = sqlite3_step(st);
@@ -181,10 +156,10 @@ enum as_code db_run_set_status(struct db_conn *conn, int64_t run_id, const char 
     if (!st)
         return AS_EDB;
     sqlite3_bind_int64(st, 1, run_id);
-    bind_text(st, 2, status);
-    bind_text(st, 3, error);
+    db_bind_text_or_null(st, 2, status);
+    db_bind_text_or_null(st, 3, error);
     sqlite3_bind_int64(st, 4, now);
-    enum as_code rc = step_done(conn, st, "update run", err);
+    enum as_code rc = db_step_done(conn, st, "update run", err);
     if (rc)
         return rc;
     if (sqlite3_changes(db_conn_handle(conn)) != 1)
@@ -233,7 +208,7 @@ enum as_code db_run_cancel(struct db_conn *conn, int64_t run_id, int64_t now, st
         return AS_EDB;
     sqlite3_bind_int64(st, 1, run_id);
     sqlite3_bind_int64(st, 2, now);
-    return step_done(conn, st, "cancel step executions", err);
+    return db_step_done(conn, st, "cancel step executions", err);
 }
 
 enum as_code db_run_retry(struct db_conn *conn, int64_t run_id, int64_t now, int64_t *exec_id,
@@ -296,7 +271,7 @@ enum as_code db_run_retry(struct db_conn *conn, int64_t run_id, int64_t now, int
         return AS_EDB;
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_int64(st, 2, now);
-    rc = step_done(conn, st, "requeue step", err);
+    rc = db_step_done(conn, st, "requeue step", err);
     if (!rc && exec_id)
         *exec_id = id;
     return rc;
@@ -336,9 +311,9 @@ static void run_from_row(sqlite3_stmt *st, struct db_run_info *r)
     r->trigger = db_col_text(st, 8);
     r->current_step = db_col_text(st, 9);
     r->dry_run = sqlite3_column_int(st, 10);
-    r->created_at = col_i64(st, 11);
-    r->updated_at = col_i64(st, 12);
-    r->finished_at = col_i64(st, 13);
+    r->created_at = sqlite3_column_int64(st, 11);
+    r->updated_at = sqlite3_column_int64(st, 12);
+    r->finished_at = sqlite3_column_int64(st, 13);
 }
 
 /* Step st, calling cb per row; *n_rows counts rows. */
@@ -377,9 +352,9 @@ enum as_code db_runs_list(struct db_conn *conn, const struct db_run_filter *f, d
     if (!st)
         return AS_EDB;
     if (f->status)
-        bind_text(st, 1, f->status);
+        db_bind_text_or_null(st, 1, f->status);
     if (f->workflow)
-        bind_text(st, 2, f->workflow);
+        db_bind_text_or_null(st, 2, f->workflow);
     sqlite3_bind_int64(st, 3, f->before_id > 0 ? f->before_id : 0);
     sqlite3_bind_int(st, 4, f->limit > 0 ? f->limit : 50);
     int n;

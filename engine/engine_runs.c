@@ -17,6 +17,7 @@
 #include "db/db_runs.h"
 #include "engine/app.h"
 #include "engine/engine.h"
+#include "engine/encode.h"
 #include "engine/engine_internal.h"
 #include "engine/log.h"
 #include "engine/timeutil.h"
@@ -32,17 +33,12 @@ static void sha256_fetch(void)
 
 static int sha256_hex(const char *s, char out[65])
 {
-    static const char hex[] = "0123456789abcdef";
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
     pthread_once(&sha256_once, sha256_fetch);
     if (!sha256_md || !EVP_Digest(s, strlen(s), md, &len, sha256_md, NULL) || len != 32)
         return -1;
-    for (unsigned i = 0; i < 32; i++) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 15];
-    }
-    out[64] = '\0';
+    encode_hex(md, 32, out);
     return 0;
 }
 
