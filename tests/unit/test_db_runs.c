@@ -24,15 +24,10 @@ struct fixture {
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof *f);
-    struct as_err err = {0};
     f->dir = tu_tmpdir("dbruns");
     f->path = tu_path(f->dir, "t.db");
-    assert_int_equal(db_open(f->path, "NORMAL", &f->db, &err), AS_OK);
-    struct db_conn *c;
-    assert_int_equal(db_write_begin(f->db, &c, &err), AS_OK);
-    struct db_workflow_rec w = {"wf", "1", "aaaa", "{\"name\":\"wf\"}", NULL};
-    assert_int_equal(db_workflow_put(c, &w, 1000, &f->wf_id, &err), AS_OK);
-    assert_int_equal(db_write_commit(f->db, &err), AS_OK);
+    f->db = tu_db_open(f->dir, "t.db");
+    f->wf_id = tu_db_workflow(f->db, "aaaa");
     *state = f;
     return 0;
 }

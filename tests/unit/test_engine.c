@@ -218,7 +218,7 @@ static int setup(void **state)
     f->path = tu_path(f->dir, "e.db");
     f->app.cfg = config_defaults();
     assert_int_equal(config_set(f->app.cfg, "lease_seconds", "2", &err), AS_OK);
-    assert_int_equal(db_open(f->path, "NORMAL", &f->app.db, &err), AS_OK);
+    f->app.db = tu_db_open(f->dir, "e.db");
     pthread_mutex_lock(&calls_lock);
     json_decref(calls);
     calls = json_array();
