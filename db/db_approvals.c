@@ -361,6 +361,7 @@ enum as_code db_approvals_add_link(struct db *db, int64_t approver_id, const cha
     enum as_code rc = db_write_begin(db, &c, err);
     if (rc)
         return rc;
+    int n = 0;
     sqlite3_stmt *st = db_stmt(
         c, "UPDATE approval_approvers SET n_links = n_links + 1 WHERE id = ? RETURNING n_links",
         err);
@@ -369,7 +370,6 @@ enum as_code db_approvals_add_link(struct db *db, int64_t approver_id, const cha
         goto out;
     }
     sqlite3_bind_int64(st, 1, approver_id);
-    int n = 0;
     int s = sqlite3_step(st);
     if (s == SQLITE_ROW)
         n = sqlite3_column_int(st, 0);
@@ -508,6 +508,7 @@ enum as_code db_approvals_expire(struct db *db, int64_t approval_id, int64_t now
 {
     struct db_conn *c;
     json_t *ev = NULL;
+    int did = 0;
     if (changed)
         *changed = 0;
     enum as_code rc = db_write_begin(db, &c, err);
@@ -526,7 +527,7 @@ enum as_code db_approvals_expire(struct db *db, int64_t approval_id, int64_t now
     sqlite3_bind_int64(st, 2, approval_id);
     int64_t run_id = 0, exec_id = 0;
     int s = sqlite3_step(st);
-    int did = s == SQLITE_ROW;
+    did = s == SQLITE_ROW;
     if (did) {
         run_id = sqlite3_column_int64(st, 0);
         exec_id = sqlite3_column_int64(st, 1);
