@@ -128,22 +128,29 @@ static enum as_code batch_item(const json_t *item, void *ud, struct as_err *err)
     return AS_OK;
 }
 
-static enum as_code put_user(struct batch *b, struct db_conn *c, const json_t *item,
-                             struct as_err *err)
+/* Count one stored row: a row the service sent that Assent cannot use
+ * (AS_EINVAL from the db layer) is skipped, not fatal; any other failure is. */
+static enum as_code count_put(struct batch *b, enum as_code rc, const struct as_err *e2,
+                              struct as_err *err)
 {
-    struct as_err e2 = {0};
-    enum as_code rc = db_tenant_user_put(c, b->sync_id, b->now, item, &e2);
     if (rc == AS_EINVAL) {
         b->skipped++;
         return AS_OK;
     }
     if (rc) {
         if (err)
-            *err = e2;
+            *err = *e2;
         return rc;
     }
     b->stored++;
     return AS_OK;
+}
+
+static enum as_code put_user(struct batch *b, struct db_conn *c, const json_t *item,
+                             struct as_err *err)
+{
+    struct as_err e2 = {0};
+    return count_put(b, db_tenant_user_put(c, b->sync_id, b->now, item, &e2), &e2, err);
 }
 
 static enum as_code put_cas(struct batch *b, struct db_conn *c, const json_t *item,
@@ -164,18 +171,7 @@ static enum as_code put_signin(struct batch *b, struct db_conn *c, const json_t 
                                struct as_err *err)
 {
     struct as_err e2 = {0};
-    enum as_code rc = db_tenant_signin_put(c, b->sync_id, item, &e2);
-    if (rc == AS_EINVAL) {
-        b->skipped++;
-        return AS_OK;
-    }
-    if (rc) {
-        if (err)
-            *err = e2;
-        return rc;
-    }
-    b->stored++;
-    return AS_OK;
+    return count_put(b, db_tenant_signin_put(c, b->sync_id, item, &e2), &e2, err);
 }
 
 static void warn(struct tenant_sync_result *res, const char *what, const char *detail)
