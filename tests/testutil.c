@@ -403,3 +403,19 @@ int64_t tu_db_workflow(struct db *db, const char *hash)
     assert_int_equal(db_write_commit(db, &err), AS_OK);
     return id;
 }
+
+int tu_select_test(const char *prog, const struct CMUnitTest *tests, size_t n, int argc,
+                   char **argv)
+{
+    if (argc < 2)
+        return 0;
+    int known = 0;
+    for (size_t i = 0; i < n; i++)
+        known |= strcmp(tests[i].name, argv[1]) == 0;
+    if (!known) {
+        fprintf(stderr, "%s: no test called %s\n", prog, argv[1]);
+        return -1;
+    }
+    cmocka_set_test_filter(argv[1]);
+    return 0;
+}

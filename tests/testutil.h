@@ -77,6 +77,15 @@ void tu_http_free(struct tu_http_resp *resp);
 /* Value of header `name` (case-insensitive) in resp->headers, malloc'd, or NULL. */
 char *tu_http_header(const struct tu_http_resp *resp, const char *name);
 
+/*
+ * For test programs that ctest runs once per test ("prog NAME"): with a
+ * name in argv[1], run only that test.  A name that matches no test is
+ * refused (returns -1 after printing why), since a filter that selects
+ * nothing would pass vacuously.  Returns 0 otherwise.
+ */
+int tu_select_test(const char *prog, const struct CMUnitTest *tests, size_t n, int argc,
+                   char **argv);
+
 /* Sleep ms milliseconds. */
 void tu_sleep_ms(int ms);
 

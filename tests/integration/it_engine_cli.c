@@ -517,15 +517,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_template_next_to_workflow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_mail_config_fails_fast, setup, teardown),
     };
-    if (argc > 1) {
-        int known = 0;
-        for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++)
-            known |= strcmp(tests[i].name, argv[1]) == 0;
-        if (!known) {
-            fprintf(stderr, "it_engine_cli: no test called %s\n", argv[1]);
-            return 2;
-        }
-        cmocka_set_test_filter(argv[1]);
-    }
+    if (tu_select_test("it_engine_cli", tests, sizeof tests / sizeof tests[0], argc, argv) != 0)
+        return 2;
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

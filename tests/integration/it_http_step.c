@@ -320,16 +320,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_dry_run_sends_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delay_survives_kill, setup, teardown),
     };
-    if (argc > 1) {
-        /* A pattern that names no test would pass vacuously: refuse it. */
-        int known = 0;
-        for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++)
-            known |= strcmp(tests[i].name, argv[1]) == 0;
-        if (!known) {
-            fprintf(stderr, "it_http_step: no test called %s\n", argv[1]);
-            return 2;
-        }
-        cmocka_set_test_filter(argv[1]);
-    }
+    if (tu_select_test("it_http_step", tests, sizeof tests / sizeof tests[0], argc, argv) != 0)
+        return 2;
     return cmocka_run_group_tests_name("http_step", tests, NULL, NULL);
 }
