@@ -22,6 +22,7 @@ enum {
     EXIT_CONFIG = 3,   /* bad configuration or environment */
     EXIT_NOTFOUND = 4, /* no such run / approval / KPI */
     EXIT_DB = 5,       /* database could not be opened or written */
+    EXIT_PARTIAL = 6,  /* done in part: `assent sync` could not read every section */
     EXIT_INTERRUPTED = 130,
 };
 

@@ -15,12 +15,15 @@
 
 #include "cli/cli.h"
 #include "db/db_kpi.h"
+#include "db/db_tenant.h"
 #include "engine/config.h"
 #include "engine/cron.h"
+#include "engine/expr.h"
 #include "engine/kpi.h"
 #include "engine/timeutil.h"
 #include "engine/trigger.h"
 #include "engine/tz.h"
+#include "engine/workflow.h"
 
 #define HISTORY_DEFAULT 30
 
@@ -55,6 +58,7 @@ static int exit_for(enum as_code rc)
     case AS_ENOTFOUND: return EXIT_NOTFOUND;
     case AS_EDB: return EXIT_DB;
     case AS_EINVAL: return EXIT_USAGE;
+    case AS_EEXPIRED: return EXIT_CONFIG; /* tenant data older than max_sync_age */
     default: return EXIT_FAIL;
     }
 }
@@ -629,12 +633,40 @@ static void exception_usage(FILE *f)
             "usage: assent exception add --user UPN --protocols LIST --reason TEXT --granted-by WHO\n"
             "                            [--expires P90D|DATE]\n"
             "       assent exception list [--expired|--removed|--all] [--user UPN]\n"
-            "       assent exception remove ID [--by WHO]\n"
+            "       assent exception remove ID --reason TEXT [--by WHO]\n"
             "\n"
             "An exception exempts a user from some legacy protocols (pop, imap, smtp,\n"
             "activesync, ews, or all) until it expires (default 90 days): KPIs and triggers\n"
             "leave the user out for those protocols.  Expired exceptions stop applying by\n"
-            "themselves; removed ones are kept for the record (`list --removed`).\n");
+            "themselves; removed ones are kept for the record (`list --removed`).\n"
+            "--granted-by is the address of whoever decided.  Adding and removing go into\n"
+            "the audit chain (events exception.added / exception.removed).\n");
+}
+
+/* name@domain.tld: one '@', something before it, a dot after it, no spaces. */
+static int address_like(const char *s)
+{
+    const char *at = strchr(s, '@');
+    if (!at || at == s || strchr(at + 1, '@') || !strchr(at + 1, '.'))
+        return 0;
+    for (const char *p = s; *p; p++)
+        if ((unsigned char)*p <= 0x20 || *p == ',' || *p == '<' || *p == '>')
+            return 0;
+    return at[1] != '.' && s[strlen(s) - 1] != '.';
+}
+
+/* Warn (stderr) when the last sync does not know the user: a typo exempts nobody. */
+static void warn_unknown_user(struct cli *cli, const char *user)
+{
+    struct as_err err = {0};
+    json_t *row = NULL;
+    enum as_code rc = db_tenant_user_row(cli->app.db, user, &row, &err);
+    if (rc == AS_ENOTFOUND || (!rc && !row))
+        fprintf(stderr,
+                "assent exception: warning: %s is not in the last tenant sync (a typo, or a "
+                "user created since?); the exception is recorded anyway\n",
+                user);
+    json_decref(row);
 }
 
 static int exception_add(struct cli *cli, int argc, char **argv)
@@ -667,6 +699,10 @@ static int exception_add(struct cli *cli, int argc, char **argv)
         return cli_error(EXIT_USAGE, "exception", "--reason is required: say why the user needs it");
     if (!granted || !*granted)
         return cli_error(EXIT_USAGE, "exception", "--granted-by is required: who decided");
+    if (!address_like(granted))
+        return cli_error(EXIT_USAGE, "exception",
+                         "--granted-by \"%s\" is not an address: give the email address of "
+                         "whoever decided (name@domain)", granted);
     struct as_err err = {0};
     unsigned mask = 0;
     json_t *pj = json_string(protocols);
@@ -689,6 +725,7 @@ static int exception_add(struct cli *cli, int argc, char **argv)
     int rc = cli_open_db(cli);
     if (rc)
         return rc;
+    warn_unknown_user(cli, user);
     json_t *list = kpi_protocols_json(mask);
     char *ptext = json_dumps(list, JSON_COMPACT);
     json_decref(list);
@@ -791,20 +828,28 @@ int cmd_exception(struct cli *cli, int argc, char **argv)
     if (strcmp(sub, "list") == 0)
         return exception_list(cli, argc - 1, argv + 1);
     if (strcmp(sub, "remove") == 0) {
-        static const struct option opts[] = {{"by", required_argument, 0, 'b'}, {0, 0, 0, 0}};
-        const char *by = NULL;
+        static const struct option opts[] = {{"by", required_argument, 0, 'b'},
+                                             {"reason", required_argument, 0, 'r'},
+                                             {0, 0, 0, 0}};
+        const char *by = NULL, *reason = NULL;
         int c, sub_argc = argc - 1;
         char **sub_argv = argv + 1;
         getopt_reset();
         while ((c = getopt_long(sub_argc, sub_argv, "", opts, NULL)) != -1) {
-            if (c != 'b') {
+            if (c == 'b')
+                by = optarg;
+            else if (c == 'r')
+                reason = optarg;
+            else {
                 exception_usage(stderr);
                 return EXIT_USAGE;
             }
-            by = optarg;
         }
         if (sub_argc - optind != 1)
             return cli_error(EXIT_USAGE, "exception", "remove needs exactly one ID");
+        if (!reason || !*reason)
+            return cli_error(EXIT_USAGE, "exception",
+                             "remove needs --reason: say why the exception is no longer needed");
         char *end;
         const char *idtext = sub_argv[optind];
         long long id = strtoll(idtext, &end, 10);
@@ -815,7 +860,8 @@ int cmd_exception(struct cli *cli, int argc, char **argv)
             return rc;
         struct as_err err = {0};
         const char *who = by ? by : getenv("USER");
-        enum as_code arc = db_exception_remove(cli->app.db, id, who ? who : "cli", time_now_ms(), &err);
+        enum as_code arc =
+            db_exception_remove(cli->app.db, id, who ? who : "cli", reason, time_now_ms(), &err);
         if (arc)
             return cli_error(exit_for(arc), "exception", "%s", err.msg);
         if (!cli->json)
@@ -834,6 +880,7 @@ static void trigger_usage(FILE *f)
     fprintf(f,
             "usage: assent trigger WORKFLOW --kpi NAME [--dry-run] [--dry-run-runs]\n"
             "                      [--input JSON] [--max-open N] [--batch N] [--quiet]\n"
+            "                      [--allow-stale] [--keep-superseded]\n"
             "\n"
             "Evaluate KPI NAME and start one run of WORKFLOW (a file) per row found, with\n"
             "input mapped from the row (\"user\"/\"upn\" and the row's columns the workflow\n"
@@ -842,21 +889,100 @@ static void trigger_usage(FILE *f)
             "so triggering twice starts nothing twice.  Runs execute under `assent serve`\n"
             "(or `assent worker`).\n"
             "\n"
-            "  --dry-run       start nothing: list the runs that would start, with inputs\n"
+            "  --dry-run       start nothing: list the runs that would start, with inputs,\n"
+            "                  their approvers and the first email the first one sends\n"
             "  --dry-run-runs  start the runs in dry-run mode (side-effecting steps record\n"
             "                  what they would do without acting)\n"
             "  --input JSON    extra input for every run (overrides the KPI's trigger.input)\n"
             "  --max-open N    keep at most N runs of the workflow open (default: the KPI's\n"
             "                  trigger.max_open, else no limit)\n"
             "  --batch N       runs per database transaction (default 500)\n"
-            "  --quiet         print only the summary\n");
+            "  --quiet         print only the summary\n"
+            "  --allow-stale   start runs even from a sync older than max_sync_age\n"
+            "                  (default PT24H; without it such a trigger exits 3)\n"
+            "  --keep-superseded  leave open runs whose user the KPI no longer finds\n"
+            "                  (default: end them as superseded, unless the KPI says\n"
+            "                  \"close_superseded\": false)\n");
 }
 
 struct trig_print {
     int quiet, json, preview;
     json_t *rows;
     long printed;
+    const struct workflow *wf; /* --dry-run: to show the first email */
+    int shown_email;
 };
+
+/* The first email step reachable from the start, following every branch in
+ * order (NULL when none). */
+static const json_t *first_email_step(const json_t *def)
+{
+    const json_t *steps = json_object_get(def, "steps");
+    const char *queue[64];
+    size_t head = 0, tail = 0;
+    json_t *seen = json_object();
+    const char *start = json_string_value(json_object_get(def, "start"));
+    const json_t *found = NULL;
+    if (start)
+        queue[tail++] = start;
+    while (head < tail && !found && seen) {
+        const char *name = queue[head++];
+        const json_t *st = json_object_get(steps, name);
+        if (!st || json_object_get(seen, name))
+            continue;
+        json_object_set_new(seen, name, json_true());
+        if (strcmp(json_string_value(json_object_get(st, "type")) ?: "", "email") == 0) {
+            found = st;
+            break;
+        }
+        const json_t *next = json_object_get(st, "next");
+        if (json_is_string(next) && tail < 64) {
+            queue[tail++] = json_string_value(next);
+        } else if (json_is_object(next)) {
+            const char *k;
+            json_t *v;
+            json_object_foreach((json_t *)next, k, v) if (json_is_string(v) && tail < 64)
+                queue[tail++] = json_string_value(v);
+        }
+    }
+    json_decref(seen);
+    return found;
+}
+
+/* --dry-run: the approvers of a run and the first email it would send.
+ * References to steps that have not run yet read as null (so a template
+ * like `a ? a : input.x` shows its fallback). */
+static void preview_email(struct trig_print *tp, const json_t *input)
+{
+    const json_t *approvers = json_object_get(input, "approvers");
+    char list[512];
+    join_array(approvers, list, sizeof list);
+    printf("             approvers: %s\n", json_array_size(approvers) ? list : "(none)");
+    if (tp->shown_email || !tp->wf)
+        return;
+    tp->shown_email = 1;
+    json_t *def = json_loads(tp->wf->canonical, 0, NULL);
+    const json_t *st = first_email_step(def);
+    json_t *scope = json_pack("{s:O, s:{}}", "input", input, "steps");
+    json_t *params = NULL;
+    struct as_err err = {0};
+    if (!st) {
+        printf("             (the workflow sends no email)\n");
+    } else if (scope &&
+               tmpl_resolve(json_object_get(st, "params"), scope, &params, &err) == AS_OK) {
+        char to[512];
+        join_array(json_object_get(params, "to"), to, sizeof to);
+        printf("\n--- first email (of the first run) ---\nTo: %s\nSubject: %s\n\n%s\n"
+               "--- end of email ---\n\n",
+               to, json_string_value(json_object_get(params, "subject")) ?: "",
+               json_string_value(json_object_get(params, "text")) ?: "(HTML or template file)");
+    } else {
+        printf("             (first email: %s)\n", err.msg);
+    }
+    json_decref(params);
+    json_decref(scope);
+    json_decref(def);
+}
 
 static void trigger_print_row(void *ud, const char *upn, const json_t *input, enum trigger_what what,
                               int64_t run_id, const char *why)
@@ -877,6 +1003,10 @@ static void trigger_print_row(void *ud, const char *upn, const json_t *input, en
         char *in = json_dumps(input, JSON_COMPACT | JSON_SORT_KEYS);
         printf("would start  %-36s %s\n", upn, in ? in : "");
         free(in);
+        preview_email(tp, input);
+    } else if (what == TRIGGER_SUPERSEDED || what == TRIGGER_WOULD_SUPERSEDE) {
+        printf("%-12s %-36s run %lld: %s\n", what == TRIGGER_SUPERSEDED ? "superseded" : "would end",
+               upn, (long long)run_id, why ? why : "");
     } else if (what == TRIGGER_INVALID) {
         printf("invalid      %-36s %s\n", upn, why ? why : "");
     } else if (run_id) {
@@ -893,10 +1023,11 @@ int cmd_trigger(struct cli *cli, int argc, char **argv)
         {"dry-run-runs", no_argument, 0, 'D'}, {"input", required_argument, 0, 'i'},
         {"max-open", required_argument, 0, 'm'}, {"batch", required_argument, 0, 'b'},
         {"quiet", no_argument, 0, 'q'},       {"help", no_argument, 0, 'h'},
+        {"allow-stale", no_argument, 0, 'S'}, {"keep-superseded", no_argument, 0, 'K'},
         {0, 0, 0, 0},
     };
     const char *kpi_name = NULL, *input = NULL;
-    int preview = 0, dry_runs = 0, quiet = 0, c;
+    int preview = 0, dry_runs = 0, quiet = 0, allow_stale = 0, keep = 0, c;
     long long max_open = -1, batch = 0;
     getopt_reset();
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -907,6 +1038,8 @@ int cmd_trigger(struct cli *cli, int argc, char **argv)
         case 'D': dry_runs = 1; break;
         case 'i': input = optarg; break;
         case 'q': quiet = 1; break;
+        case 'S': allow_stale = 1; break;
+        case 'K': keep = 1; break;
         case 'h': trigger_usage(stdout); return EXIT_OK;
         case 'm':
             max_open = strtoll(optarg, &end, 10);
@@ -943,7 +1076,15 @@ int cmd_trigger(struct cli *cli, int argc, char **argv)
     }
     struct as_err err = {0};
     struct kpi *k = NULL;
-    struct trig_print tp = {quiet, cli->json, preview, cli->json ? json_array() : NULL, 0};
+    struct trig_print tp = {quiet, cli->json, preview, cli->json ? json_array() : NULL, 0, NULL, 0};
+    struct workflow *pwf = NULL;
+    if (preview && !cli->json && !quiet) {
+        struct diag_list diags = {0};
+        if (wf_load_file(wf_path, &pwf, &diags, &err) != AS_OK)
+            pwf = NULL; /* trigger_kpi reports the workflow's errors */
+        diag_free(&diags);
+        tp.wf = pwf;
+    }
     struct trigger_opts o = {
         .workflow_path = wf_path,
         .input_map = input_map,
@@ -955,6 +1096,8 @@ int cmd_trigger(struct cli *cli, int argc, char **argv)
         .batch = (size_t)batch,
         .on_row = trigger_print_row,
         .ud = &tp,
+        .allow_stale = allow_stale,
+        .keep_superseded = keep,
     };
     struct trigger_stats st;
     enum as_code arc = kpi_load(&cli->app, kpi_name, &k, &err);
@@ -974,14 +1117,17 @@ int cmd_trigger(struct cli *cli, int argc, char **argv)
         if (tp.printed)
             printf("\n");
         if (preview)
-            printf("%s: %lld row(s); would start %lld run(s) of %s (nothing started: --dry-run)\n",
-                   k->name, (long long)st.rows, (long long)st.started, wf_path);
+            printf("%s: %lld row(s); would start %lld run(s) of %s and end %lld superseded "
+                   "(nothing started: --dry-run)\n",
+                   k->name, (long long)st.rows, (long long)st.started, wf_path,
+                   (long long)st.superseded);
         else
             printf("%s: %lld row(s); started %lld run(s)%s, %lld already open, %lld deferred "
-                   "(max open), %lld invalid; %lld user(s) exempt\n",
+                   "(max open), %lld invalid; %lld user(s) exempt; %lld superseded\n",
                    k->name, (long long)st.rows, (long long)st.started,
                    dry_runs ? " in dry-run mode" : "", (long long)st.duplicates,
-                   (long long)st.deferred, (long long)st.invalid, (long long)st.exempt);
+                   (long long)st.deferred, (long long)st.invalid, (long long)st.exempt,
+                   (long long)st.superseded);
         if (!preview && st.started && !cli->app.engine)
             printf("runs execute under `assent serve` (or `assent worker`)\n");
     }
@@ -990,6 +1136,7 @@ int cmd_trigger(struct cli *cli, int argc, char **argv)
 out:
     json_decref(tp.rows);
     json_decref(input_map);
+    wf_free(pwf);
     kpi_free(k);
     return rc;
 }

@@ -109,6 +109,11 @@ int cmd_sync(struct cli *cli, int argc, char **argv)
     if (src) {
         cli_error(EXIT_FAIL, "sync", "%s", err.msg);
         rc = src == AS_EINVAL ? EXIT_CONFIG : src == AS_EDB ? EXIT_DB : EXIT_FAIL;
+    } else if (strcmp(res.status, "partial") == 0) {
+        /* Complete enough to record, not enough to trust blindly: cron should notice. */
+        fprintf(stderr, "assent sync: partial: some sections could not be read (see the warnings); "
+                        "exit code %d\n", EXIT_PARTIAL);
+        rc = EXIT_PARTIAL;
     }
     tenant_sync_result_free(&res);
     m365_free(m);

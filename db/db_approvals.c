@@ -52,7 +52,7 @@ static const char SQL_GET[] =
     " a.message, a.requested_by, a.details, a.request, a.request_hash,"
     " a.require_comment_on_reject, a.escalate_to, a.reminder_every_ms, a.next_reminder_at,"
     " a.reminders_sent, a.expires_at, a.created_at, a.decided_at, a.decided_by, a.decided_via,"
-    " a.comment, a.escalated_at, r.status"
+    " a.comment, a.escalated_at, COALESCE(r.end_status, r.status)"
     " FROM approvals a JOIN runs r ON r.id = a.run_id WHERE a.id = ?";
 
 static const char SQL_APPROVERS[] =
@@ -558,7 +558,7 @@ out:
 
 static const char SQL_DECIDE_LOAD[] =
     "SELECT a.status, a.policy, a.expires_at, a.run_id, a.exec_id, a.require_comment_on_reject,"
-    " a.decided_by, a.decided_at, a.request_hash, r.status"
+    " a.decided_by, a.decided_at, a.request_hash, COALESCE(r.end_status, r.status)"
     " FROM approvals a JOIN runs r ON r.id = a.run_id WHERE a.id = ?";
 
 static const char SQL_APPROVER_ROW[] =

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "db/db.h"
+#include "db/db_events.h"
 
 /* Column helpers: NULL-able integers and JSON text as jansson values. */
 static json_t *col_int_or_null(sqlite3_stmt *st, int col)
@@ -285,6 +286,17 @@ enum as_code db_kpi_open_runs(struct db *db, const char *workflow, int64_t *n, s
 
 /* ---- exceptions ---- */
 
+/* Append an exception's change to the audit chain (data is stolen). */
+static enum as_code exception_event(struct db_conn *c, const char *type, json_t *data,
+                                    struct as_err *err)
+{
+    if (!data)
+        return as_errf(err, AS_ENOMEM, "out of memory");
+    enum as_code rc = db_event_append(c, 0, 0, type, data, err);
+    json_decref(data);
+    return rc;
+}
+
 enum as_code db_exception_add(struct db *db, const struct db_exception *ex, int64_t *id,
                               int *created, struct as_err *err)
 {
@@ -333,10 +345,18 @@ enum as_code db_exception_add(struct db *db, const struct db_exception *ex, int6
     db_bind_nonempty_or_null(st, 8, ex->source_key);
     rc = db_step_done(c, st, "insert exception", err);
     if (!rc) {
+        int64_t new_id = sqlite3_last_insert_rowid(db_conn_handle(c));
         if (id)
-            *id = sqlite3_last_insert_rowid(db_conn_handle(c));
+            *id = new_id;
         if (created)
             *created = 1;
+        rc = exception_event(c, "exception.added",
+                             json_pack("{s:I, s:s, s:s, s:s, s:s, s:I, s:s}", "id",
+                                       (json_int_t)new_id, "user", ex->upn, "protocols",
+                                       ex->protocols, "reason", ex->reason, "granted_by",
+                                       ex->granted_by, "expires_at", (json_int_t)ex->expires_at,
+                                       "source", ex->source ? ex->source : "cli"),
+                             err);
     }
     return db_write_end(db, rc, err);
 fail_db:
@@ -345,13 +365,14 @@ fail_db:
 
 static json_t *exception_row(sqlite3_stmt *st)
 {
-    return json_pack("{s:I, s:s, s:o, s:s, s:s, s:I, s:I, s:o, s:o, s:s, s:s}", "id",
+    return json_pack("{s:I, s:s, s:o, s:s, s:s, s:I, s:I, s:o, s:o, s:s, s:s, s:o}", "id",
                      (json_int_t)sqlite3_column_int64(st, 0), "upn", db_col_text(st, 1),
                      "protocols", col_json(st, 2), "reason", db_col_text(st, 3), "granted_by",
                      db_col_text(st, 4), "created_at", (json_int_t)sqlite3_column_int64(st, 5),
                      "expires_at", (json_int_t)sqlite3_column_int64(st, 6), "removed_at",
                      col_int_or_null(st, 7), "removed_by", col_str_or_null(st, 8), "source",
-                     db_col_text(st, 9), "state", db_col_text(st, 10));
+                     db_col_text(st, 9), "state", db_col_text(st, 10), "removed_reason",
+                     col_str_or_null(st, 11));
 }
 
 enum as_code db_exception_list(struct db *db, enum db_exception_filter filter, const char *upn,
@@ -365,8 +386,8 @@ enum as_code db_exception_list(struct db *db, enum db_exception_filter filter, c
         "SELECT id, upn, protocols, reason, granted_by, created_at, expires_at, removed_at,"
         " removed_by, source,"
         " CASE WHEN removed_at IS NOT NULL THEN 'removed'"
-        "      WHEN expires_at <= ?2 THEN 'expired' ELSE 'active' END AS state"
-        " FROM exceptions WHERE (?1 IS NULL OR upn = ?1)"
+        "      WHEN expires_at <= ?2 THEN 'expired' ELSE 'active' END AS state,"
+        " removed_reason FROM exceptions WHERE (?1 IS NULL OR upn = ?1)"
         " AND (?3 = 3 OR (?3 = 0 AND removed_at IS NULL AND expires_at > ?2)"
         "      OR (?3 = 1 AND removed_at IS NULL AND expires_at <= ?2)"
         "      OR (?3 = 2 AND removed_at IS NOT NULL))"
@@ -380,26 +401,43 @@ enum as_code db_exception_list(struct db *db, enum db_exception_filter filter, c
     return read_rows(db, c, st, exception_row, "list exceptions", out, err);
 }
 
-enum as_code db_exception_remove(struct db *db, int64_t id, const char *by, int64_t now,
-                                 struct as_err *err)
+enum as_code db_exception_remove(struct db *db, int64_t id, const char *by, const char *reason,
+                                 int64_t now, struct as_err *err)
 {
     struct db_conn *c;
     enum as_code rc = db_write_begin(db, &c, err);
     if (rc)
         return rc;
     sqlite3_stmt *st = db_stmt(c,
-                               "UPDATE exceptions SET removed_at = ?2, removed_by = ?3"
-                               " WHERE id = ?1 AND removed_at IS NULL",
+                               "UPDATE exceptions SET removed_at = ?2, removed_by = ?3,"
+                               " removed_reason = ?4 WHERE id = ?1 AND removed_at IS NULL"
+                               " RETURNING upn, protocols",
                                err);
     if (!st)
         return db_write_end(db, AS_EDB, err);
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_int64(st, 2, now);
     db_bind_nonempty_or_null(st, 3, by);
-    rc = db_step_done(c, st, "remove exception", err);
-    if (!rc && sqlite3_changes(db_conn_handle(c)) == 0)
+    db_bind_nonempty_or_null(st, 4, reason);
+    json_t *data = NULL;
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+        data = json_pack("{s:I, s:s, s:s, s:s?, s:s?}", "id", (json_int_t)id, "user",
+                         db_col_text(st, 0), "protocols", db_col_text(st, 1), "removed_by", by,
+                         "reason", reason);
+        rc = data ? AS_OK : as_errf(err, AS_ENOMEM, "out of memory");
+        step = sqlite3_step(st);
+    } else if (step == SQLITE_DONE) {
         rc = as_errf(err, AS_ENOTFOUND, "no exception %lld (or it was removed already)",
                      (long long)id);
+    }
+    if (step != SQLITE_DONE && step != SQLITE_ROW)
+        rc = db_error(c, "remove exception", err);
+    db_stmt_done(st);
+    if (!rc)
+        rc = exception_event(c, "exception.removed", data, err);
+    else
+        json_decref(data);
     return db_write_end(db, rc, err);
 }
 

@@ -72,6 +72,8 @@ struct db_exception {
  * Record an exception.  When source_key is set and an exception with that
  * key exists already, nothing is inserted and *id is the existing one
  * (*created = 0) - so a step re-executed after a crash records it once.
+ * A new exception appends "exception.added" {id, user, protocols, reason,
+ * granted_by, expires_at, source} to the audit chain in the same transaction.
  */
 enum as_code db_exception_add(struct db *db, const struct db_exception *ex, int64_t *id,
                               int *created, struct as_err *err) AS_WUR;
@@ -80,17 +82,20 @@ enum db_exception_filter { DB_EXC_ACTIVE, DB_EXC_EXPIRED, DB_EXC_REMOVED, DB_EXC
 
 /*
  * Exceptions as [{"id","upn","protocols":[...],"reason","granted_by",
- * "created_at","expires_at","removed_at","removed_by","source","state"}]
+ * "created_at","expires_at","removed_at","removed_by","source","state",
+ * "removed_reason"}]
  * where state is "active", "expired" or "removed" as of `now`.  upn (may be
  * NULL) restricts to one user (case-insensitive).  Newest first.
  */
 enum as_code db_exception_list(struct db *db, enum db_exception_filter filter, const char *upn,
                                int64_t now, json_t **out, struct as_err *err) AS_WUR;
 
-/* Mark exception `id` removed by `by`.  AS_ENOTFOUND when there is no such
- * exception or it was removed already. */
-enum as_code db_exception_remove(struct db *db, int64_t id, const char *by, int64_t now,
-                                 struct as_err *err) AS_WUR;
+/* Mark exception `id` removed by `by` because of `reason` (may be NULL).
+ * AS_ENOTFOUND when there is no such exception or it was removed already.
+ * Appends "exception.removed" {id, user, protocols, removed_by, reason} to the
+ * audit chain in the same transaction. */
+enum as_code db_exception_remove(struct db *db, int64_t id, const char *by, const char *reason,
+                                 int64_t now, struct as_err *err) AS_WUR;
 
 /* Called once per active exception; return nonzero to stop early. */
 typedef int (*db_exception_cb)(void *ud, const char *upn, const char *protocols,

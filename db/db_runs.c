@@ -113,7 +113,7 @@ enum as_code db_run_insert(struct db_conn *conn, const struct db_run_new *r, int
 {
     static const char sql[] =
         "INSERT INTO runs (workflow_id, workflow, status, input, dedupe_key, trigger, dry_run, "
-        "created_at, updated_at) VALUES (?1, ?2, 'running', ?3, ?4, ?5, ?6, ?7, ?7)";
+        "created_at, updated_at, kpi) VALUES (?1, ?2, 'running', ?3, ?4, ?5, ?6, ?7, ?7, ?8)";
     sqlite3_stmt *st = db_stmt(conn, sql, err);
     if (!st)
         return AS_EDB;
@@ -124,6 +124,7 @@ enum as_code db_run_insert(struct db_conn *conn, const struct db_run_new *r, int
     db_bind_text_or_null(st, 5, r->trigger);
     sqlite3_bind_int(st, 6, r->dry_run ? 1 : 0);
     sqlite3_bind_int64(st, 7, now);
+    db_bind_text_or_null(st, 8, r->kpi);
     int s = sqlite3_step(st);
     int ext = sqlite3_extended_errcode(db_conn_handle(conn));
     if (s == SQLITE_DONE) {
@@ -171,7 +172,7 @@ enum as_code db_run_set_status(struct db_conn *conn, int64_t run_id, const char 
 enum as_code db_run_status(struct db_conn *conn, int64_t run_id, char *buf, size_t size,
                            struct as_err *err)
 {
-    static const char sql[] = "SELECT status FROM runs WHERE id = ?1";
+    static const char sql[] = "SELECT COALESCE(end_status, status) FROM runs WHERE id = ?1";
     sqlite3_stmt *st = db_stmt(conn, sql, err);
     if (!st)
         return AS_EDB;
@@ -188,27 +189,75 @@ enum as_code db_run_status(struct db_conn *conn, int64_t run_id, char *buf, size
     return rc;
 }
 
-enum as_code db_run_cancel(struct db_conn *conn, int64_t run_id, int64_t now, struct as_err *err)
+/* End an open run as cancelled (end_status NULL) or superseded, with every
+ * open step execution of it. */
+static enum as_code end_open_run(struct db_conn *conn, int64_t run_id, const char *end_status,
+                                 const char *reason, int64_t now, struct as_err *err)
 {
     static const char execs[] =
         "UPDATE step_execs SET status = 'cancelled', lease_until = NULL, lease_owner = NULL, "
         "finished_at = ?2 WHERE run_id = ?1 AND (status = 'ready' OR status = 'running' OR "
         "status = 'waiting')";
+    static const char mark[] = "UPDATE runs SET end_status = ?2 WHERE id = ?1";
     char status[16];
     enum as_code rc = db_run_status(conn, run_id, status, sizeof status, err);
     if (rc)
         return rc;
     if (strcmp(status, "running") && strcmp(status, "waiting"))
         return as_errf(err, AS_ECONFLICT, "run %" PRId64 " has already ended (%s)", run_id, status);
-    rc = db_run_set_status(conn, run_id, "cancelled", NULL, now, err);
+    rc = db_run_set_status(conn, run_id, "cancelled", reason, now, err);
     if (rc)
         return rc;
-    sqlite3_stmt *st = db_stmt(conn, execs, err);
+    sqlite3_stmt *st;
+    if (end_status) {
+        st = db_stmt(conn, mark, err);
+        if (!st)
+            return AS_EDB;
+        sqlite3_bind_int64(st, 1, run_id);
+        db_bind_text_or_null(st, 2, end_status);
+        rc = db_step_done(conn, st, "mark run", err);
+        if (rc)
+            return rc;
+    }
+    st = db_stmt(conn, execs, err);
     if (!st)
         return AS_EDB;
     sqlite3_bind_int64(st, 1, run_id);
     sqlite3_bind_int64(st, 2, now);
     return db_step_done(conn, st, "cancel step executions", err);
+}
+
+enum as_code db_run_cancel(struct db_conn *conn, int64_t run_id, int64_t now, struct as_err *err)
+{
+    return end_open_run(conn, run_id, NULL, NULL, now, err);
+}
+
+enum as_code db_run_supersede(struct db_conn *conn, int64_t run_id, const char *reason,
+                              int64_t now, struct as_err *err)
+{
+    return end_open_run(conn, run_id, "superseded", reason, now, err);
+}
+
+enum as_code db_runs_open_of_kpi(struct db_conn *conn, const char *kpi, const char *workflow,
+                                 db_run_open_cb cb, void *ud, struct as_err *err)
+{
+    static const char sql[] =
+        "SELECT id, dedupe_key FROM runs WHERE kpi = ?1 AND workflow = ?2 AND "
+        "(status = 'running' OR status = 'waiting') ORDER BY id";
+    sqlite3_stmt *st = db_stmt(conn, sql, err);
+    if (!st)
+        return AS_EDB;
+    db_bind_text_or_null(st, 1, kpi);
+    db_bind_text_or_null(st, 2, workflow);
+    enum as_code rc = AS_OK;
+    int r;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW)
+        if (cb(ud, sqlite3_column_int64(st, 0), db_col_text(st, 1)))
+            break;
+    if (r != SQLITE_ROW && r != SQLITE_DONE)
+        rc = db_error(conn, "list open runs of a KPI", err);
+    db_stmt_done(st);
+    return rc;
 }
 
 enum as_code db_run_retry(struct db_conn *conn, int64_t run_id, int64_t now, int64_t *exec_id,
@@ -293,7 +342,7 @@ enum as_code db_runs_count_open(struct db_conn *conn, int64_t *n, struct as_err 
 }
 
 #define RUN_COLS                                                                               \
-    "SELECT r.id, r.workflow, w.version, w.hash, r.status, r.input, r.error, r.dedupe_key, "   \
+    "SELECT r.id, r.workflow, w.version, w.hash, COALESCE(r.end_status, r.status), r.input, r.error, r.dedupe_key, "   \
     "r.trigger, (SELECT e.step FROM step_execs e WHERE e.run_id = r.id ORDER BY e.id DESC "    \
     "LIMIT 1), r.dry_run, r.created_at, r.updated_at, r.finished_at "                          \
     "FROM runs r JOIN workflows w ON w.id = r.workflow_id "
@@ -342,17 +391,22 @@ enum as_code db_runs_list(struct db_conn *conn, const struct db_run_filter *f, d
     /* One statement per filter combination, so each can use its index. */
     static const char *const sql[4] = {
         RUN_COLS "WHERE (?3 = 0 OR r.id < ?3) ORDER BY r.id DESC LIMIT ?4",
-        RUN_COLS "WHERE r.status = ?1 AND (?3 = 0 OR r.id < ?3) ORDER BY r.id DESC LIMIT ?4",
-        RUN_COLS "WHERE r.workflow = ?2 AND (?3 = 0 OR r.id < ?3) ORDER BY r.id DESC LIMIT ?4",
-        RUN_COLS "WHERE r.status = ?1 AND r.workflow = ?2 AND (?3 = 0 OR r.id < ?3) "
+        RUN_COLS "WHERE r.status = ?1 AND r.end_status IS ?5 AND (?3 = 0 OR r.id < ?3) "
                  "ORDER BY r.id DESC LIMIT ?4",
+        RUN_COLS "WHERE r.workflow = ?2 AND (?3 = 0 OR r.id < ?3) ORDER BY r.id DESC LIMIT ?4",
+        RUN_COLS "WHERE r.status = ?1 AND r.end_status IS ?5 AND r.workflow = ?2 AND "
+                 "(?3 = 0 OR r.id < ?3) ORDER BY r.id DESC LIMIT ?4",
     };
     int which = (f->status ? 1 : 0) | (f->workflow ? 2 : 0);
     sqlite3_stmt *st = db_stmt(conn, sql[which], err);
     if (!st)
         return AS_EDB;
-    if (f->status)
-        db_bind_text_or_null(st, 1, f->status);
+    if (f->status) {
+        /* A superseded run is stored as cancelled with end_status set. */
+        int superseded = strcmp(f->status, "superseded") == 0;
+        db_bind_text_or_null(st, 1, superseded ? "cancelled" : f->status);
+        db_bind_text_or_null(st, 5, superseded ? "superseded" : NULL);
+    }
     if (f->workflow)
         db_bind_text_or_null(st, 2, f->workflow);
     sqlite3_bind_int64(st, 3, f->before_id > 0 ? f->before_id : 0);

@@ -58,6 +58,7 @@ struct db_run_new {
     const char *input;      /* JSON text */
     const char *dedupe_key; /* NULL: none */
     const char *trigger;    /* NULL: none */
+    const char *kpi;        /* the KPI whose trigger started it; NULL: none */
     int dry_run;
 };
 
@@ -85,6 +86,21 @@ enum as_code db_run_cancel(struct db_conn *conn, int64_t run_id, int64_t now,
                            struct as_err *err) AS_WUR;
 
 /*
+ * (write) End an open run as `superseded`: cancelled like db_run_cancel, with
+ * end_status 'superseded' (what listings and db_run_status show) and
+ * `reason` as its error text.  Same errors as db_run_cancel.
+ */
+enum as_code db_run_supersede(struct db_conn *conn, int64_t run_id, const char *reason,
+                              int64_t now, struct as_err *err) AS_WUR;
+
+/* Called per open run by db_runs_open_of_kpi; nonzero stops. */
+typedef int (*db_run_open_cb)(void *ud, int64_t run_id, const char *dedupe_key);
+
+/* Open runs of `workflow` (a name) started by a trigger of KPI `kpi`, oldest first. */
+enum as_code db_runs_open_of_kpi(struct db_conn *conn, const char *kpi, const char *workflow,
+                                 db_run_open_cb cb, void *ud, struct as_err *err) AS_WUR;
+
+/*
  * (write) Re-queue the failed step of a failed run: that execution becomes
  * ready now with attempts reset (same row, so the same idempotency key) and
  * the run running again.  *exec_id (may be NULL) receives it.
@@ -94,7 +110,7 @@ enum as_code db_run_cancel(struct db_conn *conn, int64_t run_id, int64_t now,
 enum as_code db_run_retry(struct db_conn *conn, int64_t run_id, int64_t now, int64_t *exec_id,
                           struct as_err *err) AS_WUR;
 
-/* Status of a run into buf ("running", ...).  AS_ENOTFOUND when unknown. */
+/* Status of a run into buf ("running", ..., "superseded").  AS_ENOTFOUND when unknown. */
 enum as_code db_run_status(struct db_conn *conn, int64_t run_id, char *buf, size_t size,
                            struct as_err *err) AS_WUR;
 

@@ -631,6 +631,31 @@ enum as_code db_tenant_signins_foreach(struct db *db, const struct db_tenant_sig
     return rc;
 }
 
+enum as_code db_tenant_last_completed_sync(struct db *db, int64_t *finished_at, char *status,
+                                           size_t status_size, struct as_err *err)
+{
+    struct db_conn *c;
+    sqlite3_stmt *st;
+    *finished_at = 0;
+    if (status_size)
+        *status = '\0';
+    enum as_code rc = db_read_stmt(db,
+        "SELECT finished_at, status FROM tenant_syncs WHERE status IN ('ok','partial')"
+        " AND finished_at IS NOT NULL ORDER BY id DESC LIMIT 1", &c, &st, err);
+    if (rc)
+        return rc;
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW) {
+        *finished_at = sqlite3_column_int64(st, 0);
+        snprintf(status, status_size, "%s", db_col_text(st, 1));
+    } else if (r != SQLITE_DONE) {
+        rc = db_error(c, "read last completed sync", err);
+    }
+    db_stmt_done(st);
+    db_read_end(db, c);
+    return rc;
+}
+
 enum as_code db_tenant_last_sync(struct db *db, json_t **out, struct as_err *err)
 {
     struct db_conn *c;

@@ -135,6 +135,11 @@ enum as_code db_tenant_signins_foreach(struct db *db, const struct db_tenant_sig
                                        int (*cb)(const json_t *row, void *ud), void *ud,
                                        struct as_err *err) AS_WUR;
 
+/* End time (ms) and status ("ok" or "partial") of the last sync that
+ * completed; *finished_at = 0 when none has. */
+enum as_code db_tenant_last_completed_sync(struct db *db, int64_t *finished_at, char *status,
+                                           size_t status_size, struct as_err *err) AS_WUR;
+
 /* The latest sync record {id, started_at, finished_at, status, summary, error},
  * or *out = NULL when there was none.  New reference. */
 enum as_code db_tenant_last_sync(struct db *db, json_t **out, struct as_err *err) AS_WUR;

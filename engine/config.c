@@ -9,8 +9,11 @@
 #include <string.h>
 
 #include "engine/log.h"
+#include "engine/timeutil.h"
 
-enum cfg_type { CT_STR, CT_INT, CT_BOOL };
+/* CT_DURATION: an ISO 8601 duration of at least a second.  CT_LIST: a
+ * comma-separated list (a JSON array of strings in a file). */
+enum cfg_type { CT_STR, CT_INT, CT_BOOL, CT_DURATION, CT_LIST };
 
 struct cfg_key {
     const char *name;
@@ -70,6 +73,10 @@ static const struct cfg_key keys[] = {
     {"m365_backoff_max_ms", CT_INT, "180000", 0, NULL, 0, 86400000, "backoff cap"},
     {"scheduler", CT_BOOL, "true", 0, NULL, 0, 0, "run KPI schedules inside assent serve"},
     {"timezone", CT_STR, "UTC", 0, NULL, 0, 0, "default time zone of cron schedules"},
+    {"max_sync_age", CT_DURATION, "PT24H", 0, NULL, 0, 0,
+     "triggers refuse to start runs from a tenant sync older than this (ISO 8601, >= PT1S)"},
+    {"default_approvers", CT_LIST, "", 0, NULL, 0, 0,
+     "approvers (comma-separated addresses) of shipped workflows when a run gives none"},
 };
 
 #define N_KEYS (sizeof keys / sizeof keys[0])
@@ -97,6 +104,19 @@ static enum as_code check_value(const struct cfg_key *k, const char *v, const ch
         if (errno || end == v || *end || n < k->min || n > k->max)
             return as_errf(err, AS_EINVAL, "%s: %s must be an integer from %lld to %lld, got \"%s\"",
                            where, k->name, k->min, k->max, v);
+    } else if (k->type == CT_DURATION) {
+        int64_t ms = 0;
+        struct as_err derr = {0};
+        if (time_parse_duration(v, &ms, &derr) != AS_OK || ms < 1000)
+            return as_errf(err, AS_EINVAL,
+                           "%s: %s must be an ISO 8601 duration of at least PT1S (e.g. PT24H), "
+                           "got \"%s\"",
+                           where, k->name, v);
+    } else if (k->type == CT_LIST) {
+        for (const char *p = v; *p; p++)
+            if ((unsigned char)*p < 0x20)
+                return as_errf(err, AS_EINVAL, "%s: %s must not hold control characters", where,
+                               k->name);
     } else if (k->type == CT_BOOL) {
         if (strcmp(v, "true") && strcmp(v, "false") && strcmp(v, "1") && strcmp(v, "0"))
             return as_errf(err, AS_EINVAL, "%s: %s must be true or false, got \"%s\"", where,
@@ -148,6 +168,34 @@ struct config *config_defaults(void)
     return cfg;
 }
 
+/* A JSON array of strings as one comma-separated string (*out malloc'd). */
+static enum as_code join_list(const json_t *arr, const char *where, char **out, struct as_err *err)
+{
+    size_t len = 1, i;
+    const json_t *v;
+    json_array_foreach(arr, i, v)
+    {
+        if (!json_is_string(v) || strchr(json_string_value(v), ','))
+            return as_errf(err, AS_EINVAL, "%s[%zu]: must be a string without commas", where, i);
+        len += json_string_length(v) + 1;
+    }
+    char *s = malloc(len), *p = s;
+    if (!s)
+        return as_errf(err, AS_ENOMEM, "out of memory");
+    *p = '\0';
+    json_array_foreach(arr, i, v)
+    {
+        size_t n = json_string_length(v);
+        if (i)
+            *p++ = ',';
+        memcpy(p, json_string_value(v), n);
+        p += n;
+        *p = '\0';
+    }
+    *out = s;
+    return AS_OK;
+}
+
 static enum as_code load_file(struct config *cfg, const char *path, struct as_err *err)
 {
     json_error_t jerr;
@@ -163,7 +211,7 @@ static enum as_code load_file(struct config *cfg, const char *path, struct as_er
     json_t *val;
     json_object_foreach(root, name, val)
     {
-        char where[512], buf[64];
+        char where[512], buf[64], *joined = NULL;
         snprintf(where, sizeof where, "%s: $.%s", path, name);
         int i = key_index(name);
         if (i < 0) {
@@ -178,12 +226,22 @@ static enum as_code load_file(struct config *cfg, const char *path, struct as_er
             s = buf;
         } else if (json_is_boolean(val) && keys[i].type == CT_BOOL) {
             s = json_is_true(val) ? "true" : "false";
+        } else if (json_is_array(val) && keys[i].type == CT_LIST) {
+            rc = join_list(val, where, &joined, err);
+            if (rc)
+                goto out;
+            s = joined;
         } else {
             rc = as_errf(err, AS_EINVAL, "%s: wrong type (expected %s)", where,
-                         keys[i].type == CT_INT ? "integer" : keys[i].type == CT_BOOL ? "boolean" : "string");
+                         keys[i].type == CT_INT    ? "integer"
+                         : keys[i].type == CT_BOOL ? "boolean"
+                         : keys[i].type == CT_LIST ? "string or array of strings"
+                                                   : "string");
             goto out;
         }
         rc = put(cfg, i, s, "file", where, err);
+        free(joined);
+        joined = NULL;
         if (rc)
             goto out;
     }

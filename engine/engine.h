@@ -84,6 +84,7 @@ void engine_get_stats(struct engine *e, struct engine_stats *out);
 struct engine_run_opts {
     const char *dedupe_key;  /* one open run per workflow name and key; NULL: none */
     const char *trigger;     /* "cli", "schedule:<kpi>", "api"...; NULL: none */
+    const char *kpi;         /* the KPI whose trigger starts it (see trigger.h); NULL: none */
     int dry_run;             /* steps see ctx->dry_run: record, don't act */
     const char *source_path; /* the file wf was loaded from (may be NULL): stored, made
                               * absolute (realpath), with a new workflow version, so
@@ -125,6 +126,16 @@ enum as_code engine_submit_runs(struct app *app, const struct workflow *wf,
 
 /* Cancel an open run (its open steps too; a step running now has its result
  * discarded).  AS_ENOTFOUND / AS_ECONFLICT (already ended). */
+/*
+ * End an open run as superseded: a later trigger of its KPI no longer finds
+ * its user.  Like a cancel (open steps cancelled, approval links answer 410),
+ * with status "superseded" and `reason` as its error text, and a
+ * "run.superseded" event {reason, kpi} in the same transaction.
+ * AS_ECONFLICT when the run has ended meanwhile.
+ */
+enum as_code engine_supersede_run(struct app *app, int64_t run_id, const char *kpi,
+                                  const char *reason, struct as_err *err) AS_WUR;
+
 enum as_code engine_cancel_run(struct app *app, int64_t run_id, struct as_err *err) AS_WUR;
 
 /* Re-queue the failed step of a failed run, attempts reset, same idempotency

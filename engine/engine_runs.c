@@ -59,6 +59,7 @@ static enum as_code submit_locked(struct db_conn *conn, struct db_event_chain *c
         .input = text,
         .dedupe_key = dedupe_key,
         .trigger = opts ? opts->trigger : NULL,
+        .kpi = opts ? opts->kpi : NULL,
         .dry_run = opts ? opts->dry_run : 0,
     };
     rc = db_run_insert(conn, &r, now, run_id, err);
@@ -84,6 +85,8 @@ static enum as_code submit_locked(struct db_conn *conn, struct db_event_chain *c
         json_object_set_new(data, "trigger", json_string(r.trigger));
     if (dedupe_key)
         json_object_set_new(data, "dedupe_key", json_string(dedupe_key));
+    if (r.kpi)
+        json_object_set_new(data, "kpi", json_string(r.kpi));
     json_object_set_new(data, "input_sha256", json_string(digest));
     rc = engine_event_json(conn, chain, *run_id, 0, "run.created", data, now, err);
     data = NULL;
@@ -245,6 +248,36 @@ enum as_code engine_cancel_run(struct app *app, int64_t run_id, struct as_err *e
     if (!rc && app->engine) {
         struct engine *e = app->engine;
         engine_note_ended(e);
+    }
+    return rc;
+}
+
+enum as_code engine_supersede_run(struct app *app, int64_t run_id, const char *kpi,
+                                  const char *reason, struct as_err *err)
+{
+    struct db_conn *conn;
+    int64_t now = time_now_ms();
+    json_t *data = json_pack("{s:s, s:s?}", "reason", reason, "kpi", kpi);
+    if (!data)
+        return as_errf(err, AS_ENOMEM, "out of memory");
+    enum as_code rc = db_write_begin(app->db, &conn, err);
+    if (rc) {
+        json_decref(data);
+        return rc;
+    }
+    rc = db_run_supersede(conn, run_id, reason, now, err);
+    if (!rc)
+        rc = db_event_append(conn, run_id, 0, "run.superseded", data, err);
+    json_decref(data);
+    if (rc) {
+        db_write_rollback(app->db);
+        return rc;
+    }
+    rc = db_write_commit(app->db, err);
+    if (!rc) {
+        engine_wake(app->engine);
+        if (app->engine)
+            engine_note_ended(app->engine);
     }
     return rc;
 }

@@ -26,7 +26,7 @@
 #include "engine/encode.h"
 #include "engine/utf8.h"
 
-enum node_kind { N_LIT, N_PATH, N_NOT, N_AND, N_OR, N_CMP, N_IN, N_LIST };
+enum node_kind { N_LIT, N_PATH, N_NOT, N_AND, N_OR, N_CMP, N_IN, N_LIST, N_COND };
 enum cmp_op { OP_EQ, OP_NE, OP_LT, OP_LE, OP_GT, OP_GE };
 enum seg_kind { SEG_KEY, SEG_EXPR };
 
@@ -47,7 +47,8 @@ struct node {
     struct node *base;  /* N_PATH: value the segments apply to when root is NULL */
     struct seg *segs;
     size_t n_segs;
-    struct node **kids; /* N_NOT (1), N_AND/N_OR (n), N_CMP/N_IN (2), N_LIST (n) */
+    struct node **kids; /* N_NOT (1), N_AND/N_OR (n), N_CMP/N_IN (2), N_LIST (n),
+                         * N_COND (3: condition, then, else) */
     size_t n_kids;
     size_t off;         /* byte offset in the source where the node starts */
 };
@@ -390,6 +391,7 @@ done:
 }
 
 static struct node *parse_or(struct parser *p);
+static struct node *parse_cond(struct parser *p);
 
 static struct node *lit_node(struct parser *p, json_t *v)
 {
@@ -433,7 +435,7 @@ static struct node *parse_primary(struct parser *p)
         p->pos++;
         if (enter(p) != 0)
             return NULL;
-        n = parse_or(p);
+        n = parse_cond(p);
         p->depth--;
         if (!n)
             return NULL;
@@ -456,7 +458,7 @@ static struct node *parse_primary(struct parser *p)
         }
         if (!accept(p, "]")) {
             for (;;) {
-                struct node *item = parse_or(p);
+                struct node *item = parse_cond(p);
                 if (!item || node_add_kid(n, item) != 0) {
                     if (item) {
                         node_free(item);
@@ -562,7 +564,7 @@ static struct node *parse_postfix(struct parser *p)
         }
         if (enter(p) != 0)
             goto fail;
-        struct node *idx = parse_or(p);
+        struct node *idx = parse_cond(p);
         p->depth--;
         if (!idx)
             goto fail;
@@ -736,6 +738,54 @@ static struct node *parse_or(struct parser *p)
     return parse_chain(p, N_OR, "||", parse_and);
 }
 
+/* cond ? then : else, right-associative: a ? b : c ? d : e is a ? b : (c ? d : e). */
+static struct node *parse_cond(struct parser *p)
+{
+    struct node *c = parse_or(p), *n = NULL, *k;
+    if (!c || !accept(p, "?"))
+        return c;
+    if (enter(p) != 0) {
+        node_free(c);
+        return NULL;
+    }
+    n = node_new(N_COND);
+    if (!n || node_add_kid(n, c) != 0) {
+        node_free(n);
+        node_free(c);
+        oom(p);
+        goto out;
+    }
+    c = NULL;
+    k = parse_cond(p);
+    if (!k)
+        goto fail;
+    if (node_add_kid(n, k) != 0) {
+        node_free(k);
+        oom(p);
+        goto fail;
+    }
+    if (!accept(p, ":")) {
+        skip_ws(p);
+        perr(p, p->pos, "expected ':' at column %zu (a ? b : c)", char_column(p->s, p->pos));
+        goto fail;
+    }
+    k = parse_cond(p);
+    if (!k)
+        goto fail;
+    if (node_add_kid(n, k) != 0) {
+        node_free(k);
+        oom(p);
+        goto fail;
+    }
+    goto out;
+fail:
+    node_free(n);
+    n = NULL;
+out:
+    p->depth--;
+    return n;
+}
+
 enum as_code expr_compile_n(const char *src, size_t len, struct expr **out, size_t *err_off,
                             struct as_err *err)
 {
@@ -750,7 +800,7 @@ enum as_code expr_compile_n(const char *src, size_t len, struct expr **out, size
     }
     if (memchr(src, '\0', len))
         return as_errf(err, AS_EINVAL, "expression contains a NUL byte");
-    root = parse_or(&p);
+    root = parse_cond(&p);
     if (root && !p.failed && peek(&p) >= 0) {
         size_t at = p.pos;
         int c = (unsigned char)p.s[at];
@@ -982,6 +1032,13 @@ static json_t *eval_node(const struct node *n, const json_t *scope)
         json_decref(a);
         json_decref(b);
         return json_boolean(res);
+    case N_COND:
+        a = eval_node(n->kids[0], scope);
+        if (!a)
+            return NULL;
+        r = eval_node(n->kids[expr_truthy(a) ? 1 : 2], scope);
+        json_decref(a);
+        return r;
     case N_LIST:
         r = json_array();
         if (!r)

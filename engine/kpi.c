@@ -34,6 +34,103 @@ static const struct {
 };
 #define N_PROTOS (sizeof protos / sizeof protos[0])
 
+/* Per protocol: its users-report columns, its Set-CASMailbox property and
+ * how people call it.  In the order of protos[]. */
+static const struct proto_field {
+    unsigned bit;
+    const char *name, *field, *used, *cas, *cas_current;
+    int on_value; /* the field's (and the CAS property's) value when the protocol is on */
+    const char *display;
+} proto_fields[] = {
+    {KPI_P_POP, "pop", "pop_enabled", "pop3_30d", "PopEnabled", "pop_enabled", 1, "POP"},
+    {KPI_P_IMAP, "imap", "imap_enabled", "imap4_30d", "ImapEnabled", "imap_enabled", 1, "IMAP"},
+    {KPI_P_SMTP, "smtp", "smtp_client_auth_disabled", "smtp_30d",
+     "SmtpClientAuthenticationDisabled", "smtp_client_auth_disabled_mailbox", 0, "SMTP AUTH"},
+    {KPI_P_ACTIVESYNC, "activesync", "activesync_enabled", NULL, "ActiveSyncEnabled",
+     "activesync_enabled", 1, "Exchange ActiveSync"},
+    {KPI_P_EWS, "ews", "ews_enabled", NULL, "EwsEnabled", "ews_enabled", 1,
+     "Exchange Web Services"},
+};
+
+unsigned kpi_cas_protocol(const char *property)
+{
+    for (size_t i = 0; i < N_PROTOS; i++)
+        if (strcmp(proto_fields[i].cas, property) == 0)
+            return proto_fields[i].bit;
+    return 0;
+}
+
+int kpi_cas_turns_off(const char *property, const json_t *value)
+{
+    for (size_t i = 0; i < N_PROTOS; i++)
+        if (strcmp(proto_fields[i].cas, property) == 0)
+            return json_is_boolean(value) && json_is_true(value) != proto_fields[i].on_value;
+    return 0;
+}
+
+const char *kpi_protocol_cas(unsigned bit, const char **display)
+{
+    for (size_t i = 0; i < N_PROTOS; i++) {
+        if (proto_fields[i].bit == bit) {
+            if (display)
+                *display = proto_fields[i].display;
+            return proto_fields[i].cas;
+        }
+    }
+    return NULL;
+}
+
+int kpi_protocol_on(unsigned bit, const json_t *mailbox, const json_t *org)
+{
+    for (size_t i = 0; i < N_PROTOS; i++) {
+        if (proto_fields[i].bit != bit)
+            continue;
+        const json_t *v = json_object_get(mailbox, proto_fields[i].cas);
+        /* SMTP AUTH: null on the mailbox follows the organisation. */
+        if (bit == KPI_P_SMTP && (!v || json_is_null(v)))
+            v = json_object_get(org, proto_fields[i].cas);
+        if (!json_is_boolean(v))
+            return -1;
+        return json_is_true(v) == proto_fields[i].on_value;
+    }
+    return -1;
+}
+
+enum as_code kpi_exemption_now(struct app *app, const char *upn, int64_t now, unsigned *mask,
+                               json_t **reasons, struct as_err *err)
+{
+    json_t *list = NULL;
+    *mask = 0;
+    if (reasons)
+        *reasons = NULL;
+    enum as_code rc = db_exception_list(app->db, DB_EXC_ACTIVE, upn, now, &list, err);
+    if (rc)
+        return rc;
+    json_t *why = reasons ? json_array() : NULL;
+    size_t i;
+    json_t *e;
+    json_array_foreach(list, i, e)
+    {
+        unsigned m = 0;
+        struct as_err perr = {0};
+        /* A stored list we cannot read exempts from nothing (as kpi_exemptions_load). */
+        if (kpi_protocols_parse(json_object_get(e, "protocols"), &m, &perr) != AS_OK)
+            continue;
+        *mask |= m;
+        if (why)
+            json_array_append_new(why, json_pack("{s:O, s:O, s:O, s:O, s:O}", "id",
+                                                 json_object_get(e, "id"), "protocols",
+                                                 json_object_get(e, "protocols"), "reason",
+                                                 json_object_get(e, "reason"), "granted_by",
+                                                 json_object_get(e, "granted_by"), "expires_at",
+                                                 json_object_get(e, "expires_at")));
+    }
+    json_decref(list);
+    if (reasons)
+        *reasons = why;
+    return AS_OK;
+}
+
 static enum as_code proto_one(const char *s, size_t len, unsigned *mask, struct as_err *err)
 {
     while (len && isspace((unsigned char)*s)) {
@@ -106,9 +203,11 @@ json_t *kpi_protocols_json(unsigned mask)
 
 /* ---- definitions ---- */
 
-static const char *const def_keys[] = {"name", "description", "report", "filter", "protocols",
-                                       "group_by", "schedule", "trigger", NULL};
-static const char *const trigger_keys[] = {"workflow", "input", "max_open", NULL};
+static const char *const def_keys[] = {"name",     "description", "report",  "filter",
+                                       "protocols", "group_by",   "schedule", "trigger",
+                                       "close_superseded", NULL};
+static const char *const trigger_keys[] = {"workflow", "input", "max_open", "close_superseded",
+                                           NULL};
 static const char *const schedule_keys[] = {"cron", "timezone", "sync", NULL};
 
 static int key_known(const char *const *keys, const char *k)
@@ -159,8 +258,11 @@ enum as_code kpi_def_normalize(const json_t *in, json_t **out, struct as_err *er
     {
         if (!key_known(def_keys, key))
             DEF_ERR("kpi \"%s\": unknown key \"%s\" (known: name, description, report, filter, "
-                    "protocols, group_by, schedule, trigger)", name, key);
+                    "protocols, group_by, schedule, trigger, close_superseded)", name, key);
     }
+    json_t *close = json_object_get(def, "close_superseded");
+    if (close && !json_is_boolean(close))
+        DEF_ERR("kpi \"%s\": close_superseded must be true or false", name);
     json_t *desc = json_object_get(def, "description");
     if (!desc)
         json_object_set_new(def, "description", json_string(""));
@@ -244,9 +346,12 @@ enum as_code kpi_def_normalize(const json_t *in, json_t **out, struct as_err *er
         json_object_foreach(trig, key, val)
         {
             if (!key_known(trigger_keys, key))
-                DEF_ERR("kpi \"%s\": trigger: unknown key \"%s\" (known: workflow, input, max_open)",
-                        name, key);
+                DEF_ERR("kpi \"%s\": trigger: unknown key \"%s\" (known: workflow, input, max_open, "
+                        "close_superseded)", name, key);
         }
+        json_t *tclose = json_object_get(trig, "close_superseded");
+        if (tclose && !json_is_boolean(tclose))
+            DEF_ERR("kpi \"%s\": trigger.close_superseded must be true or false", name);
         const char *wf = json_string_value(json_object_get(trig, "workflow"));
         if (!wf || !*wf)
             DEF_ERR("kpi \"%s\": trigger.workflow (a workflow file) is required", name);
@@ -582,28 +687,14 @@ static const char *row_client_app(const json_t *row)
  */
 static int add_change(json_t *out, const json_t *row, unsigned mask)
 {
-    static const struct {
-        unsigned bit;
-        const char *name, *field, *used, *cas, *cas_current;
-        int on_value; /* the field's value when the protocol is on */
-        const char *display;
-    } map[] = {
-        {KPI_P_POP, "pop", "pop_enabled", "pop3_30d", "PopEnabled", "pop_enabled", 1, "POP"},
-        {KPI_P_IMAP, "imap", "imap_enabled", "imap4_30d", "ImapEnabled", "imap_enabled", 1, "IMAP"},
-        {KPI_P_SMTP, "smtp", "smtp_client_auth_disabled", "smtp_30d",
-         "SmtpClientAuthenticationDisabled", "smtp_client_auth_disabled_mailbox", 0, "SMTP AUTH"},
-        {KPI_P_ACTIVESYNC, "activesync", "activesync_enabled", NULL, "ActiveSyncEnabled",
-         "activesync_enabled", 1, "Exchange ActiveSync"},
-        {KPI_P_EWS, "ews", "ews_enabled", NULL, "EwsEnabled", "ews_enabled", 1,
-         "Exchange Web Services"},
-    };
+    const struct proto_field *map = proto_fields;
     char text[256] = "", used_text[256] = "";
     size_t n_text = 0, n_used = 0;
     json_t *enabled = json_array(), *used = json_array(), *settings = json_object(),
            *expect = json_object();
     if (!enabled || !used || !settings || !expect)
         goto oom;
-    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
+    for (size_t i = 0; i < N_PROTOS; i++) {
         if (!(mask & map[i].bit))
             continue;
         const json_t *v = json_object_get(row, map[i].field);

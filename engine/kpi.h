@@ -68,6 +68,34 @@ enum as_code kpi_protocols_parse(const json_t *v, unsigned *mask, struct as_err 
 /* Names of the mask as a new JSON array (["all"] for KPI_P_ALL). */
 json_t *kpi_protocols_json(unsigned mask);
 
+/* ---- protocols and Set-CASMailbox properties ---- */
+
+/* The protocol bit a CAS property switches ("PopEnabled" -> KPI_P_POP), 0 for others. */
+unsigned kpi_cas_protocol(const char *property);
+
+/* 1 when setting `property` to `value` turns its protocol off
+ * (PopEnabled false, SmtpClientAuthenticationDisabled true, ...), else 0. */
+int kpi_cas_turns_off(const char *property, const json_t *value);
+
+/* The CAS property of one protocol bit ("PopEnabled"); *display (may be NULL)
+ * gets its name for people ("POP").  NULL for a bit that is not one protocol. */
+const char *kpi_protocol_cas(unsigned bit, const char **display);
+
+/*
+ * Whether protocol `bit` is on for a mailbox as Get-CASMailbox returned it:
+ * 1 on, 0 off, -1 unknown (the property is missing).  For SMTP AUTH a
+ * mailbox value of null follows `org` (Get-TransportConfig; may be NULL).
+ */
+int kpi_protocol_on(unsigned bit, const json_t *mailbox, const json_t *org);
+
+/*
+ * The exceptions in force for `upn` at `now`, read from the database now (not
+ * from a cache): *mask the protocols they exempt (0 if none); *reasons (may
+ * be NULL) a new array [{"id","protocols","reason","granted_by","expires_at"}].
+ */
+enum as_code kpi_exemption_now(struct app *app, const char *upn, int64_t now, unsigned *mask,
+                               json_t **reasons, struct as_err *err) AS_WUR;
+
 /* A compiled KPI.  Immutable; may be shared by threads. */
 struct kpi {
     int64_t id;           /* 0 when not stored */

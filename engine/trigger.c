@@ -7,6 +7,10 @@
 #include <string.h>
 
 #include "db/db_kpi.h"
+#include "db/db_runs.h"
+#include "db/db_tenant.h"
+#include "engine/config.h"
+#include "engine/timeutil.h"
 #include "engine/app.h"
 #include "engine/engine.h"
 #include "engine/expr.h"
@@ -24,16 +28,19 @@ const char *trigger_what_name(enum trigger_what w)
     case TRIGGER_DEFERRED: return "deferred";
     case TRIGGER_WOULD_START: return "would start";
     case TRIGGER_INVALID: return "invalid";
+    case TRIGGER_SUPERSEDED: return "superseded";
+    case TRIGGER_WOULD_SUPERSEDE: return "would supersede";
     }
     return "?";
 }
 
 json_t *trigger_stats_json(const struct trigger_stats *s)
 {
-    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "rows", (json_int_t)s->rows, "started",
-                     (json_int_t)s->started, "duplicates", (json_int_t)s->duplicates, "deferred",
-                     (json_int_t)s->deferred, "invalid", (json_int_t)s->invalid, "exempt",
-                     (json_int_t)s->exempt, "open_before", (json_int_t)s->open_before);
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "rows", (json_int_t)s->rows,
+                     "started", (json_int_t)s->started, "duplicates", (json_int_t)s->duplicates,
+                     "deferred", (json_int_t)s->deferred, "invalid", (json_int_t)s->invalid,
+                     "exempt", (json_int_t)s->exempt, "open_before", (json_int_t)s->open_before,
+                     "superseded", (json_int_t)s->superseded);
 }
 
 struct pending {
@@ -49,6 +56,7 @@ struct trig_ctx {
     struct workflow *wf;
     const json_t *input_map;
     json_t *kpi_scope;        /* {"name": ...} */
+    json_t *seen;             /* dedupe keys of the rows found: {key: true} */
     struct trigger_stats *st;
     int64_t remaining;        /* runs we may still open; INT64_MAX without a limit */
     size_t batch;
@@ -89,6 +97,7 @@ static enum as_code flush(struct trig_ctx *tc)
     }
     struct engine_run_opts ro = {
         .trigger = tc->o->trigger,
+        .kpi = tc->k->name,
         .dry_run = tc->o->dry_run,
         .source_path = tc->o->workflow_path,
     };
@@ -156,15 +165,30 @@ oom:
     return NULL;
 }
 
+/* The run's dedupe key: "<workflow name>:<upn, lower case>". */
+static void dedupe_key(const char *workflow, const char *upn, char *key, size_t size)
+{
+    size_t kl = (size_t)snprintf(key, size, "%s:", workflow);
+    for (const char *p = upn; *p && kl + 1 < size; p++)
+        key[kl++] = (char)tolower((unsigned char)*p);
+    key[kl < size ? kl : size - 1] = '\0';
+}
+
 static int on_row(void *ud, json_t *row)
 {
     struct trig_ctx *tc = ud;
+    char key[600];
     tc->st->rows++;
     const char *upn = json_string_value(json_object_get(row, "upn"));
     if (!upn || !*upn) {
         tc->st->invalid++;
         note(tc, "", row, TRIGGER_INVALID, 0, "the row has no upn");
         return 0;
+    }
+    dedupe_key(tc->wf->name, upn, key, sizeof key);
+    if (tc->seen && json_object_set_new(tc->seen, key, json_true())) {
+        tc->rc = as_errf(tc->err, AS_ENOMEM, "out of memory");
+        return 1;
     }
     struct as_err ierr = {0};
     json_t *input = map_row(tc, row, upn, &ierr);
@@ -202,11 +226,6 @@ static int on_row(void *ud, json_t *row)
             return 0;
         }
     }
-    char key[600];
-    size_t kl = (size_t)snprintf(key, sizeof key, "%s:", tc->wf->name);
-    for (const char *p = upn; *p && kl + 1 < sizeof key; p++)
-        key[kl++] = (char)tolower((unsigned char)*p);
-    key[kl < sizeof key ? kl : sizeof key - 1] = '\0';
     struct pending *pd = &tc->pend[tc->n];
     pd->input = input;
     pd->key = strdup(key);
@@ -222,6 +241,161 @@ static int on_row(void *ud, json_t *row)
             return 1;
     }
     return 0;
+}
+
+struct open_run {
+    int64_t id;
+    char *key;
+};
+
+struct open_runs {
+    const json_t *seen;
+    struct open_run *v;
+    size_t n, cap;
+    int oom;
+};
+
+static int collect_unseen(void *ud, int64_t run_id, const char *key)
+{
+    struct open_runs *o = ud;
+    if (json_object_get(o->seen, key))
+        return 0;
+    if (o->n == o->cap) {
+        size_t cap = o->cap ? o->cap * 2 : 16;
+        struct open_run *v = realloc(o->v, cap * sizeof *v);
+        if (!v) {
+            o->oom = 1;
+            return 1;
+        }
+        o->v = v;
+        o->cap = cap;
+    }
+    o->v[o->n].id = run_id;
+    o->v[o->n].key = strdup(key);
+    if (!o->v[o->n].key) {
+        o->oom = 1;
+        return 1;
+    }
+    o->n++;
+    return 0;
+}
+
+/* Why the KPI no longer finds the user: exempt now, or no longer matching. */
+static void superseded_reason(struct trig_ctx *tc, const char *upn, int64_t now, char *out,
+                              size_t size)
+{
+    struct as_err err = {0};
+    unsigned mask = 0;
+    json_t *reasons = NULL;
+    if (kpi_exemption_now(tc->app, upn, now, &mask, &reasons, &err) == AS_OK && mask) {
+        json_t *first = json_array_get(reasons, 0);
+        json_t *list = kpi_protocols_json(mask);
+        char *names = list ? json_dumps(list, JSON_COMPACT) : NULL;
+        json_decref(list);
+        snprintf(out, size,
+                 "KPI %s no longer finds %s: the user is exempt now (%s, exception %lld: \"%s\")",
+                 tc->k->name, upn, names ? names : "?",
+                 (long long)json_integer_value(json_object_get(first, "id")),
+                 json_string_value(json_object_get(first, "reason")));
+        free(names);
+    } else {
+        snprintf(out, size,
+                 "KPI %s no longer finds %s: its legacy protocols were turned off elsewhere, or "
+                 "the user no longer matches or left the tenant (last sync)",
+                 tc->k->name, upn);
+    }
+    json_decref(reasons);
+}
+
+/* End (or, previewing, list) the KPI's open runs whose user no row named. */
+static enum as_code close_superseded(struct trig_ctx *tc, int64_t now)
+{
+    struct open_runs o = {.seen = tc->seen};
+    struct db_conn *conn;
+    enum as_code rc = db_read_begin(tc->app->db, &conn, tc->err);
+    if (rc)
+        return rc;
+    rc = db_runs_open_of_kpi(conn, tc->k->name, tc->wf->name, collect_unseen, &o, tc->err);
+    db_read_end(tc->app->db, conn);
+    if (!rc && o.oom)
+        rc = as_errf(tc->err, AS_ENOMEM, "out of memory");
+    size_t prefix = strlen(tc->wf->name) + 1;
+    for (size_t i = 0; !rc && i < o.n; i++) {
+        const char *upn = strlen(o.v[i].key) > prefix ? o.v[i].key + prefix : o.v[i].key;
+        char reason[1024];
+        superseded_reason(tc, upn, now, reason, sizeof reason);
+        if (tc->o->preview) {
+            tc->st->superseded++;
+            note(tc, upn, NULL, TRIGGER_WOULD_SUPERSEDE, o.v[i].id, reason);
+            continue;
+        }
+        struct as_err serr = {0};
+        enum as_code src = engine_supersede_run(tc->app, o.v[i].id, tc->k->name, reason, &serr);
+        if (src == AS_ECONFLICT)
+            continue; /* it ended by itself meanwhile */
+        if (src) {
+            rc = as_errf(tc->err, src, "superseding run %lld: %s", (long long)o.v[i].id,
+                         serr.msg);
+            break;
+        }
+        tc->st->superseded++;
+        LOG_INFO("trigger", "run %lld superseded: %s", (long long)o.v[i].id, reason);
+        note(tc, upn, NULL, TRIGGER_SUPERSEDED, o.v[i].id, reason);
+    }
+    for (size_t i = 0; i < o.n; i++)
+        free(o.v[i].key);
+    free(o.v);
+    return rc;
+}
+
+/* "2d 3h", "5h 12m", "42s": an age for people. */
+static void format_age(int64_t ms, char *out, size_t size)
+{
+    int64_t s = ms / 1000;
+    if (s >= 86400)
+        snprintf(out, size, "%lldd %lldh", (long long)(s / 86400), (long long)(s % 86400 / 3600));
+    else if (s >= 3600)
+        snprintf(out, size, "%lldh %lldm", (long long)(s / 3600), (long long)(s % 3600 / 60));
+    else if (s >= 60)
+        snprintf(out, size, "%lldm %llds", (long long)(s / 60), (long long)(s % 60));
+    else
+        snprintf(out, size, "%llds", (long long)s);
+}
+
+enum as_code trigger_check_fresh(struct app *app, int64_t now, struct as_err *err)
+{
+    const char *max_text = app->cfg ? config_str(app->cfg, "max_sync_age") : NULL;
+    int64_t max_ms = 86400000, finished = 0;
+    char status[16], age[64], when[40];
+    struct as_err derr = {0};
+    if (max_text && time_parse_duration(max_text, &max_ms, &derr) != AS_OK)
+        return as_errf(err, AS_EINVAL, "max_sync_age: %s", derr.msg);
+    enum as_code rc = db_tenant_last_completed_sync(app->db, &finished, status, sizeof status, err);
+    if (rc)
+        return rc;
+    if (!finished)
+        return as_errf(err, AS_EEXPIRED,
+                       "no tenant sync has completed yet: run `assent sync` first (or pass "
+                       "--allow-stale)");
+    if (now - finished > max_ms) {
+        format_age(now - finished, age, sizeof age);
+        time_format_iso(finished, when, sizeof when);
+        return as_errf(err, AS_EEXPIRED,
+                       "the last completed tenant sync is %s old (ended %s), older than "
+                       "max_sync_age %s: run `assent sync` first, or pass --allow-stale to "
+                       "start runs from it anyway",
+                       age, when, max_text ? max_text : "PT24H");
+    }
+    return AS_OK;
+}
+
+/* The KPI's "close_superseded" (top level or in its trigger), default true. */
+static int kpi_closes_superseded(const struct kpi *k)
+{
+    const json_t *v = json_object_get(k->def, "close_superseded");
+    if (!v)
+        v = json_object_get(k->trigger, "close_superseded");
+    return v ? json_is_true(v) : 1;
 }
 
 enum as_code trigger_kpi(struct app *app, const struct kpi *k, int64_t now,
@@ -260,6 +434,11 @@ enum as_code trigger_kpi(struct app *app, const struct kpi *k, int64_t now,
         as_err_prefix(err, "workflow %s is not valid (see `assent validate %s`)", path, path);
         goto out;
     }
+    if (!opts->source && !opts->allow_stale) {
+        rc = trigger_check_fresh(app, now, err);
+        if (rc)
+            goto out;
+    }
     rc = db_kpi_open_runs(app->db, tc.wf->name, &stats->open_before, err);
     if (rc)
         goto out;
@@ -274,7 +453,11 @@ enum as_code trigger_kpi(struct app *app, const struct kpi *k, int64_t now,
     tc.run_ids = calloc(tc.batch, sizeof *tc.run_ids);
     tc.created = calloc(tc.batch, sizeof *tc.created);
     tc.kpi_scope = json_pack("{s:s}", "name", k->name);
-    if (!tc.pend || !tc.reqs || !tc.run_ids || !tc.created || !tc.kpi_scope) {
+    int supersede = !opts->keep_superseded && kpi_closes_superseded(k);
+    if (supersede)
+        tc.seen = json_object();
+    if (!tc.pend || !tc.reqs || !tc.run_ids || !tc.created || !tc.kpi_scope ||
+        (supersede && !tc.seen)) {
         rc = as_errf(err, AS_ENOMEM, "out of memory");
         goto out;
     }
@@ -283,6 +466,9 @@ enum as_code trigger_kpi(struct app *app, const struct kpi *k, int64_t now,
         rc = tc.rc;
     if (!rc)
         rc = flush(&tc);
+    /* Only an evaluation that read every row can tell who is no longer there. */
+    if (!rc && supersede)
+        rc = close_superseded(&tc, now);
     if (rc)
         goto out;
     stats->exempt = res.exempt;
@@ -292,10 +478,11 @@ enum as_code trigger_kpi(struct app *app, const struct kpi *k, int64_t now,
             goto out;
     }
     LOG_INFO("trigger", "kpi %s -> workflow %s: %lld rows, %lld started, %lld already open, "
-             "%lld deferred, %lld invalid, %lld exempt%s",
+             "%lld deferred, %lld invalid, %lld exempt, %lld superseded%s",
              k->name, tc.wf->name, (long long)stats->rows, (long long)stats->started,
              (long long)stats->duplicates, (long long)stats->deferred, (long long)stats->invalid,
-             (long long)stats->exempt, opts->preview ? " (preview)" : "");
+             (long long)stats->exempt, (long long)stats->superseded,
+             opts->preview ? " (preview)" : "");
 out:
     pending_clear(&tc);
     kpi_result_clear(&res);
@@ -304,6 +491,7 @@ out:
     free(tc.run_ids);
     free(tc.created);
     json_decref(tc.kpi_scope);
+    json_decref(tc.seen);
     wf_free(tc.wf);
     diag_free(&diags);
     return rc;

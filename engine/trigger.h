@@ -16,6 +16,15 @@
  * set, no more than that many runs of the workflow are open at once; rows
  * beyond it are deferred to the next trigger.
  *
+ * Superseded runs.  Runs started by a trigger of a KPI record its name.  When
+ * the KPI is triggered again, every open run of the workflow that an earlier
+ * trigger of the same KPI started and whose user the KPI no longer finds
+ * (protocols turned off elsewhere, exempted, user gone) is ended as
+ * "superseded" (engine_supersede_run: its approval links answer 410), with
+ * the reason in its timeline.  Only after an evaluation that read every row;
+ * a preview reports them without ending them.  A KPI opts out with
+ * "close_superseded": false.
+ *
  * Rows stream from the KPI evaluation into batches submitted with
  * engine_submit_runs() (one transaction per batch), so memory stays flat for
  * any number of rows.
@@ -38,6 +47,8 @@ enum trigger_what {
     TRIGGER_DEFERRED,    /* max_open reached */
     TRIGGER_WOULD_START, /* preview only */
     TRIGGER_INVALID,     /* the mapped input does not fit the workflow (message in `why`) */
+    TRIGGER_SUPERSEDED,  /* an open run whose user the KPI no longer finds was ended (`why`) */
+    TRIGGER_WOULD_SUPERSEDE, /* preview only */
 };
 
 const char *trigger_what_name(enum trigger_what w);
@@ -52,6 +63,9 @@ struct trigger_opts {
     int record_value;          /* also append the KPI's value to its history */
     size_t batch;              /* runs per transaction; 0 = 500 */
     kpi_source_fn source;      /* NULL: the tenant database */
+    int allow_stale;           /* start runs even from a sync older than max_sync_age */
+    int keep_superseded;       /* 1: end no superseded run; 0: as the KPI's "close_superseded"
+                                * says (default true) */
     /* Optional: called for each row.  run_id is 0 when no run is involved. */
     void (*on_row)(void *ud, const char *upn, const json_t *input, enum trigger_what what,
                    int64_t run_id, const char *why);
@@ -66,6 +80,7 @@ struct trigger_stats {
     int64_t invalid;
     int64_t exempt;     /* rows left out by exceptions */
     int64_t open_before;/* open runs of the workflow before starting */
+    int64_t superseded; /* open runs ended because the KPI no longer finds their user */
 };
 
 /*
@@ -77,6 +92,15 @@ struct trigger_stats {
 enum as_code trigger_kpi(struct app *app, const struct kpi *k, int64_t now,
                          const struct trigger_opts *opts, struct trigger_stats *stats,
                          struct as_err *err) AS_WUR;
+
+/*
+ * Freshness: the tenant data a trigger judges by must come from a sync that
+ * completed (status ok or partial) at most `max_sync_age` (config, default
+ * PT24H) before `now`.  AS_EEXPIRED with the sync's age in the message when
+ * it is older or there is none.  trigger_kpi checks it itself unless
+ * opts->allow_stale or opts->source is given.
+ */
+enum as_code trigger_check_fresh(struct app *app, int64_t now, struct as_err *err) AS_WUR;
 
 /* Stats as a new JSON object. */
 json_t *trigger_stats_json(const struct trigger_stats *s);

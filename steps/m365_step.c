@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "engine/app.h"
+#include "engine/kpi.h"
 #include "engine/timeutil.h"
 
 struct m365 *m365_step_client(struct step_ctx *ctx, struct step_result *res)
@@ -76,11 +77,56 @@ static enum as_code read_object(struct m365 *m, const char *identity, json_t **o
     return identity ? m365_cas_get(m, identity, out, err) : m365_transport_get(m, out, err);
 }
 
+/*
+ * The settings of a that turn off a protocol the mailbox's user is exempt
+ * from now: *skip (new object: property -> true) and *skipped (new array of
+ * protocol names).  Logs an "m365.skipped_exempt" event when there are any.
+ * Returns 0, or -1 with res filled (a retry: the database could not be read).
+ */
+static int exempt_settings(struct step_ctx *ctx, struct step_result *res,
+                           const struct m365_apply *a, json_t **skip, json_t **skipped)
+{
+    struct as_err err = {0};
+    unsigned mask = 0;
+    json_t *reasons = NULL;
+    *skip = json_object();
+    *skipped = json_array();
+    if (!*skip || !*skipped) {
+        step_retry(res, 0, "out of memory");
+        return -1;
+    }
+    if (!a->honour_exceptions || !a->identity)
+        return 0;
+    if (kpi_exemption_now(ctx->app, a->identity, ctx->now_ms ? ctx->now_ms : time_now_ms(), &mask,
+                          &reasons, &err) != AS_OK) {
+        step_retry(res, 0, "reading the exceptions in force: %s", err.msg);
+        return -1;
+    }
+    const char *key;
+    json_t *want;
+    json_object_foreach((json_t *)a->settings, key, want)
+    {
+        unsigned bit = kpi_cas_protocol(key);
+        if (!(mask & bit) || !kpi_cas_turns_off(key, want))
+            continue;
+        json_object_set_new(*skip, key, json_true());
+        json_t *names = kpi_protocols_json(bit);
+        json_array_extend(*skipped, names);
+        json_decref(names);
+    }
+    if (json_array_size(*skipped))
+        step_event(ctx, "m365.skipped_exempt",
+                   json_pack("{s:s, s:O, s:O}", "identity", a->identity, "protocols", *skipped,
+                             "exceptions", reasons ? reasons : json_null()));
+    json_decref(reasons);
+    return 0;
+}
+
 void m365_step_apply(struct step_ctx *ctx, struct step_result *res, const struct m365_apply *a)
 {
     struct as_err err = {0};
     json_t *before = NULL, *after = NULL, *changes = NULL, *changed = NULL, *params = NULL;
-    json_t *warnings = NULL;
+    json_t *warnings = NULL, *skip = NULL, *skipped = NULL;
     char *command = NULL;
     const char *read_cmdlet = a->identity ? "Get-CASMailbox" : "Get-TransportConfig";
     enum as_code rc;
@@ -107,6 +153,10 @@ void m365_step_apply(struct step_ctx *ctx, struct step_result *res, const struct
         return;
     }
 
+    /* The exceptions are read after the mailbox, as close to the write as
+     * the step can: one granted while the approval was pending counts. */
+    if (exempt_settings(ctx, res, a, &skip, &skipped))
+        goto out;
     changes = json_object();
     changed = json_array();
     if (!changes || !changed) {
@@ -117,6 +167,8 @@ void m365_step_apply(struct step_ctx *ctx, struct step_result *res, const struct
     json_t *want;
     json_object_foreach((json_t *)a->settings, key, want)
     {
+        if (json_object_get(skip, key))
+            continue; /* exempt now: not even re-sent at its current value */
         json_t *cur = json_object_get(before, key);
         if (!cur)
             cur = json_null();
@@ -183,6 +235,8 @@ void m365_step_apply(struct step_ctx *ctx, struct step_result *res, const struct
             json_decref(now);
             json_object_foreach((json_t *)a->settings, key, want)
             {
+                if (json_object_get(skip, key))
+                    continue;
                 json_t *cur = json_object_get(after, key);
                 if (!json_equal(cur ? cur : json_null(), want)) {
                     char c1[64], c2[64];
@@ -209,6 +263,8 @@ void m365_step_apply(struct step_ctx *ctx, struct step_result *res, const struct
     }
     if (warnings && json_array_size(warnings))
         json_object_set(output, "warnings", warnings);
+    if (a->honour_exceptions)
+        json_object_set(output, "skipped_exempt", skipped);
     step_ok(res, NULL, output);
 out:
     free(command);
@@ -218,4 +274,6 @@ out:
     json_decref(changed);
     json_decref(params);
     json_decref(warnings);
+    json_decref(skip);
+    json_decref(skipped);
 }

@@ -34,7 +34,14 @@ json_t *m365_step_pick(const json_t *obj, const char *const *names);
  * The shared body of manage_cas and manage_transport: read the object, check
  * the approval hash and the expected state, apply only what differs (so a
  * retry is a no-op), re-read to verify, and output
- * {"identity","before","after","changed","dry_run","command"}.  In a dry run
+ * {"identity","before","after","changed","dry_run","command"}.  With
+ * honour_exceptions the exceptions in force are read again just before the
+ * write: a setting that would turn off a protocol the user is exempt from now
+ * is left out (not even re-sent at its current value), listed in the output's
+ * "skipped_exempt" (protocol names) and logged as an "m365.skipped_exempt"
+ * event; when nothing is left the step succeeds with "changed": [] and
+ * writes nothing.  The approved hash is checked over the settings as given,
+ * so it still guards against anything added to them.  In a dry run
  * nothing is written: the output and an "m365.dry_run" event hold the exact
  * cmdlet and parameters that would be sent.
  */
@@ -45,6 +52,8 @@ struct m365_apply {
     const json_t *expect;         /* state the request was based on, or NULL */
     const char *approved_hash;    /* frozen request hash, or NULL */
     const char *const *props;     /* properties reported in before/after */
+    int honour_exceptions;        /* mailbox only: leave out settings that turn off a
+                                   * protocol the user is exempt from now */
 };
 
 void m365_step_apply(struct step_ctx *ctx, struct step_result *res, const struct m365_apply *a);

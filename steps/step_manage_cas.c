@@ -13,6 +13,9 @@
  * "approved_hash" (the request hash an approval froze) the step refuses to
  * act on anything but the approved request; with "expect" (the state the
  * request was based on) it refuses when the mailbox has changed since.
+ * Just before writing it reads the user's exceptions in force again: a
+ * setting that would turn off an exempt protocol is left out and reported in
+ * "skipped_exempt" (see m365_step.h).
  */
 #include <string.h>
 #include <strings.h>
@@ -160,6 +163,7 @@ static void execute(struct step_ctx *ctx, struct step_result *res)
         .expect = json_is_object(expect) ? expect : NULL,
         .approved_hash = json_string_value(hash),
         .props = m365_cas_properties,
+        .honour_exceptions = 1,
     };
     m365_step_apply(ctx, res, &a);
 }

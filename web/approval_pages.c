@@ -328,10 +328,15 @@ static int show(struct web_req *req, struct web_resp *resp, const json_t *view,
         return 0;
     }
     if (!run_open(view)) {
-        snprintf(line, sizeof line,
-                 "This request was withdrawn: its workflow run was %s. Nothing will be done "
-                 "with an answer here.",
-                 str(view, "run_status"));
+        if (strcmp(str(view, "run_status"), "superseded") == 0)
+            snprintf(line, sizeof line,
+                     "This request is no longer needed: the tenant changed since it was sent "
+                     "(see the run's timeline). Nothing will be done with an answer here.");
+        else
+            snprintf(line, sizeof line,
+                     "This request was withdrawn: its workflow run was %s. Nothing will be done "
+                     "with an answer here.",
+                     str(view, "run_status"));
         render_state(resp, 410, "Request withdrawn", "bad", line, NULL, view);
         return 0;
     }

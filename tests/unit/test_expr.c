@@ -144,6 +144,22 @@ static void test_short_circuit(void **state)
     json_decref(scope);
 }
 
+static void test_conditional(void **state)
+{
+    (void)state;
+    json_t *scope = scope_new();
+    EXPECT("input.empty ? input.empty : input.user.upn", "\"ann@contoso.com\"");
+    EXPECT("input.user.name ? 'Hello ' : 'Hello'", "\"Hello \"");
+    EXPECT("input.n == 3 ? [1, 2] : nothing", "[1,2]");
+    /* Right-associative, binds loosest; the branch not taken is not evaluated. */
+    EXPECT("input.zero ? 1 : input.empty ? 2 : 3", "3");
+    EXPECT("input.n ? input.flags.pop : missing.x", "true");
+    EXPECT("(input.zero ? 'a' : 'b') == 'b'", "true");
+    EXPECT("[input.zero ? 1 : 2][0]", "2");
+    EXPECT("input.list[input.n > 1 ? 2 : 0]", "\"x\"");
+    json_decref(scope);
+}
+
 /* Compile must fail, with the message naming column `col`. */
 static void expect_error(const char *src, enum as_code code, const char *col_text)
 {
@@ -179,6 +195,9 @@ static void test_errors(void **state)
     expect_error("[1, 2", AS_EINVAL, "column 6");
     expect_error("in", AS_EINVAL, "column 1");
     expect_error("f(1)", AS_EINVAL, "column 2");
+    expect_error("a ? b", AS_EINVAL, "expected ':' at column 6");
+    expect_error("a ? : c", AS_EINVAL, "column 5");
+    expect_error("a ? b : ", AS_EINVAL, "column 9");
     /* columns count characters, not bytes */
     expect_error("'\xc3\xa9\xc3\xa9' ==", AS_EINVAL, "column 8");
 
@@ -389,6 +408,7 @@ int main(void)
         cmocka_unit_test(test_paths),
         cmocka_unit_test(test_operators),
         cmocka_unit_test(test_short_circuit),
+        cmocka_unit_test(test_conditional),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_refs),
         cmocka_unit_test(test_truthy),

@@ -12,6 +12,7 @@
 
 #include "db/db.h"
 #include "db/db_kpi.h"
+#include "db/db_runs.h"
 #include "db/db_tenant.h"
 #include "engine/app.h"
 #include "engine/config.h"
@@ -213,6 +214,23 @@ static void test_storage_and_history(void **state)
     assert_string_equal(spark, "█▆▄▂▁");
 }
 
+struct audit_seen {
+    int added, removed;
+    char last_removed[512];
+};
+
+static int audit_collect(void *ud, const struct db_event_info *ev)
+{
+    struct audit_seen *s = ud;
+    if (strcmp(ev->type, "exception.added") == 0)
+        s->added++;
+    if (strcmp(ev->type, "exception.removed") == 0) {
+        s->removed++;
+        snprintf(s->last_removed, sizeof s->last_removed, "%s", ev->data);
+    }
+    return 0;
+}
+
 static void test_exceptions(void **state)
 {
     struct fixture *f = *state;
@@ -237,12 +255,21 @@ static void test_exceptions(void **state)
     assert_int_equal(db_exception_list(f->app.db, DB_EXC_ACTIVE, NULL, now + 2 * DAY_MS, &list, &err), AS_OK);
     assert_int_equal(json_array_size(list), 0);
     json_decref(list);
-    assert_int_equal(db_exception_remove(f->app.db, c, "admin", now, &err), AS_OK);
-    assert_int_equal(db_exception_remove(f->app.db, c, "admin", now, &err), AS_ENOTFOUND);
+    assert_int_equal(db_exception_remove(f->app.db, c, "admin", NULL, now, &err), AS_OK);
+    assert_int_equal(db_exception_remove(f->app.db, c, "admin", NULL, now, &err), AS_ENOTFOUND);
     assert_int_equal(db_exception_list(f->app.db, DB_EXC_REMOVED, NULL, now, &list, &err), AS_OK);
     assert_int_equal(json_array_size(list), 1);
     assert_string_equal(json_string_value(json_object_get(json_array_get(list, 0), "removed_by")), "admin");
     json_decref(list);
+    /* Every add and the removal are in the audit chain, naming the user. */
+    struct audit_seen seen = {0};
+    struct db_conn *rc_conn;
+    assert_int_equal(db_read_begin(f->app.db, &rc_conn, &err), AS_OK);
+    assert_int_equal(db_run_events(rc_conn, 0, audit_collect, &seen, &err), AS_OK);
+    db_read_end(f->app.db, rc_conn);
+    assert_int_equal(seen.added, 3);
+    assert_int_equal(seen.removed, 1);
+    assert_non_null(strstr(seen.last_removed, "\"user\":\"carol@example.com\""));
     /* Idempotent by source key. */
     struct db_exception ex = {.upn = "dave@example.com", .protocols = "[\"smtp\"]", .reason = "r",
                               .granted_by = "g", .created_at = now, .expires_at = now + DAY_MS,
@@ -276,7 +303,7 @@ static void test_eval_exemptions(void **state)
     add_exception(&f->app, "pop-imap@example.com", "[\"pop\"]", now + DAY_MS, &id);
     add_exception(&f->app, "expired@example.com", "[\"pop\"]", now - 1000, &id);
     add_exception(&f->app, "removed@example.com", "[\"imap\"]", now + DAY_MS, &id);
-    assert_int_equal(db_exception_remove(f->app.db, id, "x", now, &err), AS_OK);
+    assert_int_equal(db_exception_remove(f->app.db, id, "x", "fixed the scanner", now, &err), AS_OK);
     add_exception(&f->app, "all@example.com", "[\"all\"]", now + DAY_MS, &id);
 
     struct kpi *k = compile("{\"name\": \"legacy\", \"filter\": "
@@ -377,7 +404,9 @@ static const char *workflow_text =
     " \"steps\": {\"hello\": {\"type\": \"log\", \"params\": {\"message\": \"hi ${input.user}\"}}}}\n";
 
 struct trig_seen {
-    int started, dup, deferred, would, invalid;
+    int started, dup, deferred, would, invalid, superseded, would_supersede;
+    int64_t superseded_run;
+    char superseded_why[512];
     json_t *last_input;
 };
 
@@ -391,6 +420,16 @@ static void seen_row(void *ud, const char *upn, const json_t *input, enum trigge
     case TRIGGER_DEFERRED: s->deferred++; break;
     case TRIGGER_WOULD_START: s->would++; break;
     case TRIGGER_INVALID: s->invalid++; break;
+    case TRIGGER_SUPERSEDED:
+    case TRIGGER_WOULD_SUPERSEDE:
+        if (what == TRIGGER_SUPERSEDED)
+            s->superseded++;
+        else
+            s->would_supersede++;
+        s->superseded_run = run_id;
+        snprintf(s->superseded_why, sizeof s->superseded_why, "%s", why ? why : "");
+        assert_null(input);
+        return;
     }
     json_decref(s->last_input);
     s->last_input = json_deep_copy(input);
@@ -452,12 +491,47 @@ static void test_trigger(void **state)
     assert_int_equal(st.duplicates, 25);
     assert_int_equal(db_kpi_open_runs(f->app.db, "kpi-test", &open, &err), AS_OK);
     assert_int_equal(open, 25);
-    /* An exempt user is not triggered. */
+    /* An exempt user is not triggered, and the run an earlier trigger of the
+     * KPI opened for them is superseded: first previewed, then ended. */
     int64_t id;
     add_exception(&f->app, "user01@example.com", "[\"imap\"]", time_now_ms() + DAY_MS, &id);
+    json_decref(seen.last_input);
+    memset(&seen, 0, sizeof seen);
+    o.preview = 1;
+    assert_int_equal(trigger_kpi(&f->app, k, time_now_ms(), &o, &st, &err), AS_OK);
+    assert_int_equal(st.superseded, 1);
+    assert_int_equal(seen.would_supersede, 1);
+    assert_int_equal(db_kpi_open_runs(f->app.db, "kpi-test", &open, &err), AS_OK);
+    assert_int_equal(open, 25);
+    o.preview = 0;
     assert_int_equal(trigger_kpi(&f->app, k, time_now_ms(), &o, &st, &err), AS_OK);
     assert_int_equal(st.rows, 24);
     assert_int_equal(st.exempt, 1);
+    assert_int_equal(st.superseded, 1);
+    assert_int_equal(seen.superseded, 1);
+    assert_non_null(strstr(seen.superseded_why, "exempt now"));
+    assert_int_equal(db_kpi_open_runs(f->app.db, "kpi-test", &open, &err), AS_OK);
+    assert_int_equal(open, 24);
+    {
+        struct db_conn *conn;
+        char status[16];
+        assert_int_equal(db_read_begin(f->app.db, &conn, &err), AS_OK);
+        assert_int_equal(db_run_status(conn, seen.superseded_run, status, sizeof status, &err), AS_OK);
+        db_read_end(f->app.db, conn);
+        assert_string_equal(status, "superseded");
+    }
+    /* Superseded once: the next trigger finds nothing more to end. */
+    assert_int_equal(trigger_kpi(&f->app, k, time_now_ms(), &o, &st, &err), AS_OK);
+    assert_int_equal(st.superseded, 0);
+    /* A KPI that opts out keeps the runs of users it no longer finds. */
+    struct kpi *keep = compile("{\"name\": \"t\", \"filter\": \"imap_enabled\", "
+                               "\"close_superseded\": false}");
+    json_t *gone = json_incref(json_array_get(g_rows, 3));
+    json_array_remove(g_rows, 3);
+    assert_int_equal(trigger_kpi(&f->app, keep, time_now_ms(), &o, &st, &err), AS_OK);
+    assert_int_equal(st.superseded, 0);
+    kpi_free(keep);
+    json_array_insert_new(g_rows, 3, gone);
     /* A row whose mapped input does not fit is reported, not fatal. */
     json_object_set_new(json_array_get(g_rows, 2), "pop_enabled", json_string("yes"));
     json_decref(seen.last_input);

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "db/db.h"
+#include "db/db_kpi.h"
 #include "engine/app.h"
 #include "engine/config.h"
 #include "engine/diag.h"
@@ -45,7 +47,8 @@ static int setup(void **state)
         if (config_set(g_cfg, kv[i][0], kv[i][1], &err) != AS_OK)
             return -1;
     g_app.cfg = g_cfg;
-    return 0;
+    g_app.db = tu_db_open(g_dir, "steps.db");
+    return g_app.db ? 0 : -1;
 }
 
 static int teardown(void **state)
@@ -54,6 +57,7 @@ static int teardown(void **state)
     m365_thread_release();
     mt_sim_stop(&g_sim);
     config_free(g_cfg);
+    db_close(g_app.db);
     tu_rmrf(g_dir);
     free(g_dir);
     return 0;
@@ -300,12 +304,127 @@ static void test_validate_hooks(void **state)
     json_decref(p);
 }
 
+static void add_exception(const char *upn, const char *protocols)
+{
+    struct as_err err = {0};
+    int64_t now = time_now_ms(), id;
+    struct db_exception ex = {.upn = upn, .protocols = protocols, .reason = "scanner",
+                              .granted_by = "owner@example.com", .created_at = now,
+                              .expires_at = now + 86400000};
+    assert_int_equal(db_exception_add(g_app.db, &ex, &id, NULL, &err), AS_OK);
+}
+
+static int has_event(const json_t *events, const char *type)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(events, i, e) if (!strcmp(json_string_value(json_object_get(e, "type")), type))
+        return 1;
+    return 0;
+}
+
+/* Issue "act on the tenant as it is now": exceptions granted after the
+ * approval are honoured at the moment of the change, and the re-check
+ * before asking sees what is still on. */
+static void test_recheck_exceptions(void **state)
+{
+    (void)state;
+    json_t *st = mt_sim_state(&g_sim);
+    char a[256], b[256], params[1024];
+    snprintf(a, sizeof a, "%s", user_with(st, "PopEnabled", 1));
+    json_decref(st);
+    struct run r;
+    /* SMTP AUTH explicitly on for a (turning a protocol on is never skipped). */
+    snprintf(params, sizeof params,
+             "{\"identity\": \"%s\", \"settings\": {\"SmtpClientAuthenticationDisabled\": false}}", a);
+    run_step(&r, &step_type_manage_cas, params, 0);
+    assert_int_equal(r.res.status, STEP_OK);
+    run_free(&r);
+    add_exception(a, "[\"smtp\"]");
+
+    /* Before asking: POP is still on and not exempt; SMTP is exempt now. */
+    snprintf(params, sizeof params, "{\"identity\": \"%s\", \"protocols\": [\"pop\", \"smtp\"]}", a);
+    run_step(&r, &step_type_cas_lookup, params, 0);
+    assert_int_equal(r.res.status, STEP_OK);
+    json_t *out = r.res.output;
+    assert_int_equal(json_array_size(json_object_get(out, "still_on")), 1);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(out, "still_on"), 0)), "pop");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(out, "exempt_now"), 0)), "smtp");
+    assert_string_equal(json_string_value(json_object_get(out, "still_on_text")), "POP");
+    assert_true(json_is_false(json_object_get(json_object_get(out, "cas_settings"), "PopEnabled")));
+    assert_null(json_object_get(json_object_get(out, "cas_settings"), "SmtpClientAuthenticationDisabled"));
+    assert_true(json_is_true(json_object_get(json_object_get(out, "current"), "PopEnabled")));
+    assert_true(json_is_false(json_object_get(out, "nothing_left")));
+    run_free(&r);
+
+    /* At the change: the approved request still names SMTP; it is left out. */
+    long sets = mt_sim_count(&g_sim, "exo.Set-CASMailbox", 0);
+    snprintf(params, sizeof params,
+             "{\"identity\": \"%s\", \"settings\": {\"PopEnabled\": false, "
+             "\"SmtpClientAuthenticationDisabled\": true}}", a);
+    run_step(&r, &step_type_manage_cas, params, 0);
+    assert_int_equal(r.res.status, STEP_OK);
+    out = r.res.output;
+    assert_int_equal(json_array_size(json_object_get(out, "skipped_exempt")), 1);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(out, "skipped_exempt"), 0)), "smtp");
+    assert_int_equal(json_array_size(json_object_get(out, "changed")), 1);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(out, "changed"), 0)), "PopEnabled");
+    assert_null(strstr(json_string_value(json_object_get(out, "command")), "Smtp"));
+    assert_true(json_is_false(json_object_get(json_object_get(out, "after"), "SmtpClientAuthenticationDisabled")));
+    assert_true(has_event(r.ctx.events, "m365.skipped_exempt"));
+    assert_int_equal(mt_sim_count(&g_sim, "exo.Set-CASMailbox", 0), sets + 1);
+    run_free(&r);
+
+    /* Nothing left to check or change for a now. */
+    snprintf(params, sizeof params, "{\"identity\": \"%s\", \"protocols\": \"pop,smtp\"}", a);
+    run_step(&r, &step_type_cas_lookup, params, 0);
+    assert_true(json_is_true(json_object_get(r.res.output, "nothing_left")));
+    assert_string_equal(json_string_value(json_array_get(json_object_get(r.res.output, "already_off"), 0)), "pop");
+    run_free(&r);
+
+    /* Exempt from everything: the step succeeds with changed [] and writes nothing. */
+    st = mt_sim_state(&g_sim);
+    snprintf(b, sizeof b, "%s", user_with(st, "ImapEnabled", 1));
+    json_decref(st);
+    add_exception(b, "[\"all\"]");
+    snprintf(params, sizeof params, "{\"identity\": \"%s\", \"settings\": {\"ImapEnabled\": false}}", b);
+    run_step(&r, &step_type_manage_cas, params, 0);
+    assert_int_equal(r.res.status, STEP_OK);
+    assert_int_equal(json_array_size(json_object_get(r.res.output, "changed")), 0);
+    assert_true(json_is_null(json_object_get(r.res.output, "command")));
+    assert_int_equal(mt_sim_count(&g_sim, "exo.Set-CASMailbox", 0), sets + 1);
+    run_free(&r);
+
+    /* The organisation switch: a (exempt for smtp) follows the organisation. */
+    run_step(&r, &step_type_manage_transport, "{\"settings\": {\"SmtpClientAuthenticationDisabled\": false}}", 0);
+    assert_int_equal(r.res.status, STEP_OK);
+    run_free(&r);
+    snprintf(params, sizeof params,
+             "{\"identity\": \"%s\", \"settings\": {\"SmtpClientAuthenticationDisabled\": null}}", a);
+    run_step(&r, &step_type_manage_cas, params, 0);
+    assert_int_equal(r.res.status, STEP_OK);
+    run_free(&r);
+    long tsets = mt_sim_count(&g_sim, "exo.Set-TransportConfig", 0);
+    run_step(&r, &step_type_manage_transport, "{\"settings\": {\"SmtpClientAuthenticationDisabled\": true}}", 0);
+    assert_int_equal(r.res.status, STEP_FAILED);
+    assert_non_null(strstr(r.res.error, a));
+    assert_non_null(strstr(r.res.error, "nothing was changed"));
+    assert_int_equal(mt_sim_count(&g_sim, "exo.Set-TransportConfig", 0), tsets);
+    run_free(&r);
+    run_step(&r, &step_type_manage_transport,
+             "{\"settings\": {\"SmtpClientAuthenticationDisabled\": true}, \"allow_exempt_inheriting\": true}", 0);
+    assert_int_equal(r.res.status, STEP_OK);
+    assert_int_equal(mt_sim_count(&g_sim, "exo.Set-TransportConfig", 0), tsets + 1);
+    run_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_manage_cas),
         cmocka_unit_test(test_transport_lookup_users),
         cmocka_unit_test(test_validate_hooks),
+        cmocka_unit_test(test_recheck_exceptions),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
