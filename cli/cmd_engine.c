@@ -516,7 +516,8 @@ static int list_cb(void *ud, const struct db_run_info *r)
 
 static int valid_status(const char *s)
 {
-    static const char *const ok[] = {"running", "waiting", "succeeded", "failed", "cancelled"};
+    static const char *const ok[] = {"running", "waiting",   "succeeded",
+                                     "failed",  "cancelled", "superseded"};
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
         if (!strcmp(s, ok[i]))
             return 1;
@@ -538,7 +539,7 @@ int cmd_runs(struct cli *cli, int argc, char **argv)
                 return EXIT_USAGE;
             if (!valid_status(v))
                 return cli_error(EXIT_USAGE, "runs", "--status must be running, waiting, "
-                                 "succeeded, failed or cancelled, not \"%s\"", v);
+                                 "succeeded, failed, cancelled or superseded, not \"%s\"", v);
             f.status = v;
         } else if (!strcmp(a, "--workflow")) {
             if (!(f.workflow = opt_value("runs", argc, argv, &i)))

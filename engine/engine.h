@@ -127,6 +127,17 @@ enum as_code engine_submit_runs(struct app *app, const struct workflow *wf,
 /* Cancel an open run (its open steps too; a step running now has its result
  * discarded).  AS_ENOTFOUND / AS_ECONFLICT (already ended). */
 /*
+ * input (borrowed; NULL = {}) completed with the configuration defaults its
+ * workflow declares: an input with "config_default": KEY that the run does
+ * not give (absent or null) takes config KEY's value when that is not empty
+ * (split at commas into an array when the input's type is "array").  New
+ * reference, or NULL out of memory.  engine_submit_run(s) and triggers apply
+ * it before wf_input_prepare().
+ */
+json_t *engine_input_with_config(const struct app *app, const struct workflow *wf,
+                                 const json_t *input);
+
+/*
  * End an open run as superseded: a later trigger of its KPI no longer finds
  * its user.  Like a cancel (open steps cancelled, approval links answer 410),
  * with status "superseded" and `reason` as its error text, and a

@@ -4,6 +4,7 @@
  * for a run to end.  Each is one write transaction through db/db_runs.h;
  * an in-process engine is woken afterwards.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <openssl/evp.h>
@@ -16,8 +17,11 @@
 #include "db/db.h"
 #include "db/db_runs.h"
 #include "engine/app.h"
+#include "engine/config.h"
 #include "engine/engine.h"
 #include "engine/encode.h"
+#include <ctype.h>
+
 #include "engine/engine_internal.h"
 #include "engine/log.h"
 #include "engine/timeutil.h"
@@ -146,7 +150,13 @@ enum as_code engine_submit_runs(struct app *app, const struct workflow *wf,
     if (!inputs)
         return as_errf(err, AS_ENOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) {
-        rc = wf_input_prepare(wf, reqs[i].input, &inputs[i], err);
+        json_t *given = engine_input_with_config(app, wf, reqs[i].input);
+        if (!given) {
+            rc = as_errf(err, AS_ENOMEM, "out of memory");
+            goto out;
+        }
+        rc = wf_input_prepare(wf, given, &inputs[i], err);
+        json_decref(given);
         if (rc) {
             if (n > 1)
                 as_err_prefix(err, "run %zu of %zu", i + 1, n);
@@ -205,6 +215,54 @@ out:
     free(inputs);
     free(abs_source);
     return rc;
+}
+
+/* "a@x, b@y" as ["a@x", "b@y"] (empty items left out). */
+static json_t *split_list(const char *s)
+{
+    json_t *arr = json_array();
+    while (arr && *s) {
+        const char *end = strchr(s, ',');
+        size_t len = end ? (size_t)(end - s) : strlen(s);
+        const char *a = s, *b = s + len;
+        while (a < b && isspace((unsigned char)*a))
+            a++;
+        while (b > a && isspace((unsigned char)b[-1]))
+            b--;
+        if (b > a && json_array_append_new(arr, json_stringn(a, (size_t)(b - a)))) {
+            json_decref(arr);
+            return NULL;
+        }
+        s += len + (end ? 1 : 0);
+    }
+    return arr;
+}
+
+json_t *engine_input_with_config(const struct app *app, const struct workflow *wf,
+                                 const json_t *input)
+{
+    json_t *out = input ? json_deep_copy(input) : json_object();
+    const char *name;
+    json_t *spec;
+    if (!out || !app || !app->cfg || !json_is_object(wf->input) || !json_is_object(out))
+        return out;
+    json_object_foreach((json_t *)wf->input, name, spec)
+    {
+        const char *key = json_string_value(json_object_get(spec, "config_default"));
+        const json_t *have = json_object_get(out, name);
+        if (!key || (have && !json_is_null(have)))
+            continue;
+        const char *value = config_str(app->cfg, key);
+        if (!value || !*value)
+            continue;
+        const char *type = json_string_value(json_object_get(spec, "type"));
+        json_t *v = type && strcmp(type, "array") == 0 ? split_list(value) : json_string(value);
+        if (!v || json_object_set_new(out, name, v)) {
+            json_decref(out);
+            return NULL;
+        }
+    }
+    return out;
 }
 
 /* Run op(conn, run_id) and log `type` in one transaction. */

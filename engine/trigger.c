@@ -193,6 +193,15 @@ static int on_row(void *ud, json_t *row)
     struct as_err ierr = {0};
     json_t *input = map_row(tc, row, upn, &ierr);
     json_t *prepared = NULL;
+    if (input) {
+        /* Inputs the KPI gives no value for may come from the configuration
+         * (e.g. approvers from default_approvers): recorded with the run. */
+        json_t *full = engine_input_with_config(tc->app, tc->wf, input);
+        json_decref(input);
+        input = full;
+        if (!input)
+            ierr.code = AS_ENOMEM;
+    }
     if (!input || wf_input_prepare(tc->wf, input, &prepared, &ierr) != AS_OK) {
         if (ierr.code == AS_ENOMEM) {
             tc->rc = as_errf(tc->err, AS_ENOMEM, "out of memory");

@@ -710,7 +710,8 @@ static void check_step(struct wf_check *v, struct vstep *s)
 
 static void check_input_spec(struct wf_check *v, const json_t *input)
 {
-    static const char *const keys[] = {"type", "required", "description", "default"};
+    static const char *const keys[] = {"type", "required", "description", "default",
+                                       "config_default"};
     static const char *const types[] = {"string", "number", "integer", "boolean",
                                         "object", "array", "any"};
     const char *k;
@@ -729,7 +730,7 @@ static void check_input_spec(struct wf_check *v, const json_t *input)
                  k, wf_json_type_name(spec));
             continue;
         }
-        check_keys(v, spec, ip, "an input", keys, 4);
+        check_keys(v, spec, ip, "an input", keys, 5);
         const json_t *t = json_object_get(spec, "type");
         path_key(v, kp, ip, "type");
         const char *tname = NULL;
@@ -756,6 +757,12 @@ static void check_input_spec(struct wf_check *v, const json_t *input)
         if (d && !json_is_string(d)) {
             path_key(v, kp, ip, "description");
             wf_check_add(v, DIAG_ERROR, "WRONG_TYPE", kp, "description must be a string, not %s", wf_json_type_name(d));
+        }
+        const json_t *cd = json_object_get(spec, "config_default");
+        if (cd && (!json_is_string(cd) || !json_string_length(cd))) {
+            path_key(v, kp, ip, "config_default");
+            wf_check_add(v, DIAG_ERROR, "WRONG_TYPE", kp,
+                         "config_default must name a configuration key, e.g. \"default_approvers\"");
         }
         const json_t *def = json_object_get(spec, "default");
         if (def && tname && !wf_value_has_type(def, tname)) {

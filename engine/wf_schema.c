@@ -134,10 +134,13 @@ json_t *wf_schema(void)
                                   "exactly one ${expression}: the value keeps the JSON type of the result"));
     json_object_set_new(
         defs, "input",
-        json_pack("{s:s, s:b, s:{s:{s:[s,s,s,s,s,s,s]}, s:{s:s}, s:{s:s}, s:{}}}", "type", "object",
-                  "additionalProperties", 0, "properties", "type", "enum", "string", "number",
-                  "integer", "boolean", "object", "array", "any", "required", "type", "boolean",
-                  "description", "type", "string", "default"));
+        json_pack("{s:s, s:b, s:{s:{s:[s,s,s,s,s,s,s]}, s:{s:s}, s:{s:s}, s:{}, s:{s:s, s:s}}}",
+                  "type", "object", "additionalProperties", 0, "properties", "type", "enum",
+                  "string", "number", "integer", "boolean", "object", "array", "any", "required",
+                  "type", "boolean", "description", "type", "string", "default",
+                  "config_default", "type", "string", "description",
+                  "configuration key whose value is used when the run gives none (a list key "
+                  "gives an array)"));
     json_object_set_new(
         defs, "retry",
         json_pack("{s:s, s:b, s:{s:{s:s, s:i, s:i, s:s}, s:o, s:o, s:{s:s, s:i, s:i}}}", "type",

@@ -80,15 +80,19 @@ static enum as_code read_object(struct m365 *m, const char *identity, json_t **o
 /*
  * The settings of a that turn off a protocol the mailbox's user is exempt
  * from now: *skip (new object: property -> true) and *skipped (new array of
- * protocol names).  Logs an "m365.skipped_exempt" event when there are any.
+ * protocol names; *skipped_text the same for people, "SMTP AUTH").  Logs an
+ * "m365.skipped_exempt" event when there are any.
  * Returns 0, or -1 with res filled (a retry: the database could not be read).
  */
 static int exempt_settings(struct step_ctx *ctx, struct step_result *res,
-                           const struct m365_apply *a, json_t **skip, json_t **skipped)
+                           const struct m365_apply *a, json_t **skip, json_t **skipped,
+                           json_t **skipped_text)
 {
     struct as_err err = {0};
     unsigned mask = 0;
     json_t *reasons = NULL;
+    char text[256] = "";
+    size_t n_text = 0;
     *skip = json_object();
     *skipped = json_array();
     if (!*skip || !*skipped) {
@@ -110,10 +114,15 @@ static int exempt_settings(struct step_ctx *ctx, struct step_result *res,
         if (!(mask & bit) || !kpi_cas_turns_off(key, want))
             continue;
         json_object_set_new(*skip, key, json_true());
+        const char *display = NULL;
+        kpi_protocol_cas(bit, &display);
+        n_text += (size_t)snprintf(text + n_text, n_text < sizeof text ? sizeof text - n_text : 0,
+                                   "%s%s", n_text ? ", " : "", display ? display : key);
         json_t *names = kpi_protocols_json(bit);
         json_array_extend(*skipped, names);
         json_decref(names);
     }
+    *skipped_text = json_string(text);
     if (json_array_size(*skipped))
         step_event(ctx, "m365.skipped_exempt",
                    json_pack("{s:s, s:O, s:O}", "identity", a->identity, "protocols", *skipped,
@@ -126,7 +135,7 @@ void m365_step_apply(struct step_ctx *ctx, struct step_result *res, const struct
 {
     struct as_err err = {0};
     json_t *before = NULL, *after = NULL, *changes = NULL, *changed = NULL, *params = NULL;
-    json_t *warnings = NULL, *skip = NULL, *skipped = NULL;
+    json_t *warnings = NULL, *skip = NULL, *skipped = NULL, *skipped_text = NULL;
     char *command = NULL;
     const char *read_cmdlet = a->identity ? "Get-CASMailbox" : "Get-TransportConfig";
     enum as_code rc;
@@ -155,7 +164,7 @@ void m365_step_apply(struct step_ctx *ctx, struct step_result *res, const struct
 
     /* The exceptions are read after the mailbox, as close to the write as
      * the step can: one granted while the approval was pending counts. */
-    if (exempt_settings(ctx, res, a, &skip, &skipped))
+    if (exempt_settings(ctx, res, a, &skip, &skipped, &skipped_text))
         goto out;
     changes = json_object();
     changed = json_array();
@@ -263,8 +272,10 @@ void m365_step_apply(struct step_ctx *ctx, struct step_result *res, const struct
     }
     if (warnings && json_array_size(warnings))
         json_object_set(output, "warnings", warnings);
-    if (a->honour_exceptions)
+    if (a->honour_exceptions) {
         json_object_set(output, "skipped_exempt", skipped);
+        json_object_set(output, "skipped_exempt_text", skipped_text);
+    }
     step_ok(res, NULL, output);
 out:
     free(command);
@@ -276,4 +287,5 @@ out:
     json_decref(warnings);
     json_decref(skip);
     json_decref(skipped);
+    json_decref(skipped_text);
 }

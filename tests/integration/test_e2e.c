@@ -172,7 +172,8 @@ static const char *text_of(const json_t *m)
 }
 
 /* Messages to `to` whose subject contains `needle`. */
-static int count_mail(struct e2e *t, const char *to, const char *needle)
+/* Messages to `to` whose subject (in_body: text) holds needle. */
+static int count_mail_in(struct e2e *t, const char *to, const char *needle, int in_body)
 {
     json_t *all = smtp_messages(t);
     int n = 0;
@@ -180,11 +181,16 @@ static int count_mail(struct e2e *t, const char *to, const char *needle)
     json_t *m;
     json_array_foreach(all, i, m)
     {
-        if (rcpt_has(m, to) && strstr(subject_of(m), needle))
+        if (rcpt_has(m, to) && strstr(in_body ? text_of(m) : subject_of(m), needle))
             n++;
     }
     json_decref(all);
     return n;
+}
+
+static int count_mail(struct e2e *t, const char *to, const char *needle)
+{
+    return count_mail_in(t, to, needle, 0);
 }
 
 static int wait_mail(struct e2e *t, const char *to, const char *needle, int n)
@@ -222,6 +228,18 @@ static char *approval_link(struct e2e *t, const char *upn)
     }
     json_decref(all);
     return link;
+}
+
+/* approval_link, waiting for the email (bounded poll). */
+static char *wait_link(struct e2e *t, const char *upn)
+{
+    for (int waited = 0; waited < WAIT_MS; waited += 200) {
+        char *link = approval_link(t, upn);
+        if (link)
+            return link;
+        tu_sleep_ms(200);
+    }
+    return NULL;
 }
 
 /* ---- HTTP ---- */
@@ -373,10 +391,11 @@ static int teardown(void **state)
     return 0;
 }
 
-static void test_e2e(void **state)
+/* Start the tenant simulator and the SMTP server and set the environment
+ * every `assent` command of the test runs with. */
+static void e2e_start(struct e2e *e)
 {
-    (void)state;
-    struct e2e *e = &g_e2e;
+    memset(e, 0, sizeof *e);
     e->dir = tu_tmpdir("e2e");
     e->db = tu_path(e->dir, "assent.db");
     e->smtp_dir = tu_path(e->dir, "smtp");
@@ -387,14 +406,13 @@ static void test_e2e(void **state)
 
     /* The tenant and the SMTP server. */
     assert_int_equal(sim_harness_start(&e->sim, USERS, SEED, NULL), 0);
-    json_t *before = sim_harness_state(&e->sim);
-    assert_non_null(before);
     e->smtp_port = tu_free_port();
     char port_text[16], smtp_url[64];
     snprintf(port_text, sizeof port_text, "%d", e->smtp_port);
     char *server_py = tu_path(tu_source_dir(), "tests/integration/smtp_test_server.py");
     char *smtp_argv[] = {"/usr/bin/python3", server_py, "--port", port_text, "--dir", e->smtp_dir, NULL};
     e->smtp_pid = tu_spawn(smtp_argv, NULL, e->smtp_log);
+    free(server_py);
     assert_true(e->smtp_pid > 0);
     assert_int_equal(tu_wait_port(e->smtp_port, 30000), 0);
     snprintf(smtp_url, sizeof smtp_url, "smtp://127.0.0.1:%d", e->smtp_port);
@@ -419,6 +437,32 @@ static void test_e2e(void **state)
     env_add(e, "ASSENT_LEASE_SECONDS", "5");
     /* Debug level: the most the logs ever say, checked for secrets at the end. */
     env_add(e, "ASSENT_LOG_LEVEL", "debug");
+
+}
+
+/* Stop what e2e_start started and remove the test's directory. */
+static void e2e_finish(struct e2e *e)
+{
+    tu_stop(e->smtp_pid, SIGTERM);
+    e->smtp_pid = 0;
+    assert_int_equal(sim_harness_stop(&e->sim), 0);
+    tu_rmrf(e->dir);
+    free(e->dir);
+    free(e->db);
+    free(e->smtp_dir);
+    free(e->smtp_log);
+    free(e->serve_log);
+    free(e->cli_log);
+    e->dir = NULL;
+}
+
+static void test_e2e(void **state)
+{
+    (void)state;
+    struct e2e *e = &g_e2e;
+    e2e_start(e);
+    json_t *before = sim_harness_state(&e->sim);
+    assert_non_null(before);
 
     /* 1. Sync. */
     assert_int_equal(assent(e, NULL, "sync", NULL), 0);
@@ -570,6 +614,11 @@ static void test_e2e(void **state)
     assert_string_equal(json_string_value(json_object_get(json_array_get(exc, 0), "reason")), REJECT_COMMENT);
     assert_string_equal(json_string_value(json_object_get(json_array_get(exc, 0), "granted_by")), OWNER);
     json_decref(exc);
+    /* The user is told: nothing changes until the exception expires, with the
+     * approver's comment verbatim. */
+    assert_int_equal(wait_mail(e, reject_upn, "No change:", 1), 0);
+    assert_int_equal(count_mail_in(e, reject_upn, REJECT_COMMENT, 1), 1);
+    assert_int_equal(count_mail_in(e, reject_upn, "stay on until", 1), 1);
 
     /* 8. Let the others expire: two days later, escalation emails. */
     serve_stop(e, SIGTERM);
@@ -593,6 +642,11 @@ static void test_e2e(void **state)
             tu_sleep_ms(250);
     }
     assert_true(all_ended);
+    /* Those whose approval expired are told that nothing changes for now. */
+    for (int k = 0; k < n_expect; k++)
+        if (expect[k] != approve_upn && expect[k] != reject_upn &&
+            wait_mail(e, expect[k], "No change for now", 1) != 0)
+            fail_msg("no expiry notice for %s", expect[k]);
     /* One run per user, none lost, none doubled. */
     assert_int_equal(json_object_size(statuses), n_expect);
     json_decref(statuses);
@@ -688,21 +742,210 @@ static void test_e2e(void **state)
     json_decref(before);
     free(kpi_file);
     free(wf_file);
-    free(server_py);
-    tu_stop(e->smtp_pid, SIGTERM);
-    e->smtp_pid = 0;
-    assert_int_equal(sim_harness_stop(&e->sim), 0);
-    tu_rmrf(e->dir);
-    free(e->dir);
-    free(e->db);
-    free(e->smtp_dir);
-    free(e->smtp_log);
-    free(e->serve_log);
-    free(e->cli_log);
+    e2e_finish(e);
+}
+
+/* ---- a tenant that changes while the campaign runs ---- */
+
+static const char outside_wf[] =
+    "{\"name\": \"outside-change\", \"version\": \"1\",\n"
+    " \"input\": {\"upn\": {\"type\": \"string\", \"required\": true},\n"
+    "           \"settings\": {\"type\": \"object\", \"required\": true}},\n"
+    " \"steps\": {\"set\": {\"type\": \"manage_cas\",\n"
+    "   \"params\": {\"identity\": \"${input.upn}\", \"settings\": \"${input.settings}\"}}}}\n";
+
+/* Someone changes a mailbox outside the campaign (as an admin would in the
+ * Exchange admin center): a run of a one-step manage_cas workflow. */
+static void change_outside(struct e2e *e, const char *wf, const char *upn, const char *settings)
+{
+    char input[512];
+    snprintf(input, sizeof input, "{\"upn\": \"%s\", \"settings\": %s}", upn, settings);
+    assert_int_equal(assent(e, NULL, "run", wf, "--input", input, "--wait", NULL), 0);
+}
+
+/* The legacy protocols (of pop, imap, smtp) on for a mailbox of the state. */
+static int legacy_count(const json_t *m, const json_t *state)
+{
+    return json_is_true(json_object_get(m, "PopEnabled")) +
+           json_is_true(json_object_get(m, "ImapEnabled")) + effective_smtp_on(m, state);
+}
+
+/* `assent show RUN --json` as text (caller frees). */
+static char *show_run(struct e2e *e, int64_t run_id)
+{
+    char id[32], *out = NULL;
+    snprintf(id, sizeof id, "%lld", (long long)run_id);
+    assert_int_equal(assent(e, &out, "show", id, "--json", "--verbose", NULL), 0);
+    return out;
+}
+
+/*
+ * Issue "act on the tenant as it is now":
+ *  - a user whose protocols were turned off after the sync: the triggered
+ *    run re-checks, emails nobody and succeeds saying nothing was left;
+ *  - an exception granted while the approval is pending: after approval the
+ *    exempt protocol is untouched in the tenant, the others are off;
+ *  - the KPI's schedule fires after the tenant changed (sync first): the
+ *    open run of a user it no longer finds is superseded and its link
+ *    answers 410; a run whose user is still found stays open.
+ */
+static void test_moving_tenant(void **state)
+{
+    (void)state;
+    struct e2e *e = &g_e2e;
+    e2e_start(e);
+    char *wf_file = tu_path(tu_source_dir(), "workflows/legacy-protocols.json");
+    char *outside = tu_path(e->dir, "outside-change.json");
+    char *kpi_file = tu_path(e->dir, "moving.json");
+    assert_int_equal(tu_write_file(outside, outside_wf), 0);
+    char kpi_text[2048];
+    snprintf(kpi_text, sizeof kpi_text,
+             "{\"name\": \"moving\", \"report\": \"users\",\n"
+             " \"filter\": \"pop_enabled || imap_enabled || smtp_client_auth_disabled == false\",\n"
+             " \"protocols\": [\"pop\", \"imap\", \"smtp\"],\n"
+             " \"schedule\": {\"cron\": \"* * * * *\", \"timezone\": \"UTC\", \"sync\": true},\n"
+             " \"trigger\": {\"workflow\": \"%s\",\n"
+             "   \"input\": {\"approvers\": [\"" OWNER "\"], \"escalate_to\": [\"" SECURITY "\"]}}}\n",
+             wf_file);
+    assert_int_equal(tu_write_file(kpi_file, kpi_text), 0);
+
+    assert_int_equal(assent(e, NULL, "sync", NULL), 0);
+    json_t *before = sim_harness_state(&e->sim);
+    /* Four users with legacy protocols: a has two or more (one gets exempt
+     * while its approval is pending), b is fixed outside Assent after the
+     * sync, c leaves the KPI before the schedule fires, d stays. */
+    const char *a = NULL, *b = NULL, *c = NULL, *d = NULL;
+    size_t i;
+    json_t *u;
+    json_array_foreach(json_object_get(before, "users"), i, u)
+    {
+        const json_t *m = json_object_get(u, "mailbox");
+        const char *upn = json_string_value(json_object_get(u, "userPrincipalName"));
+        int n = json_is_object(m) ? legacy_count(m, before) : 0;
+        if (n >= 2 && !a)
+            a = upn;
+        else if (n >= 1 && !b)
+            b = upn;
+        else if (n >= 1 && !c)
+            c = upn;
+        else if (n >= 1 && !d)
+            d = upn;
+    }
+    assert_non_null(a);
+    assert_non_null(d);
+    const json_t *ma = mailbox_of(before, a);
+    /* The protocol of a that gets exempt: SMTP when it is on, else IMAP. */
+    int exempt_smtp = effective_smtp_on(ma, before);
+    const char *exempt_proto = exempt_smtp ? "smtp" : "imap";
+
+    /* b: fixed outside Assent after the sync. */
+    change_outside(e, outside, b,
+                   "{\"PopEnabled\": false, \"ImapEnabled\": false, "
+                   "\"SmtpClientAuthenticationDisabled\": true}");
+    assert_int_equal(assent(e, NULL, "kpi", "create", "--from", kpi_file, NULL), 0);
+
+    /* A trigger on the stale sync starts a run for b too; b's run decides. */
+    char *out = NULL;
+    assert_int_equal(assent(e, &out, "trigger", wf_file, "--kpi", "moving", "--json", NULL), 0);
+    json_t *tr = parse_json(out);
+    free(out);
+    json_t *run_of = json_object();
+    json_array_foreach(json_object_get(tr, "rows_detail"), i, u)
+        json_object_set(run_of, json_string_value(json_object_get(u, "upn")),
+                        json_object_get(u, "run_id"));
+    json_decref(tr);
+    int64_t run_a = json_integer_value(json_object_get(run_of, a));
+    int64_t run_b = json_integer_value(json_object_get(run_of, b));
+    int64_t run_c = json_integer_value(json_object_get(run_of, c));
+    int64_t run_d = json_integer_value(json_object_get(run_of, d));
+    assert_true(run_a > 0 && run_b > 0 && run_c > 0 && run_d > 0);
+
+    serve_start(e, 0);
+    assert_int_equal(wait_run(e, run_b, "succeeded"), 0);
+    char *timeline = show_run(e, run_b);
+    assert_non_null(strstr(timeline, "nothing left to do"));
+    assert_null(strstr(timeline, "\"notify_user\""));
+    free(timeline);
+    assert_int_equal(wait_mail(e, OWNER, "Approval requested", 3), 0);
+    assert_int_equal(count_mail(e, b, ""), 0);
+    char subject_b[300];
+    snprintf(subject_b, sizeof subject_b, " for %s?", b);
+    assert_int_equal(count_mail(e, OWNER, subject_b), 0);
+
+    /* a: an exception is granted while the approval is pending; then approved. */
+    char *link_a = wait_link(e, a), *link_c = wait_link(e, c);
+    assert_non_null(link_a);
+    assert_non_null(link_c);
+    assert_int_equal(assent(e, NULL, "exception", "add", "--user", a, "--protocols", exempt_proto,
+                            "--reason", "Scanner sends with SMTP AUTH", "--granted-by",
+                            "cio@contoso.com", NULL), 0);
+    long st = decide(e, link_a, "approve", "Go ahead");
+    assert_true(st >= 200 && st < 400);
+    if (wait_run(e, run_a, "succeeded") != 0) {
+        char *log = tu_read_file(e->serve_log);
+        fail_msg("run of %s did not succeed; serve log:\n%s", a, log);
+    }
+    timeline = show_run(e, run_a);
+    assert_non_null(strstr(timeline, "skipped_exempt"));
+    free(timeline);
+    json_t *now_state = sim_harness_state(&e->sim);
+    const json_t *ma2 = mailbox_of(now_state, a);
+    assert_false(json_is_true(json_object_get(ma2, "PopEnabled")));
+    if (exempt_smtp) {
+        assert_true(json_equal(json_object_get(ma, "SmtpClientAuthenticationDisabled"),
+                               json_object_get(ma2, "SmtpClientAuthenticationDisabled")));
+        assert_false(json_is_true(json_object_get(ma2, "ImapEnabled")));
+    } else {
+        assert_true(json_is_true(json_object_get(ma2, "ImapEnabled")));
+        assert_true(json_is_true(json_object_get(ma2, "SmtpClientAuthenticationDisabled")) ||
+                    !effective_smtp_on(ma2, now_state));
+    }
+    json_decref(now_state);
+    assert_int_equal(wait_mail(e, a, "Done:", 1), 0);
+    assert_int_equal(count_mail_in(e, a, "which stays on under an exception", 1), 1);
+
+    /* c leaves the KPI (fixed outside); the schedule fires (after a sync) and
+     * supersedes c's run; d is still found, its run stays open. */
+    change_outside(e, outside, c,
+                   "{\"PopEnabled\": false, \"ImapEnabled\": false, "
+                   "\"SmtpClientAuthenticationDisabled\": true}");
+    serve_stop(e, SIGTERM);
+    serve_start(e, 3LL * 60 * 1000); /* the minute schedule is due: one catch-up firing */
+    if (wait_run(e, run_c, "superseded") != 0) {
+        char *log = tu_read_file(e->serve_log);
+        fail_msg("run of %s was not superseded; serve log:\n%s", c, log);
+    }
+    timeline = show_run(e, run_c);
+    assert_non_null(strstr(timeline, "run.superseded"));
+    assert_non_null(strstr(timeline, "no longer finds"));
+    free(timeline);
+    struct tu_http_resp r = {0};
+    assert_int_equal(tu_http("GET", link_c, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 410);
+    assert_non_null(strstr(r.body, "no longer needed"));
+    tu_http_free(&r);
+    json_t *statuses = run_statuses(e);
+    assert_string_equal(status_of(statuses, run_d), "waiting");
+    json_decref(statuses);
+    assert_int_equal(assent(e, &out, "runs", "--status", "superseded", NULL), 0);
+    assert_non_null(strstr(out, "superseded"));
+    free(out);
+    serve_stop(e, SIGTERM);
+    assert_int_equal(assent(e, NULL, "audit", "verify", NULL), 0);
+
+    free(link_a);
+    free(link_c);
+    json_decref(run_of);
+    json_decref(before);
+    free(wf_file);
+    free(outside);
+    free(kpi_file);
+    e2e_finish(e);
 }
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test_teardown(test_e2e, teardown)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test_teardown(test_e2e, teardown),
+                                       cmocka_unit_test_teardown(test_moving_tenant, teardown)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
