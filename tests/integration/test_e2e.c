@@ -844,8 +844,16 @@ static void test_moving_tenant(void **state)
                    "\"SmtpClientAuthenticationDisabled\": true}");
     assert_int_equal(assent(e, NULL, "kpi", "create", "--from", kpi_file, NULL), 0);
 
-    /* A trigger on the stale sync starts a run for b too; b's run decides. */
+    /* --dry-run shows who would approve and the first email, starting nothing. */
     char *out = NULL;
+    assert_int_equal(assent(e, &out, "trigger", wf_file, "--kpi", "moving", "--dry-run", NULL), 0);
+    assert_non_null(strstr(out, "approvers: " OWNER));
+    assert_non_null(strstr(out, "--- first email"));
+    assert_non_null(strstr(out, "Subject: Action needed"));
+    assert_null(strstr(out, "Hello ,"));
+    free(out);
+
+    /* A trigger on the stale sync starts a run for b too; b's run decides. */
     assert_int_equal(assent(e, &out, "trigger", wf_file, "--kpi", "moving", "--json", NULL), 0);
     json_t *tr = parse_json(out);
     free(out);
@@ -931,6 +939,68 @@ static void test_moving_tenant(void **state)
     assert_non_null(strstr(out, "superseded"));
     free(out);
     serve_stop(e, SIGTERM);
+
+    /* Freshness: two days on, the last sync is older than max_sync_age. */
+    char *err_out = NULL;
+    env_add(e, "ASSENT_MAX_SYNC_AGE", "PT36H");
+    env_add(e, "ASSENT_TEST_HOOKS", "1");
+    env_add(e, "ASSENT_FAKE_NOW_OFFSET_MS", "172800000");
+    char *stale[] = {(char *)tu_assent_bin(), "trigger", wf_file, "--kpi", "moving", NULL};
+    assert_int_equal(tu_run(stale, e->envp, 60000, NULL, &err_out), 3);
+    assert_non_null(strstr(err_out, "max_sync_age PT36H"));
+    assert_non_null(strstr(err_out, "old"));
+    free(err_out);
+    char *stale_ok[] = {(char *)tu_assent_bin(), "trigger", wf_file, "--kpi", "moving",
+                        "--allow-stale", NULL};
+    assert_int_equal(tu_run(stale_ok, e->envp, 60000, NULL, &err_out), 0);
+    free(err_out);
+    e->n_env -= 3; /* back to now */
+    e->envp[e->n_env] = NULL;
+
+    /* The shipped workflow has no placeholder approvers: without any it
+     * refuses to start; default_approvers gives them. */
+    char input[512];
+    snprintf(input, sizeof input,
+             "{\"user\": \"%s\", \"protocols_enabled\": [\"pop\"], \"protocols_text\": \"POP\", "
+             "\"cas_settings\": {\"PopEnabled\": false}}", d);
+    char *noapp[] = {(char *)tu_assent_bin(), "run", wf_file, "--input", input,
+                     "--dedupe-key", "manual", NULL};
+    assert_int_equal(tu_run(noapp, e->envp, 60000, NULL, &err_out), 2);
+    assert_non_null(strstr(err_out, "approvers"));
+    free(err_out);
+    env_add(e, "ASSENT_DEFAULT_APPROVERS", "owner-a@contoso.com, owner-b@contoso.com");
+    assert_int_equal(assent(e, &out, "run", wf_file, "--input", input, "--json", NULL), 0);
+    json_t *started = parse_json(out);
+    free(out);
+    timeline = show_run(e, json_integer_value(json_object_get(started, "run_id")));
+    assert_non_null(strstr(timeline, "owner-b@contoso.com"));
+    free(timeline);
+    json_decref(started);
+
+    /* Exceptions from the CLI: a granter must be an address, a removal needs
+     * a reason, an unknown user is warned about; both go into the audit chain. */
+    char *bad_granter[] = {(char *)tu_assent_bin(), "exception", "add", "--user", (char *)d, "--protocols",
+                           "pop", "--reason", "r", "--granted-by", "Bob", NULL};
+    assert_int_equal(tu_run(bad_granter, e->envp, 60000, NULL, &err_out), 2);
+    assert_non_null(strstr(err_out, "not an address"));
+    free(err_out);
+    char *ghost[] = {(char *)tu_assent_bin(), "exception", "add", "--user", "ghost@contoso.com",
+                     "--protocols", "pop", "--reason", "r", "--granted-by", "cio@contoso.com",
+                     "--json", NULL};
+    char *ghost_out = NULL;
+    assert_int_equal(tu_run(ghost, e->envp, 60000, &ghost_out, &err_out), 0);
+    assert_non_null(strstr(err_out, "not in the last tenant sync"));
+    free(err_out);
+    json_t *g = parse_json(ghost_out);
+    free(ghost_out);
+    char gid[32];
+    snprintf(gid, sizeof gid, "%lld", (long long)json_integer_value(json_object_get(g, "id")));
+    json_decref(g);
+    char *rm_noreason[] = {(char *)tu_assent_bin(), "exception", "remove", gid, NULL};
+    assert_int_equal(tu_run(rm_noreason, e->envp, 60000, NULL, &err_out), 2);
+    assert_non_null(strstr(err_out, "--reason"));
+    free(err_out);
+    assert_int_equal(assent(e, NULL, "exception", "remove", gid, "--reason", "typo", NULL), 0);
     assert_int_equal(assent(e, NULL, "audit", "verify", NULL), 0);
 
     free(link_a);
