@@ -738,10 +738,24 @@ static struct node *parse_or(struct parser *p)
     return parse_chain(p, N_OR, "||", parse_and);
 }
 
+/* Parse a conditional and add it to n's kids; 0, or -1 (the parser has failed). */
+static int add_cond_kid(struct parser *p, struct node *n)
+{
+    struct node *k = parse_cond(p);
+    if (!k)
+        return -1;
+    if (node_add_kid(n, k) != 0) {
+        node_free(k);
+        oom(p);
+        return -1;
+    }
+    return 0;
+}
+
 /* cond ? then : else, right-associative: a ? b : c ? d : e is a ? b : (c ? d : e). */
 static struct node *parse_cond(struct parser *p)
 {
-    struct node *c = parse_or(p), *n = NULL, *k;
+    struct node *c = parse_or(p), *n = NULL;
     if (!c || !accept(p, "?"))
         return c;
     if (enter(p) != 0) {
@@ -756,27 +770,15 @@ static struct node *parse_cond(struct parser *p)
         goto out;
     }
     c = NULL;
-    k = parse_cond(p);
-    if (!k)
+    if (add_cond_kid(p, n) != 0)
         goto fail;
-    if (node_add_kid(n, k) != 0) {
-        node_free(k);
-        oom(p);
-        goto fail;
-    }
     if (!accept(p, ":")) {
         skip_ws(p);
         perr(p, p->pos, "expected ':' at column %zu (a ? b : c)", char_column(p->s, p->pos));
         goto fail;
     }
-    k = parse_cond(p);
-    if (!k)
+    if (add_cond_kid(p, n) != 0)
         goto fail;
-    if (node_add_kid(n, k) != 0) {
-        node_free(k);
-        oom(p);
-        goto fail;
-    }
     goto out;
 fail:
     node_free(n);
