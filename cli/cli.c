@@ -32,6 +32,28 @@ int cli_error(int code, const char *cmd, const char *fmt, ...)
     return code;
 }
 
+int cli_print_json(const char *cmd, const json_t *v)
+{
+    char *s = json_dumps(v, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+    if (!s)
+        return cli_error(EXIT_FAIL, cmd, "out of memory");
+    puts(s);
+    free(s);
+    return EXIT_OK;
+}
+
+int cli_exit_for(enum as_code rc)
+{
+    switch (rc) {
+    case AS_OK: return EXIT_OK;
+    case AS_ENOTFOUND: return EXIT_NOTFOUND;
+    case AS_EDB: return EXIT_DB;
+    case AS_EINVAL: return EXIT_USAGE;
+    case AS_EEXPIRED: return EXIT_CONFIG;
+    default: return EXIT_FAIL;
+    }
+}
+
 int cli_wants_help(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {

@@ -11,6 +11,8 @@
 #ifndef ASSENT_CLI_H
 #define ASSENT_CLI_H
 
+#include <jansson.h>
+
 #include "engine/app.h"
 #include "engine/error.h"
 
@@ -44,6 +46,18 @@ int cli_open_db(struct cli *cli);
 
 /* Print "assent CMD: message" to stderr; returns code for `return cli_error(...)`. */
 int cli_error(int code, const char *cmd, const char *fmt, ...) AS_PRINTF(3, 4);
+
+/*
+ * Print v as every command's --json output is printed: indented by 2, keys
+ * sorted, one trailing newline.  Returns EXIT_OK, or EXIT_FAIL (with a
+ * message) when it cannot be serialised (out of memory).
+ */
+int cli_print_json(const char *cmd, const json_t *v);
+
+/* The exit code for an error from the engine, the database or a check:
+ * not found 4, database 5, bad input 2, stale tenant data (max_sync_age) 3,
+ * anything else 1. */
+int cli_exit_for(enum as_code rc);
 
 /* True when argv holds -h or --help (commands print their usage then). */
 int cli_wants_help(int argc, char **argv);

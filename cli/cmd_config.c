@@ -19,10 +19,7 @@ int cmd_config(struct cli *cli, int argc, char **argv)
     if (!dump)
         return cli_error(EXIT_FAIL, "config", "out of memory");
     if (cli->json) {
-        char *s = json_dumps(dump, JSON_INDENT(2) | JSON_SORT_KEYS);
-        if (s)
-            puts(s);
-        free(s);
+        cli_print_json("config", dump);
     } else {
         const char *key;
         json_t *v;

@@ -65,26 +65,6 @@ static int parse_int(const char *s, long lo, long hi, int *out)
     return 0;
 }
 
-/* Exit code for an error from the engine or the database. */
-static int exit_for(enum as_code rc)
-{
-    switch (rc) {
-    case AS_ENOTFOUND: return EXIT_NOTFOUND;
-    case AS_EDB: return EXIT_DB;
-    case AS_EINVAL: return EXIT_USAGE;
-    default: return EXIT_FAIL;
-    }
-}
-
-static void print_json(const json_t *v)
-{
-    char *s = json_dumps(v, JSON_INDENT(2) | JSON_ENCODE_ANY);
-    if (s) {
-        printf("%s\n", s);
-        free(s);
-    }
-}
-
 /* Read the whole file at path (at most MAX_INPUT_BYTES); malloc'd text or NULL with err. */
 static char *read_text_file(const char *path, struct as_err *err)
 {
@@ -198,9 +178,9 @@ static int show_history(struct cli *cli, const char *cmd, int64_t run_id, int ve
     json_t *h = NULL;
     enum as_code rc = run_history_load(cli->app.db, run_id, cli->json, &h, &err);
     if (rc)
-        return cli_error(exit_for(rc), cmd, "%s", err.msg);
+        return cli_error(cli_exit_for(rc), cmd, "%s", err.msg);
     if (cli->json)
-        print_json(h);
+        cli_print_json("engine", h);
     else
         run_history_print(stdout, h, verbose);
     json_decref(h);
@@ -321,14 +301,14 @@ int cmd_run(struct cli *cli, int argc, char **argv)
         if (cli->json) {
             json_t *o = json_pack("{s:I, s:b, s:s}", "run_id", (json_int_t)run_id, "created", 0,
                                   "error", err.msg);
-            print_json(o);
+            cli_print_json("engine", o);
             json_decref(o);
         }
         rc = cli_error(EXIT_FAIL, "run", "%s", err.msg);
         goto out;
     }
     if (arc) {
-        rc = cli_error(arc == AS_EINVAL ? EXIT_USAGE : exit_for(arc), "run", "%s", err.msg);
+        rc = cli_error(arc == AS_EINVAL ? EXIT_USAGE : cli_exit_for(arc), "run", "%s", err.msg);
         goto out;
     }
     if (!wait) {
@@ -336,7 +316,7 @@ int cmd_run(struct cli *cli, int argc, char **argv)
             json_t *o = json_pack("{s:I, s:b, s:s, s:s, s:s, s:b}", "run_id", (json_int_t)run_id,
                                   "created", 1, "workflow", wf->name, "version", wf->version,
                                   "hash", wf->hash, "dry_run", dry_run);
-            print_json(o);
+            cli_print_json("engine", o);
             json_decref(o);
         } else {
             printf("run %" PRId64 " started: %s v%s%s\n", run_id, wf->name, wf->version,
@@ -349,7 +329,7 @@ int cmd_run(struct cli *cli, int argc, char **argv)
 
     arc = engine_start(&cli->app, workers_from(cli, workers), &e, &err);
     if (arc) {
-        rc = cli_error(exit_for(arc), "run", "cannot start the engine: %s", err.msg);
+        rc = cli_error(cli_exit_for(arc), "run", "cannot start the engine: %s", err.msg);
         goto out;
     }
     if (!cli->json)
@@ -362,7 +342,7 @@ int cmd_run(struct cli *cli, int argc, char **argv)
             break;
         if (arc != AS_ETIMEOUT) {
             stop_engine(cli, e, EXIT_DB);
-            rc = cli_error(exit_for(arc), "run", "%s", err.msg);
+            rc = cli_error(cli_exit_for(arc), "run", "%s", err.msg);
             goto out;
         }
         int sig = wait_signal(&stop_set, 0);
@@ -438,7 +418,7 @@ int cmd_worker(struct cli *cli, int argc, char **argv)
     block_stop_signals(&stop_set);
     enum as_code arc = engine_start(&cli->app, workers_from(cli, workers), &e, &err);
     if (arc)
-        return cli_error(arc == AS_EINVAL ? EXIT_CONFIG : exit_for(arc), "worker", "%s", err.msg);
+        return cli_error(arc == AS_EINVAL ? EXIT_CONFIG : cli_exit_for(arc), "worker", "%s", err.msg);
     for (;;) {
         int sig = wait_signal(&stop_set, 200);
         if (sig) {
@@ -571,10 +551,10 @@ int cmd_runs(struct cli *cli, int argc, char **argv)
     }
     if (arc) {
         json_decref(lc.arr);
-        return cli_error(exit_for(arc), "runs", "%s", err.msg);
+        return cli_error(cli_exit_for(arc), "runs", "%s", err.msg);
     }
     if (lc.json)
-        print_json(lc.arr);
+        cli_print_json("engine", lc.arr);
     else if (lc.n == 0)
         printf("(no runs)\n");
     json_decref(lc.arr);
@@ -681,11 +661,11 @@ static int steer(struct cli *cli, int argc, char **argv, const char *cmd,
         json_t *o = json_pack("{s:I, s:b}", "run_id", (json_int_t)run_id, "ok", arc == AS_OK);
         if (arc)
             json_object_set_new(o, "error", json_string(err.msg));
-        print_json(o);
+        cli_print_json("engine", o);
         json_decref(o);
     }
     if (arc)
-        return cli_error(exit_for(arc), cmd, "%s", err.msg);
+        return cli_error(cli_exit_for(arc), cmd, "%s", err.msg);
     if (!cli->json)
         printf("run %" PRId64 " %s\n", run_id, done);
     return EXIT_OK;
@@ -759,14 +739,14 @@ int cmd_audit(struct cli *cli, int argc, char **argv)
         db_read_end(cli->app.db, conn);
     }
     if (arc)
-        return cli_error(exit_for(arc), "audit", "%s", err.msg);
+        return cli_error(cli_exit_for(arc), "audit", "%s", err.msg);
     if (cli->json) {
         json_t *o = json_pack("{s:b, s:I, s:o, s:o, s:I, s:s}", "intact", rep.bad_id == 0,
                               "events", (json_int_t)rep.n_events, "bad_id",
                               rep.bad_id ? json_integer(rep.bad_id) : json_null(), "problem",
                               rep.bad_id ? json_string(rep.problem) : json_null(), "head_id",
                               (json_int_t)rep.head_id, "head_hash", rep.head_hash);
-        print_json(o);
+        cli_print_json("engine", o);
         json_decref(o);
     } else if (rep.bad_id) {
         printf("audit: TAMPERED at event %" PRId64 ": %s\n", rep.bad_id, rep.problem);

@@ -42,27 +42,6 @@ static void fmt_time(int64_t ms, char *buf, size_t size)
         snprintf(dot, size - (size_t)(dot - buf), "Z");
 }
 
-static void print_json(const json_t *v)
-{
-    char *s = json_dumps(v, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_ENCODE_ANY);
-    if (s) {
-        puts(s);
-        free(s);
-    }
-}
-
-static int exit_for(enum as_code rc)
-{
-    switch (rc) {
-    case AS_OK: return EXIT_OK;
-    case AS_ENOTFOUND: return EXIT_NOTFOUND;
-    case AS_EDB: return EXIT_DB;
-    case AS_EINVAL: return EXIT_USAGE;
-    case AS_EEXPIRED: return EXIT_CONFIG; /* tenant data older than max_sync_age */
-    default: return EXIT_FAIL;
-    }
-}
-
 /* Reset getopt for a subcommand's argv (argv[0] is the subcommand). */
 static void getopt_reset(void)
 {
@@ -175,11 +154,11 @@ static int kpi_store(struct cli *cli, json_t *in, int replace)
               : as_errf(&err, AS_ENOMEM, "out of memory");
     int code = EXIT_OK;
     if (rc) {
-        code = cli_error(rc == AS_ECONFLICT ? EXIT_FAIL : exit_for(rc), "kpi", "%s%s", err.msg,
+        code = cli_error(rc == AS_ECONFLICT ? EXIT_FAIL : cli_exit_for(rc), "kpi", "%s%s", err.msg,
                          rc == AS_ECONFLICT ? " (use --replace to change it)" : "");
     } else if (cli->json) {
         json_t *o = json_pack("{s:I, s:s, s:O}", "id", (json_int_t)id, "name", name, "definition", def);
-        print_json(o);
+        cli_print_json("kpi", o);
         json_decref(o);
     } else {
         printf("KPI %s saved (id %lld)%s\n", name, (long long)id,
@@ -323,7 +302,7 @@ static int kpi_list(struct cli *cli)
     if (db_kpi_list(cli->app.db, &list, &err) != AS_OK)
         return cli_error(EXIT_DB, "kpi", "%s", err.msg);
     if (cli->json) {
-        print_json(list);
+        cli_print_json("kpi", list);
         json_decref(list);
         return EXIT_OK;
     }
@@ -389,7 +368,7 @@ static int kpi_show(struct cli *cli, int argc, char **argv)
     if (!arc)
         arc = db_sched_runs(cli->app.db, json_integer_value(json_object_get(k, "id")), 5, &runs, &err);
     if (arc) {
-        rc = cli_error(exit_for(arc), "kpi", "%s", err.msg);
+        rc = cli_error(cli_exit_for(arc), "kpi", "%s", err.msg);
         goto out;
     }
     const json_t *def = json_object_get(k, "definition");
@@ -406,7 +385,7 @@ static int kpi_show(struct cli *cli, int argc, char **argv)
         json_t *o = json_pack("{s:O, s:O, s:O}", "kpi", k, "values", values, "schedule_runs", runs);
         if (next)
             json_object_set_new(o, "next_fire_at", json_integer(next));
-        print_json(o);
+        cli_print_json("kpi", o);
         json_decref(o);
         goto out;
     }
@@ -552,7 +531,7 @@ static int kpi_eval_cmd(struct cli *cli, int argc, char **argv)
     if (!arc && record)
         arc = kpi_record(&cli->app, k, &res, &err);
     if (arc) {
-        rc = cli_error(exit_for(arc), "kpi", "%s", err.msg);
+        rc = cli_error(cli_exit_for(arc), "kpi", "%s", err.msg);
         goto out;
     }
     if (cli->json) {
@@ -563,7 +542,7 @@ static int kpi_eval_cmd(struct cli *cli, int argc, char **argv)
             json_object_set(o, "breakdown", res.breakdown);
         if (rows)
             json_object_set(o, "rows", ep.rows);
-        print_json(o);
+        cli_print_json("kpi", o);
         json_decref(o);
     } else {
         if (rows && ep.printed)
@@ -615,7 +594,7 @@ int cmd_kpi(struct cli *cli, int argc, char **argv)
         struct as_err err = {0};
         enum as_code arc = db_kpi_delete(cli->app.db, argv[2], &err);
         if (arc)
-            return cli_error(exit_for(arc), "kpi", "%s", err.msg);
+            return cli_error(cli_exit_for(arc), "kpi", "%s", err.msg);
         if (!cli->json)
             printf("KPI %s deleted with its history\n", argv[2]);
         return EXIT_OK;
@@ -737,13 +716,13 @@ static int exception_add(struct cli *cli, int argc, char **argv)
                 : as_errf(&err, AS_ENOMEM, "out of memory");
     free(ptext);
     if (arc)
-        return cli_error(exit_for(arc), "exception", "%s", err.msg);
+        return cli_error(cli_exit_for(arc), "exception", "%s", err.msg);
     char t[40];
     fmt_time(until, t, sizeof t);
     if (cli->json) {
         json_t *o = json_pack("{s:I, s:s, s:o, s:I}", "id", (json_int_t)id, "user", user, "protocols",
                               kpi_protocols_json(mask), "expires_at", (json_int_t)until);
-        print_json(o);
+        cli_print_json("kpi", o);
         json_decref(o);
     } else {
         printf("exception %lld: %s exempt from %s until %s\n", (long long)id, user, protocols, t);
@@ -780,7 +759,7 @@ static int exception_list(struct cli *cli, int argc, char **argv)
     if (db_exception_list(cli->app.db, filter, user, time_now_ms(), &list, &err) != AS_OK)
         return cli_error(EXIT_DB, "exception", "%s", err.msg);
     if (cli->json) {
-        print_json(list);
+        cli_print_json("kpi", list);
         json_decref(list);
         return EXIT_OK;
     }
@@ -863,7 +842,7 @@ int cmd_exception(struct cli *cli, int argc, char **argv)
         enum as_code arc =
             db_exception_remove(cli->app.db, id, who ? who : "cli", reason, time_now_ms(), &err);
         if (arc)
-            return cli_error(exit_for(arc), "exception", "%s", err.msg);
+            return cli_error(cli_exit_for(arc), "exception", "%s", err.msg);
         if (!cli->json)
             printf("exception %lld removed\n", id);
         return EXIT_OK;
@@ -1104,14 +1083,14 @@ int cmd_trigger(struct cli *cli, int argc, char **argv)
     if (!arc)
         arc = trigger_kpi(&cli->app, k, time_now_ms(), &o, &st, &err);
     if (arc) {
-        rc = cli_error(exit_for(arc), "trigger", "%s", err.msg);
+        rc = cli_error(cli_exit_for(arc), "trigger", "%s", err.msg);
         goto out;
     }
     if (cli->json) {
         json_t *o2 = trigger_stats_json(&st);
         json_object_set_new(o2, "preview", json_boolean(preview));
         json_object_set(o2, "rows_detail", tp.rows);
-        print_json(o2);
+        cli_print_json("kpi", o2);
         json_decref(o2);
     } else {
         if (tp.printed)

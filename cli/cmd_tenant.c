@@ -88,8 +88,7 @@ int cmd_sync(struct cli *cli, int argc, char **argv)
         json_t *j = tenant_sync_result_json(&res);
         if (src)
             json_object_set_new(j, "error", json_string(err.msg));
-        json_dumpf(j, stdout, JSON_INDENT(2));
-        fputc('\n', stdout);
+        cli_print_json("sync", j);
         json_decref(j);
     } else {
         printf("sync %lld %s in %.1f s (%ld requests)\n", (long long)res.sync_id, res.status,

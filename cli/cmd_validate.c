@@ -138,13 +138,8 @@ int cmd_validate(struct cli *cli, int argc, char **argv)
         diag_free(&diags);
     }
     if (json) {
-        char *s = json_dumps(all, JSON_INDENT(2));
-        if (s) {
-            printf("%s\n", s);
-            free(s);
-        } else {
-            rc = cli_error(EXIT_FAIL, "validate", "out of memory");
-        }
+        if (cli_print_json("validate", all) != EXIT_OK)
+            rc = EXIT_FAIL;
         json_decref(all);
     }
     fflush(stdout);
