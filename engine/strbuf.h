@@ -20,18 +20,27 @@ struct strbuf {
     size_t len; /* bytes, without the NUL */
     size_t cap; /* bytes allocated */
     size_t max; /* 0 = no cap; else the most bytes (NUL included) it may hold */
-    int failed; /* latched: out of memory or over max */
+    int failed; /* latched: STRBUF_OOM or STRBUF_OVER (0 while all is well) */
 };
+
+/* Why a strbuf failed. */
+enum { STRBUF_OOM = 1, STRBUF_OVER = 2 };
 
 /* Append n bytes of s (which may hold NULs) / a NUL-terminated string / one byte. */
 void strbuf_addn(struct strbuf *b, const char *s, size_t n);
 void strbuf_add(struct strbuf *b, const char *s);
 void strbuf_addc(struct strbuf *b, char c);
 
+/* Append printf-style text. */
+void strbuf_addf(struct strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /*
  * The text, malloc'd (caller frees): "" when nothing was added, NULL when
  * an append failed.  b is spent either way.
  */
 char *strbuf_take(struct strbuf *b);
+
+/* Free the text and reset b (for a buffer given up on). */
+void strbuf_free(struct strbuf *b);
 
 #endif

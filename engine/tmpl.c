@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "engine/expr.h"
+#include "engine/strbuf.h"
 
 /* 1-based character column of byte offset off in s. */
 static size_t char_column(const char *s, size_t off)
@@ -23,39 +24,16 @@ static size_t char_column(const char *s, size_t off)
 }
 
 /* Growable text with a hard cap. */
-struct buf {
-    char *p;
-    size_t len, cap;
-    int too_big, oom;
-};
+/* The output: engine/strbuf.h, capped at TMPL_MAX_OUTPUT. */
+#define TMPL_BUF {.max = TMPL_MAX_OUTPUT}
 
-static int buf_add(struct buf *b, const char *s, size_t n)
+static int buf_add(struct strbuf *b, const char *s, size_t n)
 {
-    if (b->too_big || b->oom)
-        return -1;
-    if (b->len + n + 1 > TMPL_MAX_OUTPUT) {
-        b->too_big = 1;
-        return -1;
-    }
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *np = realloc(b->p, cap);
-        if (!np) {
-            b->oom = 1;
-            return -1;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-    return 0;
+    strbuf_addn(b, s, n);
+    return b->failed ? -1 : 0;
 }
 
-static int buf_add_escaped(struct buf *b, const char *s, size_t n, enum tmpl_escape esc)
+static int buf_add_escaped(struct strbuf *b, const char *s, size_t n, enum tmpl_escape esc)
 {
     if (esc == TMPL_RAW)
         return buf_add(b, s, n);
@@ -79,7 +57,7 @@ static int buf_add_escaped(struct buf *b, const char *s, size_t n, enum tmpl_esc
 
 /* Append the text form of v: strings as is, null as "", numbers and booleans
  * as in JSON, arrays and objects as compact JSON. */
-static int buf_add_value(struct buf *b, const json_t *v, enum tmpl_escape esc)
+static int buf_add_value(struct strbuf *b, const json_t *v, enum tmpl_escape esc)
 {
     char num[64];
     switch (json_typeof(v)) {
@@ -106,7 +84,7 @@ static int buf_add_value(struct buf *b, const json_t *v, enum tmpl_escape esc)
     case JSON_OBJECT: {
         char *s = json_dumps(v, JSON_COMPACT);
         if (!s) {
-            b->oom = 1;
+            b->failed = STRBUF_OOM;
             return -1;
         }
         int rc = buf_add_escaped(b, s, strlen(s), esc);
@@ -189,7 +167,7 @@ static enum as_code tmpl_walk(const char *s, size_t len, const struct tmpl_walk 
 }
 
 struct render_ctx {
-    struct buf out;
+    struct strbuf out;
     const json_t *scope;
     enum tmpl_escape esc;
     json_t *refs; /* check mode: collect refs, do not evaluate */
@@ -231,7 +209,7 @@ static enum as_code render_expr(void *ud, const char *src, size_t n, size_t off)
     if (rc != AS_OK)
         return rc;
     if (buf_add_value(&c->out, v, c->esc) != 0)
-        rc = c->out.oom ? as_errf(c->err, AS_ENOMEM, "out of memory")
+        rc = c->out.failed == STRBUF_OOM ? as_errf(c->err, AS_ENOMEM, "out of memory")
                         : as_errf(c->err, AS_ELIMIT, "template result larger than %d bytes",
                                   TMPL_MAX_OUTPUT);
     json_decref(v);
@@ -239,16 +217,16 @@ static enum as_code render_expr(void *ud, const char *src, size_t n, size_t off)
 }
 
 static enum as_code render_n(const char *tmpl, size_t len, const json_t *scope,
-                             enum tmpl_escape esc, json_t *refs, int located, struct buf *out,
+                             enum tmpl_escape esc, json_t *refs, int located, struct strbuf *out,
                              size_t *err_off, struct as_err *err)
 {
-    struct render_ctx c = {.scope = scope, .esc = esc, .refs = refs, .located = located,
-                           .tmpl = tmpl, .err_off = err_off, .err = err};
+    struct render_ctx c = {.out = TMPL_BUF, .scope = scope, .esc = esc, .refs = refs,
+                           .located = located, .tmpl = tmpl, .err_off = err_off, .err = err};
     struct tmpl_walk w = {render_lit, render_expr, &c};
     enum as_code rc = tmpl_walk(tmpl, len, &w, err_off, err);
     if (rc == AS_OK && !refs && !c.out.p && buf_add(&c.out, "", 0) != 0)
         rc = as_errf(err, AS_ENOMEM, "out of memory");
-    if (rc == AS_OK && c.out.oom)
+    if (rc == AS_OK && c.out.failed == STRBUF_OOM)
         rc = as_errf(err, AS_ENOMEM, "out of memory");
     if (rc != AS_OK) {
         free(c.out.p);
@@ -264,7 +242,7 @@ static enum as_code render_n(const char *tmpl, size_t len, const json_t *scope,
 enum as_code tmpl_render(const char *tmpl, const json_t *scope, enum tmpl_escape esc, char **out,
                          struct as_err *err)
 {
-    struct buf b = {0};
+    struct strbuf b = {0};
     *out = NULL;
     enum as_code rc = render_n(tmpl, strlen(tmpl), scope, esc, NULL, 0, &b, NULL, err);
     if (rc == AS_OK)
@@ -303,7 +281,7 @@ static enum as_code resolve_string(const json_t *value, const json_t *scope, jso
         *out = json_incref((json_t *)value);
         return AS_OK;
     }
-    struct buf b = {0};
+    struct strbuf b = {0};
     rc = render_n(s, len, scope, TMPL_RAW, NULL, 0, &b, NULL, err);
     if (rc != AS_OK)
         return rc;

@@ -86,7 +86,7 @@ struct sim_hdr {
 
 struct sim_resp {
     int status;
-    struct sbuf body;
+    struct strbuf body;
     char content_type[128];
     struct sim_hdr hdr[16];
     int n_hdr;

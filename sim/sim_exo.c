@@ -43,34 +43,34 @@ static void exo_error(struct sim_resp *o, int status, const char *code, const ch
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
     snprintf(detail, sizeof detail, "|%s|%s", type, text);
-    struct sbuf *b = &o->body;
-    sbuf_free(b);
-    sbuf_puts(b, "{\"error\":{\"code\":");
+    struct strbuf *b = &o->body;
+    strbuf_free(b);
+    strbuf_add(b, "{\"error\":{\"code\":");
     sbuf_json_str(b, code);
-    sbuf_puts(b, ",\"message\":\"Invalid Operation\",\"details\":[{\"code\":\"Context\","
+    strbuf_add(b, ",\"message\":\"Invalid Operation\",\"details\":[{\"code\":\"Context\","
                  "\"target\":\"\",\"message\":");
     sbuf_json_str(b, detail);
-    sbuf_puts(b, "}],\"innererror\":{\"message\":");
+    strbuf_add(b, "}],\"innererror\":{\"message\":");
     sbuf_json_str(b, text);
-    sbuf_puts(b, ",\"type\":\"Microsoft.Exchange.Admin.OData.Core.ODataServiceException\","
+    strbuf_add(b, ",\"type\":\"Microsoft.Exchange.Admin.OData.Core.ODataServiceException\","
                  "\"internalexception\":{\"message\":");
     sbuf_json_str(b, text);
-    sbuf_puts(b, "}}}}");
+    strbuf_add(b, "}}}}");
     o->status = status;
     str_copy(o->content_type, sizeof o->content_type, EXO_CT);
 }
 
 /* Start a successful collection answer: context + warnings. */
-static void exo_begin(struct sim_req *r, struct sbuf *b, const char *tenant, const char *warning)
+static void exo_begin(struct sim_req *r, struct strbuf *b, const char *tenant, const char *warning)
 {
-    sbuf_free(b);
-    sbuf_printf(b, "{\"@odata.context\":\"%s/adminapi/beta/", r->base_url);
+    strbuf_free(b);
+    strbuf_addf(b, "{\"@odata.context\":\"%s/adminapi/beta/", r->base_url);
     sbuf_url_encode(b, tenant);
-    sbuf_puts(b, "/$metadata#Collection(Exchange.GenericHashTable)\","
+    strbuf_add(b, "/$metadata#Collection(Exchange.GenericHashTable)\","
                  "\"adminapi.warnings@odata.type\":\"#Collection(String)\",\"@adminapi.warnings\":[");
     if (warning)
         sbuf_json_str(b, warning);
-    sbuf_puts(b, "]");
+    strbuf_add(b, "]");
 }
 
 /* ---- $select -------------------------------------------------------------------- */
@@ -106,16 +106,16 @@ static int want(const struct select *sel, const char *name)
 }
 
 /* Emit "Name@odata.type":"#T" (and @data.type when given) then "Name": */
-static void key_annot(struct sbuf *b, int *first, const char *name, const char *odata,
+static void key_annot(struct strbuf *b, int *first, const char *name, const char *odata,
                       const char *data)
 {
     if (!*first)
-        sbuf_putc(b, ',');
+        strbuf_addc(b, ',');
     *first = 0;
     if (data)
-        sbuf_printf(b, "\"%s@data.type\":\"%s\",", name, data);
+        strbuf_addf(b, "\"%s@data.type\":\"%s\",", name, data);
     if (odata)
-        sbuf_printf(b, "\"%s@odata.type\":\"%s\",", name, odata);
+        strbuf_addf(b, "\"%s@odata.type\":\"%s\",", name, odata);
     sbuf_json_key(b, name);
 }
 
@@ -125,14 +125,14 @@ static void key_annot(struct sbuf *b, int *first, const char *name, const char *
  * [?]: ExternalDirectoryObjectId in the default output, Identity = alias,
  * the DistinguishedName/ExchangeVersion values, the annotation set.
  */
-static void cas_object(struct sbuf *b, const struct sim_state *st, const struct sim_user *u,
+static void cas_object(struct strbuf *b, const struct sim_state *st, const struct sim_user *u,
                        const struct select *sel)
 {
     const struct sim_mailbox *m = u->mbx;
     int first = 1;
     char when[40];
     fmt_iso_s(m->when_changed_ms, when, sizeof when);
-    sbuf_putc(b, '{');
+    strbuf_addc(b, '{');
     if (want(sel, "Identity")) {
         key_annot(b, &first, "Identity", NULL, NULL);
         sbuf_json_str(b, m->name);
@@ -159,17 +159,17 @@ static void cas_object(struct sbuf *b, const struct sim_state *st, const struct 
     }
     if (want(sel, "EmailAddresses")) {
         key_annot(b, &first, "EmailAddresses", "#Collection(String)", NULL);
-        sbuf_puts(b, "[\"SMTP:");
-        struct sbuf t = {0};
+        strbuf_add(b, "[\"SMTP:");
+        struct strbuf t = {0};
         sbuf_json_str(&t, u->mail ? u->mail : u->upn);
         if (t.p && t.len >= 2)
-            sbuf_add(b, t.p + 1, t.len - 2);
-        sbuf_free(&t);
-        sbuf_puts(b, "\",");
+            strbuf_addn(b, t.p + 1, t.len - 2);
+        strbuf_free(&t);
+        strbuf_add(b, "\",");
         char alias[600];
         snprintf(alias, sizeof alias, "smtp:%s@%s", m->name, st->initial_domain);
         sbuf_json_str(b, alias);
-        sbuf_putc(b, ']');
+        strbuf_addc(b, ']');
     }
     if (want(sel, "DistinguishedName")) {
         char dn[700];
@@ -192,17 +192,17 @@ static void cas_object(struct sbuf *b, const struct sim_state *st, const struct 
     }
     if (want(sel, "ExchangeVersion")) {
         key_annot(b, &first, "ExchangeVersion", NULL, NULL);
-        sbuf_puts(b, "\"0.20 (15.0.0.0)\"");
+        strbuf_add(b, "\"0.20 (15.0.0.0)\"");
     }
     if (want(sel, "IsValid")) {
         key_annot(b, &first, "IsValid", NULL, NULL);
-        sbuf_puts(b, "true");
+        strbuf_add(b, "true");
     }
     if (want(sel, "ObjectState")) {
         key_annot(b, &first, "ObjectState", NULL, NULL);
-        sbuf_puts(b, "\"Unchanged\"");
+        strbuf_add(b, "\"Unchanged\"");
     }
-    sbuf_putc(b, '}');
+    strbuf_addc(b, '}');
 }
 
 /*
@@ -298,7 +298,7 @@ static void get_cas(struct sim *s, struct sim_req *r, struct sim_resp *o, const 
         result_size = 1000; /* the cmdlet's default ResultSize; the warning text is assumed [?] */
     struct select sel;
     select_parse(&sel, sim_req_query(r, "$select"));
-    struct sbuf *b = &o->body;
+    struct strbuf *b = &o->body;
     int64_t pos = 0, emitted = 0;
     const char *sk = sim_req_query(r, "$skiptoken");
     if (sk && sim_skiptoken_parse(sk, "cas", &pos, &emitted) != 0) {
@@ -317,9 +317,9 @@ static void get_cas(struct sim *s, struct sim_req *r, struct sim_resp *o, const 
             return;
         }
         exo_begin(r, b, tenant, NULL);
-        sbuf_puts(b, ",\"value\":[");
+        strbuf_add(b, ",\"value\":[");
         cas_object(b, st, &st->users[idx], &sel);
-        sbuf_puts(b, "]}");
+        strbuf_add(b, "]}");
         pthread_rwlock_unlock(&s->lock);
         free(sel.buf);
         o->status = 200;
@@ -327,7 +327,7 @@ static void get_cas(struct sim *s, struct sim_req *r, struct sim_resp *o, const 
         return;
     }
     int per_page = page_size(s, r);
-    struct sbuf items = {0};
+    struct strbuf items = {0};
     int64_t n = 0;
     size_t i;
     int more = 0, truncated = 0;
@@ -344,7 +344,7 @@ static void get_cas(struct sim *s, struct sim_req *r, struct sim_resp *o, const 
             break;
         }
         if (n)
-            sbuf_putc(&items, ',');
+            strbuf_addc(&items, ',');
         cas_object(&items, st, u, &sel);
         n++;
     }
@@ -355,26 +355,26 @@ static void get_cas(struct sim *s, struct sim_req *r, struct sim_resp *o, const 
                   ? "There are more results available than are currently displayed. To view "
                     "them, increase the value for the ResultSize parameter."
                   : NULL);
-    sbuf_puts(b, ",\"value\":[");
+    strbuf_add(b, ",\"value\":[");
     if (items.p)
-        sbuf_add(b, items.p, items.len);
-    sbuf_putc(b, ']');
-    sbuf_free(&items);
+        strbuf_addn(b, items.p, items.len);
+    strbuf_addc(b, ']');
+    strbuf_free(&items);
     if (more) {
         char tok[200];
         sim_skiptoken_make("cas", (int64_t)i, emitted + n, tok, sizeof tok);
-        sbuf_printf(b, ",\"@odata.nextLink\":\"%s/adminapi/beta/", r->base_url);
+        strbuf_addf(b, ",\"@odata.nextLink\":\"%s/adminapi/beta/", r->base_url);
         sbuf_url_encode(b, tenant);
-        sbuf_puts(b, "/InvokeCommand?");
+        strbuf_add(b, "/InvokeCommand?");
         const char *sq = sim_req_query(r, "$select");
         if (sq) {
-            sbuf_puts(b, "$select=");
+            strbuf_add(b, "$select=");
             sbuf_url_encode(b, sq);
-            sbuf_putc(b, '&');
+            strbuf_addc(b, '&');
         }
-        sbuf_printf(b, "$skiptoken=%s\"", tok);
+        strbuf_addf(b, "$skiptoken=%s\"", tok);
     }
-    sbuf_putc(b, '}');
+    strbuf_addc(b, '}');
     o->status = 200;
     str_copy(o->content_type, sizeof o->content_type, EXO_CT);
 }
@@ -484,7 +484,7 @@ static void set_cas(struct sim *s, struct sim_req *r, struct sim_resp *o, const 
              "The command completed successfully but no settings of '%s' have been modified.",
              name);
     exo_begin(r, &o->body, tenant, changed ? NULL : warn);
-    sbuf_puts(&o->body, ",\"value\":[]}");
+    strbuf_add(&o->body, ",\"value\":[]}");
     o->status = 200;
     str_copy(o->content_type, sizeof o->content_type, EXO_CT);
 }
@@ -505,9 +505,9 @@ static void get_transport(struct sim *s, struct sim_req *r, struct sim_resp *o,
     }
     struct select sel;
     select_parse(&sel, sim_req_query(r, "$select"));
-    struct sbuf *b = &o->body;
+    struct strbuf *b = &o->body;
     exo_begin(r, b, tenant, NULL);
-    sbuf_puts(b, ",\"value\":[{");
+    strbuf_add(b, ",\"value\":[{");
     int first = 1;
     char when[40];
     pthread_rwlock_rdlock(&s->lock);
@@ -515,31 +515,31 @@ static void get_transport(struct sim *s, struct sim_req *r, struct sim_resp *o,
     fmt_iso_s(st->transport_when_changed_ms, when, sizeof when);
     if (want(&sel, "Identity")) {
         key_annot(b, &first, "Identity", NULL, NULL);
-        sbuf_puts(b, "\"Transport Settings\"");
+        strbuf_add(b, "\"Transport Settings\"");
     }
     if (want(&sel, "Name")) {
         key_annot(b, &first, "Name", NULL, NULL);
-        sbuf_puts(b, "\"Transport Settings\"");
+        strbuf_add(b, "\"Transport Settings\"");
     }
     if (want(&sel, "SmtpClientAuthenticationDisabled")) {
         key_annot(b, &first, "SmtpClientAuthenticationDisabled", NULL, NULL);
-        sbuf_puts(b, st->smtp_auth_disabled_org ? "true" : "false");
+        strbuf_add(b, st->smtp_auth_disabled_org ? "true" : "false");
     }
     if (want(&sel, "AllowLegacyTLSClients")) {
         key_annot(b, &first, "AllowLegacyTLSClients", NULL, NULL);
-        sbuf_puts(b, st->allow_legacy_tls ? "true" : "false");
+        strbuf_add(b, st->allow_legacy_tls ? "true" : "false");
     }
     if (want(&sel, "MaxSendSize")) {
         key_annot(b, &first, "MaxSendSize", NULL, NULL);
-        sbuf_puts(b, "\"35 MB (36,700,160 bytes)\"");
+        strbuf_add(b, "\"35 MB (36,700,160 bytes)\"");
     }
     if (want(&sel, "MaxReceiveSize")) {
         key_annot(b, &first, "MaxReceiveSize", NULL, NULL);
-        sbuf_puts(b, "\"36 MB (37,748,736 bytes)\"");
+        strbuf_add(b, "\"36 MB (37,748,736 bytes)\"");
     }
     if (want(&sel, "InternalSMTPServers")) {
         key_annot(b, &first, "InternalSMTPServers", "#Collection(String)", NULL);
-        sbuf_puts(b, "[]");
+        strbuf_add(b, "[]");
     }
     if (want(&sel, "Guid")) {
         key_annot(b, &first, "Guid", "#Guid", "System.Guid");
@@ -551,11 +551,11 @@ static void get_transport(struct sim *s, struct sim_req *r, struct sim_resp *o,
     }
     if (want(&sel, "IsValid")) {
         key_annot(b, &first, "IsValid", NULL, NULL);
-        sbuf_puts(b, "true");
+        strbuf_add(b, "true");
     }
     pthread_rwlock_unlock(&s->lock);
     free(sel.buf);
-    sbuf_puts(b, "}]}");
+    strbuf_add(b, "}]}");
     o->status = 200;
     str_copy(o->content_type, sizeof o->content_type, EXO_CT);
 }
@@ -623,7 +623,7 @@ static void set_transport(struct sim *s, struct sim_req *r, struct sim_resp *o,
               changed ? NULL
                       : "The command completed successfully but no settings of 'Transport "
                         "Settings' have been modified.");
-    sbuf_puts(&o->body, ",\"value\":[]}");
+    strbuf_add(&o->body, ",\"value\":[]}");
     o->status = 200;
     str_copy(o->content_type, sizeof o->content_type, EXO_CT);
 }

@@ -141,25 +141,25 @@ static char *parse_quoted(struct parser *P)
         return NULL;
     }
     P->p++;
-    struct sbuf b = {0};
+    struct strbuf b = {0};
     for (;;) {
         if (!*P->p) {
-            sbuf_free(&b);
+            strbuf_free(&b);
             perr(P, "unterminated string");
             return NULL;
         }
         if (*P->p == '\'') {
             if (P->p[1] == '\'') {
-                sbuf_putc(&b, '\'');
+                strbuf_addc(&b, '\'');
                 P->p += 2;
                 continue;
             }
             P->p++;
             break;
         }
-        sbuf_putc(&b, *P->p++);
+        strbuf_addc(&b, *P->p++);
     }
-    char *s = sbuf_take(&b);
+    char *s = strbuf_take(&b);
     if (!s)
         perr(P, "out of memory");
     return s;

@@ -64,7 +64,7 @@ int sim_skiptoken_parse(const char *tok, const char *kind, int64_t *pos, int64_t
 
 /* The request's query minus $skiptoken, re-encoded, plus a new $skiptoken. */
 struct nl_ctx {
-    struct sbuf *b;
+    struct strbuf *b;
     int first;
 };
 
@@ -73,31 +73,31 @@ static void nl_add(void *ud, const char *key, const char *value)
     struct nl_ctx *c = ud;
     if (!strcasecmp(key, "$skiptoken"))
         return;
-    sbuf_putc(c->b, c->first ? '?' : '&');
+    strbuf_addc(c->b, c->first ? '?' : '&');
     c->first = 0;
-    sbuf_puts(c->b, key); /* "$select" etc: kept readable, as Graph does */
+    strbuf_add(c->b, key); /* "$select" etc: kept readable, as Graph does */
     if (value) {
-        sbuf_putc(c->b, '=');
+        strbuf_addc(c->b, '=');
         sbuf_url_encode(c->b, value);
     }
 }
 
-static void next_link(struct sbuf *b, const struct sim_req *r, const char *skiptoken)
+static void next_link(struct strbuf *b, const struct sim_req *r, const char *skiptoken)
 {
-    sbuf_puts(b, ",\"@odata.nextLink\":\"");
-    struct sbuf link = {0};
-    sbuf_puts(&link, r->base_url);
-    sbuf_puts(&link, r->path);
+    strbuf_add(b, ",\"@odata.nextLink\":\"");
+    struct strbuf link = {0};
+    strbuf_add(&link, r->base_url);
+    strbuf_add(&link, r->path);
     struct nl_ctx c = {&link, 1};
     sim_req_query_each(r, nl_add, &c);
-    sbuf_putc(&link, c.first ? '?' : '&');
-    sbuf_puts(&link, "$skiptoken=");
-    sbuf_puts(&link, skiptoken);
+    strbuf_addc(&link, c.first ? '?' : '&');
+    strbuf_add(&link, "$skiptoken=");
+    strbuf_add(&link, skiptoken);
     /* the link is plain ASCII with no quotes or backslashes: safe to embed */
     if (link.p)
-        sbuf_puts(b, link.p);
-    sbuf_free(&link);
-    sbuf_putc(b, '"');
+        strbuf_add(b, link.p);
+    strbuf_free(&link);
+    strbuf_addc(b, '"');
 }
 
 static void json_ok(struct sim_resp *o, int status)
@@ -146,15 +146,15 @@ static const char *const uprop_names[UP_N] = {
     "accountEnabled", "assignedLicenses", "userType",
 };
 
-static void user_prop(struct sbuf *b, const struct sim_user *u, enum uprop p)
+static void user_prop(struct strbuf *b, const struct sim_user *u, enum uprop p)
 {
     sbuf_json_key(b, uprop_names[p]);
     switch (p) {
     case UP_BUSINESS_PHONES:
-        sbuf_putc(b, '[');
+        strbuf_addc(b, '[');
         if (u->business_phone)
             sbuf_json_str(b, u->business_phone);
-        sbuf_putc(b, ']');
+        strbuf_addc(b, ']');
         break;
     case UP_DISPLAY_NAME: sbuf_json_str(b, u->display_name); break;
     case UP_GIVEN_NAME: sbuf_json_str(b, u->given_name); break;
@@ -166,15 +166,15 @@ static void user_prop(struct sbuf *b, const struct sim_user *u, enum uprop p)
     case UP_SURNAME: sbuf_json_str(b, u->surname); break;
     case UP_UPN: sbuf_json_str(b, u->upn); break;
     case UP_ID: sbuf_json_str(b, u->id); break;
-    case UP_ACCOUNT_ENABLED: sbuf_puts(b, u->account_enabled ? "true" : "false"); break;
+    case UP_ACCOUNT_ENABLED: strbuf_add(b, u->account_enabled ? "true" : "false"); break;
     case UP_ASSIGNED_LICENSES:
-        sbuf_putc(b, '[');
+        strbuf_addc(b, '[');
         for (size_t i = 0; i < u->n_skus; i++) {
-            sbuf_puts(b, i ? ",{\"disabledPlans\":[],\"skuId\":" : "{\"disabledPlans\":[],\"skuId\":");
+            strbuf_add(b, i ? ",{\"disabledPlans\":[],\"skuId\":" : "{\"disabledPlans\":[],\"skuId\":");
             sbuf_json_str(b, u->skus[i]);
-            sbuf_putc(b, '}');
+            strbuf_addc(b, '}');
         }
-        sbuf_putc(b, ']');
+        strbuf_addc(b, ']');
         break;
     case UP_USER_TYPE: sbuf_json_str(b, u->user_type); break;
     case UP_N: break;
@@ -183,7 +183,7 @@ static void user_prop(struct sbuf *b, const struct sim_user *u, enum uprop p)
 
 /* Parse $select into an ordered list of props; -1 with a 400 in o on an unknown name. */
 static int parse_select(struct sim_req *r, struct sim_resp *o, enum uprop *sel, int *n_sel,
-                        struct sbuf *ctx_sel)
+                        struct strbuf *ctx_sel)
 {
     const char *s = sim_req_query(r, "$select");
     *n_sel = 0;
@@ -220,8 +220,8 @@ static int parse_select(struct sim_req *r, struct sim_resp *o, enum uprop *sel, 
         if (!dup && *n_sel < UP_N) {
             sel[(*n_sel)++] = (enum uprop)found;
             if (ctx_sel->len)
-                sbuf_putc(ctx_sel, ',');
-            sbuf_puts(ctx_sel, uprop_names[found]);
+                strbuf_addc(ctx_sel, ',');
+            strbuf_add(ctx_sel, uprop_names[found]);
         }
     }
     free(copy);
@@ -259,40 +259,40 @@ static void users_list(struct sim *s, struct sim_req *r, struct sim_resp *o)
     }
     enum uprop sel[UP_N];
     int n_sel;
-    struct sbuf ctx_sel = {0};
+    struct strbuf ctx_sel = {0};
     if (parse_select(r, o, sel, &n_sel, &ctx_sel) != 0) {
-        sbuf_free(&ctx_sel);
+        strbuf_free(&ctx_sel);
         return;
     }
-    struct sbuf *b = &o->body;
-    sbuf_free(b);
+    struct strbuf *b = &o->body;
+    strbuf_free(b);
     pthread_rwlock_rdlock(&s->lock);
     const struct sim_state *st = &s->st;
-    sbuf_printf(b, "{\"@odata.context\":\"%s/v1.0/$metadata#users", r->base_url);
+    strbuf_addf(b, "{\"@odata.context\":\"%s/v1.0/$metadata#users", r->base_url);
     if (ctx_sel.len)
-        sbuf_printf(b, "(%s)", ctx_sel.p);
-    sbuf_putc(b, '"');
+        strbuf_addf(b, "(%s)", ctx_sel.p);
+    strbuf_addc(b, '"');
     if (want_count)
-        sbuf_printf(b, ",\"@odata.count\":%zu", st->n_users);
+        strbuf_addf(b, ",\"@odata.count\":%zu", st->n_users);
     size_t end = (size_t)pos + (size_t)top;
     if ((size_t)pos < st->n_users && end < st->n_users) {
         char tok[200];
         sim_skiptoken_make("users", (int64_t)end, 0, tok, sizeof tok);
         next_link(b, r, tok);
     }
-    sbuf_puts(b, ",\"value\":[");
+    strbuf_add(b, ",\"value\":[");
     for (size_t i = (size_t)pos; i < st->n_users && i < end; i++) {
-        sbuf_puts(b, i > (size_t)pos ? ",{" : "{");
+        strbuf_add(b, i > (size_t)pos ? ",{" : "{");
         for (int k = 0; k < n_sel; k++) {
             if (k)
-                sbuf_putc(b, ',');
+                strbuf_addc(b, ',');
             user_prop(b, &st->users[i], sel[k]);
         }
-        sbuf_putc(b, '}');
+        strbuf_addc(b, '}');
     }
     pthread_rwlock_unlock(&s->lock);
-    sbuf_puts(b, "]}");
-    sbuf_free(&ctx_sel);
+    strbuf_add(b, "]}");
+    strbuf_free(&ctx_sel);
     json_ok(o, 200);
 }
 
@@ -303,12 +303,12 @@ static void user_get(struct sim *s, struct sim_req *r, struct sim_resp *o, const
         return;
     enum uprop sel[UP_N];
     int n_sel;
-    struct sbuf ctx_sel = {0};
+    struct strbuf ctx_sel = {0};
     if (parse_select(r, o, sel, &n_sel, &ctx_sel) != 0) {
-        sbuf_free(&ctx_sel);
+        strbuf_free(&ctx_sel);
         return;
     }
-    sbuf_free(&ctx_sel);
+    strbuf_free(&ctx_sel);
     pthread_rwlock_rdlock(&s->lock);
     int idx = sim_state_find_user(&s->st, key);
     if (idx >= 0 && strcasecmp(key, s->st.users[idx].id) && strcasecmp(key, s->st.users[idx].upn))
@@ -323,15 +323,15 @@ static void user_get(struct sim *s, struct sim_req *r, struct sim_resp *o, const
         sim_resp_graph_error(o, r, 404, "Request_ResourceNotFound", msg);
         return;
     }
-    struct sbuf *b = &o->body;
-    sbuf_free(b);
-    sbuf_printf(b, "{\"@odata.context\":\"%s/v1.0/$metadata#users/$entity\"", r->base_url);
+    struct strbuf *b = &o->body;
+    strbuf_free(b);
+    strbuf_addf(b, "{\"@odata.context\":\"%s/v1.0/$metadata#users/$entity\"", r->base_url);
     for (int k = 0; k < n_sel; k++) {
-        sbuf_putc(b, ',');
+        strbuf_addc(b, ',');
         user_prop(b, &s->st.users[idx], sel[k]);
     }
     pthread_rwlock_unlock(&s->lock);
-    sbuf_putc(b, '}');
+    strbuf_addc(b, '}');
     json_ok(o, 200);
 }
 
@@ -502,7 +502,7 @@ static void send_mail(struct sim *s, struct sim_req *r, struct sim_resp *o, cons
         sim_resp_graph_error(o, r, 500, "generalException", "The simulator could not save its state.");
         goto out;
     }
-    sbuf_free(&o->body);
+    strbuf_free(&o->body);
     o->status = 202;
     o->content_type[0] = '\0';
 out:
@@ -553,7 +553,7 @@ static void report_redirect(struct sim *s, struct sim_req *r, struct sim_resp *o
     }
     char id[48];
     sim_download_new(s, days, id);
-    sbuf_free(&o->body);
+    strbuf_free(&o->body);
     o->status = 302;
     o->content_type[0] = '\0';
     sim_resp_header(o, "Location", "%s/data/download/%s?sim=1", r->base_url, id);
@@ -575,9 +575,9 @@ void sim_graph_download(struct sim *s, struct sim_req *r, struct sim_resp *o, co
         sim_resp_text(o, 404, "text/plain", "The download link is unknown or has expired.\n");
         return;
     }
-    struct sbuf *b = &o->body;
-    sbuf_free(b);
-    sbuf_puts(b, "\xEF\xBB\xBF"
+    struct strbuf *b = &o->body;
+    strbuf_free(b);
+    strbuf_add(b, "\xEF\xBB\xBF"
                  "Report Refresh Date,User Principal Name,Display Name,Is Deleted,Deleted Date,"
                  "Last Activity Date,Mail For Mac,Outlook For Mac,Outlook For Windows,Outlook For "
                  "Mobile,Other For Mobile,Outlook For Web,POP3 App,IMAP4 App,SMTP App,Report "
@@ -594,26 +594,26 @@ void sim_graph_download(struct sim *s, struct sim_req *r, struct sim_resp *o, co
         if (!u->usage)
             continue;
         char hu[33], hd[33];
-        sbuf_puts(b, refresh);
-        sbuf_putc(b, ',');
+        strbuf_add(b, refresh);
+        strbuf_addc(b, ',');
         if (st->conceal_names) {
             conceal(u->upn, hu);
             conceal(u->display_name ? u->display_name : u->upn, hd);
-            sbuf_puts(b, hu);
-            sbuf_putc(b, ',');
-            sbuf_puts(b, hd);
+            strbuf_add(b, hu);
+            strbuf_addc(b, ',');
+            strbuf_add(b, hd);
         } else {
             sbuf_csv_field(b, u->upn);
-            sbuf_putc(b, ',');
+            strbuf_addc(b, ',');
             sbuf_csv_field(b, u->display_name);
         }
-        sbuf_puts(b, ",False,,");
-        sbuf_puts(b, u->usage->last_activity);
+        strbuf_add(b, ",False,,");
+        strbuf_add(b, u->usage->last_activity);
         for (int a = 0; a < SIM_N_USAGE_APPS; a++) {
-            sbuf_putc(b, ',');
+            strbuf_addc(b, ',');
             sbuf_csv_field(b, u->usage->apps[a]);
         }
-        sbuf_printf(b, ",%d\r\n", days);
+        strbuf_addf(b, ",%d\r\n", days);
     }
     pthread_rwlock_unlock(&s->lock);
     o->status = 200;
@@ -640,7 +640,7 @@ static void report_settings(struct sim *s, struct sim_req *r, struct sim_resp *o
             sim_resp_graph_error(o, r, 500, "generalException", "The simulator could not save its state.");
             return;
         }
-        sbuf_free(&o->body);
+        strbuf_free(&o->body);
         o->status = 204;
         o->content_type[0] = '\0';
         return;
@@ -648,8 +648,8 @@ static void report_settings(struct sim *s, struct sim_req *r, struct sim_resp *o
     pthread_rwlock_rdlock(&s->lock);
     int c = s->st.conceal_names;
     pthread_rwlock_unlock(&s->lock);
-    sbuf_free(&o->body);
-    sbuf_printf(&o->body,
+    strbuf_free(&o->body);
+    strbuf_addf(&o->body,
                 "{\"@odata.context\":\"%s/v1.0/$metadata#admin/reportSettings/$entity\","
                 "\"displayConcealedNames\":%s}",
                 r->base_url, c ? "true" : "false");
@@ -701,7 +701,7 @@ static void sign_ins(struct sim *s, struct sim_req *r, struct sim_resp *o)
         }
     }
     int64_t floor = f ? sim_filter_time_floor(f) : INT64_MIN;
-    struct sbuf items = {0};
+    struct strbuf items = {0};
     int64_t n = 0;
     size_t i;
     int more = 0;
@@ -718,25 +718,25 @@ static void sign_ins(struct sim *s, struct sim_req *r, struct sim_resp *o)
             break;
         }
         if (n)
-            sbuf_putc(&items, ',');
+            strbuf_addc(&items, ',');
         sim_signin_json(&items, si);
         n++;
     }
     pthread_rwlock_unlock(&s->lock);
     sim_filter_free(f);
-    struct sbuf *b = &o->body;
-    sbuf_free(b);
-    sbuf_printf(b, "{\"@odata.context\":\"%s/v1.0/$metadata#auditLogs/signIns\"", r->base_url);
+    struct strbuf *b = &o->body;
+    strbuf_free(b);
+    strbuf_addf(b, "{\"@odata.context\":\"%s/v1.0/$metadata#auditLogs/signIns\"", r->base_url);
     if (more) {
         char tok[200];
         sim_skiptoken_make("signins", (int64_t)i, 0, tok, sizeof tok);
         next_link(b, r, tok);
     }
-    sbuf_puts(b, ",\"value\":[");
+    strbuf_add(b, ",\"value\":[");
     if (items.p)
-        sbuf_add(b, items.p, items.len);
-    sbuf_puts(b, "]}");
-    sbuf_free(&items);
+        strbuf_addn(b, items.p, items.len);
+    strbuf_add(b, "]}");
+    strbuf_free(&items);
     json_ok(o, 200);
 }
 

@@ -76,8 +76,8 @@ void sim_resp_header(struct sim_resp *o, const char *name, const char *fmt, ...)
 
 void sim_resp_text(struct sim_resp *o, int status, const char *content_type, const char *text)
 {
-    sbuf_free(&o->body);
-    sbuf_puts(&o->body, text);
+    strbuf_free(&o->body);
+    strbuf_add(&o->body, text);
     o->status = status;
     str_copy(o->content_type, sizeof o->content_type, content_type);
 }
@@ -88,13 +88,13 @@ void sim_resp_graph_error(struct sim_resp *o, const struct sim_req *r, int statu
     char date[40];
     fmt_iso_s(now_ms(), date, sizeof date);
     date[19] = '\0'; /* "2020-08-18T12:51:51" as in the reference */
-    struct sbuf *b = &o->body;
-    sbuf_free(b);
-    sbuf_puts(b, "{\"error\":{\"code\":");
+    struct strbuf *b = &o->body;
+    strbuf_free(b);
+    strbuf_add(b, "{\"error\":{\"code\":");
     sbuf_json_str(b, code);
-    sbuf_puts(b, ",\"message\":");
+    strbuf_add(b, ",\"message\":");
     sbuf_json_str(b, message);
-    sbuf_printf(b, ",\"innerError\":{\"date\":\"%s\",\"request-id\":\"%s\",\"client-request-id\":\"%s\"}}}",
+    strbuf_addf(b, ",\"innerError\":{\"date\":\"%s\",\"request-id\":\"%s\",\"client-request-id\":\"%s\"}}}",
                 date, r->request_id, r->request_id);
     o->status = status;
     str_copy(o->content_type, sizeof o->content_type, "application/json");
@@ -282,7 +282,7 @@ static void *timer_main(void *arg)
 enum phase { PH_NEW, PH_SLEPT, PH_READY };
 
 struct conn_ctx {
-    struct sbuf body;
+    struct strbuf body;
     int too_big;
     enum phase phase;
     int has_fault;
@@ -295,8 +295,8 @@ struct conn_ctx {
 
 static void ctx_free(struct conn_ctx *cc)
 {
-    sbuf_free(&cc->body);
-    sbuf_free(&cc->resp.body);
+    strbuf_free(&cc->body);
+    strbuf_free(&cc->resp.body);
     free(cc);
 }
 
@@ -573,9 +573,9 @@ static void fault_answer(struct sim_req *r, struct sim_resp *o, const struct sim
         char date[40];
         fmt_iso_s(now_ms(), date, sizeof date);
         date[19] = '\0';
-        struct sbuf *b = &o->body;
-        sbuf_free(b);
-        sbuf_printf(b,
+        struct strbuf *b = &o->body;
+        strbuf_free(b);
+        strbuf_addf(b,
                     "{\"error\":{\"code\":\"TooManyRequests\",\"message\":\"Please retry again "
                     "later.\",\"innerError\":{\"code\":\"429\",\"date\":\"%s\",\"message\":"
                     "\"Please retry after\",\"request-id\":\"%s\",\"status\":\"429\"}}}",
@@ -599,10 +599,10 @@ static void fault_answer(struct sim_req *r, struct sim_resp *o, const struct sim
                                "Lifetime validation failed, the token is expired.");
         break;
     case SIM_FAULT_NUL403: {
-        sbuf_free(&o->body);
+        strbuf_free(&o->body);
         char zeros[256] = {0};
         for (int64_t left = f->body_len; left > 0; left -= (int64_t)sizeof zeros)
-            sbuf_add(&o->body, zeros, left < (int64_t)sizeof zeros ? (size_t)left : sizeof zeros);
+            strbuf_addn(&o->body, zeros, left < (int64_t)sizeof zeros ? (size_t)left : sizeof zeros);
         o->status = 403;
         str_copy(o->content_type, sizeof o->content_type, "application/json; charset=utf-8");
         break;
@@ -662,7 +662,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                           "{\"error\":{\"code\":\"RequestEntityTooLarge\",\"message\":\"The "
                           "request body is over the simulator's limit.\"}}");
             enum MHD_Result ret = send_resp(s, c, &o);
-            sbuf_free(&o.body);
+            strbuf_free(&o.body);
             cc->phase = PH_READY; /* answered */
             cc->too_big = 2;
             return ret;
@@ -673,9 +673,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!cc->too_big) {
             if (cc->body.len + *upload_data_size > SIM_MAX_BODY) {
                 cc->too_big = 1;
-                sbuf_free(&cc->body);
+                strbuf_free(&cc->body);
             } else {
-                sbuf_add(&cc->body, upload_data, *upload_data_size);
+                strbuf_addn(&cc->body, upload_data, *upload_data_size);
             }
         }
         *upload_data_size = 0;
@@ -763,7 +763,7 @@ answer:
         return ret;
     }
     ret = send_resp(s, c, &o);
-    sbuf_free(&o.body);
+    strbuf_free(&o.body);
     return ret;
 }
 

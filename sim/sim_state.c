@@ -72,12 +72,12 @@ void sim_mailbox_defaults(struct sim_mailbox *m)
     }
 }
 
-void sim_cas_value_json(struct sbuf *b, const struct sim_mailbox *m, int prop)
+void sim_cas_value_json(struct strbuf *b, const struct sim_mailbox *m, int prop)
 {
     if (sim_cas_props[prop].type == SIM_CAS_STR)
         sbuf_json_str(b, m->s[prop]);
     else
-        sbuf_puts(b, m->b[prop] < 0 ? "null" : m->b[prop] ? "true" : "false");
+        strbuf_add(b, m->b[prop] < 0 ? "null" : m->b[prop] ? "true" : "false");
 }
 
 void sim_state_init(struct sim_state *st)

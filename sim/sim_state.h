@@ -173,10 +173,10 @@ void sim_state_sort_signins(struct sim_state *st);
 int sim_app_add_key(struct sim_app *app, const char *pem, char *err, size_t err_size);
 
 /* Write one CAS property value of mailbox m as JSON (true/false/null/"str"). */
-void sim_cas_value_json(struct sbuf *b, const struct sim_mailbox *m, int prop);
+void sim_cas_value_json(struct strbuf *b, const struct sim_mailbox *m, int prop);
 
 /* Append sign-in s in the Graph signIn JSON shape. */
-void sim_signin_json(struct sbuf *b, const struct sim_signin *s);
+void sim_signin_json(struct strbuf *b, const struct sim_signin *s);
 
 /* Set a default-initialised mailbox (every CAS prop at its default). */
 void sim_mailbox_defaults(struct sim_mailbox *m);

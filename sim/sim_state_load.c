@@ -750,20 +750,20 @@ int sim_state_load(struct sim_state *st, const char *path, char *err, size_t err
         snprintf(err, err_size, "%s: %s", path, strerror(errno));
         return -1;
     }
-    struct sbuf b = {0};
+    struct strbuf b = {0};
     char chunk[1 << 16];
     size_t n;
     while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        sbuf_add(&b, chunk, n);
+        strbuf_addn(&b, chunk, n);
     int rd_err = ferror(f);
     fclose(f);
-    if (rd_err || b.oom) {
-        sbuf_free(&b);
+    if (rd_err || b.failed) {
+        strbuf_free(&b);
         snprintf(err, err_size, "%s: %s", path, rd_err ? "read error" : "out of memory");
         return -1;
     }
     int rc = load_text(&L, b.p ? b.p : "", b.len);
-    sbuf_free(&b);
+    strbuf_free(&b);
     if (rc != 0)
         snprintf(err, err_size, "%s: %s", path, inner);
     return rc;

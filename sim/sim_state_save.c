@@ -16,9 +16,9 @@
 /* ---- saving ------------------------------------------------------------------ */
 
 /* Flush b to f when it holds more than a megabyte (or always when force). */
-static int flush(struct sbuf *b, FILE *f, int force)
+static int flush(struct strbuf *b, FILE *f, int force)
 {
-    if (b->oom)
+    if (b->failed)
         return -1;
     if (!force && b->len < (1u << 20))
         return 0;
@@ -30,175 +30,175 @@ static int flush(struct sbuf *b, FILE *f, int force)
     return 0;
 }
 
-static void write_user(struct sbuf *b, const struct sim_user *u)
+static void write_user(struct strbuf *b, const struct sim_user *u)
 {
-    sbuf_puts(b, "{\"id\":");
+    strbuf_add(b, "{\"id\":");
     sbuf_json_str(b, u->id);
-    sbuf_puts(b, ",\"userPrincipalName\":");
+    strbuf_add(b, ",\"userPrincipalName\":");
     sbuf_json_str(b, u->upn);
-    sbuf_puts(b, ",\"displayName\":");
+    strbuf_add(b, ",\"displayName\":");
     sbuf_json_str(b, u->display_name);
-    sbuf_puts(b, ",\"givenName\":");
+    strbuf_add(b, ",\"givenName\":");
     sbuf_json_str(b, u->given_name);
-    sbuf_puts(b, ",\"surname\":");
+    strbuf_add(b, ",\"surname\":");
     sbuf_json_str(b, u->surname);
-    sbuf_puts(b, ",\"mail\":");
+    strbuf_add(b, ",\"mail\":");
     sbuf_json_str(b, u->mail);
-    sbuf_puts(b, ",\"jobTitle\":");
+    strbuf_add(b, ",\"jobTitle\":");
     sbuf_json_str(b, u->job_title);
-    sbuf_puts(b, ",\"officeLocation\":");
+    strbuf_add(b, ",\"officeLocation\":");
     sbuf_json_str(b, u->office_location);
-    sbuf_puts(b, ",\"mobilePhone\":");
+    strbuf_add(b, ",\"mobilePhone\":");
     sbuf_json_str(b, u->mobile_phone);
-    sbuf_puts(b, ",\"preferredLanguage\":");
+    strbuf_add(b, ",\"preferredLanguage\":");
     sbuf_json_str(b, u->preferred_language);
-    sbuf_puts(b, ",\"businessPhones\":[");
+    strbuf_add(b, ",\"businessPhones\":[");
     if (u->business_phone)
         sbuf_json_str(b, u->business_phone);
-    sbuf_puts(b, "],\"userType\":");
+    strbuf_add(b, "],\"userType\":");
     sbuf_json_str(b, u->user_type);
-    sbuf_printf(b, ",\"accountEnabled\":%s,\"assignedLicenses\":[",
+    strbuf_addf(b, ",\"accountEnabled\":%s,\"assignedLicenses\":[",
                 u->account_enabled ? "true" : "false");
     for (size_t i = 0; i < u->n_skus; i++) {
-        sbuf_puts(b, i ? ",{\"disabledPlans\":[],\"skuId\":" : "{\"disabledPlans\":[],\"skuId\":");
+        strbuf_add(b, i ? ",{\"disabledPlans\":[],\"skuId\":" : "{\"disabledPlans\":[],\"skuId\":");
         sbuf_json_str(b, u->skus[i]);
-        sbuf_putc(b, '}');
+        strbuf_addc(b, '}');
     }
-    sbuf_puts(b, "],\n  \"mailbox\":");
+    strbuf_add(b, "],\n  \"mailbox\":");
     if (u->mbx) {
         char when[40];
         fmt_iso_s(u->mbx->when_changed_ms, when, sizeof when);
-        sbuf_puts(b, "{\"Name\":");
+        strbuf_add(b, "{\"Name\":");
         sbuf_json_str(b, u->mbx->name);
-        sbuf_puts(b, ",\"ExchangeGuid\":");
+        strbuf_add(b, ",\"ExchangeGuid\":");
         sbuf_json_str(b, u->mbx->exchange_guid);
-        sbuf_puts(b, ",\"WhenChanged\":");
+        strbuf_add(b, ",\"WhenChanged\":");
         sbuf_json_str(b, when);
         for (size_t p = 0; p < sim_n_cas_props; p++) {
-            sbuf_putc(b, ',');
+            strbuf_addc(b, ',');
             sbuf_json_key(b, sim_cas_props[p].name);
             sim_cas_value_json(b, u->mbx, (int)p);
         }
-        sbuf_putc(b, '}');
+        strbuf_addc(b, '}');
     } else {
-        sbuf_puts(b, "null");
+        strbuf_add(b, "null");
     }
-    sbuf_puts(b, ",\n  \"usage\":");
+    strbuf_add(b, ",\n  \"usage\":");
     if (u->usage) {
-        sbuf_puts(b, "{\"lastActivityDate\":");
+        strbuf_add(b, "{\"lastActivityDate\":");
         sbuf_json_str(b, u->usage->last_activity[0] ? u->usage->last_activity : NULL);
         for (int a = 0; a < SIM_N_USAGE_APPS; a++) {
             if (!u->usage->apps[a])
                 continue;
-            sbuf_putc(b, ',');
+            strbuf_addc(b, ',');
             sbuf_json_key(b, sim_usage_apps[a]);
             sbuf_json_str(b, u->usage->apps[a]);
         }
-        sbuf_putc(b, '}');
+        strbuf_addc(b, '}');
     } else {
-        sbuf_puts(b, "null");
+        strbuf_add(b, "null");
     }
-    sbuf_putc(b, '}');
+    strbuf_addc(b, '}');
 }
 
 /* Writes one sign-in in the Graph signIn shape (also used by sim_graph.c through the same fields). */
-static void write_signin(struct sbuf *b, const struct sim_signin *s)
+static void write_signin(struct strbuf *b, const struct sim_signin *s)
 {
-    sbuf_puts(b, "{\"id\":");
+    strbuf_add(b, "{\"id\":");
     sbuf_json_str(b, s->id);
-    sbuf_puts(b, ",\"createdDateTime\":");
+    strbuf_add(b, ",\"createdDateTime\":");
     sbuf_json_str(b, s->created);
-    sbuf_puts(b, ",\"userDisplayName\":");
+    strbuf_add(b, ",\"userDisplayName\":");
     sbuf_json_str(b, s->user_display_name);
-    sbuf_puts(b, ",\"userPrincipalName\":");
+    strbuf_add(b, ",\"userPrincipalName\":");
     sbuf_json_str(b, s->upn);
-    sbuf_puts(b, ",\"userId\":");
+    strbuf_add(b, ",\"userId\":");
     sbuf_json_str(b, s->user_id);
-    sbuf_puts(b, ",\"appId\":");
+    strbuf_add(b, ",\"appId\":");
     sbuf_json_str(b, s->app_id);
-    sbuf_puts(b, ",\"appDisplayName\":");
+    strbuf_add(b, ",\"appDisplayName\":");
     sbuf_json_str(b, s->app_display_name);
-    sbuf_puts(b, ",\"ipAddress\":");
+    strbuf_add(b, ",\"ipAddress\":");
     sbuf_json_str(b, s->ip);
-    sbuf_puts(b, ",\"clientAppUsed\":");
+    strbuf_add(b, ",\"clientAppUsed\":");
     sbuf_json_str(b, s->client_app);
-    sbuf_puts(b, ",\"correlationId\":");
+    strbuf_add(b, ",\"correlationId\":");
     sbuf_json_str(b, s->correlation_id);
-    sbuf_puts(b, ",\"conditionalAccessStatus\":");
+    strbuf_add(b, ",\"conditionalAccessStatus\":");
     sbuf_json_str(b, s->ca_status);
-    sbuf_printf(b, ",\"isInteractive\":%s,\"resourceDisplayName\":",
+    strbuf_addf(b, ",\"isInteractive\":%s,\"resourceDisplayName\":",
                 s->is_interactive ? "true" : "false");
     sbuf_json_str(b, s->resource_display_name);
-    sbuf_printf(b, ",\"status\":{\"errorCode\":%d,\"failureReason\":", s->error_code);
+    strbuf_addf(b, ",\"status\":{\"errorCode\":%d,\"failureReason\":", s->error_code);
     sbuf_json_str(b, s->failure_reason);
-    sbuf_puts(b, ",\"additionalDetails\":null},\"deviceDetail\":{\"operatingSystem\":");
+    strbuf_add(b, ",\"additionalDetails\":null},\"deviceDetail\":{\"operatingSystem\":");
     sbuf_json_str(b, s->os);
-    sbuf_puts(b, ",\"browser\":");
+    strbuf_add(b, ",\"browser\":");
     sbuf_json_str(b, s->browser);
-    sbuf_puts(b, "},\"location\":{\"city\":");
+    strbuf_add(b, "},\"location\":{\"city\":");
     sbuf_json_str(b, s->city);
-    sbuf_puts(b, ",\"state\":");
+    strbuf_add(b, ",\"state\":");
     sbuf_json_str(b, s->region);
-    sbuf_puts(b, ",\"countryOrRegion\":");
+    strbuf_add(b, ",\"countryOrRegion\":");
     sbuf_json_str(b, s->country);
-    sbuf_puts(b, "}}");
+    strbuf_add(b, "}}");
 }
 
-void sim_signin_json(struct sbuf *b, const struct sim_signin *s)
+void sim_signin_json(struct strbuf *b, const struct sim_signin *s)
 {
     write_signin(b, s);
 }
 
-static void write_head(struct sbuf *b, const struct sim_state *st)
+static void write_head(struct strbuf *b, const struct sim_state *st)
 {
-    sbuf_puts(b, "{\"format\":\"" SIM_STATE_FORMAT "\",\n\"tenant\":{\"id\":");
+    strbuf_add(b, "{\"format\":\"" SIM_STATE_FORMAT "\",\n\"tenant\":{\"id\":");
     sbuf_json_str(b, st->tenant_id);
-    sbuf_puts(b, ",\"name\":");
+    strbuf_add(b, ",\"name\":");
     sbuf_json_str(b, st->tenant_name);
-    sbuf_puts(b, ",\"initial_domain\":");
+    strbuf_add(b, ",\"initial_domain\":");
     sbuf_json_str(b, st->initial_domain);
-    sbuf_puts(b, ",\"domains\":[");
+    strbuf_add(b, ",\"domains\":[");
     for (size_t i = 0; i < st->n_domains; i++) {
         if (i)
-            sbuf_putc(b, ',');
+            strbuf_addc(b, ',');
         sbuf_json_str(b, st->domains[i]);
     }
-    sbuf_printf(b, "],\"premium\":%s},\n", st->premium ? "true" : "false");
-    sbuf_printf(b,
+    strbuf_addf(b, "],\"premium\":%s},\n", st->premium ? "true" : "false");
+    strbuf_addf(b,
                 "\"settings\":{\"token_lifetime_s\":%d,\"exo_page_size\":%d,"
                 "\"exo_rate_limit_per_minute\":%d,\"report_refresh_date\":",
                 st->token_lifetime_s, st->exo_page_size, st->exo_rate_limit);
     sbuf_json_str(b, st->report_refresh_date[0] ? st->report_refresh_date : NULL);
-    sbuf_printf(b, "},\n\"report_settings\":{\"displayConcealedNames\":%s},\n",
+    strbuf_addf(b, "},\n\"report_settings\":{\"displayConcealedNames\":%s},\n",
                 st->conceal_names ? "true" : "false");
     char when[40];
     fmt_iso_s(st->transport_when_changed_ms, when, sizeof when);
-    sbuf_printf(b,
+    strbuf_addf(b,
                 "\"transport_config\":{\"SmtpClientAuthenticationDisabled\":%s,"
                 "\"AllowLegacyTLSClients\":%s,\"WhenChanged\":\"%s\"},\n\"apps\":[",
                 st->smtp_auth_disabled_org ? "true" : "false",
                 st->allow_legacy_tls ? "true" : "false", when);
     for (size_t i = 0; i < st->n_apps; i++) {
         const struct sim_app *a = &st->apps[i];
-        sbuf_puts(b, i ? ",\n {\"client_id\":" : "\n {\"client_id\":");
+        strbuf_add(b, i ? ",\n {\"client_id\":" : "\n {\"client_id\":");
         sbuf_json_str(b, a->client_id);
-        sbuf_puts(b, ",\"display_name\":");
+        strbuf_add(b, ",\"display_name\":");
         sbuf_json_str(b, a->display_name);
-        sbuf_puts(b, ",\"secrets\":[");
+        strbuf_add(b, ",\"secrets\":[");
         for (size_t j = 0; j < a->n_secrets; j++) {
             if (j)
-                sbuf_putc(b, ',');
+                strbuf_addc(b, ',');
             sbuf_json_str(b, a->secrets[j]);
         }
-        sbuf_puts(b, "],\"certificates\":[");
+        strbuf_add(b, "],\"certificates\":[");
         for (size_t j = 0; j < a->n_keys; j++) {
             if (j)
-                sbuf_putc(b, ',');
+                strbuf_addc(b, ',');
             sbuf_json_str(b, a->keys[j].pem);
         }
-        sbuf_puts(b, "]}");
+        strbuf_add(b, "]}");
     }
-    sbuf_puts(b, "],\n\"users\":[");
+    strbuf_add(b, "],\n\"users\":[");
 }
 
 int sim_state_save(const struct sim_state *st, const char *path, char *err, size_t err_size)
@@ -219,28 +219,28 @@ int sim_state_save(const struct sim_state *st, const char *path, char *err, size
         unlink(tmp);
         return -1;
     }
-    struct sbuf b = {0};
+    struct strbuf b = {0};
     int rc = 0;
     write_head(&b, st);
     for (size_t i = 0; i < st->n_users && rc == 0; i++) {
-        sbuf_puts(&b, i ? ",\n " : "\n ");
+        strbuf_add(&b, i ? ",\n " : "\n ");
         write_user(&b, &st->users[i]);
         rc = flush(&b, f, 0);
     }
-    sbuf_puts(&b, "],\n\"sign_ins\":[");
+    strbuf_add(&b, "],\n\"sign_ins\":[");
     for (size_t i = 0; i < st->n_signins && rc == 0; i++) {
-        sbuf_puts(&b, i ? ",\n " : "\n ");
+        strbuf_add(&b, i ? ",\n " : "\n ");
         write_signin(&b, &st->signins[i]);
         rc = flush(&b, f, 0);
     }
-    sbuf_puts(&b, "],\n\"sent_mail\":");
+    strbuf_add(&b, "],\n\"sent_mail\":");
     char *mail = json_dumps(st->sent_mail, JSON_COMPACT | JSON_ENCODE_ANY);
-    sbuf_puts(&b, mail ? mail : "[]");
+    strbuf_add(&b, mail ? mail : "[]");
     free(mail);
-    sbuf_puts(&b, "\n}\n");
+    strbuf_add(&b, "\n}\n");
     if (rc == 0)
         rc = flush(&b, f, 1);
-    sbuf_free(&b);
+    strbuf_free(&b);
     if (fclose(f) != 0)
         rc = -1;
     if (rc == 0 && rename(tmp, path) != 0)

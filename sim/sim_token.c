@@ -47,15 +47,15 @@ static void aad_error(struct sim_resp *o, struct sim_req *r, int status, const c
     snprintf(desc, sizeof desc,
              "AADSTS%d: %s\r\nTrace ID: %s\r\nCorrelation ID: %s\r\nTimestamp: %s", code, msg,
              r->request_id, corr, stamp);
-    struct sbuf *b = &o->body;
-    sbuf_free(b);
-    sbuf_puts(b, "{\"error\":");
+    struct strbuf *b = &o->body;
+    strbuf_free(b);
+    strbuf_add(b, "{\"error\":");
     sbuf_json_str(b, error);
-    sbuf_puts(b, ",\"error_description\":");
+    strbuf_add(b, ",\"error_description\":");
     sbuf_json_str(b, desc);
-    sbuf_printf(b, ",\"error_codes\":[%d],\"timestamp\":", code);
+    strbuf_addf(b, ",\"error_codes\":[%d],\"timestamp\":", code);
     sbuf_json_str(b, stamp);
-    sbuf_printf(b, ",\"trace_id\":\"%s\",\"correlation_id\":\"%s\","
+    strbuf_addf(b, ",\"trace_id\":\"%s\",\"correlation_id\":\"%s\","
                    "\"error_uri\":\"https://login.microsoftonline.com/error?code=%d\"}",
                 r->request_id, corr, code);
     o->status = status;
@@ -532,9 +532,9 @@ void sim_token_endpoint(struct sim *s, struct sim_req *r, struct sim_resp *o, co
 
     char tok[64];
     token_issue(s, app_id, res, life, tok);
-    struct sbuf *b = &o->body;
-    sbuf_free(b);
-    sbuf_printf(b,
+    struct strbuf *b = &o->body;
+    strbuf_free(b);
+    strbuf_addf(b,
                 "{\"token_type\":\"Bearer\",\"expires_in\":%d,\"ext_expires_in\":%d,"
                 "\"access_token\":\"%s\"}",
                 life, life, tok);
@@ -562,7 +562,7 @@ void sim_token_unauthorized(struct sim_resp *o, struct sim_req *r, enum sim_reso
          * JSON body (assumed: the simulator models the header, not exact text).
          */
         o->status = 401;
-        sbuf_free(&o->body);
+        strbuf_free(&o->body);
         o->content_type[0] = '\0';
         sim_resp_header(o, "WWW-Authenticate",
                         "Bearer client_id=\"00000002-0000-0ff1-ce00-000000000000\", "

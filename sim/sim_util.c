@@ -15,80 +15,14 @@
 
 /* ---- growable buffer ---------------------------------------------------- */
 
-static int sbuf_reserve(struct sbuf *b, size_t extra)
-{
-    if (b->oom)
-        return -1;
-    if (b->len + extra + 1 <= b->cap)
-        return 0;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + extra + 1) {
-        if (cap > ((size_t)1 << 40)) {
-            b->oom = 1;
-            return -1;
-        }
-        cap *= 2;
-    }
-    char *np = realloc(b->p, cap);
-    if (!np) {
-        b->oom = 1;
-        return -1;
-    }
-    b->p = np;
-    b->cap = cap;
-    return 0;
-}
-
-void sbuf_add(struct sbuf *b, const void *data, size_t len)
-{
-    if (sbuf_reserve(b, len) != 0)
-        return;
-    if (len)
-        memcpy(b->p + b->len, data, len);
-    b->len += len;
-    b->p[b->len] = '\0';
-}
-
-void sbuf_puts(struct sbuf *b, const char *s)
-{
-    sbuf_add(b, s, strlen(s));
-}
-
-void sbuf_putc(struct sbuf *b, char c)
-{
-    sbuf_add(b, &c, 1);
-}
-
-void sbuf_printf(struct sbuf *b, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char small[256];
-    va_list ap2;
-    va_copy(ap2, ap);
-    int n = vsnprintf(small, sizeof small, fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        va_end(ap2);
-        return;
-    }
-    if ((size_t)n < sizeof small) {
-        sbuf_add(b, small, (size_t)n);
-    } else if (sbuf_reserve(b, (size_t)n) == 0) {
-        vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap2);
-        b->len += (size_t)n;
-    }
-    va_end(ap2);
-}
-
-void sbuf_json_str(struct sbuf *b, const char *s)
+void sbuf_json_str(struct strbuf *b, const char *s)
 {
     if (!s) {
-        sbuf_add(b, "null", 4);
+        strbuf_addn(b, "null", 4);
         return;
     }
     static const char hex[] = "0123456789abcdef";
-    sbuf_putc(b, '"');
+    strbuf_addc(b, '"');
     const char *run = s;
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         const char *esc = NULL;
@@ -107,68 +41,49 @@ void sbuf_json_str(struct sbuf *b, const char *s)
             }
         }
         if (esc) {
-            sbuf_add(b, run, (size_t)((const char *)p - run));
-            sbuf_puts(b, esc);
+            strbuf_addn(b, run, (size_t)((const char *)p - run));
+            strbuf_add(b, esc);
             run = (const char *)p + 1;
         }
     }
-    sbuf_puts(b, run);
-    sbuf_putc(b, '"');
+    strbuf_add(b, run);
+    strbuf_addc(b, '"');
 }
 
-void sbuf_json_key(struct sbuf *b, const char *key)
+void sbuf_json_key(struct strbuf *b, const char *key)
 {
     sbuf_json_str(b, key);
-    sbuf_putc(b, ':');
+    strbuf_addc(b, ':');
 }
 
-void sbuf_csv_field(struct sbuf *b, const char *s)
+void sbuf_csv_field(struct strbuf *b, const char *s)
 {
     if (!s)
         return;
     if (!strpbrk(s, ",\"\r\n")) {
-        sbuf_puts(b, s);
+        strbuf_add(b, s);
         return;
     }
-    sbuf_putc(b, '"');
+    strbuf_addc(b, '"');
     for (const char *p = s; *p; p++) {
         if (*p == '"')
-            sbuf_putc(b, '"');
-        sbuf_putc(b, *p);
+            strbuf_addc(b, '"');
+        strbuf_addc(b, *p);
     }
-    sbuf_putc(b, '"');
+    strbuf_addc(b, '"');
 }
 
-void sbuf_url_encode(struct sbuf *b, const char *s)
+void sbuf_url_encode(struct strbuf *b, const char *s)
 {
     static const char hex[] = "0123456789ABCDEF";
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         if (isalnum(*p) || *p == '-' || *p == '_' || *p == '.' || *p == '~') {
-            sbuf_putc(b, (char)*p);
+            strbuf_addc(b, (char)*p);
         } else {
             char e[3] = {'%', hex[*p >> 4], hex[*p & 15]};
-            sbuf_add(b, e, 3);
+            strbuf_addn(b, e, 3);
         }
     }
-}
-
-char *sbuf_take(struct sbuf *b)
-{
-    char *p = b->p;
-    if (!p && !b->oom)
-        p = calloc(1, 1);
-    if (b->oom) {
-        free(p);
-        p = NULL;
-    }
-    memset(b, 0, sizeof *b);
-    return p;
-}
-
-void sbuf_free(struct sbuf *b)
-{
-    free(b->p);
-    memset(b, 0, sizeof *b);
 }
 
 /* ---- PRNG ---------------------------------------------------------------- */

@@ -12,35 +12,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "engine/strbuf.h"
+
 /* ---- growable buffer ---------------------------------------------------- */
 
-/*
- * A byte buffer that grows on demand.  After an allocation failure `oom` is
- * set and further appends are ignored, so a writer can append freely and
- * check once at the end.  p is always NUL-terminated when non-NULL.
- */
-struct sbuf {
-    char *p;
-    size_t len;
-    size_t cap;
-    int oom;
-};
-
-void sbuf_add(struct sbuf *b, const void *data, size_t len);
-void sbuf_puts(struct sbuf *b, const char *s);
-void sbuf_putc(struct sbuf *b, char c);
-void sbuf_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The buffer is engine/strbuf.h's struct strbuf; these append to it. */
 /* Append s as a quoted JSON string, or `null` when s is NULL. */
-void sbuf_json_str(struct sbuf *b, const char *s);
+void sbuf_json_str(struct strbuf *b, const char *s);
 /* Append `"key":` (key must not need escaping beyond what this does). */
-void sbuf_json_key(struct sbuf *b, const char *key);
+void sbuf_json_key(struct strbuf *b, const char *key);
 /* Append s as one CSV field (quoted when it holds , " CR or LF). */
-void sbuf_csv_field(struct sbuf *b, const char *s);
+void sbuf_csv_field(struct strbuf *b, const char *s);
 /* Append s percent-encoded for a URL query value (RFC 3986 unreserved kept). */
-void sbuf_url_encode(struct sbuf *b, const char *s);
-/* Take ownership of the bytes (caller frees); the buffer is reset. */
-char *sbuf_take(struct sbuf *b);
-void sbuf_free(struct sbuf *b);
+void sbuf_url_encode(struct strbuf *b, const char *s);
 
 /* ---- deterministic PRNG (splitmix64) ------------------------------------ */
 

@@ -16,73 +16,17 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "engine/strbuf.h"
+
 #define LINE_MAX_SOFT 78 /* RFC 5322 2.1.1 SHOULD */
 #define EW_MAX_OCTETS 39 /* UTF-8 octets per encoded-word */
 #define ADDR_MAX 254
 #define LOCAL_MAX 64
 #define NAME_MAX_OCTETS 512
 
-/* ---- growing buffer ------------------------------------------------------ */
+/* ---- growing buffer: engine/strbuf.h, capped at MAIL_MIME_MAX_SIZE ------- */
 
-struct mbuf {
-    char *p;
-    size_t len, cap;
-    int failed; /* 0 ok, 1 out of memory, 2 over MAIL_MIME_MAX_SIZE */
-};
-
-static void mb_add(struct mbuf *b, const char *s, size_t n)
-{
-    if (b->failed)
-        return;
-    if (b->len + n + 1 > MAIL_MIME_MAX_SIZE) {
-        b->failed = 2;
-        return;
-    }
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *np = realloc(b->p, cap);
-        if (!np) {
-            b->failed = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void mb_adds(struct mbuf *b, const char *s)
-{
-    mb_add(b, s, strlen(s));
-}
-
-static void mb_addc(struct mbuf *b, char c)
-{
-    mb_add(b, &c, 1);
-}
-
-/* Hand the buffer over as a string (NULL on failure, buffer freed). */
-static char *mb_take(struct mbuf *b)
-{
-    if (b->failed) {
-        free(b->p);
-        b->p = NULL;
-        return NULL;
-    }
-    if (!b->p)
-        mb_add(b, "", 0);
-    char *p = b->p;
-    if (b->failed) {
-        free(b->p);
-        p = NULL;
-    }
-    b->p = NULL;
-    return p;
-}
+#define MIME_BUF {.max = MAIL_MIME_MAX_SIZE}
 
 /* ---- UTF-8 --------------------------------------------------------------- */
 
@@ -139,7 +83,7 @@ static size_t utf8_seq_len(unsigned char c)
 
 static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-static void b64_add(struct mbuf *b, const unsigned char *in, size_t n)
+static void b64_add(struct strbuf *b, const unsigned char *in, size_t n)
 {
     char q[4];
     for (size_t i = 0; i < n; i += 3) {
@@ -152,31 +96,31 @@ static void b64_add(struct mbuf *b, const unsigned char *in, size_t n)
         q[1] = b64[(v >> 12) & 63];
         q[2] = i + 1 < n ? b64[(v >> 6) & 63] : '=';
         q[3] = i + 2 < n ? b64[v & 63] : '=';
-        mb_add(b, q, 4);
+        strbuf_addn(b, q, 4);
     }
 }
 
 /* ---- bodies -------------------------------------------------------------- */
 
 /* Copy `in` with every line break (CRLF, LF, lone CR) turned into CRLF. */
-static void add_crlf_normalised(struct mbuf *b, const char *in, size_t len)
+static void add_crlf_normalised(struct strbuf *b, const char *in, size_t len)
 {
     size_t start = 0;
     for (size_t i = 0; i < len; i++) {
         if (in[i] == '\r' || in[i] == '\n') {
-            mb_add(b, in + start, i - start);
-            mb_add(b, "\r\n", 2);
+            strbuf_addn(b, in + start, i - start);
+            strbuf_addn(b, "\r\n", 2);
             if (in[i] == '\r' && i + 1 < len && in[i + 1] == '\n')
                 i++;
             start = i + 1;
         }
     }
-    mb_add(b, in + start, len - start);
+    strbuf_addn(b, in + start, len - start);
 }
 
 char *mail_mime_base64_body(const char *in, size_t len)
 {
-    struct mbuf canon = {0}, out = {0};
+    struct strbuf canon = MIME_BUF, out = MIME_BUF;
     add_crlf_normalised(&canon, in, len);
     if (canon.failed) {
         free(canon.p);
@@ -186,21 +130,21 @@ char *mail_mime_base64_body(const char *in, size_t len)
     for (size_t i = 0; i < canon.len; i += 57) {
         size_t n = canon.len - i < 57 ? canon.len - i : 57;
         b64_add(&out, (const unsigned char *)canon.p + i, n);
-        mb_add(&out, "\r\n", 2);
+        strbuf_addn(&out, "\r\n", 2);
     }
     free(canon.p);
-    return mb_take(&out);
+    return strbuf_take(&out);
 }
 
 char *mail_mime_qp(const char *in, size_t len)
 {
     static const char hex[] = "0123456789ABCDEF";
-    struct mbuf b = {0};
+    struct strbuf b = MIME_BUF;
     size_t col = 0;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)in[i];
         if (c == '\r' || c == '\n') {
-            mb_add(&b, "\r\n", 2);
+            strbuf_addn(&b, "\r\n", 2);
             col = 0;
             if (c == '\r' && i + 1 < len && in[i + 1] == '\n')
                 i++;
@@ -221,36 +165,36 @@ char *mail_mime_qp(const char *in, size_t len)
             size_t need = literal ? 1 : 3;
             /* Keep room for the soft break "=" in 76 columns. */
             if (col + need > 75 && pass == 0) {
-                mb_add(&b, "=\r\n", 3);
+                strbuf_addn(&b, "=\r\n", 3);
                 col = 0;
                 continue; /* re-decide: the line-start rules may apply now */
             }
             if (literal) {
-                mb_addc(&b, (char)c);
+                strbuf_addc(&b, (char)c);
             } else {
                 char e[3] = {'=', hex[c >> 4], hex[c & 15]};
-                mb_add(&b, e, 3);
+                strbuf_addn(&b, e, 3);
             }
             col += need;
             break;
         }
     }
-    return mb_take(&b);
+    return strbuf_take(&b);
 }
 
 /* ---- header fields ------------------------------------------------------- */
 
 /* Header output with a column count for folding. */
 struct hdr {
-    struct mbuf *b;
+    struct strbuf *b;
     size_t col;
 };
 
-static void hdr_start(struct hdr *h, struct mbuf *b, const char *name)
+static void hdr_start(struct hdr *h, struct strbuf *b, const char *name)
 {
     h->b = b;
-    mb_adds(b, name);
-    mb_addc(b, ':');
+    strbuf_add(b, name);
+    strbuf_addc(b, ':');
     h->col = strlen(name) + 1;
 }
 
@@ -259,24 +203,24 @@ static void hdr_start(struct hdr *h, struct mbuf *b, const char *name)
 static void hdr_token(struct hdr *h, const char *tok, size_t n)
 {
     if (h->col + 1 + n > LINE_MAX_SOFT && h->col > 1) {
-        mb_add(h->b, "\r\n", 2);
+        strbuf_addn(h->b, "\r\n", 2);
         h->col = 0;
     }
-    mb_addc(h->b, ' ');
-    mb_add(h->b, tok, n);
+    strbuf_addc(h->b, ' ');
+    strbuf_addn(h->b, tok, n);
     h->col += 1 + n;
 }
 
 /* Append a token directly after the previous one (no space): "," after an address. */
 static void hdr_glue(struct hdr *h, const char *tok)
 {
-    mb_adds(h->b, tok);
+    strbuf_add(h->b, tok);
     h->col += strlen(tok);
 }
 
 static void hdr_end(struct hdr *h)
 {
-    mb_add(h->b, "\r\n", 2);
+    strbuf_addn(h->b, "\r\n", 2);
 }
 
 /* Encoded-words for a UTF-8 string, as hdr tokens. */
@@ -293,10 +237,10 @@ static void hdr_encoded_words(struct hdr *h, const char *s, size_t len)
                 break;
             n += k;
         }
-        struct mbuf w = {0};
-        mb_adds(&w, "=?UTF-8?B?");
+        struct strbuf w = MIME_BUF;
+        strbuf_add(&w, "=?UTF-8?B?");
         b64_add(&w, (const unsigned char *)s + i, n);
-        mb_adds(&w, "?=");
+        strbuf_add(&w, "?=");
         if (w.failed) {
             h->b->failed = w.failed;
             free(w.p);
@@ -346,7 +290,7 @@ static void hdr_unstructured(struct hdr *h, const char *v)
     }
     /* Fold only before a space that follows a non-space, so that no
      * continuation line is white space only and unfolding gives v back. */
-    mb_addc(h->b, ' ');
+    strbuf_addc(h->b, ' ');
     h->col++;
     size_t i = 0;
     while (i < len) {
@@ -359,10 +303,10 @@ static void hdr_unstructured(struct hdr *h, const char *v)
             if (v[k] != ' ')
                 all_space = 0;
         if (i > 0 && !all_space && h->col + (j - i) > LINE_MAX_SOFT && h->col > 1) {
-            mb_add(h->b, "\r\n", 2);
+            strbuf_addn(h->b, "\r\n", 2);
             h->col = 0;
         }
-        mb_add(h->b, v + i, j - i);
+        strbuf_addn(h->b, v + i, j - i);
         h->col += j - i;
         i = j;
     }
@@ -375,13 +319,13 @@ char *mail_mime_header_text(const char *name, const char *value)
     char *v = decontrol(value);
     if (!v)
         return NULL;
-    struct mbuf b = {0};
+    struct strbuf b = MIME_BUF;
     struct hdr h;
     hdr_start(&h, &b, name);
     hdr_unstructured(&h, v);
     hdr_end(&h);
     free(v);
-    return mb_take(&b);
+    return strbuf_take(&b);
 }
 
 /* ---- addresses ----------------------------------------------------------- */
@@ -543,14 +487,14 @@ static void hdr_display_name(struct hdr *h, const char *name)
 {
     size_t n = strlen(name);
     if (printable_ascii(name) && n <= 60 && !strstr(name, "=?")) {
-        struct mbuf q = {0};
-        mb_addc(&q, '"');
+        struct strbuf q = MIME_BUF;
+        strbuf_addc(&q, '"');
         for (const char *p = name; *p; p++) {
             if (*p == '"' || *p == '\\')
-                mb_addc(&q, '\\');
-            mb_addc(&q, *p);
+                strbuf_addc(&q, '\\');
+            strbuf_addc(&q, *p);
         }
-        mb_addc(&q, '"');
+        strbuf_addc(&q, '"');
         if (q.failed)
             h->b->failed = q.failed;
         else
@@ -574,7 +518,7 @@ static void hdr_mailbox(struct hdr *h, const struct mail_addr *a)
 }
 
 /* "Name: a, b, c" from address strings; fails on the first bad one. */
-static enum as_code add_address_header(struct mbuf *b, const char *name, const char *const *list,
+static enum as_code add_address_header(struct strbuf *b, const char *name, const char *const *list,
                                        const char *what, struct as_err *err)
 {
     struct hdr h;
@@ -692,7 +636,7 @@ static char *body_7bit(const char *body, size_t len)
 }
 
 /* Content-Type + Content-Transfer-Encoding + blank line + encoded body. */
-static enum as_code add_part(struct mbuf *b, const char *subtype, const char *body,
+static enum as_code add_part(struct strbuf *b, const char *subtype, const char *body,
                              struct as_err *err)
 {
     size_t len = strlen(body);
@@ -710,17 +654,17 @@ static enum as_code add_part(struct mbuf *b, const char *subtype, const char *bo
     }
     if (!enc)
         return as_errf(err, AS_ENOMEM, "out of memory");
-    mb_adds(b, "Content-Type: text/");
-    mb_adds(b, subtype);
-    mb_adds(b, "; charset=UTF-8\r\nContent-Transfer-Encoding: ");
-    mb_adds(b, cte);
-    mb_adds(b, "\r\n\r\n");
-    mb_adds(b, enc);
+    strbuf_add(b, "Content-Type: text/");
+    strbuf_add(b, subtype);
+    strbuf_add(b, "; charset=UTF-8\r\nContent-Transfer-Encoding: ");
+    strbuf_add(b, cte);
+    strbuf_add(b, "\r\n\r\n");
+    strbuf_add(b, enc);
     /* End on a complete line without changing the content: a QP soft
      * line break decodes to nothing (base64 lines always end in CRLF). */
     size_t el = strlen(enc);
     if (el < 2 || enc[el - 2] != '\r' || enc[el - 1] != '\n')
-        mb_adds(b, "=\r\n");
+        strbuf_add(b, "=\r\n");
     free(enc);
     return AS_OK;
 }
@@ -739,7 +683,7 @@ enum as_code mail_mime_build(const struct mail_mime_in *in, char **out, size_t *
                              struct as_err *err)
 {
     enum as_code rc = AS_OK;
-    struct mbuf b = {0};
+    struct strbuf b = MIME_BUF;
     char *subject = NULL;
     *out = NULL;
     if (out_len)
@@ -763,9 +707,9 @@ enum as_code mail_mime_build(const struct mail_mime_in *in, char **out, size_t *
 
     char date[64];
     mail_mime_date(in->date_ms, date, sizeof date);
-    mb_adds(&b, "Date: ");
-    mb_adds(&b, date);
-    mb_adds(&b, "\r\n");
+    strbuf_add(&b, "Date: ");
+    strbuf_add(&b, date);
+    strbuf_add(&b, "\r\n");
 
     const char *from_list[] = {in->from, NULL};
     if ((rc = add_address_header(&b, "From", from_list, "from", err)))
@@ -790,12 +734,12 @@ enum as_code mail_mime_build(const struct mail_mime_in *in, char **out, size_t *
     hdr_unstructured(&h, subject);
     hdr_end(&h);
 
-    mb_adds(&b, "Message-ID: ");
-    mb_adds(&b, in->message_id);
-    mb_adds(&b, "\r\nMIME-Version: 1.0\r\n");
+    strbuf_add(&b, "Message-ID: ");
+    strbuf_add(&b, in->message_id);
+    strbuf_add(&b, "\r\nMIME-Version: 1.0\r\n");
     /* RFC 3834: machine-sent, so auto-responders stay quiet; the second is
      * Exchange's spelling of the same wish. */
-    mb_adds(&b, "Auto-Submitted: auto-generated\r\nX-Auto-Response-Suppress: All\r\n");
+    strbuf_add(&b, "Auto-Submitted: auto-generated\r\nX-Auto-Response-Suppress: All\r\n");
 
     if (in->text && in->html) {
         unsigned char d[SHA256_DIGEST_LENGTH];
@@ -804,34 +748,34 @@ enum as_code mail_mime_build(const struct mail_mime_in *in, char **out, size_t *
         int n = snprintf(boundary, sizeof boundary, "=_assent_");
         for (int i = 0; i < 12; i++)
             n += snprintf(boundary + n, sizeof boundary - (size_t)n, "%02x", d[i]);
-        mb_adds(&b, "Content-Type: multipart/alternative;\r\n boundary=\"");
-        mb_adds(&b, boundary);
-        mb_adds(&b, "\"\r\n\r\nThis is a multi-part message in MIME format.\r\n");
+        strbuf_add(&b, "Content-Type: multipart/alternative;\r\n boundary=\"");
+        strbuf_add(&b, boundary);
+        strbuf_add(&b, "\"\r\n\r\nThis is a multi-part message in MIME format.\r\n");
         const char *subtypes[2] = {"plain", "html"};
         const char *bodies[2] = {in->text, in->html};
         for (int i = 0; i < 2; i++) {
-            mb_adds(&b, "\r\n--");
-            mb_adds(&b, boundary);
-            mb_adds(&b, "\r\n");
+            strbuf_add(&b, "\r\n--");
+            strbuf_add(&b, boundary);
+            strbuf_add(&b, "\r\n");
             if ((rc = add_part(&b, subtypes[i], bodies[i], err)))
                 goto out;
         }
-        mb_adds(&b, "\r\n--");
-        mb_adds(&b, boundary);
-        mb_adds(&b, "--\r\n");
+        strbuf_add(&b, "\r\n--");
+        strbuf_add(&b, boundary);
+        strbuf_add(&b, "--\r\n");
     } else {
         if ((rc = add_part(&b, in->text ? "plain" : "html", in->text ? in->text : in->html, err)))
             goto out;
     }
     if (b.failed) {
-        rc = b.failed == 2 ? as_errf(err, AS_ELIMIT, "message larger than %u octets",
+        rc = b.failed == STRBUF_OVER ? as_errf(err, AS_ELIMIT, "message larger than %u octets",
                                      MAIL_MIME_MAX_SIZE)
                            : as_errf(err, AS_ENOMEM, "out of memory");
         goto out;
     }
     if (out_len)
         *out_len = b.len;
-    *out = mb_take(&b);
+    *out = strbuf_take(&b);
 out:
     free(subject);
     if (rc)

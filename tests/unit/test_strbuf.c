@@ -35,9 +35,29 @@ static void test_cap_latches(void **state)
     strbuf_add(&b, "1234567"); /* 7 bytes + NUL = 8: fits */
     assert_false(b.failed);
     strbuf_addc(&b, '8');
-    assert_true(b.failed);
+    assert_int_equal(b.failed, STRBUF_OVER); /* told apart from out of memory */
     strbuf_add(&b, ""); /* still failed */
     assert_null(strbuf_take(&b));
+}
+
+static void test_addf(void **state)
+{
+    (void)state;
+    struct strbuf b = {0};
+    strbuf_addf(&b, "%s=%d;", "n", 42);
+    char big[600];
+    memset(big, 'z', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    strbuf_addf(&b, "[%s]", big); /* longer than the stack buffer it tries first */
+    assert_int_equal(b.len, 6 + 601);
+    assert_memory_equal(b.p, "n=42;[zz", 8);
+    assert_int_equal(b.p[b.len - 1], ']');
+    strbuf_free(&b);
+    assert_null(b.p);
+    struct strbuf capped = {.max = 4};
+    strbuf_addf(&capped, "%d", 12345);
+    assert_int_equal(capped.failed, STRBUF_OVER);
+    assert_null(strbuf_take(&capped));
 }
 
 static void test_jsonbuf(void **state)
@@ -60,6 +80,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_grow_and_take),
         cmocka_unit_test(test_cap_latches),
+        cmocka_unit_test(test_addf),
         cmocka_unit_test(test_jsonbuf),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
