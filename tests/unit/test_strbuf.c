@@ -49,7 +49,7 @@ static void test_addf(void **state)
     memset(big, 'z', sizeof big - 1);
     big[sizeof big - 1] = '\0';
     strbuf_addf(&b, "[%s]", big); /* longer than the stack buffer it tries first */
-    assert_int_equal(b.len, 6 + 601);
+    assert_int_equal(b.len, 5 + 1 + 599 + 1);
     assert_memory_equal(b.p, "n=42;[zz", 8);
     assert_int_equal(b.p[b.len - 1], ']');
     strbuf_free(&b);
