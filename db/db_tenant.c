@@ -658,3 +658,22 @@ enum as_code db_tenant_last_sync(struct db *db, json_t **out, struct as_err *err
     db_read_end(db, c);
     return rc;
 }
+
+enum as_code db_tenant_last_sync_end(struct db *db, int64_t *finished_ms, struct as_err *err)
+{
+    struct db_conn *c;
+    sqlite3_stmt *st;
+    *finished_ms = 0;
+    enum as_code rc = db_read_stmt(db,
+        "SELECT max(finished_at) FROM tenant_syncs"
+        " WHERE (status = 'ok' OR status = 'partial') AND finished_at IS NOT NULL", &c, &st, err);
+    if (rc)
+        return rc;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        *finished_ms = sqlite3_column_int64(st, 0); /* NULL (none) reads as 0 */
+    else
+        rc = db_error(c, "read the last sync's end", err);
+    db_stmt_done(st);
+    db_read_end(db, c);
+    return rc;
+}

@@ -139,4 +139,10 @@ enum as_code db_tenant_signins_foreach(struct db *db, const struct db_tenant_sig
  * or *out = NULL when there was none.  New reference. */
 enum as_code db_tenant_last_sync(struct db *db, json_t **out, struct as_err *err) AS_WUR;
 
+/* When the last completed sync (status "ok" or "partial") ended, in ms since
+ * the epoch; *finished_ms = 0 when no sync has completed.  A sync still
+ * running or one that failed does not count. */
+enum as_code db_tenant_last_sync_end(struct db *db, int64_t *finished_ms,
+                                     struct as_err *err) AS_WUR;
+
 #endif
