@@ -851,20 +851,52 @@ static const char SQL_LIST_PENDING[] =
     " FROM approval_approvers p JOIN approvals a ON a.id = p.approval_id"
     " JOIN runs r ON r.id = a.run_id"
     " WHERE a.status = 'pending' AND p.status = 'pending' AND r.status IN ('running','waiting')"
-    " ORDER BY a.id DESC, p.position LIMIT ?";
+    " AND (?2 IS NULL OR ?2 = 'pending')"
+    " ORDER BY a.id DESC, p.position LIMIT ?1";
+
+/* An approval still pending when its run ended (cancelled, failed,
+ * succeeded, or any end state added later) is shown as "withdrawn", and so
+ * are its approvers who were still asked or queued: nobody can answer it. */
+#define RUN_ENDED "(r.status <> 'running' AND r.status <> 'waiting')"
+#define SHOWN_APPROVAL_STATUS                                                                     \
+    "(CASE WHEN a.status = 'pending' AND " RUN_ENDED " THEN 'withdrawn' ELSE a.status END)"
+#define SHOWN_APPROVER_STATUS                                                                     \
+    "(CASE WHEN a.status = 'pending' AND (p.status = 'pending' OR p.status = 'queued') AND "      \
+    RUN_ENDED " THEN 'withdrawn' ELSE p.status END)"
 
 static const char SQL_LIST_ALL[] =
-    "SELECT a.id, a.run_id, a.workflow, a.step, a.subject, p.email, p.status, a.status, a.policy,"
-    " p.sent_at, a.expires_at, a.decided_at, a.decided_by, r.status"
+    "SELECT a.id, a.run_id, a.workflow, a.step, a.subject, p.email, " SHOWN_APPROVER_STATUS ", "
+    SHOWN_APPROVAL_STATUS ", a.policy, p.sent_at, a.expires_at, a.decided_at, a.decided_by, r.status"
     " FROM approval_approvers p JOIN approvals a ON a.id = p.approval_id"
     " JOIN runs r ON r.id = a.run_id"
-    " ORDER BY a.id DESC, p.position LIMIT ?";
+    " WHERE ?2 IS NULL OR " SHOWN_APPROVAL_STATUS " = ?2"
+    " ORDER BY a.id DESC, p.position LIMIT ?1";
+
+int db_approvals_status_known(const char *status)
+{
+    static const char *const known[] = {"pending", "approved", "rejected", "expired", "withdrawn"};
+    for (size_t i = 0; status && i < sizeof known / sizeof known[0]; i++)
+        if (strcmp(status, known[i]) == 0)
+            return 1;
+    return 0;
+}
 
 enum as_code db_approvals_list(struct db *db, int all, int limit, json_t **out,
                                struct as_err *err)
 {
+    struct db_approvals_filter f = {.all = all, .limit = limit};
+    return db_approvals_list_where(db, &f, out, err);
+}
+
+enum as_code db_approvals_list_where(struct db *db, const struct db_approvals_filter *f,
+                                     json_t **out, struct as_err *err)
+{
     struct db_conn *c;
     *out = NULL;
+    if (f->status && !db_approvals_status_known(f->status))
+        return as_errf(err, AS_EINVAL,
+                       "status must be pending, approved, rejected, expired or withdrawn, not \"%s\"",
+                       f->status);
     json_t *list = json_array();
     if (!list)
         return as_errf(err, AS_ENOMEM, "out of memory");
@@ -873,12 +905,14 @@ enum as_code db_approvals_list(struct db *db, int all, int limit, json_t **out,
         json_decref(list);
         return rc;
     }
-    sqlite3_stmt *st = db_stmt(c, all ? SQL_LIST_ALL : SQL_LIST_PENDING, err);
+    /* A status filter lists every approver row of the matching approvals. */
+    sqlite3_stmt *st = db_stmt(c, f->all || f->status ? SQL_LIST_ALL : SQL_LIST_PENDING, err);
     if (!st) {
         rc = AS_EDB;
         goto out;
     }
-    sqlite3_bind_int(st, 1, limit > 0 ? limit : 200);
+    sqlite3_bind_int(st, 1, f->limit > 0 ? f->limit : 200);
+    db_bind_text_or_null(st, 2, f->status);
     int s;
     while ((s = sqlite3_step(st)) == SQLITE_ROW) {
         json_t *row = json_pack(

@@ -163,7 +163,8 @@ enum as_code db_approvals_decide(struct db *db, const struct approval_decision *
 
 /*
  * Approvers asked and still pending (all = 0), or every approver row
- * (all = 1), newest approval first, at most limit (<= 0: 200) rows, as an
+ * (all = 1; approvals of ended runs that were still pending show as
+ * "withdrawn", see db_approvals_list_where), newest approval first, at most limit (<= 0: 200) rows, as an
  * array of {"approval_id", "run_id", "workflow", "step", "subject",
  * "approver", "approver_status", "status", "policy", "asked_at" (0 = not
  * mailed yet), "expires_at", "decided_at", "decided_by", "run_status"}.
@@ -171,6 +172,26 @@ enum as_code db_approvals_decide(struct db *db, const struct approval_decision *
  */
 enum as_code db_approvals_list(struct db *db, int all, int limit, json_t **out,
                                struct as_err *err) AS_WUR;
+
+struct db_approvals_filter {
+    int all;            /* every approver row, not only those still asked */
+    const char *status; /* NULL: any; else only approvals shown with this status
+                           (every approver row of them) */
+    int limit;          /* <= 0: 200 rows */
+};
+
+/*
+ * The same with a filter.  In these listings an approval still pending when
+ * its run has ended (any run status but running and waiting) shows status
+ * "withdrawn", and so do its approvers still pending or queued; the filter
+ * matches that shown status.  AS_EINVAL for a status that is none of
+ * pending, approved, rejected, expired, withdrawn.
+ */
+enum as_code db_approvals_list_where(struct db *db, const struct db_approvals_filter *f,
+                                     json_t **out, struct as_err *err) AS_WUR;
+
+/* 1 when status is one an approval can show (see db_approvals_list_where). */
+int db_approvals_status_known(const char *status);
 
 /*
  * Counts for /metrics: {"runs": {status: n}, "steps": {status: n},
