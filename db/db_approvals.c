@@ -52,7 +52,7 @@ static const char SQL_GET[] =
     " a.message, a.requested_by, a.details, a.request, a.request_hash,"
     " a.require_comment_on_reject, a.escalate_to, a.reminder_every_ms, a.next_reminder_at,"
     " a.reminders_sent, a.expires_at, a.created_at, a.decided_at, a.decided_by, a.decided_via,"
-    " a.comment, a.escalated_at, r.status"
+    " a.comment, a.escalated_at, r.status, a.current_settings, a.cmdlet"
     " FROM approvals a JOIN runs r ON r.id = a.run_id WHERE a.id = ?";
 
 static const char SQL_APPROVERS[] =
@@ -104,6 +104,13 @@ static enum as_code load_approval(struct db_conn *c, int64_t id, json_t **out,
         "comment", db_col_text(st, 23),
         "escalated_at", (json_int_t)sqlite3_column_int64(st, 24),
         "run_status", db_col_text(st, 25));
+    if (a && (json_object_set_new(a, "current", sqlite3_column_type(st, 26) == SQLITE_NULL
+                                                    ? json_null()
+                                                    : parse_or(db_col_text(st, 26), json_null())) ||
+              json_object_set_new(a, "cmdlet", json_string(db_col_text(st, 27))))) {
+        json_decref(a);
+        a = NULL;
+    }
     db_stmt_done(st);
     if (!a)
         return as_errf(err, AS_ENOMEM, "out of memory");
@@ -237,8 +244,8 @@ static const char SQL_INSERT[] =
     "INSERT INTO approvals (run_id, exec_id, step, workflow, idempotency_key, policy, status,"
     " subject, message, requested_by, details, request, request_hash,"
     " require_comment_on_reject, escalate_to, reminder_every_ms, next_reminder_at,"
-    " expires_at, created_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    " expires_at, created_at, current_settings, cmdlet)"
+    " VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 static const char SQL_INSERT_APPROVER[] =
     "INSERT INTO approval_approvers (approval_id, position, email, status) VALUES (?, ?, ?, ?)";
@@ -247,7 +254,7 @@ enum as_code db_approvals_ensure(struct db *db, const struct approval_new *a, in
                                  int *created, struct as_err *err)
 {
     struct db_conn *c;
-    char *details = NULL, *escalate = NULL;
+    char *details = NULL, *escalate = NULL, *current = NULL;
     json_t *ev = NULL;
     if (created)
         *created = 0;
@@ -276,9 +283,11 @@ enum as_code db_approvals_ensure(struct db *db, const struct approval_new *a, in
         goto out;
     }
 
-    details = a->details ? json_dumps(a->details, JSON_COMPACT | JSON_SORT_KEYS) : strdup("{}");
+    /* Details keep the workflow's key order: the page shows them as written. */
+    details = a->details ? json_dumps(a->details, JSON_COMPACT) : strdup("{}");
     escalate = a->escalate_to ? json_dumps(a->escalate_to, JSON_COMPACT) : strdup("[]");
-    if (!details || !escalate) {
+    current = a->current ? json_dumps(a->current, JSON_COMPACT) : NULL;
+    if (!details || !escalate || (a->current && !current)) {
         rc = as_errf(err, AS_ENOMEM, "out of memory");
         goto out;
     }
@@ -314,6 +323,8 @@ enum as_code db_approvals_ensure(struct db *db, const struct approval_new *a, in
         sqlite3_bind_null(st, 16);
     sqlite3_bind_int64(st, 17, a->expires_at);
     sqlite3_bind_int64(st, 18, a->now);
+    db_bind_text_or_null(st, 19, current);
+    db_bind_text_or_null(st, 20, a->cmdlet && *a->cmdlet ? a->cmdlet : NULL);
     rc = db_step_done(c, st, "insert approval", err);
     if (rc)
         goto out;
@@ -348,6 +359,7 @@ out:
     json_decref(ev);
     free(details);
     free(escalate);
+    free(current);
     return rc;
 }
 

@@ -17,7 +17,7 @@
  *    "escalate_to" (array), "reminder_every_ms", "next_reminder_at" (0 =
  *    none), "reminders_sent", "expires_at", "created_at", "decided_at" (0),
  *    "decided_by" (""), "decided_via" (""), "comment" (""), "escalated_at"
- *    (0), "run_status",
+ *    (0), "run_status", "current" (object or null), "cmdlet" ("" when none),
  *    "approvers": [{"id", "position", "email", "status", "sent_at" (0),
  *                   "n_links", "decided_at" (0), "decided_via", "actor",
  *                   "comment"}, ...]}
@@ -43,6 +43,9 @@ struct approval_new {
     const json_t *details;       /* object or NULL */
     const char *request_json;    /* canonical JSON of the request */
     const char *request_hash;    /* its SHA-256 hex */
+    const json_t *current;       /* the changed settings' values now (object) or NULL;
+                                    shown on the page, not part of the hash */
+    const char *cmdlet;          /* the cmdlet that makes the change, or NULL */
     int require_comment_on_reject;
     const json_t *approvers;     /* array of distinct address strings, >= 1 */
     const json_t *escalate_to;   /* array or NULL */
