@@ -29,7 +29,7 @@ static const char page_css[] =
     ".msg{white-space:pre-wrap;overflow-wrap:anywhere}"
     "table{border-collapse:collapse;width:100%}"
     "th,td{text-align:left;vertical-align:top;padding:.4rem .5rem;border-bottom:1px solid #d0d4da;"
-    "overflow-wrap:break-word}"
+    "overflow-wrap:anywhere}"
     "th{font-weight:600;color:#333}th[scope=row]{width:35%}td th[scope=row]{width:auto}"
     "pre{background:#f0f2f5;padding:.75rem;overflow-x:auto;white-space:pre-wrap;"
     "overflow-wrap:anywhere;font-size:.9rem;border-radius:4px}"
