@@ -198,8 +198,9 @@ int cmd_approvals(struct cli *cli, int argc, char **argv)
             width = n;
     }
     printf("%-6s %-6s %-18s %-30s %-20s %-20s", "ID", "RUN", "STEP", "APPROVER", "ASKED", "EXPIRES");
+    /* USER is padded only when STATUS follows it. */
     if (width)
-        printf(" %-*s", width, "USER");
+        printf(" %-*s", all ? width : 0, "USER");
     printf("%s\n", all ? " STATUS" : "");
     json_array_foreach(list, i, row)
     {
@@ -217,7 +218,7 @@ int cmd_approvals(struct cli *cli, int argc, char **argv)
         if (width) {
             const json_t *title = json_object_get(row, "title");
             const json_t *label = json_is_string(title) ? title : json_object_get(row, "user");
-            printf(" %-*s", width, json_is_string(label) ? json_string_value(label) : "");
+            printf(" %-*s", all ? width : 0, json_is_string(label) ? json_string_value(label) : "");
         }
         if (all)
             printf(" %s/%s (run %s)", json_string_value(json_object_get(row, "status")),
