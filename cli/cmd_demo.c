@@ -6,7 +6,10 @@
  *      a client secret only this user can read, unless one exists already;
  *   2. start assent-tenant-sim on a free 127.0.0.1 port as a child process
  *      and point the login, Graph and Exchange roots at it;
- *   3. sync the tenant into var/demo/assent.db;
+ *   3. write the effective configuration to var/demo/assent.json (0600), so
+ *      `assent --config var/demo/assent.json sync|report|kpi ...` work
+ *      against the demo while it runs; sync the tenant into
+ *      var/demo/assent.db;
  *   4. create the shipped KPIs (workflows/kpis/), evaluate them;
  *   5. trigger workflows/legacy-protocols.json for every user the
  *      legacy-enabled KPI finds (emails go to var/demo/mail as .eml files);
@@ -56,6 +59,7 @@ struct demo {
     char dir[PATH_MAX];
     char tenant[PATH_MAX + 32], secret[PATH_MAX + 32], port_file[PATH_MAX + 32];
     char sim_log[PATH_MAX + 32], mail_dir[PATH_MAX + 32], db[PATH_MAX + 32];
+    char config[PATH_MAX + 32];
     char workflows[PATH_MAX];
     char sim_bin[PATH_MAX];
     char tenant_id[128], client_id[128], domain[256];
@@ -78,6 +82,9 @@ static void demo_usage(FILE *f)
             "  --reset       start from a new tenant and an empty database\n"
             "  --users N     users in a new tenant (default %d)\n"
             "  --seed S      generator seed of a new tenant (default 7)\n"
+            "\n"
+            "It writes its configuration to DIR/assent.json (mode 0600): while the demo runs,\n"
+            "`assent --config DIR/assent.json sync|report|kpi|runs ...` work against it.\n"
             "\n"
             "Re-running reuses DIR: the tenant keeps what was approved, waiting approvals\n"
             "and their links stay valid, and nobody gets a second run.\n"
@@ -379,6 +386,49 @@ static int configure(struct cli *cli, struct demo *d)
     return 0;
 }
 
+/*
+ * Write the demo's effective configuration to DIR/assent.json (mode 0600,
+ * replaced atomically), so that `assent --config DIR/assent.json sync |
+ * report | kpi ...` reach the demo tenant and database while the demo runs
+ * (the simulator's port changes with every start).  It names the client
+ * secret's file, never the secret.
+ */
+static int write_config(struct cli *cli, struct demo *d)
+{
+    static const char *const keys[] = {
+        "db", "login_url", "graph_url", "exchange_url", "tenant_id", "client_id",
+        "client_secret_file", "client_cert_file", "client_key_file", "mail_transport",
+        "mail_dir", "mail_from", "public_url",
+    };
+    char tmp[PATH_MAX + 48];
+    json_t *doc = json_object();
+    for (size_t i = 0; doc && i < sizeof keys / sizeof keys[0]; i++)
+        if (json_object_set_new(doc, keys[i], json_string(config_str(cli->app.cfg, keys[i]))))
+            break;
+    char *text = doc ? json_dumps(doc, JSON_INDENT(2)) : NULL;
+    json_decref(doc);
+    if (!text) {
+        fprintf(stderr, "assent demo: out of memory\n");
+        return -1;
+    }
+    snprintf(tmp, sizeof tmp, "%s.tmp", d->config);
+    size_t len = strlen(text);
+    int ok = 0;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        ok = fchmod(fd, 0600) == 0 && write(fd, text, len) == (ssize_t)len &&
+             write(fd, "\n", 1) == 1 && fsync(fd) == 0;
+        ok = close(fd) == 0 && ok;
+        ok = ok && rename(tmp, d->config) == 0;
+    }
+    if (!ok) {
+        fprintf(stderr, "assent demo: cannot write %s: %s\n", d->config, strerror(errno));
+        unlink(tmp);
+    }
+    free(text);
+    return ok ? 0 : -1;
+}
+
 /* Create (or replace) one shipped KPI, with demo trigger input for legacy-enabled. */
 static int create_kpi(struct cli *cli, struct demo *d, const char *file)
 {
@@ -539,6 +589,7 @@ int cmd_demo(struct cli *cli, int argc, char **argv)
     snprintf(d.sim_log, sizeof d.sim_log, "%s/sim.log", d.dir);
     snprintf(d.mail_dir, sizeof d.mail_dir, "%s/mail", d.dir);
     snprintf(d.db, sizeof d.db, "%s/assent.db", d.dir);
+    snprintf(d.config, sizeof d.config, "%s/assent.json", d.dir);
     if (find_sim(&d) != 0)
         return cli_error(EXIT_CONFIG, "demo",
                          "the tenant simulator is not at %s: build it (cmake --build build) or set "
@@ -550,7 +601,8 @@ int cmd_demo(struct cli *cli, int argc, char **argv)
     if (reset) {
         char path[PATH_MAX + 64];
         const char *files[] = {"tenant.json", "client-secret", "assent.db", "assent.db-wal",
-                               "assent.db-shm", "sim.port", "sim.log", "generate.json"};
+                               "assent.db-shm", "sim.port", "sim.log", "generate.json",
+                               "assent.json"};
         for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
             snprintf(path, sizeof path, "%s/%s", d.dir, files[i]);
             unlink(path);
@@ -573,7 +625,7 @@ int cmd_demo(struct cli *cli, int argc, char **argv)
         return EXIT_FAIL;
     printf("- tenant simulator listening on 127.0.0.1:%d (pid %d, log %s)\n", d.port, (int)d.sim_pid,
            d.sim_log);
-    if (configure(cli, &d) != 0)
+    if (configure(cli, &d) != 0 || write_config(cli, &d) != 0)
         goto out;
     rc = cli_open_db(cli);
     if (rc)
@@ -633,12 +685,21 @@ int cmd_demo(struct cli *cli, int argc, char **argv)
            "  comment), then reload the outbox: the approved user's POP, IMAP and SMTP AUTH\n"
            "  are off.  A rejection records an exception (`assent exception list --db %s`).\n"
            "\n"
-           "  Emails are also files in %s; runs: `assent runs --db %s`.\n"
+           "  Emails are also files in %s.\n"
            "  Every 3 minutes the scheduler syncs the tenant again and re-evaluates\n"
-           "  legacy-enabled (nobody gets a second run): `assent kpi show legacy-enabled --db %s`\n"
-           "  draws its trend.\n"
+           "  legacy-enabled (nobody gets a second run).\n"
+           "\n"
+           "  While the demo runs, any command reaches its tenant and database with\n"
+           "  its configuration (%s), e.g.\n"
+           "\n"
+           "    assent --config %s/assent.json sync\n"
+           "    assent --config %s/assent.json report users\n"
+           "    assent --config %s/assent.json kpi show legacy-enabled\n"
+           "    assent --config %s/assent.json runs\n"
+           "\n"
            "  Ctrl-C stops everything.\n",
-           config_str(cli->app.cfg, "listen"), pub, d.db, d.mail_dir, d.db, d.db);
+           config_str(cli->app.cfg, "listen"), pub, d.db, d.mail_dir, d.config, dir, dir, dir,
+           dir);
     fflush(stdout);
     int sig = 0;
     while (sigwait(&sigs, &sig) != 0)

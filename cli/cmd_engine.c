@@ -25,6 +25,7 @@
 #include "engine/engine.h"
 #include "engine/log.h"
 #include "engine/run_history.h"
+#include "engine/run_title.h"
 #include "engine/timeutil.h"
 #include "engine/workflow.h"
 #include "steps/mail.h"
@@ -450,7 +451,8 @@ static void runs_usage(FILE *f)
     fprintf(f,
             "usage: assent runs [--status S] [--workflow NAME] [--limit N] [--before ID] [--json]\n"
             "\n"
-            "List runs, newest first.\n"
+            "List runs, newest first, each with whom it is about (the workflow's title,\n"
+            "else the input's user; --json: \"title\" and \"user\", null when none).\n"
             "  --status S       running, waiting, succeeded, failed or cancelled\n"
             "  --workflow NAME  runs of this workflow (any version)\n"
             "  --limit N        at most N runs (default 50)\n"
@@ -461,23 +463,32 @@ static void runs_usage(FILE *f)
 
 struct list_ctx {
     int json;
-    json_t *arr;
+    json_t *arr; /* --json: the runs; text: [line, label, error] per run */
     int n;
+    struct run_titles *titles;
+    struct db_conn *conn;
+    enum as_code rc;
+    struct as_err *err;
 };
 
 static int list_cb(void *ud, const struct db_run_info *r)
 {
     struct list_ctx *lc = ud;
+    json_t *user = NULL, *title = NULL;
     lc->n++;
+    lc->rc = run_titles_get(lc->titles, lc->conn, r->hash, r->input, &user, &title, lc->err);
+    if (lc->rc)
+        return 1;
     if (lc->json) {
         json_array_append_new(
             lc->arr,
-            json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:I, s:I, s:o}", "id",
+            json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:I, s:I, s:o, s:o, s:o}", "id",
                       (json_int_t)r->id, "workflow", r->workflow, "version", r->version, "status",
                       r->status, "step", r->current_step, "error", r->error, "trigger", r->trigger,
                       "dry_run", r->dry_run, "created_at", (json_int_t)r->created_at,
                       "updated_at", (json_int_t)r->updated_at, "finished_at",
-                      r->finished_at ? json_integer(r->finished_at) : json_null()));
+                      r->finished_at ? json_integer(r->finished_at) : json_null(), "user", user,
+                      "title", title));
         return 0;
     }
     char created[40], dur[32] = "";
@@ -485,13 +496,48 @@ static int list_cb(void *ud, const struct db_run_info *r)
     created[19] = '\0'; /* to the second */
     if (r->finished_at)
         run_history_duration(r->finished_at - r->created_at, dur, sizeof dur);
-    char wfv[96];
+    char wfv[96], line[256], error[96];
     snprintf(wfv, sizeof wfv, "%s v%s", r->workflow, r->version);
+    snprintf(line, sizeof line, "%-8" PRId64 " %-10s %-28s %-20s %-10s %-16s", r->id, r->status, wfv,
+             created, dur, r->current_step);
     /* One line per run: a long error is cut (`assent show` has all of it). */
     size_t elen = strlen(r->error);
-    printf("%-8" PRId64 " %-10s %-28s %-20s %-10s %-16s %.*s%s\n", r->id, r->status, wfv, created,
-           dur, r->current_step, elen > 80 ? 77 : (int)elen, r->error, elen > 80 ? "..." : "");
+    snprintf(error, sizeof error, "%.*s%s", elen > 80 ? 77 : (int)elen, r->error,
+             elen > 80 ? "..." : "");
+    /* Whom the run is about: the workflow's title, else the input's user. */
+    json_t *label = json_is_string(title) ? title : user;
+    json_array_append_new(lc->arr, json_pack("[s, O, s]", line, label, error));
+    json_decref(user);
+    json_decref(title);
     return 0;
+}
+
+/* The text listing: a USER column (as wide as its longest entry, up to
+ * RUN_TITLE_MAX) only when some run has a user or title. */
+static void print_runs(const json_t *lines)
+{
+    int width = 0;
+    size_t i;
+    json_t *l;
+    json_array_foreach(lines, i, l)
+    {
+        int n = (int)json_string_length(json_array_get(l, 1));
+        if (n > width)
+            width = n;
+    }
+    printf("%-8s %-10s %-28s %-20s %-10s %-16s", "RUN", "STATUS", "WORKFLOW", "CREATED", "TOOK",
+           "STEP");
+    if (width)
+        printf(" %-*s", width, "USER");
+    printf(" %s\n", "ERROR");
+    json_array_foreach(lines, i, l)
+    {
+        const json_t *label = json_array_get(l, 1);
+        printf("%s", json_string_value(json_array_get(l, 0)));
+        if (width)
+            printf(" %-*s", width, json_is_string(label) ? json_string_value(label) : "");
+        printf(" %s\n", json_string_value(json_array_get(l, 2)));
+    }
 }
 
 static int valid_status(const char *s)
@@ -539,23 +585,30 @@ int cmd_runs(struct cli *cli, int argc, char **argv)
     int rc = cli_open_db(cli);
     if (rc)
         return rc;
-    struct list_ctx lc = {.json = cli->json, .arr = cli->json ? json_array() : NULL};
-    if (!lc.json)
-        printf("%-8s %-10s %-28s %-20s %-10s %-16s %s\n", "RUN", "STATUS", "WORKFLOW", "CREATED",
-               "TOOK", "STEP", "ERROR");
-    struct db_conn *conn;
-    enum as_code arc = db_read_begin(cli->app.db, &conn, &err);
-    if (!arc) {
-        arc = db_runs_list(conn, &f, list_cb, &lc, &err);
-        db_read_end(cli->app.db, conn);
+    struct list_ctx lc = {.json = cli->json, .arr = json_array(), .titles = run_titles_new(),
+                          .err = &err};
+    if (!lc.arr || !lc.titles) {
+        json_decref(lc.arr);
+        run_titles_free(lc.titles);
+        return cli_error(EXIT_FAIL, "runs", "out of memory");
     }
+    enum as_code arc = db_read_begin(cli->app.db, &lc.conn, &err);
+    if (!arc) {
+        arc = db_runs_list(lc.conn, &f, list_cb, &lc, &err);
+        if (!arc)
+            arc = lc.rc;
+        db_read_end(cli->app.db, lc.conn);
+    }
+    run_titles_free(lc.titles);
     if (arc) {
         json_decref(lc.arr);
         return cli_error(cli_exit_for(arc), "runs", "%s", err.msg);
     }
     if (lc.json)
-        cli_print_json("engine", lc.arr);
-    else if (lc.n == 0)
+        cli_print_json("runs", lc.arr);
+    else
+        print_runs(lc.arr);
+    if (!lc.json && lc.n == 0)
         printf("(no runs)\n");
     json_decref(lc.arr);
     return EXIT_OK;

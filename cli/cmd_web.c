@@ -17,6 +17,7 @@
 #include "engine/config.h"
 #include "engine/engine.h"
 #include "engine/log.h"
+#include "engine/run_title.h"
 #include "engine/scheduler.h"
 #include "engine/timeutil.h"
 #include "steps/mail.h"
@@ -120,15 +121,18 @@ out:;
 
 static void approvals_usage(FILE *f)
 {
-    fprintf(f, "usage: assent approvals [--all] [--limit N] [--json]\n\n"
-               "List approvers still asked (approval pending, run open), newest first.\n"
-               "  --all     every approver of every approval, with its status\n");
+    fprintf(f, "usage: assent approvals [--all] [--status S] [--limit N] [--json]\n\n"
+               "List approvers still asked (approval pending, run open), newest first, each\n"
+               "with whom the run is about (the workflow's title, else the input's user).\n"
+               "  --all       every approver of every approval, with its status\n"
+               "  --status S  every approver of the approvals with status S: pending, approved,\n"
+               "              rejected, expired or withdrawn (still pending when its run ended)\n");
 }
 
 int cmd_approvals(struct cli *cli, int argc, char **argv)
 {
     struct as_err err = {0};
-    int all = 0;
+    struct db_approvals_filter f = {.limit = 200};
     long limit = 200;
     if (cli_wants_help(argc, argv)) {
         approvals_usage(stdout);
@@ -136,7 +140,12 @@ int cmd_approvals(struct cli *cli, int argc, char **argv)
     }
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--all") == 0) {
-            all = 1;
+            f.all = 1;
+        } else if (strcmp(argv[i], "--status") == 0 && i + 1 < argc) {
+            f.status = argv[++i];
+            if (!db_approvals_status_known(f.status))
+                return cli_error(EXIT_USAGE, "approvals", "--status must be pending, approved, "
+                                 "rejected, expired or withdrawn, not \"%s\"", f.status);
         } else if (strcmp(argv[i], "--limit") == 0 && i + 1 < argc) {
             char *end;
             errno = 0;
@@ -145,34 +154,51 @@ int cmd_approvals(struct cli *cli, int argc, char **argv)
                 approvals_usage(stderr);
                 return EXIT_USAGE;
             }
+            f.limit = (int)limit;
         } else {
             approvals_usage(stderr);
             return EXIT_USAGE;
         }
     }
+    int all = f.all || f.status;
     int db_rc = cli_open_db(cli);
     if (db_rc)
         return db_rc;
     json_t *list = NULL;
-    if (db_approvals_list(cli->app.db, all, (int)limit, &list, &err) != AS_OK)
+    if (db_approvals_list_where(cli->app.db, &f, &list, &err) != AS_OK ||
+        run_titles_annotate(cli->app.db, list, &err) != AS_OK) {
+        json_decref(list);
         return cli_error(EXIT_DB, "approvals", "%s", err.msg);
+    }
     if (cli->json) {
-        char *text = json_dumps(list, JSON_INDENT(2));
-        if (text)
-            printf("%s\n", text);
-        free(text);
+        cli_print_json("approvals", list);
         json_decref(list);
         return EXIT_OK;
     }
     if (json_array_size(list) == 0) {
-        printf(all ? "no approvals\n" : "no pending approvals\n");
+        printf(f.status ? "no %s approvals\n" : all ? "no approvals\n" : "no pending approvals\n",
+               f.status);
         json_decref(list);
         return EXIT_OK;
     }
-    printf("%-6s %-6s %-18s %-30s %-20s %-20s%s\n", "ID", "RUN", "STEP", "APPROVER", "ASKED",
-           "EXPIRES", all ? " STATUS" : "");
+    /* Whom each is about: the title, else the user; a column only when
+     * some row has one. */
     size_t i;
     json_t *row;
+    int width = 0;
+    json_array_foreach(list, i, row)
+    {
+        const json_t *title = json_object_get(row, "title");
+        const json_t *label = json_is_string(title) ? title : json_object_get(row, "user");
+        int n = json_is_string(label) ? (int)json_string_length(label) : 0;
+        if (n > width)
+            width = n;
+    }
+    printf("%-6s %-6s %-18s %-30s %-20s %-20s", "ID", "RUN", "STEP", "APPROVER", "ASKED", "EXPIRES");
+    /* USER is padded only when STATUS follows it. */
+    if (width)
+        printf(" %-*s", all ? width : 0, "USER");
+    printf("%s\n", all ? " STATUS" : "");
     json_array_foreach(list, i, row)
     {
         char asked[48] = "(not yet)", expires[48];
@@ -186,6 +212,11 @@ int cmd_approvals(struct cli *cli, int argc, char **argv)
                (long long)json_integer_value(json_object_get(row, "run_id")),
                json_string_value(json_object_get(row, "step")),
                json_string_value(json_object_get(row, "approver")), asked, expires);
+        if (width) {
+            const json_t *title = json_object_get(row, "title");
+            const json_t *label = json_is_string(title) ? title : json_object_get(row, "user");
+            printf(" %-*s", all ? width : 0, json_is_string(label) ? json_string_value(label) : "");
+        }
         if (all)
             printf(" %s/%s (run %s)", json_string_value(json_object_get(row, "status")),
                    json_string_value(json_object_get(row, "approver_status")),
@@ -301,10 +332,7 @@ int cmd_decide(struct cli *cli, int argc, char **argv)
                               (json_int_t)res.approval_id, "run_id", (json_int_t)res.run_id,
                               "decision", decision, "status", res.status, "decided_by", user,
                               "resumed", res.resumed);
-        char *text = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
-        if (text)
-            printf("%s\n", text);
-        free(text);
+        cli_print_json("decide", o);
         json_decref(o);
     } else {
         printf("approval %lld: %s recorded as %s (via cli); approval is now %s\n",

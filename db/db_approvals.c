@@ -52,7 +52,7 @@ static const char SQL_GET[] =
     " a.message, a.requested_by, a.details, a.request, a.request_hash,"
     " a.require_comment_on_reject, a.escalate_to, a.reminder_every_ms, a.next_reminder_at,"
     " a.reminders_sent, a.expires_at, a.created_at, a.decided_at, a.decided_by, a.decided_via,"
-    " a.comment, a.escalated_at, COALESCE(r.end_status, r.status)"
+    " a.comment, a.escalated_at, COALESCE(r.end_status, r.status), a.current_settings, a.cmdlet"
     " FROM approvals a JOIN runs r ON r.id = a.run_id WHERE a.id = ?";
 
 static const char SQL_APPROVERS[] =
@@ -104,6 +104,13 @@ static enum as_code load_approval(struct db_conn *c, int64_t id, json_t **out,
         "comment", db_col_text(st, 23),
         "escalated_at", (json_int_t)sqlite3_column_int64(st, 24),
         "run_status", db_col_text(st, 25));
+    if (a && (json_object_set_new(a, "current", sqlite3_column_type(st, 26) == SQLITE_NULL
+                                                    ? json_null()
+                                                    : parse_or(db_col_text(st, 26), json_null())) ||
+              json_object_set_new(a, "cmdlet", json_string(db_col_text(st, 27))))) {
+        json_decref(a);
+        a = NULL;
+    }
     db_stmt_done(st);
     if (!a)
         return as_errf(err, AS_ENOMEM, "out of memory");
@@ -237,8 +244,8 @@ static const char SQL_INSERT[] =
     "INSERT INTO approvals (run_id, exec_id, step, workflow, idempotency_key, policy, status,"
     " subject, message, requested_by, details, request, request_hash,"
     " require_comment_on_reject, escalate_to, reminder_every_ms, next_reminder_at,"
-    " expires_at, created_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    " expires_at, created_at, current_settings, cmdlet)"
+    " VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 static const char SQL_INSERT_APPROVER[] =
     "INSERT INTO approval_approvers (approval_id, position, email, status) VALUES (?, ?, ?, ?)";
@@ -247,7 +254,7 @@ enum as_code db_approvals_ensure(struct db *db, const struct approval_new *a, in
                                  int *created, struct as_err *err)
 {
     struct db_conn *c;
-    char *details = NULL, *escalate = NULL;
+    char *details = NULL, *escalate = NULL, *current = NULL;
     json_t *ev = NULL;
     if (created)
         *created = 0;
@@ -276,9 +283,11 @@ enum as_code db_approvals_ensure(struct db *db, const struct approval_new *a, in
         goto out;
     }
 
-    details = a->details ? json_dumps(a->details, JSON_COMPACT | JSON_SORT_KEYS) : strdup("{}");
+    /* Details keep the workflow's key order: the page shows them as written. */
+    details = a->details ? json_dumps(a->details, JSON_COMPACT) : strdup("{}");
     escalate = a->escalate_to ? json_dumps(a->escalate_to, JSON_COMPACT) : strdup("[]");
-    if (!details || !escalate) {
+    current = a->current ? json_dumps(a->current, JSON_COMPACT) : NULL;
+    if (!details || !escalate || (a->current && !current)) {
         rc = as_errf(err, AS_ENOMEM, "out of memory");
         goto out;
     }
@@ -314,6 +323,8 @@ enum as_code db_approvals_ensure(struct db *db, const struct approval_new *a, in
         sqlite3_bind_null(st, 16);
     sqlite3_bind_int64(st, 17, a->expires_at);
     sqlite3_bind_int64(st, 18, a->now);
+    db_bind_text_or_null(st, 19, current);
+    db_bind_text_or_null(st, 20, a->cmdlet && *a->cmdlet ? a->cmdlet : NULL);
     rc = db_step_done(c, st, "insert approval", err);
     if (rc)
         goto out;
@@ -348,6 +359,7 @@ out:
     json_decref(ev);
     free(details);
     free(escalate);
+    free(current);
     return rc;
 }
 
@@ -847,24 +859,56 @@ out:
 
 static const char SQL_LIST_PENDING[] =
     "SELECT a.id, a.run_id, a.workflow, a.step, a.subject, p.email, p.status, a.status, a.policy,"
-    " p.sent_at, a.expires_at, a.decided_at, a.decided_by, r.status"
+    " p.sent_at, a.expires_at, a.decided_at, a.decided_by, COALESCE(r.end_status, r.status)"
     " FROM approval_approvers p JOIN approvals a ON a.id = p.approval_id"
     " JOIN runs r ON r.id = a.run_id"
     " WHERE a.status = 'pending' AND p.status = 'pending' AND r.status IN ('running','waiting')"
-    " ORDER BY a.id DESC, p.position LIMIT ?";
+    " AND (?2 IS NULL OR ?2 = 'pending')"
+    " ORDER BY a.id DESC, p.position LIMIT ?1";
+
+/* An approval still pending when its run ended (cancelled, failed,
+ * succeeded, or any end state added later) is shown as "withdrawn", and so
+ * are its approvers who were still asked or queued: nobody can answer it. */
+#define RUN_ENDED "(r.status <> 'running' AND r.status <> 'waiting')"
+#define SHOWN_APPROVAL_STATUS                                                                     \
+    "(CASE WHEN a.status = 'pending' AND " RUN_ENDED " THEN 'withdrawn' ELSE a.status END)"
+#define SHOWN_APPROVER_STATUS                                                                     \
+    "(CASE WHEN a.status = 'pending' AND (p.status = 'pending' OR p.status = 'queued') AND "      \
+    RUN_ENDED " THEN 'withdrawn' ELSE p.status END)"
 
 static const char SQL_LIST_ALL[] =
-    "SELECT a.id, a.run_id, a.workflow, a.step, a.subject, p.email, p.status, a.status, a.policy,"
-    " p.sent_at, a.expires_at, a.decided_at, a.decided_by, r.status"
+    "SELECT a.id, a.run_id, a.workflow, a.step, a.subject, p.email, " SHOWN_APPROVER_STATUS ", "
+    SHOWN_APPROVAL_STATUS ", a.policy, p.sent_at, a.expires_at, a.decided_at, a.decided_by, r.status"
     " FROM approval_approvers p JOIN approvals a ON a.id = p.approval_id"
     " JOIN runs r ON r.id = a.run_id"
-    " ORDER BY a.id DESC, p.position LIMIT ?";
+    " WHERE ?2 IS NULL OR " SHOWN_APPROVAL_STATUS " = ?2"
+    " ORDER BY a.id DESC, p.position LIMIT ?1";
+
+int db_approvals_status_known(const char *status)
+{
+    static const char *const known[] = {"pending", "approved", "rejected", "expired", "withdrawn"};
+    for (size_t i = 0; status && i < sizeof known / sizeof known[0]; i++)
+        if (strcmp(status, known[i]) == 0)
+            return 1;
+    return 0;
+}
 
 enum as_code db_approvals_list(struct db *db, int all, int limit, json_t **out,
                                struct as_err *err)
 {
+    struct db_approvals_filter f = {.all = all, .limit = limit};
+    return db_approvals_list_where(db, &f, out, err);
+}
+
+enum as_code db_approvals_list_where(struct db *db, const struct db_approvals_filter *f,
+                                     json_t **out, struct as_err *err)
+{
     struct db_conn *c;
     *out = NULL;
+    if (f->status && !db_approvals_status_known(f->status))
+        return as_errf(err, AS_EINVAL,
+                       "status must be pending, approved, rejected, expired or withdrawn, not \"%s\"",
+                       f->status);
     json_t *list = json_array();
     if (!list)
         return as_errf(err, AS_ENOMEM, "out of memory");
@@ -873,12 +917,14 @@ enum as_code db_approvals_list(struct db *db, int all, int limit, json_t **out,
         json_decref(list);
         return rc;
     }
-    sqlite3_stmt *st = db_stmt(c, all ? SQL_LIST_ALL : SQL_LIST_PENDING, err);
+    /* A status filter lists every approver row of the matching approvals. */
+    sqlite3_stmt *st = db_stmt(c, f->all || f->status ? SQL_LIST_ALL : SQL_LIST_PENDING, err);
     if (!st) {
         rc = AS_EDB;
         goto out;
     }
-    sqlite3_bind_int(st, 1, limit > 0 ? limit : 200);
+    sqlite3_bind_int(st, 1, f->limit > 0 ? f->limit : 200);
+    db_bind_text_or_null(st, 2, f->status);
     int s;
     while ((s = sqlite3_step(st)) == SQLITE_ROW) {
         json_t *row = json_pack(

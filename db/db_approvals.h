@@ -17,7 +17,7 @@
  *    "escalate_to" (array), "reminder_every_ms", "next_reminder_at" (0 =
  *    none), "reminders_sent", "expires_at", "created_at", "decided_at" (0),
  *    "decided_by" (""), "decided_via" (""), "comment" (""), "escalated_at"
- *    (0), "run_status",
+ *    (0), "run_status", "current" (object or null), "cmdlet" ("" when none),
  *    "approvers": [{"id", "position", "email", "status", "sent_at" (0),
  *                   "n_links", "decided_at" (0), "decided_via", "actor",
  *                   "comment"}, ...]}
@@ -43,6 +43,9 @@ struct approval_new {
     const json_t *details;       /* object or NULL */
     const char *request_json;    /* canonical JSON of the request */
     const char *request_hash;    /* its SHA-256 hex */
+    const json_t *current;       /* the changed settings' values now (object) or NULL;
+                                    shown on the page, not part of the hash */
+    const char *cmdlet;          /* the cmdlet that makes the change, or NULL */
     int require_comment_on_reject;
     const json_t *approvers;     /* array of distinct address strings, >= 1 */
     const json_t *escalate_to;   /* array or NULL */
@@ -163,7 +166,8 @@ enum as_code db_approvals_decide(struct db *db, const struct approval_decision *
 
 /*
  * Approvers asked and still pending (all = 0), or every approver row
- * (all = 1), newest approval first, at most limit (<= 0: 200) rows, as an
+ * (all = 1; approvals of ended runs that were still pending show as
+ * "withdrawn", see db_approvals_list_where), newest approval first, at most limit (<= 0: 200) rows, as an
  * array of {"approval_id", "run_id", "workflow", "step", "subject",
  * "approver", "approver_status", "status", "policy", "asked_at" (0 = not
  * mailed yet), "expires_at", "decided_at", "decided_by", "run_status"}.
@@ -171,6 +175,26 @@ enum as_code db_approvals_decide(struct db *db, const struct approval_decision *
  */
 enum as_code db_approvals_list(struct db *db, int all, int limit, json_t **out,
                                struct as_err *err) AS_WUR;
+
+struct db_approvals_filter {
+    int all;            /* every approver row, not only those still asked */
+    const char *status; /* NULL: any; else only approvals shown with this status
+                           (every approver row of them) */
+    int limit;          /* <= 0: 200 rows */
+};
+
+/*
+ * The same with a filter.  In these listings an approval still pending when
+ * its run has ended (any run status but running and waiting) shows status
+ * "withdrawn", and so do its approvers still pending or queued; the filter
+ * matches that shown status.  AS_EINVAL for a status that is none of
+ * pending, approved, rejected, expired, withdrawn.
+ */
+enum as_code db_approvals_list_where(struct db *db, const struct db_approvals_filter *f,
+                                     json_t **out, struct as_err *err) AS_WUR;
+
+/* 1 when status is one an approval can show (see db_approvals_list_where). */
+int db_approvals_status_known(const char *status);
 
 /*
  * Counts for /metrics: {"runs": {status: n}, "steps": {status: n},

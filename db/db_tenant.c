@@ -683,3 +683,4 @@ enum as_code db_tenant_last_sync(struct db *db, json_t **out, struct as_err *err
     db_read_end(db, c);
     return rc;
 }
+

@@ -1043,11 +1043,58 @@ void wf_check_free(struct wf_check *v)
     free(v->steps);
 }
 
+/*
+ * The optional "title": how listings name a run, a ${...} template resolved
+ * against {"input": <run input>} only.  Its expressions are checked like
+ * every template's; a name other than input can never be set there.
+ */
+static void check_title(struct wf_check *v, const json_t *j)
+{
+    if (!json_is_string(j)) {
+        wf_check_add(v, DIAG_ERROR, "WRONG_TYPE", "$.title",
+                     "title must be a string such as \"${input.user}\", not %s",
+                     wf_json_type_name(j));
+        return;
+    }
+    if (json_string_length(j) == 0 || json_string_length(j) > 1000) {
+        wf_check_add(v, DIAG_ERROR, "BAD_VALUE", "$.title", "title must be 1 to 1000 bytes");
+        return;
+    }
+    json_t *refs = json_array();
+    struct as_err err = {0};
+    size_t off = 0;
+    if (!refs) {
+        v->oom = 1;
+        return;
+    }
+    enum as_code rc = tmpl_check_located(json_string_value(j), json_string_length(j), refs, &off,
+                                         &err);
+    if (rc == AS_ENOMEM) {
+        v->oom = 1;
+    } else if (rc != AS_OK) {
+        add_expr_diag(v, "$.title", off, "bad ${...}", err.msg);
+    } else {
+        size_t i;
+        json_t *r;
+        json_array_foreach(refs, i, r)
+        {
+            const char *ref = json_string_value(json_object_get(r, "ref"));
+            if (ref && strcmp(ref, "input") != 0) {
+                wf_check_add(v, DIAG_ERROR, "UNKNOWN_REF", "$.title",
+                             "the title can read only input, not \"%s\"", ref);
+                position_in_string(v, "$.title",
+                                   (size_t)json_integer_value(json_object_get(r, "offset")));
+            }
+        }
+    }
+    json_decref(refs);
+}
+
 /* The checks proper, on a parsed document (see wf_check.h). */
 void wf_check_document(struct wf_check *v)
 {
     static const char *const keys[] = {"$schema", "name", "version", "description",
-                                       "input", "start", "steps"};
+                                       "title", "input", "start", "steps"};
     json_t *root = v->root;
     const json_t *j;
     v->start = (size_t)-1;
@@ -1057,7 +1104,7 @@ void wf_check_document(struct wf_check *v)
              wf_json_type_name(root));
         return;
     }
-    check_keys(v, root, "$", "the workflow", keys, 7);
+    check_keys(v, root, "$", "the workflow", keys, sizeof keys / sizeof keys[0]);
 
     j = json_object_get(root, "name");
     if (!j)
@@ -1084,6 +1131,10 @@ void wf_check_document(struct wf_check *v)
     if (j && !json_is_string(j))
         wf_check_add(v, DIAG_ERROR, "WRONG_TYPE", "$.description", "description must be a string, not %s",
              wf_json_type_name(j));
+
+    j = json_object_get(root, "title");
+    if (j)
+        check_title(v, j);
 
     j = json_object_get(root, "input");
     if (j)

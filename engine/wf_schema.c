@@ -183,6 +183,11 @@ json_t *wf_schema(void)
                   "additionalProperties", ref("input"), "start", ref("name"), "steps", "type",
                   "object", "minProperties", 1, "maxProperties", WF_MAX_STEPS, "propertyNames",
                   "pattern", NAME_PATTERN, "additionalProperties", ref("step")));
+    json_object_set_new(json_object_get(root, "properties"), "title",
+                        json_pack("{s:s, s:i, s:i, s:s}", "type", "string", "minLength", 1,
+                                  "maxLength", 1000, "description",
+                                  "how listings name a run: a ${...} template over input, e.g. "
+                                  "\"${input.user} (${input.display_name})\""));
     json_object_set_new(root, "$defs", defs);
     return root;
 }

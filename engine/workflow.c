@@ -51,23 +51,38 @@ static enum as_code build(struct wf_check *v, struct workflow **out, struct as_e
     wf->version = strdup(json_is_string(version) ? json_string_value(version) : vbuf);
     wf->description = json_string_value(json_object_get(v->root, "description"));
     wf->input = json_object_get(v->root, "input");
-    /* Canonical JSON sorts keys, which loses the step order that picks the
-     * default first step: write the effective "start" into what is hashed
-     * and stored, so the stored text reloads to the same graph and two
-     * orders with different first steps never share a hash. */
-    if (json_object_get(v->root, "start") || v->start == (size_t)-1) {
-        wf->canonical = json_dumps(v->root, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
-    } else {
-        json_t *copy = json_copy(v->root);
-        if (copy && json_object_set_new(copy, "start", json_string(v->steps[v->start].name)) == 0)
-            wf->canonical = json_dumps(copy, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
-        json_decref(copy);
+    /* The hash is taken of the canonical JSON (keys sorted), so key order
+     * and whitespace never make a new version; the text stored is the same
+     * document compact in the author's key order, so what people see later
+     * (an approval's details) keeps the order they wrote.  Sorting loses the
+     * step order that picks the default first step: the effective "start"
+     * is written into both, so the stored text reloads to the same graph
+     * and two orders with different first steps never share a hash. */
+    json_t *doc = json_incref(v->root);
+    char *sorted = NULL;
+    if (!json_object_get(v->root, "start") && v->start != (size_t)-1) {
+        json_decref(doc);
+        doc = json_copy(v->root);
+        if (doc && json_object_set_new(doc, "start", json_string(v->steps[v->start].name)) != 0) {
+            json_decref(doc);
+            doc = NULL;
+        }
+    }
+    if (doc) {
+        wf->canonical = json_dumps(doc, JSON_COMPACT | JSON_ENCODE_ANY);
+        sorted = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+        json_decref(doc);
     }
     wf->empty_params = json_object();
     wf->steps = calloc(v->n_steps, sizeof *wf->steps);
-    if (!wf->name || !wf->version || !wf->canonical || !wf->empty_params || !wf->steps)
+    if (!wf->name || !wf->version || !wf->canonical || !sorted || !wf->empty_params ||
+        !wf->steps) {
+        free(sorted);
         goto oom;
-    if (encode_sha256_hex(wf->canonical, strlen(wf->canonical), wf->hash)) {
+    }
+    int hash_failed = encode_sha256_hex(sorted, strlen(sorted), wf->hash);
+    free(sorted);
+    if (hash_failed) {
         wf_free(wf);
         return as_errf(err, AS_ENOMEM, "SHA-256 of the workflow failed");
     }

@@ -71,9 +71,12 @@ struct workflow {
     char *version;          /* as written; an integer version is turned into its decimal text */
     const char *description;/* borrowed from def; NULL when absent */
     const json_t *input;    /* borrowed: the input description object, or NULL */
-    char hash[65];          /* hex SHA-256 of the canonical JSON (sorted keys, compact) */
+    char hash[65];          /* hex SHA-256 of the canonical JSON (sorted keys, compact,
+                               with the effective "start") */
     json_t *def;            /* the whole parsed definition (owned) */
-    char *canonical;        /* the canonical JSON text that hash is taken of (owned) */
+    char *canonical;        /* the text stored for this version (owned): the same document
+                               compact in the author's key order, so the hash of its
+                               sorted form is `hash` and its order is the author's */
     const char *start;      /* name of the first step (borrowed) */
     struct wf_step *steps;
     size_t n_steps;

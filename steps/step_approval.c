@@ -58,6 +58,8 @@ static const struct step_param params[] = {
     {"reminder_every", SP_DURATION, 0, "remind pending approvers this often until expiry"},
     {"escalate_to", SP_ANY, 0, "address or array of addresses emailed when the approval expires"},
     {"require_comment_on_reject", SP_BOOL, 0, "a rejection must carry a comment (default false)"},
+    {"current", SP_OBJECT, 0, "the values now of the settings in request.settings, shown as current -> new (not part of the hash)"},
+    {"cmdlet", SP_STRING, 0, "the cmdlet of the PowerShell line shown for request.settings (default: Set-CASMailbox with request.identity, else Set-TransportConfig; not part of the hash)"},
     {NULL, SP_ANY, 0, NULL},
 };
 
@@ -79,6 +81,8 @@ struct approval_spec {
     int64_t reminder_every_ms;
     json_t *escalate_to;     /* owned array */
     int require_comment;
+    const json_t *current;   /* borrowed from params; NULL when not given */
+    const char *cmdlet;      /* borrowed or static; NULL when none */
 };
 
 static void spec_free(struct approval_spec *s)
@@ -116,6 +120,24 @@ static int check_addresses(const json_t *list, const char *what, int unique, str
                 return as_errf(err, AS_EINVAL, "%s lists %s twice", what, json_string_value(a)), -1;
     }
     return 0;
+}
+
+/* A PowerShell cmdlet name, Verb-Noun: letters, one hyphen, then letters
+ * and digits (it is printed into a command line as it is). */
+static int cmdlet_ok(const char *c)
+{
+    size_t n = strlen(c), i = 0;
+    if (n < 3 || n > 64)
+        return 0;
+    while (i < n && ((c[i] >= 'A' && c[i] <= 'Z') || (c[i] >= 'a' && c[i] <= 'z')))
+        i++;
+    if (i == 0 || i >= n - 1 || c[i] != '-')
+        return 0;
+    for (i++; i < n; i++)
+        if (!((c[i] >= 'A' && c[i] <= 'Z') || (c[i] >= 'a' && c[i] <= 'z') ||
+              (c[i] >= '0' && c[i] <= '9')))
+            return 0;
+    return 1;
 }
 
 /* An optional parameter: absent and JSON null (e.g. a template that
@@ -204,6 +226,21 @@ static int parse_spec(struct step_ctx *ctx, struct approval_spec *s, struct as_e
     if (v && !json_is_boolean(v))
         return as_errf(err, AS_EINVAL, "require_comment_on_reject must be true or false"), -1;
     s->require_comment = json_is_true(v);
+
+    /* What the page shows beside the request; neither enters the hash. */
+    s->current = opt(p, "current");
+    if (s->current && !json_is_object(s->current))
+        return as_errf(err, AS_EINVAL, "current must be an object: the values now of the "
+                                       "settings in request.settings"), -1;
+    v = opt(p, "cmdlet");
+    if (v) {
+        s->cmdlet = json_string_value(v);
+        if (!s->cmdlet || !cmdlet_ok(s->cmdlet))
+            return as_errf(err, AS_EINVAL, "cmdlet must be a cmdlet name such as Set-CASMailbox"), -1;
+    } else if (json_is_object(json_object_get(s->request, "settings"))) {
+        const char *identity = json_string_value(json_object_get(s->request, "identity"));
+        s->cmdlet = identity && *identity ? "Set-CASMailbox" : "Set-TransportConfig";
+    }
     return 0;
 }
 
@@ -247,6 +284,13 @@ static void validate(const json_t *p, const char *path, struct diag_list *out)
         snprintf(where, sizeof where, "%s.request", path);
         diag_add(out, DIAG_ERROR, "BAD_VALUE", where, "request must be an object");
     }
+    v = json_object_get(p, "cmdlet");
+    if (json_is_string(v) && !strstr(json_string_value(v), "${") &&
+        !cmdlet_ok(json_string_value(v))) {
+        snprintf(where, sizeof where, "%s.cmdlet", path);
+        diag_add(out, DIAG_ERROR, "BAD_VALUE", where,
+                 "cmdlet must be a cmdlet name such as Set-CASMailbox");
+    }
 }
 
 /* ---- emails ------------------------------------------------------------------- */
@@ -258,6 +302,11 @@ static void details_text(struct html_buf *b, const json_t *details)
     json_t *v;
     json_object_foreach((json_t *)details, key, v)
     {
+        char when[48];
+        if (json_is_string(v) && approval_format_timestamp(json_string_value(v), when, sizeof when)) {
+            html_rawf(b, "  %s: %s\n", key, when);
+            continue;
+        }
         char *val = json_is_string(v) ? strdup(json_string_value(v))
                                       : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
         html_rawf(b, "  %s: %s\n", key, val ? val : "");
@@ -507,7 +556,7 @@ static void execute(struct step_ctx *ctx, struct step_result *res)
         .request_hash = spec.request_hash, .require_comment_on_reject = spec.require_comment,
         .approvers = spec.approvers, .escalate_to = spec.escalate_to,
         .reminder_every_ms = spec.reminder_every_ms, .expires_at = now + spec.expiry_ms,
-        .now = now,
+        .now = now, .current = spec.current, .cmdlet = spec.cmdlet,
     };
     int64_t id = 0;
     int created = 0;

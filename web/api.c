@@ -12,6 +12,7 @@
 #include "db/db_runs.h"
 #include "engine/app.h"
 #include "engine/encode.h"
+#include "engine/run_title.h"
 #include "web/ratelimit.h"
 #include "web/routes.h"
 #include "web/token.h"
@@ -83,12 +84,28 @@ static json_t *run_json(const struct db_run_info *r)
                      "finished_at", (json_int_t)r->finished_at);
 }
 
+struct collect_ctx {
+    json_t *runs;
+    struct run_titles *titles;
+    struct db_conn *conn;
+    enum as_code rc;
+    struct as_err *err;
+};
+
+/* A run of a listing, with whom it is about ("user", "title"; null when none). */
 static int collect_run(void *ud, const struct db_run_info *r)
 {
-    json_t *j = run_json(r);
-    if (!j)
+    struct collect_ctx *cc = ud;
+    json_t *user = NULL, *title = NULL;
+    cc->rc = run_titles_get(cc->titles, cc->conn, r->hash, r->input, &user, &title, cc->err);
+    if (cc->rc)
         return 1;
-    json_array_append_new(ud, j);
+    json_t *j = run_json(r);
+    if (!j || json_object_set_new(j, "user", user) || json_object_set_new(j, "title", title) ||
+        json_array_append_new(cc->runs, j)) {
+        cc->rc = as_errf(cc->err, AS_ENOMEM, "out of memory");
+        return 1;
+    }
     return 0;
 }
 
@@ -127,20 +144,23 @@ void web_api_runs(struct web_req *req, struct web_resp *resp)
         }
         f.before_id = v;
     }
-    struct db_conn *c;
     struct as_err err = {0};
-    json_t *runs = json_array();
-    enum as_code rc = db_read_begin(req->app->db, &c, &err);
+    struct collect_ctx cc = {.runs = json_array(), .titles = run_titles_new(), .err = &err};
+    enum as_code rc = !cc.runs || !cc.titles ? as_errf(&err, AS_ENOMEM, "out of memory")
+                                             : db_read_begin(req->app->db, &cc.conn, &err);
     if (!rc) {
-        rc = db_runs_list(c, &f, collect_run, runs, &err);
-        db_read_end(req->app->db, c);
+        rc = db_runs_list(cc.conn, &f, collect_run, &cc, &err);
+        if (!rc)
+            rc = cc.rc;
+        db_read_end(req->app->db, cc.conn);
     }
+    run_titles_free(cc.titles);
     if (rc) {
-        json_decref(runs);
+        json_decref(cc.runs);
         json_error(resp, 500, "internal", err.msg);
         return;
     }
-    web_resp_json(resp, 200, json_pack("{s:o}", "runs", runs));
+    web_resp_json(resp, 200, json_pack("{s:o}", "runs", cc.runs));
 }
 
 static int collect_exec(void *ud, const struct db_exec_info *e)
@@ -204,9 +224,18 @@ void web_api_approvals(struct web_req *req, struct web_resp *resp)
     if (!api_authorize(req, resp))
         return;
     const char *all = web_req_query(req, "all");
+    struct db_approvals_filter f = {.all = all && strcmp(all, "0") != 0,
+                                    .status = web_req_query(req, "status"), .limit = 500};
     struct as_err err = {0};
     json_t *list = NULL;
-    if (db_approvals_list(req->app->db, all && strcmp(all, "0") != 0, 500, &list, &err) != AS_OK) {
+    if (f.status && !db_approvals_status_known(f.status)) {
+        json_error(resp, 400, "bad_request",
+                   "status must be pending, approved, rejected, expired or withdrawn");
+        return;
+    }
+    if (db_approvals_list_where(req->app->db, &f, &list, &err) != AS_OK ||
+        run_titles_annotate(req->app->db, list, &err) != AS_OK) {
+        json_decref(list);
         json_error(resp, 500, "internal", err.msg);
         return;
     }

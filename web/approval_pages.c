@@ -11,6 +11,8 @@
 #include "engine/app.h"
 #include "engine/engine.h"
 #include "engine/log.h"
+#include "engine/timeutil.h"
+#include "steps/m365.h"
 #include "web/form.h"
 #include "web/ratelimit.h"
 #include "web/routes.h"
@@ -27,15 +29,48 @@ void approval_format_time(long long ms, char *buf, size_t size)
         snprintf(buf, size, "%lld", ms);
 }
 
+int approval_format_timestamp(const char *s, char *buf, size_t size)
+{
+    /* YYYY-MM-DDThh:mm:ss, an optional fraction, then Z or +hh:mm / -hh:mm. */
+    static const char shape[] = "dddd-dd-ddTdd:dd:dd";
+    size_t n = strlen(s), i;
+    if (n < sizeof shape || n > 40)
+        return 0;
+    for (i = 0; i < sizeof shape - 1; i++)
+        if (shape[i] == 'd' ? !(s[i] >= '0' && s[i] <= '9') : s[i] != shape[i])
+            return 0;
+    if (s[i] == '.') {
+        size_t f = ++i;
+        while (s[i] >= '0' && s[i] <= '9')
+            i++;
+        if (i == f)
+            return 0;
+    }
+    if (!(s[i] == 'Z' && s[i + 1] == '\0') && !((s[i] == '+' || s[i] == '-') && n - i == 6))
+        return 0;
+    int64_t ms;
+    if (time_parse_iso(s, &ms) != AS_OK)
+        return 0;
+    approval_format_time(ms, buf, size);
+    return 1;
+}
+
 /* ---- rendering helpers -------------------------------------------------------- */
 
 static void render_value(struct html_buf *b, const json_t *v);
+
+/* A string, a tenant timestamp shown as a person reads it. */
+static void render_string(struct html_buf *b, const char *s)
+{
+    char when[48];
+    html_text(b, approval_format_timestamp(s, when, sizeof when) ? when : s);
+}
 
 static void render_scalar(struct html_buf *b, const json_t *v)
 {
     char num[64];
     switch (json_typeof(v)) {
-    case JSON_STRING: html_text(b, json_string_value(v)); break;
+    case JSON_STRING: render_string(b, json_string_value(v)); break;
     case JSON_INTEGER:
         snprintf(num, sizeof num, "%lld", (long long)json_integer_value(v));
         html_raw(b, num);
@@ -152,6 +187,71 @@ void approval_render_details(struct html_buf *b, const json_t *details)
     html_raw(b, "</table>\n");
 }
 
+/* A setting's value as PowerShell and Exchange show it: $true, $false,
+ * $null, numbers, text. */
+static void render_setting(struct html_buf *b, const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_TRUE: html_raw(b, "$true"); break;
+    case JSON_FALSE: html_raw(b, "$false"); break;
+    case JSON_NULL: html_raw(b, "$null"); break;
+    case JSON_STRING: render_string(b, json_string_value(v)); break;
+    case JSON_INTEGER: case JSON_REAL: render_scalar(b, v); break;
+    default: {
+        char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        html_text(b, text ? text : "");
+        free(text);
+    }
+    }
+}
+
+void approval_render_change(struct html_buf *b, const json_t *view)
+{
+    const json_t *request = json_object_get(view, "request");
+    const json_t *settings = json_object_get(request, "settings");
+    if (!json_is_object(settings) || json_object_size(settings) == 0)
+        return;
+    const json_t *current = json_object_get(view, "current");
+    const char *identity = json_string_value(json_object_get(request, "identity"));
+    const char *cmdlet = json_string_value(json_object_get(view, "cmdlet"));
+    if (!cmdlet || !*cmdlet) /* approvals stored before the step named one */
+        cmdlet = identity && *identity ? "Set-CASMailbox" : "Set-TransportConfig";
+
+    html_raw(b, "<table class=\"change\">\n<tr><th scope=\"col\">Setting</th>"
+                "<th scope=\"col\">Current</th><th scope=\"col\">New</th></tr>\n");
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)settings, key, v)
+    {
+        const json_t *now = json_is_object(current) ? json_object_get(current, key) : NULL;
+        html_raw(b, "<tr><th scope=\"row\">");
+        html_text(b, key);
+        html_raw(b, "</th><td>");
+        if (now)
+            render_setting(b, now);
+        else
+            html_raw(b, "unknown");
+        html_raw(b, "</td><td>");
+        render_setting(b, v);
+        html_raw(b, "</td></tr>\n");
+    }
+    html_raw(b, "</table>\n");
+
+    json_t *parameters = json_deep_copy(settings);
+    if (parameters && identity && *identity)
+        json_object_set_new(parameters, "Identity", json_string(identity));
+    char *command = parameters ? m365_powershell_command(cmdlet, parameters) : NULL;
+    json_decref(parameters);
+    if (!command) {
+        b->failed = 1;
+        return;
+    }
+    html_raw(b, "<p>The exact command:</p>\n<pre class=\"command\"><code>");
+    html_text(b, command);
+    html_raw(b, "</code></pre>\n");
+    free(command);
+}
+
 static void row(struct html_buf *b, const char *label, const char *value)
 {
     html_raw(b, "<tr><th scope=\"row\">");
@@ -237,7 +337,9 @@ static void render_confirm(struct web_req *req, struct web_resp *resp, const jso
         approval_render_details(&b, details);
     }
     char *request = json_dumps(json_object_get(view, "request"), JSON_INDENT(2) | JSON_SORT_KEYS);
-    html_raw(&b, "<h2>Exactly what will change</h2>\n<pre>");
+    html_raw(&b, "<h2>Exactly what will change</h2>\n");
+    approval_render_change(&b, view);
+    html_raw(&b, "<pre>");
     html_text(&b, request ? request : "");
     free(request);
     html_raw(&b, "</pre>\n<p class=\"note\">Fingerprint of this request (SHA-256): <code>");

@@ -29,11 +29,14 @@ static const char page_css[] =
     ".msg{white-space:pre-wrap;overflow-wrap:anywhere}"
     "table{border-collapse:collapse;width:100%}"
     "th,td{text-align:left;vertical-align:top;padding:.4rem .5rem;border-bottom:1px solid #d0d4da;"
-    "overflow-wrap:break-word}"
+    "overflow-wrap:anywhere}"
     "th{font-weight:600;color:#333}th[scope=row]{width:35%}td th[scope=row]{width:auto}"
     "pre{background:#f0f2f5;padding:.75rem;overflow-x:auto;white-space:pre-wrap;"
     "overflow-wrap:anywhere;font-size:.9rem;border-radius:4px}"
-    ".chip.used{background:#fff3cd;border-color:#8a6d00;font-weight:600}"
+    /* "used": highlighted (a protocol used in the last 30 days on approval
+     * pages, a protocol that is on in the demo outbox's mailbox table). */
+    ".used{background:#fff3cd;font-weight:600;padding:0 .3rem;border-radius:3px}"
+    ".chip.used{border-color:#8a6d00}"
     ".chip{display:inline-block;margin:0 .3rem .3rem 0;padding:0 .3rem;border:1px solid #6b7280;"
     "border-radius:3px}"
     "label{display:block;font-weight:600;margin:1rem 0 .3rem}"

@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "db/db_approvals.h"
+#include "db/db_kpi.h"
+#include "db/db_tenant.h"
 #include "engine/app.h"
 #include "web/api.h"
 #include "web/html.h"
@@ -96,6 +98,20 @@ void metrics_http_render(struct web_metrics *m, struct html_buf *out)
     pthread_mutex_unlock(&m->lock);
 }
 
+/* A label value in the Prometheus text format: backslash, double quote and
+ * line feed escaped as \\, \" and \n. */
+static void label_value(struct html_buf *out, const char *v)
+{
+    for (const char *p = v; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            html_rawn(out, "\\", 1);
+        if (*p == '\n')
+            html_raw(out, "\\n");
+        else
+            html_rawn(out, p, 1);
+    }
+}
+
 /* One gauge family from a {"label value": count} object. */
 static void render_gauges(struct html_buf *out, const char *name, const char *help,
                           const char *label, const json_t *counts)
@@ -107,16 +123,53 @@ static void render_gauges(struct html_buf *out, const char *name, const char *he
     {
         /* Label values come from CHECK-constrained status columns; escape anyway. */
         html_rawf(out, "%s{%s=\"", name, label);
-        for (const char *p = key; *p; p++) {
-            if (*p == '"' || *p == '\\')
-                html_rawn(out, "\\", 1);
-            if (*p == '\n')
-                html_raw(out, "\\n");
-            else
-                html_rawn(out, p, 1);
-        }
+        label_value(out, key);
         html_rawf(out, "\"} %lld\n", (long long)json_integer_value(v));
     }
+}
+
+enum as_code metrics_tenant_render(struct app *app, struct html_buf *out, struct as_err *err)
+{
+    int64_t sync_end = 0;
+    json_t *kpis = NULL;
+    char sync_status[16];
+    enum as_code rc = db_tenant_last_completed_sync(app->db, &sync_end, sync_status,
+                                                    sizeof sync_status, err);
+    if (!rc)
+        rc = db_kpi_list(app->db, &kpis, err);
+    if (rc)
+        return rc;
+    html_rawf(out,
+              "# HELP assent_last_sync_timestamp_seconds End of the last completed tenant sync "
+              "(Unix time; 0 = none).\n"
+              "# TYPE assent_last_sync_timestamp_seconds gauge\n"
+              "assent_last_sync_timestamp_seconds %lld.%03lld\n",
+              (long long)(sync_end / 1000), (long long)(sync_end % 1000));
+    static const struct {
+        const char *name, *help, *key;
+    } families[] = {
+        {"assent_kpi_value", "Last evaluated value of each KPI.", "last_value"},
+        {"assent_kpi_exempt", "Users left out of each KPI's last value by exceptions.",
+         "last_exempt"},
+    };
+    for (size_t f = 0; f < sizeof families / sizeof families[0]; f++) {
+        html_rawf(out, "# HELP %s %s\n# TYPE %s gauge\n", families[f].name, families[f].help,
+                  families[f].name);
+        size_t i;
+        json_t *k;
+        json_array_foreach(kpis, i, k)
+        {
+            const json_t *v = json_object_get(k, families[f].key);
+            const char *name = json_string_value(json_object_get(k, "name"));
+            if (!json_is_integer(v) || !name)
+                continue;
+            html_rawf(out, "%s{kpi=\"", families[f].name);
+            label_value(out, name);
+            html_rawf(out, "\"} %lld\n", (long long)json_integer_value(v));
+        }
+    }
+    json_decref(kpis);
+    return AS_OK;
 }
 
 void web_metrics_page(struct web_req *req, struct web_resp *resp)
@@ -140,6 +193,11 @@ void web_metrics_page(struct web_req *req, struct web_resp *resp)
               "# TYPE assent_approvals_pending gauge\nassent_approvals_pending %lld\n",
               (long long)json_integer_value(json_object_get(stats, "approvals_pending")));
     json_decref(stats);
+    if (metrics_tenant_render(req->app, &b, &err) != AS_OK) {
+        html_buf_free(&b);
+        web_resp_textf(resp, 500, "cannot read the tenant's statistics: %s\n", err.msg);
+        return;
+    }
     metrics_http_render(web_server_metrics(req->server), &b);
     size_t len = 0;
     char *text = html_buf_take(&b, &len);

@@ -564,6 +564,180 @@ static void test_cli_approvals_and_decide(void **state)
     free(wf);
 }
 
+/* ---- listings: whom a run is about; approvals of ended runs -------------- */
+
+/* The element of a JSON array whose key `k` is the integer v (borrowed), or NULL. */
+static json_t *find_by(json_t *arr, const char *k, long long v)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(arr, i, e)
+        if (json_integer_value(json_object_get(e, k)) == v)
+            return e;
+    return NULL;
+}
+
+static void expect_str(const json_t *o, const char *k, const char *want)
+{
+    const json_t *v = json_object_get(o, k);
+    if (!want) {
+        if (!json_is_null(v))
+            fail_msg("\"%s\" should be null", k);
+        return;
+    }
+    if (!json_is_string(v) || strcmp(json_string_value(v), want) != 0)
+        fail_msg("\"%s\" is %s, not \"%s\"", k, json_is_string(v) ? json_string_value(v) : "?", want);
+}
+
+/* GET an API route with the admin token; the parsed body (caller decrefs). */
+static json_t *api_get(struct wh_server *s, const char *route, long want_status)
+{
+    char url[300];
+    snprintf(url, sizeof url, "%s%s", s->url, route);
+    char *auth[] = {"Authorization: Bearer test-admin-token-0123456789", NULL};
+    struct tu_http_resp r;
+    assert_int_equal(tu_http("GET", url, auth, NULL, &r), 0);
+    if (r.status != want_status)
+        fail_msg("GET %s: %ld, expected %ld\n%s", route, r.status, want_status, r.body);
+    json_t *j = json_loads(r.body, 0, NULL);
+    tu_http_free(&r);
+    assert_non_null(j);
+    return j;
+}
+
+static void test_listings_user_title_withdrawn(void **state)
+{
+    struct wh_server *s = *state;
+    wh_init(s, "web-list", 1);
+    wh_start(s, 0);
+    char *base = wh_workflow("any", "P1D", NULL, NULL, 0);
+    json_t *def = json_loads(base, 0, NULL);
+    free(base);
+    json_t *inputs = json_object_get(def, "input");
+    json_object_set_new(inputs, "user", json_pack("{s:s}", "type", "string"));
+    json_object_set_new(inputs, "display_name", json_pack("{s:s}", "type", "string"));
+    char *plain = json_dumps(def, JSON_INDENT(2));
+    json_object_set_new(def, "name", json_string("web-titled"));
+    json_object_set_new(def, "title", json_string("${input.user} (${input.display_name})"));
+    char *titled = json_dumps(def, JSON_INDENT(2));
+    json_decref(def);
+    int64_t run_a = wh_submit(s, titled, "{\"approvers\": [\"m@example.org\"], \"user\": "
+                                         "\"ada@contoso.com\", \"display_name\": \"Ada Lovelace\"}");
+    int64_t run_b = wh_submit(s, plain, "{\"approvers\": [\"n@example.org\"], \"user\": "
+                                        "\"bob@contoso.com\"}");
+    int64_t run_c = wh_submit(s, plain, "{\"approvers\": [\"o@example.org\"]}");
+    assert_int_equal(wh_wait_mail(s, "m@example.org", "Approval requested", 1, WAIT_MS, NULL), 1);
+    assert_int_equal(wh_wait_mail(s, "n@example.org", "Approval requested", 1, WAIT_MS, NULL), 1);
+    assert_int_equal(wh_wait_mail(s, "o@example.org", "Approval requested", 1, WAIT_MS, NULL), 1);
+    assert_int_equal(wh_wait_run(s, run_a, "waiting", WAIT_MS), 0);
+    assert_int_equal(wh_wait_run(s, run_b, "waiting", WAIT_MS), 0);
+    assert_int_equal(wh_wait_run(s, run_c, "waiting", WAIT_MS), 0);
+
+    /* assent runs: the title, else input.user, else nothing; the keys that
+     * were there stay. */
+    char *args_runs_json[] = {"runs", "--json", NULL};
+    char *out = run_cli(s, args_runs_json, 0);
+    json_t *runs = json_loads(out, 0, NULL);
+    free(out);
+    json_t *ra = find_by(runs, "id", run_a), *rb = find_by(runs, "id", run_b),
+           *rc_ = find_by(runs, "id", run_c);
+    assert_non_null(ra);
+    assert_non_null(rb);
+    assert_non_null(rc_);
+    expect_str(ra, "title", "ada@contoso.com (Ada Lovelace)");
+    expect_str(ra, "user", "ada@contoso.com");
+    expect_str(ra, "workflow", "web-titled");
+    expect_str(ra, "status", "waiting");
+    expect_str(rb, "title", NULL);
+    expect_str(rb, "user", "bob@contoso.com");
+    expect_str(rc_, "title", NULL);
+    expect_str(rc_, "user", NULL);
+    json_decref(runs);
+    char *args_runs[] = {"runs", NULL};
+    out = run_cli(s, args_runs, 0);
+    assert_non_null(strstr(out, " USER "));
+    assert_non_null(strstr(out, "ada@contoso.com (Ada Lovelace)"));
+    assert_non_null(strstr(out, "bob@contoso.com"));
+    free(out);
+
+    /* assent approvals and the API say the same. */
+    char *args_appr_json[] = {"approvals", "--json", NULL};
+    out = run_cli(s, args_appr_json, 0);
+    json_t *appr = json_loads(out, 0, NULL);
+    free(out);
+    assert_int_equal(json_array_size(appr), 3);
+    expect_str(find_by(appr, "run_id", run_a), "title", "ada@contoso.com (Ada Lovelace)");
+    expect_str(find_by(appr, "run_id", run_a), "approver", "m@example.org");
+    expect_str(find_by(appr, "run_id", run_b), "user", "bob@contoso.com");
+    expect_str(find_by(appr, "run_id", run_c), "user", NULL);
+    json_decref(appr);
+    char *args_appr[] = {"approvals", NULL};
+    out = run_cli(s, args_appr, 0);
+    assert_non_null(strstr(out, "ada@contoso.com (Ada Lovelace)"));
+    assert_non_null(strstr(out, "bob@contoso.com"));
+    free(out);
+    json_t *api = api_get(s, "/api/runs", 200);
+    expect_str(find_by(json_object_get(api, "runs"), "id", run_a), "title",
+               "ada@contoso.com (Ada Lovelace)");
+    expect_str(find_by(json_object_get(api, "runs"), "id", run_b), "user", "bob@contoso.com");
+    assert_non_null(json_object_get(find_by(json_object_get(api, "runs"), "id", run_b), "input"));
+    json_decref(api);
+    api = api_get(s, "/api/approvals", 200);
+    expect_str(find_by(json_object_get(api, "approvals"), "run_id", run_a), "user",
+               "ada@contoso.com");
+    json_decref(api);
+
+    /* A cancelled run's approval that was still pending is withdrawn. */
+    char run_text[32];
+    snprintf(run_text, sizeof run_text, "%lld", (long long)run_a);
+    char *args_cancel[] = {"cancel", run_text, NULL};
+    free(run_cli(s, args_cancel, 0));
+    char *args_all[] = {"approvals", "--all", "--json", NULL};
+    out = run_cli(s, args_all, 0);
+    appr = json_loads(out, 0, NULL);
+    free(out);
+    json_t *wa = find_by(appr, "run_id", run_a);
+    expect_str(wa, "status", "withdrawn");
+    expect_str(wa, "approver_status", "withdrawn");
+    expect_str(wa, "run_status", "cancelled");
+    expect_str(find_by(appr, "run_id", run_b), "status", "pending");
+    json_decref(appr);
+    char *args_all_text[] = {"approvals", "--all", NULL};
+    out = run_cli(s, args_all_text, 0);
+    assert_non_null(strstr(out, "withdrawn/withdrawn (run cancelled)"));
+    free(out);
+    char *args_wd[] = {"approvals", "--status", "withdrawn", "--json", NULL};
+    out = run_cli(s, args_wd, 0);
+    appr = json_loads(out, 0, NULL);
+    free(out);
+    assert_int_equal(json_array_size(appr), 1);
+    assert_non_null(find_by(appr, "run_id", run_a));
+    json_decref(appr);
+    char *args_pending[] = {"approvals", "--status", "pending", "--json", NULL};
+    out = run_cli(s, args_pending, 0);
+    appr = json_loads(out, 0, NULL);
+    free(out);
+    assert_int_equal(json_array_size(appr), 2);
+    assert_null(find_by(appr, "run_id", run_a));
+    json_decref(appr);
+    char *args_bad[] = {"approvals", "--status", "gone", NULL};
+    free(run_cli(s, args_bad, 2));
+    api = api_get(s, "/api/approvals?status=withdrawn", 200);
+    assert_int_equal(json_array_size(json_object_get(api, "approvals")), 1);
+    expect_str(json_array_get(json_object_get(api, "approvals"), 0), "status", "withdrawn");
+    expect_str(json_array_get(json_object_get(api, "approvals"), 0), "title",
+               "ada@contoso.com (Ada Lovelace)");
+    json_decref(api);
+    api = api_get(s, "/api/approvals?all=1", 200);
+    expect_str(find_by(json_object_get(api, "approvals"), "run_id", run_a), "status", "withdrawn");
+    json_decref(api);
+    json_decref(api_get(s, "/api/approvals?status=gone", 400));
+
+    wh_stop(s, SIGTERM);
+    free(plain);
+    free(titled);
+}
+
 /* ---- slow clients, per-address connections, TLS --------------------------- */
 
 static int connect_local(int port)
@@ -727,6 +901,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_all_and_sequential, wh_setup, wh_teardown),
         cmocka_unit_test_setup_teardown(test_reminders_expiry_restart, wh_setup, wh_teardown),
         cmocka_unit_test_setup_teardown(test_cli_approvals_and_decide, wh_setup, wh_teardown),
+        cmocka_unit_test_setup_teardown(test_listings_user_title_withdrawn, wh_setup, wh_teardown),
         cmocka_unit_test_setup_teardown(test_slow_client_and_limits, wh_setup, wh_teardown),
         cmocka_unit_test_setup_teardown(test_tls, wh_setup, wh_teardown),
     };

@@ -4,12 +4,18 @@ then decide in it the way a person does (tests/integration/test_web_browser.c
 starts the server and the run, then calls this).
 
   web_browser.py --link URL --db PATH --shot PNG [--comment TEXT]
+                 [--change JSON] [--command TEXT] [--details-order JSON]
+                 [--expect TEXT]... [--absent TEXT]...
 
 1. Load the page on a phone-sized window and idle: no script element, no
    auto-submitting form, so the approval must still be pending afterwards
    (checked in the database, read-only).
 2. Check the layout fits the phone width (no horizontal scrolling, buttons
    inside the viewport, labelled comment box) and save a screenshot.
+   With --change / --command / --details-order / --expect / --absent, check
+   what the page shows: the rows of the change table (Setting, Current,
+   New), the exact command line, the order of the details' rows, texts
+   that must appear and texts that must not.
 3. Type a comment and click Approve; the confirmation page must say so.
 Prints one JSON line with what it saw; exits non-zero on any failure.
 """
@@ -52,6 +58,11 @@ def main():
     ap.add_argument("--db", required=True)
     ap.add_argument("--shot", required=True)
     ap.add_argument("--comment", default="Checked in the browser.")
+    ap.add_argument("--change", help="JSON [[setting, current, new], ...]")
+    ap.add_argument("--command", help="the exact command line shown")
+    ap.add_argument("--details-order", help="JSON [key, ...]: the details' rows in order")
+    ap.add_argument("--expect", action="append", default=[])
+    ap.add_argument("--absent", action="append", default=[])
     args = ap.parse_args()
     seen = {}
 
@@ -90,6 +101,40 @@ def main():
         if approval_state(args.db) != before:
             fail("reloading the page changed the approval", seen)
 
+        # What the page shows of the request.
+        if args.change:
+            rows = []
+            for tr in driver.find_elements(By.CSS_SELECTOR, "table.change tr"):
+                cells = [c.text for c in tr.find_elements(By.XPATH, "./th|./td")]
+                if tr.find_elements(By.XPATH, "./th[@scope='col']"):
+                    seen["change_header"] = cells
+                    continue
+                rows.append(cells)
+            seen["change"] = rows
+            if seen.get("change_header") != ["Setting", "Current", "New"]:
+                fail("the change table has no Setting | Current | New header", seen)
+            if rows != json.loads(args.change):
+                fail("the change table shows other rows", seen)
+        if args.command:
+            cmds = driver.find_elements(By.CSS_SELECTOR, "pre.command code")
+            seen["command"] = cmds[0].text if cmds else None
+            if seen["command"] != args.command:
+                fail("the page shows another command", seen)
+        if args.details_order:
+            table = driver.find_element(
+                By.XPATH, "//h2[normalize-space()='Details']/following-sibling::table[1]")
+            keys = [th.text for th in table.find_elements(By.XPATH, "./tbody/tr/th|./tr/th")]
+            seen["details_order"] = keys
+            if keys != json.loads(args.details_order):
+                fail("the details are not in the workflow's order", seen)
+        text = driver.find_element(By.TAG_NAME, "body").text
+        for t in args.expect:
+            if t not in text:
+                fail(f"the page does not show {t!r}", seen)
+        for t in args.absent:
+            if t in text:
+                fail(f"the page shows {t!r}", seen)
+
         # 2. Layout on a phone.
         metrics = driver.execute_script(
             "return {sw: document.documentElement.scrollWidth, iw: window.innerWidth,"
@@ -98,6 +143,10 @@ def main():
         seen["layout"] = metrics
         if metrics["sw"] > metrics["iw"]:
             fail("the page scrolls horizontally on a phone", seen)
+        # A page wider than the phone is zoomed out to fit (the viewport
+        # grows), which makes everything smaller and shifts taps.
+        if metrics["iw"] > PHONE_W:
+            fail("the page is wider than the phone and gets zoomed out", seen)
         for b in driver.find_elements(By.TAG_NAME, "button"):
             r = b.rect
             if r["x"] < 0 or r["x"] + r["width"] > metrics["iw"] + 1 or r["height"] < 40:

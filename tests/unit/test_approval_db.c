@@ -396,6 +396,81 @@ static void test_expiry_comment_cancel_admin(void **state)
     json_decref(stats);
 }
 
+/* An approval still pending when its run ended in any way is shown as
+ * withdrawn in listings, approvers still asked or queued too; decided
+ * approvals keep their status; the status filter matches what is shown. */
+static void test_withdrawn_in_listings(void **state)
+{
+    struct fixture *f = *state;
+    struct as_err err = {0};
+    int64_t run_f, exec_f, run_o, exec_o, run_d, exec_d;
+    new_exec(f, 1, &run_f, &exec_f);
+    new_exec(f, 1, &run_o, &exec_o);
+    new_exec(f, 1, &run_d, &exec_d);
+    int64_t id_f = create(f, run_f, exec_f, "sequential", "[\"a@example.org\", \"b@example.org\"]",
+                          0, NOW + HOUR);
+    int64_t id_o = create(f, run_o, exec_o, "any", "[\"c@example.org\"]", 0, NOW + HOUR);
+    int64_t id_d = create(f, run_d, exec_d, "any", "[\"d@example.org\"]", 0, NOW + HOUR);
+    struct approval_decision d = {.approval_id = id_d, .decision = "approve", .comment = "ok",
+                                  .via = "cli", .actor = "root", .now = NOW + 5};
+    struct approval_decision_result res;
+    assert_int_equal(db_approvals_decide(f->db, &d, &res, &err), AS_OK);
+    /* Run f fails, run d succeeds after its decision; run o stays open. */
+    struct db_conn *c;
+    assert_int_equal(db_write_begin(f->db, &c, &err), AS_OK);
+    assert_int_equal(db_run_set_status(c, run_f, "failed", "boom", NOW + 6, &err), AS_OK);
+    assert_int_equal(db_run_set_status(c, run_d, "succeeded", NULL, NOW + 6, &err), AS_OK);
+    assert_int_equal(db_write_commit(f->db, &err), AS_OK);
+
+    json_t *list = NULL;
+    struct db_approvals_filter all = {.all = 1};
+    assert_int_equal(db_approvals_list_where(f->db, &all, &list, &err), AS_OK);
+    size_t i;
+    json_t *row;
+    int seen_f = 0;
+    json_array_foreach(list, i, row)
+    {
+        int64_t id = json_integer_value(json_object_get(row, "approval_id"));
+        const char *st = json_string_value(json_object_get(row, "status"));
+        const char *ast = json_string_value(json_object_get(row, "approver_status"));
+        if (id == id_f) {
+            seen_f++;
+            assert_string_equal(st, "withdrawn");
+            assert_string_equal(ast, "withdrawn"); /* pending a, queued b */
+            assert_string_equal(json_string_value(json_object_get(row, "run_status")), "failed");
+        } else if (id == id_o) {
+            assert_string_equal(st, "pending");
+            assert_string_equal(ast, "pending");
+        } else if (id == id_d) {
+            assert_string_equal(st, "approved");
+            assert_string_equal(ast, "closed"); /* an administrator decided for everyone */
+        }
+    }
+    assert_int_equal(seen_f, 2);
+    json_decref(list);
+
+    struct db_approvals_filter wd = {.status = "withdrawn"};
+    assert_int_equal(db_approvals_list_where(f->db, &wd, &list, &err), AS_OK);
+    assert_int_equal(json_array_size(list), 2);
+    json_array_foreach(list, i, row)
+        assert_int_equal(json_integer_value(json_object_get(row, "approval_id")), id_f);
+    json_decref(list);
+    struct db_approvals_filter pend = {.status = "pending"};
+    assert_int_equal(db_approvals_list_where(f->db, &pend, &list, &err), AS_OK);
+    assert_int_equal(json_array_size(list), 1);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(list, 0), "approval_id")),
+                     id_o);
+    json_decref(list);
+    /* Without a filter: only approvers still asked in open runs, as before. */
+    assert_int_equal(db_approvals_list(f->db, 0, 0, &list, &err), AS_OK);
+    assert_int_equal(json_array_size(list), 1);
+    json_decref(list);
+    struct db_approvals_filter bad = {.status = "gone"};
+    assert_int_equal(db_approvals_list_where(f->db, &bad, &list, &err), AS_EINVAL);
+    assert_null(list);
+    assert_non_null(strstr(err.msg, "withdrawn"));
+}
+
 static void test_resume_while_running(void **state)
 {
     struct fixture *f = *state;
@@ -495,6 +570,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_all_policy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sequential_policy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expiry_comment_cancel_admin, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_withdrawn_in_listings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume_while_running, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_decisions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret, setup, teardown),

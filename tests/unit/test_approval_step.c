@@ -275,6 +275,59 @@ static void test_sequential_mails_in_turn(void **state)
     run_free(&r);
 }
 
+/* current and cmdlet are stored with the approval for the page, and stay
+ * out of the request hash; without cmdlet the request decides it. */
+static void test_current_and_cmdlet(void **state)
+{
+    struct fixture *f = *state;
+    struct as_err err = {0};
+    struct run_ctx r = {0};
+    int64_t run;
+    int64_t exec = new_exec(f, &run);
+    execute(f, &r, run, exec,
+            "{\"approvers\": [\"a@example.org\"], \"subject\": \"Disable POP3\","
+            " \"request\": {\"identity\": \"u@example.org\", \"settings\": {\"PopEnabled\": false}},"
+            " \"current\": {\"PopEnabled\": true}, \"cmdlet\": \"Set-CASMailbox\"}");
+    assert_int_equal(r.res.status, STEP_WAIT);
+    int64_t id = raw_int(f, "SELECT max(id) FROM approvals");
+    json_t *view = NULL;
+    assert_int_equal(db_approvals_get(f->app.db, id, &view, &err), AS_OK);
+    assert_true(json_is_true(json_object_get(json_object_get(view, "current"), "PopEnabled")));
+    assert_string_equal(json_string_value(json_object_get(view, "cmdlet")), "Set-CASMailbox");
+    char want[TOKEN_HASH_LEN + 1];
+    const char *canonical = "{\"identity\":\"u@example.org\",\"settings\":{\"PopEnabled\":false}}";
+    assert_int_equal(encode_sha256_hex(canonical, strlen(canonical), want), 0);
+    assert_string_equal(json_string_value(json_object_get(view, "request_hash")), want);
+    json_decref(view);
+    run_free(&r);
+
+    /* An organisation-wide request: Set-TransportConfig; no current given. */
+    struct run_ctx r2 = {0};
+    exec = new_exec(f, &run);
+    execute(f, &r2, run, exec,
+            "{\"approvers\": [\"a@example.org\"], \"subject\": \"SMTP AUTH off\","
+            " \"request\": {\"identity\": \"\", \"settings\": "
+            "{\"SmtpClientAuthenticationDisabled\": true}}}");
+    assert_int_equal(r2.res.status, STEP_WAIT);
+    id = raw_int(f, "SELECT max(id) FROM approvals");
+    assert_int_equal(db_approvals_get(f->app.db, id, &view, &err), AS_OK);
+    assert_true(json_is_null(json_object_get(view, "current")));
+    assert_string_equal(json_string_value(json_object_get(view, "cmdlet")), "Set-TransportConfig");
+    json_decref(view);
+    run_free(&r2);
+
+    /* No settings, no cmdlet given: none stored. */
+    struct run_ctx r3 = {0};
+    exec = new_exec(f, &run);
+    execute(f, &r3, run, exec, "{\"approvers\": [\"a@example.org\"], \"subject\": \"Other\"}");
+    assert_int_equal(r3.res.status, STEP_WAIT);
+    id = raw_int(f, "SELECT max(id) FROM approvals");
+    assert_int_equal(db_approvals_get(f->app.db, id, &view, &err), AS_OK);
+    assert_string_equal(json_string_value(json_object_get(view, "cmdlet")), "");
+    json_decref(view);
+    run_free(&r3);
+}
+
 static void test_dry_run_and_bad_params(void **state)
 {
     struct fixture *f = *state;
@@ -301,6 +354,10 @@ static void test_dry_run_and_bad_params(void **state)
         {"{\"approvers\": [\"a@x.org\"], \"subject\": \"S\", \"reminder_every\": \"10ms\"}", "at least 1s"},
         {"{\"approvers\": [\"a@x.org\"], \"subject\": \"S\", \"escalate_to\": [\"x\"]}", "escalate_to"},
         {"{\"approvers\": [\"a@x.org\"], \"subject\": \"S\", \"request\": [1]}", "request must be an object"},
+        {"{\"approvers\": [\"a@x.org\"], \"subject\": \"S\", \"current\": [true]}", "current must be an object"},
+        {"{\"approvers\": [\"a@x.org\"], \"subject\": \"S\", \"cmdlet\": \"Set-CASMailbox; rm\"}", "cmdlet must be"},
+        {"{\"approvers\": [\"a@x.org\"], \"subject\": \"S\", \"cmdlet\": \"SetCASMailbox\"}", "cmdlet must be"},
+        {"{\"approvers\": [\"a@x.org\"], \"subject\": \"S\", \"cmdlet\": 3}", "cmdlet must be"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         execute(f, &r, run, exec, bad[i].params);
@@ -319,7 +376,12 @@ static void test_dry_run_and_bad_params(void **state)
     assert_int_equal(diag_errors(&diags), 3);
     diag_free(&diags);
     json_decref(p);
-    p = json_loads("{\"approvers\": \"${input.approvers}\", \"subject\": \"S\"}", 0, NULL);
+    p = json_loads("{\"approvers\": [\"a@x.org\"], \"subject\": \"S\", \"cmdlet\": \"Set CAS\"}", 0, NULL);
+    t->validate(p, "$.steps.ask.params", &diags);
+    assert_int_equal(diag_errors(&diags), 1);
+    diag_free(&diags);
+    json_decref(p);
+    p = json_loads("{\"approvers\": \"${input.approvers}\", \"subject\": \"S\", \"cmdlet\": \"${input.c}\"}", 0, NULL);
     t->validate(p, "$.steps.ask.params", &diags);
     assert_int_equal(diag_errors(&diags), 0);
     diag_free(&diags);
@@ -333,6 +395,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_first_run_reruns_and_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expiry_escalates_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sequential_mails_in_turn, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_current_and_cmdlet, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dry_run_and_bad_params, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
