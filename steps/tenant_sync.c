@@ -260,178 +260,213 @@ static enum as_code sync_usage(struct app *app, struct m365 *m, struct tenant_sy
     return AS_OK;
 }
 
+/* One write in a transaction of its own: op(conn, ud, err), then commit. */
+typedef enum as_code (*write_op)(struct db_conn *c, void *ud, struct as_err *err);
+
+static enum as_code write_once(struct app *app, write_op op, void *ud, struct as_err *err)
+{
+    struct db_conn *c;
+    enum as_code rc = db_write_begin(app->db, &c, err);
+    if (rc)
+        return rc;
+    rc = op(c, ud, err);
+    if (rc) {
+        db_write_rollback(app->db);
+        return rc;
+    }
+    return db_write_commit(app->db, err);
+}
+
+/* The state of one sync, shared by its phases. */
+struct sync_run {
+    struct app *app;
+    struct m365 *m;
+    struct tenant_sync_result *res;
+    struct batch b;
+    struct progress prog;
+    int64_t now, signins_since;
+    json_t *transport;
+};
+
+/* A listing phase: the list call streams items into the batch. */
+typedef enum as_code (*list_fn)(struct sync_run *s, struct as_err *e);
+
+/*
+ * Stream one listing into the database through `put`, in batches.  Returns
+ * the listing's code (its message in e); AS_OK when every item was stored.
+ */
+static enum as_code list_phase(struct sync_run *s, const char *label, long total,
+                               enum as_code (*put)(struct batch *, struct db_conn *,
+                                                   const json_t *, struct as_err *),
+                               list_fn list, struct as_err *e)
+{
+    progress_start(&s->prog, label, total);
+    s->b.put = put;
+    s->b.stored = s->b.skipped = 0;
+    json_array_clear(s->b.items);
+    memset(e, 0, sizeof *e);
+    enum as_code rc = list(s, e);
+    if (!rc)
+        rc = batch_flush(&s->b, e);
+    progress_draw(&s->prog, 1);
+    if (rc)
+        json_array_clear(s->b.items);
+    return rc;
+}
+
+static enum as_code list_users(struct sync_run *s, struct as_err *e)
+{
+    return m365_users_list(s->m, NULL, batch_item, &s->b, e);
+}
+
+static enum as_code list_cas(struct sync_run *s, struct as_err *e)
+{
+    return m365_cas_list(s->m, batch_item, &s->b, e);
+}
+
+static enum as_code list_signins(struct sync_run *s, struct as_err *e)
+{
+    return m365_signins_legacy(s->m, s->signins_since, NULL, batch_item, &s->b, e);
+}
+
+static enum as_code prune_users(struct db_conn *c, void *ud, struct as_err *err)
+{
+    struct sync_run *s = ud;
+    return db_tenant_users_prune(c, s->res->sync_id, &s->res->users_removed, err);
+}
+
+static enum as_code store_transport(struct db_conn *c, void *ud, struct as_err *err)
+{
+    struct sync_run *s = ud;
+    return db_tenant_org_put_transport(c, s->now, s->transport, err);
+}
+
+static enum as_code prune_cas(struct db_conn *c, void *ud, struct as_err *err)
+{
+    struct sync_run *s = ud;
+    return db_tenant_cas_prune(c, s->res->sync_id, err);
+}
+
+static enum as_code signins_done(struct db_conn *c, void *ud, struct as_err *err)
+{
+    struct sync_run *s = ud;
+    return db_tenant_signins_done(c, s->signins_since, s->now, err);
+}
+
+/* 1. Users: everything else hangs off them.  Any failure fails the sync. */
+static enum as_code sync_users(struct sync_run *s, struct as_err *err)
+{
+    struct as_err e = {0};
+    long long total = -1;
+    if (m365_users_count(s->m, &total, &e) != AS_OK)
+        total = -1; /* only for the progress bar */
+    enum as_code rc = list_phase(s, "users", (long)total, put_user, list_users, &e);
+    if (rc)
+        return as_errf(err, rc, "users: %s", e.msg);
+    s->res->users = s->b.stored;
+    if (s->b.skipped)
+        LOG_WARN("sync", "%ld users without id or userPrincipalName skipped", s->b.skipped);
+    return write_once(s->app, prune_users, s, err);
+}
+
+/* 2. Transport config: the org-wide SMTP AUTH switch.  A failed read is a warning. */
+static enum as_code sync_transport(struct sync_run *s, struct as_err *err)
+{
+    struct as_err e = {0};
+    if (m365_transport_get(s->m, &s->transport, &e) != AS_OK) {
+        warn(s->res, "transport config not synced (the organisation's SMTP AUTH setting keeps "
+                     "its previous value)", e.msg);
+        return AS_OK;
+    }
+    enum as_code rc = write_once(s->app, store_transport, s, err);
+    if (!rc)
+        s->res->transport_synced = 1;
+    return rc;
+}
+
+/*
+ * 3. CAS mailboxes and 5. legacy sign-ins: a failed listing is a warning
+ * (the section keeps its previous values), a failed store fails the sync;
+ * after a complete listing `done` closes the section.
+ */
+static enum as_code sync_section(struct sync_run *s, const char *label,
+                                 enum as_code (*put)(struct batch *, struct db_conn *,
+                                                     const json_t *, struct as_err *),
+                                 list_fn list, write_op done, const char *warning,
+                                 struct as_err *err)
+{
+    struct as_err e = {0};
+    enum as_code rc = list_phase(s, label, -1, put, list, &e);
+    if (rc == AS_EDB || rc == AS_ENOMEM)
+        return as_errf(err, rc, "%s: %s", label, e.msg);
+    if (rc) {
+        warn(s->res, warning, e.msg);
+        return AS_OK;
+    }
+    return write_once(s->app, done, s, err);
+}
+
 enum as_code tenant_sync_run(struct app *app, struct m365 *m, const struct tenant_sync_opts *opts,
                              struct tenant_sync_result *res, struct as_err *err)
 {
-    enum as_code rc = AS_OK;
-    struct as_err e = {0};
     int64_t t0 = time_mono_ms();
-    int64_t now = time_now_ms();
     int max = opts && opts->batch_rows > 0 ? opts->batch_rows : 5000;
     int days = opts && opts->signin_days > 0 ? opts->signin_days : 30;
-    struct progress prog = {.f = opts ? opts->progress : NULL, .tty = opts ? opts->tty : 0};
-    struct batch b = {.app = app, .now = now, .max = max, .prog = &prog};
-    json_t *transport = NULL;
+    struct sync_run s = {.app = app, .m = m, .res = res, .now = time_now_ms()};
+    s.signins_since = s.now - days * DAY_MS;
+    s.prog = (struct progress){.f = opts ? opts->progress : NULL, .tty = opts ? opts->tty : 0};
+    s.b = (struct batch){.app = app, .now = s.now, .max = max, .prog = &s.prog};
 
     memset(res, 0, sizeof *res);
     snprintf(res->status, sizeof res->status, "failed");
     res->warnings = json_array();
-    b.items = json_array();
-    if (!res->warnings || !b.items) {
-        json_decref(b.items);
+    s.b.items = json_array();
+    if (!res->warnings || !s.b.items) {
+        json_decref(s.b.items);
         return as_errf(err, AS_ENOMEM, "out of memory");
     }
-    rc = db_tenant_sync_start(app->db, now, &res->sync_id, err);
+    enum as_code rc = db_tenant_sync_start(app->db, s.now, &res->sync_id, err);
     if (rc) {
-        json_decref(b.items);
+        json_decref(s.b.items);
         return rc;
     }
-    b.sync_id = res->sync_id;
+    s.b.sync_id = res->sync_id;
 
-    /* 1. Users: everything else hangs off them. */
-    long long total = -1;
-    if (m365_users_count(m, &total, &e) != AS_OK)
-        total = -1; /* only for the progress bar */
-    progress_start(&prog, "users", (long)total);
-    b.put = put_user;
-    memset(&e, 0, sizeof e);
-    rc = m365_users_list(m, NULL, batch_item, &b, &e);
+    rc = sync_users(&s, err);
     if (!rc)
-        rc = batch_flush(&b, &e);
-    progress_draw(&prog, 1);
-    if (rc) {
-        as_errf(err, rc, "users: %s", e.msg);
-        goto finish;
+        rc = sync_transport(&s, err);
+    if (!rc) {
+        rc = sync_section(&s, "mailboxes", put_cas, list_cas, prune_cas,
+                          "CAS mailboxes not synced (protocol columns keep their previous values)",
+                          err);
+        res->mailboxes = s.b.stored;
+        res->mailboxes_unmatched = s.b.skipped;
     }
-    res->users = b.stored;
-    if (b.skipped)
-        LOG_WARN("sync", "%ld users without id or userPrincipalName skipped", b.skipped);
-    {
-        struct db_conn *c;
-        rc = db_write_begin(app->db, &c, err);
-        if (!rc) {
-            rc = db_tenant_users_prune(c, res->sync_id, &res->users_removed, err);
-            if (rc)
-                db_write_rollback(app->db);
-            else
-                rc = db_write_commit(app->db, err);
-        }
-        if (rc)
-            goto finish;
-    }
-
-    /* 2. Transport config: the org-wide SMTP AUTH switch. */
-    memset(&e, 0, sizeof e);
-    enum as_code trc = m365_transport_get(m, &transport, &e);
-    if (trc == AS_OK) {
-        struct db_conn *c;
-        rc = db_write_begin(app->db, &c, err);
-        if (!rc) {
-            rc = db_tenant_org_put_transport(c, now, transport, err);
-            if (rc)
-                db_write_rollback(app->db);
-            else
-                rc = db_write_commit(app->db, err);
-        }
-        if (rc)
-            goto finish;
-        res->transport_synced = 1;
-    } else {
-        warn(res, "transport config not synced (the organisation's SMTP AUTH setting keeps its "
-                  "previous value)", e.msg);
-    }
-
-    /* 3. CAS mailboxes. */
-    progress_start(&prog, "mailboxes", -1); /* not every user has a mailbox: no total */
-    b.put = put_cas;
-    b.stored = b.skipped = 0;
-    json_array_clear(b.items);
-    memset(&e, 0, sizeof e);
-    enum as_code crc = m365_cas_list(m, batch_item, &b, &e);
-    if (!crc)
-        crc = batch_flush(&b, &e);
-    progress_draw(&prog, 1);
-    if (crc == AS_EDB || crc == AS_ENOMEM) {
-        rc = as_errf(err, crc, "mailboxes: %s", e.msg);
-        goto finish;
-    }
-    if (crc) {
-        json_array_clear(b.items);
-        warn(res, "CAS mailboxes not synced (protocol columns keep their previous values)",
-             e.msg);
-    } else {
-        res->mailboxes = b.stored;
-        res->mailboxes_unmatched = b.skipped;
-        struct db_conn *c;
-        rc = db_write_begin(app->db, &c, err);
-        if (!rc) {
-            rc = db_tenant_cas_prune(c, res->sync_id, err);
-            if (rc)
-                db_write_rollback(app->db);
-            else
-                rc = db_write_commit(app->db, err);
-        }
-        if (rc)
-            goto finish;
-    }
-
     /* 4. Email-app usage, last 30 days. */
-    rc = sync_usage(app, m, res, &prog, max, now);
-    if (rc) {
+    if (!rc && (rc = sync_usage(app, m, res, &s.prog, max, s.now)) != AS_OK)
         as_errf(err, rc, "usage: storing failed");
-        goto finish;
+    if (!rc) {
+        rc = sync_section(&s, "sign-ins", put_signin, list_signins, signins_done,
+                          "legacy sign-ins not synced", err);
+        res->signins = s.b.stored;
     }
+    if (!rc)
+        snprintf(res->status, sizeof res->status, "%s",
+                 json_array_size(res->warnings) ? "partial" : "ok");
 
-    /* 5. Legacy sign-ins. */
-    progress_start(&prog, "sign-ins", -1);
-    b.put = put_signin;
-    b.stored = b.skipped = 0;
-    json_array_clear(b.items);
-    memset(&e, 0, sizeof e);
-    enum as_code src = m365_signins_legacy(m, now - days * DAY_MS, NULL, batch_item, &b, &e);
-    if (!src)
-        src = batch_flush(&b, &e);
-    progress_draw(&prog, 1);
-    if (src == AS_EDB || src == AS_ENOMEM) {
-        rc = as_errf(err, src, "sign-ins: %s", e.msg);
-        goto finish;
-    }
-    if (src) {
-        json_array_clear(b.items);
-        warn(res, "legacy sign-ins not synced", e.msg);
-    } else {
-        res->signins = b.stored;
-        struct db_conn *c;
-        rc = db_write_begin(app->db, &c, err);
-        if (!rc) {
-            rc = db_tenant_signins_done(c, now - days * DAY_MS, now, err);
-            if (rc)
-                db_write_rollback(app->db);
-            else
-                rc = db_write_commit(app->db, err);
-        }
-        if (rc)
-            goto finish;
-    }
-    snprintf(res->status, sizeof res->status, "%s",
-             json_array_size(res->warnings) ? "partial" : "ok");
-
-finish:
     res->duration_ms = time_mono_ms() - t0;
-    {
-        struct m365_stats st;
-        m365_get_stats(m, &st);
-        res->requests = st.requests;
-        json_t *summary = tenant_sync_result_json(res);
-        struct as_err e3 = {0};
-        if (db_tenant_sync_finish(app->db, res->sync_id, time_now_ms(), res->status, summary,
-                                  rc ? (err ? err->msg : "failed") : NULL, &e3) != AS_OK)
-            LOG_ERROR("sync", "cannot record the end of sync %lld: %s",
-                      (long long)res->sync_id, e3.msg);
-        json_decref(summary);
-    }
-    json_decref(transport);
-    json_decref(b.items);
+    struct m365_stats st;
+    m365_get_stats(m, &st);
+    res->requests = st.requests;
+    json_t *summary = tenant_sync_result_json(res);
+    struct as_err e3 = {0};
+    if (db_tenant_sync_finish(app->db, res->sync_id, time_now_ms(), res->status, summary,
+                              rc ? (err ? err->msg : "failed") : NULL, &e3) != AS_OK)
+        LOG_ERROR("sync", "cannot record the end of sync %lld: %s", (long long)res->sync_id,
+                  e3.msg);
+    json_decref(summary);
+    json_decref(s.transport);
+    json_decref(s.b.items);
     return rc;
 }
 
