@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build Assent and run every test, in phases: a normal build and its tests,
-# its unit tests under valgrind, and an ASan+UBSan build and its tests.
-# Installs missing Debian packages first.
+# its unit tests under valgrind, an ASan+UBSan build and its tests, and the
+# fuzz targets (tests/fuzz/, clang + libFuzzer) for a short bounded time
+# each.  Installs missing Debian packages first.
 #
 # Every phase runs even when an earlier one failed (a phase that needs a
 # failed build is reported as skipped); the failures are listed at the end
@@ -10,6 +11,7 @@
 # Test TIMEOUTs are hang guards sized for an idle machine.  They are scaled
 # (ASSENT_TEST_TIMEOUT_SCALE, tests/timeout_scale.cmake) so that a loaded
 # machine does not trip them: by 3 by default, by 10 under valgrind.
+# ASSENT_FUZZ_SECONDS sets the time per fuzz target (default 15).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh test || { echo "test.sh: installing packages failed" >&2; exit 1; }
@@ -17,6 +19,7 @@ scripts/deps.sh test || { echo "test.sh: installing packages failed" >&2; exit 1
 jobs=$(nproc 2>/dev/null || echo 2)
 scale=${ASSENT_TEST_TIMEOUT_SCALE:-3}
 valgrind_scale=${ASSENT_VALGRIND_TIMEOUT_SCALE:-10}
+fuzz_seconds=${ASSENT_FUZZ_SECONDS:-15}
 started=$(date +%s)
 failed=()
 report=()
@@ -68,6 +71,11 @@ valgrind_tests() {
   return $rc
 }
 
+fuzz_build() {
+  CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DASSENT_FUZZ=ON \
+    -DBUILD_TESTING=OFF >/dev/null && cmake --build build-fuzz -j"$jobs" --target fuzz
+}
+
 if phase "build (RelWithDebInfo, -Werror)" build build -DCMAKE_BUILD_TYPE=RelWithDebInfo; then
   phase "tests" tests build "$scale"
   phase "unit tests under valgrind" valgrind_tests
@@ -80,6 +88,12 @@ if phase "build with ASan+UBSan" build build-asan -DCMAKE_BUILD_TYPE=Debug -DASS
   phase "tests under ASan+UBSan" tests build-asan "$scale"
 else
   skip "tests under ASan+UBSan" "build failed"
+fi
+
+if phase "fuzz targets build (clang, libFuzzer, ASan+UBSan)" fuzz_build; then
+  phase "fuzz targets, ${fuzz_seconds} s each" scripts/fuzz.sh --all "$fuzz_seconds" build-fuzz
+else
+  skip "fuzz targets" "build failed"
 fi
 
 echo
