@@ -2,14 +2,17 @@
 #include "db/db.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "db/migrations.h"
 #include "engine/log.h"
+#include "engine/secret_file.h"
 
 #define STMT_CACHE_SIZE 256
 #define MAX_READERS 64
@@ -261,25 +264,64 @@ static enum as_code migrate(struct db *db, struct as_err *err)
     return AS_OK;
 }
 
+/*
+ * The database holds approver addresses, comments, client addresses and the
+ * CSRF HMAC secret, so everything Assent creates for it is private whatever
+ * the umask: the folders 0700, the file 0600.  SQLite would create the file
+ * 0644 less the umask; it gives the -wal, -shm and -journal files it creates
+ * later the mode of the database file (and sets it exactly, umask or not),
+ * so creating the file ourselves first covers all four.  Existing folders
+ * and files are left as they are, with a warning when others can read them.
+ */
 static enum as_code make_parent_dir(const char *path, struct as_err *err)
 {
     char dir[4096];
-    snprintf(dir, sizeof dir, "%s", path);
+    if ((size_t)snprintf(dir, sizeof dir, "%s", path) >= sizeof dir)
+        return as_errf(err, AS_EINVAL, "database path too long");
     char *slash = strrchr(dir, '/');
-    if (!slash || slash == dir)
+    if (!slash) {
+        secret_dir_warn(".", "the database");
         return AS_OK;
+    }
+    if (slash == dir) {
+        secret_dir_warn("/", "the database");
+        return AS_OK;
+    }
     *slash = '\0';
     for (char *p = dir + 1; *p; p++) {
         if (*p == '/') {
             *p = '\0';
-            if (mkdir(dir, 0750) != 0 && errno != EEXIST)
+            if (mkdir(dir, 0700) != 0 && errno != EEXIST)
                 return as_errf(err, AS_EIO, "mkdir %s: %s", dir, strerror(errno));
             *p = '/';
         }
     }
-    if (mkdir(dir, 0750) != 0 && errno != EEXIST)
+    if (mkdir(dir, 0700) == 0)
+        return AS_OK;
+    if (errno != EEXIST)
         return as_errf(err, AS_EIO, "mkdir %s: %s", dir, strerror(errno));
+    secret_dir_warn(dir, "the database");
     return AS_OK;
+}
+
+static enum as_code create_db_file(const char *path, struct as_err *err)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        struct stat st;
+        if (errno != EEXIST)
+            return as_errf(err, AS_EIO, "%s: %s", path, strerror(errno));
+        if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & (S_IRWXG | S_IRWXO)))
+            LOG_WARN("files", "database %s can be read by group or others (mode %03o); run: chmod 600 %s*",
+                     path, (unsigned)(st.st_mode & 0777), path);
+        return AS_OK;
+    }
+    /* The umask can only have removed bits; set exactly 0600 all the same. */
+    enum as_code rc = AS_OK;
+    if (fchmod(fd, 0600) != 0)
+        rc = as_errf(err, AS_EIO, "%s: chmod: %s", path, strerror(errno));
+    close(fd);
+    return rc;
 }
 
 enum as_code db_open(const char *path, const char *synchronous, struct db **out, struct as_err *err)
@@ -291,6 +333,8 @@ enum as_code db_open(const char *path, const char *synchronous, struct db **out,
     if (strcmp(path, ":memory:") == 0)
         return as_errf(err, AS_EINVAL, "Assent needs a database file, not :memory:");
     rc = make_parent_dir(path, err);
+    if (!rc)
+        rc = create_db_file(path, err);
     if (rc)
         return rc;
     struct db *db = calloc(1, sizeof *db);

@@ -30,6 +30,10 @@ struct db_conn;
  * Open (creating if needed) the database at `path`, creating its directory,
  * set WAL, synchronous ("NORMAL" or "FULL"), foreign keys and a busy timeout,
  * and apply pending migrations.  Caller closes with db_close().
+ * Whatever the umask, folders it creates are 0700 and a database file it
+ * creates is 0600 (SQLite gives the -wal, -shm and -journal files the same
+ * mode); an existing folder or database file that group or others can read
+ * gets a warning in the log (left as it is).
  */
 enum as_code db_open(const char *path, const char *synchronous, struct db **out,
                      struct as_err *err) AS_WUR;

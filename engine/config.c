@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "engine/log.h"
 #include "engine/timeutil.h"
@@ -196,13 +197,30 @@ static enum as_code join_list(const json_t *arr, const char *where, char **out, 
     return AS_OK;
 }
 
+/*
+ * A configuration file may hold client_secret inline: such a file is a
+ * secret file and is refused, like secret_file_read() refuses one, when
+ * group or others can access it.  The mode is read from the descriptor the
+ * JSON is parsed from, so it is the same file.
+ */
 static enum as_code load_file(struct config *cfg, const char *path, struct as_err *err)
 {
     json_error_t jerr;
-    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = NULL;
     enum as_code rc = AS_OK;
-    if (!root)
-        return as_errf(err, AS_EINVAL, "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
+    struct stat st;
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return as_errf(err, AS_EINVAL, "%s: %s", path, strerror(errno));
+    if (fstat(fileno(f), &st) != 0) {
+        rc = as_errf(err, AS_EIO, "%s: %s", path, strerror(errno));
+        goto out;
+    }
+    root = json_loadf(f, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        rc = as_errf(err, AS_EINVAL, "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
+        goto out;
+    }
     if (!json_is_object(root)) {
         rc = as_errf(err, AS_EINVAL, "%s: the configuration must be a JSON object", path);
         goto out;
@@ -216,6 +234,14 @@ static enum as_code load_file(struct config *cfg, const char *path, struct as_er
         int i = key_index(name);
         if (i < 0) {
             rc = as_errf(err, AS_EINVAL, "%s: unknown configuration key", where);
+            goto out;
+        }
+        if (keys[i].secret && (st.st_mode & (S_IRWXG | S_IRWXO)) &&
+            !(json_is_string(val) && !*json_string_value(val))) {
+            rc = as_errf(err, AS_EINVAL,
+                         "%s: holds %s but group or others can access the file (mode %03o); "
+                         "run: chmod 600 %s (or move the secret to %s_file)",
+                         path, name, (unsigned)(st.st_mode & 0777), path, name);
             goto out;
         }
         const char *s;
@@ -247,6 +273,7 @@ static enum as_code load_file(struct config *cfg, const char *path, struct as_er
     }
 out:
     json_decref(root);
+    fclose(f);
     return rc;
 }
 

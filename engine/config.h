@@ -25,7 +25,10 @@ struct config;
  * Build the effective configuration: defaults, then the JSON file at `path`
  * (NULL: $ASSENT_CONFIG if set, else none), then ASSENT_* environment.
  * Unknown keys in the file, wrong types and invalid values are errors that
- * name the key and where it came from.  Caller frees with config_free().
+ * name the key and where it came from.  A file that holds a secret inline
+ * (client_secret) and that group or others can access is refused
+ * (AS_EINVAL, the file and the key named, never the value), as secret files
+ * are.  Caller frees with config_free().
  */
 enum as_code config_load(const char *path, struct config **out, struct as_err *err) AS_WUR;
 

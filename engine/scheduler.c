@@ -135,7 +135,7 @@ static void consider(struct app *app, const json_t *s, int64_t now, int *n_fired
     struct as_err err = {0};
     const char *name = json_string_value(json_object_get(s, "name"));
     const char *spec = json_string_value(json_object_get(s, "schedule"));
-    const char *tzname = json_string_value(json_object_get(s, "timezone"));
+    const char *zone_name = json_string_value(json_object_get(s, "timezone"));
     const json_t *jlast = json_object_get(s, "sched_last_for");
     int64_t prev = json_is_integer(jlast) ? json_integer_value(jlast) : -1;
     int64_t base = prev >= 0 ? prev : json_integer_value(json_object_get(s, "updated_at"));
@@ -143,7 +143,7 @@ static void consider(struct app *app, const json_t *s, int64_t now, int *n_fired
     struct tz_zone *zone = NULL;
     int64_t due, t;
     if (cron_parse(spec, &c, &err) != AS_OK ||
-        tz_load(tzname && *tzname ? tzname : "UTC", &zone, &err) != AS_OK ||
+        tz_load(zone_name && *zone_name ? zone_name : "UTC", &zone, &err) != AS_OK ||
         cron_next(&c, zone, base, &due, &err) != AS_OK) {
         LOG_ERROR("scheduler", "kpi %s: schedule \"%s\": %s", name, spec, err.msg);
         goto out;

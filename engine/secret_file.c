@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "engine/log.h"
+
 enum as_code secret_file_read(const char *path, size_t max_size, int strip, char **out,
                               size_t *out_len, struct as_err *err)
 {
@@ -77,4 +79,16 @@ void secret_free(char *s)
         return;
     OPENSSL_cleanse(s, strlen(s));
     free(s);
+}
+
+int secret_dir_warn(const char *dir, const char *what)
+{
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return 0;
+    if (!(st.st_mode & (S_IRGRP | S_IXGRP | S_IROTH | S_IXOTH)))
+        return 0;
+    LOG_WARN("files", "folder %s holding %s can be read by group or others (mode %03o); run: chmod 700 %s",
+             dir, what, (unsigned)(st.st_mode & 0777), dir);
+    return 1;
 }

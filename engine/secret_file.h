@@ -20,6 +20,14 @@
 enum as_code secret_file_read(const char *path, size_t max_size, int strip, char **out,
                               size_t *out_len, struct as_err *err) AS_WUR;
 
+/*
+ * Log a warning when the existing folder `dir` (holding `what`, e.g. "the
+ * database") can be read or searched by group or others, naming the folder,
+ * its mode and the chmod that fixes it.  Returns 1 when it warned, 0 when the
+ * folder is private or does not exist (nothing to say).  Never fails.
+ */
+int secret_dir_warn(const char *dir, const char *what);
+
 /* Wipe and free a buffer from secret_file_read(); NULL is fine. */
 void secret_free(char *s);
 

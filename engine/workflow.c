@@ -19,8 +19,10 @@
 #include "engine/encode.h"
 #include "engine/expr.h"
 #include "engine/json_locate.h"
+#include "engine/log.h"
 #include "engine/wf_check.h"
 #include "engine/timeutil.h"
+#include "engine/utf8.h"
 #include "steps/step.h"
 
 /* ---------- building the model ---------- */
@@ -391,14 +393,43 @@ enum as_code wf_input_prepare(const struct workflow *wf, const json_t *input, js
 
 /* ---------- printing ---------- */
 
+/* s as a JSON string with every byte that does not start a valid UTF-8
+ * sequence replaced by '?': a message may quote a cut sequence of the input
+ * (a parser's "near '\xC3'", or a message cut at its buffer's end), and
+ * jansson takes only valid UTF-8 (found by tests/fuzz/fuzz_workflow.c). */
+static json_t *json_text_lossy(const char *s)
+{
+    if (utf8_valid(s))
+        return json_string(s);
+    size_t n = strlen(s);
+    char *copy = malloc(n + 1);
+    if (!copy)
+        return NULL;
+    for (size_t i = 0; i < n;) {
+        size_t k = utf8_valid_len((const unsigned char *)s + i);
+        if (k == 0) {
+            copy[i++] = '?';
+            continue;
+        }
+        memcpy(copy + i, s + i, k);
+        i += k;
+    }
+    copy[n] = '\0';
+    json_t *j = json_string(copy);
+    free(copy);
+    return j;
+}
+
 int wf_diags_append_json(json_t *arr, const struct diag_list *diags, const char *origin)
 {
     for (size_t i = 0; diags && i < diags->n; i++) {
         const struct diag *d = &diags->items[i];
-        json_t *o = json_pack("{s:s, s:i, s:i, s:s, s:s, s:s, s:s}", "file", origin ? origin : "",
-                              "line", d->line, "column", d->column, "path", d->path, "code", d->code,
-                              "severity", d->severity == DIAG_ERROR ? "error" : "warning", "message",
-                              d->msg);
+        json_t *o = json_pack("{s:o, s:i, s:i, s:o, s:s, s:s, s:o}", "file",
+                              json_text_lossy(origin ? origin : ""), "line", d->line, "column",
+                              d->column, "path", json_text_lossy(d->path), "code", d->code,
+                              "severity", d->severity == DIAG_ERROR ? "error" : "warning",
+                              "message", json_text_lossy(d->msg));
+        /* json_pack steals the "o" values, also when it fails. */
         if (!o || json_array_append_new(arr, o) != 0)
             return -1;
     }
@@ -407,13 +438,18 @@ int wf_diags_append_json(json_t *arr, const struct diag_list *diags, const char 
 
 void wf_diag_format(const struct diag *d, const char *origin, char *buf, size_t size)
 {
+    /* Messages quote the input (a parser's "near '...'", a step name in the
+     * path): control characters are escaped so one diagnostic stays one
+     * line (found by tests/fuzz/fuzz_workflow.c). */
+    char line[2 * sizeof d->msg];
     const char *sev = d->severity == DIAG_ERROR ? "error" : "warning";
     if (d->line > 0)
-        snprintf(buf, size, "%s:%d:%d: %s %s: %s (at %s)", origin ? origin : "", d->line, d->column,
-                 sev, d->code, d->msg, d->path);
+        snprintf(line, sizeof line, "%s:%d:%d: %s %s: %s (at %s)", origin ? origin : "", d->line,
+                 d->column, sev, d->code, d->msg, d->path);
     else
-        snprintf(buf, size, "%s: %s %s: %s (at %s)", origin ? origin : "", sev, d->code, d->msg,
-                 d->path);
+        snprintf(line, sizeof line, "%s: %s %s: %s (at %s)", origin ? origin : "", sev, d->code,
+                 d->msg, d->path);
+    log_escape(buf, size, line, 0);
 }
 
 void wf_diags_print(const struct diag_list *diags, const char *origin, int json, void *file)

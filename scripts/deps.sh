@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Install the Debian 12 packages Assent needs, only those that are missing.
 #   scripts/deps.sh build   - to build and run
-#   scripts/deps.sh test    - also what the tests use (cmocka, SMTP server, Chromium, valgrind)
+#   scripts/deps.sh test    - also what the tests use (cmocka, SMTP server, Chromium, valgrind,
+#                             clang with libFuzzer for the fuzz targets)
 set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libcurl4-openssl-dev libjansson-dev
             libmicrohttpd-dev libsqlite3-dev libesmtp-dev libssl-dev libcsv-dev sqlite3)
 test_pkgs=(libcmocka-dev python3-aiosmtpd valgrind chromium chromium-driver python3-selenium
-           curl procps python3-jsonschema openssl)
+           curl procps python3-jsonschema openssl clang libclang-rt-14-dev)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-build}" = test ]; then

@@ -400,6 +400,9 @@ enum as_code mail_config_check(const struct config *cfg, struct as_err *err)
     if (strcmp(transport, "file") == 0) {
         if (!*config_str(cfg, "mail_dir"))
             return as_errf(err, AS_EINVAL, "mail_dir is empty (mail_transport is file)");
+        /* The messages hold approval links: the folder is created 0700
+         * (mail_file.c); an existing one open to others is only named. */
+        secret_dir_warn(config_str(cfg, "mail_dir"), "the mail (approval links)");
         return AS_OK;
     }
     if (strcmp(transport, "graph") == 0) {

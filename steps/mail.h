@@ -91,7 +91,8 @@ enum as_code mail_render(struct app *app, const struct mail_msg *msg, char **mes
  * mail_from is an address; for smtp the smtp_url parses, smtp_user comes
  * with a readable 0600 smtp_password_file and a TLS URL (or a loopback
  * host), smtp_ca_file loads; for graph the M365 client can be configured;
- * for file mail_dir is set.  AS_EINVAL with the key named in err->msg.
+ * for file mail_dir is set (a warning is logged when the existing folder is
+ * open to group or others).  AS_EINVAL with the key named in err->msg.
  */
 struct config;
 enum as_code mail_config_check(const struct config *cfg, struct as_err *err) AS_WUR;

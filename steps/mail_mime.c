@@ -613,6 +613,12 @@ static char *body_7bit(const char *body, size_t len)
         unsigned char c = (unsigned char)body[i];
         if (c >= 0x80 || c == 0 || (c == '\r' && (i + 1 >= len || body[i + 1] != '\n')))
             return NULL;
+        /* A line starting "--" could be our MIME boundary (derived from the
+         * Message-ID, so predictable) and end the part early or add one:
+         * such a body goes quoted-printable, which encodes the boundary's
+         * '='.  Found by tests/fuzz/fuzz_mime.c. */
+        if (line == 0 && c == '-' && i + 1 < len && body[i + 1] == '-')
+            return NULL;
         if (c == '\n') {
             lfs++;
             line = 0;

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -116,8 +117,26 @@ int tu_free_port(void)
     return port;
 }
 
+int tu_timeout_scale(void)
+{
+    const char *s = getenv("ASSENT_TEST_TIMEOUT_SCALE");
+    char *end = NULL;
+    long v = s && *s ? strtol(s, &end, 10) : 1;
+    if (end && *end)
+        v = 1;
+    return v >= 1 && v <= 1000 ? (int)v : 1;
+}
+
+/* A hang guard of timeout_ms scaled for a slow machine (tu_timeout_scale). */
+static int scaled_ms(int timeout_ms)
+{
+    long long ms = (long long)timeout_ms * tu_timeout_scale();
+    return ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
 int tu_wait_port(int port, int timeout_ms)
 {
+    timeout_ms = scaled_ms(timeout_ms);
     for (int waited = 0; waited <= timeout_ms; waited += 20) {
         int fd = socket(AF_INET, SOCK_STREAM, 0);
         struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
@@ -231,6 +250,7 @@ int tu_stop(pid_t pid, int sig)
 int tu_wait_exit(pid_t pid, int timeout_ms)
 {
     int status;
+    timeout_ms = scaled_ms(timeout_ms);
     for (int waited = 0; waited <= timeout_ms; waited += 10) {
         pid_t r = waitpid(pid, &status, WNOHANG);
         if (r == pid)
@@ -278,7 +298,8 @@ int tu_run(char *const argv[], char *const extra_env[], int timeout_ms, char **o
             kill(-pid, SIGKILL);
             int st = tu_stop(pid, SIGKILL);
             code = 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
-            fprintf(stderr, "tu_run: %s timed out after %d ms\n", argv[0], timeout_ms);
+            fprintf(stderr, "tu_run: %s timed out after %d ms (x%d)\n", argv[0], timeout_ms,
+                    tu_timeout_scale());
         }
     }
     if (out)

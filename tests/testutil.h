@@ -31,7 +31,16 @@ char *tu_read_file(const char *path);
 /* A TCP port on 127.0.0.1 that was free a moment ago. */
 int tu_free_port(void);
 
-/* Wait until 127.0.0.1:port accepts connections; 0 on success, -1 after timeout_ms. */
+/*
+ * Hang guards (tu_wait_port, tu_wait_exit, tu_run) wait timeout_ms times
+ * tu_timeout_scale(): ASSENT_TEST_TIMEOUT_SCALE, a positive integer (1 when
+ * unset or invalid), which also scales the ctest TIMEOUTs
+ * (tests/timeout_scale.cmake).  They return as soon as the awaited thing
+ * happens, so a larger scale only delays a failure.
+ */
+int tu_timeout_scale(void);
+
+/* Wait until 127.0.0.1:port accepts connections; 0 on success, -1 after timeout_ms (scaled). */
 int tu_wait_port(int port, int timeout_ms);
 
 /* The assent binary under test ($ASSENT_BIN) and the source tree ($ASSENT_SOURCE_DIR). */
@@ -49,11 +58,11 @@ pid_t tu_spawn(char *const argv[], char *const extra_env[], const char *log_path
 /* Send sig and wait for the child; returns its wait status. */
 int tu_stop(pid_t pid, int sig);
 
-/* Wait up to timeout_ms for the child to exit; returns exit code, or -1 on timeout (child left running). */
+/* Wait up to timeout_ms (scaled) for the child to exit; returns exit code, or -1 on timeout (child left running). */
 int tu_wait_exit(pid_t pid, int timeout_ms);
 
 /*
- * Run a command to completion (timeout_ms, killed after), capturing stdout and
+ * Run a command to completion (timeout_ms scaled, killed after), capturing stdout and
  * stderr into malloc'd strings (either out pointer may be NULL).  Returns the
  * exit code, 128+signal when killed by a signal, -1 on failure to start.
  */

@@ -54,6 +54,7 @@ struct req_state {
     int64_t started; /* monotonic ms */
     int responded;
     int status;
+    int too_large;   /* the body passed WEB_MAX_BODY: the rest is discarded, then 413 */
     char method[16];
     char log_path[192];
     char log_note[128];
@@ -520,6 +521,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             if (n > (unsigned long long)WEB_MAX_BODY || (n > 0 && !rs->route->takes_body))
                 return send_error(conn, rs, url, 413, "Request too large",
                                   "The request body is larger than this server accepts.");
+        } else if (!rs->route->takes_body &&
+                   MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                               MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
+            return send_error(conn, rs, url, 413, "Request too large",
+                              "This address takes no request body.");
         }
         return MHD_YES;
     }
@@ -532,9 +538,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (time_mono_ms() - rs->started > ws->deadline_ms)
             return send_error(conn, rs, url, 408, "Request timeout",
                               "The request took too long to arrive.");
-        if (!rs->route->takes_body || rs->body_len + n > WEB_MAX_BODY)
-            return send_error(conn, rs, url, 413, "Request too large",
-                              "The request body is larger than this server accepts.");
+        if (rs->too_large)
+            return MHD_YES;
+        if (!rs->route->takes_body || rs->body_len + n > WEB_MAX_BODY) {
+            /* A chunked body has no Content-Length to refuse up front, and
+             * libmicrohttpd 0.9.75 cannot queue an answer in the middle of
+             * an upload (the connection would just close): drop what came,
+             * discard the rest (the request deadline bounds it) and answer
+             * 413 at the end, before any token or origin check. */
+            free(rs->body);
+            rs->body = NULL;
+            rs->body_len = 0;
+            rs->too_large = 1;
+            return MHD_YES;
+        }
         char *nb = realloc(rs->body, rs->body_len + n + 1);
         if (!nb)
             return send_error(conn, rs, url, 503, "Busy", "The server is out of memory.");
@@ -547,6 +564,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
     if (rs->responded)
         return MHD_YES;
+    if (rs->too_large)
+        return send_error(conn, rs, url, 413, "Request too large",
+                          "The request body is larger than this server accepts.");
 
     /* Final call: dispatch. */
     struct web_req req = {

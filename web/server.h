@@ -11,7 +11,8 @@
  *     client trickling one byte every few seconds cannot hold a slot;
  *   - request headers must fit in WEB_CONN_MEMORY bytes (MHD answers 431);
  *   - a body is accepted only by routes that take one, up to WEB_MAX_BODY
- *     bytes (413 otherwise, before reading it when Content-Length says so).
+ *     bytes (413 otherwise: before reading it when Content-Length says so,
+ *     after discarding it when chunked; always before token or origin checks).
  *
  * Handlers run on MHD's thread pool (web_threads), concurrently: they may
  * read and write SQLite (short transactions) but never block on SMTP or

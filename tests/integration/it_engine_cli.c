@@ -401,6 +401,85 @@ static void test_bad_mail_config_fails_fast(void **state)
     free(wf);
 }
 
+static mode_t mode_of(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        fail_msg("%s: cannot stat", path);
+    return st.st_mode & 07777;
+}
+
+/* File modes with a umask of 022: what Assent creates is private; an
+ * existing folder open to others gets a warning; a configuration file with
+ * an inline client_secret that others can read stops every command. */
+static void test_file_modes_and_inline_secret(void **state)
+{
+    struct env *e = *state;
+    mode_t old = umask(022);
+    char *var = tu_path(e->dir, "var"), *db = tu_path(e->dir, "var/assent.db");
+    char *err = NULL, *out = NULL;
+    assert_int_equal(assent(e, NULL, &err, "runs", "--db", db, NULL), 0);
+    assert_int_equal(mode_of(var), 0700);
+    assert_int_equal(mode_of(db), 0600);
+    assert_null(strstr(err, "can be read by group or others"));
+    free(err);
+
+    /* A folder others can read: named, with the fix. */
+    char *open_dir = tu_path(e->dir, "shared"), *open_db = tu_path(e->dir, "shared/assent.db");
+    assert_int_equal(mkdir(open_dir, 0755), 0);
+    assert_int_equal(assent(e, NULL, &err, "runs", "--db", open_db, NULL), 0);
+    assert_non_null(strstr(err, open_dir));
+    assert_non_null(strstr(err, "chmod 700"));
+    assert_int_equal(mode_of(open_db), 0600);
+    free(err);
+
+    /* The mail folder, at the start of a worker (file transport). */
+    char *mail = tu_path(e->dir, "mail");
+    assert_int_equal(mkdir(mail, 0755), 0);
+    char env_mail[600];
+    snprintf(env_mail, sizeof env_mail, "ASSENT_MAIL_DIR=%s", mail);
+    char *env[] = {e->env_db, env_mail, "ASSENT_LOG_LEVEL=warn", NULL};
+    char *worker[] = {(char *)tu_assent_bin(), "worker", "--until-done", NULL};
+    assert_int_equal(tu_run(worker, env, T_MS, NULL, &err), 0);
+    assert_non_null(strstr(err, mail));
+    assert_non_null(strstr(err, "chmod 700"));
+    free(err);
+
+    /* client_secret inline in a file others can read: exit 3, file named. */
+    char *cfg = tu_path(e->dir, "assent.json");
+    assert_int_equal(tu_write_file(cfg, "{\"client_secret\": \"inline-s3cret\"}"), 0);
+    assert_int_equal(mode_of(cfg), 0644);
+    char *wf = post_wf(e);
+    const char *cmds[][3] = {{"runs", NULL}, {"config", NULL}, {"validate", wf}, {"approvals", NULL}};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        assert_int_equal(assent(e, &out, &err, "--config", cfg, cmds[i][0], cmds[i][1], NULL), 3);
+        assert_non_null(strstr(err, cfg));
+        assert_non_null(strstr(err, "client_secret"));
+        assert_null(strstr(err, "inline-s3cret"));
+        assert_null(strstr(out, "inline-s3cret"));
+        free(out);
+        free(err);
+    }
+    /* The same through ASSENT_CONFIG. */
+    char env_cfg[600];
+    snprintf(env_cfg, sizeof env_cfg, "ASSENT_CONFIG=%s", cfg);
+    char *env2[] = {e->env_db, env_cfg, NULL};
+    char *runs[] = {(char *)tu_assent_bin(), "runs", NULL};
+    assert_int_equal(tu_run(runs, env2, T_MS, NULL, NULL), 3);
+    assert_int_equal(chmod(cfg, 0600), 0);
+    assert_int_equal(assent(e, &out, NULL, "--config", cfg, "config", NULL), 0);
+    assert_null(strstr(out, "inline-s3cret"));
+    free(out);
+    umask(old);
+    free(wf);
+    free(cfg);
+    free(mail);
+    free(open_dir);
+    free(open_db);
+    free(var);
+    free(db);
+}
+
 static void raw_sql(struct env *e, const char *sql)
 {
     sqlite3 *h;
@@ -516,6 +595,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_sigterm_finishes_running_step, setup, teardown),
         cmocka_unit_test_setup_teardown(test_template_next_to_workflow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_mail_config_fails_fast, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_file_modes_and_inline_secret, setup, teardown),
     };
     if (tu_select_test("it_engine_cli", tests, sizeof tests / sizeof tests[0], argc, argv) != 0)
         return 2;

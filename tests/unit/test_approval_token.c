@@ -198,6 +198,68 @@ static void test_ratelimit(void **state)
     ratelimit_free(rl);
 }
 
+/* A blocked client stays blocked for its whole window however many other
+ * clients fail meanwhile (the table used to evict the oldest window). */
+static void test_ratelimit_blocked_stays(void **state)
+{
+    (void)state;
+    struct ratelimit *rl = ratelimit_new(3, 600000);
+    int retry = 0;
+    char addr[32];
+    for (int i = 0; i < 3; i++)
+        ratelimit_fail(rl, "203.0.113.9", 1000);
+    assert_true(ratelimit_blocked(rl, "203.0.113.9", 1001, &retry));
+    /* Ten times the table's size, one failure each, later than the block:
+     * every slot of the blocked client's probe range is wanted many times. */
+    for (int i = 0; i < 10 * RATELIMIT_SLOTS; i++) {
+        snprintf(addr, sizeof addr, "10.%d.%d.%d", i / 65536, (i / 256) % 256, i % 256);
+        ratelimit_fail(rl, addr, 2000 + i / 1000);
+    }
+    assert_true(ratelimit_blocked(rl, "203.0.113.9", 100000, &retry));
+    assert_int_equal(retry, 501);
+    /* Many blocked clients: each stays blocked; clients that find no slot
+     * share the overflow counter and are blocked together. */
+    for (int i = 0; i < 2 * RATELIMIT_SLOTS; i++) {
+        snprintf(addr, sizeof addr, "172.16.%d.%d", i / 256, i % 256);
+        for (int k = 0; k < 3; k++)
+            ratelimit_fail(rl, addr, 200000);
+    }
+    int still = 0;
+    for (int i = 0; i < 2 * RATELIMIT_SLOTS; i++) {
+        snprintf(addr, sizeof addr, "172.16.%d.%d", i / 256, i % 256);
+        still += ratelimit_blocked(rl, addr, 200001, NULL);
+    }
+    assert_int_equal(still, 2 * RATELIMIT_SLOTS);
+    assert_true(ratelimit_blocked(rl, "203.0.113.9", 200001, NULL));
+    /* After the window, everyone starts afresh. */
+    assert_false(ratelimit_blocked(rl, "203.0.113.9", 601000, NULL));
+    assert_false(ratelimit_blocked(rl, "172.16.0.1", 800001, NULL));
+    ratelimit_free(rl);
+}
+
+/* IPv6 clients are counted per /64; IPv4-mapped addresses as IPv4. */
+static void test_ratelimit_ipv6_prefix(void **state)
+{
+    (void)state;
+    char key[64];
+    ratelimit_key("2001:db8:1:2:aaaa:bbbb:cccc:dddd", key, sizeof key);
+    assert_string_equal(key, "2001:db8:1:2::/64");
+    ratelimit_key("::ffff:192.0.2.7", key, sizeof key);
+    assert_string_equal(key, "192.0.2.7");
+    ratelimit_key("192.0.2.7", key, sizeof key);
+    assert_string_equal(key, "192.0.2.7");
+    struct ratelimit *rl = ratelimit_new(3, 10000);
+    ratelimit_fail(rl, "2001:db8:1:2::1", 1000);
+    ratelimit_fail(rl, "2001:db8:1:2:ffff::9", 1000);
+    ratelimit_fail(rl, "2001:db8:1:2:1:2:3:4", 1000);
+    assert_true(ratelimit_blocked(rl, "2001:db8:1:2::77", 1001, NULL));
+    assert_false(ratelimit_blocked(rl, "2001:db8:1:3::1", 1001, NULL));
+    for (int i = 0; i < 3; i++)
+        ratelimit_fail(rl, "::ffff:198.51.100.1", 1000);
+    assert_true(ratelimit_blocked(rl, "198.51.100.1", 1001, NULL));
+    ratelimit_free(rl);
+}
+
 static void test_url_helpers(void **state)
 {
     (void)state;
@@ -232,7 +294,9 @@ int main(void)
         cmocka_unit_test(test_link_tokens),
         cmocka_unit_test(test_csrf),          cmocka_unit_test(test_request_hash),
         cmocka_unit_test(test_html_escaping), cmocka_unit_test(test_details_rendering),
-        cmocka_unit_test(test_ratelimit),     cmocka_unit_test(test_url_helpers),
+        cmocka_unit_test(test_ratelimit),
+        cmocka_unit_test(test_ratelimit_blocked_stays),
+        cmocka_unit_test(test_ratelimit_ipv6_prefix),     cmocka_unit_test(test_url_helpers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -43,6 +43,7 @@ static void test_config_precedence(void **state)
     char *dir = tu_tmpdir("cfg");
     char *path = tu_path(dir, "assent.json");
     assert_int_equal(tu_write_file(path, "{\"workers\": 4, \"listen\": \"0.0.0.0:9000\", \"client_secret\": \"s3cret\"}"), 0);
+    assert_int_equal(chmod(path, 0600), 0);
     setenv("ASSENT_LISTEN", "127.0.0.1:9999", 1);
     struct config *cfg = NULL;
     struct as_err err = {0};
@@ -144,6 +145,95 @@ static void test_secret_file_mode(void **state)
     free(dir);
 }
 
+/* A configuration file holding client_secret is a secret file. */
+static void test_config_inline_secret_mode(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir("cfgmode");
+    char *path = tu_path(dir, "assent.json");
+    struct config *cfg = NULL;
+    struct as_err err = {0};
+    assert_int_equal(tu_write_file(path, "{\"workers\": 3, \"client_secret\": \"s3cret-value\"}"), 0);
+    const mode_t refused[] = {0644, 0640, 0604, 0620, 0660};
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        assert_int_equal(chmod(path, refused[i]), 0);
+        assert_int_equal(config_load(path, &cfg, &err), AS_EINVAL);
+        assert_null(cfg);
+        assert_non_null(strstr(err.msg, path));
+        assert_non_null(strstr(err.msg, "client_secret"));
+        assert_non_null(strstr(err.msg, "chmod 600"));
+        assert_null(strstr(err.msg, "s3cret-value"));
+    }
+    assert_int_equal(chmod(path, 0600), 0);
+    assert_int_equal(config_load(path, &cfg, &err), AS_OK);
+    assert_string_equal(config_str(cfg, "client_secret"), "s3cret-value");
+    config_free(cfg);
+    /* Without a secret (or with an empty one) the mode does not matter. */
+    assert_int_equal(tu_write_file(path, "{\"workers\": 3, \"client_secret\": \"\"}"), 0);
+    assert_int_equal(chmod(path, 0644), 0);
+    assert_int_equal(config_load(path, &cfg, &err), AS_OK);
+    assert_int_equal(config_int(cfg, "workers"), 3);
+    config_free(cfg);
+    /* A missing file is named. */
+    tu_rmrf(path);
+    assert_int_equal(config_load(path, &cfg, &err), AS_EINVAL);
+    assert_non_null(strstr(err.msg, path));
+    tu_rmrf(dir);
+    free(path);
+    free(dir);
+}
+
+static mode_t mode_of(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        fail_msg("%s: cannot stat", path);
+    return st.st_mode & 07777;
+}
+
+/* Whatever the umask: folders 0700, database and its -wal/-shm/-journal 0600. */
+static void test_db_file_modes(void **state)
+{
+    (void)state;
+    const mode_t umasks[] = {0, 022, 002};
+    for (size_t u = 0; u < sizeof umasks / sizeof umasks[0]; u++) {
+        mode_t old = umask(umasks[u]);
+        char *dir = tu_tmpdir("dbmode");
+        char *path = tu_path(dir, "var/sub/assent.db");
+        char *var = tu_path(dir, "var"), *sub = tu_path(dir, "var/sub");
+        char wal[600], shm[600], journal[600];
+        snprintf(wal, sizeof wal, "%s-wal", path);
+        snprintf(shm, sizeof shm, "%s-shm", path);
+        snprintf(journal, sizeof journal, "%s-journal", path);
+        struct db *db = NULL;
+        struct as_err err = {0};
+        assert_int_equal(db_open(path, "NORMAL", &db, &err), AS_OK);
+        struct db_conn *c;
+        assert_int_equal(db_write_begin(db, &c, &err), AS_OK);
+        assert_int_equal(db_exec(c, "CREATE TABLE t(x); INSERT INTO t VALUES (1)", &err), AS_OK);
+        assert_int_equal(db_write_commit(db, &err), AS_OK);
+        assert_int_equal(mode_of(var), 0700);
+        assert_int_equal(mode_of(sub), 0700);
+        assert_int_equal(mode_of(path), 0600);
+        assert_int_equal(mode_of(wal), 0600);
+        assert_int_equal(mode_of(shm), 0600);
+        db_close(db);
+        /* A rollback journal (kept with PERSIST) gets the file's mode too. */
+        sqlite3 *h = NULL;
+        assert_int_equal(sqlite3_open(path, &h), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(h, "PRAGMA journal_mode=PERSIST; INSERT INTO t VALUES (2)",
+                                      NULL, NULL, NULL), SQLITE_OK);
+        assert_int_equal(mode_of(journal), 0600);
+        sqlite3_close(h);
+        umask(old);
+        tu_rmrf(dir);
+        free(path);
+        free(var);
+        free(sub);
+        free(dir);
+    }
+}
+
 static void test_db_open_migrates(void **state)
 {
     (void)state;
@@ -179,7 +269,8 @@ int main(void)
         cmocka_unit_test(test_fake_now_needs_test_hooks),
         cmocka_unit_test(test_config_precedence), cmocka_unit_test(test_log_escape),
         cmocka_unit_test(test_durations),         cmocka_unit_test(test_secret_file_mode),
-        cmocka_unit_test(test_db_open_migrates),
+        cmocka_unit_test(test_db_open_migrates),  cmocka_unit_test(test_config_inline_secret_mode),
+        cmocka_unit_test(test_db_file_modes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

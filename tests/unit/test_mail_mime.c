@@ -480,6 +480,45 @@ static void test_build(void **state)
     free(big);
 }
 
+/* A 7-bit body line that is our boundary cannot end the part or add one:
+ * a body with a line starting "--" goes quoted-printable (found by
+ * tests/fuzz/fuzz_mime.c). */
+static void test_body_cannot_forge_boundary(void **state)
+{
+    (void)state;
+    const char *to[] = {"ops@example.org", NULL};
+    const char *mid = "<0123456789abcdef@assent.example.org>";
+    struct mail_mime_in in = {.from = "assent@example.org", .to = to, .subject = "s",
+                              .html = "<p>x</p>", .message_id = mid, .date_ms = 1700000000000LL};
+    /* The boundary the builder derives from the Message-ID, read from a first build. */
+    char *m = NULL;
+    size_t len = 0;
+    struct as_err err = {0};
+    in.text = "plain\n";
+    assert_int_equal(mail_mime_build(&in, &m, &len, &err), AS_OK);
+    const char *b = strstr(m, "boundary=\"");
+    assert_non_null(b);
+    b += strlen("boundary=\"");
+    char boundary[80];
+    size_t n = (size_t)(strchr(b, '"') - b);
+    assert_true(n < sizeof boundary);
+    memcpy(boundary, b, n);
+    boundary[n] = '\0';
+    free(m);
+    char body[512];
+    snprintf(body, sizeof body,
+             "hi\n--%s\nContent-Type: text/html\n\n<a href=\"https://evil.example\">approve</a>\n--%s--\n",
+             boundary, boundary);
+    in.text = body;
+    assert_int_equal(mail_mime_build(&in, &m, &len, &err), AS_OK);
+    int lines = 0;
+    for (const char *p = m; (p = strstr(p, "\r\n--")) != NULL; p += 4)
+        lines += strncmp(p + 4, boundary, n) == 0;
+    assert_int_equal(lines, 3); /* the builder's own: two parts and the end */
+    assert_non_null(strstr(m, "Content-Transfer-Encoding: quoted-printable"));
+    free(m);
+}
+
 static void test_long_lines_and_many_recipients(void **state)
 {
     (void)state;
@@ -542,6 +581,7 @@ int main(void)
         cmocka_unit_test(test_subject),
         cmocka_unit_test(test_build),
         cmocka_unit_test(test_long_lines_and_many_recipients),
+        cmocka_unit_test(test_body_cannot_forge_boundary),
         cmocka_unit_test(test_message_id),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

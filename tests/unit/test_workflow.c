@@ -624,6 +624,35 @@ static void test_print(void **state)
     diag_free(&dl);
 }
 
+/* A parser message quoting a newline of the input stays on one line
+ * (found by tests/fuzz/fuzz_workflow.c). */
+static void test_print_one_line(void **state)
+{
+    (void)state;
+    struct workflow *wf = NULL;
+    struct diag_list dl = {0};
+    struct as_err err = {0};
+    assert_int_equal(wf_load_string("{\"name\": \"x\\\n\", \"version\": \"1\"}", "wf.json", &wf, &dl, &err),
+                     AS_EINVAL);
+    assert_true(dl.n >= 1);
+    assert_non_null(strchr(dl.items[0].msg, '\n')); /* the raw message holds it */
+    char line[1024];
+    wf_diag_format(&dl.items[0], "wf.json", line, sizeof line);
+    assert_null(strchr(line, '\n'));
+    assert_non_null(strstr(line, "\\n"));
+    diag_free(&dl);
+
+    /* A message quoting a cut UTF-8 sequence still makes JSON. */
+    dl = (struct diag_list){0};
+    assert_int_equal(wf_load_string("{\"name\": \"\\\xc3\x94\"}", "wf.json", &wf, &dl, &err), AS_EINVAL);
+    json_t *arr = json_array();
+    assert_int_equal(wf_diags_append_json(arr, &dl, "wf.json"), 0);
+    assert_int_equal(json_array_size(arr), dl.n);
+    assert_non_null(strstr(json_string_value(json_object_get(json_array_get(arr, 0), "message")), "?"));
+    json_decref(arr);
+    diag_free(&dl);
+}
+
 static void test_schema_matches_registry(void **state)
 {
     /* workflows/schema.json must be exactly what the registry generates */
@@ -721,6 +750,7 @@ int main(void)
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_locator),
         cmocka_unit_test(test_print),
+        cmocka_unit_test(test_print_one_line),
         cmocka_unit_test(test_schema_matches_registry),
         cmocka_unit_test(test_random_mutations),
     };
