@@ -22,6 +22,7 @@
 
 #include "db/db.h"
 #include "db/db_runs.h"
+#include "engine/config.h"
 
 extern char **environ;
 
@@ -439,4 +440,31 @@ int tu_select_test(const char *prog, const struct CMUnitTest *tests, size_t n, i
     }
     cmocka_set_test_filter(argv[1]);
     return 0;
+}
+
+struct tu_app_fixture *tu_app_fixture_new(const char *name)
+{
+    struct tu_app_fixture *f = calloc(1, sizeof *f);
+    if (!f)
+        return NULL;
+    f->dir = tu_tmpdir(name);
+    f->app.cfg = config_defaults();
+    f->app.db = f->dir ? tu_db_open(f->dir, "assent.db") : NULL;
+    if (!f->app.cfg || !f->app.db) {
+        tu_app_fixture_free(f);
+        return NULL;
+    }
+    return f;
+}
+
+void tu_app_fixture_free(struct tu_app_fixture *f)
+{
+    if (!f)
+        return;
+    db_close(f->app.db);
+    config_free(f->app.cfg);
+    if (f->dir)
+        tu_rmrf(f->dir);
+    free(f->dir);
+    free(f);
 }

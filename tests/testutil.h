@@ -17,6 +17,8 @@
 
 #include <cmocka.h>
 
+#include "engine/app.h"
+
 /* A new directory under $TMPDIR (or /tmp); caller frees the string and removes it with tu_rmrf. */
 char *tu_tmpdir(const char *tag);
 void tu_rmrf(const char *path);
@@ -105,6 +107,16 @@ struct db;
 /* Open (creating and migrating) the database dir/name with synchronous=NORMAL;
  * fails the test on error.  Caller closes it with db_close(). */
 struct db *tu_db_open(const char *dir, const char *name);
+
+/* A temporary directory with an app on a fresh database and the default
+ * configuration, for tests that need both (name: the directory's prefix).
+ * NULL on failure; free with tu_app_fixture_free(). */
+struct tu_app_fixture {
+    char *dir;
+    struct app app;
+};
+struct tu_app_fixture *tu_app_fixture_new(const char *name);
+void tu_app_fixture_free(struct tu_app_fixture *f);
 
 /* Store the minimal workflow {"name":"wf"} (version "1", the given hash) in
  * its own write transaction and return its id; fails the test on error. */

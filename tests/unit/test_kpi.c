@@ -24,29 +24,15 @@
 
 #define DAY_MS 86400000LL
 
-struct fixture {
-    char *dir;
-    struct app app;
-};
-
 static int setup(void **state)
 {
-    struct fixture *f = calloc(1, sizeof *f);
-    f->dir = tu_tmpdir("kpi");
-    f->app.cfg = config_defaults();
-    f->app.db = tu_db_open(f->dir, "assent.db");
-    *state = f;
-    return 0;
+    *state = tu_app_fixture_new("kpi");
+    return *state ? 0 : -1;
 }
 
 static int teardown(void **state)
 {
-    struct fixture *f = *state;
-    db_close(f->app.db);
-    config_free(f->app.cfg);
-    tu_rmrf(f->dir);
-    free(f->dir);
-    free(f);
+    tu_app_fixture_free(*state);
     return 0;
 }
 
@@ -172,7 +158,7 @@ static void test_definitions(void **state)
 
 static void test_storage_and_history(void **state)
 {
-    struct fixture *f = *state;
+    struct tu_app_fixture *f = *state;
     struct as_err err = {0};
     int64_t id = 0, id2 = 0;
     assert_int_equal(db_kpi_put(f->app.db, "k1", "users", "{\"name\":\"k1\",\"filter\":\"true\"}",
@@ -233,7 +219,7 @@ static int audit_collect(void *ud, const struct db_event_info *ev)
 
 static void test_exceptions(void **state)
 {
-    struct fixture *f = *state;
+    struct tu_app_fixture *f = *state;
     struct as_err err = {0};
     int64_t now = time_now_ms(), a, b, c, again;
     add_exception(&f->app, "Alice@Example.com", "[\"pop\"]", now + DAY_MS, &a);
@@ -288,7 +274,7 @@ static void test_exceptions(void **state)
 
 static void test_eval_exemptions(void **state)
 {
-    struct fixture *f = *state;
+    struct tu_app_fixture *f = *state;
     struct as_err err = {0};
     int64_t now = time_now_ms(), id;
     g_rows = json_array();
@@ -437,7 +423,7 @@ static void seen_row(void *ud, const char *upn, const json_t *input, enum trigge
 
 static void test_trigger(void **state)
 {
-    struct fixture *f = *state;
+    struct tu_app_fixture *f = *state;
     struct as_err err = {0};
     char *wf = tu_path(f->dir, "wf.json");
     assert_int_equal(tu_write_file(wf, workflow_text), 0);
@@ -553,7 +539,7 @@ static void test_trigger(void **state)
 
 static void test_exception_step(void **state)
 {
-    struct fixture *f = *state;
+    struct tu_app_fixture *f = *state;
     const struct step_type *t = step_type_find("exception");
     assert_non_null(t);
     json_t *params = json_pack("{s:s, s:[s,s], s:s, s:s, s:s}", "user", "eve@example.com",
@@ -617,7 +603,7 @@ static void test_exception_step(void **state)
 
 static void test_scheduler_catch_up(void **state)
 {
-    struct fixture *f = *state;
+    struct tu_app_fixture *f = *state;
     struct as_err err = {0};
     /* Created at 10:20 with an hourly schedule; Assent is then down until 15:01. */
     int64_t created = 0, id = 0;
@@ -716,7 +702,7 @@ static void sync_users(struct app *app, int n)
  * synced tenant, once per user, and records the value. */
 static void test_scheduled_trigger(void **state)
 {
-    struct fixture *f = *state;
+    struct tu_app_fixture *f = *state;
     struct as_err err = {0};
     sync_users(&f->app, 10);
     char *wf = tu_path(f->dir, "wf.json");

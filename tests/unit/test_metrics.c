@@ -17,34 +17,20 @@
 #include "web/html.h"
 #include "web/metrics.h"
 
-struct fixture {
-    char *dir;
-    struct app app;
-};
-
 static int setup(void **state)
 {
-    struct fixture *f = calloc(1, sizeof *f);
-    f->dir = tu_tmpdir("metrics");
-    f->app.cfg = config_defaults();
-    f->app.db = tu_db_open(f->dir, "assent.db");
-    *state = f;
-    return 0;
+    *state = tu_app_fixture_new("metrics");
+    return *state ? 0 : -1;
 }
 
 static int teardown(void **state)
 {
-    struct fixture *f = *state;
-    db_close(f->app.db);
-    config_free(f->app.cfg);
-    tu_rmrf(f->dir);
-    free(f->dir);
-    free(f);
+    tu_app_fixture_free(*state);
     return 0;
 }
 
 /* The tenant gauges as text (malloc'd). */
-static char *render(struct fixture *f)
+static char *render(struct tu_app_fixture *f)
 {
     struct html_buf b = {0};
     struct as_err err = {0};
@@ -66,7 +52,7 @@ static void expect_line(const char *text, const char *line)
 
 static void test_empty(void **state)
 {
-    struct fixture *f = *state;
+    struct tu_app_fixture *f = *state;
     char *text = render(f);
     expect_line(text, "assent_last_sync_timestamp_seconds 0.000");
     expect_line(text, "# TYPE assent_kpi_value gauge");
@@ -76,7 +62,7 @@ static void test_empty(void **state)
 
 static void test_sync_and_kpis(void **state)
 {
-    struct fixture *f = *state;
+    struct tu_app_fixture *f = *state;
     struct as_err err = {0};
     int64_t sync_id = 0, kpi_a = 0, kpi_b = 0, kpi_c = 0;
     json_t *summary = json_object();
