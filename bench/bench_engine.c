@@ -31,10 +31,11 @@
 #include "db/db.h"
 #include "db/db_runs.h"
 #include "engine/app.h"
-#include "engine/config.h"
+#include "base/config.h"
 #include "engine/engine.h"
-#include "engine/log.h"
+#include "base/log.h"
 #include "engine/workflow.h"
+#include "cli/cli.h"
 
 static const char *const four_steps =
     "{\"name\": \"bench-4\", \"version\": \"1\","
@@ -178,6 +179,7 @@ static void submit(struct app *app, const struct workflow *wf, size_t total, siz
 
 int main(int argc, char **argv)
 {
+    cli_register_types();
     const char *dir = ".", *sync = "NORMAL";
     long runs = 10000, workers = 2, batch = 1000, waiting = 0;
     double raw = 0;

@@ -28,11 +28,12 @@
 #include "db/db_kpi.h"
 #include "db/db_tenant.h"
 #include "engine/app.h"
-#include "engine/config.h"
-#include "engine/kpi.h"
-#include "engine/log.h"
-#include "engine/timeutil.h"
-#include "engine/trigger.h"
+#include "base/config.h"
+#include "m365/kpi.h"
+#include "base/log.h"
+#include "base/timeutil.h"
+#include "m365/trigger.h"
+#include "cli/cli.h"
 
 static long rss_kib(void)
 {
@@ -121,6 +122,7 @@ static int remove_entry(const char *path, const struct stat *sb, int flag, struc
 
 int main(int argc, char **argv)
 {
+    cli_register_types();
     long n = 100000, batch = 500;
     const char *sync = "NORMAL", *dir_arg = NULL;
     for (int i = 1; i < argc; i++) {

@@ -6,7 +6,10 @@
 #include <string.h>
 
 #include "db/db.h"
-#include "engine/config.h"
+#include "base/config.h"
+#include "approvals/approvals.h"
+#include "m365/m365_register.h"
+#include "steps/steps.h"
 
 int cli_open_db(struct cli *cli)
 {
@@ -63,4 +66,11 @@ int cli_wants_help(int argc, char **argv)
             return 1;
     }
     return 0;
+}
+
+void cli_register_types(void)
+{
+    steps_register();
+    approvals_register();
+    m365_register();
 }

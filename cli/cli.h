@@ -14,7 +14,7 @@
 #include <jansson.h>
 
 #include "engine/app.h"
-#include "engine/error.h"
+#include "base/error.h"
 
 /* Exit codes (documented in the README). */
 enum {
@@ -43,6 +43,13 @@ struct cli_command {
 /* Open app.db from the configuration if not open yet.  Prints the error and
  * returns nonzero (an exit code) on failure. */
 int cli_open_db(struct cli *cli);
+
+/*
+ * Register every step type and mail transport of the layers below (generic
+ * steps, the approval step, Microsoft 365) in the order `assent validate
+ * --print-schema` lists them.  Once, at start, before a workflow is loaded.
+ */
+void cli_register_types(void);
 
 /* Print "assent CMD: message" to stderr; returns code for `return cli_error(...)`. */
 int cli_error(int code, const char *cmd, const char *fmt, ...) AS_PRINTF(3, 4);

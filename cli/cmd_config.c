@@ -3,7 +3,7 @@
 #include <stdlib.h>
 
 #include "cli/cli.h"
-#include "engine/config.h"
+#include "base/config.h"
 
 int cmd_config(struct cli *cli, int argc, char **argv)
 {

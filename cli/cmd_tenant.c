@@ -17,15 +17,15 @@
 
 #include "cli/cli.h"
 #include "db/db_tenant.h"
-#include "engine/config.h"
-#include "engine/expr.h"
-#include "engine/kpi.h"
-#include "engine/log.h"
-#include "engine/timeutil.h"
+#include "base/config.h"
+#include "base/expr.h"
+#include "m365/kpi.h"
+#include "base/log.h"
+#include "base/timeutil.h"
 #include "engine/workflow.h"
-#include "steps/m365.h"
-#include "steps/step.h"
-#include "steps/tenant_sync.h"
+#include "m365/m365.h"
+#include "engine/step.h"
+#include "m365/tenant_sync.h"
 
 /* "--name VALUE" or "--name=VALUE" at argv[*i]: 1 and *out set; -1 value missing; 0 no match. */
 static int opt_value(int argc, char **argv, int *i, const char *name, const char **out)

@@ -14,16 +14,17 @@
 
 #include "cli/cli.h"
 #include "db/db_approvals.h"
-#include "engine/config.h"
+#include "base/config.h"
 #include "engine/engine.h"
-#include "engine/log.h"
+#include "base/log.h"
 #include "engine/run_title.h"
-#include "engine/scheduler.h"
-#include "engine/timeutil.h"
+#include "m365/scheduler.h"
+#include "base/timeutil.h"
 #include "steps/mail.h"
+#include "approvals/approval_render.h"
 #include "web/approval_pages.h"
 #include "web/server.h"
-#include "web/token.h"
+#include "approvals/token.h"
 
 /* ---- assent serve ------------------------------------------------------------ */
 

@@ -11,8 +11,8 @@
 
 #include "cli/cli.h"
 #include "db/db.h"
-#include "engine/config.h"
-#include "engine/log.h"
+#include "base/config.h"
+#include "base/log.h"
 
 static const struct cli_command commands[] = {
     {"validate", "check workflow files; every defect with file:line:column and JSON path", cmd_validate},
@@ -112,6 +112,7 @@ int main(int argc, char **argv)
         return EXIT_FAIL;
     }
     json_object_seed(0);
+    cli_register_types();
 
     int bad = 0;
     const char *config_path = take_opt(&argc, argv, "--config", &bad);

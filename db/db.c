@@ -11,8 +11,8 @@
 #include <unistd.h>
 
 #include "db/migrations.h"
-#include "engine/log.h"
-#include "engine/secret_file.h"
+#include "base/log.h"
+#include "base/secret_file.h"
 
 #define STMT_CACHE_SIZE 256
 #define MAX_READERS 64

@@ -19,7 +19,7 @@
 #include <sqlite3.h>
 #include <stdint.h>
 
-#include "engine/error.h"
+#include "base/error.h"
 
 struct db;
 

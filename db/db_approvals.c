@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "db/db_runs.h"
-#include "engine/log.h"
+#include "base/log.h"
 
 #define USER_AGENT_MAX 512
 #define COMMENT_MAX 4000

@@ -31,7 +31,7 @@
 #include <stdint.h>
 
 #include "db/db.h"
-#include "engine/error.h"
+#include "base/error.h"
 
 /* A new approval, as the approval step asks for it.  All borrowed. */
 struct approval_new {

@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/encode.h"
-#include "engine/timeutil.h"
+#include "base/encode.h"
+#include "base/timeutil.h"
 
 static const char ZERO_HASH[65] =
     "0000000000000000000000000000000000000000000000000000000000000000";

@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #include "db/db.h"
-#include "engine/error.h"
+#include "base/error.h"
 
 /*
  * (write) Append an event to the hash-chained log: hash = SHA-256(prev_hash

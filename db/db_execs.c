@@ -14,7 +14,7 @@
 
 #include "db/db_events.h"
 #include "db/db_runs.h"
-#include "engine/timeutil.h"
+#include "base/timeutil.h"
 
 /* ---- small helpers -------------------------------------------------------- */
 

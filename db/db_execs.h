@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #include "db/db.h"
-#include "engine/error.h"
+#include "base/error.h"
 
 /*
  * (write) Insert the next visit of `step` in a run as ready at due_at.  Its

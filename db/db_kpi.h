@@ -12,7 +12,7 @@
 #include <jansson.h>
 #include <stdint.h>
 
-#include "engine/error.h"
+#include "base/error.h"
 
 struct db;
 

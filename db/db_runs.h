@@ -25,7 +25,7 @@
 #include <stdint.h>
 
 #include "db/db.h"
-#include "engine/error.h"
+#include "base/error.h"
 
 /* ---- workflow definitions ---------------------------------------------- */
 

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/timeutil.h"
+#include "base/timeutil.h"
 
 enum col_kind { COL_TEXT, COL_BOOL, COL_INT, COL_TIME_ISO };
 

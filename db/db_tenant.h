@@ -32,7 +32,7 @@
 #include <stdint.h>
 
 #include "db/db.h"
-#include "engine/error.h"
+#include "base/error.h"
 
 /* ------------------------------------------------------------ sync writes */
 

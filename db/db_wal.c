@@ -7,7 +7,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-#include "engine/log.h"
+#include "base/log.h"
 
 /* Checkpoint once the log holds this many pages: SQLite's own default. */
 #define CKPT_PAGES 1000

@@ -20,7 +20,7 @@
 #define ASSENT_DB_WAL_H
 
 #include "db/db.h"
-#include "engine/error.h"
+#include "base/error.h"
 
 struct db_checkpointer;
 

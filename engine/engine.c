@@ -43,13 +43,13 @@
 #include "db/db.h"
 #include "db/db_runs.h"
 #include "engine/app.h"
-#include "engine/config.h"
-#include "engine/jsonbuf.h"
-#include "engine/lease_owner.h"
-#include "engine/log.h"
-#include "engine/timeutil.h"
+#include "base/config.h"
+#include "base/jsonbuf.h"
+#include "base/lease_owner.h"
+#include "base/log.h"
+#include "base/timeutil.h"
 #include "engine/workflow.h"
-#include "steps/step.h"
+#include "engine/step.h"
 
 /* ---- small helpers -------------------------------------------------------- */
 

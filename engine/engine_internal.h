@@ -22,7 +22,7 @@
 #include "db/db_runs.h"
 #include "db/db_wal.h"
 #include "engine/engine.h"
-#include "engine/error.h"
+#include "base/error.h"
 #include "engine/workflow.h"
 
 #define POLL_MS 200               /* notice other processes' writes at least this often */

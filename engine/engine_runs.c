@@ -17,14 +17,14 @@
 #include "db/db.h"
 #include "db/db_runs.h"
 #include "engine/app.h"
-#include "engine/config.h"
+#include "base/config.h"
 #include "engine/engine.h"
-#include "engine/encode.h"
+#include "base/encode.h"
 #include <ctype.h>
 
 #include "engine/engine_internal.h"
-#include "engine/log.h"
-#include "engine/timeutil.h"
+#include "base/log.h"
+#include "base/timeutil.h"
 #include "engine/workflow.h"
 
 static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;

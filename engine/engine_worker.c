@@ -23,12 +23,12 @@
 #include "db/db_runs.h"
 #include "engine/app.h"
 #include "engine/engine_internal.h"
-#include "engine/expr.h"
-#include "engine/jsonbuf.h"
-#include "engine/log.h"
-#include "engine/timeutil.h"
+#include "base/expr.h"
+#include "base/jsonbuf.h"
+#include "base/log.h"
+#include "base/timeutil.h"
 #include "engine/workflow.h"
-#include "steps/step.h"
+#include "engine/step.h"
 
 /* A uniformly random double in [0,1) from a thread-local xorshift64*. */
 static double rand01(void)

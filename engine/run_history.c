@@ -7,7 +7,7 @@
 
 #include "db/db.h"
 #include "db/db_runs.h"
-#include "engine/timeutil.h"
+#include "base/timeutil.h"
 
 #define SHORT_OUTPUT 240
 

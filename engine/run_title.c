@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "db/db_runs.h"
-#include "engine/expr.h"
-#include "engine/strbuf.h"
+#include "base/expr.h"
+#include "base/strbuf.h"
 
 struct run_titles {
     json_t *templates; /* workflow hash -> title template string, or null (none) */

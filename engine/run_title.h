@@ -13,7 +13,7 @@
 #include <jansson.h>
 
 #include "db/db.h"
-#include "engine/error.h"
+#include "base/error.h"
 
 /* Longest title shown, in bytes (cut at a character boundary). */
 #define RUN_TITLE_MAX 300

@@ -15,10 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/expr.h"
-#include "engine/timeutil.h"
+#include "base/expr.h"
+#include "base/timeutil.h"
 #include "engine/workflow.h"
-#include "steps/step.h"
+#include "engine/step.h"
 
 #define PATH_MAX_LEN JL_MAX_PATH
 #define MAX_CYCLES_REPORTED 10

@@ -9,8 +9,8 @@
 #include <jansson.h>
 #include <stddef.h>
 
-#include "engine/diag.h"
-#include "engine/json_locate.h"
+#include "base/diag.h"
+#include "base/json_locate.h"
 
 struct step_type;
 

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "engine/workflow.h"
-#include "steps/step.h"
+#include "engine/step.h"
 
 #define NAME_PATTERN "^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
 /* 500ms 2s 5m 3h 7d, or ISO 8601 weeks/days/hours/minutes/seconds (no years or months). */

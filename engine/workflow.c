@@ -16,14 +16,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/encode.h"
-#include "engine/expr.h"
-#include "engine/json_locate.h"
-#include "engine/log.h"
+#include "base/encode.h"
+#include "base/expr.h"
+#include "base/json_locate.h"
+#include "base/log.h"
 #include "engine/wf_check.h"
-#include "engine/timeutil.h"
-#include "engine/utf8.h"
-#include "steps/step.h"
+#include "base/timeutil.h"
+#include "base/utf8.h"
+#include "engine/step.h"
 
 /* ---------- building the model ---------- */
 

@@ -33,8 +33,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "engine/diag.h"
-#include "engine/error.h"
+#include "base/diag.h"
+#include "base/error.h"
 
 struct step_type;
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Keep the README's configuration table equal to the key table in engine/config.c.
+"""Keep the README's configuration table equal to the key table in base/config.c.
 
   scripts/config-doc.py          rewrite the table between the CONFIG_TABLE markers
   scripts/config-doc.py --check  exit 1 when the README is out of date (run by ctest)
@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 root = Path(sys.argv[2] if len(sys.argv) > 2 else Path(__file__).resolve().parent.parent)
-src = (root / "engine/config.c").read_text()
+src = (root / "base/config.c").read_text()
 body = src[src.index("static const struct cfg_key keys[]"):src.index("#define N_KEYS")]
 entry = re.compile(r'\{\s*"([a-z_0-9]+)",\s*CT_(\w+),\s*"([^"]*)",\s*(\d),\s*(NULL|"[^"]*"),'
                    r'\s*([-\d]+),\s*([-\d]+),\s*((?:"[^"]*"\s*)+)\}')

@@ -19,7 +19,7 @@
 
 #include <openssl/sha.h>
 
-#include "engine/encode.h"
+#include "base/encode.h"
 #include "sim/sim_filter.h"
 
 /* ---- skip tokens ---------------------------------------------------------------

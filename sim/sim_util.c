@@ -11,7 +11,7 @@
 
 #include <openssl/rand.h>
 
-#include "engine/encode.h"
+#include "base/encode.h"
 
 /* ---- growable buffer ---------------------------------------------------- */
 

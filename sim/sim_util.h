@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "engine/strbuf.h"
+#include "base/strbuf.h"
 
 /* ---- growable buffer ---------------------------------------------------- */
 

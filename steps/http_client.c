@@ -13,7 +13,7 @@
 #include <strings.h>
 #include <time.h>
 
-#include "engine/log.h"
+#include "base/log.h"
 
 #define MAX_URL_LEN 8192
 #define MAX_HEADER_VALUE 1024

@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "engine/error.h"
+#include "base/error.h"
 
 #define HTTP_MAX_REDIRECTS 5
 #define HTTP_DEFAULT_MAX_RESPONSE (4u * 1024u * 1024u)

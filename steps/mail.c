@@ -24,14 +24,12 @@
 
 #include "db/db_mail.h"
 #include "engine/app.h"
-#include "engine/config.h"
-#include "engine/log.h"
-#include "engine/timeutil.h"
+#include "base/config.h"
+#include "base/log.h"
+#include "base/timeutil.h"
 #include "steps/mail_file.h"
-#include "steps/mail_graph.h"
 #include "steps/mail_mime.h"
-#include "engine/secret_file.h"
-#include "steps/m365.h"
+#include "base/secret_file.h"
 #include "steps/mail_smtp.h"
 #include "steps/mail_tls_relay.h"
 
@@ -245,10 +243,35 @@ enum as_code mail_render(struct app *app, const struct mail_msg *msg, char **mes
     return rc;
 }
 
+/* Transports of higher layers (mail_transport_register); few, set at start. */
+static const struct mail_transport *transports[4];
+
+void mail_transport_register(const struct mail_transport *t)
+{
+    for (size_t i = 0; i < sizeof transports / sizeof *transports; i++) {
+        if (transports[i] && strcmp(transports[i]->name, t->name) == 0)
+            return;
+        if (!transports[i]) {
+            transports[i] = t;
+            return;
+        }
+    }
+    abort(); /* a programming error: more transports than slots */
+}
+
+static const struct mail_transport *transport_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof transports / sizeof *transports && transports[i]; i++)
+        if (strcmp(transports[i]->name, name) == 0)
+            return transports[i];
+    return NULL;
+}
+
 enum as_code mail_send(struct app *app, const struct mail_msg *msg, json_t **result,
                        struct as_err *err)
 {
     enum as_code rc;
+    const struct mail_transport *extra;
     struct prepared p;
     struct db_mail_claim claim = {0};
     const char *from = NULL;
@@ -325,9 +348,9 @@ enum as_code mail_send(struct app *app, const struct mail_msg *msg, json_t **res
         rc = send_file(app, &p, text, len, &recipients, err);
     else if (strcmp(transport, "smtp") == 0)
         rc = send_smtp(app, &p, text, &recipients, err);
-    else if (strcmp(transport, "graph") == 0)
-        rc = mail_graph_send(app, p.from.addr, msg, text, len,
-                             (const char *const *)p.envelope, &recipients, err);
+    else if ((extra = transport_find(transport)))
+        rc = extra->send(app, p.from.addr, msg, text, len, (const char *const *)p.envelope,
+                         &recipients, err);
     else
         rc = as_errf(err, AS_EINVAL, "unknown mail_transport \"%s\"", transport);
 
@@ -405,14 +428,15 @@ enum as_code mail_config_check(const struct config *cfg, struct as_err *err)
         secret_dir_warn(config_str(cfg, "mail_dir"), "the mail (approval links)");
         return AS_OK;
     }
-    if (strcmp(transport, "graph") == 0) {
-        struct m365 *m = NULL;
-        rc = m365_new(cfg, &m, err);
-        m365_free(m);
-        if (rc)
-            as_err_prefix(err, "mail_transport graph");
+    const struct mail_transport *extra = transport_find(transport);
+    if (extra) {
+        if ((rc = extra->check(cfg, err)))
+            as_err_prefix(err, "mail_transport %s", transport);
         return rc;
     }
+    if (strcmp(transport, "smtp") != 0)
+        return as_errf(err, AS_EINVAL, "mail_transport \"%s\" is not available in this program",
+                       transport);
     struct mail_smtp_url url;
     if ((rc = mail_smtp_parse_url(config_str(cfg, "smtp_url"), &url, err)))
         return rc;

@@ -34,7 +34,7 @@
 
 #include <jansson.h>
 
-#include "engine/error.h"
+#include "base/error.h"
 
 struct app;
 
@@ -96,5 +96,25 @@ enum as_code mail_render(struct app *app, const struct mail_msg *msg, char **mes
  */
 struct config;
 enum as_code mail_config_check(const struct config *cfg, struct as_err *err) AS_WUR;
+
+/*
+ * A transport that a higher layer provides (the Microsoft 365 folder
+ * registers "graph": m365/mail_graph.h).  "smtp" and "file" are built in.
+ * send() gets the built message (mime, mime_len: RFC 5322 text) and the
+ * envelope's addr-specs, and reports per recipient in *recipients as SMTP
+ * does; check() validates the configuration without sending.
+ */
+struct mail_transport {
+    const char *name;
+    enum as_code (*send)(struct app *app, const char *from_addr, const struct mail_msg *msg,
+                         const char *mime, size_t mime_len, const char *const *rcpts,
+                         json_t **recipients, struct as_err *err);
+    enum as_code (*check)(const struct config *cfg, struct as_err *err);
+};
+
+/* Make `t` (borrowed for the process lifetime) available as mail_transport
+ * t->name.  Call from main before any send; not thread-safe.  Registering a
+ * name twice keeps the first. */
+void mail_transport_register(const struct mail_transport *t);
 
 #endif

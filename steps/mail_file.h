@@ -15,7 +15,7 @@
 
 #include <stddef.h>
 
-#include "engine/error.h"
+#include "base/error.h"
 
 /*
  * Write message (len octets) as <dir>/<name>.eml, where name is message_id

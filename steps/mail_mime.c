@@ -16,7 +16,7 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include "engine/strbuf.h"
+#include "base/strbuf.h"
 
 #define LINE_MAX_SOFT 78 /* RFC 5322 2.1.1 SHOULD */
 #define EW_MAX_OCTETS 39 /* UTF-8 octets per encoded-word */

@@ -23,7 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "engine/error.h"
+#include "base/error.h"
 
 /* Hard cap on a whole built message (and on each body given to the builder). */
 #define MAIL_MIME_MAX_SIZE (8u * 1024 * 1024)

@@ -38,8 +38,8 @@
 #include <auth-client.h>
 #include <libesmtp.h>
 
-#include "engine/log.h"
-#include "engine/secret_file.h"
+#include "base/log.h"
+#include "base/secret_file.h"
 #include "steps/mail_tls_relay.h"
 
 #define MAX_RECIPIENTS 500

@@ -17,7 +17,7 @@
 
 #include <jansson.h>
 
-#include "engine/error.h"
+#include "base/error.h"
 
 enum mail_smtp_tls { MAIL_SMTP_PLAIN, MAIL_SMTP_STARTTLS, MAIL_SMTP_IMPLICIT };
 

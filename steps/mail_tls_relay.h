@@ -24,7 +24,7 @@
 
 #include <openssl/ssl.h>
 
-#include "engine/error.h"
+#include "base/error.h"
 
 struct mail_tls_relay;
 

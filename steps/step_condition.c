@@ -11,8 +11,8 @@
  */
 #include <string.h>
 
-#include "engine/expr.h"
-#include "steps/step.h"
+#include "base/expr.h"
+#include "engine/step.h"
 
 static const struct step_param params[] = {
     {"expr", SP_EXPR, 1, "expression, e.g. steps.post.output.status == 200 && input.x in ['a','b']"},

@@ -7,8 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "engine/timeutil.h"
-#include "steps/step.h"
+#include "base/timeutil.h"
+#include "engine/step.h"
 
 /* A delay longer than this is a mistake in the workflow, not a plan. */
 #define DELAY_MAX_MS (366LL * 86400 * 1000)

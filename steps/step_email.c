@@ -33,11 +33,11 @@
 
 #include "db/db_mail.h"
 #include "engine/app.h"
-#include "engine/config.h"
-#include "engine/expr.h"
+#include "base/config.h"
+#include "base/expr.h"
 #include "steps/mail.h"
 #include "steps/mail_mime.h"
-#include "steps/step.h"
+#include "engine/step.h"
 
 #define MAX_TEMPLATE_FILE (1024 * 1024)
 #define MAX_RECORDED_BODY (64 * 1024)

@@ -5,7 +5,7 @@
  */
 #include <stdlib.h>
 
-#include "steps/step.h"
+#include "engine/step.h"
 
 static const struct step_param params[] = {
     {"message", SP_STRING, 0, "why the run fails; ${...} references are resolved"},

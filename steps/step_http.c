@@ -20,11 +20,11 @@
 #include <string.h>
 
 #include "engine/app.h"
-#include "engine/config.h"
-#include "engine/log.h"
-#include "engine/timeutil.h"
+#include "base/config.h"
+#include "base/log.h"
+#include "base/timeutil.h"
 #include "steps/http_client.h"
-#include "steps/step.h"
+#include "engine/step.h"
 
 #define SNIPPET_LEN 200
 

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/log.h"
-#include "steps/step.h"
+#include "base/log.h"
+#include "engine/step.h"
 
 /* Longest message kept in the log line and the event (the rest is cut, with a mark). */
 #define LOG_STEP_MAX_MESSAGE 4000

@@ -17,7 +17,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-#include "engine/encode.h"
+#include "base/encode.h"
 
 /*
  * Write a new RSA-2048 key (mode key_mode) and a self-signed certificate for

@@ -22,7 +22,7 @@
 
 #include "db/db.h"
 #include "db/db_runs.h"
-#include "engine/config.h"
+#include "base/config.h"
 
 extern char **environ;
 

@@ -11,11 +11,11 @@
 #include "db/db_approvals.h"
 #include "db/db_runs.h"
 #include "engine/app.h"
-#include "engine/encode.h"
+#include "base/encode.h"
 #include "engine/run_title.h"
 #include "web/ratelimit.h"
 #include "web/routes.h"
-#include "web/token.h"
+#include "approvals/token.h"
 
 static void json_error(struct web_resp *resp, int status, const char *error, const char *message)
 {

@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/encode.h"
-#include "engine/utf8.h"
+#include "base/encode.h"
+#include "base/utf8.h"
 
 struct form_field {
     char name[FORM_MAX_NAME + 1];

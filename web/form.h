@@ -18,7 +18,7 @@
 
 #include <stddef.h>
 
-#include "engine/error.h"
+#include "base/error.h"
 
 #define FORM_MAX_BODY (16 * 1024)
 #define FORM_MAX_FIELDS 16

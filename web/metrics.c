@@ -12,7 +12,7 @@
 #include "db/db_tenant.h"
 #include "engine/app.h"
 #include "web/api.h"
-#include "web/html.h"
+#include "base/html.h"
 #include "web/routes.h"
 #include "web/server.h"
 

@@ -11,7 +11,7 @@
 #ifndef ASSENT_WEB_METRICS_H
 #define ASSENT_WEB_METRICS_H
 
-#include "engine/error.h"
+#include "base/error.h"
 
 struct app;
 struct web_metrics;

@@ -16,9 +16,9 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-#include "engine/encode.h"
-#include "engine/strbuf.h"
-#include "web/html.h"
+#include "base/encode.h"
+#include "base/strbuf.h"
+#include "base/html.h"
 #include "web/server.h"
 
 #define MAX_MESSAGES 200

@@ -24,16 +24,16 @@
 
 #include "db/db_approvals.h"
 #include "engine/app.h"
-#include "engine/config.h"
+#include "base/config.h"
 #include "engine/engine.h"
-#include "engine/log.h"
-#include "engine/secret_file.h"
-#include "engine/timeutil.h"
-#include "web/html.h"
+#include "base/log.h"
+#include "base/secret_file.h"
+#include "base/timeutil.h"
+#include "base/html.h"
 #include "web/metrics.h"
 #include "web/ratelimit.h"
 #include "web/routes.h"
-#include "web/token.h"
+#include "approvals/token.h"
 
 #define REAPER_TICK_MS 250
 

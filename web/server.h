@@ -30,7 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "engine/error.h"
+#include "base/error.h"
 
 #define WEB_MAX_BODY (16 * 1024)
 #define WEB_CONN_MEMORY (32 * 1024)

@@ -5,7 +5,7 @@
 
 #include <jansson.h>
 
-#include "engine/expr.h"
+#include "base/expr.h"
 
 static json_t *scope(void)
 {

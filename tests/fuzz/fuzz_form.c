@@ -3,7 +3,7 @@
  * unique. */
 #include "tests/fuzz/fuzz.h"
 
-#include "engine/utf8.h"
+#include "base/utf8.h"
 #include "web/form.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

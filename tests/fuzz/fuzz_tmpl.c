@@ -6,7 +6,7 @@
 
 #include <jansson.h>
 
-#include "engine/expr.h"
+#include "base/expr.h"
 
 static json_t *scope(void)
 {

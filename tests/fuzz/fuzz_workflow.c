@@ -2,15 +2,18 @@
  * either a workflow or diagnostics, each with a code and a position. */
 #include "tests/fuzz/fuzz.h"
 
-#include "engine/diag.h"
-#include "engine/log.h"
+#include "base/diag.h"
+#include "base/log.h"
+#include "cli/cli.h"
 #include "engine/workflow.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static int quiet;
-    if (!quiet++)
+    if (!quiet++) {
         log_init(LOG_LVL_ERROR, LOG_FMT_TEXT);
+        cli_register_types();
+    }
     struct diag_list diags = {0};
     struct workflow *wf = NULL;
     struct as_err err = {0};

@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "tests/integration/http_echo_server.h"
+#include "cli/cli.h"
 
 static const char workflow[] =
     "{\"name\": \"crashy\", \"version\": \"1\",\n"
@@ -94,6 +95,7 @@ static long find_key(char **keys, size_t n, const char *key)
 
 int main(void)
 {
+    cli_register_types();
     unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
     const char *s = getenv("ASSENT_CRASH_SEED");
     if (s)

@@ -17,8 +17,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "engine/timeutil.h"
-#include "steps/m365.h"
+#include "base/timeutil.h"
+#include "m365/m365.h"
 #include "tests/m365_testutil.h"
 
 #define N_USERS 1500

@@ -22,10 +22,11 @@
 #include "db/db.h"
 #include "db/db_mail.h"
 #include "engine/app.h"
-#include "engine/config.h"
-#include "engine/encode.h"
+#include "base/config.h"
+#include "base/encode.h"
 #include "steps/mail.h"
 #include "tests/integration/sim_harness.h"
+#include "cli/cli.h"
 
 /* assert_int_equal that shows the error message when the code differs. */
 #define ASSERT_RC(call, expect)                                                   \
@@ -1088,6 +1089,7 @@ static int test_teardown(void **state)
 
 int main(void)
 {
+    cli_register_types();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_multipart_received, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_rejections, test_setup, test_teardown),

@@ -25,8 +25,8 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#include "engine/encode.h"
-#include "steps/m365_jwt.h"
+#include "base/encode.h"
+#include "m365/m365_jwt.h"
 #include "tests/integration/sim_harness.h"
 
 static struct sim_harness H; /* the shared simulator: 300 users, seed 11 */

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "tests/integration/web_harness.h"
+#include "cli/cli.h"
 
 #define WAIT_MS 30000
 
@@ -963,6 +964,7 @@ static void test_tls(void **state)
 
 int main(void)
 {
+    cli_register_types();
     curl_global_init(CURL_GLOBAL_ALL);
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "tests/integration/web_harness.h"
+#include "cli/cli.h"
 
 static void test_browser_scan_then_click(void **state)
 {
@@ -123,6 +124,7 @@ static void test_browser_change_page(void **state)
 
 int main(void)
 {
+    cli_register_types();
     if (access("/usr/bin/chromium", X_OK) != 0 || access("/usr/bin/chromedriver", X_OK) != 0) {
         fprintf(stderr, "skipped: chromium and chromium-driver are not installed\n");
         return 77;

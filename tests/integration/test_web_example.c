@@ -18,7 +18,7 @@
 
 #include "db/db_approvals.h"
 #include "tests/integration/web_harness.h"
-#include "web/token.h"
+#include "approvals/token.h"
 
 #define WAIT_MS 30000
 

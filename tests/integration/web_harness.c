@@ -16,7 +16,7 @@
 
 #include "db/db.h"
 #include "db/db_runs.h"
-#include "engine/config.h"
+#include "base/config.h"
 #include "engine/engine.h"
 #include "engine/workflow.h"
 

@@ -12,7 +12,7 @@
 #include "db/db.h"
 #include "db/db_approvals.h"
 #include "db/db_runs.h"
-#include "web/token.h"
+#include "approvals/token.h"
 
 #define NOW 1700000000000LL
 #define HOUR (3600 * 1000LL)

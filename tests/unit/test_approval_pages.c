@@ -10,8 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "approvals/approval_render.h"
 #include "web/approval_pages.h"
-#include "web/html.h"
+#include "base/html.h"
 
 static char *render_change(const char *view_json)
 {

@@ -14,11 +14,12 @@
 #include "db/db_approvals.h"
 #include "db/db_runs.h"
 #include "engine/app.h"
-#include "engine/config.h"
-#include "engine/encode.h"
-#include "engine/timeutil.h"
-#include "steps/step.h"
-#include "web/token.h"
+#include "base/config.h"
+#include "base/encode.h"
+#include "base/timeutil.h"
+#include "engine/step.h"
+#include "approvals/token.h"
+#include "cli/cli.h"
 
 struct fixture {
     char *dir, *mail_dir;
@@ -391,6 +392,7 @@ static void test_dry_run_and_bad_params(void **state)
 
 int main(void)
 {
+    cli_register_types();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_first_run_reruns_and_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expiry_escalates_once, setup, teardown),

@@ -6,12 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/encode.h"
+#include "base/encode.h"
 #include "web/approval_pages.h"
-#include "web/html.h"
+#include "base/html.h"
 #include "web/ratelimit.h"
 #include "web/server.h"
-#include "web/token.h"
+#include "approvals/approval_render.h"
+#include "approvals/token.h"
 
 static void test_link_tokens(void **state)
 {

@@ -5,9 +5,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "engine/cron.h"
-#include "engine/timeutil.h"
-#include "engine/tz.h"
+#include "base/cron.h"
+#include "base/timeutil.h"
+#include "base/tz.h"
 
 static int64_t iso(const char *s)
 {

@@ -12,7 +12,7 @@
 #include "db/db.h"
 #include "db/db_runs.h"
 #include "db/db_wal.h"
-#include "engine/timeutil.h"
+#include "base/timeutil.h"
 
 struct fixture {
     char *dir;

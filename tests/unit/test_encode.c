@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/encode.h"
+#include "base/encode.h"
 
 static void test_hex_and_sha256(void **state)
 {

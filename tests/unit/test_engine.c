@@ -19,11 +19,12 @@
 #include "db/db.h"
 #include "db/db_runs.h"
 #include "engine/app.h"
-#include "engine/config.h"
+#include "base/config.h"
 #include "engine/engine.h"
-#include "engine/timeutil.h"
+#include "base/timeutil.h"
 #include "engine/workflow.h"
-#include "steps/step.h"
+#include "engine/step.h"
+#include "cli/cli.h"
 
 /* ---- test step types ------------------------------------------------------ */
 
@@ -1051,6 +1052,7 @@ static void test_dry_run_and_show_version(void **state)
 
 int main(void)
 {
+    cli_register_types();
     json_object_seed(0);
     step_type_register_extra(test_types);
     const struct CMUnitTest tests[] = {

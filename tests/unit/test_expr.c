@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/expr.h"
+#include "base/expr.h"
 
 static json_t *scope_new(void)
 {

@@ -7,10 +7,10 @@
 #include <time.h>
 
 #include "db/db.h"
-#include "engine/config.h"
-#include "engine/log.h"
-#include "engine/secret_file.h"
-#include "engine/timeutil.h"
+#include "base/config.h"
+#include "base/log.h"
+#include "base/secret_file.h"
+#include "base/timeutil.h"
 
 /* Runs first, before anything reads the clock: the offset is read once. */
 static void test_fake_now_needs_test_hooks(void **state)

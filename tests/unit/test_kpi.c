@@ -15,12 +15,13 @@
 #include "db/db_runs.h"
 #include "db/db_tenant.h"
 #include "engine/app.h"
-#include "engine/config.h"
-#include "engine/kpi.h"
-#include "engine/scheduler.h"
-#include "engine/timeutil.h"
-#include "engine/trigger.h"
-#include "steps/step.h"
+#include "base/config.h"
+#include "m365/kpi.h"
+#include "m365/scheduler.h"
+#include "base/timeutil.h"
+#include "m365/trigger.h"
+#include "engine/step.h"
+#include "cli/cli.h"
 
 #define DAY_MS 86400000LL
 
@@ -754,6 +755,7 @@ static void test_scheduled_trigger(void **state)
 
 int main(void)
 {
+    cli_register_types();
     json_object_seed(1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_definitions),

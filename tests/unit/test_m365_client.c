@@ -17,9 +17,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "engine/config.h"
-#include "engine/timeutil.h"
-#include "steps/m365.h"
+#include "base/config.h"
+#include "base/timeutil.h"
+#include "m365/m365.h"
 #include "tests/m365_testutil.h"
 
 #define N_USERS 2100 /* three Graph pages of 999, three Exchange pages of 1000 */

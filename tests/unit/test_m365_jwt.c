@@ -13,11 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/encode.h"
-#include "steps/m365.h"
-#include "steps/m365_jwt.h"
+#include "base/encode.h"
+#include "m365/m365.h"
+#include "m365/m365_jwt.h"
 #include "tests/m365_testutil.h"
-#include "web/token.h"
+#include "approvals/token.h"
 
 static json_t *decode_part(const char *p, size_t n)
 {

@@ -13,12 +13,13 @@
 #include "db/db.h"
 #include "db/db_kpi.h"
 #include "engine/app.h"
-#include "engine/config.h"
-#include "engine/diag.h"
-#include "engine/timeutil.h"
-#include "steps/m365.h"
-#include "steps/step.h"
+#include "base/config.h"
+#include "base/diag.h"
+#include "base/timeutil.h"
+#include "m365/m365.h"
+#include "engine/step.h"
 #include "tests/m365_testutil.h"
+#include "cli/cli.h"
 
 extern const struct step_type step_type_manage_cas, step_type_manage_transport,
     step_type_cas_lookup, step_type_graph_users;
@@ -420,6 +421,7 @@ static void test_recheck_exceptions(void **state)
 
 int main(void)
 {
+    cli_register_types();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_manage_cas),
         cmocka_unit_test(test_transport_lookup_users),

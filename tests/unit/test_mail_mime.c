@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/encode.h"
+#include "base/encode.h"
 #include "steps/mail_mime.h"
 
 /* Append s to the NUL-terminated text in dst (size bytes). */

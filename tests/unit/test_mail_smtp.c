@@ -6,7 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "engine/config.h"
+#include "base/config.h"
 #include "steps/mail.h"
 #include "steps/mail_smtp.h"
 

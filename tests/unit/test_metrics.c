@@ -13,8 +13,8 @@
 #include "db/db_kpi.h"
 #include "db/db_tenant.h"
 #include "engine/app.h"
-#include "engine/config.h"
-#include "web/html.h"
+#include "base/config.h"
+#include "base/html.h"
 #include "web/metrics.h"
 
 static int setup(void **state)

@@ -11,11 +11,12 @@
 #include <string.h>
 #include <time.h>
 
-#include "engine/expr.h"
-#include "engine/timeutil.h"
+#include "base/expr.h"
+#include "base/timeutil.h"
 #include "steps/http_client.h"
-#include "steps/step.h"
+#include "engine/step.h"
 #include "tests/integration/http_echo_server.h"
+#include "cli/cli.h"
 
 /* A step context with its own params object and event array. */
 struct fixture {
@@ -590,6 +591,7 @@ static void test_url_redact(void **state)
 
 int main(void)
 {
+    cli_register_types();
     curl_global_init(CURL_GLOBAL_ALL);
     const struct CMUnitTest plain[] = {
         cmocka_unit_test(test_log),

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/jsonbuf.h"
-#include "engine/strbuf.h"
+#include "base/jsonbuf.h"
+#include "base/strbuf.h"
 
 static void test_grow_and_take(void **state)
 {

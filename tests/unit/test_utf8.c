@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-#include "engine/utf8.h"
+#include "base/utf8.h"
 
 static void test_valid_len(void **state)
 {

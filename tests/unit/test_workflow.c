@@ -11,9 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/json_locate.h"
+#include "base/json_locate.h"
 #include "engine/workflow.h"
-#include "steps/step.h"
+#include "engine/step.h"
+#include "cli/cli.h"
 
 /* ---------- test-only step types ---------- */
 
@@ -737,6 +738,7 @@ static void test_random_mutations(void **state)
 
 int main(void)
 {
+    cli_register_types();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_load_good),
         cmocka_unit_test(test_next_string_and_start),
