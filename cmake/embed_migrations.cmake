@@ -1,7 +1,7 @@
-# Turns db/migrations/NNN_name.sql into a C array of {version, name, sql}.
+# Turns db/sqlite/migrations/NNN_name.sql into a C array of {version, name, sql}.
 # The version is the file's numeric prefix; migrations apply in that order.
 separate_arguments(FILES)
-set(body "/* Generated from db/migrations; do not edit. */\n#include \"db/migrations.h\"\n\nconst struct db_migration db_migrations[] = {\n")
+set(body "/* Generated from db/sqlite/migrations; do not edit. */\n#include \"db/sqlite/migrations.h\"\n\nconst struct db_migration db_migrations[] = {\n")
 foreach(f ${FILES})
   get_filename_component(name ${f} NAME_WE)
   string(REGEX MATCH "^[0-9]+" ver ${name})

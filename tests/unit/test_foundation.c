@@ -183,94 +183,13 @@ static void test_config_inline_secret_mode(void **state)
     free(dir);
 }
 
-static mode_t mode_of(const char *path)
-{
-    struct stat st;
-    if (stat(path, &st) != 0)
-        fail_msg("%s: cannot stat", path);
-    return st.st_mode & 07777;
-}
-
-/* Whatever the umask: folders 0700, database and its -wal/-shm/-journal 0600. */
-static void test_db_file_modes(void **state)
-{
-    (void)state;
-    const mode_t umasks[] = {0, 022, 002};
-    for (size_t u = 0; u < sizeof umasks / sizeof umasks[0]; u++) {
-        mode_t old = umask(umasks[u]);
-        char *dir = tu_tmpdir("dbmode");
-        char *path = tu_path(dir, "var/sub/assent.db");
-        char *var = tu_path(dir, "var"), *sub = tu_path(dir, "var/sub");
-        char wal[600], shm[600], journal[600];
-        snprintf(wal, sizeof wal, "%s-wal", path);
-        snprintf(shm, sizeof shm, "%s-shm", path);
-        snprintf(journal, sizeof journal, "%s-journal", path);
-        struct db *db = NULL;
-        struct as_err err = {0};
-        assert_int_equal(db_open(path, "NORMAL", &db, &err), AS_OK);
-        struct db_conn *c;
-        assert_int_equal(db_write_begin(db, &c, &err), AS_OK);
-        assert_int_equal(db_exec(c, "CREATE TABLE t(x); INSERT INTO t VALUES (1)", &err), AS_OK);
-        assert_int_equal(db_write_commit(db, &err), AS_OK);
-        assert_int_equal(mode_of(var), 0700);
-        assert_int_equal(mode_of(sub), 0700);
-        assert_int_equal(mode_of(path), 0600);
-        assert_int_equal(mode_of(wal), 0600);
-        assert_int_equal(mode_of(shm), 0600);
-        db_close(db);
-        /* A rollback journal (kept with PERSIST) gets the file's mode too. */
-        sqlite3 *h = NULL;
-        assert_int_equal(sqlite3_open(path, &h), SQLITE_OK);
-        assert_int_equal(sqlite3_exec(h, "PRAGMA journal_mode=PERSIST; INSERT INTO t VALUES (2)",
-                                      NULL, NULL, NULL), SQLITE_OK);
-        assert_int_equal(mode_of(journal), 0600);
-        sqlite3_close(h);
-        umask(old);
-        tu_rmrf(dir);
-        free(path);
-        free(var);
-        free(sub);
-        free(dir);
-    }
-}
-
-static void test_db_open_migrates(void **state)
-{
-    (void)state;
-    char *dir = tu_tmpdir("db");
-    char *path = tu_path(dir, "sub/dir/assent.db");
-    struct db *db = NULL;
-    struct as_err err = {0};
-    assert_int_equal(db_open(path, "NORMAL", &db, &err), AS_OK);
-    int v = db_schema_version(db);
-    assert_true(v >= 1);
-    struct db_conn *c;
-    assert_int_equal(db_write_begin(db, &c, &err), AS_OK);
-    sqlite3_stmt *st = db_stmt(c, "PRAGMA journal_mode", &err);
-    assert_non_null(st);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_string_equal(db_col_text(st, 0), "wal");
-    db_stmt_done(st);
-    db_write_rollback(db);
-    db_close(db);
-    /* Reopening applies nothing twice. */
-    assert_int_equal(db_open(path, "FULL", &db, &err), AS_OK);
-    assert_int_equal(db_schema_version(db), v);
-    db_close(db);
-    assert_int_equal(db_open(path, "SOMETIMES", &db, &err), AS_EINVAL);
-    tu_rmrf(dir);
-    free(path);
-    free(dir);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fake_now_needs_test_hooks),
         cmocka_unit_test(test_config_precedence), cmocka_unit_test(test_log_escape),
         cmocka_unit_test(test_durations),         cmocka_unit_test(test_secret_file_mode),
-        cmocka_unit_test(test_db_open_migrates),  cmocka_unit_test(test_config_inline_secret_mode),
-        cmocka_unit_test(test_db_file_modes),
+        cmocka_unit_test(test_config_inline_secret_mode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

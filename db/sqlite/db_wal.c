@@ -3,6 +3,7 @@
  * db_wal.h).
  */
 #include "db/db_wal.h"
+#include "db/sqlite/sqlite.h"
 
 #include <pthread.h>
 #include <stdlib.h>

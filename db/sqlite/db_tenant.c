@@ -7,6 +7,7 @@
  * add a column (e.g. an exception flag) add one line there.
  */
 #include "db/db_tenant.h"
+#include "db/sqlite/sqlite.h"
 
 #include <pthread.h>
 #include <stdio.h>

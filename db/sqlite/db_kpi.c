@@ -1,5 +1,6 @@
 /* db_kpi.c - KPIs, values, exceptions and schedule runs in SQLite (see db_kpi.h). */
 #include "db/db_kpi.h"
+#include "db/sqlite/sqlite.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -3,6 +3,7 @@
  * db_approvals.h).  Every exported function is one short transaction.
  */
 #include "db/db_approvals.h"
+#include "db/sqlite/sqlite.h"
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>

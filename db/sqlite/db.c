@@ -1,5 +1,6 @@
 /* db.c - SQLite open, migrations, the single writer and the reader pool. */
 #include "db/db.h"
+#include "db/sqlite/sqlite.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -10,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "db/migrations.h"
+#include "db/sqlite/migrations.h"
 #include "base/log.h"
 #include "base/secret_file.h"
 

@@ -1,5 +1,6 @@
 /* db_mail.c - mail_sends rows: the idempotency record of each email (see db_mail.h). */
 #include "db/db_mail.h"
+#include "db/sqlite/sqlite.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -3,6 +3,7 @@
  * in db_events.h).
  */
 #include "db/db_events.h"
+#include "db/sqlite/sqlite.h"
 
 #include <inttypes.h>
 #include <openssl/evp.h>

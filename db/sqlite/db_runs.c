@@ -7,6 +7,7 @@
  * connection and reused.
  */
 #include "db/db_runs.h"
+#include "db/sqlite/sqlite.h"
 
 #include <inttypes.h>
 #include <stdio.h>

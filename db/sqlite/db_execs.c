@@ -5,6 +5,7 @@
  * connection, and none uses an IN list or a foreign key (see the schema).
  */
 #include "db/db_execs.h"
+#include "db/sqlite/sqlite.h"
 
 #include <inttypes.h>
 #include <pthread.h>
