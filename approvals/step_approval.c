@@ -17,7 +17,7 @@
  *      link (key <step key>/<address>/reminder-<n>);
  *   5. wait until the next reminder or the expiry.
  * Decisions arrive through the web page or `assent decide`
- * (db_approvals_decide), which wake the step with db_exec_resume().
+ * (approvals/approval_decide.h), which wake the step with db_exec_resume().
  *
  * Output: {"decision", "decided_by", "comment", "decided_at",
  * "request_hash", "approval_id", "approvers": [{"email", "status",

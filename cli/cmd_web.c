@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "approvals/approval_decide.h"
 #include "db/db_approvals.h"
 #include "base/config.h"
 #include "engine/engine.h"
@@ -319,7 +320,7 @@ int cmd_decide(struct cli *cli, int argc, char **argv)
     if (db_rc)
         return db_rc;
     struct approval_decision_result res;
-    enum as_code rc = db_approvals_decide(cli->app.db, &d, &res, &err);
+    enum as_code rc = approval_decide(cli->app.db, &d, &res, &err);
     if (rc) {
         int code = rc == AS_ENOTFOUND ? EXIT_NOTFOUND
                    : rc == AS_EDB     ? EXIT_DB

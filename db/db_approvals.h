@@ -1,12 +1,13 @@
 /*
  * db_approvals.h - durable state of approvals: the request (frozen by its
  * hash), the approvers and their answers, the hashed link tokens, and the
- * one function that records a decision, used by both the web POST and
- * `assent decide`.  Schema: db/migrations/003_approvals.sql.
+ * pieces a decision is recorded with (the decision itself, with its
+ * policy, is approvals/approval_decide.h).  Schema:
+ * db/sqlite/migrations/003_approvals.sql.
  *
- * Every function opens and commits its own short transaction (writes with
- * db_write_begin: BEGIN IMMEDIATE on the single writer), so callers never
- * hold the writer across network I/O.  JSON in and out is jansson; returned
+ * Functions taking `struct db *` open and end their own short transaction,
+ * so callers never hold the writer across network I/O; those taking
+ * `struct db_conn *` run inside the caller's (db/db.h).  JSON in and out is jansson; returned
  * objects are new references the caller decrefs.  Times are ms since the
  * epoch.
  *
@@ -121,48 +122,68 @@ enum as_code db_approvals_set_escalated(struct db *db, int64_t approval_id, int6
 enum as_code db_approvals_clear_resume(struct db *db, int64_t approval_id,
                                        struct as_err *err) AS_WUR;
 
-/* One decision from a person. */
-struct approval_decision {
-    const char *token_hash;  /* the link used (web, or `decide TOKEN`); or NULL and: */
-    int64_t approval_id;     /* `decide ID`: an administrator decides the whole approval */
-    const char *decision;    /* "approve" | "reject" */
-    const char *comment;     /* may be NULL or "" */
-    const char *via;         /* "web" | "cli" */
-    const char *actor;       /* cli: OS user or --as NAME; web: NULL (the approver's address) */
-    const char *client_addr; /* web: peer address; NULL otherwise */
-    const char *user_agent;  /* web: User-Agent (truncated to 512 bytes); NULL otherwise */
-    int64_t now;
-};
+/* ---- the pieces of a decision --------------------------------------------------
+ * A decision is one write transaction of these (db_write_begin ..
+ * db_write_end); which pieces run, and the policy (any, all, sequential),
+ * belong to the approvals module (approvals/approval_decide.h).
+ */
 
-struct approval_decision_result {
+/* An approval as a decision finds it. */
+struct db_approval_state {
     int64_t approval_id, run_id, exec_id;
-    char approver[256];      /* the link's approver ("" for an admin decision) */
-    char status[16];         /* the approval after: pending | approved | rejected (| expired) */
-    char decided_by[256];    /* AS_ECONFLICT: who decided before */
-    int64_t decided_at;      /* AS_ECONFLICT: when */
-    char decided_what[16];   /* AS_ECONFLICT: approved | rejected | expired */
-    int resumed;             /* the step was woken: call engine_wake() */
+    char status[16];          /* pending | approved | rejected | expired */
+    char policy[16];          /* any | all | sequential */
+    char run_status[16];      /* the run's shown status (running, waiting, ...) */
+    char request_hash[80];
+    int64_t expires_at;
+    int require_comment;      /* require_comment_on_reject */
+    char decided_by[256];     /* of the approval, when decided */
+    int64_t decided_at;
+    int64_t approver_id;      /* the link's approver; 0 when found by id */
+    char approver[256];       /* ... its address */
+    char approver_status[16]; /* pending | queued | approved | rejected | closed */
+    char approver_decided_by[256];
+    int64_t approver_decided_at;
 };
 
 /*
- * Record a decision in ONE write transaction: find the link (constant-time
- * hash compare) or approval; refuse unless the run is open (AS_ECANCELLED),
- * the approval pending and not past expires_at (AS_EEXPIRED), the approver
- * pending (AS_ECONFLICT, with who decided in res); a reject without a
- * comment where one is required is AS_EINVAL.  Then the atomic
- * `UPDATE ... WHERE status = 'pending'` (of two concurrent decisions exactly
- * one wins; the other gets AS_ECONFLICT), the policy (any: first answer
- * decides; all: every approval needed, a rejection rejects; sequential: in
- * order, the next approver is activated and the step woken to mail them),
- * an "approval.decision" event with approver, decision, comment, via,
- * actor, client address, user agent and the request hash, and
- * db_exec_resume() of the step when something changed for it (if it is
- * not waiting yet, e.g. still mailing, the engine holds the resume until it
- * waits).
- * AS_ENOTFOUND when the token or id is unknown.
+ * Read the approval of link token_hash (hex SHA-256 of the token, compared
+ * again in constant time after the indexed lookup), or, when token_hash is
+ * NULL, approval approval_id.  AS_ENOTFOUND when unknown.
  */
-enum as_code db_approvals_decide(struct db *db, const struct approval_decision *d,
-                                 struct approval_decision_result *res, struct as_err *err) AS_WUR;
+enum as_code db_approval_load(struct db_conn *c, const char *token_hash, int64_t approval_id,
+                              struct db_approval_state *s, struct as_err *err) AS_WUR;
+
+/* One answer, as it is recorded.  All borrowed. */
+struct db_approval_answer {
+    int64_t approver_id;     /* the approver answering (db_approval_answer) */
+    const char *decided;     /* approved | rejected */
+    const char *via, *actor, *comment, *client_addr, *user_agent; /* user agent cut to 512 bytes */
+    int64_t now;
+};
+
+/* Record the answer of approver a->approver_id if still pending; AS_ECONFLICT
+ * otherwise (of two concurrent answers exactly one wins). */
+enum as_code db_approval_answer(struct db_conn *c, const struct db_approval_answer *a,
+                                struct as_err *err) AS_WUR;
+
+/* How many approvers of the approval have not approved. */
+enum as_code db_approval_unapproved(struct db_conn *c, int64_t approval_id, int64_t *n,
+                                    struct as_err *err) AS_WUR;
+
+/* The first queued approver of the approval (by position); 0 when none. */
+enum as_code db_approval_next_queued(struct db_conn *c, int64_t approval_id, int64_t *approver_id,
+                                    struct as_err *err) AS_WUR;
+
+/* Make queued approver approver_id pending (asked next). */
+enum as_code db_approval_activate(struct db_conn *c, int64_t approver_id,
+                                  struct as_err *err) AS_WUR;
+
+/* Decide the approval itself (status approved or rejected, by a->actor via
+ * a->via with a->comment at a->now) if still pending, AS_ECONFLICT
+ * otherwise, and close its approvers still pending or queued. */
+enum as_code db_approval_close(struct db_conn *c, int64_t approval_id, const char *status,
+                               const struct db_approval_answer *a, struct as_err *err) AS_WUR;
 
 /*
  * Approvers asked and still pending (all = 0), or every approver row

@@ -7,6 +7,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "approvals/approval_decide.h"
 #include "db/db_approvals.h"
 #include "engine/app.h"
 #include "engine/engine.h"
@@ -352,7 +353,7 @@ static void decide(struct web_req *req, struct web_resp *resp, const char *link_
         .now = req->now_ms,
     };
     struct approval_decision_result res;
-    enum as_code rc = db_approvals_decide(req->app->db, &d, &res, &err);
+    enum as_code rc = approval_decide(req->app->db, &d, &res, &err);
     snprintf(resp->log_note, sizeof resp->log_note, "approval=%lld", (long long)res.approval_id);
     char line[600], when[48];
     switch (rc) {

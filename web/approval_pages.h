@@ -13,7 +13,7 @@
  *             public_url's origin, or "null" together with Sec-Fetch-Site:
  *             same-origin (Chromium's Origin under no-referrer);
  *             application/x-www-form-urlencoded via web/form.c, fields csrf,
- *             decision (approve|reject), comment; then db_approvals_decide()
+ *             decision (approve|reject), comment; then approval_decide()
  *             in one transaction and engine_wake().  Replays and losers of a
  *             race get 409, forged or foreign CSRF tokens 403, expired 410.
  *

@@ -15,7 +15,6 @@
 #include "base/log.h"
 
 #define USER_AGENT_MAX 512
-#define COMMENT_MAX 4000
 
 /* ---- small helpers ----------------------------------------------------- */
 
@@ -39,11 +38,6 @@ static json_t *parse_or(const char *text, json_t *fallback)
         return fallback;
     json_decref(fallback);
     return v;
-}
-
-static int run_open(const char *status)
-{
-    return strcmp(status, "running") == 0 || strcmp(status, "waiting") == 0;
 }
 
 /* ---- reading an approval ------------------------------------------------- */
@@ -585,16 +579,6 @@ static const char SQL_APPROVAL_DECIDE[] =
     "UPDATE approvals SET status = ?, decided_at = ?, decided_by = ?, decided_via = ?,"
     " comment = ? WHERE id = ? AND status = 'pending'";
 
-static int empty(const char *s)
-{
-    if (!s)
-        return 1;
-    for (; *s; s++)
-        if (*s != ' ' && *s != '\t' && *s != '\r' && *s != '\n')
-            return 0;
-    return 1;
-}
-
 /* The integer in the first column of the first row of sql (0 when no
  * row), with one bound id. */
 static enum as_code int_query(struct db_conn *c, const char *sql, int64_t id, int64_t *n,
@@ -616,244 +600,127 @@ static enum as_code int_query(struct db_conn *c, const char *sql, int64_t id, in
     return rc;
 }
 
-enum as_code db_approvals_decide(struct db *db, const struct approval_decision *d,
-                                 struct approval_decision_result *res, struct as_err *err)
+static enum as_code load_approver(struct db_conn *c, struct db_approval_state *s,
+                                  struct as_err *err)
 {
-    struct db_conn *c;
-    enum as_code rc;
-    json_t *ev = NULL, *payload = NULL;
-    struct link_row link = {0};
-    char a_status[16] = "", policy[16] = "", run_status[16] = "", request_hash[80] = "";
-    char approver_status[16] = "";
-    int64_t expires_at = 0, approval_id = d->approval_id;
-    int require_comment = 0;
-    const char *final = NULL;
-    int next_activated = 0;
-
-    memset(res, 0, sizeof *res);
-    int approve = d->decision && strcmp(d->decision, "approve") == 0;
-    if (!approve && !(d->decision && strcmp(d->decision, "reject") == 0))
-        return as_errf(err, AS_EINVAL, "the decision must be approve or reject");
-    if (d->comment && strlen(d->comment) > COMMENT_MAX)
-        return as_errf(err, AS_EINVAL, "the comment is longer than %d bytes", COMMENT_MAX);
-
-    rc = db_write_begin(db, &c, err);
-    if (rc)
+    sqlite3_stmt *st = db_stmt(c, SQL_APPROVER_ROW, err);
+    if (!st)
+        return AS_EDB;
+    sqlite3_bind_int64(st, 1, s->approver_id);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        enum as_code rc = db_error(c, "read approver", err);
+        db_stmt_done(st);
         return rc;
-    if (d->token_hash) {
-        rc = find_link(c, d->token_hash, &link, err);
-        if (rc)
-            goto out;
+    }
+    snprintf(s->approver, sizeof s->approver, "%s", db_col_text(st, 0));
+    snprintf(s->approver_status, sizeof s->approver_status, "%s", db_col_text(st, 1));
+    snprintf(s->approver_decided_by, sizeof s->approver_decided_by, "%s", db_col_text(st, 2));
+    s->approver_decided_at = sqlite3_column_int64(st, 3);
+    db_stmt_done(st);
+    return AS_OK;
+}
+
+enum as_code db_approval_load(struct db_conn *c, const char *token_hash, int64_t approval_id,
+                              struct db_approval_state *s, struct as_err *err)
+{
+    enum as_code rc;
+    struct link_row link = {0};
+    memset(s, 0, sizeof *s);
+    if (token_hash) {
+        if ((rc = find_link(c, token_hash, &link, err)))
+            return rc;
         approval_id = link.approval_id;
     }
-
     sqlite3_stmt *st = db_stmt(c, SQL_DECIDE_LOAD, err);
-    if (!st) {
-        rc = AS_EDB;
-        goto out;
-    }
+    if (!st)
+        return AS_EDB;
     sqlite3_bind_int64(st, 1, approval_id);
-    int s = sqlite3_step(st);
-    if (s != SQLITE_ROW) {
-        rc = s == SQLITE_DONE ? as_errf(err, AS_ENOTFOUND, "no approval %lld", (long long)approval_id)
+    int r = sqlite3_step(st);
+    if (r != SQLITE_ROW) {
+        rc = r == SQLITE_DONE ? as_errf(err, AS_ENOTFOUND, "no approval %lld", (long long)approval_id)
                               : db_error(c, "read approval", err);
         db_stmt_done(st);
-        goto out;
+        return rc;
     }
-    snprintf(a_status, sizeof a_status, "%s", db_col_text(st, 0));
-    snprintf(policy, sizeof policy, "%s", db_col_text(st, 1));
-    expires_at = sqlite3_column_int64(st, 2);
-    res->approval_id = approval_id;
-    res->run_id = sqlite3_column_int64(st, 3);
-    res->exec_id = sqlite3_column_int64(st, 4);
-    require_comment = sqlite3_column_int(st, 5);
-    snprintf(res->decided_by, sizeof res->decided_by, "%s", db_col_text(st, 6));
-    res->decided_at = sqlite3_column_int64(st, 7);
-    snprintf(request_hash, sizeof request_hash, "%s", db_col_text(st, 8));
-    snprintf(run_status, sizeof run_status, "%s", db_col_text(st, 9));
+    s->approval_id = approval_id;
+    snprintf(s->status, sizeof s->status, "%s", db_col_text(st, 0));
+    snprintf(s->policy, sizeof s->policy, "%s", db_col_text(st, 1));
+    s->expires_at = sqlite3_column_int64(st, 2);
+    s->run_id = sqlite3_column_int64(st, 3);
+    s->exec_id = sqlite3_column_int64(st, 4);
+    s->require_comment = sqlite3_column_int(st, 5);
+    snprintf(s->decided_by, sizeof s->decided_by, "%s", db_col_text(st, 6));
+    s->decided_at = sqlite3_column_int64(st, 7);
+    snprintf(s->request_hash, sizeof s->request_hash, "%s", db_col_text(st, 8));
+    snprintf(s->run_status, sizeof s->run_status, "%s", db_col_text(st, 9));
     db_stmt_done(st);
-    snprintf(res->status, sizeof res->status, "%s", a_status);
+    s->approver_id = link.approver_id;
+    return s->approver_id ? load_approver(c, s, err) : AS_OK;
+}
 
-    if (link.approver_id) {
-        st = db_stmt(c, SQL_APPROVER_ROW, err);
-        if (!st) {
-            rc = AS_EDB;
-            goto out;
-        }
-        sqlite3_bind_int64(st, 1, link.approver_id);
-        if (sqlite3_step(st) != SQLITE_ROW) {
-            rc = db_error(c, "read approver", err);
-            db_stmt_done(st);
-            goto out;
-        }
-        snprintf(res->approver, sizeof res->approver, "%s", db_col_text(st, 0));
-        snprintf(approver_status, sizeof approver_status, "%s", db_col_text(st, 1));
-        if (strcmp(approver_status, "approved") == 0 || strcmp(approver_status, "rejected") == 0) {
-            /* This approver answered already (policy all: the approval goes on). */
-            snprintf(res->decided_by, sizeof res->decided_by, "%s", db_col_text(st, 2));
-            res->decided_at = sqlite3_column_int64(st, 3);
-            snprintf(res->decided_what, sizeof res->decided_what, "%s", approver_status);
-        }
-        db_stmt_done(st);
-    }
-
-    /* Decisions first (they stand whatever happened to the run since), then
-     * expiry, then a run that ended without a decision. */
-    if (strcmp(a_status, "approved") == 0 || strcmp(a_status, "rejected") == 0) {
-        snprintf(res->decided_what, sizeof res->decided_what, "%s", a_status);
-        rc = as_errf(err, AS_ECONFLICT, "already %s by %s", a_status, res->decided_by);
-        goto out;
-    }
-    if (strcmp(a_status, "expired") == 0) {
-        snprintf(res->decided_what, sizeof res->decided_what, "expired");
-        rc = as_errf(err, AS_EEXPIRED, "this approval expired");
-        goto out;
-    }
-    if (link.approver_id && strcmp(approver_status, "pending") != 0) {
-        if (!res->decided_what[0])
-            snprintf(res->decided_what, sizeof res->decided_what, "%s", approver_status);
-        rc = as_errf(err, AS_ECONFLICT, "this link was already used (%s)", approver_status);
-        goto out;
-    }
-    if (!run_open(run_status)) {
-        rc = as_errf(err, AS_ECANCELLED, "the run of this approval has ended (%s)", run_status);
-        goto out;
-    }
-    if (d->now >= expires_at) {
-        snprintf(res->decided_what, sizeof res->decided_what, "expired");
-        rc = as_errf(err, AS_EEXPIRED, "this approval expired");
-        goto out;
-    }
-    if (!approve && require_comment && empty(d->comment)) {
-        rc = as_errf(err, AS_EINVAL, "a comment is required to reject");
-        goto out;
-    }
-
-    const char *actor = d->actor && *d->actor ? d->actor : res->approver;
-    const char *decided = approve ? "approved" : "rejected";
-    if (link.approver_id) {
-        st = db_stmt(c, SQL_APPROVER_DECIDE, err);
-        if (!st) {
-            rc = AS_EDB;
-            goto out;
-        }
-        db_bind_text_or_null(st, 1, decided);
-        sqlite3_bind_int64(st, 2, d->now);
-        db_bind_text_or_null(st, 3, d->via);
-        db_bind_text_or_null(st, 4, actor);
-        db_bind_text_or_null(st, 5, d->comment ? d->comment : "");
-        db_bind_text_or_null(st, 6, d->client_addr);
-        bind_text_max(st, 7, d->user_agent, USER_AGENT_MAX);
-        sqlite3_bind_int64(st, 8, link.approver_id);
-        rc = db_step_done(c, st, "record decision", err);
-        if (rc)
-            goto out;
-        if (sqlite3_changes(db_conn_handle(c)) != 1) {
-            rc = as_errf(err, AS_ECONFLICT, "this link was already used");
-            goto out;
-        }
-    }
-
-    /* The policy. */
-    if (!link.approver_id || !approve || strcmp(policy, "any") == 0) {
-        final = decided;
-    } else if (strcmp(policy, "all") == 0) {
-        int64_t left = 0;
-        rc = int_query(c,
-                         "SELECT COUNT(*) FROM approval_approvers WHERE approval_id = ?"
-                         " AND status <> 'approved'",
-                         approval_id, &left, err);
-        if (rc)
-            goto out;
-        if (left == 0)
-            final = "approved";
-    } else { /* sequential */
-        int64_t next = 0;
-        rc = int_query(c,
-                         "SELECT id FROM approval_approvers WHERE approval_id = ?"
-                         " AND status = 'queued' ORDER BY position LIMIT 1",
-                         approval_id, &next, err);
-        if (rc)
-            goto out;
-        if (next == 0) {
-            final = "approved";
-        } else {
-            st = db_stmt(c, "UPDATE approval_approvers SET status = 'pending' WHERE id = ?", err);
-            if (!st) {
-                rc = AS_EDB;
-                goto out;
-            }
-            sqlite3_bind_int64(st, 1, next);
-            rc = db_step_done(c, st, "activate next approver", err);
-            if (rc)
-                goto out;
-            next_activated = 1;
-        }
-    }
-
-    if (final) {
-        st = db_stmt(c, SQL_APPROVAL_DECIDE, err);
-        if (!st) {
-            rc = AS_EDB;
-            goto out;
-        }
-        db_bind_text_or_null(st, 1, final);
-        sqlite3_bind_int64(st, 2, d->now);
-        db_bind_text_or_null(st, 3, actor);
-        db_bind_text_or_null(st, 4, d->via);
-        db_bind_text_or_null(st, 5, d->comment ? d->comment : "");
-        sqlite3_bind_int64(st, 6, approval_id);
-        rc = db_step_done(c, st, "decide approval", err);
-        if (rc)
-            goto out;
-        if (sqlite3_changes(db_conn_handle(c)) != 1) {
-            rc = as_errf(err, AS_ECONFLICT, "already decided");
-            goto out;
-        }
-        rc = close_open_approvers(c, approval_id, err);
-        if (rc)
-            goto out;
-        snprintf(res->status, sizeof res->status, "%s", final);
-        snprintf(res->decided_by, sizeof res->decided_by, "%s", actor);
-        res->decided_at = d->now;
-    }
-
-    ev = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s?, s:s?, s:s, s:s}",
-                   "approval_id", (json_int_t)approval_id,
-                   "approver", res->approver[0] ? res->approver : "(administrator)",
-                   "decision", decided, "comment", d->comment ? d->comment : "",
-                   "via", d->via ? d->via : "", "actor", actor,
-                   "client_addr", d->client_addr, "user_agent", d->user_agent,
-                   "request_hash", request_hash,
-                   "approval_status", final ? final : "pending");
-    if (!ev) {
-        rc = as_errf(err, AS_ENOMEM, "out of memory");
-        goto out;
-    }
-    rc = db_event_append(c, res->run_id, res->exec_id, "approval.decision", ev, err);
-    if (rc)
-        goto out;
-
-    if (final || next_activated) {
-        payload = json_pack("{s:I, s:s}", "approval_id", (json_int_t)approval_id, "decision",
-                            final ? final : "next");
-        struct as_err rerr = {0};
-        enum as_code rr = db_exec_resume(c, res->exec_id, payload, &rerr);
-        if (rr == AS_OK) {
-            /* Woken, or held by the engine until the step (still mailing,
-             * say) waits: either way it sees the decision. */
-            res->resumed = 1;
-        } else if (rr != AS_ECONFLICT) {
-            /* AS_ECONFLICT: the step has ended; nobody is left to wake. */
-            rc = as_errf(err, rr, "%s", rerr.msg);
-            goto out;
-        }
-    }
-out:
-    rc = db_write_end(db, rc, err);
-    json_decref(ev);
-    json_decref(payload);
+enum as_code db_approval_answer(struct db_conn *c, const struct db_approval_answer *a,
+                                struct as_err *err)
+{
+    sqlite3_stmt *st = db_stmt(c, SQL_APPROVER_DECIDE, err);
+    if (!st)
+        return AS_EDB;
+    db_bind_text_or_null(st, 1, a->decided);
+    sqlite3_bind_int64(st, 2, a->now);
+    db_bind_text_or_null(st, 3, a->via);
+    db_bind_text_or_null(st, 4, a->actor);
+    db_bind_text_or_null(st, 5, a->comment ? a->comment : "");
+    db_bind_text_or_null(st, 6, a->client_addr);
+    bind_text_max(st, 7, a->user_agent, USER_AGENT_MAX);
+    sqlite3_bind_int64(st, 8, a->approver_id);
+    enum as_code rc = db_step_done(c, st, "record decision", err);
+    if (!rc && sqlite3_changes(db_conn_handle(c)) != 1)
+        rc = as_errf(err, AS_ECONFLICT, "this link was already used");
     return rc;
+}
+
+enum as_code db_approval_unapproved(struct db_conn *c, int64_t approval_id, int64_t *n,
+                                    struct as_err *err)
+{
+    return int_query(c,
+                     "SELECT COUNT(*) FROM approval_approvers WHERE approval_id = ?"
+                     " AND status <> 'approved'",
+                     approval_id, n, err);
+}
+
+enum as_code db_approval_next_queued(struct db_conn *c, int64_t approval_id, int64_t *approver_id,
+                                    struct as_err *err)
+{
+    return int_query(c,
+                     "SELECT id FROM approval_approvers WHERE approval_id = ?"
+                     " AND status = 'queued' ORDER BY position LIMIT 1",
+                     approval_id, approver_id, err);
+}
+
+enum as_code db_approval_activate(struct db_conn *c, int64_t approver_id, struct as_err *err)
+{
+    sqlite3_stmt *st = db_stmt(c, "UPDATE approval_approvers SET status = 'pending' WHERE id = ?", err);
+    if (!st)
+        return AS_EDB;
+    sqlite3_bind_int64(st, 1, approver_id);
+    return db_step_done(c, st, "activate next approver", err);
+}
+
+enum as_code db_approval_close(struct db_conn *c, int64_t approval_id, const char *status,
+                               const struct db_approval_answer *a, struct as_err *err)
+{
+    sqlite3_stmt *st = db_stmt(c, SQL_APPROVAL_DECIDE, err);
+    if (!st)
+        return AS_EDB;
+    db_bind_text_or_null(st, 1, status);
+    sqlite3_bind_int64(st, 2, a->now);
+    db_bind_text_or_null(st, 3, a->actor);
+    db_bind_text_or_null(st, 4, a->via);
+    db_bind_text_or_null(st, 5, a->comment ? a->comment : "");
+    sqlite3_bind_int64(st, 6, approval_id);
+    enum as_code rc = db_step_done(c, st, "decide approval", err);
+    if (!rc && sqlite3_changes(db_conn_handle(c)) != 1)
+        rc = as_errf(err, AS_ECONFLICT, "already decided");
+    return rc ? rc : close_open_approvers(c, approval_id, err);
 }
 
 /* ---- listing and statistics ------------------------------------------------------ */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "db/db.h"
+#include "approvals/approval_decide.h"
 #include "db/db_approvals.h"
 #include "db/db_runs.h"
 #include "approvals/token.h"
@@ -168,7 +169,7 @@ static enum as_code decide(struct fixture *f, const char *hash, const char *deci
     struct approval_decision d = {.token_hash = hash, .decision = decision, .comment = comment,
                                   .via = "web", .client_addr = "192.0.2.7",
                                   .user_agent = "TestAgent/1.0", .now = now};
-    return db_approvals_decide(f->db, &d, res, &err);
+    return approval_decide(f->db, &d, res, &err);
 }
 
 static const char *approver_status(const json_t *view, size_t i)
@@ -376,7 +377,7 @@ static void test_expiry_comment_cancel_admin(void **state)
                          NOW + HOUR);
     struct approval_decision d = {.approval_id = id3, .decision = "approve", .comment = "ok",
                                   .via = "cli", .actor = "root", .now = NOW + 5};
-    assert_int_equal(db_approvals_decide(f->db, &d, &res, &err), AS_OK);
+    assert_int_equal(approval_decide(f->db, &d, &res, &err), AS_OK);
     assert_string_equal(res.status, "approved");
     json_t *view = NULL;
     assert_int_equal(db_approvals_get(f->db, id3, &view, &err), AS_OK);
@@ -414,7 +415,7 @@ static void test_withdrawn_in_listings(void **state)
     struct approval_decision d = {.approval_id = id_d, .decision = "approve", .comment = "ok",
                                   .via = "cli", .actor = "root", .now = NOW + 5};
     struct approval_decision_result res;
-    assert_int_equal(db_approvals_decide(f->db, &d, &res, &err), AS_OK);
+    assert_int_equal(approval_decide(f->db, &d, &res, &err), AS_OK);
     /* Run f fails, run d succeeds after its decision; run o stays open. */
     struct db_conn *c;
     assert_int_equal(db_write_begin(f->db, &c, &err), AS_OK);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "db/db.h"
+#include "approvals/approval_decide.h"
 #include "db/db_approvals.h"
 #include "db/db_runs.h"
 #include "engine/app.h"
@@ -210,7 +211,7 @@ static void test_first_run_reruns_and_crash(void **state)
                                   .decision = "reject", .comment = "no", .via = "cli",
                                   .actor = "admin", .now = time_now_ms()};
     struct approval_decision_result res;
-    assert_int_equal(db_approvals_decide(f->app.db, &d, &res, &err), AS_OK);
+    assert_int_equal(approval_decide(f->app.db, &d, &res, &err), AS_OK);
     json_t *resume = json_pack("{s:s}", "decision", "rejected");
     r.ctx.resume = resume;
     r.ctx.deadline_reached = 0;
