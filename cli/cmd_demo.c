@@ -542,137 +542,124 @@ out:
     return rc;
 }
 
-int cmd_demo(struct cli *cli, int argc, char **argv)
-{
-    struct demo d = {0};
-    const char *dir = "var/demo";
-    long users = DEMO_USERS, seed = 7;
-    int reset = 0, rc = EXIT_FAIL;
-    struct as_err err = {0};
-    struct engine *engine = NULL;
-    struct web_server *ws = NULL;
-    int scheduler_on = 0;
+/* The options of `assent demo`. */
+struct demo_opts {
+    const char *dir;
+    long users, seed;
+    int reset;
+};
 
-    if (cli_wants_help(argc, argv)) {
-        demo_usage(stdout);
-        return EXIT_OK;
-    }
-    /* Progress lines and log lines (stderr) interleave in order. */
-    setvbuf(stdout, NULL, _IOLBF, 0);
+/* Parse argv into o; EXIT_OK, or the exit code after a message. */
+static int demo_args(struct cli *cli, int argc, char **argv, struct demo_opts *o)
+{
+    struct as_err err = {0};
     for (int i = 1; i < argc; i++) {
         char *end;
         if (strcmp(argv[i], "--reset") == 0) {
-            reset = 1;
+            o->reset = 1;
         } else if (i + 1 < argc && strcmp(argv[i], "--dir") == 0) {
-            dir = argv[++i];
+            o->dir = argv[++i];
         } else if (i + 1 < argc && strcmp(argv[i], "--listen") == 0) {
             if (config_set(cli->app.cfg, "listen", argv[++i], &err) != AS_OK)
                 return cli_error(EXIT_USAGE, "demo", "%s", err.msg);
         } else if (i + 1 < argc && strcmp(argv[i], "--users") == 0) {
-            users = strtol(argv[++i], &end, 10);
-            if (*end || users < 1 || users > 100000)
+            o->users = strtol(argv[++i], &end, 10);
+            if (*end || o->users < 1 || o->users > 100000)
                 return cli_error(EXIT_USAGE, "demo", "--users must be from 1 to 100000");
         } else if (i + 1 < argc && strcmp(argv[i], "--seed") == 0) {
-            seed = strtol(argv[++i], &end, 10);
-            if (*end || seed < 0)
+            o->seed = strtol(argv[++i], &end, 10);
+            if (*end || o->seed < 0)
                 return cli_error(EXIT_USAGE, "demo", "--seed must be a number >= 0");
         } else {
             demo_usage(stderr);
             return EXIT_USAGE;
         }
     }
-    if (mkdirs(dir) != 0 || !realpath(dir, d.dir))
-        return cli_error(EXIT_FAIL, "demo", "cannot create %s: %s", dir, strerror(errno));
-    snprintf(d.tenant, sizeof d.tenant, "%s/tenant.json", d.dir);
-    snprintf(d.secret, sizeof d.secret, "%s/client-secret", d.dir);
-    snprintf(d.port_file, sizeof d.port_file, "%s/sim.port", d.dir);
-    snprintf(d.sim_log, sizeof d.sim_log, "%s/sim.log", d.dir);
-    snprintf(d.mail_dir, sizeof d.mail_dir, "%s/mail", d.dir);
-    snprintf(d.db, sizeof d.db, "%s/assent.db", d.dir);
-    snprintf(d.config, sizeof d.config, "%s/assent.json", d.dir);
-    if (find_sim(&d) != 0)
+    return EXIT_OK;
+}
+
+/* The demo's folder and file names, the simulator and the workflows; with
+ * --reset, the files of an earlier demo removed.  EXIT_OK or an exit code. */
+static int demo_files(struct demo *d, const struct demo_opts *o)
+{
+    if (mkdirs(o->dir) != 0 || !realpath(o->dir, d->dir))
+        return cli_error(EXIT_FAIL, "demo", "cannot create %s: %s", o->dir, strerror(errno));
+    snprintf(d->tenant, sizeof d->tenant, "%s/tenant.json", d->dir);
+    snprintf(d->secret, sizeof d->secret, "%s/client-secret", d->dir);
+    snprintf(d->port_file, sizeof d->port_file, "%s/sim.port", d->dir);
+    snprintf(d->sim_log, sizeof d->sim_log, "%s/sim.log", d->dir);
+    snprintf(d->mail_dir, sizeof d->mail_dir, "%s/mail", d->dir);
+    snprintf(d->db, sizeof d->db, "%s/assent.db", d->dir);
+    snprintf(d->config, sizeof d->config, "%s/assent.json", d->dir);
+    if (find_sim(d) != 0)
         return cli_error(EXIT_CONFIG, "demo",
                          "the tenant simulator is not at %s: build it (cmake --build build) or set "
-                         "ASSENT_SIM_BIN", d.sim_bin[0] ? d.sim_bin : "sim/assent-tenant-sim");
-    if (find_workflows(&d) != 0)
+                         "ASSENT_SIM_BIN", d->sim_bin[0] ? d->sim_bin : "sim/assent-tenant-sim");
+    if (find_workflows(d) != 0)
         return cli_error(EXIT_CONFIG, "demo",
                          "workflows/legacy-protocols.json not found: run the demo from the source "
                          "tree (scripts/demo.sh does)");
-    if (reset) {
+    if (o->reset) {
         char path[PATH_MAX + 64];
         const char *files[] = {"tenant.json", "client-secret", "assent.db", "assent.db-wal",
                                "assent.db-shm", "sim.port", "sim.log", "generate.json",
                                "assent.json"};
         for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-            snprintf(path, sizeof path, "%s/%s", d.dir, files[i]);
+            snprintf(path, sizeof path, "%s/%s", d->dir, files[i]);
             unlink(path);
         }
-        remove_mail(d.mail_dir);
+        remove_mail(d->mail_dir);
     }
+    return EXIT_OK;
+}
 
-    printf("Assent demo in %s\n", d.dir);
-    if (!exists(d.tenant) || !exists(d.secret)) {
-        printf("- generating a tenant of %ld users (seed %ld)\n", users, seed);
+/* The tenant (generated or reused) and its simulator running; 0 or -1. */
+static int demo_tenant(struct demo *d, const struct demo_opts *o)
+{
+    if (!exists(d->tenant) || !exists(d->secret)) {
+        printf("- generating a tenant of %ld users (seed %ld)\n", o->users, o->seed);
         fflush(stdout);
-        if (generate_tenant(&d, users, seed) != 0)
-            return EXIT_FAIL;
+        if (generate_tenant(d, o->users, o->seed) != 0)
+            return -1;
     } else {
-        printf("- reusing the tenant in %s (--reset for a new one)\n", d.tenant);
+        printf("- reusing the tenant in %s (--reset for a new one)\n", d->tenant);
     }
-    if (read_tenant(&d) != 0)
+    if (read_tenant(d) != 0 || start_sim(d) != 0)
+        return -1;
+    printf("- tenant simulator listening on 127.0.0.1:%d (pid %d, log %s)\n", d->port,
+           (int)d->sim_pid, d->sim_log);
+    return 0;
+}
+
+/* The chain up to the approvals: configuration, database, sync, KPIs,
+ * trigger.  EXIT_OK or an exit code. */
+static int demo_chain(struct cli *cli, struct demo *d)
+{
+    if (configure(cli, d) != 0 || write_config(cli, d) != 0)
         return EXIT_FAIL;
-    if (start_sim(&d) != 0)
-        return EXIT_FAIL;
-    printf("- tenant simulator listening on 127.0.0.1:%d (pid %d, log %s)\n", d.port, (int)d.sim_pid,
-           d.sim_log);
-    if (configure(cli, &d) != 0 || write_config(cli, &d) != 0)
-        goto out;
-    rc = cli_open_db(cli);
+    int rc = cli_open_db(cli);
     if (rc)
-        goto out;
-    rc = EXIT_FAIL;
+        return rc;
     printf("- syncing the tenant\n");
     fflush(stdout);
     char *sync_argv[] = {"sync", NULL};
     if (cmd_sync(cli, 1, sync_argv) != EXIT_OK)
-        goto out;
+        return EXIT_FAIL;
     printf("- KPIs (workflows/kpis/):\n");
     static const char *const kpis[] = {"legacy-enabled.json", "legacy-used-30d.json",
                                        "legacy-signins-30d.json"};
     for (size_t i = 0; i < sizeof kpis / sizeof kpis[0]; i++)
-        if (create_kpi(cli, &d, kpis[i]) != 0)
-            goto out;
+        if (create_kpi(cli, d, kpis[i]) != 0)
+            return EXIT_FAIL;
     if (eval_kpi(cli, "legacy-enabled", NULL) || eval_kpi(cli, "legacy-used-30d", NULL) ||
         eval_kpi(cli, "legacy-signins-30d", NULL))
-        goto out;
+        return EXIT_FAIL;
     printf("- triggering workflows/legacy-protocols.json for each user of legacy-enabled\n");
-    if (trigger(cli) != 0)
-        goto out;
+    return trigger(cli) != 0 ? EXIT_FAIL : EXIT_OK;
+}
 
-    /* Serve: engine, scheduler and web server in this process until Ctrl-C.
-     * Threads inherit the signal mask: block first, then wait in sigwait. */
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    outbox_page_configure(d.mail_dir, d.tenant);
-    if (engine_start(&cli->app, (int)config_int(cli->app.cfg, "workers"), &engine, &err) != AS_OK) {
-        fprintf(stderr, "assent demo: cannot start the engine: %s\n", err.msg);
-        goto out;
-    }
-    scheduler_on = config_bool(cli->app.cfg, "scheduler");
-    if (scheduler_on && scheduler_start(&cli->app, &err) != AS_OK) {
-        fprintf(stderr, "assent demo: cannot start the scheduler: %s\n", err.msg);
-        scheduler_on = 0;
-        goto out;
-    }
-    if (web_server_start(&cli->app, &ws, &err) != AS_OK) {
-        fprintf(stderr, "assent demo: cannot start the web server on %s: %s (another port: "
-                        "assent demo --listen 127.0.0.1:8081)\n",
-                config_str(cli->app.cfg, "listen"), err.msg);
-        goto out;
-    }
+static void demo_banner(struct cli *cli, const struct demo *d, const char *dir)
+{
     const char *pub = config_str(cli->app.cfg, "public_url");
     printf("\n"
            "Assent is running: workers, scheduler and web server on %s\n"
@@ -698,23 +685,91 @@ int cmd_demo(struct cli *cli, int argc, char **argv)
            "    assent --config %s/assent.json runs\n"
            "\n"
            "  Ctrl-C stops everything.\n",
-           config_str(cli->app.cfg, "listen"), pub, d.db, d.mail_dir, d.config, dir, dir, dir,
+           config_str(cli->app.cfg, "listen"), pub, d->db, d->mail_dir, d->config, dir, dir, dir,
            dir);
     fflush(stdout);
+}
+
+/* What runs until Ctrl-C, so it can be stopped whatever got started. */
+struct demo_serving {
+    struct engine *engine;
+    struct web_server *ws;
+    int scheduler_on;
+};
+
+/* Engine, scheduler and web server in this process until Ctrl-C.  Threads
+ * inherit the signal mask: block first, then wait in sigwait.  EXIT_OK after
+ * the signal, EXIT_FAIL when something did not start. */
+static int demo_serve(struct cli *cli, const struct demo *d, const char *dir,
+                      struct demo_serving *sv)
+{
+    struct as_err err = {0};
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    outbox_page_configure(d->mail_dir, d->tenant);
+    if (engine_start(&cli->app, (int)config_int(cli->app.cfg, "workers"), &sv->engine, &err) !=
+        AS_OK) {
+        fprintf(stderr, "assent demo: cannot start the engine: %s\n", err.msg);
+        return EXIT_FAIL;
+    }
+    if (config_bool(cli->app.cfg, "scheduler")) {
+        if (scheduler_start(&cli->app, &err) != AS_OK) {
+            fprintf(stderr, "assent demo: cannot start the scheduler: %s\n", err.msg);
+            return EXIT_FAIL;
+        }
+        sv->scheduler_on = 1;
+    }
+    if (web_server_start(&cli->app, &sv->ws, &err) != AS_OK) {
+        fprintf(stderr, "assent demo: cannot start the web server on %s: %s (another port: "
+                        "assent demo --listen 127.0.0.1:8081)\n",
+                config_str(cli->app.cfg, "listen"), err.msg);
+        return EXIT_FAIL;
+    }
+    demo_banner(cli, d, dir);
     int sig = 0;
     while (sigwait(&sigs, &sig) != 0)
         ;
     printf("\nstopping (signal %d)...\n", sig);
-    rc = EXIT_OK;
-out:;
+    return EXIT_OK;
+}
+
+static void demo_stop(struct cli *cli, struct demo *d, struct demo_serving *sv)
+{
     int64_t grace = config_int(cli->app.cfg, "shutdown_grace_seconds") * 1000;
-    web_server_stop(ws, (int)(grace < 5000 ? grace : 5000));
+    web_server_stop(sv->ws, (int)(grace < 5000 ? grace : 5000));
     outbox_page_configure(NULL, NULL);
-    if (scheduler_on)
+    if (sv->scheduler_on)
         scheduler_stop();
-    if (engine && engine_stop(engine, grace) == AS_ETIMEOUT)
+    if (sv->engine && engine_stop(sv->engine, grace) == AS_ETIMEOUT)
         LOG_WARN("demo", "steps still running keep their lease and run again on the next start");
-    stop_sim(&d);
+    stop_sim(d);
+}
+
+int cmd_demo(struct cli *cli, int argc, char **argv)
+{
+    struct demo d = {0};
+    struct demo_opts o = {.dir = "var/demo", .users = DEMO_USERS, .seed = 7};
+    struct demo_serving sv = {0};
+    int rc;
+
+    if (cli_wants_help(argc, argv)) {
+        demo_usage(stdout);
+        return EXIT_OK;
+    }
+    /* Progress lines and log lines (stderr) interleave in order. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if ((rc = demo_args(cli, argc, argv, &o)) || (rc = demo_files(&d, &o)))
+        return rc;
+    printf("Assent demo in %s\n", d.dir);
+    if (demo_tenant(&d, &o) != 0)
+        return EXIT_FAIL;
+    rc = demo_chain(cli, &d);
+    if (rc == EXIT_OK)
+        rc = demo_serve(cli, &d, o.dir, &sv);
+    demo_stop(cli, &d, &sv);
     if (rc == EXIT_OK)
         printf("stopped; run `assent demo` again to continue where you left off\n");
     return rc;
