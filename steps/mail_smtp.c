@@ -245,6 +245,125 @@ static void status_text(const smtp_status_t *s, char *buf, size_t size)
         buf[--n] = '\0';
 }
 
+/* Where libESMTP connects: a local TLS relay to the server (smtps://,
+ * smtp+starttls://) or, for plain smtp://, the server itself once a probe
+ * shows it answers. */
+static enum as_code smtp_target(const struct mail_smtp_url *url, const char *ca_file,
+                                long timeout, struct mail_tls_relay **relay, char *hostport,
+                                size_t size, struct as_err *err)
+{
+    enum as_code rc;
+    if (url->tls != MAIL_SMTP_PLAIN) {
+        int local_port = 0;
+        if ((rc = mail_tls_relay_start(url->host, url->port,
+                                       url->tls == MAIL_SMTP_IMPLICIT ? MAIL_TLS_IMPLICIT
+                                                                      : MAIL_TLS_STARTTLS,
+                                       ca_file, timeout, relay, &local_port, err)))
+            return rc;
+        snprintf(hostport, size, "127.0.0.1:%d", local_port);
+        return AS_OK;
+    }
+    if ((rc = probe(url->host, url->port, timeout, err)))
+        return rc;
+    snprintf(hostport, size, "%s:%d", url->host, url->port);
+    return AS_OK;
+}
+
+/* A libESMTP session to hostport with every phase's timeout, its own
+ * STARTTLS off (TLS is the relay's: see mail_tls_relay.h) and, when auth
+ * is given, AUTH PLAIN with it (*authctx to destroy after the session). */
+static enum as_code smtp_session(const char *hostport, long timeout, struct auth_data *auth,
+                                 smtp_session_t *out, auth_context_t *authctx,
+                                 struct as_err *err)
+{
+    smtp_session_t session = smtp_create_session();
+    if (!session)
+        return as_errf(err, AS_ENOMEM, "cannot create an SMTP session");
+    *out = session;
+    if (!smtp_set_server(session, hostport))
+        return as_errf(err, AS_EINVAL, "SMTP server %s refused by libESMTP", hostport);
+    static const int phases[] = {Timeout_GREETING, Timeout_ENVELOPE, Timeout_DATA,
+                                 Timeout_TRANSFER, Timeout_DATA2};
+    for (size_t i = 0; i < sizeof phases / sizeof phases[0]; i++)
+        if (smtp_set_timeout(session, phases[i] | Timeout_OVERRIDE_RFC2822_MINIMUM, timeout) <= 0)
+            return as_errf(err, AS_EINVAL, "cannot set the SMTP timeout to %ld ms", timeout);
+    smtp_starttls_enable(session, Starttls_DISABLED);
+    if (auth) {
+        *authctx = auth_create_context();
+        if (!*authctx)
+            return as_errf(err, AS_ENOMEM, "cannot create an AUTH context");
+        auth_set_mechanism_flags(*authctx, AUTH_PLUGIN_PLAIN, 0);
+        auth_set_interact_cb(*authctx, auth_interact, auth);
+        smtp_auth_set_context(session, *authctx);
+    }
+    return AS_OK;
+}
+
+/* The message of the session: reverse path, recipients (their handles into
+ * handles[]) and the text, borrowed until the session ends. */
+static enum as_code smtp_envelope(smtp_session_t session, const char *from,
+                                  const char *const *rcpts, size_t n_rcpt, const char *message,
+                                  smtp_message_t *out, smtp_recipient_t *handles,
+                                  struct as_err *err)
+{
+    smtp_message_t msg = smtp_add_message(session);
+    if (!msg || !smtp_set_reverse_path(msg, from))
+        return as_errf(err, AS_ENOMEM, "cannot set up the SMTP message");
+    for (size_t i = 0; i < n_rcpt; i++) {
+        handles[i] = smtp_add_recipient(msg, rcpts[i]);
+        if (!handles[i])
+            return as_errf(err, AS_ENOMEM, "cannot add recipient");
+    }
+    smtp_set_messagecb(msg, _smtp_message_str_cb, (void *)(uintptr_t)message);
+    *out = msg;
+    return AS_OK;
+}
+
+/* What the session's answers mean, once it has run. */
+struct smtp_outcome {
+    const struct mail_smtp_url *url;
+    const char *from;
+    int started;          /* smtp_start_session succeeded */
+    char liberr[256];     /* libESMTP's error when it did not */
+    const smtp_status_t *ts, *ms; /* the message's transfer status, the sender's */
+    size_t n_ok, n_4xx, n_5xx, n_rcpt;
+    const smtp_status_t *first_bad; /* the first recipient refused */
+};
+
+static enum as_code smtp_judge(const struct smtp_outcome *o, struct as_err *err)
+{
+    char reply[600];
+    const smtp_status_t *ts = o->ts, *ms = o->ms;
+    if (ts && ts->code >= 200 && ts->code < 300 && o->n_ok > 0)
+        return AS_OK; /* delivered, even if the connection broke at QUIT */
+    if (ms && ms->code >= 400) {
+        status_text(ms, reply, sizeof reply);
+        return as_errf(err, ms->code >= 500 ? AS_EPERMANENT : AS_ETRANSIENT,
+                       "SMTP server refused the sender %s: %s", o->from, reply);
+    }
+    if (o->n_ok == 0 && o->n_4xx + o->n_5xx == o->n_rcpt) {
+        /* Checked before DATA's answer: some clients send DATA anyway and
+         * the server's "503 need RCPT" would hide the real refusals. */
+        status_text(o->first_bad, reply, sizeof reply);
+        return as_errf(err, o->n_4xx ? AS_ETRANSIENT : AS_EPERMANENT,
+                       "SMTP server refused every recipient: %s", reply);
+    }
+    if (ts && ts->code >= 400) {
+        status_text(ts, reply, sizeof reply);
+        return as_errf(err, ts->code >= 500 ? AS_EPERMANENT : AS_ETRANSIENT,
+                       "SMTP server refused the message: %s", reply);
+    }
+    if (!o->started)
+        return as_errf(err, AS_ETRANSIENT, "SMTP session with %s:%d failed: %s", o->url->host,
+                       o->url->port, o->liberr);
+    if (ts && ts->code >= 200 && ts->code < 300)
+        return AS_OK;
+    /* No answer to DATA: the server hung up first (or refused AUTH and then closed). */
+    return as_errf(err, AS_ETRANSIENT,
+                   "SMTP server %s:%d closed the session before accepting the message",
+                   o->url->host, o->url->port);
+}
+
 enum as_code mail_smtp_send(const struct mail_smtp_opts *opts, const char *from,
                             const char *const *rcpts, const char *message, json_t **recipients,
                             struct as_err *err)
@@ -252,7 +371,7 @@ enum as_code mail_smtp_send(const struct mail_smtp_opts *opts, const char *from,
     enum as_code rc = AS_OK;
     struct mail_smtp_url url;
     smtp_session_t session = NULL;
-    smtp_message_t msg;
+    smtp_message_t msg = NULL;
     smtp_recipient_t handles[MAX_RECIPIENTS];
     auth_context_t authctx = NULL;
     struct auth_data auth = {NULL, NULL};
@@ -285,125 +404,37 @@ enum as_code mail_smtp_send(const struct mail_smtp_opts *opts, const char *from,
     pthread_once(&init_once, init_libesmtp);
 
     long timeout = opts->timeout_ms > 0 ? opts->timeout_ms : 30000;
-    if (url.tls != MAIL_SMTP_PLAIN) {
-        int local_port = 0;
-        if ((rc = mail_tls_relay_start(url.host, url.port,
-                                       url.tls == MAIL_SMTP_IMPLICIT ? MAIL_TLS_IMPLICIT
-                                                                     : MAIL_TLS_STARTTLS,
-                                       opts->ca_file, timeout, &relay, &local_port, err)))
-            goto out;
-        snprintf(hostport, sizeof hostport, "127.0.0.1:%d", local_port);
-    } else {
-        if ((rc = probe(url.host, url.port, timeout, err)))
-            goto out;
-        snprintf(hostport, sizeof hostport, "%s:%d", url.host, url.port);
-    }
-
-    session = smtp_create_session();
-    if (!session) {
-        rc = as_errf(err, AS_ENOMEM, "cannot create an SMTP session");
+    if ((rc = smtp_target(&url, opts->ca_file, timeout, &relay, hostport, sizeof hostport, err)) ||
+        (rc = smtp_session(hostport, timeout, use_auth ? &auth : NULL, &session, &authctx, err)) ||
+        (rc = smtp_envelope(session, from, rcpts, n_rcpt, message, &msg, handles, err)))
         goto out;
-    }
-    if (!smtp_set_server(session, hostport)) {
-        rc = as_errf(err, AS_EINVAL, "SMTP server %s refused by libESMTP", hostport);
-        goto out;
-    }
-    static const int phases[] = {Timeout_GREETING, Timeout_ENVELOPE, Timeout_DATA,
-                                 Timeout_TRANSFER, Timeout_DATA2};
-    for (size_t i = 0; i < sizeof phases / sizeof phases[0]; i++) {
-        if (smtp_set_timeout(session, phases[i] | Timeout_OVERRIDE_RFC2822_MINIMUM, timeout) <= 0) {
-            rc = as_errf(err, AS_EINVAL, "cannot set the SMTP timeout to %ld ms", timeout);
-            goto out;
-        }
-    }
-    /* TLS, when wanted, is the relay's: libESMTP itself talks plain SMTP
-     * (see mail_tls_relay.h for why its own STARTTLS is not used). */
-    smtp_starttls_enable(session, Starttls_DISABLED);
-    if (use_auth) {
-        authctx = auth_create_context();
-        if (!authctx) {
-            rc = as_errf(err, AS_ENOMEM, "cannot create an AUTH context");
-            goto out;
-        }
-        auth_set_mechanism_flags(authctx, AUTH_PLUGIN_PLAIN, 0);
-        auth_set_interact_cb(authctx, auth_interact, &auth);
-        smtp_auth_set_context(session, authctx);
-    }
 
-    msg = smtp_add_message(session);
-    if (!msg || !smtp_set_reverse_path(msg, from)) {
-        rc = as_errf(err, AS_ENOMEM, "cannot set up the SMTP message");
-        goto out;
-    }
-    for (size_t i = 0; i < n_rcpt; i++) {
-        handles[i] = smtp_add_recipient(msg, rcpts[i]);
-        if (!handles[i]) {
-            rc = as_errf(err, AS_ENOMEM, "cannot add recipient");
-            goto out;
-        }
-    }
-    /* The text must outlive the session: it is the caller's, borrowed for the call. */
-    smtp_set_messagecb(msg, _smtp_message_str_cb, (void *)(uintptr_t)message);
-
-    int started = smtp_start_session(session);
-    int session_errno = started ? 0 : smtp_errno();
-    char liberr[256] = "";
-    if (!started)
-        smtp_strerror(session_errno, liberr, sizeof liberr);
-
-    const smtp_status_t *ts = smtp_message_transfer_status(msg);
-    const smtp_status_t *ms = smtp_reverse_path_status(msg);
+    struct smtp_outcome o = {.url = &url, .from = from, .n_rcpt = n_rcpt};
+    o.started = smtp_start_session(session);
+    if (!o.started)
+        smtp_strerror(smtp_errno(), o.liberr, sizeof o.liberr);
+    o.ts = smtp_message_transfer_status(msg);
+    o.ms = smtp_reverse_path_status(msg);
     list = json_array();
     if (!list) {
         rc = as_errf(err, AS_ENOMEM, "out of memory");
         goto out;
     }
-    size_t n_ok = 0, n_4xx = 0, n_5xx = 0;
-    const smtp_status_t *first_bad = NULL;
     for (size_t i = 0; i < n_rcpt; i++) {
         const smtp_status_t *rs = smtp_recipient_status(handles[i]);
         json_array_append_new(list, recipient_json(rcpts[i], rs));
         int code = rs ? rs->code : 0;
         if (code >= 200 && code < 300)
-            n_ok++;
+            o.n_ok++;
         else if (code >= 400 && code < 500)
-            n_4xx++;
+            o.n_4xx++;
         else if (code >= 500)
-            n_5xx++;
-        if ((code < 200 || code >= 300) && code && !first_bad)
-            first_bad = rs;
+            o.n_5xx++;
+        if ((code < 200 || code >= 300) && code && !o.first_bad)
+            o.first_bad = rs;
     }
-    char reply[600];
-
-    if (ts && ts->code >= 200 && ts->code < 300 && n_ok > 0) {
-        rc = AS_OK; /* delivered, even if the connection broke at QUIT */
-    } else if (ms && ms->code >= 400) {
-        status_text(ms, reply, sizeof reply);
-        rc = as_errf(err, ms->code >= 500 ? AS_EPERMANENT : AS_ETRANSIENT,
-                     "SMTP server refused the sender %s: %s", from, reply);
-    } else if (n_ok == 0 && n_4xx + n_5xx == n_rcpt) {
-        /* Checked before DATA's answer: some clients send DATA anyway and
-         * the server's "503 need RCPT" would hide the real refusals. */
-        status_text(first_bad, reply, sizeof reply);
-        rc = as_errf(err, n_4xx ? AS_ETRANSIENT : AS_EPERMANENT,
-                     "SMTP server refused every recipient: %s", reply);
-    } else if (ts && ts->code >= 400) {
-        status_text(ts, reply, sizeof reply);
-        rc = as_errf(err, ts->code >= 500 ? AS_EPERMANENT : AS_ETRANSIENT,
-                     "SMTP server refused the message: %s", reply);
-    } else if (!started) {
-        rc = as_errf(err, AS_ETRANSIENT, "SMTP session with %s:%d failed: %s", url.host,
-                     url.port, liberr);
-    } else if (ts && ts->code >= 200 && ts->code < 300) {
-        rc = AS_OK;
-    } else {
-        /* No answer to DATA: the server hung up first (or refused AUTH and
-         * then closed). */
-        rc = as_errf(err, AS_ETRANSIENT,
-                     "SMTP server %s:%d closed the session before accepting the message",
-                     url.host, url.port);
-    }
-    if (n_ok + n_4xx + n_5xx > 0 || rc == AS_OK) {
+    rc = smtp_judge(&o, err);
+    if (o.n_ok + o.n_4xx + o.n_5xx > 0 || rc == AS_OK) {
         *recipients = list;
         list = NULL;
     }
