@@ -123,16 +123,6 @@ struct parser {
     char msg[256];
 };
 
-/* 1-based character column of byte offset off in s. */
-static size_t char_column(const char *s, size_t off)
-{
-    size_t col = 1;
-    for (size_t i = 0; i < off; i++)
-        if (((unsigned char)s[i] & 0xC0) != 0x80)
-            col++;
-    return col;
-}
-
 static void perr(struct parser *p, size_t off, const char *fmt, ...) AS_PRINTF(3, 4);
 static void perr(struct parser *p, size_t off, const char *fmt, ...)
 {
@@ -255,7 +245,7 @@ static json_t *parse_string(struct parser *p)
     }
     for (;;) {
         if (p->pos >= p->len) {
-            perr(p, start, "unterminated string starting at column %zu", char_column(p->s, start));
+            perr(p, start, "unterminated string starting at column %zu", utf8_column(p->s, start));
             goto out;
         }
         char c = p->s[p->pos];
@@ -270,7 +260,7 @@ static json_t *parse_string(struct parser *p)
         }
         size_t esc = p->pos;
         if (p->pos + 1 >= p->len) {
-            perr(p, esc, "unterminated string starting at column %zu", char_column(p->s, start));
+            perr(p, esc, "unterminated string starting at column %zu", utf8_column(p->s, start));
             goto out;
         }
         char e = p->s[p->pos + 1];
@@ -286,36 +276,36 @@ static json_t *parse_string(struct parser *p)
         case 'u': {
             unsigned cp, lo;
             if (read_hex4(p, p->pos, &cp) != 0) {
-                perr(p, esc, "bad \\u escape at column %zu (want 4 hex digits)", char_column(p->s, esc));
+                perr(p, esc, "bad \\u escape at column %zu (want 4 hex digits)", utf8_column(p->s, esc));
                 goto out;
             }
             p->pos += 4;
             if (cp >= 0xD800 && cp <= 0xDBFF) {
                 if (p->len - p->pos < 6 || p->s[p->pos] != '\\' || p->s[p->pos + 1] != 'u' ||
                     read_hex4(p, p->pos + 2, &lo) != 0 || lo < 0xDC00 || lo > 0xDFFF) {
-                    perr(p, esc, "unpaired surrogate in \\u escape at column %zu", char_column(p->s, esc));
+                    perr(p, esc, "unpaired surrogate in \\u escape at column %zu", utf8_column(p->s, esc));
                     goto out;
                 }
                 p->pos += 6;
                 cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
             } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-                perr(p, esc, "unpaired surrogate in \\u escape at column %zu", char_column(p->s, esc));
+                perr(p, esc, "unpaired surrogate in \\u escape at column %zu", utf8_column(p->s, esc));
                 goto out;
             } else if (cp == 0) {
-                perr(p, esc, "\\u0000 is not allowed in a string (column %zu)", char_column(p->s, esc));
+                perr(p, esc, "\\u0000 is not allowed in a string (column %zu)", utf8_column(p->s, esc));
                 goto out;
             }
             n += utf8_encode(cp, buf + n);
             break;
         }
         default:
-            perr(p, esc, "unknown escape \\%c at column %zu", e, char_column(p->s, esc));
+            perr(p, esc, "unknown escape \\%c at column %zu", e, utf8_column(p->s, esc));
             goto out;
         }
     }
     v = json_stringn(buf, n);
     if (!v)
-        perr(p, start, "string at column %zu is not valid UTF-8", char_column(p->s, start));
+        perr(p, start, "string at column %zu is not valid UTF-8", utf8_column(p->s, start));
 out:
     free(buf);
     return v;
@@ -329,7 +319,7 @@ static json_t *parse_number(struct parser *p)
     if (p->s[p->pos] == '-')
         p->pos++;
     if (p->pos >= p->len || !is_digit((unsigned char)p->s[p->pos])) {
-        perr(p, start, "expected a number at column %zu", char_column(p->s, start));
+        perr(p, start, "expected a number at column %zu", utf8_column(p->s, start));
         return NULL;
     }
     while (p->pos < p->len && is_digit((unsigned char)p->s[p->pos]))
@@ -338,7 +328,7 @@ static json_t *parse_number(struct parser *p)
         real = 1;
         p->pos++;
         if (p->pos >= p->len || !is_digit((unsigned char)p->s[p->pos])) {
-            perr(p, p->pos, "expected a digit after '.' at column %zu", char_column(p->s, p->pos));
+            perr(p, p->pos, "expected a digit after '.' at column %zu", utf8_column(p->s, p->pos));
             return NULL;
         }
         while (p->pos < p->len && is_digit((unsigned char)p->s[p->pos]))
@@ -350,7 +340,7 @@ static json_t *parse_number(struct parser *p)
         if (p->pos < p->len && (p->s[p->pos] == '+' || p->s[p->pos] == '-'))
             p->pos++;
         if (p->pos >= p->len || !is_digit((unsigned char)p->s[p->pos])) {
-            perr(p, p->pos, "expected an exponent at column %zu", char_column(p->s, p->pos));
+            perr(p, p->pos, "expected an exponent at column %zu", utf8_column(p->s, p->pos));
             return NULL;
         }
         while (p->pos < p->len && is_digit((unsigned char)p->s[p->pos]))
@@ -358,12 +348,12 @@ static json_t *parse_number(struct parser *p)
     }
     if (p->pos < p->len && is_name_start((unsigned char)p->s[p->pos])) {
         perr(p, p->pos, "unexpected '%c' after a number at column %zu", p->s[p->pos],
-             char_column(p->s, p->pos));
+             utf8_column(p->s, p->pos));
         return NULL;
     }
     size_t n = p->pos - start;
     if (n >= sizeof tmp) {
-        perr(p, start, "number too long at column %zu", char_column(p->s, start));
+        perr(p, start, "number too long at column %zu", utf8_column(p->s, start));
         return NULL;
     }
     memcpy(tmp, p->s + start, n);
@@ -380,7 +370,7 @@ static json_t *parse_number(struct parser *p)
     }
     double d = strtod(tmp, NULL);
     if (errno == ERANGE && (d > 1.0 || d < -1.0)) {
-        perr(p, start, "number out of range at column %zu", char_column(p->s, start));
+        perr(p, start, "number out of range at column %zu", utf8_column(p->s, start));
         return NULL;
     }
     v = json_real(d);
@@ -414,7 +404,7 @@ static int enter(struct parser *p)
     if (++p->depth > EXPR_MAX_DEPTH) {
         p->code = AS_ELIMIT;
         perr(p, p->pos, "expression nested too deeply at column %zu (limit %d)",
-             char_column(p->s, p->pos), EXPR_MAX_DEPTH);
+             utf8_column(p->s, p->pos), EXPR_MAX_DEPTH);
         return -1;
     }
     return 0;
@@ -428,7 +418,7 @@ static struct node *parse_primary(struct parser *p)
 
     if (c < 0) {
         perr(p, at, "expected a value at column %zu but the expression ended",
-             char_column(p->s, at));
+             utf8_column(p->s, at));
         return NULL;
     }
     if (c == '(') {
@@ -441,7 +431,7 @@ static struct node *parse_primary(struct parser *p)
             return NULL;
         if (!accept(p, ")")) {
             perr(p, p->pos, "expected ')' at column %zu (to close '(' at column %zu)",
-                 char_column(p->s, p->pos), char_column(p->s, at));
+                 utf8_column(p->s, p->pos), utf8_column(p->s, at));
             node_free(n);
             return NULL;
         }
@@ -472,7 +462,7 @@ static struct node *parse_primary(struct parser *p)
                 if (accept(p, "]"))
                     break;
                 perr(p, p->pos, "expected ',' or ']' at column %zu (list opened at column %zu)",
-                     char_column(p->s, p->pos), char_column(p->s, at));
+                     utf8_column(p->s, p->pos), utf8_column(p->s, at));
                 node_free(n);
                 return NULL;
             }
@@ -492,7 +482,7 @@ static struct node *parse_primary(struct parser *p)
         if (accept_word(p, "null"))
             return lit_node(p, json_null());
         if (accept_word(p, "in")) {
-            perr(p, at, "unexpected 'in' at column %zu", char_column(p->s, at));
+            perr(p, at, "unexpected 'in' at column %zu", utf8_column(p->s, at));
             return NULL;
         }
         char *name = take_name(p, 0);
@@ -510,13 +500,13 @@ static struct node *parse_primary(struct parser *p)
     }
     if (c == '$' && at + 1 < p->len && p->s[at + 1] == '{')
         perr(p, at, "unexpected '${' at column %zu: a condition is an expression, write it without ${ }",
-             char_column(p->s, at));
+             utf8_column(p->s, at));
     else if (c == '=' )
-        perr(p, at, "unexpected '=' at column %zu (use == to compare)", char_column(p->s, at));
+        perr(p, at, "unexpected '=' at column %zu (use == to compare)", utf8_column(p->s, at));
     else if (c < 0x80 && c >= 0x20)
-        perr(p, at, "unexpected '%c' at column %zu", c, char_column(p->s, at));
+        perr(p, at, "unexpected '%c' at column %zu", c, utf8_column(p->s, at));
     else
-        perr(p, at, "unexpected character at column %zu", char_column(p->s, at));
+        perr(p, at, "unexpected character at column %zu", utf8_column(p->s, at));
     return NULL;
 }
 
@@ -552,7 +542,7 @@ static struct node *parse_postfix(struct parser *p)
             if (!name) {
                 if (!p->failed)
                     perr(p, p->pos, "expected a name after '.' at column %zu",
-                         char_column(p->s, p->pos));
+                         utf8_column(p->s, p->pos));
                 goto fail;
             }
             if (node_add_seg(path, SEG_KEY, name, 0, NULL) != 0) {
@@ -571,7 +561,7 @@ static struct node *parse_postfix(struct parser *p)
         if (!accept(p, "]")) {
             node_free(idx);
             perr(p, p->pos, "expected ']' at column %zu (to close '[' at column %zu)",
-                 char_column(p->s, p->pos), char_column(p->s, at));
+                 utf8_column(p->s, p->pos), utf8_column(p->s, at));
             goto fail;
         }
         /* Constant keys and indexes are resolved now: they keep expr_refs precise. */
@@ -657,7 +647,7 @@ static struct node *parse_cmp(struct parser *p)
     if (op == -1) {
         if (peek(p) == '=' && !p->failed) {
             perr(p, p->pos, "unexpected '=' at column %zu (use == to compare)",
-                 char_column(p->s, p->pos));
+                 utf8_column(p->s, p->pos));
             node_free(left);
             return NULL;
         }
@@ -688,7 +678,7 @@ static struct node *parse_cmp(struct parser *p)
     size_t at2 = p->pos;
     if (take_cmp_op(p) != -1) {
         perr(p, at2, "comparisons do not chain (column %zu after the one at column %zu): use && or parentheses",
-             char_column(p->s, at2), char_column(p->s, at));
+             utf8_column(p->s, at2), utf8_column(p->s, at));
         node_free(n);
         return NULL;
     }
@@ -774,7 +764,7 @@ static struct node *parse_cond(struct parser *p)
         goto fail;
     if (!accept(p, ":")) {
         skip_ws(p);
-        perr(p, p->pos, "expected ':' at column %zu (a ? b : c)", char_column(p->s, p->pos));
+        perr(p, p->pos, "expected ':' at column %zu (a ? b : c)", utf8_column(p->s, p->pos));
         goto fail;
     }
     if (add_cond_kid(p, n) != 0)
@@ -807,14 +797,14 @@ enum as_code expr_compile_n(const char *src, size_t len, struct expr **out, size
         size_t at = p.pos;
         int c = (unsigned char)p.s[at];
         if (c == '=')
-            perr(&p, at, "unexpected '=' at column %zu (use == to compare)", char_column(p.s, at));
+            perr(&p, at, "unexpected '=' at column %zu (use == to compare)", utf8_column(p.s, at));
         else if (c == '&' || c == '|')
-            perr(&p, at, "unexpected '%c' at column %zu (use %s)", c, char_column(p.s, at),
+            perr(&p, at, "unexpected '%c' at column %zu (use %s)", c, utf8_column(p.s, at),
                  c == '&' ? "&&" : "||");
         else if (c >= 0x20 && c < 0x7f)
-            perr(&p, at, "unexpected '%c' at column %zu", c, char_column(p.s, at));
+            perr(&p, at, "unexpected '%c' at column %zu", c, utf8_column(p.s, at));
         else
-            perr(&p, at, "unexpected character at column %zu", char_column(p.s, at));
+            perr(&p, at, "unexpected character at column %zu", utf8_column(p.s, at));
     }
     if (p.failed) {
         node_free(root);

@@ -12,16 +12,7 @@
 
 #include "base/expr.h"
 #include "base/strbuf.h"
-
-/* 1-based character column of byte offset off in s. */
-static size_t char_column(const char *s, size_t off)
-{
-    size_t col = 1;
-    for (size_t i = 0; i < off; i++)
-        if (((unsigned char)s[i] & 0xC0) != 0x80)
-            col++;
-    return col;
-}
+#include "base/utf8.h"
 
 /* Growable text with a hard cap. */
 /* The output: engine/strbuf.h, capped at TMPL_MAX_OUTPUT. */
@@ -148,7 +139,7 @@ static enum as_code tmpl_walk(const char *s, size_t len, const struct tmpl_walk 
                     *err_off = i;
                 return as_errf(err, AS_EINVAL,
                                "unterminated ${ at column %zu (write $${ for a literal ${)",
-                               char_column(s, i));
+                               utf8_column(s, i));
             }
             if (w->lit(w->ud, s + run, i - run) != 0)
                 return as_errf(err, AS_ELIMIT, "template result too large");

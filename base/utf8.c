@@ -78,3 +78,12 @@ size_t utf8_encode(unsigned cp, char *buf)
     }
     return n;
 }
+
+size_t utf8_column(const char *s, size_t off)
+{
+    size_t col = 1;
+    for (size_t i = 0; i < off; i++)
+        if (((unsigned char)s[i] & 0xC0) != 0x80)
+            col++;
+    return col;
+}

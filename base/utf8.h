@@ -38,4 +38,7 @@ size_t utf8_encoded_len(unsigned cp);
  */
 size_t utf8_encode(unsigned cp, char *buf);
 
+/* The 1-based character column of byte offset off in s (for messages). */
+size_t utf8_column(const char *s, size_t off);
+
 #endif

@@ -116,6 +116,19 @@ static int exists(const char *path)
     return stat(path, &st) == 0;
 }
 
+/* The folder of the running executable into buf; 0 or -1. */
+static int exe_dir(char *buf, size_t size)
+{
+    ssize_t n = readlink("/proc/self/exe", buf, size - 1);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    char *slash = strrchr(buf, '/');
+    if (slash)
+        *slash = '\0';
+    return 0;
+}
+
 /* The simulator: $ASSENT_SIM_BIN, else sim/assent-tenant-sim next to this binary. */
 static int find_sim(struct demo *d)
 {
@@ -125,13 +138,8 @@ static int find_sim(struct demo *d)
         return access(d->sim_bin, X_OK) == 0 ? 0 : -1;
     }
     char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0)
+    if (exe_dir(self, sizeof self) != 0)
         return -1;
-    self[n] = '\0';
-    char *slash = strrchr(self, '/');
-    if (slash)
-        *slash = '\0';
     snprintf(d->sim_bin, sizeof d->sim_bin, "%s/sim/assent-tenant-sim", self);
     return access(d->sim_bin, X_OK) == 0 ? 0 : -1;
 }
@@ -142,13 +150,8 @@ static int find_workflows(struct demo *d)
     if (exists("workflows/legacy-protocols.json") && realpath("workflows", d->workflows))
         return 0;
     char self[PATH_MAX], cand[PATH_MAX + 64];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0)
+    if (exe_dir(self, sizeof self) != 0)
         return -1;
-    self[n] = '\0';
-    char *slash = strrchr(self, '/');
-    if (slash)
-        *slash = '\0';
     snprintf(cand, sizeof cand, "%s/../workflows", self);
     char probe[PATH_MAX + 96];
     snprintf(probe, sizeof probe, "%s/legacy-protocols.json", cand);

@@ -12,6 +12,7 @@
 #include <openssl/rand.h>
 
 #include "base/encode.h"
+#include "base/tz.h"
 
 /* ---- growable buffer ---------------------------------------------------- */
 
@@ -232,17 +233,6 @@ static int take_digits(const char **p, int n, int *out)
     return 0;
 }
 
-/* Days from 1970-01-01 to y-m-d (proleptic Gregorian), Howard Hinnant's algorithm. */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
 int parse_iso(const char *s, int64_t *ms, const char **end)
 {
     const char *p = s;
@@ -287,10 +277,10 @@ int parse_iso(const char *s, int64_t *ms, const char **end)
                 return -1;
             off_min = sign * (oh * 60 + om);
         }
-        int64_t days = days_from_civil(y, mo, d);
+        int64_t days = tz_days_from_civil(y, mo, d);
         *ms = ((days * 86400 + h * 3600 + mi * 60 + sec) - off_min * 60) * 1000 + frac_ms;
     } else {
-        *ms = days_from_civil(y, mo, d) * 86400 * 1000;
+        *ms = tz_days_from_civil(y, mo, d) * 86400 * 1000;
     }
     if (end)
         *end = p;

@@ -467,16 +467,17 @@ enum as_code db_tenant_signins_done(struct db_conn *c, int64_t older_than_ms, in
 
 #define DAY_MS (86400000LL)
 
-/* Run a user-row statement (?1 bound here) and call cb per row. */
-static enum as_code users_run(struct db_conn *c, sqlite3_stmt *st,
-                              int (*cb)(const json_t *row, void *ud), void *ud,
+/* Step st and call cb with each row as make_row builds it, until cb
+ * returns non-zero; `what` names the read in an error. */
+static enum as_code rows_each(struct db_conn *c, sqlite3_stmt *st,
+                              json_t *(*make_row)(sqlite3_stmt *st),
+                              int (*cb)(const json_t *row, void *ud), void *ud, const char *what,
                               struct as_err *err)
 {
     enum as_code rc = AS_OK;
-    sqlite3_bind_int64(st, 1, time_now_ms() - 30 * DAY_MS);
     int r;
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-        json_t *row = user_row(st);
+        json_t *row = make_row(st);
         if (!row) {
             rc = as_errf(err, AS_ENOMEM, "out of memory");
             break;
@@ -487,8 +488,17 @@ static enum as_code users_run(struct db_conn *c, sqlite3_stmt *st,
             break;
     }
     if (!rc && r != SQLITE_ROW && r != SQLITE_DONE)
-        rc = db_error(c, "read users", err);
+        rc = db_error(c, what, err);
     return rc;
+}
+
+/* Run a user-row statement (?1 bound here) and call cb per row. */
+static enum as_code users_run(struct db_conn *c, sqlite3_stmt *st,
+                              int (*cb)(const json_t *row, void *ud), void *ud,
+                              struct as_err *err)
+{
+    sqlite3_bind_int64(st, 1, time_now_ms() - 30 * DAY_MS);
+    return rows_each(c, st, user_row, cb, ud, "read users", err);
 }
 
 enum as_code db_tenant_users_foreach_sorted(struct db *db, const char *sort_key, int desc,
@@ -592,6 +602,16 @@ enum as_code db_tenant_user_row(struct db *db, const char *upn_or_id, json_t **o
     return rc;
 }
 
+static json_t *signin_row(sqlite3_stmt *st)
+{
+    static const char *const keys[] = {"id", "created_at", "upn", "user_id", "client_app",
+                                       "app_name", "ip_address", "error_code"};
+    json_t *row = json_object();
+    for (int i = 0; row && i < 8; i++)
+        json_object_set_new(row, keys[i], col_json(st, i, i == 7 ? COL_INT : COL_TEXT));
+    return row;
+}
+
 enum as_code db_tenant_signins_foreach(struct db *db, const struct db_tenant_signin_query *q,
                                        int (*cb)(const json_t *row, void *ud), void *ud,
                                        struct as_err *err)
@@ -609,24 +629,7 @@ enum as_code db_tenant_signins_foreach(struct db *db, const struct db_tenant_sig
     sqlite3_bind_int64(st, 1, q ? q->since_ms : 0);
     db_bind_text_or_null(st, 2, q ? q->client_app : NULL);
     db_bind_text_or_null(st, 3, q ? q->upn : NULL);
-    static const char *const keys[] = {"id", "created_at", "upn", "user_id", "client_app",
-                                       "app_name", "ip_address", "error_code"};
-    int r;
-    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-        json_t *row = json_object();
-        for (int i = 0; row && i < 8; i++)
-            json_object_set_new(row, keys[i], col_json(st, i, i == 7 ? COL_INT : COL_TEXT));
-        if (!row) {
-            rc = as_errf(err, AS_ENOMEM, "out of memory");
-            break;
-        }
-        int stop = cb(row, ud);
-        json_decref(row);
-        if (stop)
-            break;
-    }
-    if (!rc && r != SQLITE_ROW && r != SQLITE_DONE)
-        rc = db_error(c, "read sign-ins", err);
+    rc = rows_each(c, st, signin_row, cb, ud, "read sign-ins", err);
     db_stmt_done(st);
     db_read_end(db, c);
     return rc;
