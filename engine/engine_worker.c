@@ -10,7 +10,6 @@
  * digests.  Workers never write to the database.
  */
 #include <inttypes.h>
-#include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -26,27 +25,10 @@
 #include "base/expr.h"
 #include "base/jsonbuf.h"
 #include "base/log.h"
+#include "base/retry.h"
 #include "base/timeutil.h"
 #include "engine/workflow.h"
 #include "engine/step.h"
-
-/* A uniformly random double in [0,1) from a thread-local xorshift64*. */
-static double rand01(void)
-{
-    static __thread uint64_t s;
-    if (!s) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        s = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ ((uint64_t)getpid() << 40) ^
-            (uint64_t)(uintptr_t)&s;
-        if (!s)
-            s = 0x9e3779b97f4a7c15ULL;
-    }
-    s ^= s >> 12;
-    s ^= s << 25;
-    s ^= s >> 27;
-    return (double)((s * 2685821657736338717ULL) >> 11) / 9007199254740992.0;
-}
 
 /*
  * Backoff before attempt `attempt`+1: full jitter over
@@ -54,13 +36,7 @@ static double rand01(void)
  */
 static int64_t backoff_ms(const struct wf_retry *r, int attempt)
 {
-    double cap = (double)r->backoff_ms * pow(r->factor > 0 ? r->factor : 1.0, attempt - 1);
-    if (cap > (double)r->max_backoff_ms)
-        cap = (double)r->max_backoff_ms;
-    if (cap < 1)
-        cap = 1;
-    int64_t d = (int64_t)(rand01() * cap);
-    return d < 1 ? 1 : d;
+    return retry_backoff_full(r->backoff_ms, r->factor, attempt, r->max_backoff_ms);
 }
 
 struct scope_build {

@@ -14,6 +14,8 @@
 #include <time.h>
 
 #include "base/log.h"
+#include "base/retry.h"
+#include "base/timeutil.h"
 
 #define MAX_URL_LEN 8192
 #define MAX_HEADER_VALUE 1024
@@ -248,31 +250,11 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
     return n;
 }
 
-/* Retry-After is either delay-seconds or an HTTP-date (RFC 9110 10.2.3). */
-static int64_t parse_retry_after(const char *v)
+/* Retry-After as a delay from now, clamped to [0, HTTP_RETRY_AFTER_MAX_MS]; -1 when unparseable. */
+static int64_t retry_after(const char *v)
 {
-    if (!*v)
-        return -1;
-    int64_t ms;
-    if (isdigit((unsigned char)*v)) {
-        char *endp;
-        long long secs = strtoll(v, &endp, 10);
-        if (*endp)
-            return -1;
-        if (secs > HTTP_RETRY_AFTER_MAX_MS / 1000)
-            return HTTP_RETRY_AFTER_MAX_MS;
-        ms = secs * 1000;
-    } else {
-        time_t when = curl_getdate(v, NULL);
-        if (when == (time_t)-1)
-            return -1;
-        ms = ((int64_t)when - (int64_t)time(NULL)) * 1000;
-    }
-    if (ms < 0)
-        ms = 0;
-    if (ms > HTTP_RETRY_AFTER_MAX_MS)
-        ms = HTTP_RETRY_AFTER_MAX_MS;
-    return ms;
+    int64_t ms = retry_after_parse(v, time_now_ms());
+    return ms > HTTP_RETRY_AFTER_MAX_MS ? HTTP_RETRY_AFTER_MAX_MS : ms;
 }
 
 static enum as_code map_curl(CURLcode cc, const struct xfer *x, const struct http_request *req,
@@ -494,7 +476,7 @@ enum as_code http_client_perform(const struct http_request *req, struct http_res
     resp->body = x.body;
     resp->body_len = x.len;
     resp->headers = x.headers;
-    resp->retry_after_ms = x.have_retry_after ? parse_retry_after(x.retry_after) : -1;
+    resp->retry_after_ms = x.have_retry_after ? retry_after(x.retry_after) : -1;
     x.body = NULL;
     x.headers = NULL;
 out:

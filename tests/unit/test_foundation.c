@@ -11,6 +11,7 @@
 #include "base/log.h"
 #include "base/secret_file.h"
 #include "base/timeutil.h"
+#include "base/retry.h"
 
 /* Runs first, before anything reads the clock: the offset is read once. */
 static void test_fake_now_needs_test_hooks(void **state)
@@ -183,10 +184,45 @@ static void test_config_inline_secret_mode(void **state)
     free(dir);
 }
 
+/* One Retry-After parser and one jitter source for every client (base/retry.h). */
+static void test_retry_after_and_jitter(void **state)
+{
+    (void)state;
+    int64_t now = 1700000000000LL;
+    assert_int_equal(retry_after_parse("7", now), 7000);
+    assert_int_equal(retry_after_parse(" 0.25 ", now), 250);
+    assert_int_equal(retry_after_parse("0", now), 0);
+    assert_int_equal(retry_after_parse("99999999999999999999", now), RETRY_AFTER_SATURATE_MS);
+    /* An HTTP-date: 1700000030 is 30 s after now; a past date is 0. */
+    assert_int_equal(retry_after_parse("Tue, 14 Nov 2023 22:13:50 GMT", now), 30000);
+    assert_int_equal(retry_after_parse("Tue, 14 Nov 2023 22:00:00 GMT", now), 0);
+    assert_int_equal(retry_after_parse(NULL, now), -1);
+    assert_int_equal(retry_after_parse("", now), -1);
+    assert_int_equal(retry_after_parse("soon", now), -1);
+    assert_int_equal(retry_after_parse("5 s", now), -1);
+    assert_int_equal(retry_after_parse("-3", now), -1);
+
+    double lo = 1, hi = 0;
+    for (int i = 0; i < 10000; i++) {
+        double j = retry_jitter();
+        assert_true(j >= 0 && j < 1);
+        lo = j < lo ? j : lo;
+        hi = j > hi ? j : hi;
+    }
+    assert_true(lo < 0.01 && hi > 0.99); /* spread over the whole interval */
+    for (int a = 1; a <= 12; a++) {
+        int64_t cap = 100LL << (a - 1) < 5000 ? 100LL << (a - 1) : 5000;
+        int64_t f = retry_backoff_full(100, 2, a, 5000), e = retry_backoff_equal(100, 2, a, 5000);
+        assert_in_range(f, 1, cap);
+        assert_in_range(e, cap / 2, cap);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fake_now_needs_test_hooks),
+        cmocka_unit_test(test_retry_after_and_jitter),
         cmocka_unit_test(test_config_precedence), cmocka_unit_test(test_log_escape),
         cmocka_unit_test(test_durations),         cmocka_unit_test(test_secret_file_mode),
         cmocka_unit_test(test_config_inline_secret_mode),
