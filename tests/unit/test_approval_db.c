@@ -72,7 +72,7 @@ static void new_exec(struct fixture *f, int wait, int64_t *run_id, int64_t *exec
                                      .status = "waiting", .due_at = NOW * 2, .finished_at = 2000};
         assert_int_equal(db_exec_record(c, &res, &err), AS_OK);
     }
-    assert_int_equal(db_write_commit(f->db, &err), AS_OK);
+    assert_int_equal(db_write_end(f->db, AS_OK, &err), AS_OK);
 }
 
 /* The executor runs the woken step again, which waits again. */
@@ -96,7 +96,7 @@ static void park(struct fixture *f, int64_t exec_id)
     struct db_exec_result res = {.exec_id = exec_id, .owner = "t", .attempt = attempt,
                                  .status = "waiting", .due_at = NOW * 2, .finished_at = NOW};
     assert_int_equal(db_exec_record(c, &res, &err), AS_OK);
-    assert_int_equal(db_write_commit(f->db, &err), AS_OK);
+    assert_int_equal(db_write_end(f->db, AS_OK, &err), AS_OK);
 }
 
 static char *exec_status(struct fixture *f, int64_t exec_id)
@@ -364,7 +364,7 @@ static void test_expiry_comment_cancel_admin(void **state)
     struct db_conn *c;
     assert_int_equal(db_write_begin(f->db, &c, &err), AS_OK);
     assert_int_equal(db_run_cancel(c, run2, NOW, &err), AS_OK);
-    assert_int_equal(db_write_commit(f->db, &err), AS_OK);
+    assert_int_equal(db_write_end(f->db, AS_OK, &err), AS_OK);
     assert_int_equal(decide(f, h, "reject", "why", NOW + 10, &res), AS_ECANCELLED);
     assert_int_equal(db_approvals_list(f->db, 0, 0, &list, &err), AS_OK);
     assert_int_equal(json_array_size(list), before - 1);
@@ -421,7 +421,7 @@ static void test_withdrawn_in_listings(void **state)
     assert_int_equal(db_write_begin(f->db, &c, &err), AS_OK);
     assert_int_equal(db_run_set_status(c, run_f, "failed", "boom", NOW + 6, &err), AS_OK);
     assert_int_equal(db_run_set_status(c, run_d, "succeeded", NULL, NOW + 6, &err), AS_OK);
-    assert_int_equal(db_write_commit(f->db, &err), AS_OK);
+    assert_int_equal(db_write_end(f->db, AS_OK, &err), AS_OK);
 
     json_t *list = NULL;
     struct db_approvals_filter all = {.all = 1};
@@ -494,7 +494,7 @@ static void test_resume_while_running(void **state)
                                   .status = "waiting", .due_at = NOW * 2, .finished_at = NOW};
     char *held = NULL;
     assert_int_equal(db_exec_record_held(c, &wait, &held, &err), AS_OK); /* the executor records the wait */
-    assert_int_equal(db_write_commit(f->db, &err), AS_OK);
+    assert_int_equal(db_write_end(f->db, AS_OK, &err), AS_OK);
     assert_non_null(held); /* ...which ends at once with the decision */
     assert_non_null(strstr(held, "\"decision\":\"approved\""));
     free(held);

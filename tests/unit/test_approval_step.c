@@ -65,7 +65,7 @@ static int64_t new_exec(struct fixture *f, int64_t *run_id)
     struct db_run_new r = {.workflow_id = f->wf_id, .workflow = "wf", .input = "{}"};
     assert_int_equal(db_run_insert(c, &r, 1000, run_id, &err), AS_OK);
     assert_int_equal(db_exec_insert(c, *run_id, "ask", 1000, 1000, &exec_id, &err), AS_OK);
-    assert_int_equal(db_write_commit(f->app.db, &err), AS_OK);
+    assert_int_equal(db_write_end(f->app.db, AS_OK, &err), AS_OK);
     return exec_id;
 }
 

@@ -673,13 +673,13 @@ static void test_wait_resume(void **state)
     json_t *payload = json_pack("{s:s}", "by", "owner@example.com");
     assert_int_equal(db_write_begin(f->app.db, &c, &err), AS_OK);
     assert_int_equal(db_exec_resume(c, gate, payload, &err), AS_OK);
-    assert_int_equal(db_write_commit(f->app.db, &err), AS_OK);
+    assert_int_equal(db_write_end(f->app.db, AS_OK, &err), AS_OK);
     engine_wake(f->e);
     wait_status(f, run, "succeeded");
     /* Too late now. */
     assert_int_equal(db_write_begin(f->app.db, &c, &err), AS_OK);
-    assert_int_equal(db_exec_resume(c, gate, payload, &err), AS_ECONFLICT);
-    db_write_rollback(f->app.db);
+    assert_int_equal(db_write_end(f->app.db, db_exec_resume(c, gate, payload, &err), &err),
+                     AS_ECONFLICT);
     json_decref(payload);
 
     json_t *ex = execs(f, run);
@@ -725,7 +725,7 @@ static void test_resume_while_running(void **state)
     json_t *payload = json_pack("{s:s}", "by", "early@example.com");
     assert_int_equal(db_write_begin(f->app.db, &c, &err), AS_OK);
     assert_int_equal(db_exec_resume(c, gate, payload, &err), AS_OK);
-    assert_int_equal(db_write_commit(f->app.db, &err), AS_OK);
+    assert_int_equal(db_write_end(f->app.db, AS_OK, &err), AS_OK);
     engine_wake(f->e);
     hold_release(); /* now the step returns STEP_WAIT, for an hour */
     wait_status(f, run, "succeeded");
@@ -747,8 +747,8 @@ static void test_resume_while_running(void **state)
 
     /* An ended step takes no resume. */
     assert_int_equal(db_write_begin(f->app.db, &c, &err), AS_OK);
-    assert_int_equal(db_exec_resume(c, gate, payload, &err), AS_ECONFLICT);
-    db_write_rollback(f->app.db);
+    assert_int_equal(db_write_end(f->app.db, db_exec_resume(c, gate, payload, &err), &err),
+                     AS_ECONFLICT);
     json_decref(payload);
     wf_free(wf);
 }
@@ -942,7 +942,7 @@ static void fake_claim(struct fx *f, const char *owner, int64_t lease_until)
     assert_int_equal(n, 1);
     assert_int_equal(db_exec_take(c, &cl[0], owner, time_now_ms(), lease_until, &err), AS_OK);
     db_claim_clear(&cl[0]);
-    assert_int_equal(db_write_commit(f->app.db, &err), AS_OK);
+    assert_int_equal(db_write_end(f->app.db, AS_OK, &err), AS_OK);
 }
 
 static void test_recover_dead_local_process(void **state)
