@@ -13,8 +13,10 @@
  * the transaction handle of db_write_begin (or, for reads, db_read_begin),
  * and the caller ends it with db_write_end, passing the result of the work
  * done in it (AS_OK commits, anything else rolls back), or with db_read_end.
- * These four are the only transaction calls this interface has: a caller
- * cannot commit or roll back any other way.
+ * db_write_begin/db_write_end and db_read_begin/db_read_end are the only
+ * transaction calls of this interface: a caller never commits or rolls back
+ * by name, so every write transaction ends the same way whatever its
+ * outcome.  Nothing else begins or ends a transaction.
  *
  * SQLite (db/sqlite/): one database file in WAL mode.  SQLite has one writer
  * at a time, and two writer connections in one process contend into

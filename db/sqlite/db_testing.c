@@ -58,7 +58,8 @@ enum as_code db_testing_approver_unsent(struct db *db, int64_t approval_id, cons
         return rc;
     sqlite3_stmt *st = db_stmt(c,
                                "UPDATE approval_approvers SET sent_at = NULL"
-                               " WHERE approval_id = ?1 AND email = ?2", err);
+                               " WHERE approval_id = ?1 AND email = ?2",
+                               err);
     if (!st) {
         rc = AS_EDB;
     } else {
@@ -66,8 +67,8 @@ enum as_code db_testing_approver_unsent(struct db *db, int64_t approval_id, cons
         sqlite3_bind_text(st, 2, email, -1, SQLITE_STATIC);
         rc = db_step_done(c, st, "forget an approver's email", err);
         if (!rc && sqlite3_changes(db_conn_handle(c)) != 1)
-            rc = as_errf(err, AS_ENOTFOUND, "approval %" PRId64 " has no approver %s",
-                         approval_id, email);
+            rc = as_errf(err, AS_ENOTFOUND, "approval %" PRId64 " has no approver %s", approval_id,
+                         email);
     }
     return db_write_end(db, rc, err);
 }
