@@ -70,9 +70,10 @@ static int populate(struct db *db, long n, struct as_err *err)
         return -1;
     for (long i = 0; i < n;) {
         struct db_conn *c;
-        if (db_write_begin(db, &c, err) != AS_OK)
+        enum as_code rc = db_write_begin(db, &c, err);
+        if (rc != AS_OK)
             return -1;
-        for (long j = 0; j < 5000 && i < n; j++, i++) {
+        for (long j = 0; j < 5000 && i < n && !rc; j++, i++) {
             char id[64], upn[64];
             snprintf(id, sizeof id, "00000000-0000-0000-0000-%012ld", i);
             snprintf(upn, sizeof upn, "user%06ld@bench.example", i);
@@ -84,17 +85,13 @@ static int populate(struct db *db, long n, struct as_err *err)
                                   "PopEnabled", 1, "ImapEnabled", (int)(i % 2), "MAPIEnabled", 1,
                                   "EwsEnabled", 1, "SmtpClientAuthenticationDisabled", 1);
             int matched = 0;
-            enum as_code rc = db_tenant_user_put(c, sync_id, now, u, err);
+            rc = db_tenant_user_put(c, sync_id, now, u, err);
             if (!rc)
                 rc = db_tenant_cas_put(c, sync_id, now, m, &matched, err);
             json_decref(u);
             json_decref(m);
-            if (rc) {
-                db_write_rollback(db);
-                return -1;
-            }
         }
-        if (db_write_commit(db, err) != AS_OK)
+        if (db_write_end(db, rc, err) != AS_OK)
             return -1;
     }
     json_t *summary = json_object();

@@ -11,9 +11,12 @@
  * own takes `struct db *` and opens and ends its own transaction.  An
  * operation that must commit together with others takes `struct db_conn *`,
  * the transaction handle of db_write_begin (or, for reads, db_read_begin),
- * and the caller ends it with db_write_end (commit when its work succeeded,
- * roll back otherwise) or db_read_end.  Nothing else begins or ends a
- * transaction.
+ * and the caller ends it with db_write_end, passing the result of the work
+ * done in it (AS_OK commits, anything else rolls back), or with db_read_end.
+ * db_write_begin/db_write_end and db_read_begin/db_read_end are the only
+ * transaction calls of this interface: a caller never commits or rolls back
+ * by name, so every write transaction ends the same way whatever its
+ * outcome.  Nothing else begins or ends a transaction.
  *
  * SQLite (db/sqlite/): one database file in WAL mode.  SQLite has one writer
  * at a time, and two writer connections in one process contend into
@@ -58,16 +61,10 @@ int db_schema_version(struct db *db);
 /*
  * Begin a write transaction: lock the process's writer mutex, BEGIN
  * IMMEDIATE (waiting on other processes up to the busy timeout).  On success
- * *conn is the writer connection until db_write_commit/rollback; on failure
- * the mutex is released.
+ * *conn is the writer connection until db_write_end; on failure the mutex is
+ * released and nothing is to be ended.
  */
 enum as_code db_write_begin(struct db *db, struct db_conn **conn, struct as_err *err) AS_WUR;
-
-/* COMMIT and unlock.  On failure the transaction is rolled back and unlocked. */
-enum as_code db_write_commit(struct db *db, struct as_err *err) AS_WUR;
-
-/* ROLLBACK and unlock.  Safe after any failure inside the transaction. */
-void db_write_rollback(struct db *db);
 
 /* Borrow a read connection from the pool (opened on demand).  Return it with db_read_end. */
 enum as_code db_read_begin(struct db *db, struct db_conn **conn, struct as_err *err) AS_WUR;
@@ -77,7 +74,9 @@ void db_read_end(struct db *db, struct db_conn *conn);
  * End the write transaction begun by db_write_begin according to rc, the
  * result of the work done in it: AS_OK commits (returning the commit's
  * result), anything else rolls back and returns rc unchanged (err already
- * describes it).  Lets a writer read: begin; rc = work(); return db_write_end().
+ * describes it).  Either way the writer is released: a commit that fails has
+ * been rolled back, so on any non-AS_OK result nothing of the transaction
+ * was written.  Lets a writer read: begin; rc = work(); return db_write_end().
  */
 enum as_code db_write_end(struct db *db, enum as_code rc, struct as_err *err) AS_WUR;
 

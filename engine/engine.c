@@ -161,10 +161,7 @@ static enum as_code expire_dead_owners(struct engine *e, struct as_err *err)
             LOG_WARN("engine", "process %s is gone: %" PRId64 " of its steps will run again",
                      l.v[i], n);
     }
-    if (rc)
-        db_write_rollback(db);
-    else
-        rc = db_write_commit(db, err);
+    rc = db_write_end(db, rc, err);
 out:
     for (size_t i = 0; i < l.n; i++)
         free(l.v[i]);
@@ -535,32 +532,33 @@ static enum as_code txn(struct engine *e, struct work *done, size_t want, size_t
             rc = AS_OK;
         }
         if (rc)
-            goto fail;
+            goto end;
     }
     if (want) {
         rc = claim(e, conn, now, &cl, err);
         if (rc)
-            goto fail;
+            goto end;
         if (cl.n < want) {
             rc = db_exec_next_due(conn, e->owner, next_due, err);
             if (rc)
-                goto fail;
+                goto end;
         } else {
             *next_due = now;
         }
     }
-    rc = db_write_commit(db, err);
-    if (rc)
-        goto fail_committed;
+end:
+    /* Commits when all went well; otherwise (or when the commit itself
+     * fails) nothing was written, so the claims are dropped and `done` is
+     * left to be recorded again. */
+    rc = db_write_end(db, rc, err);
+    if (rc) {
+        claims_free(&cl);
+        *ended = 0;
+        return rc;
+    }
     *claimed = cl.head;
     *n_claimed = cl.n;
     return AS_OK;
-fail:
-    db_write_rollback(db);
-fail_committed:
-    claims_free(&cl);
-    *ended = 0;
-    return rc;
 }
 
 static size_t capacity(struct engine *e)

@@ -139,7 +139,6 @@ enum as_code engine_submit_runs(struct app *app, const struct workflow *wf,
     json_t **inputs = NULL;
     size_t n_new = 0;
     struct db_conn *conn = NULL;
-    int in_txn = 0;
     char *abs_source = NULL;
 
     if (n_created)
@@ -177,12 +176,9 @@ enum as_code engine_submit_runs(struct app *app, const struct workflow *wf,
     rc = db_write_begin(app->db, &conn, err);
     if (rc)
         goto out;
-    in_txn = 1;
     rc = put_workflow(conn, wf, abs_source ? abs_source : opts ? opts->source_path : NULL, now,
                       &wf_id, err);
-    if (rc)
-        goto out;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && !rc; i++) {
         const char *key = reqs[i].dedupe_key;
         rc = submit_locked(conn, &chain, wf, wf_id, inputs[i], key, opts, now, &run_ids[i], err);
         if (rc == AS_ECONFLICT) {
@@ -192,13 +188,12 @@ enum as_code engine_submit_runs(struct app *app, const struct workflow *wf,
             continue;
         }
         if (rc)
-            goto out;
+            break;
         if (created)
             created[i] = 1;
         n_new++;
     }
-    rc = db_write_commit(app->db, err);
-    in_txn = 0;
+    rc = db_write_end(app->db, rc, err);
     if (rc)
         goto out;
     if (n_created)
@@ -208,8 +203,6 @@ enum as_code engine_submit_runs(struct app *app, const struct workflow *wf,
         engine_wake(app->engine);
     }
 out:
-    if (in_txn)
-        db_write_rollback(app->db);
     for (size_t i = 0; i < n; i++)
         json_decref(inputs[i]);
     free(inputs);
@@ -278,11 +271,7 @@ static enum as_code steer(struct app *app, int64_t run_id, const char *type,
     rc = op(conn, run_id, now, err);
     if (!rc)
         rc = db_event_append_text(conn, run_id, 0, type, "{}", now, err);
-    if (rc) {
-        db_write_rollback(app->db);
-        return rc;
-    }
-    rc = db_write_commit(app->db, err);
+    rc = db_write_end(app->db, rc, err);
     if (!rc)
         engine_wake(app->engine);
     return rc;
@@ -327,11 +316,7 @@ enum as_code engine_supersede_run(struct app *app, int64_t run_id, const char *k
     if (!rc)
         rc = db_event_append(conn, run_id, 0, "run.superseded", data, err);
     json_decref(data);
-    if (rc) {
-        db_write_rollback(app->db);
-        return rc;
-    }
-    rc = db_write_commit(app->db, err);
+    rc = db_write_end(app->db, rc, err);
     if (!rc) {
         engine_wake(app->engine);
         if (app->engine)

@@ -101,12 +101,10 @@ static enum as_code batch_flush(struct batch *b, struct as_err *err)
     json_array_foreach(b->items, i, item)
     {
         rc = b->put(b, c, item, err);
-        if (rc) {
-            db_write_rollback(b->app->db);
-            return rc;
-        }
+        if (rc)
+            break;
     }
-    rc = db_write_commit(b->app->db, err);
+    rc = db_write_end(b->app->db, rc, err);
     if (!rc)
         json_array_clear(b->items);
     return rc;
@@ -213,7 +211,7 @@ static enum as_code usage_row(const struct m365_usage_row *row, void *ud, struct
     if (++u->n >= u->max) {
         u->n = 0;
         u->c = NULL;
-        return db_write_commit(u->app->db, err);
+        return db_write_end(u->app->db, AS_OK, err);
     }
     return AS_OK;
 }
@@ -241,13 +239,14 @@ static enum as_code sync_usage(struct app *app, struct m365 *m, struct tenant_sy
             rc = db_write_begin(app->db, &u.c, &e);
         if (!rc)
             rc = db_tenant_usage_done(u.c, res->sync_id, now, &e);
-        if (!rc) {
-            u.c = NULL;
-            rc = db_write_commit(app->db, &e);
-        }
     }
-    if (u.c)
-        db_write_rollback(app->db);
+    /* A transaction still open (a batch under way, or the final one) is
+     * committed when the report and its last write went well, else rolled
+     * back. */
+    if (u.c) {
+        u.c = NULL;
+        rc = db_write_end(app->db, rc, &e);
+    }
     progress_draw(prog, 1);
     if (rc) {
         if (rc == AS_EDB || rc == AS_ENOMEM)
@@ -269,12 +268,7 @@ static enum as_code write_once(struct app *app, write_op op, void *ud, struct as
     enum as_code rc = db_write_begin(app->db, &c, err);
     if (rc)
         return rc;
-    rc = op(c, ud, err);
-    if (rc) {
-        db_write_rollback(app->db);
-        return rc;
-    }
-    return db_write_commit(app->db, err);
+    return db_write_end(app->db, op(c, ud, err), err);
 }
 
 /* The state of one sync, shared by its phases. */

@@ -418,11 +418,8 @@ int64_t tu_db_workflow(struct db *db, const char *hash)
     struct db_workflow_rec w = {"wf", "1", hash, "{\"name\":\"wf\"}", NULL};
     assert_int_equal(db_write_begin(db, &c, &err), AS_OK);
     enum as_code rc = db_workflow_put(c, &w, 1000, &id, &err);
-    if (rc) {
-        db_write_rollback(db);
-        fail_msg("db_workflow_put: %s", err.msg);
-    }
-    assert_int_equal(db_write_commit(db, &err), AS_OK);
+    if (db_write_end(db, rc, &err) != AS_OK)
+        fail_msg("%s: %s", rc ? "db_workflow_put" : "commit", err.msg);
     return id;
 }
 

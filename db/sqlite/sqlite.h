@@ -28,6 +28,16 @@ enum as_code db_read_stmt(struct db *db, const char *sql, struct db_conn **conn,
 sqlite3_stmt *db_stmt(struct db_conn *conn, const char *sql, struct as_err *err);
 void db_stmt_done(sqlite3_stmt *st);
 
+/*
+ * The two ends of db_write_end, for the SQLite store's own code (callers
+ * above db/ end a transaction with db_write_end only).
+ * db_write_commit: COMMIT and unlock; on failure the transaction is rolled
+ * back and unlocked.  db_write_rollback: ROLLBACK and unlock, safe after any
+ * failure inside the transaction.
+ */
+enum as_code db_write_commit(struct db *db, struct as_err *err) AS_WUR;
+void db_write_rollback(struct db *db);
+
 /* The raw handle (inside db/ only). */
 sqlite3 *db_conn_handle(struct db_conn *conn);
 

@@ -26,7 +26,6 @@
 
 #include <inttypes.h>
 #include <signal.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "db/db_runs.h"
 #include "tests/integration/http_echo_server.h"
 #include "cli/cli.h"
 
@@ -72,16 +72,172 @@ static int failures;
         }                                                                                      \
     } while (0)
 
-static int64_t query_int(sqlite3 *db, const char *sql)
+/*
+ * What the store holds after the drain, read through its interface (runs,
+ * their step executions, the event log) and tallied for the checks.
+ */
+struct step_count {
+    char step[16];
+    int n;
+};
+
+struct tally {
+    int64_t runs, not_ok, execs, execs_ok, dup_steps, incomplete, bad_branch;
+    int64_t succeeded_events, twice, recovered;
+    int64_t *run_ids;
+    size_t n_run_ids, cap_run_ids;
+    /* The executions of the http steps (post, confirm): key, status, and the
+     * repeats the log explains (its step.retry and step.recovered events). */
+    char **keys;
+    int64_t *key_exec, *explained;
+    size_t n_keys, cap_keys;
+    int64_t *succeeded_of; /* step.succeeded events per execution id */
+    int64_t *explained_of; /* step.retry and step.recovered events per execution id */
+    int64_t max_exec_id;
+    /* the run being read */
+    struct step_count steps[4 * N_STEPS];
+    int n_steps, n_run_execs;
+    int oom;
+};
+
+static int tally_run(void *ud, const struct db_run_info *r)
 {
-    sqlite3_stmt *st = NULL;
-    int64_t v = -1;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    else
-        fprintf(stderr, "query failed: %s: %s\n", sql, sqlite3_errmsg(db));
-    sqlite3_finalize(st);
-    return v;
+    struct tally *t = ud;
+    if (t->n_run_ids == t->cap_run_ids) {
+        size_t cap = t->cap_run_ids ? 2 * t->cap_run_ids : 64;
+        int64_t *v = realloc(t->run_ids, cap * sizeof *v);
+        if (!v) {
+            t->oom = 1;
+            return 1;
+        }
+        t->run_ids = v;
+        t->cap_run_ids = cap;
+    }
+    t->run_ids[t->n_run_ids++] = r->id;
+    t->runs++;
+    t->not_ok += strcmp(r->status, "succeeded") != 0;
+    return 0;
+}
+
+static int tally_exec(void *ud, const struct db_exec_info *x)
+{
+    struct tally *t = ud;
+    int ok = strcmp(x->status, "succeeded") == 0;
+    t->execs++;
+    t->execs_ok += ok;
+    t->bad_branch += strcmp(x->step, "bad") == 0;
+    t->n_run_execs++;
+    if (x->id > t->max_exec_id)
+        t->max_exec_id = x->id;
+    int i = 0;
+    while (i < t->n_steps && strcmp(t->steps[i].step, x->step) != 0)
+        i++;
+    if (i == t->n_steps && t->n_steps < (int)(sizeof t->steps / sizeof t->steps[0])) {
+        snprintf(t->steps[i].step, sizeof t->steps[i].step, "%s", x->step);
+        t->steps[i].n = 0;
+        t->n_steps++;
+    }
+    if (i < t->n_steps)
+        t->steps[i].n++;
+    if (strcmp(x->step, "post") == 0 || strcmp(x->step, "confirm") == 0) {
+        CHECK(ok, "http step %s not succeeded", x->idempotency_key);
+        if (t->n_keys == t->cap_keys) {
+            size_t cap = t->cap_keys ? 2 * t->cap_keys : 64;
+            char **k = realloc(t->keys, cap * sizeof *k);
+            if (k)
+                t->keys = k;
+            int64_t *ids = k ? realloc(t->key_exec, cap * sizeof *ids) : NULL;
+            if (!ids) {
+                t->oom = 1;
+                return 1;
+            }
+            t->key_exec = ids;
+            t->cap_keys = cap;
+        }
+        char *key = strdup(x->idempotency_key);
+        if (!key) {
+            t->oom = 1;
+            return 1;
+        }
+        t->key_exec[t->n_keys] = x->id;
+        t->keys[t->n_keys++] = key;
+    }
+    return 0;
+}
+
+static int tally_event(void *ud, const struct db_event_info *ev)
+{
+    struct tally *t = ud;
+    int succeeded = strcmp(ev->type, "step.succeeded") == 0;
+    int recovered = strcmp(ev->type, "step.recovered") == 0;
+    int retry = strcmp(ev->type, "step.retry") == 0;
+    t->succeeded_events += succeeded;
+    t->recovered += recovered;
+    if (ev->exec_id > 0 && ev->exec_id <= t->max_exec_id) {
+        t->succeeded_of[ev->exec_id] += succeeded;
+        t->explained_of[ev->exec_id] += recovered || retry;
+    }
+    return 0;
+}
+
+/* Read the store at db_path into t; 0, or -1 with the reason printed. */
+static int tally_store(const char *db_path, struct tally *t)
+{
+    struct as_err err = {0};
+    struct db *db = NULL;
+    struct db_conn *c = NULL;
+    enum as_code rc = db_open(db_path, "NORMAL", &db, &err);
+    if (!rc)
+        rc = db_read_begin(db, &c, &err);
+    /* Every run, newest first, a page at a time. */
+    struct db_run_filter f = {.limit = 500};
+    while (!rc) {
+        size_t before = t->n_run_ids;
+        rc = db_runs_list(c, &f, tally_run, t, &err);
+        if (rc || t->oom || t->n_run_ids == before)
+            break;
+        f.before_id = t->run_ids[t->n_run_ids - 1];
+    }
+    for (size_t i = 0; !rc && !t->oom && i < t->n_run_ids; i++) {
+        t->n_steps = t->n_run_execs = 0;
+        rc = db_run_execs(c, t->run_ids[i], tally_exec, t, &err);
+        for (int k = 0; k < t->n_steps; k++)
+            t->dup_steps += t->steps[k].n > 1;
+        t->incomplete += t->n_run_execs != N_STEPS;
+    }
+    if (!rc && !t->oom) {
+        t->succeeded_of = calloc((size_t)t->max_exec_id + 1, sizeof *t->succeeded_of);
+        t->explained_of = calloc((size_t)t->max_exec_id + 1, sizeof *t->explained_of);
+        t->explained = calloc(t->n_keys + 1, sizeof *t->explained);
+        t->oom = !t->succeeded_of || !t->explained_of || !t->explained;
+    }
+    if (!rc && !t->oom)
+        rc = db_run_events(c, 0, tally_event, t, &err);
+    if (!rc && !t->oom) {
+        for (int64_t id = 1; id <= t->max_exec_id; id++)
+            t->twice += t->succeeded_of[id] > 1;
+        for (size_t j = 0; j < t->n_keys; j++)
+            t->explained[j] = t->explained_of[t->key_exec[j]];
+    }
+    db_read_end(db, c);
+    db_close(db);
+    if (rc || t->oom) {
+        fprintf(stderr, "cannot read %s: %s\n", db_path, rc ? err.msg : "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static void tally_free(struct tally *t)
+{
+    for (size_t j = 0; j < t->n_keys; j++)
+        free(t->keys[j]);
+    free(t->keys);
+    free(t->key_exec);
+    free(t->explained);
+    free(t->succeeded_of);
+    free(t->explained_of);
+    free(t->run_ids);
 }
 
 /* Index of key in keys[0..n), or -1. */
@@ -176,56 +332,30 @@ int main(void)
     free(out);
     free(errout);
 
-    sqlite3 *db = NULL;
-    if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-        fprintf(stderr, "cannot open %s\n", db_path);
+    struct tally t = {0};
+    if (tally_store(db_path, &t) != 0)
         return 1;
-    }
-    int64_t runs = query_int(db, "SELECT COUNT(*) FROM runs");
-    int64_t not_ok = query_int(db, "SELECT COUNT(*) FROM runs WHERE status <> 'succeeded'");
-    int64_t execs = query_int(db, "SELECT COUNT(*) FROM step_execs");
-    int64_t execs_ok = query_int(db, "SELECT COUNT(*) FROM step_execs WHERE status = 'succeeded'");
-    int64_t dup_steps = query_int(db, "SELECT COUNT(*) FROM (SELECT run_id, step FROM step_execs "
-                                      "GROUP BY run_id, step HAVING COUNT(*) > 1)");
-    int64_t incomplete = query_int(db, "SELECT COUNT(*) FROM runs r WHERE (SELECT COUNT(*) FROM "
-                                       "step_execs e WHERE e.run_id = r.id) <> 5");
-    int64_t succeeded_events = query_int(db, "SELECT COUNT(*) FROM events WHERE type = 'step.succeeded'");
-    int64_t twice = query_int(db, "SELECT COUNT(*) FROM (SELECT exec_id FROM events WHERE type = "
-                                  "'step.succeeded' GROUP BY exec_id HAVING COUNT(*) > 1)");
-    int64_t recovered = query_int(db, "SELECT COUNT(*) FROM events WHERE type = 'step.recovered'");
-    int64_t bad_branch = query_int(db, "SELECT COUNT(*) FROM step_execs WHERE step = 'bad'");
-
+    int64_t runs = t.runs, execs = t.execs;
     CHECK(runs >= submitted && runs <= n, "runs %" PRId64 ", submitted %d..%d", runs, submitted, n);
-    CHECK(not_ok == 0, "%" PRId64 " runs did not succeed", not_ok);
+    CHECK(t.not_ok == 0, "%" PRId64 " runs did not succeed", t.not_ok);
     CHECK(execs == runs * N_STEPS, "%" PRId64 " executions for %" PRId64 " runs", execs, runs);
-    CHECK(execs_ok == execs, "%" PRId64 " of %" PRId64 " executions succeeded", execs_ok, execs);
-    CHECK(dup_steps == 0, "%" PRId64 " steps executed twice in one run", dup_steps);
-    CHECK(incomplete == 0, "%" PRId64 " runs without exactly 5 executions", incomplete);
-    CHECK(bad_branch == 0, "%" PRId64 " runs took the false branch", bad_branch);
-    CHECK(succeeded_events == execs, "%" PRId64 " step.succeeded events for %" PRId64 " executions",
-          succeeded_events, execs);
-    CHECK(twice == 0, "%" PRId64 " executions succeeded twice in the event log", twice);
+    CHECK(t.execs_ok == execs, "%" PRId64 " of %" PRId64 " executions succeeded", t.execs_ok,
+          execs);
+    CHECK(t.dup_steps == 0, "%" PRId64 " steps executed twice in one run", t.dup_steps);
+    CHECK(t.incomplete == 0, "%" PRId64 " runs without exactly 5 executions", t.incomplete);
+    CHECK(t.bad_branch == 0, "%" PRId64 " runs took the false branch", t.bad_branch);
+    CHECK(t.succeeded_events == execs,
+          "%" PRId64 " step.succeeded events for %" PRId64 " executions", t.succeeded_events,
+          execs);
+    CHECK(t.twice == 0, "%" PRId64 " executions succeeded twice in the event log", t.twice);
     /* The point of the exercise: some kills did interrupt claimed steps. */
-    CHECK(recovered > 0, "no kill interrupted a claimed step (%d kills)", kills);
+    CHECK(t.recovered > 0, "no kill interrupted a claimed step (%d kills)", kills);
 
-    /* The http steps' keys, against what the server received. */
-    size_t n_keys = 0;
-    char **keys = calloc((size_t)(runs > 0 ? runs : 1) * 2, sizeof *keys);
-    sqlite3_stmt *st = NULL;
-    /* With each key, the repeats the log explains: retries and recovered claims. */
-    int64_t *explained = calloc((size_t)(runs > 0 ? runs : 1) * 2, sizeof *explained);
-    if (sqlite3_prepare_v2(db, "SELECT e.idempotency_key, e.status, (SELECT COUNT(*) FROM events v "
-                               "WHERE v.exec_id = e.id AND v.type IN ('step.retry', "
-                               "'step.recovered')) FROM step_execs e WHERE e.step IN "
-                               "('post','confirm')", -1, &st, NULL) == SQLITE_OK) {
-        while (sqlite3_step(st) == SQLITE_ROW && n_keys < (size_t)runs * 2) {
-            CHECK(strcmp((const char *)sqlite3_column_text(st, 1), "succeeded") == 0,
-                  "http step %s not succeeded", sqlite3_column_text(st, 0));
-            explained[n_keys] = sqlite3_column_int64(st, 2);
-            keys[n_keys++] = strdup((const char *)sqlite3_column_text(st, 0));
-        }
-    }
-    sqlite3_finalize(st);
+    /* The http steps' keys, against what the server received; with each key,
+     * the repeats the log explains: retries and recovered claims. */
+    size_t n_keys = t.n_keys;
+    char **keys = t.keys;
+    int64_t *explained = t.explained;
     CHECK((int64_t)n_keys == runs * 2, "%zu http executions for %" PRId64 " runs", n_keys, runs);
 
     json_t *reqs = echo_requests(srv);
@@ -269,7 +399,7 @@ int main(void)
     printf("crash test: %d rounds, %d kills, %" PRId64 " runs x %d steps all succeeded once; "
            "%" PRId64 " claims recovered from killed processes; %zu http requests for %zu keys "
            "(%zu repeats: %d answered 503, the rest redelivered after a kill)\n",
-           rounds, kills, runs, N_STEPS, recovered, n_req, n_keys, repeats, faults);
+           rounds, kills, runs, N_STEPS, t.recovered, n_req, n_keys, repeats, faults);
     if (failures) {
         char *tail = tu_read_file(log_path);
         if (tail) {
@@ -281,11 +411,7 @@ int main(void)
 
     json_decref(reqs);
     free(seen);
-    free(explained);
-    for (size_t j = 0; j < n_keys; j++)
-        free(keys[j]);
-    free(keys);
-    sqlite3_close(db);
+    tally_free(&t);
     free(url);
     echo_stop(srv);
     if (!failures)

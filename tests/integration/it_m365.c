@@ -12,7 +12,6 @@
  */
 #include "tests/testutil.h"
 
-#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -421,25 +420,39 @@ static void test_plan_changes_nothing(void **state)
     free(other);
 }
 
+/* A user of a hostile tenant: a UPN with line breaks, and no mailbox. */
+static void add_evil_user(json_t *st)
+{
+    json_array_append_new(json_object_get(st, "users"),
+                          json_pack("{s:s, s:s, s:s, s:s, s:b}", "id", "evil-id",
+                                    "userPrincipalName",
+                                    "evil@x.com\nRemove-Mailbox -Identity boss\r", "displayName",
+                                    "Evil", "userType", "Member", "accountEnabled", 1));
+}
+
 /* A UPN with a line break (tenant data is untrusted) cannot end a "# ..."
- * comment of the plan and slip a command of its own into the script. */
+ * comment of the plan and slip a command of its own into the script.  The
+ * user comes the way tenant data does: from a tenant (a small one of its
+ * own, with its own database) through `assent sync`. */
 static void test_plan_comment_injection(void **state)
 {
     (void)state;
-    char *db = tu_path(g_dir, "a.db");
-    sqlite3 *h = NULL;
-    assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
-    sqlite3_busy_timeout(h, 5000);
-    const char *ins =
-        "INSERT INTO tenant_users (id, upn, upn_lower, sync_id, synced_at)"
-        " SELECT 'evil-id', 'evil@x.com' || char(10) || 'Remove-Mailbox -Identity boss' || char(13),"
-        " 'evil@x.com', max(sync_id), max(synced_at) FROM tenant_users";
-    assert_int_equal(sqlite3_exec(h, ins, NULL, NULL, NULL), SQLITE_OK);
+    struct mt_sim s;
+    assert_int_equal(mt_sim_start(&s, g_dir, "inject", 20, 5, NULL, add_evil_user, NULL), 0);
+    char *db = tu_path(g_dir, "inject.db");
+    set_env(&s, db);
     char *out = NULL, *err = NULL;
-    int rc = assent(&out, &err, "plan", g_wf, NULL);
-    assert_int_equal(sqlite3_exec(h, "DELETE FROM tenant_users WHERE id = 'evil-id'", NULL, NULL, NULL),
-                     SQLITE_OK);
-    sqlite3_close(h);
+    int rc = assent(&out, &err, "sync", "--quiet", NULL);
+    if (rc != 0)
+        fail_msg("sync exited %d: %s", rc, err ? err : "");
+    free(out);
+    free(err);
+    out = err = NULL;
+    rc = assent(&out, &err, "plan", g_wf, NULL);
+    mt_sim_stop(&s);
+    char *main_db = tu_path(g_dir, "a.db");
+    set_env(&g_sim, main_db);
+    free(main_db);
     free(db);
     assert_int_equal(rc, 0);
     assert_non_null(strstr(out, "# evil@x.com?Remove-Mailbox -Identity boss?: no mailbox"));

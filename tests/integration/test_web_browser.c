@@ -34,7 +34,8 @@ static void test_browser_scan_then_click(void **state)
     char script[1024], shot[1024];
     snprintf(script, sizeof script, "%s/tests/integration/web_browser.py", tu_source_dir());
     snprintf(shot, sizeof shot, "%s/web-approval-phone.png", tu_build_dir());
-    char *argv[] = {"/usr/bin/python3", script, "--link", link, "--db", s->db_path, "--shot", shot,
+    char *argv[] = {"/usr/bin/python3", script, "--link", link, "--db", s->db_path,
+                    "--assent", (char *)tu_assent_bin(), "--shot", shot,
                     "--comment", "Checked on a phone.", NULL};
     char *out = NULL, *errout = NULL;
     int rc = tu_run(argv, NULL, 180000, &out, &errout);
@@ -96,7 +97,8 @@ static void test_browser_change_page(void **state)
     char script[1024], shot[1024];
     snprintf(script, sizeof script, "%s/tests/integration/web_browser.py", tu_source_dir());
     snprintf(shot, sizeof shot, "%s/web-approval-change.png", tu_build_dir());
-    char *argv[] = {"/usr/bin/python3", script, "--link", link, "--db", s->db_path, "--shot", shot,
+    char *argv[] = {"/usr/bin/python3", script, "--link", link, "--db", s->db_path,
+                    "--assent", (char *)tu_assent_bin(), "--shot", shot,
                     "--change",
                     "[[\"PopEnabled\", \"$true\", \"$false\"],"
                     " [\"SmtpClientAuthenticationDisabled\", \"unknown\", \"$true\"]]",

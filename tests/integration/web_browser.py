@@ -3,13 +3,14 @@
 then decide in it the way a person does (tests/integration/test_web_browser.c
 starts the server and the run, then calls this).
 
-  web_browser.py --link URL --db PATH --shot PNG [--comment TEXT]
+  web_browser.py --link URL --db PATH --assent BIN --shot PNG [--comment TEXT]
                  [--change JSON] [--command TEXT] [--details-order JSON]
                  [--expect TEXT]... [--absent TEXT]...
 
 1. Load the page on a phone-sized window and idle: no script element, no
    auto-submitting form, so the approval must still be pending afterwards
-   (checked in the database, read-only).
+   (checked through the store's interface: `assent approvals --all --json`
+   and `assent show RUN --json` on the database).
 2. Check the layout fits the phone width (no horizontal scrolling, buttons
    inside the viewport, labelled comment box) and save a screenshot.
    With --change / --command / --details-order / --expect / --absent, check
@@ -21,7 +22,8 @@ Prints one JSON line with what it saw; exits non-zero on any failure.
 """
 import argparse
 import json
-import sqlite3
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -35,15 +37,25 @@ from selenium.webdriver.support.ui import WebDriverWait
 PHONE_W, PHONE_H = 390, 844
 
 
-def approval_state(db):
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
-    try:
-        a = con.execute("SELECT status FROM approvals ORDER BY id DESC LIMIT 1").fetchone()
-        p = con.execute("SELECT group_concat(status) FROM approval_approvers").fetchone()
-        ev = con.execute("SELECT count(*) FROM events WHERE type = 'approval.decision'").fetchone()
-        return {"approval": a[0] if a else None, "approvers": p[0], "decisions": ev[0]}
-    finally:
-        con.close()
+def assent_json(args, *argv):
+    """What `assent ARGV --json` prints about the database, parsed."""
+    env = dict(os.environ, ASSENT_DB=args.db, ASSENT_LOG_LEVEL="warn")
+    done = subprocess.run([args.assent, *argv, "--json"], env=env, capture_output=True,
+                          text=True, timeout=60, check=True)
+    return json.loads(done.stdout)
+
+
+def approval_state(args):
+    """The newest approval's status, every approver's status and the number
+    of decisions in the runs' event logs, read with the assent CLI."""
+    rows = assent_json(args, "approvals", "--all")
+    rows.sort(key=lambda r: r["approval_id"])
+    runs = sorted({r["run_id"] for r in rows})
+    decisions = sum(1 for run in runs for ev in assent_json(args, "show", str(run))["events"]
+                    if ev["type"] == "approval.decision")
+    return {"approval": rows[-1]["status"] if rows else None,
+            "approvers": ",".join(r["approver_status"] for r in rows) or None,
+            "decisions": decisions}
 
 
 def fail(msg, seen):
@@ -56,6 +68,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--link", required=True)
     ap.add_argument("--db", required=True)
+    ap.add_argument("--assent", required=True, help="the assent binary, to read the database")
     ap.add_argument("--shot", required=True)
     ap.add_argument("--comment", default="Checked in the browser.")
     ap.add_argument("--change", help="JSON [[setting, current, new], ...]")
@@ -83,13 +96,13 @@ def main():
     try:
         driver.set_page_load_timeout(30)
         # 1. Like a scanner: load, wait, leave.
-        before = approval_state(args.db)
+        before = approval_state(args)
         driver.get(args.link)
         time.sleep(3)
         seen["title"] = driver.title
         seen["scripts"] = len(driver.find_elements(By.TAG_NAME, "script"))
         seen["forms"] = len(driver.find_elements(By.TAG_NAME, "form"))
-        after_load = approval_state(args.db)
+        after_load = approval_state(args)
         seen["state_after_load"] = after_load
         if seen["scripts"] != 0:
             fail("the page has script elements", seen)
@@ -98,7 +111,7 @@ def main():
         # A reload and a second visit, as Safe Links does at click time.
         driver.get(args.link)
         time.sleep(1)
-        if approval_state(args.db) != before:
+        if approval_state(args) != before:
             fail("reloading the page changed the approval", seen)
 
         # What the page shows of the request.
@@ -174,7 +187,7 @@ def main():
         seen["after_click"] = body[:200]
         if "You approved" not in body:
             fail("the confirmation page does not say approved", seen)
-        seen["state_after_click"] = approval_state(args.db)
+        seen["state_after_click"] = approval_state(args)
         if seen["state_after_click"]["approval"] != "approved":
             fail("clicking Approve did not approve", seen)
     finally:

@@ -5,7 +5,6 @@
 
 #include <dirent.h>
 #include <signal.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +15,7 @@
 
 #include "db/db.h"
 #include "db/db_runs.h"
+#include "db/db_testing.h"
 #include "base/config.h"
 #include "engine/engine.h"
 #include "engine/workflow.h"
@@ -439,27 +439,11 @@ char *wh_csrf(const char *page)
 
 char *wh_db_fingerprint(struct wh_server *s)
 {
-    sqlite3 *h;
-    sqlite3_stmt *st;
-    char *out = NULL;
-    assert_int_equal(sqlite3_open_v2(s->db_path, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_busy_timeout(h, 5000);
-    const char *sql =
-        "SELECT"
-        " (SELECT group_concat(id||':'||status||':'||ifnull(decided_at,'')||':'||ifnull(decided_by,'')"
-        "   ||':'||reminders_sent||':'||ifnull(next_reminder_at,'')||':'||resume_pending, ';') FROM approvals)"
-        " ||'|'|| (SELECT group_concat(id||':'||status||':'||ifnull(sent_at,'')||':'||n_links||':'"
-        "   ||ifnull(decided_at,''), ';') FROM approval_approvers)"
-        " ||'|'|| (SELECT group_concat(token_hash||':'||ifnull(sent_at,''), ';') FROM approval_links)"
-        " ||'|'|| (SELECT count(*) FROM events)"
-        " ||'|'|| (SELECT group_concat(id||':'||status||':'||due_at||':'||attempt, ';') FROM step_execs)"
-        " ||'|'|| (SELECT group_concat(id||':'||status||':'||updated_at, ';') FROM runs)";
-    assert_int_equal(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    out = strdup((const char *)sqlite3_column_text(st, 0));
-    sqlite3_finalize(st);
-    sqlite3_close(h);
-    return out;
+    struct as_err err = {0};
+    char digest[DB_TESTING_DIGEST_SIZE];
+    if (db_testing_state_digest(s->app.db, digest, &err) != AS_OK)
+        fail_msg("db_testing_state_digest: %s", err.msg);
+    return strdup(digest);
 }
 
 long wh_post(const char *url, const char *body, char *const extra_headers[], char **page)

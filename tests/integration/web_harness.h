@@ -95,7 +95,8 @@ int wh_count_mail(struct wh_server *s, const char *to);
 char *wh_csrf(const char *page);
 
 /* A fingerprint of every approval, approver, link, step execution, run and
- * the number of events (malloc'd). */
+ * the number of events (malloc'd): db_testing_state_digest through the
+ * test's own connection to the store. */
 char *wh_db_fingerprint(struct wh_server *s);
 
 /* POST a form body to url with optional extra header lines (NULL-terminated). */

@@ -1,10 +1,9 @@
-/* test_approval_db.c - approvals in SQLite: creation, links, the decision
+/* test_approval_db.c - approvals in the store: creation, links, the decision
  * function under every policy, conflicts, expiry, cancelled runs, the
  * resume retry, concurrent decisions, listing and secrets. */
 #include "tests/testutil.h"
 
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,7 +71,7 @@ static void new_exec(struct fixture *f, int wait, int64_t *run_id, int64_t *exec
                                      .status = "waiting", .due_at = NOW * 2, .finished_at = 2000};
         assert_int_equal(db_exec_record(c, &res, &err), AS_OK);
     }
-    assert_int_equal(db_write_commit(f->db, &err), AS_OK);
+    assert_int_equal(db_write_end(f->db, AS_OK, &err), AS_OK);
 }
 
 /* The executor runs the woken step again, which waits again. */
@@ -96,23 +95,34 @@ static void park(struct fixture *f, int64_t exec_id)
     struct db_exec_result res = {.exec_id = exec_id, .owner = "t", .attempt = attempt,
                                  .status = "waiting", .due_at = NOW * 2, .finished_at = NOW};
     assert_int_equal(db_exec_record(c, &res, &err), AS_OK);
-    assert_int_equal(db_write_commit(f->db, &err), AS_OK);
+    assert_int_equal(db_write_end(f->db, AS_OK, &err), AS_OK);
 }
 
-static char *exec_status(struct fixture *f, int64_t exec_id)
+struct exec_status_req {
+    int64_t exec_id;
+    char *status; /* malloc'd */
+};
+
+static int exec_status_cb(void *ud, const struct db_exec_info *e)
 {
-    sqlite3 *h;
-    sqlite3_stmt *st;
-    char *out = NULL;
-    assert_int_equal(sqlite3_open(db_path(f->db), &h), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(h, "SELECT status FROM step_execs WHERE id = ?", -1, &st, NULL),
-                     SQLITE_OK);
-    sqlite3_bind_int64(st, 1, exec_id);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    out = strdup((const char *)sqlite3_column_text(st, 0));
-    sqlite3_finalize(st);
-    sqlite3_close(h);
-    return out;
+    struct exec_status_req *q = ud;
+    if (e->id != q->exec_id)
+        return 0;
+    q->status = strdup(e->status);
+    return 1;
+}
+
+/* The status of execution exec_id of run run_id (malloc'd). */
+static char *exec_status(struct fixture *f, int64_t run_id, int64_t exec_id)
+{
+    struct as_err err = {0};
+    struct db_conn *c;
+    struct exec_status_req q = {.exec_id = exec_id};
+    assert_int_equal(db_read_begin(f->db, &c, &err), AS_OK);
+    assert_int_equal(db_run_execs(c, run_id, exec_status_cb, &q, &err), AS_OK);
+    db_read_end(f->db, c);
+    assert_non_null(q.status);
+    return q.status;
 }
 
 static int64_t create(struct fixture *f, int64_t run_id, int64_t exec_id, const char *policy,
@@ -178,23 +188,29 @@ static const char *approver_status(const json_t *view, size_t i)
         json_object_get(json_array_get(json_object_get(view, "approvers"), i), "status"));
 }
 
+struct count_events_req {
+    const char *type, *needle;
+    int n;
+};
+
+static int count_events_cb(void *ud, const struct db_event_info *ev)
+{
+    struct count_events_req *q = ud;
+    if (strcmp(ev->type, q->type) == 0 && (!q->needle || strstr(ev->data, q->needle)))
+        q->n++;
+    return 0;
+}
+
+/* Events of type `type` of run run_id whose data contains needle (NULL: any). */
 static int count_events(struct fixture *f, int64_t run_id, const char *type, const char *needle)
 {
-    sqlite3 *h;
-    sqlite3_stmt *st;
-    int n = 0;
-    assert_int_equal(sqlite3_open(db_path(f->db), &h), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(h, "SELECT data FROM events WHERE run_id = ? AND type = ?",
-                                        -1, &st, NULL),
-                     SQLITE_OK);
-    sqlite3_bind_int64(st, 1, run_id);
-    sqlite3_bind_text(st, 2, type, -1, SQLITE_STATIC);
-    while (sqlite3_step(st) == SQLITE_ROW)
-        if (!needle || strstr((const char *)sqlite3_column_text(st, 0), needle))
-            n++;
-    sqlite3_finalize(st);
-    sqlite3_close(h);
-    return n;
+    struct as_err err = {0};
+    struct db_conn *c;
+    struct count_events_req q = {.type = type, .needle = needle};
+    assert_int_equal(db_read_begin(f->db, &c, &err), AS_OK);
+    assert_int_equal(db_run_events(c, run_id, count_events_cb, &q, &err), AS_OK);
+    db_read_end(f->db, c);
+    return q.n;
 }
 
 static void test_any_policy(void **state)
@@ -224,7 +240,7 @@ static void test_any_policy(void **state)
     assert_string_equal(res.status, "approved");
     assert_string_equal(res.approver, "a@example.org");
     assert_int_equal(res.resumed, 1);
-    char *st = exec_status(f, exec);
+    char *st = exec_status(f, run, exec);
     assert_string_equal(st, "ready"); /* the step was woken */
     free(st);
 
@@ -364,7 +380,7 @@ static void test_expiry_comment_cancel_admin(void **state)
     struct db_conn *c;
     assert_int_equal(db_write_begin(f->db, &c, &err), AS_OK);
     assert_int_equal(db_run_cancel(c, run2, NOW, &err), AS_OK);
-    assert_int_equal(db_write_commit(f->db, &err), AS_OK);
+    assert_int_equal(db_write_end(f->db, AS_OK, &err), AS_OK);
     assert_int_equal(decide(f, h, "reject", "why", NOW + 10, &res), AS_ECANCELLED);
     assert_int_equal(db_approvals_list(f->db, 0, 0, &list, &err), AS_OK);
     assert_int_equal(json_array_size(list), before - 1);
@@ -421,7 +437,7 @@ static void test_withdrawn_in_listings(void **state)
     assert_int_equal(db_write_begin(f->db, &c, &err), AS_OK);
     assert_int_equal(db_run_set_status(c, run_f, "failed", "boom", NOW + 6, &err), AS_OK);
     assert_int_equal(db_run_set_status(c, run_d, "succeeded", NULL, NOW + 6, &err), AS_OK);
-    assert_int_equal(db_write_commit(f->db, &err), AS_OK);
+    assert_int_equal(db_write_end(f->db, AS_OK, &err), AS_OK);
 
     json_t *list = NULL;
     struct db_approvals_filter all = {.all = 1};
@@ -485,7 +501,7 @@ static void test_resume_while_running(void **state)
     assert_int_equal(decide(f, h, "approve", NULL, NOW + 10, &res), AS_OK);
     assert_string_equal(res.status, "approved");
     assert_int_equal(res.resumed, 1); /* held by the engine until the step waits */
-    char *st = exec_status(f, exec);
+    char *st = exec_status(f, run, exec);
     assert_string_equal(st, "running");
     free(st);
     struct db_conn *c;
@@ -494,11 +510,11 @@ static void test_resume_while_running(void **state)
                                   .status = "waiting", .due_at = NOW * 2, .finished_at = NOW};
     char *held = NULL;
     assert_int_equal(db_exec_record_held(c, &wait, &held, &err), AS_OK); /* the executor records the wait */
-    assert_int_equal(db_write_commit(f->db, &err), AS_OK);
+    assert_int_equal(db_write_end(f->db, AS_OK, &err), AS_OK);
     assert_non_null(held); /* ...which ends at once with the decision */
     assert_non_null(strstr(held, "\"decision\":\"approved\""));
     free(held);
-    st = exec_status(f, exec);
+    st = exec_status(f, run, exec);
     assert_string_equal(st, "ready");
     free(st);
 }

@@ -1,19 +1,26 @@
 /* test_approval_step.c - the approval step's execute() against a real
  * database and the file mail transport: first run, re-runs that mail
  * nobody twice, a crash between sending and marking sent, reminders,
- * decisions, expiry with escalation, dry runs and bad parameters. */
+ * decisions, expiry with escalation, dry runs and bad parameters.
+ *
+ * The store is read and set through the db/ headers only.  Time passes for an
+ * approval (a reminder falls due, it expires) by running the step in a
+ * child process of this program whose clock is ahead: the
+ * ASSENT_FAKE_NOW_OFFSET_MS test hook, which is fixed per process. */
 #include "tests/testutil.h"
 
 #include <dirent.h>
-#include <sqlite3.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "db/db.h"
 #include "approvals/approval_decide.h"
 #include "db/db_approvals.h"
 #include "db/db_runs.h"
+#include "db/db_testing.h"
 #include "engine/app.h"
 #include "base/config.h"
 #include "base/encode.h"
@@ -65,7 +72,7 @@ static int64_t new_exec(struct fixture *f, int64_t *run_id)
     struct db_run_new r = {.workflow_id = f->wf_id, .workflow = "wf", .input = "{}"};
     assert_int_equal(db_run_insert(c, &r, 1000, run_id, &err), AS_OK);
     assert_int_equal(db_exec_insert(c, *run_id, "ask", 1000, 1000, &exec_id, &err), AS_OK);
-    assert_int_equal(db_write_commit(f->app.db, &err), AS_OK);
+    assert_int_equal(db_write_end(f->app.db, AS_OK, &err), AS_OK);
     return exec_id;
 }
 
@@ -82,29 +89,162 @@ static int count_files(const char *dir)
     return n;
 }
 
-static void raw_sql(struct fixture *f, const char *sql)
+/* ---- the store, through its interface ---------------------------------------- */
+
+/* Approval approval_id as db_approvals_get shows it (new reference). */
+static json_t *view_of(struct fixture *f, int64_t approval_id)
 {
-    sqlite3 *h;
-    assert_int_equal(sqlite3_open(db_path(f->app.db), &h), SQLITE_OK);
-    sqlite3_busy_timeout(h, 5000);
-    char *msg = NULL;
-    if (sqlite3_exec(h, sql, NULL, NULL, &msg) != SQLITE_OK)
-        fail_msg("%s: %s", sql, msg);
-    sqlite3_close(h);
+    struct as_err err = {0};
+    json_t *view = NULL;
+    if (db_approvals_get(f->app.db, approval_id, &view, &err) != AS_OK)
+        fail_msg("db_approvals_get %" PRId64 ": %s", approval_id, err.msg);
+    return view;
 }
 
-static long long raw_int(struct fixture *f, const char *sql)
+/* Every approval's id, each once, into ids[0..*n) (at most max). */
+static void approval_ids(struct fixture *f, int64_t *ids, size_t max, size_t *n)
 {
-    sqlite3 *h;
-    sqlite3_stmt *st;
-    long long v = -1;
-    assert_int_equal(sqlite3_open(db_path(f->app.db), &h), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
-    if (sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(h);
+    struct as_err err = {0};
+    json_t *rows = NULL;
+    *n = 0;
+    assert_int_equal(db_approvals_list(f->app.db, 1, 0, &rows, &err), AS_OK);
+    size_t i;
+    json_t *row;
+    json_array_foreach(rows, i, row)
+    {
+        int64_t id = json_integer_value(json_object_get(row, "approval_id"));
+        size_t k = 0;
+        while (k < *n && ids[k] != id)
+            k++;
+        if (k == *n && *n < max)
+            ids[(*n)++] = id;
+    }
+    json_decref(rows);
+}
+
+static size_t n_approvals(struct fixture *f)
+{
+    int64_t ids[64];
+    size_t n;
+    approval_ids(f, ids, 64, &n);
+    return n;
+}
+
+/* The newest approval (the highest id); fails the test when there is none. */
+static int64_t latest_approval(struct fixture *f)
+{
+    int64_t ids[64], max = 0;
+    size_t n;
+    approval_ids(f, ids, 64, &n);
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] > max)
+            max = ids[i];
+    assert_true(max > 0);
+    return max;
+}
+
+/* The one approval the test has made; fails the test when there are none or more. */
+static int64_t the_approval(struct fixture *f)
+{
+    assert_int_equal(n_approvals(f), 1);
+    return latest_approval(f);
+}
+
+static json_int_t approval_int(struct fixture *f, const char *key)
+{
+    json_t *view = view_of(f, the_approval(f));
+    json_int_t v = json_integer_value(json_object_get(view, key));
+    json_decref(view);
     return v;
+}
+
+/* Approvers mailed (sent_at set) and links made (all approvers, or only
+ * the approver `email`), from the approval's view. */
+static int n_mailed(struct fixture *f)
+{
+    json_t *view = view_of(f, the_approval(f));
+    int n = 0;
+    size_t i;
+    json_t *a;
+    json_array_foreach(json_object_get(view, "approvers"), i, a)
+        n += json_integer_value(json_object_get(a, "sent_at")) > 0;
+    json_decref(view);
+    return n;
+}
+
+static int n_links(struct fixture *f, const char *email)
+{
+    json_t *view = view_of(f, the_approval(f));
+    int n = 0;
+    size_t i;
+    json_t *a;
+    json_array_foreach(json_object_get(view, "approvers"), i, a)
+        if (!email || strcmp(json_string_value(json_object_get(a, "email")), email) == 0)
+            n += (int)json_integer_value(json_object_get(a, "n_links"));
+    json_decref(view);
+    return n;
+}
+
+static int n_approvers_with_status(struct fixture *f, const char *status)
+{
+    json_t *view = view_of(f, the_approval(f));
+    int n = 0;
+    size_t i;
+    json_t *a;
+    json_array_foreach(json_object_get(view, "approvers"), i, a)
+        n += strcmp(json_string_value(json_object_get(a, "status")), status) == 0;
+    json_decref(view);
+    return n;
+}
+
+/* ---- the emails ------------------------------------------------------------- */
+
+#define LINK_PREFIX "https://assent.example.org/a/"
+
+/*
+ * The link token in each email to `to` (any recipient when NULL), checked
+ * against the store: the email's link is public_url + /a/ + token, and the
+ * link is found by the token's hash, for an approver who is a recipient of
+ * that email.  Returns how many emails had one; the last token goes to
+ * token_out (TOKEN_LEN + 1 bytes) when not NULL.
+ */
+static int mailed_tokens(struct fixture *f, const char *to, char *token_out)
+{
+    DIR *d = opendir(f->mail_dir);
+    int n = 0;
+    struct dirent *e;
+    assert_non_null(d);
+    while ((e = readdir(d))) {
+        if (!strstr(e->d_name, ".eml"))
+            continue;
+        char *path = tu_path(f->mail_dir, e->d_name);
+        char *text = tu_read_file(path);
+        free(path);
+        assert_non_null(text);
+        const char *link = strstr(text, LINK_PREFIX);
+        if (!link || (to && !strstr(text, to))) {
+            free(text);
+            continue;
+        }
+        char token[TOKEN_LEN + 1], hash[TOKEN_HASH_LEN + 1];
+        snprintf(token, sizeof token, "%s", link + strlen(LINK_PREFIX));
+        assert_true(token_well_formed(token));
+        token_hash(token, hash);
+        struct as_err err = {0};
+        json_t *view = NULL;
+        if (db_approvals_by_token(f->app.db, hash, &view, &err) != AS_OK)
+            fail_msg("the link in %s is not found by its token's hash: %s", e->d_name, err.msg);
+        json_t *me = json_array_get(json_object_get(view, "approvers"),
+                                    json_integer_value(json_object_get(view, "me")));
+        assert_non_null(strstr(text, json_string_value(json_object_get(me, "email"))));
+        json_decref(view);
+        if (token_out)
+            memcpy(token_out, token, sizeof token);
+        n++;
+        free(text);
+    }
+    closedir(d);
+    return n;
 }
 
 struct run_ctx {
@@ -112,6 +252,7 @@ struct run_ctx {
     struct step_result res;
     json_t *params;
     char key[128];
+    int64_t now_ms; /* the clock of the process that ran it (execute_later) */
 };
 
 static void execute(struct fixture *f, struct run_ctx *r, int64_t run_id, int64_t exec_id,
@@ -146,10 +287,113 @@ static void run_free(struct run_ctx *r)
     json_decref(r->res.wait_state);
 }
 
+#define DAY (86400000LL)
+
+/*
+ * execute() in a child process of this program whose clock runs offset_ms
+ * ahead (ASSENT_TEST_HOOKS=1 and ASSENT_FAKE_NOW_OFFSET_MS), on the same
+ * database and mail directory; the result comes back as JSON (see
+ * execute_child) into r, and r->now_ms is the child's clock.  Only time
+ * passes: what is stored is left as it is.
+ */
+static void execute_later(struct fixture *f, struct run_ctx *r, int64_t run_id, int64_t exec_id,
+                          const char *params_json, int64_t offset_ms)
+{
+    char self[4096], run_s[24], exec_s[24], deadline_s[8], offset_env[64];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    assert_true(len > 0);
+    self[len] = '\0';
+    snprintf(run_s, sizeof run_s, "%" PRId64, run_id);
+    snprintf(exec_s, sizeof exec_s, "%" PRId64, exec_id);
+    snprintf(deadline_s, sizeof deadline_s, "%d", r->ctx.deadline_reached);
+    snprintf(offset_env, sizeof offset_env, "ASSENT_FAKE_NOW_OFFSET_MS=%" PRId64, offset_ms);
+    char *argv[] = {self, "--execute-child", f->dir, run_s, exec_s, (char *)params_json,
+                    deadline_s, NULL};
+    char *env[] = {"ASSENT_TEST_HOOKS=1", offset_env, NULL};
+    char *out = NULL, *errout = NULL;
+    int code = tu_run(argv, env, 60000, &out, &errout);
+    if (code != 0)
+        fail_msg("the step in a child process exited %d: %s", code, errout ? errout : "");
+    json_error_t je;
+    json_t *o = json_loads(out, 0, &je);
+    if (!o)
+        fail_msg("the child's result is not JSON (%s): %s", je.text, out);
+    free(out);
+    free(errout);
+
+    json_decref(r->params);
+    json_decref(r->ctx.events);
+    json_decref(r->res.output);
+    json_decref(r->res.wait_state);
+    r->params = json_loads(params_json, 0, NULL);
+    r->ctx.events = json_incref(json_object_get(o, "events"));
+    memset(&r->res, 0, sizeof r->res);
+    r->res.status = (enum step_status)json_integer_value(json_object_get(o, "status"));
+    snprintf(r->res.outcome, sizeof r->res.outcome, "%s",
+             json_string_value(json_object_get(o, "outcome")));
+    snprintf(r->res.error, sizeof r->res.error, "%s", json_string_value(json_object_get(o, "error")));
+    json_t *output = json_object_get(o, "output"), *wait_state = json_object_get(o, "wait_state");
+    r->res.output = json_is_null(output) ? NULL : json_incref(output);
+    r->res.wait_state = json_is_null(wait_state) ? NULL : json_incref(wait_state);
+    r->res.wait_until_ms = json_integer_value(json_object_get(o, "wait_until_ms"));
+    r->now_ms = json_integer_value(json_object_get(o, "now_ms"));
+    json_decref(o);
+}
+
+/*
+ * The child of execute_later: argv = PROG --execute-child DIR RUN EXEC PARAMS
+ * DEADLINE_REACHED.  Runs execute() with the fixture's configuration on
+ * DIR's database and prints {status, outcome, error, output, wait_state,
+ * wait_until_ms, events, now_ms} on stdout.  Returns the exit code.
+ */
+static int execute_child(char **argv)
+{
+    struct fixture f = {.dir = argv[2]};
+    struct as_err err = {0};
+    struct run_ctx r = {0};
+    int code = 1;
+    f.mail_dir = tu_path(f.dir, "mail");
+    f.app.cfg = config_defaults();
+    if (config_set(f.app.cfg, "mail_transport", "file", &err) ||
+        config_set(f.app.cfg, "mail_dir", f.mail_dir, &err) ||
+        config_set(f.app.cfg, "public_url", "https://assent.example.org/", &err)) {
+        fprintf(stderr, "config: %s\n", err.msg);
+        goto out;
+    }
+    char *db_path = tu_path(f.dir, "t.db");
+    enum as_code rc = db_open(db_path, "NORMAL", &f.app.db, &err);
+    free(db_path);
+    if (rc) {
+        fprintf(stderr, "db_open: %s\n", err.msg);
+        goto out;
+    }
+    r.ctx.deadline_reached = argv[6][0] == '1';
+    execute(&f, &r, strtoll(argv[3], NULL, 10), strtoll(argv[4], NULL, 10), argv[5]);
+    json_t *o = json_pack("{s:i, s:s, s:s, s:O?, s:O?, s:I, s:O, s:I}", "status",
+                          (int)r.res.status, "outcome", r.res.outcome, "error", r.res.error,
+                          "output", r.res.output, "wait_state", r.res.wait_state, "wait_until_ms",
+                          (json_int_t)r.res.wait_until_ms, "events", r.ctx.events, "now_ms",
+                          (json_int_t)time_now_ms());
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    if (text) {
+        printf("%s\n", text);
+        code = 0;
+    }
+    free(text);
+    json_decref(o);
+out:
+    run_free(&r);
+    db_close(f.app.db);
+    config_free(f.app.cfg);
+    free(f.mail_dir);
+    return code;
+}
+
+/* Reminders daily for a week: time enough for several to be missed. */
 #define PARAMS_2                                                                            \
     "{\"approvers\": [\"a@example.org\", \"b@example.org\"], \"subject\": \"Disable POP3\","   \
     " \"request\": {\"identity\": \"u@example.org\", \"settings\": {\"PopEnabled\": false}},"   \
-    " \"expiry\": \"P2D\", \"reminder_every\": \"P1D\", \"escalate_to\": \"boss@example.org\"}"
+    " \"expiry\": \"P7D\", \"reminder_every\": \"P1D\", \"escalate_to\": \"boss@example.org\"}"
 
 static void test_first_run_reruns_and_crash(void **state)
 {
@@ -164,40 +408,44 @@ static void test_first_run_reruns_and_crash(void **state)
     /* Waits until the first reminder (a day), which comes before the expiry. */
     assert_true(r.res.wait_until_ms >= before + 86400000LL);
     assert_true(r.res.wait_until_ms < before + 2 * 86400000LL);
-    assert_int_equal(raw_int(f, "SELECT count(*) FROM approval_approvers WHERE sent_at IS NOT NULL"), 2);
-    assert_int_equal(raw_int(f, "SELECT count(*) FROM approval_links"), 2);
+    assert_int_equal(n_mailed(f), 2);
+    assert_int_equal(n_links(f, NULL), 2);
     /* The link in the email is public_url + /a/ + token, and only its hash is stored. */
-    assert_int_equal(raw_int(f, "SELECT count(*) FROM approval_links WHERE length(token_hash) = 64"), 2);
+    assert_int_equal(mailed_tokens(f, NULL, NULL), 2);
 
     /* A re-run (lease expired, crash after the wait was chosen): nobody is mailed twice. */
     execute(f, &r, run, exec, PARAMS_2);
     assert_int_equal(r.res.status, STEP_WAIT);
     assert_int_equal(count_files(f->mail_dir), 2);
-    assert_int_equal(raw_int(f, "SELECT count(*) FROM approvals"), 1);
-    assert_int_equal(raw_int(f, "SELECT count(*) FROM approval_links"), 2);
+    assert_int_equal(n_approvals(f), 1);
+    assert_int_equal(n_links(f, NULL), 2);
 
     /* A crash after b's email went out but before b was marked sent: the
      * re-run makes a new token, the mail layer sends nothing new (same key),
      * and b's earlier link stays valid. */
-    raw_sql(f, "UPDATE approval_approvers SET sent_at = NULL WHERE email = 'b@example.org'");
+    struct as_err err = {0};
+    assert_int_equal(db_testing_approver_unsent(f->app.db, the_approval(f), "b@example.org", &err),
+                     AS_OK);
+    assert_int_equal(n_mailed(f), 1);
     execute(f, &r, run, exec, PARAMS_2);
     assert_int_equal(r.res.status, STEP_WAIT);
     assert_int_equal(count_files(f->mail_dir), 2);
-    assert_int_equal(raw_int(f, "SELECT count(*) FROM approval_links l JOIN approval_approvers p"
-                                " ON p.id = l.approver_id WHERE p.email = 'b@example.org'"), 2);
-    assert_int_equal(raw_int(f, "SELECT count(*) FROM approval_approvers WHERE sent_at IS NOT NULL"), 2);
+    assert_int_equal(n_links(f, "b@example.org"), 2);
+    assert_int_equal(n_mailed(f), 2);
+    assert_int_equal(mailed_tokens(f, "b@example.org", NULL), 1); /* the earlier link, still valid */
 
-    /* A reminder is due: a new link each for a and b, one email each. */
-    raw_sql(f, "UPDATE approvals SET next_reminder_at = 1");
+    /* Three and a half days later, three daily reminders are due: a new
+     * link each for a and b, one email each. */
     r.ctx.deadline_reached = 1;
-    execute(f, &r, run, exec, PARAMS_2);
+    execute_later(f, &r, run, exec, PARAMS_2, 3 * DAY + DAY / 2);
     assert_int_equal(r.res.status, STEP_WAIT);
     assert_int_equal(count_files(f->mail_dir), 4);
-    assert_int_equal(raw_int(f, "SELECT reminders_sent FROM approvals"), 1);
-    assert_int_equal(raw_int(f, "SELECT count(*) FROM approval_links WHERE purpose = 'reminder'"), 2);
+    assert_int_equal(approval_int(f, "reminders_sent"), 1);
+    assert_int_equal(n_links(f, "a@example.org"), 2);
+    assert_int_equal(n_links(f, "b@example.org"), 3);
     /* Missed reminders are not sent in a burst: the next is in the future. */
-    assert_true(raw_int(f, "SELECT next_reminder_at FROM approvals") == 0 ||
-                raw_int(f, "SELECT next_reminder_at FROM approvals") > time_now_ms());
+    assert_true(approval_int(f, "next_reminder_at") == 0 ||
+                approval_int(f, "next_reminder_at") > r.now_ms);
     int events_reminded = 0;
     size_t i;
     json_t *ev;
@@ -206,8 +454,7 @@ static void test_first_run_reruns_and_crash(void **state)
     assert_int_equal(events_reminded, 1);
 
     /* A decision arrives (as the web POST records it); the woken step ends. */
-    struct as_err err = {0};
-    struct approval_decision d = {.approval_id = raw_int(f, "SELECT id FROM approvals"),
+    struct approval_decision d = {.approval_id = the_approval(f),
                                   .decision = "reject", .comment = "no", .via = "cli",
                                   .actor = "admin", .now = time_now_ms()};
     struct approval_decision_result res;
@@ -242,14 +489,14 @@ static void test_expiry_escalates_once(void **state)
     execute(f, &r, run, exec, PARAMS_2);
     assert_int_equal(r.res.status, STEP_WAIT);
     assert_int_equal(count_files(f->mail_dir), 2);
-    raw_sql(f, "UPDATE approvals SET expires_at = 1, next_reminder_at = NULL");
+    /* A week and an hour later nobody has decided. */
     r.ctx.deadline_reached = 1;
-    execute(f, &r, run, exec, PARAMS_2);
+    execute_later(f, &r, run, exec, PARAMS_2, 7 * DAY + DAY / 24);
     assert_int_equal(r.res.status, STEP_OK);
     assert_string_equal(r.res.outcome, "expired");
     assert_int_equal(count_files(f->mail_dir), 3); /* the escalation */
-    assert_true(raw_int(f, "SELECT escalated_at FROM approvals") > 0);
-    assert_int_equal(raw_int(f, "SELECT count(*) FROM approval_approvers WHERE status = 'closed'"), 2);
+    assert_true(approval_int(f, "escalated_at") > 0);
+    assert_int_equal(n_approvers_with_status(f, "closed"), 2);
     /* Executed again (crash before the result was recorded): no second escalation. */
     execute(f, &r, run, exec, PARAMS_2);
     assert_string_equal(r.res.outcome, "expired");
@@ -268,9 +515,19 @@ static void test_sequential_mails_in_turn(void **state)
     execute(f, &r, run, exec, p);
     assert_int_equal(r.res.status, STEP_WAIT);
     assert_int_equal(count_files(f->mail_dir), 1);
-    /* a approves (through the database, as the web does): b becomes pending; the woken step mails b. */
-    raw_sql(f, "UPDATE approval_approvers SET status = 'approved' WHERE email = 'a@example.org';"
-               "UPDATE approval_approvers SET status = 'pending' WHERE email = 'b@example.org'");
+    /* a approves through the link in the email, as the web records it: b
+     * becomes pending; the woken step mails b. */
+    char token[TOKEN_LEN + 1], hash[TOKEN_HASH_LEN + 1];
+    assert_int_equal(mailed_tokens(f, "a@example.org", token), 1);
+    token_hash(token, hash);
+    struct as_err err = {0};
+    struct approval_decision d = {.token_hash = hash, .decision = "approve", .via = "web",
+                                  .client_addr = "192.0.2.7", .now = time_now_ms()};
+    struct approval_decision_result res;
+    assert_int_equal(approval_decide(f->app.db, &d, &res, &err), AS_OK);
+    assert_string_equal(res.status, "pending");
+    assert_int_equal(n_approvers_with_status(f, "approved"), 1);
+    assert_int_equal(n_approvers_with_status(f, "pending"), 1);
     execute(f, &r, run, exec, p);
     assert_int_equal(r.res.status, STEP_WAIT);
     assert_int_equal(count_files(f->mail_dir), 2);
@@ -291,7 +548,7 @@ static void test_current_and_cmdlet(void **state)
             " \"request\": {\"identity\": \"u@example.org\", \"settings\": {\"PopEnabled\": false}},"
             " \"current\": {\"PopEnabled\": true}, \"cmdlet\": \"Set-CASMailbox\"}");
     assert_int_equal(r.res.status, STEP_WAIT);
-    int64_t id = raw_int(f, "SELECT max(id) FROM approvals");
+    int64_t id = latest_approval(f);
     json_t *view = NULL;
     assert_int_equal(db_approvals_get(f->app.db, id, &view, &err), AS_OK);
     assert_true(json_is_true(json_object_get(json_object_get(view, "current"), "PopEnabled")));
@@ -311,7 +568,7 @@ static void test_current_and_cmdlet(void **state)
             " \"request\": {\"identity\": \"\", \"settings\": "
             "{\"SmtpClientAuthenticationDisabled\": true}}}");
     assert_int_equal(r2.res.status, STEP_WAIT);
-    id = raw_int(f, "SELECT max(id) FROM approvals");
+    id = latest_approval(f);
     assert_int_equal(db_approvals_get(f->app.db, id, &view, &err), AS_OK);
     assert_true(json_is_null(json_object_get(view, "current")));
     assert_string_equal(json_string_value(json_object_get(view, "cmdlet")), "Set-TransportConfig");
@@ -323,7 +580,7 @@ static void test_current_and_cmdlet(void **state)
     exec = new_exec(f, &run);
     execute(f, &r3, run, exec, "{\"approvers\": [\"a@example.org\"], \"subject\": \"Other\"}");
     assert_int_equal(r3.res.status, STEP_WAIT);
-    id = raw_int(f, "SELECT max(id) FROM approvals");
+    id = latest_approval(f);
     assert_int_equal(db_approvals_get(f->app.db, id, &view, &err), AS_OK);
     assert_string_equal(json_string_value(json_object_get(view, "cmdlet")), "");
     json_decref(view);
@@ -341,7 +598,7 @@ static void test_dry_run_and_bad_params(void **state)
     assert_int_equal(r.res.status, STEP_OK);
     assert_string_equal(r.res.outcome, "approved");
     assert_int_equal(count_files(f->mail_dir), 0);
-    assert_int_equal(raw_int(f, "SELECT count(*) FROM approvals"), 0);
+    assert_int_equal(n_approvals(f), 0);
     r.ctx.dry_run = 0;
 
     static const struct {
@@ -391,9 +648,11 @@ static void test_dry_run_and_bad_params(void **state)
     run_free(&r);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     cli_register_types();
+    if (argc == 7 && strcmp(argv[1], "--execute-child") == 0)
+        return execute_child(argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_first_run_reruns_and_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expiry_escalates_once, setup, teardown),

@@ -58,7 +58,7 @@ static struct db_conn *wbegin(struct fixture *f)
 static void wcommit(struct fixture *f)
 {
     struct as_err err = {0};
-    assert_int_equal(db_write_commit(f->db, &err), AS_OK);
+    assert_int_equal(db_write_end(f->db, AS_OK, &err), AS_OK);
 }
 
 static int64_t new_run(struct fixture *f, struct db_conn *c, const char *key)
@@ -626,7 +626,7 @@ static void test_db_file_modes(void **state)
         struct db_conn *c;
         assert_int_equal(db_write_begin(db, &c, &err), AS_OK);
         assert_int_equal(db_exec(c, "CREATE TABLE t(x); INSERT INTO t VALUES (1)", &err), AS_OK);
-        assert_int_equal(db_write_commit(db, &err), AS_OK);
+        assert_int_equal(db_write_end(db, AS_OK, &err), AS_OK);
         assert_int_equal(mode_of(var), 0700);
         assert_int_equal(mode_of(sub), 0700);
         assert_int_equal(mode_of(path), 0600);
@@ -666,7 +666,7 @@ static void test_db_open_migrates(void **state)
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     assert_string_equal(db_col_text(st, 0), "wal");
     db_stmt_done(st);
-    db_write_rollback(db);
+    assert_int_equal(db_write_end(db, AS_OK, &err), AS_OK);
     db_close(db);
     /* Reopening applies nothing twice. */
     assert_int_equal(db_open(path, "FULL", &db, &err), AS_OK);

@@ -10,7 +10,6 @@
 
 #include <inttypes.h>
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -305,15 +304,17 @@ static void poll_status(struct fx *f, int64_t run, const char *want)
     assert_string_equal(status, want);
 }
 
-/* The executions of a run as a JSON array of {step,status,attempt,outcome,output,error,key,id}. */
+/* The executions of a run as a JSON array of
+ * {step,status,attempt,outcome,output,error,key,id,visit,params,recoveries}. */
 static int exec_cb(void *ud, const struct db_exec_info *e)
 {
     json_array_append_new(
         (json_t *)ud,
-        json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:s, s:I, s:i, s:s}", "step", e->step, "status",
-                  e->status, "attempt", e->attempt, "outcome", e->outcome, "output", e->output,
-                  "error", e->error, "key", e->idempotency_key, "id", (json_int_t)e->id, "visit",
-                  e->visit, "params", e->params));
+        json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:s, s:I, s:i, s:s, s:i}", "step", e->step,
+                  "status", e->status, "attempt", e->attempt, "outcome", e->outcome, "output",
+                  e->output, "error", e->error, "key", e->idempotency_key, "id",
+                  (json_int_t)e->id, "visit", e->visit, "params", e->params, "recoveries",
+                  e->recoveries));
     return 0;
 }
 
@@ -673,13 +674,13 @@ static void test_wait_resume(void **state)
     json_t *payload = json_pack("{s:s}", "by", "owner@example.com");
     assert_int_equal(db_write_begin(f->app.db, &c, &err), AS_OK);
     assert_int_equal(db_exec_resume(c, gate, payload, &err), AS_OK);
-    assert_int_equal(db_write_commit(f->app.db, &err), AS_OK);
+    assert_int_equal(db_write_end(f->app.db, AS_OK, &err), AS_OK);
     engine_wake(f->e);
     wait_status(f, run, "succeeded");
     /* Too late now. */
     assert_int_equal(db_write_begin(f->app.db, &c, &err), AS_OK);
-    assert_int_equal(db_exec_resume(c, gate, payload, &err), AS_ECONFLICT);
-    db_write_rollback(f->app.db);
+    assert_int_equal(db_write_end(f->app.db, db_exec_resume(c, gate, payload, &err), &err),
+                     AS_ECONFLICT);
     json_decref(payload);
 
     json_t *ex = execs(f, run);
@@ -725,7 +726,7 @@ static void test_resume_while_running(void **state)
     json_t *payload = json_pack("{s:s}", "by", "early@example.com");
     assert_int_equal(db_write_begin(f->app.db, &c, &err), AS_OK);
     assert_int_equal(db_exec_resume(c, gate, payload, &err), AS_OK);
-    assert_int_equal(db_write_commit(f->app.db, &err), AS_OK);
+    assert_int_equal(db_write_end(f->app.db, AS_OK, &err), AS_OK);
     engine_wake(f->e);
     hold_release(); /* now the step returns STEP_WAIT, for an hour */
     wait_status(f, run, "succeeded");
@@ -747,8 +748,8 @@ static void test_resume_while_running(void **state)
 
     /* An ended step takes no resume. */
     assert_int_equal(db_write_begin(f->app.db, &c, &err), AS_OK);
-    assert_int_equal(db_exec_resume(c, gate, payload, &err), AS_ECONFLICT);
-    db_write_rollback(f->app.db);
+    assert_int_equal(db_write_end(f->app.db, db_exec_resume(c, gate, payload, &err), &err),
+                     AS_ECONFLICT);
     json_decref(payload);
     wf_free(wf);
 }
@@ -942,7 +943,7 @@ static void fake_claim(struct fx *f, const char *owner, int64_t lease_until)
     assert_int_equal(n, 1);
     assert_int_equal(db_exec_take(c, &cl[0], owner, time_now_ms(), lease_until, &err), AS_OK);
     db_claim_clear(&cl[0]);
-    assert_int_equal(db_write_commit(f->app.db, &err), AS_OK);
+    assert_int_equal(db_write_end(f->app.db, AS_OK, &err), AS_OK);
 }
 
 static void test_recover_dead_local_process(void **state)
@@ -969,7 +970,9 @@ static void test_recover_dead_local_process(void **state)
 }
 
 /* A step whose claims keep getting lost (its process dies every time) is failed
- * after MAX_RECOVERIES instead of taking the engine down forever. */
+ * after MAX_RECOVERIES (engine/engine_internal.h: 20) instead of taking the
+ * engine down forever. */
+#define MAX_RECOVERIES 20
 static void test_poison_step_gives_up(void **state)
 {
     struct fx *f = *state;
@@ -979,12 +982,18 @@ static void test_poison_step_gives_up(void **state)
     char host[128] = "localhost", owner[200];
     gethostname(host, sizeof host - 1);
     snprintf(owner, sizeof owner, "%s/99999998/777", host);
+    /* Claimed and lost 20 times already: each claim taken by another
+     * process whose lease had run out counts one recovery... */
+    for (int i = 0; i < MAX_RECOVERIES; i++) {
+        char other[64];
+        snprintf(other, sizeof other, "other-host/%d/1", i);
+        fake_claim(f, other, time_now_ms() - 1);
+    }
+    /* ... and the 21st is held by a process of this host that is gone. */
     fake_claim(f, owner, time_now_ms() + 3600 * 1000);
-    sqlite3 *h;
-    assert_int_equal(sqlite3_open(f->path, &h), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(h, "UPDATE step_execs SET recoveries = 20", NULL, NULL, NULL),
-                     SQLITE_OK);
-    sqlite3_close(h);
+    json_t *held = execs(f, run);
+    assert_int_equal(ifield(held, 0, "recoveries"), MAX_RECOVERIES);
+    json_decref(held);
     start(f, 1);
     wait_status(f, run, "failed");
     json_t *ex = execs(f, run);

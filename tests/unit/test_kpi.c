@@ -693,7 +693,7 @@ static void sync_users(struct app *app, int n)
         json_decref(u);
         json_decref(m);
     }
-    assert_int_equal(db_write_commit(app->db, &err), AS_OK);
+    assert_int_equal(db_write_end(app->db, AS_OK, &err), AS_OK);
     json_t *summary = json_object(); /* (NULL leaks in db_tenant_sync_finish) */
     assert_int_equal(db_tenant_sync_finish(app->db, sync_id, now, "ok", summary, NULL, &err), AS_OK);
     json_decref(summary);

@@ -46,7 +46,7 @@ static int64_t put_workflow(struct fixture *f, const char *hash, const char *def
                                 .definition = definition};
     assert_int_equal(db_write_begin(f->db, &c, &err), AS_OK);
     assert_int_equal(db_workflow_put(c, &w, 1000, &id, &err), AS_OK);
-    assert_int_equal(db_write_commit(f->db, &err), AS_OK);
+    assert_int_equal(db_write_end(f->db, AS_OK, &err), AS_OK);
     return id;
 }
 
@@ -58,7 +58,7 @@ static int64_t put_run(struct fixture *f, int64_t wf_id, const char *input)
     struct db_run_new r = {.workflow_id = wf_id, .workflow = "wf", .input = input};
     assert_int_equal(db_write_begin(f->db, &c, &err), AS_OK);
     assert_int_equal(db_run_insert(c, &r, 1000, &id, &err), AS_OK);
-    assert_int_equal(db_write_commit(f->db, &err), AS_OK);
+    assert_int_equal(db_write_end(f->db, AS_OK, &err), AS_OK);
     return id;
 }
 

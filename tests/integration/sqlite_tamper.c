@@ -1,0 +1,159 @@
+/*
+ * sqlite_tamper.c - a test of the SQLite store, not of Assent through its
+ * interface: it changes the database file behind Assent's back with raw SQL
+ * (edits an event, deletes one, cuts the newest) and checks that the real
+ * `assent audit verify` notices each change, and that the chain verifies
+ * again once the record is put back.  Tampering is specific to a backend's
+ * storage, so this is the one integration test that writes SQL; another
+ * backend brings its own.  (tests/unit/test_db_runs.c is the SQLite store's
+ * unit test.)
+ *
+ * usage: sqlite_tamper [TEST_NAME]
+ */
+#include "tests/testutil.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/integration/http_echo_server.h"
+
+#define T_MS 60000
+
+struct env {
+    char *dir, *db, *env_db;
+    struct echo_server *srv;
+};
+
+static int setup(void **state)
+{
+    struct env *e = calloc(1, sizeof *e);
+    if (!e)
+        return -1;
+    e->dir = tu_tmpdir("sqlite-tamper");
+    e->db = tu_path(e->dir, "assent.db");
+    size_t n = strlen(e->db) + 16;
+    e->env_db = malloc(n);
+    snprintf(e->env_db, n, "ASSENT_DB=%s", e->db);
+    e->srv = echo_start();
+    *state = e;
+    return e->srv ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    struct env *e = *state;
+    echo_stop(e->srv);
+    tu_rmrf(e->dir);
+    free(e->dir);
+    free(e->db);
+    free(e->env_db);
+    free(e);
+    return 0;
+}
+
+/* Run assent with up to 8 arguments (NULL-terminated); stdout/stderr captured. */
+static int assent(struct env *e, char **out, char **err, ...)
+{
+    char *argv[12] = {(char *)tu_assent_bin()};
+    va_list ap;
+    va_start(ap, err);
+    int n = 1;
+    const char *a;
+    while (n < 11 && (a = va_arg(ap, const char *)))
+        argv[n++] = (char *)a;
+    va_end(ap);
+    argv[n] = NULL;
+    char *env[] = {e->env_db, "ASSENT_LOG_LEVEL=warn", NULL};
+    return tu_run(argv, env, T_MS, out, err);
+}
+
+static const char post_wf_fmt[] =
+    "{\"name\": \"post-once\", \"version\": \"1\", \"steps\": {\n"
+    "  \"post\": {\"type\": \"http\", \"params\": {\"method\": \"POST\", \"url\": \"%s\"},\n"
+    "            \"retry\": {\"attempts\": 1}, \"timeout\": \"10s\", \"next\": \"after\"},\n"
+    "  \"after\": {\"type\": \"log\", \"params\": {\"message\": \"posted\"}}}}\n";
+
+static char *post_wf(struct env *e)
+{
+    char *url = echo_url(e->srv, "/hook"), text[1024];
+    snprintf(text, sizeof text, post_wf_fmt, url);
+    free(url);
+    char *p = tu_path(e->dir, "post.json");
+    assert_int_equal(tu_write_file(p, text), 0);
+    return p;
+}
+
+/* Change the database file behind Assent's back (no assent process is running). */
+static void raw_sql(struct env *e, const char *sql)
+{
+    sqlite3 *h;
+    assert_int_equal(sqlite3_open(e->db, &h), SQLITE_OK);
+    sqlite3_busy_timeout(h, 5000);
+    assert_int_equal(sqlite3_exec(h, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(h);
+}
+
+static void test_audit_verify_tampering(void **state)
+{
+    struct env *e = *state;
+    char *wf = post_wf(e);
+    char *out = NULL;
+    assert_int_equal(assent(e, &out, NULL, "run", wf, "--wait", NULL), 0);
+    free(out);
+    out = NULL;
+    assert_int_equal(assent(e, &out, NULL, "audit", "verify", "--json", NULL), 0);
+    json_t *rep = json_loads(out, 0, NULL);
+    free(out);
+    out = NULL;
+    assert_true(json_is_true(json_object_get(rep, "intact")));
+    int64_t n = json_integer_value(json_object_get(rep, "events"));
+    assert_true(n >= 5);
+    char anchor[100];
+    snprintf(anchor, sizeof anchor, "%" PRId64 ":%s",
+             (int64_t)json_integer_value(json_object_get(rep, "head_id")),
+             json_string_value(json_object_get(rep, "head_hash")));
+    json_decref(rep);
+
+    /* Someone edits a record... */
+    raw_sql(e, "CREATE TABLE orig AS SELECT * FROM events WHERE id = 3; "
+               "UPDATE events SET data = '{\"forged\":true}' WHERE id = 3");
+    assert_int_equal(assent(e, &out, NULL, "audit", "verify", NULL), 1);
+    assert_non_null(strstr(out, "TAMPERED at event 3"));
+    free(out);
+    out = NULL;
+    raw_sql(e, "UPDATE events SET data = (SELECT data FROM orig) WHERE id = 3; DROP TABLE orig");
+    assert_int_equal(assent(e, NULL, NULL, "audit", "verify", NULL), 0);
+    /* ... deletes a record ... */
+    raw_sql(e, "CREATE TABLE keep AS SELECT * FROM events WHERE id = 2; "
+               "DELETE FROM events WHERE id = 2");
+    assert_int_equal(assent(e, &out, NULL, "audit", "verify", "--json", NULL), 1);
+    rep = json_loads(out, 0, NULL);
+    free(out);
+    out = NULL;
+    assert_int_equal(json_integer_value(json_object_get(rep, "bad_id")), 3);
+    assert_non_null(strstr(json_string_value(json_object_get(rep, "problem")), "deleted"));
+    json_decref(rep);
+    raw_sql(e, "INSERT INTO events SELECT * FROM keep; DROP TABLE keep");
+    /* ... or cuts the newest ones: only the anchor tells. */
+    raw_sql(e, "DELETE FROM events WHERE id = (SELECT MAX(id) FROM events)");
+    assert_int_equal(assent(e, NULL, NULL, "audit", "verify", NULL), 0);
+    assert_int_equal(assent(e, &out, NULL, "audit", "verify", "--anchor", anchor, NULL), 1);
+    assert_non_null(strstr(out, "missing"));
+    free(out);
+    free(wf);
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_audit_verify_tampering, setup, teardown),
+    };
+    if (tu_select_test("sqlite_tamper", tests, sizeof tests / sizeof tests[0], argc, argv) != 0)
+        return 2;
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
