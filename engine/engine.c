@@ -572,30 +572,198 @@ static size_t capacity(struct engine *e)
     return (size_t)e->n_workers + (size_t)extra;
 }
 
+/* The dispatcher's own state between rounds. */
+struct disp {
+    struct work *pending, **pending_tail; /* results not yet written */
+    int64_t next_due, next_poll, retry_at;
+    int failures;                         /* write rounds failed in a row */
+};
+
+/* Under e->lock: take finished results; on stop, hand back queued claims unstarted. */
+static void take_finished(struct engine *e, struct disp *d)
+{
+    if (e->done_head) {
+        *d->pending_tail = e->done_head;
+        d->pending_tail = &e->done_tail->next;
+        e->done_head = e->done_tail = NULL;
+    }
+    if (e->stopping && e->todo_head) {
+        for (struct work *w = e->todo_head; w; w = w->next)
+            w->kind = WK_RELEASE;
+        *d->pending_tail = e->todo_head;
+        d->pending_tail = &e->todo_tail->next;
+        e->todo_head = e->todo_tail = NULL;
+        e->n_todo = 0;
+    }
+}
+
+/* Only the poll timer fired: look with a read before taking the write lock.
+ * 1 when something is due now. */
+static int poll_due(struct engine *e, struct disp *d, int64_t now)
+{
+    struct as_err err = {0};
+    struct db_conn *conn;
+    d->next_poll = now + POLL_MS;
+    if (db_read_begin(e->app->db, &conn, &err) == AS_OK) {
+        if (db_exec_next_due(conn, e->owner, &d->next_due, &err) != AS_OK)
+            d->next_due = now;
+        db_read_end(e->app->db, conn);
+    }
+    return d->next_due <= now;
+}
+
+/* The group commit failed: find the result that cannot be written, one
+ * transaction each.  Those written are freed; AS_EDB when any is left. */
+static enum as_code write_one_by_one(struct engine *e, struct disp *d, int *ended,
+                                     struct as_err *err)
+{
+    LOG_WARN("engine", "group commit failed (%s); writing results one by one", err->msg);
+    struct work *keep = NULL, **keep_tail = &keep;
+    while (d->pending) {
+        struct work *w = d->pending;
+        d->pending = w->next;
+        w->next = NULL;
+        struct work *none = NULL;
+        size_t n0 = 0;
+        int64_t nd = d->next_due;
+        int en = 0;
+        if (txn(e, w, 0, 0, &none, &n0, &nd, &en, err) == AS_OK) {
+            *ended += en;
+            engine_work_free(w);
+        } else {
+            *keep_tail = w;
+            keep_tail = &w->next;
+        }
+    }
+    d->pending = keep;
+    /* Not keep_tail when nothing is kept: it would point at this frame. */
+    d->pending_tail = keep ? keep_tail : &d->pending;
+    return keep ? AS_EDB : AS_OK;
+}
+
+/* Every pending result is written: free them, keeping the step time average. */
+static void forget_written(struct engine *e, struct disp *d)
+{
+    while (d->pending) {
+        struct work *nx = d->pending->next;
+        double ms = (double)(d->pending->finished_ms - d->pending->started_ms);
+        if (d->pending->kind != WK_RELEASE)
+            e->avg_step_ms = e->avg_step_ms * 0.9 + ms * 0.1;
+        engine_work_free(d->pending);
+        d->pending = nx;
+    }
+    d->pending_tail = &d->pending;
+}
+
+/* Writing failed again: after three rounds, a result that cannot be written
+ * even alone is recorded as a failure of its step instead, so the run is
+ * not stuck. */
+static void write_failed(struct disp *d, const struct as_err *err)
+{
+    d->failures++;
+    d->retry_at = time_now_ms() + RECORD_RETRY_MS;
+    LOG_ERROR("engine", "cannot write step results (try %d): %s", d->failures, err->msg);
+    if (!d->pending || d->failures < 3)
+        return;
+    for (struct work *w = d->pending; w; w = w->next) {
+        if (w->kind == WK_RELEASE || w->record_failures++ < 2)
+            continue;
+        free(w->output);
+        free(w->wait_state);
+        w->output = w->wait_state = NULL;
+        w->kind = WK_FAILED;
+        snprintf(w->outcome, sizeof w->outcome, "error");
+        engine_work_set_error(w, "the engine could not record this step's result: %s", err->msg);
+        free(w->event_type);
+        w->event_type = strdup("step.failed");
+    }
+}
+
+/* Under e->lock: queue the new claims for the workers and announce ended runs. */
+static void publish(struct engine *e, struct work *claimed, size_t n_claimed, int ended)
+{
+    if (claimed) {
+        struct work *last = claimed;
+        while (last->next)
+            last = last->next;
+        if (e->todo_tail)
+            e->todo_tail->next = claimed;
+        else
+            e->todo_head = claimed;
+        e->todo_tail = last;
+        e->n_todo += n_claimed;
+        if (n_claimed == 1)
+            pthread_cond_signal(&e->work_cond);
+        else
+            pthread_cond_broadcast(&e->work_cond);
+    }
+    if (ended) {
+        e->stats.runs_ended += (uint64_t)ended;
+        e->ended_gen++;
+        pthread_cond_broadcast(&e->ended_cond);
+    }
+}
+
+/* One write round: the pending results and, when try_claim, up to `want`
+ * new claims in one transaction.  Returns with e->lock held. */
+static void write_round(struct engine *e, struct disp *d, int try_claim, size_t want,
+                        size_t idle, int64_t now)
+{
+    struct as_err err = {0};
+    struct work *claimed = NULL;
+    size_t n_claimed = 0;
+    int ended = 0;
+    if (try_claim)
+        d->next_poll = now + POLL_MS;
+    enum as_code rc = txn(e, d->pending, try_claim ? want : 0, idle, &claimed, &n_claimed,
+                          &d->next_due, &ended, &err);
+    if (rc && d->pending && d->pending->next)
+        rc = write_one_by_one(e, d, &ended, &err);
+    else if (!rc)
+        forget_written(e, d);
+    if (rc)
+        write_failed(d, &err);
+    else
+        d->failures = 0;
+    pthread_mutex_lock(&e->lock);
+    e->stats.transactions += rc == AS_OK;
+    publish(e, claimed, n_claimed, ended);
+}
+
+/* Under e->lock: 1 when the dispatcher should stop; else wait until a
+ * result, a wake-up, a due claim with room for it, a write retry or the
+ * end of the grace period. */
+static int idle_wait(struct engine *e, struct disp *d)
+{
+    if (e->stopping && !e->done_head && !e->todo_head &&
+        ((!d->pending && e->n_busy == 0) || time_mono_ms() >= e->grace_deadline_mono))
+        return 1;
+    if (e->done_head || e->wake || (e->stopping && e->todo_head))
+        return 0;
+    int64_t now = time_now_ms();
+    int64_t wait = POLL_MS;
+    /* A due claim matters only with room for it; else a finishing worker wakes us. */
+    if (!e->stopping && capacity(e) > e->n_todo + e->n_busy && d->next_due - now < wait)
+        wait = d->next_due - now;
+    if (d->pending && d->retry_at - now < wait)
+        wait = d->retry_at - now;
+    if (e->stopping && e->grace_deadline_mono - time_mono_ms() < wait)
+        wait = e->grace_deadline_mono - time_mono_ms();
+    if (wait > 0)
+        cond_wait_ms(&e->disp_cond, &e->lock, wait);
+    return 0;
+}
+
 static void *dispatcher_main(void *arg)
 {
     struct engine *e = arg;
     pthread_setname_np(pthread_self(), "assent-dispatch"); /* for top -H, benchmarks */
-    struct work *pending = NULL, **pending_tail = &pending; /* results not yet written */
-    int64_t next_due = 0, next_poll = 0, retry_at = 0;
-    int failures = 0;
+    struct disp d = {0};
+    d.pending_tail = &d.pending;
 
     pthread_mutex_lock(&e->lock);
     for (;;) {
-        /* Take finished results; on stop, hand back queued claims unstarted. */
-        if (e->done_head) {
-            *pending_tail = e->done_head;
-            pending_tail = &e->done_tail->next;
-            e->done_head = e->done_tail = NULL;
-        }
-        if (e->stopping && e->todo_head) {
-            for (struct work *w = e->todo_head; w; w = w->next)
-                w->kind = WK_RELEASE;
-            *pending_tail = e->todo_head;
-            pending_tail = &e->todo_tail->next;
-            e->todo_head = e->todo_tail = NULL;
-            e->n_todo = 0;
-        }
+        take_finished(e, &d);
         int stopping = e->stopping;
         int woken = e->wake;
         e->wake = 0;
@@ -607,138 +775,25 @@ static void *dispatcher_main(void *arg)
         size_t cap = capacity(e);
         size_t want = !stopping && cap > inflight ? cap - inflight : 0;
         /* Recording results schedules successors: claim in the same transaction. */
-        int try_claim = want > 0 && (pending || woken || now >= next_due || now >= next_poll);
-        if (try_claim && !pending && !woken && now < next_due) {
-            /* Only the poll timer fired: look before taking the write lock. */
-            struct as_err err = {0};
-            struct db_conn *conn;
-            next_poll = now + POLL_MS;
-            if (db_read_begin(e->app->db, &conn, &err) == AS_OK) {
-                if (db_exec_next_due(conn, e->owner, &next_due, &err) != AS_OK)
-                    next_due = now;
-                db_read_end(e->app->db, conn);
-            }
-            try_claim = next_due <= now;
+        int try_claim = want > 0 && (d.pending || woken || now >= d.next_due || now >= d.next_poll);
+        if (try_claim && !d.pending && !woken && now < d.next_due)
+            try_claim = poll_due(e, &d, now);
+        if ((d.pending || try_claim) && now >= d.retry_at) {
+            write_round(e, &d, try_claim, want, idle, now);
+            continue; /* more may be due right away (we claimed all we wanted) */
         }
-        if ((pending || try_claim) && now >= retry_at) {
-            struct as_err err = {0};
-            struct work *claimed = NULL;
-            size_t n_claimed = 0;
-            int ended = 0;
-            if (try_claim)
-                next_poll = now + POLL_MS;
-            enum as_code rc = txn(e, pending, try_claim ? want : 0, idle, &claimed, &n_claimed,
-                                  &next_due, &ended, &err);
-            if (rc && pending && pending->next) {
-                /* Find the result that cannot be written: one transaction each. */
-                LOG_WARN("engine", "group commit failed (%s); writing results one by one", err.msg);
-                struct work *keep = NULL, **keep_tail = &keep;
-                while (pending) {
-                    struct work *w = pending;
-                    pending = w->next;
-                    w->next = NULL;
-                    struct work *none = NULL;
-                    size_t n0 = 0;
-                    int64_t nd = next_due;
-                    int en = 0;
-                    if (txn(e, w, 0, 0, &none, &n0, &nd, &en, &err) == AS_OK) {
-                        ended += en;
-                        engine_work_free(w);
-                    } else {
-                        *keep_tail = w;
-                        keep_tail = &w->next;
-                    }
-                }
-                pending = keep;
-                pending_tail = keep_tail;
-                rc = pending ? AS_EDB : AS_OK;
-            } else if (!rc) {
-                while (pending) {
-                    struct work *nx = pending->next;
-                    double ms = (double)(pending->finished_ms - pending->started_ms);
-                    if (pending->kind != WK_RELEASE)
-                        e->avg_step_ms = e->avg_step_ms * 0.9 + ms * 0.1;
-                    engine_work_free(pending);
-                    pending = nx;
-                }
-                pending_tail = &pending;
-            }
-            if (rc) {
-                failures++;
-                retry_at = time_now_ms() + RECORD_RETRY_MS;
-                LOG_ERROR("engine", "cannot write step results (try %d): %s", failures, err.msg);
-                if (pending && failures >= 3) {
-                    /* A result that cannot be written even alone: record it as a
-                     * failure of the step instead, so the run is not stuck. */
-                    for (struct work *w = pending; w; w = w->next) {
-                        if (w->kind == WK_RELEASE || w->record_failures++ < 2)
-                            continue;
-                        free(w->output);
-                        free(w->wait_state);
-                        w->output = w->wait_state = NULL;
-                        w->kind = WK_FAILED;
-                        snprintf(w->outcome, sizeof w->outcome, "error");
-                        engine_work_set_error(w, "the engine could not record this step's result: %s",
-                                  err.msg);
-                        free(w->event_type);
-                        w->event_type = strdup("step.failed");
-                    }
-                }
-            } else {
-                failures = 0;
-            }
-            pthread_mutex_lock(&e->lock);
-            e->stats.transactions += rc == AS_OK;
-            if (claimed) {
-                struct work *last = claimed;
-                while (last->next)
-                    last = last->next;
-                if (e->todo_tail)
-                    e->todo_tail->next = claimed;
-                else
-                    e->todo_head = claimed;
-                e->todo_tail = last;
-                e->n_todo += n_claimed;
-                if (n_claimed == 1)
-                    pthread_cond_signal(&e->work_cond);
-                else
-                    pthread_cond_broadcast(&e->work_cond);
-            }
-            if (ended) {
-                e->stats.runs_ended += (uint64_t)ended;
-                e->ended_gen++;
-                pthread_cond_broadcast(&e->ended_cond);
-            }
-            /* More may be due right away (we claimed all we wanted). */
-            continue;
-        }
-
         pthread_mutex_lock(&e->lock);
-        if (e->stopping && !e->done_head && !e->todo_head &&
-            ((!pending && e->n_busy == 0) || time_mono_ms() >= e->grace_deadline_mono))
+        if (idle_wait(e, &d))
             break;
-        if (e->done_head || e->wake || (e->stopping && e->todo_head))
-            continue;
-        now = time_now_ms();
-        int64_t wait = POLL_MS;
-        /* A due claim matters only with room for it; else a finishing worker wakes us. */
-        if (!e->stopping && capacity(e) > e->n_todo + e->n_busy && next_due - now < wait)
-            wait = next_due - now;
-        if (pending && retry_at - now < wait)
-            wait = retry_at - now;
-        if (e->stopping && e->grace_deadline_mono - time_mono_ms() < wait)
-            wait = e->grace_deadline_mono - time_mono_ms();
-        if (wait > 0)
-            cond_wait_ms(&e->disp_cond, &e->lock, wait);
     }
     pthread_mutex_unlock(&e->lock);
-    while (pending) {
-        struct work *nx = pending->next;
+    while (d.pending) {
+        struct work *nx = d.pending->next;
         LOG_ERROR("engine", "run %" PRId64 " step %s: result lost at shutdown; the step runs "
                   "again on the next start",
-                  pending->c.run_id, pending->c.step);
-        engine_work_free(pending);
-        pending = nx;
+                  d.pending->c.run_id, d.pending->c.step);
+        engine_work_free(d.pending);
+        d.pending = nx;
     }
     return NULL;
 }
