@@ -847,6 +847,75 @@ static void test_slow_client_and_limits(void **state)
     free(log);
 }
 
+/* A connection to 127.0.0.1:port from the loopback address `from`
+ * (127.0.0.2, ...: all of 127/8 is loopback on Linux). */
+static int connect_from(const char *from, int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in src = {.sin_family = AF_INET};
+    assert_int_equal(inet_pton(AF_INET, from, &src.sin_addr), 1);
+    assert_int_equal(bind(fd, (struct sockaddr *)&src, sizeof src), 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    return fd;
+}
+
+/* Open slow connections: each sends half a request header and stops. */
+static void open_slow(int port, int *fds, int n)
+{
+    const char *part = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ";
+    for (int i = 0; i < n; i++) {
+        char from[32];
+        snprintf(from, sizeof from, "127.0.0.%d", 2 + i % 8);
+        fds[i] = connect_from(from, port);
+        assert_int_equal(send(fds[i], part, strlen(part), MSG_NOSIGNAL), (ssize_t)strlen(part));
+    }
+}
+
+/*
+ * Slowloris: more slow connections than web_max_connections, from eight
+ * addresses (so web_per_ip_connections does not stop them first), each
+ * holding half a request header.  The request deadline is far away, so
+ * only eviction at the connection limit can make room: /healthz must still
+ * be answered, the oldest slow connection is the one dropped, and a second
+ * wave (the clients reconnecting) changes nothing.
+ */
+static void test_slowloris_evicts_oldest(void **state)
+{
+    struct wh_server *s = *state;
+    wh_init(s, "web-slowloris", 0);
+    snprintf(s->extra_env[s->n_extra_env++], sizeof s->extra_env[0], "ASSENT_WEB_MAX_CONNECTIONS=8");
+    snprintf(s->extra_env[s->n_extra_env++], sizeof s->extra_env[0], "ASSENT_WEB_PER_IP_CONNECTIONS=2");
+    snprintf(s->extra_env[s->n_extra_env++], sizeof s->extra_env[0], "ASSENT_WEB_TIMEOUT_SECONDS=600");
+    wh_start(s, 0);
+    char url[96];
+    snprintf(url, sizeof url, "%s/healthz", s->url);
+
+    enum { N_SLOW = 16 };
+    int wave1[N_SLOW], wave2[N_SLOW];
+    open_slow(s->port, wave1, N_SLOW);
+    /* Without eviction the eight slots stay held for 600 s and this GET
+     * times out (30 s) instead. */
+    assert_int_equal(wh_get("GET", url, NULL, NULL), 200);
+    /* The first slow connection was the oldest without a request. */
+    assert_true(closed_within(wave1[0], 20000 * tu_timeout_scale()));
+
+    open_slow(s->port, wave2, N_SLOW);
+    assert_int_equal(wh_get("GET", url, NULL, NULL), 200);
+    assert_int_equal(wh_get("GET", url, NULL, NULL), 200);
+    for (int i = 0; i < N_SLOW; i++) {
+        close(wave1[i]);
+        close(wave2[i]);
+    }
+    wh_stop(s, SIGTERM);
+    char *log = wh_log(s);
+    assert_non_null(strstr(log, "at the limit of 8 connections: closed"));
+    assert_null(strstr(log, "request deadline"));
+    free(log);
+}
+
 /* Send raw bytes on a new connection and return the status of the answer
  * (0 when the connection closed without one). */
 static int raw_status(int port, const char *head, const char *body, size_t body_len)
@@ -961,7 +1030,7 @@ static void test_tls(void **state)
     free(certs);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     curl_global_init(CURL_GLOBAL_ALL);
     signal(SIGPIPE, SIG_IGN);
@@ -974,9 +1043,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cli_approvals_and_decide, wh_setup, wh_teardown),
         cmocka_unit_test_setup_teardown(test_listings_user_title_withdrawn, wh_setup, wh_teardown),
         cmocka_unit_test_setup_teardown(test_slow_client_and_limits, wh_setup, wh_teardown),
+        cmocka_unit_test_setup_teardown(test_slowloris_evicts_oldest, wh_setup, wh_teardown),
         cmocka_unit_test_setup_teardown(test_body_limit_chunked, wh_setup, wh_teardown),
         cmocka_unit_test_setup_teardown(test_tls, wh_setup, wh_teardown),
     };
+    if (tu_select_test("test_web_approval", tests, sizeof tests / sizeof tests[0], argc, argv) != 0)
+        return 1;
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
     return rc;
