@@ -293,6 +293,71 @@ static long long num(const json_t *o, const char *key)
     return (long long)json_integer_value(json_object_get(o, key));
 }
 
+/* A part's size for the budget: one that failed counts as the largest. */
+static size_t part_size(const struct approval_part *p)
+{
+    return p->b.failed ? (size_t)HTML_BUF_MAX + 1 : p->b.len;
+}
+
+int approval_fit_parts(struct approval_part *parts, size_t n, size_t budget,
+                       long long approval_id)
+{
+    int dropped = 0;
+    for (;;) {
+        size_t total = 0, largest = n;
+        for (size_t i = 0; i < n; i++) {
+            if (parts[i].dropped)
+                continue;
+            total += part_size(&parts[i]);
+            if (largest == n || part_size(&parts[i]) > part_size(&parts[largest]))
+                largest = i;
+        }
+        if (total <= budget || largest == n)
+            return dropped;
+        struct approval_part *p = &parts[largest];
+        if (p->b.failed)
+            LOG_WARN("approval", "approval %lld: %s not shown: over %d bytes rendered; a notice "
+                     "with the request's fingerprint stands in", approval_id, p->name, HTML_BUF_MAX);
+        else
+            LOG_WARN("approval", "approval %lld: %s not shown: %zu bytes rendered, past what a "
+                     "page or email shows (%zu bytes in all); a notice with the request's "
+                     "fingerprint stands in", approval_id, p->name, p->b.len, budget);
+        html_buf_free(&p->b);
+        p->dropped = 1;
+        dropped++;
+    }
+}
+
+/* Append a part that was kept. */
+static void add_part(struct html_buf *b, const struct approval_part *part)
+{
+    if (part->b.len)
+        html_rawn(b, part->b.p, part->b.len);
+}
+
+void approval_render_too_large(struct html_buf *b, const char *name, const char *request_hash,
+                               int html)
+{
+    int plural = strcmp(name, "details") == 0;
+    const char *is = plural ? "are" : "is", *it = plural ? "They are" : "It is";
+    static const char how[] =
+        ". Ask whoever started the workflow for it, or an operator can read it with "
+        "`assent show RUN --verbose`.";
+    if (!html) {
+        html_rawf(b, "The %s %s too large to show here. %s part of the request whose "
+                     "fingerprint (SHA-256) is %s%s\n", name, is, it, request_hash, how);
+        return;
+    }
+    html_raw(b, "<p class=\"status bad\">The ");
+    html_text(b, name);
+    html_rawf(b, " %s too large to show here. %s part of the request whose fingerprint (SHA-256) "
+                 "is <code>", is, it);
+    html_text(b, request_hash);
+    html_raw(b, "</code>");
+    html_text(b, how);
+    html_raw(b, "</p>\n");
+}
+
 /* The confirmation page: everything about the request, and the form. */
 static void render_confirm(struct web_req *req, struct web_resp *resp, const json_t *view,
                            const char *link_hash, const char *error, int status)
@@ -314,10 +379,37 @@ static void render_confirm(struct web_req *req, struct web_resp *resp, const jso
         html_raw(&b, "</p>\n");
     }
     html_raw(&b, "<p>Your decision is requested. Nothing happens until you press a button below.</p>\n");
+
+    /* What the workflow put in the approval, each part rendered on its own
+     * so that the page stays small whatever its size (see
+     * APPROVAL_SHOW_MAX). */
+    enum { P_MESSAGE, P_DETAILS, P_CHANGE, P_REQUEST, N_PARTS };
+    struct approval_part parts[N_PARTS] = {
+        [P_MESSAGE] = {.name = "message"},
+        [P_DETAILS] = {.name = "details"},
+        [P_CHANGE] = {.name = "configuration change"},
+        [P_REQUEST] = {.name = "request"},
+    };
+    html_text(&parts[P_MESSAGE].b, str(view, "message"));
+    const json_t *details = json_object_get(view, "details");
+    if (json_object_size(details))
+        approval_render_details(&parts[P_DETAILS].b, details);
+    approval_render_change(&parts[P_CHANGE].b, view);
+    char *request = json_dumps(json_object_get(view, "request"), JSON_INDENT(2) | JSON_SORT_KEYS);
+    html_text(&parts[P_REQUEST].b, request ? request : "");
+    free(request);
+    approval_fit_parts(parts, N_PARTS, APPROVAL_SHOW_MAX, num(view, "id"));
+    const char *hash = str(view, "request_hash");
+
     if (*str(view, "message")) {
-        html_raw(&b, "<h2>What is asked</h2>\n<p class=\"msg\">");
-        html_text(&b, str(view, "message"));
-        html_raw(&b, "</p>\n");
+        html_raw(&b, "<h2>What is asked</h2>\n");
+        if (parts[P_MESSAGE].dropped) {
+            approval_render_too_large(&b, "message", hash, 1);
+        } else {
+            html_raw(&b, "<p class=\"msg\">");
+            add_part(&b, &parts[P_MESSAGE]);
+            html_raw(&b, "</p>\n");
+        }
     }
     html_raw(&b, "<h2>About this request</h2>\n<table>\n");
     row(&b, "Asked of", str(me, "email"));
@@ -331,19 +423,29 @@ static void render_confirm(struct web_req *req, struct web_resp *resp, const jso
     row(&b, "Who decides", policy);
     html_raw(&b, "</table>\n");
 
-    const json_t *details = json_object_get(view, "details");
     if (json_object_size(details)) {
         html_raw(&b, "<h2>Details</h2>\n");
-        approval_render_details(&b, details);
+        if (parts[P_DETAILS].dropped)
+            approval_render_too_large(&b, "details", hash, 1);
+        else
+            add_part(&b, &parts[P_DETAILS]);
     }
-    char *request = json_dumps(json_object_get(view, "request"), JSON_INDENT(2) | JSON_SORT_KEYS);
     html_raw(&b, "<h2>Exactly what will change</h2>\n");
-    approval_render_change(&b, view);
-    html_raw(&b, "<pre>");
-    html_text(&b, request ? request : "");
-    free(request);
-    html_raw(&b, "</pre>\n<p class=\"note\">Fingerprint of this request (SHA-256): <code>");
-    html_text(&b, str(view, "request_hash"));
+    if (parts[P_CHANGE].dropped)
+        approval_render_too_large(&b, "configuration change", hash, 1);
+    else
+        add_part(&b, &parts[P_CHANGE]);
+    if (parts[P_REQUEST].dropped) {
+        approval_render_too_large(&b, "request", hash, 1);
+    } else {
+        html_raw(&b, "<pre>");
+        add_part(&b, &parts[P_REQUEST]);
+        html_raw(&b, "</pre>\n");
+    }
+    for (int i = 0; i < N_PARTS; i++)
+        html_buf_free(&parts[i].b);
+    html_raw(&b, "<p class=\"note\">Fingerprint of this request (SHA-256): <code>");
+    html_text(&b, hash);
     html_raw(&b, "</code>. What is executed later is checked against it.</p>\n");
 
     int comment_required = json_is_true(json_object_get(view, "require_comment_on_reject"));
