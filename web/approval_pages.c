@@ -587,13 +587,11 @@ static void unknown_link(struct web_req *req, struct web_resp *resp)
  * Sec-Fetch-Site: same-origin.  Clients that send neither (curl, older
  * browsers) pass: the CSRF token is the real check.
  */
-static int same_origin(struct web_req *req)
+static int same_origin(const char *site, const char *origin, const char *public_origin)
 {
-    const char *site = web_req_header(req, "Sec-Fetch-Site");
     int site_same = site && strcasecmp(site, "same-origin") == 0;
     if (site && !site_same && strcasecmp(site, "none") != 0)
         return 0; /* cross-site, same-site (another subdomain) */
-    const char *origin = web_req_header(req, "Origin");
     if (!origin)
         return 1;
     if (strcmp(origin, "null") == 0)
@@ -601,7 +599,29 @@ static int same_origin(struct web_req *req)
     char norm[512];
     if (web_url_origin(origin, norm, sizeof norm) != 0)
         return 0;
-    return strcmp(norm, web_server_public_origin(req->server)) == 0;
+    return strcmp(norm, public_origin) == 0;
+}
+
+int approval_post_check(const char *sec_fetch_site, const char *origin,
+                        const char *public_origin, const char *content_type)
+{
+    if (!same_origin(sec_fetch_site, origin, public_origin))
+        return 403;
+    if (!content_type ||
+        strncasecmp(content_type, "application/x-www-form-urlencoded", 33) != 0)
+        return 415;
+    return 0;
+}
+
+int approval_answer_check(const struct form *form, const char **decision, const char **comment)
+{
+    *decision = form_get(form, "decision");
+    *comment = form_get(form, "comment");
+    if (!*decision || (strcmp(*decision, "approve") != 0 && strcmp(*decision, "reject") != 0))
+        return 1;
+    if (*comment && strlen(*comment) > COMMENT_MAX_BYTES)
+        return 2;
+    return 0;
 }
 
 static void decide(struct web_req *req, struct web_resp *resp, const char *link_hash)
@@ -610,14 +630,17 @@ static void decide(struct web_req *req, struct web_resp *resp, const char *link_
     struct form *form = NULL;
     json_t *view = NULL;
 
-    if (!same_origin(req)) {
+    int st = approval_post_check(web_req_header(req, "Sec-Fetch-Site"),
+                                 web_req_header(req, "Origin"),
+                                 web_server_public_origin(req->server),
+                                 web_req_header(req, "Content-Type"));
+    if (st == 403) {
         web_resp_page(resp, 403, "Refused",
                       "This form was sent from another site. Open the link from your email and "
                       "answer on this page.");
         return;
     }
-    const char *ctype = web_req_header(req, "Content-Type");
-    if (!ctype || strncasecmp(ctype, "application/x-www-form-urlencoded", 33) != 0) {
+    if (st) {
         web_resp_page(resp, 415, "Unsupported form", "The answer must be sent by the form on this page.");
         return;
     }
@@ -665,13 +688,13 @@ static void decide(struct web_req *req, struct web_resp *resp, const char *link_
                       "answer on that page.");
         goto out;
     }
-    const char *decision = form_get(form, "decision");
-    if (!decision || (strcmp(decision, "approve") != 0 && strcmp(decision, "reject") != 0)) {
+    const char *decision, *comment;
+    int bad = approval_answer_check(form, &decision, &comment);
+    if (bad == 1) {
         web_resp_page(resp, 400, "Bad request", "Press Approve or Reject.");
         goto out;
     }
-    const char *comment = form_get(form, "comment");
-    if (comment && strlen(comment) > COMMENT_MAX_BYTES) {
+    if (bad) {
         web_resp_page(resp, 400, "Comment too long", "Please shorten the comment.");
         goto out;
     }

@@ -154,6 +154,21 @@ int web_url_origin(const char *url, char *out, size_t out_size)
     return n > 0 && (size_t)n < out_size ? 0 : -1;
 }
 
+int web_body_check(const char *content_length, const char *transfer_encoding, int takes_body)
+{
+    if (content_length) {
+        char *end;
+        errno = 0;
+        unsigned long long n = strtoull(content_length, &end, 10);
+        if (errno || end == content_length || *end)
+            return 400;
+        if (n > (unsigned long long)WEB_MAX_BODY || (n > 0 && !takes_body))
+            return 413;
+        return 0;
+    }
+    return !takes_body && transfer_encoding ? 413 : 0;
+}
+
 static void client_addr_text(struct MHD_Connection *conn, char *out, size_t size)
 {
     const union MHD_ConnectionInfo *ci =
@@ -600,22 +615,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                               "This address does not accept that method.");
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl) {
-            char *end;
-            errno = 0;
-            unsigned long long n = strtoull(cl, &end, 10);
-            if (errno || end == cl || *end)
-                return send_error(conn, rs, url, 400, "Bad request", "Invalid Content-Length.");
-            if (n > (unsigned long long)WEB_MAX_BODY || (n > 0 && !rs->route->takes_body))
-                return send_error(conn, rs, url, 413, "Request too large",
-                                  "The request body is larger than this server accepts.");
-        } else if (!rs->route->takes_body &&
-                   MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                               MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
+        const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_TRANSFER_ENCODING);
+        switch (web_body_check(cl, te, rs->route->takes_body)) {
+        case 400:
+            return send_error(conn, rs, url, 400, "Bad request", "Invalid Content-Length.");
+        case 413:
             return send_error(conn, rs, url, 413, "Request too large",
-                              "This address takes no request body.");
+                              cl ? "The request body is larger than this server accepts."
+                                 : "This address takes no request body.");
+        default:
+            return MHD_YES;
         }
-        return MHD_YES;
     }
 
     if (*upload_data_size) {
