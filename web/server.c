@@ -423,7 +423,7 @@ static struct conn_track *evict_pick(struct web_server *ws, const struct conn_tr
     return idle ? idle : body;
 }
 
-/* Shut a connection down; MHD still owns the descriptor.  Caller holds track_lock. */
+/* Shut a connection down and stop counting it as live.  Caller holds track_lock. */
 static void track_shut(struct web_server *ws, struct conn_track *t)
 {
     /* shutdown(), not close(): MHD still owns the descriptor and sees the
