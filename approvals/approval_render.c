@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/log.h"
 #include "base/timeutil.h"
 #include "m365/m365.h"
 
@@ -238,4 +239,62 @@ void approval_render_change(struct html_buf *b, const json_t *view)
     html_text(b, command);
     html_raw(b, "</code></pre>\n");
     free(command);
+}
+
+/* A part's size for the budget: one that failed counts as the largest. */
+static size_t part_size(const struct approval_part *p)
+{
+    return p->b.failed ? (size_t)HTML_BUF_MAX + 1 : p->b.len;
+}
+
+int approval_fit_parts(struct approval_part *parts, size_t n, size_t budget,
+                       long long approval_id)
+{
+    int dropped = 0;
+    for (;;) {
+        size_t total = 0, largest = n;
+        for (size_t i = 0; i < n; i++) {
+            if (parts[i].dropped)
+                continue;
+            total += part_size(&parts[i]);
+            if (largest == n || part_size(&parts[i]) > part_size(&parts[largest]))
+                largest = i;
+        }
+        if (total <= budget || largest == n)
+            return dropped;
+        struct approval_part *p = &parts[largest];
+        if (p->b.failed)
+            LOG_WARN("approval", "approval %lld: %s not shown: over %d bytes rendered; a notice "
+                     "with the request's fingerprint stands in", approval_id, p->name, HTML_BUF_MAX);
+        else
+            LOG_WARN("approval", "approval %lld: %s not shown: %zu bytes rendered, past what a "
+                     "page or email shows (%zu bytes in all); a notice with the request's "
+                     "fingerprint stands in", approval_id, p->name, p->b.len, budget);
+        html_buf_free(&p->b);
+        p->dropped = 1;
+        dropped++;
+    }
+}
+
+void approval_render_too_large(struct html_buf *b, const char *name, const char *request_hash,
+                               int html)
+{
+    int plural = strcmp(name, "details") == 0;
+    const char *is = plural ? "are" : "is", *it = plural ? "They are" : "It is";
+    static const char how[] =
+        ". Ask whoever started the workflow for it, or an operator can read it with "
+        "`assent show RUN --verbose`.";
+    if (!html) {
+        html_rawf(b, "The %s %s too large to show here. %s part of the request whose "
+                     "fingerprint (SHA-256) is %s%s\n", name, is, it, request_hash, how);
+        return;
+    }
+    html_raw(b, "<p class=\"status bad\">The ");
+    html_text(b, name);
+    html_rawf(b, " %s too large to show here. %s part of the request whose fingerprint (SHA-256) "
+                 "is <code>", is, it);
+    html_text(b, request_hash);
+    html_raw(b, "</code>");
+    html_text(b, how);
+    html_raw(b, "</p>\n");
 }

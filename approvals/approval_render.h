@@ -13,6 +13,42 @@
 #include "base/html.h"
 
 /*
+ * What a page or an email shows of one approval (message, details, the
+ * change, the request), rendered, in bytes: over this the largest parts
+ * are replaced by a notice naming the request's fingerprint, so an
+ * approval page stays under 64 KiB whatever a workflow put in it.
+ */
+#define APPROVAL_SHOW_MAX (56 * 1024)
+
+/* `assent validate` warns about an approval's details or request whose
+ * JSON text is longer than this: it cannot be shown. */
+#define APPROVAL_WARN_JSON (64 * 1024)
+
+/* One part of what is shown: fill b, then approval_fit_parts(). */
+struct approval_part {
+    const char *name; /* "details", "request", ...: for the notice and the log */
+    struct html_buf b;
+    int dropped;      /* set by approval_fit_parts: b was freed, show the notice */
+};
+
+/*
+ * While the parts' rendered sizes add up to more than budget, replace the
+ * largest part still shown (one that failed to render, e.g. past
+ * HTML_BUF_MAX, counts as the largest): its buffer is freed and `dropped`
+ * set, and a warning naming approval_id, the part, its size and the budget
+ * is logged.  Returns the number of parts dropped.
+ */
+int approval_fit_parts(struct approval_part *parts, size_t n, size_t budget,
+                       long long approval_id);
+
+/*
+ * The notice shown instead of a dropped part: as HTML (html = 1) or plain
+ * text, with the request's fingerprint (request_hash, hex SHA-256).
+ */
+void approval_render_too_large(struct html_buf *b, const char *name, const char *request_hash,
+                               int html);
+
+/*
  * Render the `details` object of an approval as a table into b (escaped).
  * Nested objects become nested tables, arrays lists; a "protocols" array is
  * shown as chips with those also named in "used_last_30_days" (array of

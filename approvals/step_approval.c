@@ -245,6 +245,20 @@ static int parse_spec(struct step_ctx *ctx, struct approval_spec *s, struct as_e
     return 0;
 }
 
+/* The step's name out of the path of its params, "$.steps.NAME.params"
+ * (step names are identifiers, so never quoted), else the path. */
+static void step_name_of(const char *path, char *out, size_t size)
+{
+    static const char head[] = "$.steps.", tail[] = ".params";
+    size_t n = strlen(path);
+    if (strncmp(path, head, sizeof head - 1) == 0 && n > sizeof head - 1 + sizeof tail - 1 &&
+        strcmp(path + n - (sizeof tail - 1), tail) == 0)
+        snprintf(out, size, "%.*s", (int)(n - (sizeof head - 1) - (sizeof tail - 1)),
+                 path + sizeof head - 1);
+    else
+        snprintf(out, size, "%s", path);
+}
+
 static void validate(const json_t *p, const char *path, struct diag_list *out)
 {
     char where[700];
@@ -284,6 +298,26 @@ static void validate(const json_t *p, const char *path, struct diag_list *out)
     if (v && !json_is_object(v) && !(json_is_string(v) && strstr(json_string_value(v), "${"))) {
         snprintf(where, sizeof where, "%s.request", path);
         diag_add(out, DIAG_ERROR, "BAD_VALUE", where, "request must be an object");
+    }
+    /* A details or request too large for the page is shown as a notice
+     * with the request's fingerprint (approval_fit_parts): say so now. */
+    static const char *const shown[] = {"details", "request", NULL};
+    for (int i = 0; shown[i]; i++) {
+        v = json_object_get(p, shown[i]);
+        if (!json_is_object(v))
+            continue;
+        char *text = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
+        size_t len = text ? strlen(text) : 0;
+        free(text);
+        if (len <= APPROVAL_WARN_JSON)
+            continue;
+        char step[200];
+        step_name_of(path, step, sizeof step);
+        snprintf(where, sizeof where, "%s.%s", path, shown[i]);
+        diag_add(out, DIAG_WARNING, "TOO_LARGE_TO_SHOW", where,
+                 "approval step \"%s\": %s is %zu bytes of JSON, over %d KiB: the approval page "
+                 "and emails show a notice with the request's fingerprint instead of it",
+                 step, shown[i], len, APPROVAL_WARN_JSON / 1024);
     }
     v = json_object_get(p, "cmdlet");
     if (json_is_string(v) && !strstr(json_string_value(v), "${") &&
@@ -351,15 +385,41 @@ static enum as_code send_link(struct step_ctx *ctx, const json_t *view, const js
     const char *message = json_string_value(json_object_get(view, "message"));
     const char *by = json_string_value(json_object_get(view, "requested_by"));
     const json_t *details = json_object_get(view, "details");
+    const char *request_hash = json_string_value(json_object_get(view, "request_hash"));
+    long long approval_id = (long long)json_integer_value(json_object_get(view, "id"));
+
+    /* The message and details, rendered for each part of the email, within
+     * the budget of an approval page (the request itself is on the page). */
+    enum { P_MESSAGE, P_DETAILS, N_PARTS };
+    struct approval_part tparts[N_PARTS] = {{.name = "message"}, {.name = "details"}};
+    struct approval_part hparts[N_PARTS] = {{.name = "message"}, {.name = "details"}};
+    if (message && *message) {
+        html_raw(&tparts[P_MESSAGE].b, message);
+        html_text(&hparts[P_MESSAGE].b, message);
+    }
+    if (json_object_size(details)) {
+        details_text(&tparts[P_DETAILS].b, details);
+        approval_render_details(&hparts[P_DETAILS].b, details);
+    }
+    approval_fit_parts(tparts, N_PARTS, APPROVAL_SHOW_MAX, approval_id);
+    approval_fit_parts(hparts, N_PARTS, APPROVAL_SHOW_MAX, approval_id);
 
     html_rawf(&text, "%s\n\n", reminder ? "This is a reminder: your decision is still needed."
                                         : "Your decision is requested.");
     html_rawf(&text, "%s\n\n", subj);
-    if (message && *message)
-        html_rawf(&text, "%s\n\n", message);
+    if (message && *message) {
+        if (tparts[P_MESSAGE].dropped)
+            approval_render_too_large(&text, "message", request_hash ? request_hash : "", 0);
+        else if (tparts[P_MESSAGE].b.len)
+            html_raw(&text, tparts[P_MESSAGE].b.p);
+        html_raw(&text, "\n\n");
+    }
     if (json_object_size(details)) {
         html_raw(&text, "Details:\n");
-        details_text(&text, details);
+        if (tparts[P_DETAILS].dropped)
+            approval_render_too_large(&text, "details", request_hash ? request_hash : "", 0);
+        else if (tparts[P_DETAILS].b.len)
+            html_raw(&text, tparts[P_DETAILS].b.p);
         html_raw(&text, "\n");
     }
     if (by && *by)
@@ -376,11 +436,23 @@ static enum as_code send_link(struct step_ctx *ctx, const json_t *view, const js
     html_text(&html, subj);
     html_raw(&html, "</h2>\n");
     if (message && *message) {
-        html_raw(&html, "<p style=\"white-space:pre-wrap\">");
-        html_text(&html, message);
-        html_raw(&html, "</p>\n");
+        if (hparts[P_MESSAGE].dropped) {
+            approval_render_too_large(&html, "message", request_hash ? request_hash : "", 1);
+        } else {
+            html_raw(&html, "<p style=\"white-space:pre-wrap\">");
+            if (hparts[P_MESSAGE].b.len)
+                html_raw(&html, hparts[P_MESSAGE].b.p);
+            html_raw(&html, "</p>\n");
+        }
     }
-    approval_render_details(&html, details);
+    if (hparts[P_DETAILS].dropped)
+        approval_render_too_large(&html, "details", request_hash ? request_hash : "", 1);
+    else if (hparts[P_DETAILS].b.len)
+        html_raw(&html, hparts[P_DETAILS].b.p);
+    for (int i = 0; i < N_PARTS; i++) {
+        html_buf_free(&tparts[i].b);
+        html_buf_free(&hparts[i].b);
+    }
     /* One block per line and a final line break: the part then goes as
      * 7bit and the link is never split by a soft line break. */
     html_raw(&html, "<p>");

@@ -42,7 +42,7 @@ static const struct cfg_key keys[] = {
     {"tls_cert_file", CT_STR, "", 0, NULL, 0, 0, "PEM certificate for HTTPS (optional)"},
     {"tls_key_file", CT_STR, "", 0, NULL, 0, 0, "PEM key for HTTPS (optional)"},
     {"web_threads", CT_INT, "2", 0, NULL, 1, 64, "web server thread pool"},
-    {"web_max_connections", CT_INT, "512", 0, NULL, 1, 100000, "concurrent connections"},
+    {"web_max_connections", CT_INT, "512", 0, NULL, 1, 100000, "concurrent connections; at the limit the one waiting longest without a request is closed for a new one"},
     {"web_per_ip_connections", CT_INT, "32", 0, NULL, 1, 100000, "concurrent connections per client address"},
     {"web_timeout_seconds", CT_INT, "30", 0, NULL, 1, 3600, "absolute per-request deadline"},
     {"web_bad_token_limit", CT_INT, "20", 0, NULL, 1, 100000, "failed link/CSRF/admin-token attempts per client address per window before 429"},

@@ -375,6 +375,12 @@ static enum as_code record(struct engine *e, struct db_conn *conn, struct work *
         .wait_state = w->wait_state,
         .finished_at = w->finished_ms,
     };
+    /* settle() could not build the step's event (out of memory): try again
+     * now, and if it still fails, fail this transaction (the dispatcher
+     * retries it, then records the step as failed) rather than write the
+     * result without its event. */
+    if ((!w->event_type || !w->event_data) && engine_work_event(w) != 0)
+        return as_errf(err, AS_ENOMEM, "out of memory building the event of step %s", w->c.step);
     char *held = NULL; /* a resume that came while the step ran: its wait ends at once */
     rc = db_exec_record_held(conn, &r, &held, err);
     if (rc)
@@ -674,8 +680,9 @@ static void write_failed(struct disp *d, const struct as_err *err)
         w->kind = WK_FAILED;
         snprintf(w->outcome, sizeof w->outcome, "error");
         engine_work_set_error(w, "the engine could not record this step's result: %s", err->msg);
-        free(w->event_type);
-        w->event_type = strdup("step.failed");
+        /* The event must say what is recorded now (record() builds it
+         * again if this runs out of memory). */
+        (void)engine_work_event(w);
     }
 }
 

@@ -139,4 +139,11 @@ json_t *engine_parse_text(const char *text);
 /* Replace w->error with a formatted message. */
 void engine_work_set_error(struct work *w, const char *fmt, ...) AS_PRINTF(2, 3);
 
+/*
+ * (Re)build w's step event (event_type, event_data, event_digest) from its
+ * kind, outcome, error and timing.  Returns 0, or -1 when out of memory
+ * (both fields are NULL then; the dispatcher must not write the result).
+ */
+int engine_work_event(struct work *w);
+
 #endif

@@ -109,66 +109,54 @@ void engine_work_set_error(struct work *w, const char *fmt, ...)
     w->error = strdup(buf);
 }
 
-/* Turn the step's result into the record the dispatcher writes. */
-static void settle(struct engine *e, struct work *w, struct step_result *res, json_t *events)
+/*
+ * The step's events as text for the dispatcher, at most MAX_STEP_EVENTS.
+ * Returns how many could not be turned into text (out of memory, or data
+ * that json_dumps refuses): those are not recorded, and settle() fails the
+ * step instead of letting them disappear.
+ */
+static size_t take_events(struct work *w, const json_t *events)
 {
-    const struct wf_retry *retry = w->step ? &w->step->retry : NULL;
-    int max_attempts = retry ? retry->attempts : 1;
-    int64_t now = w->finished_ms;
-
-    switch (res->status) {
-    case STEP_OK:
-        w->kind = WK_SUCCEEDED;
-        snprintf(w->outcome, sizeof w->outcome, "%s", res->outcome[0] ? res->outcome : "success");
-        if (res->output) {
-            w->output = engine_dump(res->output);
-            if (w->output && strlen(w->output) > MAX_OUTPUT_BYTES) {
-                free(w->output);
-                w->output = NULL;
-                w->kind = WK_FAILED;
-                engine_work_set_error(w, "the step's output is larger than %d bytes", MAX_OUTPUT_BYTES);
-            }
-        }
-        break;
-    case STEP_WAIT:
-        w->kind = WK_WAITING;
-        w->due_at = res->wait_until_ms > 0 ? res->wait_until_ms : now + e->default_wait_ms;
-        w->wait_state = res->wait_state ? engine_dump(res->wait_state) : NULL;
-        break;
-    case STEP_RETRY:
-        engine_work_set_error(w, "%s", res->error[0] ? res->error : "transient failure");
-        if (w->c.attempt < max_attempts) {
-            w->kind = WK_RETRY;
-            w->due_at = now + backoff_ms(retry, w->c.attempt);
-            if (res->wait_until_ms > w->due_at)
-                w->due_at = res->wait_until_ms;
-        } else {
-            w->kind = WK_FAILED;
-            engine_work_set_error(w, "gave up after %d attempt%s: %s", w->c.attempt,
-                      w->c.attempt == 1 ? "" : "s", res->error[0] ? res->error : "transient failure");
-        }
-        break;
-    case STEP_FAILED:
-    default:
-        w->kind = WK_FAILED;
-        engine_work_set_error(w, "%s", res->error[0] ? res->error : "failed");
-        break;
+    size_t n = json_array_size(events), lost = 0;
+    if (n > MAX_STEP_EVENTS) {
+        LOG_WARN("engine", "run %" PRId64 " step %s appended %zu events; keeping %d",
+                 w->c.run_id, w->c.step, n, MAX_STEP_EVENTS);
+        n = MAX_STEP_EVENTS;
     }
-    if (w->kind == WK_FAILED) {
-        snprintf(w->outcome, sizeof w->outcome, "error");
-        /* A failed step's output (e.g. http's {status, headers, body} of a 404)
-         * is kept, so an `error` branch can look at it; a retry's is not. */
-        if (res->output && res->status != STEP_OK) {
-            w->output = engine_dump(res->output);
-            if (w->output && strlen(w->output) > MAX_OUTPUT_BYTES) {
-                free(w->output);
-                w->output = NULL;
-            }
+    if (!n)
+        return 0;
+    w->events = calloc(n, sizeof *w->events);
+    if (!w->events)
+        return n;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *item = json_array_get(events, i);
+        const char *t = json_string_value(json_object_get(item, "type"));
+        const json_t *data = json_object_get(item, "data");
+        struct step_event_text *ev = &w->events[w->n_events];
+        ev->type = strdup(t ? t : "step.event");
+        ev->data = data ? engine_dump(data) : strdup("{}");
+        if (!ev->type || !ev->data) {
+            free(ev->type);
+            free(ev->data);
+            ev->type = ev->data = NULL;
+            lost++;
+            continue;
         }
+        if (db_event_digest(ev->data, ev->digest))
+            ev->digest[0] = '\0';
+        w->n_events++;
     }
+    return lost;
+}
 
+int engine_work_event(struct work *w)
+{
     static const char *const types[] = {"", "step.succeeded", "step.waiting", "step.retry",
                                         "step.failed"};
+    free(w->event_type);
+    free(w->event_data);
+    w->event_type = w->event_data = NULL;
+    w->event_digest[0] = '\0';
     /* The event's JSON is written directly: a step's cost is mostly JSON work. */
     struct jsonbuf b = {0};
     jsonbuf_add(&b, "{\"step\":");
@@ -196,29 +184,108 @@ static void settle(struct engine *e, struct work *w, struct step_result *res, js
     if (w->c.dry_run)
         jsonbuf_add(&b, ",\"dry_run\":true");
     jsonbuf_add(&b, "}");
-    w->event_type = strdup(types[w->kind]);
     w->event_data = jsonbuf_take(&b);
+    w->event_type = strdup(types[w->kind]);
+    if (!w->event_type || !w->event_data) {
+        free(w->event_type);
+        free(w->event_data);
+        w->event_type = w->event_data = NULL;
+        return -1;
+    }
     if (db_event_digest(w->event_data, w->event_digest))
         w->event_digest[0] = '\0';
+    return 0;
+}
 
-    size_t n = json_array_size(events);
-    if (n > MAX_STEP_EVENTS) {
-        LOG_WARN("engine", "run %" PRId64 " step %s appended %zu events; keeping %d",
-                 w->c.run_id, w->c.step, n, MAX_STEP_EVENTS);
-        n = MAX_STEP_EVENTS;
+/* Turn the step's result into the record the dispatcher writes. */
+static void settle(struct engine *e, struct work *w, struct step_result *res, json_t *events,
+                   int events_lost)
+{
+    const struct wf_retry *retry = w->step ? &w->step->retry : NULL;
+    int max_attempts = retry ? retry->attempts : 1;
+    int64_t now = w->finished_ms;
+    size_t lost = (size_t)events_lost + take_events(w, events);
+
+    switch (res->status) {
+    case STEP_OK:
+        w->kind = WK_SUCCEEDED;
+        snprintf(w->outcome, sizeof w->outcome, "%s", res->outcome[0] ? res->outcome : "success");
+        if (res->output) {
+            w->output = engine_dump(res->output);
+            if (!w->output) {
+                /* Out of memory, or text json_dumps refuses: never a success
+                 * that silently lost its output. */
+                w->kind = WK_FAILED;
+                engine_work_set_error(w, "the step's output could not be recorded "
+                                         "(out of memory, or not valid JSON text)");
+            } else if (strlen(w->output) > MAX_OUTPUT_BYTES) {
+                free(w->output);
+                w->output = NULL;
+                w->kind = WK_FAILED;
+                engine_work_set_error(w, "the step's output is larger than %d bytes", MAX_OUTPUT_BYTES);
+            }
+        }
+        break;
+    case STEP_WAIT:
+        w->kind = WK_WAITING;
+        w->due_at = res->wait_until_ms > 0 ? res->wait_until_ms : now + e->default_wait_ms;
+        w->wait_state = res->wait_state ? engine_dump(res->wait_state) : NULL;
+        if (res->wait_state && !w->wait_state) {
+            w->kind = WK_FAILED;
+            engine_work_set_error(w, "the step's wait state could not be recorded "
+                                     "(out of memory, or not valid JSON text)");
+        }
+        break;
+    case STEP_RETRY:
+        engine_work_set_error(w, "%s", res->error[0] ? res->error : "transient failure");
+        if (w->c.attempt < max_attempts) {
+            w->kind = WK_RETRY;
+            w->due_at = now + backoff_ms(retry, w->c.attempt);
+            if (res->wait_until_ms > w->due_at)
+                w->due_at = res->wait_until_ms;
+        } else {
+            w->kind = WK_FAILED;
+            engine_work_set_error(w, "gave up after %d attempt%s: %s", w->c.attempt,
+                      w->c.attempt == 1 ? "" : "s", res->error[0] ? res->error : "transient failure");
+        }
+        break;
+    case STEP_FAILED:
+    default:
+        w->kind = WK_FAILED;
+        engine_work_set_error(w, "%s", res->error[0] ? res->error : "failed");
+        break;
     }
-    if (n) {
-        w->events = calloc(n, sizeof *w->events);
-        for (size_t i = 0; w->events && i < n; i++) {
-            const json_t *item = json_array_get(events, i);
-            const char *t = json_string_value(json_object_get(item, "type"));
-            w->events[w->n_events].type = strdup(t ? t : "step.event");
-            w->events[w->n_events].data = engine_dump(json_object_get(item, "data"));
-            if (db_event_digest(w->events[w->n_events].data, w->events[w->n_events].digest))
-                w->events[w->n_events].digest[0] = '\0';
-            w->n_events++;
+    if (lost) {
+        /* An event the step reported (a write it made, a mail it sent) that
+         * cannot be recorded makes the step fail visibly, whatever it
+         * returned: the run's log must not be silently incomplete. */
+        char was[1100];
+        snprintf(was, sizeof was, "%s", w->kind == WK_FAILED && w->error ? w->error : "");
+        w->kind = WK_FAILED;
+        free(w->wait_state);
+        w->wait_state = NULL;
+        engine_work_set_error(w, "%zu event%s of this step could not be recorded (out of memory, "
+                              "or not valid JSON text); the step is failed rather than left "
+                              "without %s%s%s",
+                              lost, lost == 1 ? "" : "s", lost == 1 ? "it" : "them",
+                              was[0] ? "; it had failed: " : "", was);
+        LOG_ERROR("engine", "run %" PRId64 " step %s: %s", w->c.run_id, w->c.step, w->error);
+    }
+    if (w->kind == WK_FAILED) {
+        snprintf(w->outcome, sizeof w->outcome, "error");
+        /* A failed step's output (e.g. http's {status, headers, body} of a 404)
+         * is kept, so an `error` branch can look at it; a retry's is not. */
+        if (res->output && res->status != STEP_OK) {
+            w->output = engine_dump(res->output);
+            if (w->output && strlen(w->output) > MAX_OUTPUT_BYTES) {
+                free(w->output);
+                w->output = NULL;
+            }
         }
     }
+    /* On failure the dispatcher builds the event again before it writes,
+     * and fails the transaction (to be retried) if it still cannot. */
+    (void)engine_work_event(w);
 }
 
 /*
@@ -257,9 +324,14 @@ static void run_work(struct engine *e, struct work *w)
     struct as_err err = {0};
     json_t *params = NULL, *resume = NULL, *wait_state = NULL;
     json_t *events = json_array();
+    int events_lost = 0;
     memset(&res, 0, sizeof res);
 
     w->started_ms = time_now_ms();
+    if (!events) {
+        step_fail(&res, "out of memory before the step started");
+        goto done;
+    }
     if (!w->wf || !w->step) {
         step_fail(&res, "%s", w->load_error ? w->load_error : "step not found in its workflow");
         goto done;
@@ -306,6 +378,7 @@ static void run_work(struct engine *e, struct work *w)
         .events = events,
     };
     w->step->type->execute(&ctx, &res);
+    events_lost = ctx.events_lost;
 
 done:
     w->finished_ms = time_now_ms();
@@ -313,7 +386,7 @@ done:
         LOG_WARN("engine", "run %" PRId64 " step %s ran %" PRId64 " ms, past its timeout of %" PRId64
                  " ms; its result is kept",
                  w->c.run_id, w->c.step, w->finished_ms - w->started_ms, w->step->timeout_ms);
-    settle(e, w, &res, events);
+    settle(e, w, &res, events, events_lost);
     keep_scope(w, &res);
     json_decref(res.output);
     json_decref(res.wait_state);

@@ -87,6 +87,13 @@ void step_event(struct step_ctx *ctx, const char *type, json_t *data)
         json_decref(data);
         return;
     }
-    json_array_append_new(ctx->events, json_pack("{s:s, s:o}", "type", type, "data",
-                                                 data ? data : json_object()));
+    if (!data) {
+        /* The caller's json_pack failed: the event is lost, not empty. */
+        ctx->events_lost++;
+        return;
+    }
+    /* json_pack steals data even when it fails; json_array_append_new
+     * takes a NULL without effect and says so. */
+    if (json_array_append_new(ctx->events, json_pack("{s:s, s:o}", "type", type, "data", data)) != 0)
+        ctx->events_lost++;
 }

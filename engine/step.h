@@ -79,6 +79,8 @@ struct step_ctx {
     const json_t *wait_state;    /* state saved by the last STEP_WAIT, or NULL */
     int deadline_reached;        /* woke because wait_until passed */
     json_t *events;              /* array: append {"type":..,"data":..} to add to the run's event log */
+    int events_lost;             /* events step_event() could not append (out of memory): the
+                                  * engine fails the step rather than record it without them */
 };
 
 struct step_result {
@@ -133,7 +135,10 @@ void step_fail(struct step_result *res, const char *fmt, ...) AS_PRINTF(2, 3);
 void step_retry(struct step_result *res, int64_t not_before_ms, const char *fmt, ...) AS_PRINTF(3, 4);
 void step_wait(struct step_result *res, int64_t until_ms, json_t *state);
 
-/* Append an event to ctx->events; data is stolen. */
+/* Append an event to ctx->events; data is stolen.  When the event cannot be
+ * built or appended (out of memory; data NULL after a failed json_pack counts
+ * too), ctx->events_lost is incremented.  Without ctx->events (a step run
+ * outside the engine) the event is dropped. */
 void step_event(struct step_ctx *ctx, const char *type, json_t *data);
 
 #endif

@@ -21,6 +21,7 @@
 #include "base/secret_file.h"
 #include "base/timeutil.h"
 #include "m365/m365_internal.h"
+#include "m365/m365_parse.h"
 
 #define DEFAULT_MAX_BODY ((size_t)64 * 1024 * 1024)
 #define SECRET_MAX 4096
@@ -314,8 +315,13 @@ char *m365_escape(struct m365 *m, const char *s)
 enum as_code m365_next_link(const struct m365 *m, enum m365_svc svc, const char *link,
                             char **out, struct as_err *err)
 {
+    return m365_next_link_on(svc == M365_SVC_EXO ? m->exo_url : m->graph_url, link, out, err);
+}
+
+enum as_code m365_next_link_on(const char *base, const char *link, char **out,
+                               struct as_err *err)
+{
     char want[256], got[256];
-    const char *base = svc == M365_SVC_EXO ? m->exo_url : m->graph_url;
     *out = NULL;
     if (link[0] == '/' && link[1] != '/' && url_origin(base, want, sizeof want) == 0) {
         /* A relative link: on the service's own host by construction. */
@@ -359,11 +365,7 @@ static int64_t backoff_ms(struct m365 *m, int n)
     return half + (int64_t)(rng_next(m) % (uint64_t)(half + 1));
 }
 
-/*
- * Retry-After: delta-seconds (possibly with a fraction, as some Graph docs
- * show) or an HTTP-date.  Returns ms (clamped to [0, backoff_max]) or -1.
- */
-static int64_t parse_retry_after(struct m365 *m, const char *v)
+int64_t m365_parse_retry_after(const char *v, int64_t now_ms)
 {
     while (*v == ' ' || *v == '\t')
         v++;
@@ -381,10 +383,20 @@ static int64_t parse_retry_after(struct m365 *m, const char *v)
         time_t t = curl_getdate(v, NULL);
         if (t == (time_t)-1)
             return -1;
-        ms = (int64_t)t * 1000 - time_now_ms();
+        ms = (int64_t)t * 1000 - now_ms;
         if (ms < 0)
             ms = 0;
     }
+    return ms;
+}
+
+/* Retry-After as a wait in ms, clamped to [0, backoff_max], or -1; the
+ * parsed value is kept in the stats. */
+static int64_t parse_retry_after(struct m365 *m, const char *v)
+{
+    int64_t ms = m365_parse_retry_after(v, time_now_ms());
+    if (ms < 0)
+        return -1;
     m->stats.last_retry_after_ms = ms;
     if (ms > m->backoff_max_ms)
         ms = m->backoff_max_ms;
@@ -482,18 +494,16 @@ static void copy_header_value(char *dst, size_t size, const char *v, size_t n)
     dst[n] = '\0';
 }
 
-static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
+void m365_resp_header(struct m365_resp *r, const char *data, size_t n)
 {
-    struct m365_resp *r = ud;
-    size_t n = size * nmemb;
     if (n >= 5 && strncmp(data, "HTTP/", 5) == 0) {
         /* A new response (after a 100 Continue): forget the previous headers. */
         r->request_id[0] = r->retry_after[0] = r->location[0] = r->content_type[0] = '\0';
-        return n;
+        return;
     }
     const char *colon = memchr(data, ':', n);
     if (!colon)
-        return n;
+        return;
     size_t klen = (size_t)(colon - data);
     const char *v = colon + 1;
     size_t vlen = n - klen - 1;
@@ -507,6 +517,12 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
     else if (HDR_IS("content-type"))
         copy_header_value(r->content_type, sizeof r->content_type, v, vlen);
 #undef HDR_IS
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
+{
+    size_t n = size * nmemb;
+    m365_resp_header(ud, data, n);
     return n;
 }
 
@@ -598,9 +614,8 @@ out:
 
 /* -------------------------------------------------------- error mapping */
 
-/* Map a non-2xx response to a message with the service's code and request id. */
-static enum as_code map_http_error(const struct m365_req *req, const struct m365_resp *resp,
-                                   struct as_err *err)
+enum as_code m365_http_error(const char *what, int exo_errors, const struct m365_resp *resp,
+                             struct as_err *err)
 {
     enum as_code code;
     long s = resp->status;
@@ -628,7 +643,7 @@ static enum as_code map_http_error(const struct m365_req *req, const struct m365
         const char *r = json_string_value(json_object_get(inner, "request-id"));
         if (r)
             snprintf(rid, sizeof rid, "%s", r);
-        if (req->exo_errors) {
+        if (exo_errors) {
             /* Exchange: details[].message, then innererror.internalexception.message,
              * then error.message (which is often just "Invalid Operation"). */
             const char *best = NULL;
@@ -696,15 +711,15 @@ static enum as_code map_http_error(const struct m365_req *req, const struct m365
     json_decref(j);
 
     const char *hint = "";
-    if (req->exo_errors && s == 403)
+    if (exo_errors && s == 403)
         hint = " (the app needs the Exchange.ManageAsApp permission with admin consent and an "
                "Exchange Administrator role on its service principal; see docs/m365.md)";
-    else if (req->exo_errors && s == 401)
+    else if (exo_errors && s == 401)
         hint = " (no Exchange.ManageAsApp grant for the app, or the token was refused)";
     else if (s == 403 && strcmp(svc_code, "Authorization_RequestDenied") == 0)
         hint = " (grant the application permission this call needs, with admin consent; see "
                "docs/m365.md)";
-    as_errf(err, code, "%s: HTTP %ld%s%s%s%s%s%s%s", req->what, s, svc_code[0] ? " " : "",
+    as_errf(err, code, "%s: HTTP %ld%s%s%s%s%s%s%s", what, s, svc_code[0] ? " " : "",
             svc_code, msg[0] ? ": " : "", msg, rid[0] ? " (request-id " : "", rid,
             rid[0] ? ")" : "");
     if (*hint) {
@@ -713,6 +728,13 @@ static enum as_code map_http_error(const struct m365_req *req, const struct m365
             snprintf(err->msg + l, sizeof err->msg - l, "%s", hint);
     }
     return code;
+}
+
+/* Map a non-2xx response to a message with the service's code and request id. */
+static enum as_code map_http_error(const struct m365_req *req, const struct m365_resp *resp,
+                                   struct as_err *err)
+{
+    return m365_http_error(req->what, req->exo_errors, resp, err);
 }
 
 /* ------------------------------------------------------------- tokens */

@@ -16,6 +16,7 @@
 #include "base/timeutil.h"
 #include "m365/m365.h"
 #include "m365/m365_internal.h"
+#include "m365/m365_parse.h"
 
 #define EXO_ANCHOR "X-AnchorMailbox: APP:SystemMailbox{bb558c35-97f1-4cb9-8ff7-d53741dc928c}@"
 #define USAGE_MAX_BYTES ((size_t)1024 * 1024 * 1024)
@@ -98,6 +99,30 @@ enum as_code m365_graph_get(struct m365 *m, const char *path, json_t **out, stru
     return rc;
 }
 
+enum as_code m365_graph_page(const json_t *page, const char *what, const char *base,
+                             enum as_code (*cb)(const json_t *item, void *ud, struct as_err *err),
+                             void *ud, char **next_url, struct as_err *err)
+{
+    *next_url = NULL;
+    json_t *value = json_object_get(page, "value");
+    if (!json_is_array(value))
+        return as_errf(err, AS_EPERMANENT, "%s: the response has no \"value\" array", what);
+    size_t i;
+    json_t *item;
+    enum as_code rc;
+    json_array_foreach(value, i, item)
+    {
+        rc = cb(item, ud, err);
+        if (rc)
+            return rc;
+    }
+    rc = cb(NULL, ud, err);
+    if (rc)
+        return rc;
+    const char *next = json_string_value(json_object_get(page, "@odata.nextLink"));
+    return next ? m365_next_link_on(base, next, next_url, err) : AS_OK;
+}
+
 enum as_code m365_graph_list(struct m365 *m, const char *path, const char *extra_header,
                              enum as_code (*cb)(const json_t *item, void *ud, struct as_err *err),
                              void *ud, struct as_err *err)
@@ -120,30 +145,11 @@ enum as_code m365_graph_list(struct m365 *m, const char *path, const char *extra
         rc = m365_call(m, &req, &resp, &page, err);
         if (rc)
             goto out;
-        json_t *value = json_object_get(page, "value");
-        if (!json_is_array(value)) {
-            rc = as_errf(err, AS_EPERMANENT, "%s: the response has no \"value\" array", what);
-            goto out;
-        }
-        size_t i;
-        json_t *item;
-        json_array_foreach(value, i, item)
-        {
-            rc = cb(item, ud, err);
-            if (rc)
-                goto out;
-        }
-        rc = cb(NULL, ud, err);
-        if (rc)
-            goto out;
         free(url);
         url = NULL;
-        const char *next = json_string_value(json_object_get(page, "@odata.nextLink"));
-        if (next) {
-            rc = m365_next_link(m, M365_SVC_GRAPH, next, &url, err);
-            if (rc)
-                goto out;
-        }
+        rc = m365_graph_page(page, what, m->graph_url, cb, ud, &url, err);
+        if (rc)
+            goto out;
         json_decref(page);
         page = NULL;
     }
@@ -233,6 +239,40 @@ static void strip_annotations(json_t *obj)
     }
 }
 
+enum as_code m365_exo_page(json_t *page, const char *what, const char *base,
+                           enum as_code (*cb)(const json_t *item, void *ud, struct as_err *err),
+                           void *ud, json_t *warnings, char **next_url, struct as_err *err)
+{
+    *next_url = NULL;
+    json_t *w = json_object_get(page, "@adminapi.warnings");
+    if (json_is_array(w) && warnings)
+        json_array_extend(warnings, w);
+    json_t *value = json_object_get(page, "value");
+    if (value && !json_is_array(value) && !json_is_null(value))
+        return as_errf(err, AS_EPERMANENT, "%s: \"value\" is not an array", what);
+    size_t i;
+    json_t *item;
+    enum as_code rc;
+    json_array_foreach(value, i, item)
+    {
+        if (!json_is_object(item))
+            continue;
+        strip_annotations(item);
+        if (cb) {
+            rc = cb(item, ud, err);
+            if (rc)
+                return rc;
+        }
+    }
+    if (cb) {
+        rc = cb(NULL, ud, err);
+        if (rc)
+            return rc;
+    }
+    const char *next = json_string_value(json_object_get(page, "@odata.nextLink"));
+    return next ? m365_next_link_on(base, next, next_url, err) : AS_OK;
+}
+
 static enum as_code exo_invoke_ex(struct m365 *m, const char *cmdlet, const json_t *parameters,
                                   const char *select, int write,
                                   enum as_code (*cb)(const json_t *, void *, struct as_err *),
@@ -281,40 +321,11 @@ static enum as_code exo_invoke_ex(struct m365 *m, const char *cmdlet, const json
                 *ambiguous = resp.ambiguous;
             goto out;
         }
-        json_t *w = json_object_get(page, "@adminapi.warnings");
-        if (json_is_array(w))
-            json_array_extend(warn, w);
-        json_t *value = json_object_get(page, "value");
-        if (value && !json_is_array(value) && !json_is_null(value)) {
-            rc = as_errf(err, AS_EPERMANENT, "%s: \"value\" is not an array", what);
-            goto out;
-        }
-        size_t i;
-        json_t *item;
-        json_array_foreach(value, i, item)
-        {
-            if (!json_is_object(item))
-                continue;
-            strip_annotations(item);
-            if (cb) {
-                rc = cb(item, ud, err);
-                if (rc)
-                    goto out;
-            }
-        }
-        if (cb) {
-            rc = cb(NULL, ud, err);
-            if (rc)
-                goto out;
-        }
         free(url);
         url = NULL;
-        const char *next = page ? json_string_value(json_object_get(page, "@odata.nextLink")) : NULL;
-        if (next) {
-            rc = m365_next_link(m, M365_SVC_EXO, next, &url, err);
-            if (rc)
-                goto out;
-        }
+        rc = m365_exo_page(page, what, m->exo_url, cb, ud, warn, &url, err);
+        if (rc)
+            goto out;
         json_decref(page);
         page = NULL;
     }
@@ -635,6 +646,29 @@ static enum as_code usage_parse_file(FILE *f, struct usage_parse *u)
     return u->rc;
 }
 
+enum as_code m365_usage_parse(FILE *csv,
+                              enum as_code (*cb)(const struct m365_usage_row *row, void *ud,
+                                                 struct as_err *err),
+                              void *ud, int *concealed, struct as_err *err)
+{
+    if (concealed)
+        *concealed = 0;
+    /* Pass 1 checks the whole report before any row is used: a report with
+     * concealed names must not be joined to users at all. */
+    struct usage_parse u = {.pass = 1, .err = err, .cb = cb, .ud = ud};
+    enum as_code rc = usage_parse_file(csv, &u);
+    if (rc)
+        return rc;
+    if (u.concealed_rows > 0) {
+        if (concealed)
+            *concealed = 1;
+        return as_errf(err, AS_EPERMANENT, "%ld of %ld usage report rows: %s", u.concealed_rows,
+                       u.rows, m365_concealed_help);
+    }
+    struct usage_parse u2 = {.pass = 2, .err = err, .cb = cb, .ud = ud};
+    return usage_parse_file(csv, &u2);
+}
+
 enum as_code m365_usage_report(struct m365 *m, const char *period,
                                enum as_code (*cb)(const struct m365_usage_row *row, void *ud,
                                                   struct as_err *err),
@@ -700,22 +734,7 @@ enum as_code m365_usage_report(struct m365 *m, const char *period,
         rc = as_errf(err, AS_EIO, "usage report: cannot write the temporary file");
         goto out;
     }
-
-    /* Pass 1 checks the whole report before any row is used: a report with
-     * concealed names must not be joined to users at all. */
-    struct usage_parse u = {.pass = 1, .err = err, .cb = cb, .ud = ud};
-    rc = usage_parse_file(tmp, &u);
-    if (rc)
-        goto out;
-    if (u.concealed_rows > 0) {
-        if (concealed)
-            *concealed = 1;
-        rc = as_errf(err, AS_EPERMANENT, "%ld of %ld usage report rows: %s", u.concealed_rows,
-                     u.rows, m365_concealed_help);
-        goto out;
-    }
-    struct usage_parse u2 = {.pass = 2, .err = err, .cb = cb, .ud = ud};
-    rc = usage_parse_file(tmp, &u2);
+    rc = m365_usage_parse(tmp, cb, ud, concealed, err);
 out:
     m365_resp_free(&resp);
     if (tmp)

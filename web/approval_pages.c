@@ -63,6 +63,14 @@ static long long num(const json_t *o, const char *key)
     return (long long)json_integer_value(json_object_get(o, key));
 }
 
+/* Append a part that was kept. */
+static void add_part(struct html_buf *b, const struct approval_part *part)
+{
+    if (part->b.len)
+        html_rawn(b, part->b.p, part->b.len);
+}
+
+
 /* The confirmation page: everything about the request, and the form. */
 static void render_confirm(struct web_req *req, struct web_resp *resp, const json_t *view,
                            const char *link_hash, const char *error, int status)
@@ -84,10 +92,37 @@ static void render_confirm(struct web_req *req, struct web_resp *resp, const jso
         html_raw(&b, "</p>\n");
     }
     html_raw(&b, "<p>Your decision is requested. Nothing happens until you press a button below.</p>\n");
+
+    /* What the workflow put in the approval, each part rendered on its own
+     * so that the page stays small whatever its size (see
+     * APPROVAL_SHOW_MAX). */
+    enum { P_MESSAGE, P_DETAILS, P_CHANGE, P_REQUEST, N_PARTS };
+    struct approval_part parts[N_PARTS] = {
+        [P_MESSAGE] = {.name = "message"},
+        [P_DETAILS] = {.name = "details"},
+        [P_CHANGE] = {.name = "configuration change"},
+        [P_REQUEST] = {.name = "request"},
+    };
+    html_text(&parts[P_MESSAGE].b, str(view, "message"));
+    const json_t *details = json_object_get(view, "details");
+    if (json_object_size(details))
+        approval_render_details(&parts[P_DETAILS].b, details);
+    approval_render_change(&parts[P_CHANGE].b, view);
+    char *request = json_dumps(json_object_get(view, "request"), JSON_INDENT(2) | JSON_SORT_KEYS);
+    html_text(&parts[P_REQUEST].b, request ? request : "");
+    free(request);
+    approval_fit_parts(parts, N_PARTS, APPROVAL_SHOW_MAX, num(view, "id"));
+    const char *hash = str(view, "request_hash");
+
     if (*str(view, "message")) {
-        html_raw(&b, "<h2>What is asked</h2>\n<p class=\"msg\">");
-        html_text(&b, str(view, "message"));
-        html_raw(&b, "</p>\n");
+        html_raw(&b, "<h2>What is asked</h2>\n");
+        if (parts[P_MESSAGE].dropped) {
+            approval_render_too_large(&b, "message", hash, 1);
+        } else {
+            html_raw(&b, "<p class=\"msg\">");
+            add_part(&b, &parts[P_MESSAGE]);
+            html_raw(&b, "</p>\n");
+        }
     }
     html_raw(&b, "<h2>About this request</h2>\n<table>\n");
     row(&b, "Asked of", str(me, "email"));
@@ -101,19 +136,29 @@ static void render_confirm(struct web_req *req, struct web_resp *resp, const jso
     row(&b, "Who decides", policy);
     html_raw(&b, "</table>\n");
 
-    const json_t *details = json_object_get(view, "details");
     if (json_object_size(details)) {
         html_raw(&b, "<h2>Details</h2>\n");
-        approval_render_details(&b, details);
+        if (parts[P_DETAILS].dropped)
+            approval_render_too_large(&b, "details", hash, 1);
+        else
+            add_part(&b, &parts[P_DETAILS]);
     }
-    char *request = json_dumps(json_object_get(view, "request"), JSON_INDENT(2) | JSON_SORT_KEYS);
     html_raw(&b, "<h2>Exactly what will change</h2>\n");
-    approval_render_change(&b, view);
-    html_raw(&b, "<pre>");
-    html_text(&b, request ? request : "");
-    free(request);
-    html_raw(&b, "</pre>\n<p class=\"note\">Fingerprint of this request (SHA-256): <code>");
-    html_text(&b, str(view, "request_hash"));
+    if (parts[P_CHANGE].dropped)
+        approval_render_too_large(&b, "configuration change", hash, 1);
+    else
+        add_part(&b, &parts[P_CHANGE]);
+    if (parts[P_REQUEST].dropped) {
+        approval_render_too_large(&b, "request", hash, 1);
+    } else {
+        html_raw(&b, "<pre>");
+        add_part(&b, &parts[P_REQUEST]);
+        html_raw(&b, "</pre>\n");
+    }
+    for (int i = 0; i < N_PARTS; i++)
+        html_buf_free(&parts[i].b);
+    html_raw(&b, "<p class=\"note\">Fingerprint of this request (SHA-256): <code>");
+    html_text(&b, hash);
     html_raw(&b, "</code>. What is executed later is checked against it.</p>\n");
 
     int comment_required = json_is_true(json_object_get(view, "require_comment_on_reject"));
@@ -255,13 +300,11 @@ static void unknown_link(struct web_req *req, struct web_resp *resp)
  * Sec-Fetch-Site: same-origin.  Clients that send neither (curl, older
  * browsers) pass: the CSRF token is the real check.
  */
-static int same_origin(struct web_req *req)
+static int same_origin(const char *site, const char *origin, const char *public_origin)
 {
-    const char *site = web_req_header(req, "Sec-Fetch-Site");
     int site_same = site && strcasecmp(site, "same-origin") == 0;
     if (site && !site_same && strcasecmp(site, "none") != 0)
         return 0; /* cross-site, same-site (another subdomain) */
-    const char *origin = web_req_header(req, "Origin");
     if (!origin)
         return 1;
     if (strcmp(origin, "null") == 0)
@@ -269,7 +312,29 @@ static int same_origin(struct web_req *req)
     char norm[512];
     if (web_url_origin(origin, norm, sizeof norm) != 0)
         return 0;
-    return strcmp(norm, web_server_public_origin(req->server)) == 0;
+    return strcmp(norm, public_origin) == 0;
+}
+
+int approval_post_check(const char *sec_fetch_site, const char *origin,
+                        const char *public_origin, const char *content_type)
+{
+    if (!same_origin(sec_fetch_site, origin, public_origin))
+        return 403;
+    if (!content_type ||
+        strncasecmp(content_type, "application/x-www-form-urlencoded", 33) != 0)
+        return 415;
+    return 0;
+}
+
+int approval_answer_check(const struct form *form, const char **decision, const char **comment)
+{
+    *decision = form_get(form, "decision");
+    *comment = form_get(form, "comment");
+    if (!*decision || (strcmp(*decision, "approve") != 0 && strcmp(*decision, "reject") != 0))
+        return 1;
+    if (*comment && strlen(*comment) > COMMENT_MAX_BYTES)
+        return 2;
+    return 0;
 }
 
 static void decide(struct web_req *req, struct web_resp *resp, const char *link_hash)
@@ -278,14 +343,17 @@ static void decide(struct web_req *req, struct web_resp *resp, const char *link_
     struct form *form = NULL;
     json_t *view = NULL;
 
-    if (!same_origin(req)) {
+    int st = approval_post_check(web_req_header(req, "Sec-Fetch-Site"),
+                                 web_req_header(req, "Origin"),
+                                 web_server_public_origin(req->server),
+                                 web_req_header(req, "Content-Type"));
+    if (st == 403) {
         web_resp_page(resp, 403, "Refused",
                       "This form was sent from another site. Open the link from your email and "
                       "answer on this page.");
         return;
     }
-    const char *ctype = web_req_header(req, "Content-Type");
-    if (!ctype || strncasecmp(ctype, "application/x-www-form-urlencoded", 33) != 0) {
+    if (st) {
         web_resp_page(resp, 415, "Unsupported form", "The answer must be sent by the form on this page.");
         return;
     }
@@ -333,13 +401,13 @@ static void decide(struct web_req *req, struct web_resp *resp, const char *link_
                       "answer on that page.");
         goto out;
     }
-    const char *decision = form_get(form, "decision");
-    if (!decision || (strcmp(decision, "approve") != 0 && strcmp(decision, "reject") != 0)) {
+    const char *decision, *comment;
+    int bad = approval_answer_check(form, &decision, &comment);
+    if (bad == 1) {
         web_resp_page(resp, 400, "Bad request", "Press Approve or Reject.");
         goto out;
     }
-    const char *comment = form_get(form, "comment");
-    if (comment && strlen(comment) > COMMENT_MAX_BYTES) {
+    if (bad) {
         web_resp_page(resp, 400, "Comment too long", "Please shorten the comment.");
         goto out;
     }

@@ -29,4 +29,25 @@
 /* How long the CSRF token of a page stays valid. */
 #define APPROVAL_CSRF_MAX_AGE_MS (2 * 60 * 60 * 1000LL)
 
+struct form;
+
+/*
+ * The checks of a POST to an approval link made before its form is read:
+ * same-origin (sec_fetch_site and origin are the request's headers, NULL
+ * when absent; public_origin is public_url's origin, see same_origin in
+ * approval_pages.c) and a urlencoded form content_type.  Returns 0, 403
+ * (from another site) or 415.  Pure; exposed for tests and
+ * tests/fuzz/fuzz_approval_http.c.
+ */
+int approval_post_check(const char *sec_fetch_site, const char *origin,
+                        const char *public_origin, const char *content_type);
+
+/*
+ * The answer in a decoded form, checked after its CSRF token: *decision
+ * and *comment point into form (NULL when absent).  Returns 0 when the
+ * decision is approve or reject and the comment at most 4000 bytes; 1 for
+ * a missing or other decision, 2 for a comment too long.
+ */
+int approval_answer_check(const struct form *form, const char **decision, const char **comment);
+
 #endif

@@ -30,6 +30,7 @@ struct web_metrics {
     struct http_counter counters[METRIC_SLOTS];
     uint64_t overflow;        /* requests whose (route, status) found no slot */
     uint64_t deadline_kills;
+    uint64_t evicted;
 };
 
 struct web_metrics *metrics_new(void)
@@ -78,6 +79,15 @@ void metrics_deadline_kill(struct web_metrics *m)
     pthread_mutex_unlock(&m->lock);
 }
 
+void metrics_evicted(struct web_metrics *m, int n)
+{
+    if (n <= 0)
+        return;
+    pthread_mutex_lock(&m->lock);
+    m->evicted += (uint64_t)n;
+    pthread_mutex_unlock(&m->lock);
+}
+
 void metrics_http_render(struct web_metrics *m, struct html_buf *out)
 {
     html_raw(out, "# HELP assent_http_requests_total HTTP requests answered by this process.\n"
@@ -93,8 +103,12 @@ void metrics_http_render(struct web_metrics *m, struct html_buf *out)
     html_rawf(out,
               "# HELP assent_http_deadline_closed_total Connections closed by the per-request deadline.\n"
               "# TYPE assent_http_deadline_closed_total counter\n"
-              "assent_http_deadline_closed_total %llu\n",
-              (unsigned long long)m->deadline_kills);
+              "assent_http_deadline_closed_total %llu\n"
+              "# HELP assent_http_evicted_total Connections without a request closed at the "
+              "connection limit to serve new ones.\n"
+              "# TYPE assent_http_evicted_total counter\n"
+              "assent_http_evicted_total %llu\n",
+              (unsigned long long)m->deadline_kills, (unsigned long long)m->evicted);
     pthread_mutex_unlock(&m->lock);
 }
 

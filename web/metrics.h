@@ -28,6 +28,9 @@ void metrics_http(struct web_metrics *m, const char *route, int status);
 /* Count one connection shut down by the per-request deadline. */
 void metrics_deadline_kill(struct web_metrics *m);
 
+/* Count n connections closed at the connection limit to make room (n >= 0). */
+void metrics_evicted(struct web_metrics *m, int n);
+
 /* Append the HTTP counters in Prometheus text format. */
 void metrics_http_render(struct web_metrics *m, struct html_buf *out);
 

@@ -14,6 +14,7 @@
 #include <netdb.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,12 +38,13 @@
 
 #define REAPER_TICK_MS 250
 
-/* A live connection, watched by the deadline reaper. */
+/* A live connection, watched by the deadline reaper and the evictor. */
 struct conn_track {
     int fd;
     int64_t phase_start; /* monotonic ms: connection accepted, or previous request finished */
     int busy;            /* a request is being handled (headers complete) */
-    int shut;            /* the reaper already shut it down */
+    int handling;        /* busy, and past its body: the handler runs or the answer goes out */
+    int shut;            /* already shut down (deadline, eviction or shutdown) */
     struct conn_track *prev, *next;
 };
 
@@ -78,6 +80,9 @@ struct web_server {
     pthread_mutex_t track_lock;
     pthread_cond_t track_cond;
     struct conn_track *tracks;
+    int n_live;          /* tracked connections not yet shut down */
+    int max_connections; /* web_max_connections: MHD's limit, and the evictor's */
+    int n_evicted;       /* evictions not yet logged by the reaper */
     int stopping;
     int reaper_started;
     pthread_t reaper;
@@ -147,6 +152,21 @@ int web_url_origin(const char *url, char *out, size_t out_size)
         hostport[hl - 4] = '\0';
     int n = snprintf(out, out_size, "%s://%s", https ? "https" : "http", hostport);
     return n > 0 && (size_t)n < out_size ? 0 : -1;
+}
+
+int web_body_check(const char *content_length, const char *transfer_encoding, int takes_body)
+{
+    if (content_length) {
+        char *end;
+        errno = 0;
+        unsigned long long n = strtoull(content_length, &end, 10);
+        if (errno || end == content_length || *end)
+            return 400;
+        if (n > (unsigned long long)WEB_MAX_BODY || (n > 0 && !takes_body))
+            return 413;
+        return 0;
+    }
+    return !takes_body && transfer_encoding ? 413 : 0;
 }
 
 static void client_addr_text(struct MHD_Connection *conn, char *out, size_t size)
@@ -360,7 +380,71 @@ static enum MHD_Result send_error(struct MHD_Connection *conn, struct req_state 
     return send_resp(conn, rs, &resp);
 }
 
-/* ---- connection tracking and the deadline reaper ---------------------- */
+/* ---- connection tracking, eviction and the deadline reaper ------------- */
+
+/*
+ * Slow clients (slowloris): connections that send their request headers a
+ * byte at a time, or open a connection and send nothing, or sit idle
+ * between keep-alive requests, each hold one of web_max_connections slots
+ * until the request deadline ends them.  Enough of them, from enough
+ * addresses to pass web_per_ip_connections, and libmicrohttpd 0.9.75 stops
+ * accepting: at its connection limit a pool thread takes the listening
+ * socket out of its poll set, so new requests (/healthz too) wait in the
+ * kernel's backlog until a slot frees.
+ *
+ * So the server never stays at the limit while a slot is held by a
+ * connection that is not being served: when a new connection brings the
+ * count to web_max_connections, the connection that has waited longest
+ * without a complete request is shut down (shutdown(2); MHD sees it end on
+ * its next poll and closes it).  Connections whose request is being
+ * handled, or whose answer is going out, are never chosen; a request
+ * whose body is still arriving is chosen only when no connection is
+ * waiting for headers or idle.  The newest connection is never its own
+ * victim.  When the count reaches the limit while every connection was
+ * busy, the reaper's next tick evicts once one of them has waited a full
+ * tick without a request (a connection gets at least that long to send
+ * its headers).
+ */
+
+/* The connection to give up for a new one, or NULL.  Caller holds track_lock. */
+static struct conn_track *evict_pick(struct web_server *ws, const struct conn_track *spare,
+                                     int64_t idle_before)
+{
+    struct conn_track *idle = NULL, *body = NULL;
+    for (struct conn_track *t = ws->tracks; t; t = t->next) {
+        if (t == spare || t->shut || t->fd < 0 || t->handling || t->phase_start > idle_before)
+            continue;
+        /* <=: the list runs newest first, so of connections that started
+         * their wait in the same millisecond the one accepted first wins. */
+        struct conn_track **best = t->busy ? &body : &idle;
+        if (!*best || t->phase_start <= (*best)->phase_start)
+            *best = t;
+    }
+    return idle ? idle : body;
+}
+
+/* Shut a connection down and stop counting it as live.  Caller holds track_lock. */
+static void track_shut(struct web_server *ws, struct conn_track *t)
+{
+    /* shutdown(), not close(): MHD still owns the descriptor and sees the
+     * connection end on its next read or write. */
+    shutdown(t->fd, SHUT_RDWR);
+    t->shut = 1;
+    ws->n_live--;
+}
+
+/* Make room when the live count is at the limit.  Caller holds track_lock. */
+static void evict_if_full(struct web_server *ws, const struct conn_track *spare,
+                          int64_t idle_before)
+{
+    while (ws->n_live >= ws->max_connections) {
+        struct conn_track *victim = evict_pick(ws, spare, idle_before);
+        if (!victim)
+            return;
+        track_shut(ws, victim);
+        ws->n_evicted++;
+    }
+}
 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
@@ -380,6 +464,8 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         if (ws->tracks)
             ws->tracks->prev = t;
         ws->tracks = t;
+        ws->n_live++;
+        evict_if_full(ws, t, INT64_MAX);
         pthread_mutex_unlock(&ws->track_lock);
     } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
         /* MHD calls this before it closes the socket, and the reaper only
@@ -395,6 +481,8 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
             ws->tracks = t->next;
         if (t->next)
             t->next->prev = t->prev;
+        if (!t->shut)
+            ws->n_live--;
         pthread_mutex_unlock(&ws->track_lock);
         free(t);
         *socket_context = NULL;
@@ -408,9 +496,20 @@ static struct conn_track *conn_track_of(struct MHD_Connection *conn)
     return ci ? ci->socket_context : NULL;
 }
 
+/* Count and log evictions (once per tick: an attack would flood the log). */
+static void report_evicted(struct web_server *ws, int evicted)
+{
+    if (!evicted)
+        return;
+    metrics_evicted(ws->metrics, evicted);
+    LOG_WARN("web", "at the limit of %d connections: closed %d connection(s) that waited "
+             "longest without a request, to serve new ones", ws->max_connections, evicted);
+}
+
 /*
  * The housekeeping thread: every REAPER_TICK_MS it shuts down connections
- * past the per-request deadline.
+ * past the per-request deadline, evicts when the server sits at its
+ * connection limit (see above), and logs what it and the evictor closed.
  */
 static void *reaper_main(void *arg)
 {
@@ -431,13 +530,13 @@ static void *reaper_main(void *arg)
         int killed = 0;
         for (struct conn_track *t = ws->tracks; t; t = t->next) {
             if (!t->shut && t->fd >= 0 && now - t->phase_start > ws->deadline_ms) {
-                /* shutdown(), not close(): MHD still owns the descriptor and
-                 * sees the connection end on its next read or write. */
-                shutdown(t->fd, SHUT_RDWR);
-                t->shut = 1;
+                track_shut(ws, t);
                 killed++;
             }
         }
+        evict_if_full(ws, NULL, now - REAPER_TICK_MS);
+        int evicted = ws->n_evicted;
+        ws->n_evicted = 0;
         pthread_mutex_unlock(&ws->track_lock);
 
         for (int i = 0; i < killed; i++)
@@ -445,10 +544,14 @@ static void *reaper_main(void *arg)
         if (killed)
             LOG_WARN("web", "closed %d connection(s) that exceeded the %lld ms request deadline",
                      killed, (long long)ws->deadline_ms);
+        report_evicted(ws, evicted);
 
         pthread_mutex_lock(&ws->track_lock);
     }
+    int evicted = ws->n_evicted; /* since the last tick */
+    ws->n_evicted = 0;
     pthread_mutex_unlock(&ws->track_lock);
+    report_evicted(ws, evicted);
     return NULL;
 }
 
@@ -512,22 +615,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                               "This address does not accept that method.");
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl) {
-            char *end;
-            errno = 0;
-            unsigned long long n = strtoull(cl, &end, 10);
-            if (errno || end == cl || *end)
-                return send_error(conn, rs, url, 400, "Bad request", "Invalid Content-Length.");
-            if (n > (unsigned long long)WEB_MAX_BODY || (n > 0 && !rs->route->takes_body))
-                return send_error(conn, rs, url, 413, "Request too large",
-                                  "The request body is larger than this server accepts.");
-        } else if (!rs->route->takes_body &&
-                   MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                               MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
+        const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_TRANSFER_ENCODING);
+        switch (web_body_check(cl, te, rs->route->takes_body)) {
+        case 400:
+            return send_error(conn, rs, url, 400, "Bad request", "Invalid Content-Length.");
+        case 413:
             return send_error(conn, rs, url, 413, "Request too large",
-                              "This address takes no request body.");
+                              cl ? "The request body is larger than this server accepts."
+                                 : "This address takes no request body.");
+        default:
+            return MHD_YES;
         }
-        return MHD_YES;
     }
 
     if (*upload_data_size) {
@@ -562,6 +661,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
 
+    struct conn_track *t = conn_track_of(conn);
+    if (t) {
+        /* The whole request is in: from here on it is served, never evicted. */
+        pthread_mutex_lock(&ws->track_lock);
+        t->handling = 1;
+        pthread_mutex_unlock(&ws->track_lock);
+    }
     if (rs->responded)
         return MHD_YES;
     if (rs->too_large)
@@ -595,6 +701,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (t) {
         pthread_mutex_lock(&ws->track_lock);
         t->busy = 0;
+        t->handling = 0;
         t->phase_start = time_mono_ms(); /* the next request's clock starts now */
         pthread_mutex_unlock(&ws->track_lock);
     }
@@ -673,6 +780,7 @@ enum as_code web_server_start(struct app *app, struct web_server **out, struct a
     pthread_cond_init(&ws->track_cond, NULL);
     ws->app = app;
     ws->deadline_ms = config_int(cfg, "web_timeout_seconds") * 1000;
+    ws->max_connections = (int)config_int(cfg, "web_max_connections");
 
     const char *listen = config_str(cfg, "listen");
     char host[256];
@@ -762,7 +870,7 @@ enum as_code web_server_start(struct app *app, struct web_server **out, struct a
         MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, ws, /* first, or MHD logs the rest itself */
         MHD_OPTION_SOCK_ADDR, ai->ai_addr,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)config_int(cfg, "web_threads"),
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)config_int(cfg, "web_max_connections"),
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)ws->max_connections,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)config_int(cfg, "web_per_ip_connections"),
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)config_int(cfg, "web_timeout_seconds"),
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)WEB_CONN_MEMORY,
@@ -810,10 +918,8 @@ void web_server_stop(struct web_server *ws, int grace_ms)
     for (;;) {
         pthread_mutex_lock(&ws->track_lock);
         for (struct conn_track *t = ws->tracks; t; t = t->next)
-            if (!t->busy && !t->shut && t->fd >= 0) {
-                shutdown(t->fd, SHUT_RDWR);
-                t->shut = 1;
-            }
+            if (!t->busy && !t->shut && t->fd >= 0)
+                track_shut(ws, t);
         pthread_mutex_unlock(&ws->track_lock);
         const union MHD_DaemonInfo *di =
             MHD_get_daemon_info(ws->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);

@@ -130,4 +130,14 @@ int web_parse_listen(const char *listen, char *host, size_t host_size, int *port
  * absolute http(s) URL into out; 0 on success, -1 when url is not one. */
 int web_url_origin(const char *url, char *out, size_t out_size);
 
+/*
+ * Whether a request may send the body its headers announce, decided when
+ * the headers are in: content_length and transfer_encoding are the header
+ * values (NULL when absent), takes_body the route's flag.  Returns 0, 400
+ * (a Content-Length that is not a plain decimal number) or 413 (more than
+ * WEB_MAX_BODY, or any body for a route that takes none).  Pure; exposed
+ * for tests and tests/fuzz/fuzz_approval_http.c.
+ */
+int web_body_check(const char *content_length, const char *transfer_encoding, int takes_body);
+
 #endif

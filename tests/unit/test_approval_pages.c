@@ -119,12 +119,61 @@ static void test_change_table_and_command(void **state)
     free(text);
 }
 
+/* Over the budget the largest part goes first, one that failed to render
+ * (past HTML_BUF_MAX) counts as the largest, and parts that fit stay. */
+static void test_fit_parts(void **state)
+{
+    (void)state;
+    struct approval_part parts[3] = {{.name = "message"}, {.name = "details"}, {.name = "request"}};
+    char *chunk = malloc(40 * 1024);
+    assert_non_null(chunk);
+    memset(chunk, 'x', 40 * 1024 - 1);
+    chunk[40 * 1024 - 1] = '\0';
+    html_raw(&parts[0].b, "short");
+    html_raw(&parts[1].b, chunk);        /* 40 KiB */
+    html_raw(&parts[2].b, chunk);
+    html_raw(&parts[2].b, chunk);        /* 80 KiB */
+    assert_int_equal(approval_fit_parts(parts, 3, APPROVAL_SHOW_MAX, 7), 1);
+    assert_false(parts[0].dropped);
+    assert_false(parts[1].dropped);
+    assert_true(parts[2].dropped);
+    assert_null(parts[2].b.p);
+
+    /* Nothing to do under the budget. */
+    assert_int_equal(approval_fit_parts(parts, 3, APPROVAL_SHOW_MAX, 7), 0);
+
+    /* A part that failed (here: past the 1 MiB cap of a buffer). */
+    for (int i = 0; i < 30; i++)
+        html_raw(&parts[2].b, chunk);
+    parts[2].dropped = 0;
+    assert_false(html_buf_ok(&parts[2].b));
+    html_buf_free(&parts[1].b);
+    html_raw(&parts[1].b, "small");
+    assert_int_equal(approval_fit_parts(parts, 3, APPROVAL_SHOW_MAX, 7), 1);
+    assert_true(parts[2].dropped);
+    assert_false(parts[1].dropped);
+    for (int i = 0; i < 3; i++)
+        html_buf_free(&parts[i].b);
+    free(chunk);
+
+    struct html_buf b = {0};
+    approval_render_too_large(&b, "details", "ab12", 1);
+    expect(b.p, "<p class=\"status bad\">The details are too large to show here.");
+    expect(b.p, "fingerprint (SHA-256) is <code>ab12</code>");
+    html_buf_free(&b);
+    approval_render_too_large(&b, "request", "ab12", 0);
+    expect(b.p, "The request is too large to show here. It is part of the request whose "
+                "fingerprint (SHA-256) is ab12.");
+    html_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_timestamps),
         cmocka_unit_test(test_details_order_and_times),
         cmocka_unit_test(test_change_table_and_command),
+        cmocka_unit_test(test_fit_parts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

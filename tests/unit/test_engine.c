@@ -183,6 +183,43 @@ static void hold_release(void)
     pthread_mutex_unlock(&hold_lock);
 }
 
+/*
+ * Allocation failure, injected: jansson allocates through these (set in
+ * main before any jansson call), and the next json_allocs_to_fail
+ * allocations of the calling thread fail.  Thread-local, so the engine's
+ * other threads are untouched.
+ */
+static __thread int json_allocs_to_fail;
+
+static void *json_test_malloc(size_t n)
+{
+    if (json_allocs_to_fail > 0) {
+        json_allocs_to_fail--;
+        return NULL;
+    }
+    return malloc(n);
+}
+
+/* t_lossy: an event that cannot be recorded, then success.  message
+ * "alloc": out of memory inside step_event(); "text": data that json_dumps
+ * refuses (invalid UTF-8 let in by json_stringn_nocheck), which the engine
+ * meets where an out-of-memory json_dumps would return NULL too. */
+static void t_lossy(struct step_ctx *ctx, struct step_result *res)
+{
+    note_call(ctx);
+    const char *m = json_string_value(json_object_get(ctx->params, "message"));
+    step_event(ctx, "test.kept", json_pack("{s:s}", "before", "the lost one"));
+    if (m && strcmp(m, "alloc") == 0) {
+        json_t *data = json_pack("{s:s}", "wrote", "u@example.org");
+        json_allocs_to_fail = 1;
+        step_event(ctx, "test.lost", data);
+        json_allocs_to_fail = 0;
+    } else {
+        step_event(ctx, "test.lost", json_pack("{s:o}", "bytes", json_stringn_nocheck("\xff\xfe", 2)));
+    }
+    step_ok(res, NULL, json_pack("{s:b}", "done", 1));
+}
+
 static const char *const ok_outcomes[] = {"success", "yes", "no", NULL};
 static const char *const wait_outcomes[] = {"approved", "expired", NULL};
 static const struct step_type type_ok = {.name = "t_ok", .doc = "test", .params = any_params,
@@ -199,8 +236,10 @@ static const struct step_type type_slow = {.name = "t_slow", .doc = "test", .par
 static const struct step_type type_hold = {.name = "t_hold", .doc = "test", .params = any_params,
                                            .outcomes = wait_outcomes, .waits = 1,
                                            .execute = t_hold};
+static const struct step_type type_lossy = {.name = "t_lossy", .doc = "test", .params = any_params,
+                                            .execute = t_lossy};
 static const struct step_type *const test_types[] = {&type_ok, &type_flaky, &type_fail, &type_wait,
-                                                     &type_slow, &type_hold, NULL};
+                                                     &type_slow, &type_hold, &type_lossy, NULL};
 
 /* ---- fixture -------------------------------------------------------------- */
 
@@ -644,6 +683,72 @@ static void test_binary_error_in_event(void **state)
     wf_free(wf);
 }
 
+/*
+ * An event that cannot be recorded (out of memory in step_event, or a
+ * json_dumps that fails in the engine) fails the step visibly, with the
+ * reason in the step's error, its step.failed event and the run's error;
+ * the run takes no success path.  Events that could be recorded are kept.
+ */
+static void lost_event_fails_step(struct fx *f, const char *how)
+{
+    char wf_text[512];
+    snprintf(wf_text, sizeof wf_text,
+             "{\"name\": \"lossy\", \"version\": \"1\", \"steps\": {"
+             "  \"write\": {\"type\": \"t_lossy\", \"params\": {\"message\": \"%s\"},"
+             "     \"next\": \"after\"},"
+             "  \"after\": {\"type\": \"t_ok\"}}}", how);
+    struct workflow *wf = load(wf_text);
+    int64_t run = submit(f, wf, NULL);
+    wait_status(f, run, "failed");
+
+    json_t *ex = execs(f, run);
+    assert_int_equal(json_array_size(ex), 1); /* "after" never ran */
+    assert_string_equal(field(ex, 0, "step"), "write");
+    assert_string_equal(field(ex, 0, "status"), "failed");
+    assert_string_equal(field(ex, 0, "outcome"), "error");
+    assert_non_null(strstr(field(ex, 0, "error"), "1 event of this step could not be recorded"));
+    json_decref(ex);
+
+    struct db_conn *c;
+    struct as_err err = {0};
+    char error[256] = "";
+    assert_int_equal(db_read_begin(f->app.db, &c, &err), AS_OK);
+    assert_int_equal(db_run_get(c, run, copy_error, error, &err), AS_OK);
+    db_read_end(f->app.db, c);
+    assert_non_null(strstr(error, "step write failed: 1 event of this step could not be recorded"));
+
+    json_t *ev = events(f, run);
+    assert_int_equal(count_events(ev, "test.kept"), 1);
+    assert_int_equal(count_events(ev, "test.lost"), 0);
+    assert_int_equal(count_events(ev, "step.succeeded"), 0);
+    assert_int_equal(count_events(ev, "step.failed"), 1);
+    assert_int_equal(count_events(ev, "run.failed"), 1);
+    size_t i;
+    json_t *e;
+    json_array_foreach(ev, i, e) {
+        if (strcmp(json_string_value(json_object_get(e, "type")), "step.failed") == 0)
+            assert_non_null(strstr(json_string_value(json_object_get(e, "data")),
+                                   "could not be recorded"));
+    }
+    json_decref(ev);
+    audit_ok(f);
+    wf_free(wf);
+}
+
+static void test_lost_event_oom_fails_step(void **state)
+{
+    struct fx *f = *state;
+    start(f, 1);
+    lost_event_fails_step(f, "alloc");
+}
+
+static void test_lost_event_dump_fails_step(void **state)
+{
+    struct fx *f = *state;
+    start(f, 1);
+    lost_event_fails_step(f, "text");
+}
+
 static const char wait_wf[] =
     "{\"name\": \"waiting\", \"version\": \"1\","
     " \"input\": {\"ms\": {\"type\": \"integer\", \"required\": true}}, \"steps\": {"
@@ -1061,6 +1166,7 @@ static void test_dry_run_and_show_version(void **state)
 
 int main(void)
 {
+    json_set_alloc_funcs(json_test_malloc, free);
     cli_register_types();
     json_object_seed(0);
     step_type_register_extra(test_types);
@@ -1072,6 +1178,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failure_ends_run, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_step_keeps_output, setup, teardown),
         cmocka_unit_test_setup_teardown(test_binary_error_in_event, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lost_event_oom_fails_step, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lost_event_dump_fails_step, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wait_resume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume_while_running, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wait_expires, setup, teardown),

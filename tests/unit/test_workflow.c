@@ -736,6 +736,77 @@ static void test_random_mutations(void **state)
     free(text);
 }
 
+/* An approval step whose details are n_rows rows of 100 bytes; request too
+ * when with_request.  Caller frees. */
+static char *approval_wf(int n_rows, int with_request)
+{
+    json_t *rows = json_array();
+    char row[128];
+    for (int i = 0; i < n_rows; i++) {
+        snprintf(row, sizeof row, "%0*d", 98, i);
+        json_array_append_new(rows, json_string(row));
+    }
+    json_t *params = json_pack("{s:[s], s:s, s:s, s:{s:O}}", "approvers", "a@example.org",
+                               "subject", "Disable POP", "expiry", "P1D", "details", "rows", rows);
+    if (with_request)
+        json_object_set_new(params, "request", json_pack("{s:O}", "rows", rows));
+    json_t *wf = json_pack("{s:s, s:s, s:{s:{s:s, s:o, s:{s:s, s:s, s:s}}, s:{s:s, s:{s:s}}}}",
+                           "name", "big", "version", "1", "steps", "big-ask", "type", "approval",
+                           "params", params, "next", "approved", "done", "rejected", "done",
+                           "expired", "done", "done", "type", "log", "params", "message", "x");
+    char *text = json_dumps(wf, JSON_INDENT(1));
+    json_decref(wf);
+    json_decref(rows);
+    assert_non_null(text);
+    return text;
+}
+
+/* Details or a request whose JSON passes 64 KiB get a warning naming the
+ * step and the parameter (it will be shown as a notice); the workflow
+ * still loads.  Just under the limit: no warning. */
+static void test_huge_approval_warns(void **state)
+{
+    (void)state;
+    struct as_err err = {0};
+    struct diag_list dl = {0};
+    struct workflow *wf = NULL;
+    char *text = approval_wf(700, 1); /* ~70 KB each */
+    enum as_code rc = wf_load_string(text, "big.json", &wf, &dl, &err);
+    if (rc != AS_OK)
+        dump_diags(&dl);
+    assert_int_equal(rc, AS_OK);
+    assert_non_null(wf);
+    int details = 0, request = 0;
+    for (size_t i = 0; i < dl.n; i++) {
+        if (strcmp(dl.items[i].code, "TOO_LARGE_TO_SHOW") != 0)
+            continue;
+        assert_int_equal(dl.items[i].severity, DIAG_WARNING);
+        assert_non_null(strstr(dl.items[i].msg, "approval step \"big-ask\""));
+        if (strstr(dl.items[i].path, ".details")) {
+            details++;
+            assert_non_null(strstr(dl.items[i].msg, ": details is "));
+        } else if (strstr(dl.items[i].path, ".request")) {
+            request++;
+            assert_non_null(strstr(dl.items[i].msg, ": request is "));
+        }
+        assert_non_null(strstr(dl.items[i].msg, "over 64 KiB"));
+    }
+    assert_int_equal(details, 1);
+    assert_int_equal(request, 1);
+    wf_free(wf);
+    diag_free(&dl);
+    free(text);
+
+    text = approval_wf(600, 1); /* ~60 KB each */
+    wf = NULL;
+    assert_int_equal(wf_load_string(text, "fits.json", &wf, &dl, &err), AS_OK);
+    for (size_t i = 0; i < dl.n; i++)
+        assert_string_not_equal(dl.items[i].code, "TOO_LARGE_TO_SHOW");
+    wf_free(wf);
+    diag_free(&dl);
+    free(text);
+}
+
 int main(void)
 {
     cli_register_types();
@@ -755,6 +826,7 @@ int main(void)
         cmocka_unit_test(test_print_one_line),
         cmocka_unit_test(test_schema_matches_registry),
         cmocka_unit_test(test_random_mutations),
+        cmocka_unit_test(test_huge_approval_warns),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
