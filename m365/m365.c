@@ -1,8 +1,8 @@
 /*
  * m365.c - the transport under the Microsoft 365 client (see m365.h): the
  * client object and its thread-local instance, app-only tokens (client
- * secret or certificate assertion), one libcurl easy handle per client, the
- * retry policy (Retry-After, exponential backoff with jitter, deadlines),
+ * secret or certificate assertion), requests through the one outbound
+ * transport (steps/http_client.h), the retry policy (Retry-After, exponential backoff with jitter, deadlines),
  * 401 refresh, and the mapping of service errors to messages.  The Graph and
  * Exchange calls built on it live in m365_calls.c.
  */
@@ -18,10 +18,12 @@
 
 #include "base/config.h"
 #include "base/log.h"
+#include "base/retry.h"
 #include "base/secret_file.h"
 #include "base/timeutil.h"
 #include "m365/m365_internal.h"
 #include "m365/m365_parse.h"
+#include "steps/http_client.h"
 
 #define DEFAULT_MAX_BODY ((size_t)64 * 1024 * 1024)
 #define SECRET_MAX 4096
@@ -194,14 +196,6 @@ enum as_code m365_new(const struct config *cfg, struct m365 **out, struct as_err
     m->backoff_initial_ms = config_int(cfg, "m365_backoff_initial_ms");
     m->backoff_max_ms = config_int(cfg, "m365_backoff_max_ms");
     m->stats.last_retry_after_ms = -1;
-    m->rng = (uint64_t)time_mono_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)m;
-    if (!m->rng)
-        m->rng = 0x9e3779b97f4a7c15ULL;
-    m->curl = curl_easy_init();
-    if (!m->curl) {
-        rc = as_errf(err, AS_ENOMEM, "libcurl: cannot create a handle");
-        goto fail;
-    }
     *out = m;
     return AS_OK;
 fail:
@@ -224,8 +218,6 @@ void m365_free(struct m365 *m)
         return;
     for (int i = 0; i < M365_SVC_N; i++)
         token_clear(&m->tok[i]);
-    if (m->curl)
-        curl_easy_cleanup(m->curl);
     secret_free(m->secret);
     m365_cert_free(m->cert);
     free(m->tenant);
@@ -286,6 +278,11 @@ void m365_set_deadline(struct m365 *m, int64_t deadline_mono_ms)
     m->deadline_ms = deadline_mono_ms;
 }
 
+void m365_set_durable_retry(struct m365 *m, int on)
+{
+    m->durable_retry = on;
+}
+
 int64_t m365_retry_hint_ms(const struct m365 *m)
 {
     return m->retry_hint_ms;
@@ -309,7 +306,7 @@ char *m365_url(const struct m365 *m, enum m365_svc svc, const char *path)
 
 char *m365_escape(struct m365 *m, const char *s)
 {
-    return curl_easy_escape(m->curl, s, 0);
+    return curl_easy_escape(NULL, s, 0); /* the handle is unused since libcurl 7.82 */
 }
 
 enum as_code m365_next_link(const struct m365 *m, enum m365_svc svc, const char *link,
@@ -342,59 +339,17 @@ enum as_code m365_next_link_on(const char *base, const char *link, char **out,
 
 /* ------------------------------------------------------------ backoff */
 
-static uint64_t rng_next(struct m365 *m)
-{
-    /* xorshift64*: jitter only, not security. */
-    m->rng ^= m->rng >> 12;
-    m->rng ^= m->rng << 25;
-    m->rng ^= m->rng >> 27;
-    return m->rng * 2685821657736338717ULL;
-}
-
 /* Exponential backoff for attempt n (1 = first retry) with "equal jitter". */
 static int64_t backoff_ms(struct m365 *m, int n)
 {
-    int64_t d = m->backoff_initial_ms;
-    for (int i = 1; i < n && d < m->backoff_max_ms; i++)
-        d *= 2;
-    if (d > m->backoff_max_ms)
-        d = m->backoff_max_ms;
-    if (d <= 1)
-        return d;
-    int64_t half = d / 2;
-    return half + (int64_t)(rng_next(m) % (uint64_t)(half + 1));
-}
-
-int64_t m365_parse_retry_after(const char *v, int64_t now_ms)
-{
-    while (*v == ' ' || *v == '\t')
-        v++;
-    if (!*v)
-        return -1;
-    int64_t ms;
-    if (isdigit((unsigned char)*v) || *v == '.') {
-        char *end;
-        errno = 0;
-        double s = strtod(v, &end);
-        if (errno || end == v || s < 0 || s > 1e7)
-            return -1;
-        ms = (int64_t)(s * 1000.0);
-    } else {
-        time_t t = curl_getdate(v, NULL);
-        if (t == (time_t)-1)
-            return -1;
-        ms = (int64_t)t * 1000 - now_ms;
-        if (ms < 0)
-            ms = 0;
-    }
-    return ms;
+    return retry_backoff_equal(m->backoff_initial_ms, 2, n, m->backoff_max_ms);
 }
 
 /* Retry-After as a wait in ms, clamped to [0, backoff_max], or -1; the
  * parsed value is kept in the stats. */
 static int64_t parse_retry_after(struct m365 *m, const char *v)
 {
-    int64_t ms = m365_parse_retry_after(v, time_now_ms());
+    int64_t ms = retry_after_parse(v, time_now_ms());
     if (ms < 0)
         return -1;
     m->stats.last_retry_after_ms = ms;
@@ -415,6 +370,11 @@ static enum as_code wait_or_give_up(struct m365 *m, int64_t wait, const char *wh
                                     struct as_err *err)
 {
     m->retry_hint_ms = wait;
+    if (m->durable_retry && wait > 0)
+        /* In a worker: the engine retries the step at that time (a durable
+         * retry), rather than this thread sleeping through it. */
+        return as_errf(err, AS_ETRANSIENT, "%s; the step is tried again in %lld ms", why,
+                       (long long)wait);
     if (m->deadline_ms && time_mono_ms() + wait >= m->deadline_ms)
         return as_errf(err, AS_ETRANSIENT, "%s; next attempt in %lld ms would pass the deadline",
                        why, (long long)wait);
@@ -450,166 +410,93 @@ static void resp_reset(struct m365_resp *r, const struct m365_req *req)
     }
 }
 
-static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
+/* Copy header `name` of the response (its value, cut to size) into dst. */
+static void take_header(const json_t *headers, const char *name, char *dst, size_t size)
 {
-    struct m365_resp *r = ud;
-    size_t n = size * nmemb;
-    if (r->len + n > r->max || r->too_big) {
-        r->too_big = 1;
-        return 0;
-    }
-    if (r->sink) {
-        if (fwrite(data, 1, n, r->sink) != n)
-            return 0;
-        r->len += n;
-        return n;
-    }
-    if (r->len + n + 1 > r->cap) {
-        size_t cap = r->cap ? r->cap : 16384;
-        while (cap < r->len + n + 1)
-            cap *= 2;
-        char *b = realloc(r->body, cap);
-        if (!b)
-            return 0;
-        r->body = b;
-        r->cap = cap;
-    }
-    memcpy(r->body + r->len, data, n);
-    r->len += n;
-    r->body[r->len] = '\0';
-    return n;
+    const char *v = json_string_value(json_object_get(headers, name));
+    if (v && !dst[0])
+        snprintf(dst, size, "%s", v);
 }
 
-static void copy_header_value(char *dst, size_t size, const char *v, size_t n)
+/* The request's extra "Name: value" lines and Accept, as the transport's header object. */
+static json_t *request_headers(const struct m365_req *req)
 {
-    while (n > 0 && (*v == ' ' || *v == '\t')) {
-        v++;
-        n--;
+    json_t *h = json_object();
+    if (h && req->parse_json)
+        json_object_set_new(h, "Accept", json_string("application/json"));
+    for (int i = 0; h && i < 6 && req->headers[i]; i++) {
+        const char *line = req->headers[i], *colon = strchr(line, ':');
+        if (!colon)
+            continue;
+        char name[128];
+        size_t n = (size_t)(colon - line);
+        if (n >= sizeof name)
+            continue;
+        memcpy(name, line, n);
+        name[n] = '\0';
+        const char *v = colon + 1;
+        while (*v == ' ')
+            v++;
+        json_object_set_new(h, name, json_string(v));
     }
-    while (n > 0 && (v[n - 1] == '\r' || v[n - 1] == '\n' || v[n - 1] == ' '))
-        n--;
-    if (n >= size)
-        n = size - 1;
-    memcpy(dst, v, n);
-    dst[n] = '\0';
+    return h;
 }
 
-void m365_resp_header(struct m365_resp *r, const char *data, size_t n)
+/* One attempt, through the one outbound transport (steps/http_client.h). */
+static enum as_code http_once(struct m365 *m, const struct m365_req *req, struct m365_resp *resp,
+                              const char *bearer, struct as_err *err)
 {
-    if (n >= 5 && strncmp(data, "HTTP/", 5) == 0) {
-        /* A new response (after a 100 Continue): forget the previous headers. */
-        r->request_id[0] = r->retry_after[0] = r->location[0] = r->content_type[0] = '\0';
-        return;
-    }
-    const char *colon = memchr(data, ':', n);
-    if (!colon)
-        return;
-    size_t klen = (size_t)(colon - data);
-    const char *v = colon + 1;
-    size_t vlen = n - klen - 1;
-#define HDR_IS(name) (klen == sizeof(name) - 1 && strncasecmp(data, name, klen) == 0)
-    if (HDR_IS("request-id") || (HDR_IS("client-request-id") && !r->request_id[0]))
-        copy_header_value(r->request_id, sizeof r->request_id, v, vlen);
-    else if (HDR_IS("retry-after"))
-        copy_header_value(r->retry_after, sizeof r->retry_after, v, vlen);
-    else if (HDR_IS("location"))
-        copy_header_value(r->location, sizeof r->location, v, vlen);
-    else if (HDR_IS("content-type"))
-        copy_header_value(r->content_type, sizeof r->content_type, v, vlen);
-#undef HDR_IS
-}
-
-static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
-{
-    size_t n = size * nmemb;
-    m365_resp_header(ud, data, n);
-    return n;
-}
-
-/* One attempt.  Returns the CURLcode; *sent says whether request bytes left. */
-static CURLcode http_once(struct m365 *m, const struct m365_req *req, struct m365_resp *resp,
-                          const char *bearer, int *sent)
-{
-    CURL *c = m->curl;
-    struct curl_slist *hdrs = NULL, *tmp;
-    CURLcode cc = CURLE_OUT_OF_MEMORY;
-    char *auth = NULL;
-
-    curl_easy_reset(c);
-    m->errbuf[0] = '\0';
     long total = m->timeout_ms;
     if (m->deadline_ms) {
         int64_t left = m->deadline_ms - time_mono_ms();
         if (left < total)
             total = left > 1 ? (long)left : 1;
     }
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, m->errbuf);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, m->connect_timeout_ms);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, total);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-    /* libcurl silently re-sends a request when a reused connection dies
-     * before the answer.  For a write that would be a blind repeat, so
-     * writes always open a fresh connection. */
-    if (req->write)
-        curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);
-    curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "Assent/1 (+docs/m365.md)");
-    curl_easy_setopt(c, CURLOPT_URL, req->url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, resp);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, resp);
-    if (strcmp(req->method, "GET") != 0) {
-        curl_easy_setopt(c, CURLOPT_POST, 1L);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, req->body ? req->body : "");
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
-                         (curl_off_t)(req->body ? req->body_len : 0));
-        if (strcmp(req->method, "POST") != 0)
-            curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req->method);
-    }
-#define ADD_HDR(line)                                                                          \
-    do {                                                                                       \
-        tmp = curl_slist_append(hdrs, (line));                                                 \
-        if (!tmp)                                                                              \
-            goto out;                                                                          \
-        hdrs = tmp;                                                                            \
-    } while (0)
-    ADD_HDR("Expect:"); /* no 100-continue round trip */
-    if (req->parse_json)
-        ADD_HDR("Accept: application/json");
-    if (req->content_type) {
-        char ct[160];
-        snprintf(ct, sizeof ct, "Content-Type: %s", req->content_type);
-        ADD_HDR(ct);
-    }
-    for (int i = 0; i < 6 && req->headers[i]; i++)
-        ADD_HDR(req->headers[i]);
-    if (bearer) {
-        size_t n = strlen(bearer) + 32;
-        auth = malloc(n);
-        if (!auth)
-            goto out;
-        snprintf(auth, n, "Authorization: Bearer %s", bearer);
-        ADD_HDR(auth);
-    }
-#undef ADD_HDR
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    json_t *headers = request_headers(req);
+    if (!headers)
+        return as_errf(err, AS_ENOMEM, "%s: out of memory", req->what);
+    struct http_request hr = {
+        .method = req->method,
+        .url = req->url,
+        .headers = headers,
+        .body = strcmp(req->method, "GET") != 0 ? (req->body ? req->body : "") : NULL,
+        .body_len = req->body ? req->body_len : 0,
+        .content_type = req->content_type,
+        .connect_timeout_ms = m->connect_timeout_ms,
+        .timeout_ms = total,
+        .max_response = resp->max,
+        .bearer = bearer,
+        .sink = resp->sink,
+        .no_redirects = 1,
+        /* libcurl silently re-sends a request when a reused connection dies
+         * before the answer.  For a write that would be a blind repeat, so
+         * writes always open a fresh connection. */
+        .fresh_connect = req->write,
+        .user_agent = "Assent/1 (+docs/m365.md)",
+    };
+    struct http_response hres;
     m->stats.requests++;
-    cc = curl_easy_perform(c);
-    long reqsize = 0;
-    curl_easy_getinfo(c, CURLINFO_REQUEST_SIZE, &reqsize);
-    *sent = reqsize > 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
-    m->stats.bytes_received += (long long)resp->len;
-out:
-    /* The header list and the handle's copy hold the token: wipe ours. */
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
-    curl_slist_free_all(hdrs);
-    secret_free(auth);
-    return cc;
+    enum as_code rc = http_client_perform(&hr, &hres, err);
+    json_decref(headers);
+    resp->sent = hres.sent;
+    resp->unsent = hres.unsent;
+    snprintf(resp->reason, sizeof resp->reason, "%s", hres.reason);
+    if (rc == AS_OK) {
+        resp->status = hres.status;
+        resp->len = hres.body_len;
+        if (!resp->sink) {
+            resp->body = hres.body;
+            hres.body = NULL;
+        }
+        take_header(hres.headers, "request-id", resp->request_id, sizeof resp->request_id);
+        take_header(hres.headers, "client-request-id", resp->request_id, sizeof resp->request_id);
+        take_header(hres.headers, "retry-after", resp->retry_after, sizeof resp->retry_after);
+        take_header(hres.headers, "location", resp->location, sizeof resp->location);
+        take_header(hres.headers, "content-type", resp->content_type, sizeof resp->content_type);
+        m->stats.bytes_received += (long long)resp->len;
+    }
+    http_response_free(&hres);
+    return rc;
 }
 
 /* -------------------------------------------------------- error mapping */
@@ -870,12 +757,6 @@ static enum as_code token_get(struct m365 *m, enum m365_svc svc, const char **ou
 
 /* ------------------------------------------------------------- the call */
 
-static int curl_not_sent(CURLcode cc)
-{
-    return cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ||
-           cc == CURLE_COULDNT_RESOLVE_PROXY;
-}
-
 enum as_code m365_call(struct m365 *m, const struct m365_req *req, struct m365_resp *resp,
                        json_t **json, struct as_err *err)
 {
@@ -895,17 +776,16 @@ enum as_code m365_call(struct m365 *m, const struct m365_req *req, struct m365_r
             if (rc)
                 return rc;
         }
-        int sent = 0;
-        CURLcode cc = http_once(m, req, resp, bearer, &sent);
-        if (cc == CURLE_WRITE_ERROR && resp->too_big)
+        struct as_err herr = {0};
+        enum as_code hrc = http_once(m, req, resp, bearer, &herr);
+        if (hrc == AS_ELIMIT)
             return as_errf(err, AS_ELIMIT, "%s: response larger than %zu bytes", req->what,
                            resp->max);
-        if (cc == CURLE_OUT_OF_MEMORY)
-            return as_errf(err, AS_ENOMEM, "%s: out of memory", req->what);
-        if (cc != CURLE_OK) {
-            snprintf(why, sizeof why, "%s: %s", req->what,
-                     m->errbuf[0] ? m->errbuf : curl_easy_strerror(cc));
-            if (req->write && sent && !curl_not_sent(cc)) {
+        if (hrc == AS_ENOMEM || hrc == AS_EIO || hrc == AS_EINVAL || hrc == AS_EPERMANENT)
+            return as_errf(err, hrc, "%s: %s", req->what, resp->reason[0] ? resp->reason : herr.msg);
+        if (hrc != AS_OK) {
+            snprintf(why, sizeof why, "%s: %s", req->what, resp->reason[0] ? resp->reason : herr.msg);
+            if (req->write && resp->sent && !resp->unsent) {
                 resp->ambiguous = 1;
                 return as_errf(err, AS_ETRANSIENT,
                                "%s (the request was sent; the service may have acted)", why);

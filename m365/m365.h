@@ -80,6 +80,15 @@ void m365_thread_release(void);
  */
 void m365_set_deadline(struct m365 *m, int64_t deadline_mono_ms);
 
+/*
+ * In a worker (on = 1): a wait before another attempt (Retry-After,
+ * backoff) is not slept through; the call returns AS_ETRANSIENT at once and
+ * m365_retry_hint_ms() says when, so the step is retried durably by the
+ * engine at that time and no worker thread sleeps.  The M365 step types and
+ * the Graph mail transport set it; `assent sync` does not.
+ */
+void m365_set_durable_retry(struct m365 *m, int on);
+
 /* After AS_ETRANSIENT: the wait (ms) the service asked for or backoff suggests. */
 int64_t m365_retry_hint_ms(const struct m365 *m);
 

@@ -32,12 +32,10 @@ struct m365 {
     long connect_timeout_ms, timeout_ms;
     int max_attempts;
     int64_t backoff_initial_ms, backoff_max_ms;
-    CURL *curl;
-    char errbuf[CURL_ERROR_SIZE];
     struct m365_token tok[M365_SVC_N];
     int64_t deadline_ms;                   /* time_mono_ms(); 0 = none */
     int64_t retry_hint_ms;
-    uint64_t rng;
+    int durable_retry;                     /* a wait ends the call: m365_set_durable_retry */
     struct m365_stats stats;
 };
 
@@ -64,6 +62,8 @@ struct m365_resp {
     FILE *sink;
     int too_big;
     int ambiguous;            /* write failed after the request may have been processed */
+    int sent, unsent;         /* of the last attempt (steps/http_client.h) */
+    char reason[256];         /* the transport's reason when the attempt failed */
     char request_id[96];
     char retry_after[96];
     char location[2048];

@@ -20,22 +20,6 @@
 #include "m365/m365_internal.h"
 
 /*
- * A Retry-After value: delta-seconds, possibly with a fraction, or an
- * HTTP-date (relative to now_ms, wall clock).  Returns the wait in ms
- * (>= 0, not clamped; a date in the past is 0), or -1 when v is neither.
- */
-int64_t m365_parse_retry_after(const char *v, int64_t now_ms);
-
-/*
- * One response header line as libcurl hands it (n bytes, not
- * NUL-terminated, usually ending in CRLF): keeps request-id (else
- * client-request-id), Retry-After, Location and Content-Type in r's
- * fixed-size fields, truncated to fit; a status line ("HTTP/...") clears
- * them (the headers of a 100 Continue are forgotten).
- */
-void m365_resp_header(struct m365_resp *r, const char *line, size_t n);
-
-/*
  * The error of a non-2xx response (resp->status, resp->body/len,
  * resp->request_id): the code by status (AS_EAUTH 401/403, AS_ENOTFOUND
  * 404 or an Exchange *NotFound* exception, AS_ETRANSIENT 429/5xx,

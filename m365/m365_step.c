@@ -23,6 +23,9 @@ struct m365 *m365_step_client(struct step_ctx *ctx, struct step_result *res)
         step_fail(res, "Microsoft 365 client: %s", err.msg);
         return NULL;
     }
+    /* A wait before another attempt is the engine's durable retry of the
+     * step (at m365_retry_hint_ms), never a sleep of this worker. */
+    m365_set_durable_retry(m, 1);
     /* Leave a second of the step's time for recording the result. */
     if (ctx->timeout_ms > 0)
         m365_set_deadline(m, time_mono_ms() + (ctx->timeout_ms > 2000 ? ctx->timeout_ms - 1000

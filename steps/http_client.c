@@ -6,6 +6,8 @@
 #include "steps/http_client.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <openssl/crypto.h>
 #include <curl/curl.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -176,9 +178,11 @@ struct xfer {
     char *body;
     size_t len, cap, max;
     int too_big;
+    FILE *sink;
+    int sink_failed;         /* writing to the sink failed (errno kept in sink_errno) */
+    int sink_errno;
     json_t *headers;
     char retry_after[64];
-    int have_retry_after;
 };
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
@@ -188,6 +192,15 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
     if (n > x->max - x->len) {
         x->too_big = 1;
         return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
+    }
+    if (x->sink) {
+        if (fwrite(data, 1, n, x->sink) != n) {
+            x->sink_failed = 1;
+            x->sink_errno = errno;
+            return 0;
+        }
+        x->len += n;
+        return n;
     }
     if (x->len + n + 1 > x->cap) {
         size_t cap = x->cap ? x->cap : 4096;
@@ -206,22 +219,21 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 }
 
 static const char *const kept_headers[] = {"content-type", "etag", "location", "retry-after",
-                                           "request-id", "x-request-id", "idempotency-replayed",
-                                           NULL};
+                                           "request-id", "client-request-id", "x-request-id",
+                                           "idempotency-replayed", NULL};
 
-static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
+void http_header_line(json_t *headers, const char *data, size_t n, char *retry_after,
+                      size_t size)
 {
-    struct xfer *x = ud;
-    size_t n = size * nmemb;
-    /* A new status line starts the headers of the next response of a redirect chain. */
+    /* A new status line starts the headers of the next response (a redirect, a 100 Continue). */
     if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) {
-        json_object_clear(x->headers);
-        x->have_retry_after = 0;
-        return n;
+        json_object_clear(headers);
+        retry_after[0] = '\0';
+        return;
     }
     const char *colon = memchr(data, ':', n);
     if (!colon)
-        return n;
+        return;
     size_t name_len = (size_t)(colon - data);
     const char *v = colon + 1;
     const char *end = data + n;
@@ -233,20 +245,26 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
     for (size_t i = 0; kept_headers[i]; i++) {
         if (strlen(kept_headers[i]) != name_len || strncasecmp(data, kept_headers[i], name_len))
             continue;
-        if (json_object_size(x->headers) >= MAX_KEPT_HEADERS)
+        if (json_object_size(headers) >= MAX_KEPT_HEADERS)
             break;
         if (vlen > MAX_HEADER_VALUE)
             vlen = MAX_HEADER_VALUE;
         json_t *s = json_stringn(v, vlen); /* NULL when not UTF-8: such a value is dropped */
         if (s)
-            json_object_set_new(x->headers, kept_headers[i], s);
-        if (strcmp(kept_headers[i], "retry-after") == 0 && vlen < sizeof x->retry_after) {
-            memcpy(x->retry_after, v, vlen);
-            x->retry_after[vlen] = '\0';
-            x->have_retry_after = 1;
+            json_object_set_new(headers, kept_headers[i], s);
+        if (strcmp(kept_headers[i], "retry-after") == 0 && vlen < size) {
+            memcpy(retry_after, v, vlen);
+            retry_after[vlen] = '\0';
         }
         break;
     }
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
+{
+    struct xfer *x = ud;
+    size_t n = size * nmemb;
+    http_header_line(x->headers, data, n, x->retry_after, sizeof x->retry_after);
     return n;
 }
 
@@ -258,11 +276,12 @@ static int64_t retry_after(const char *v)
 }
 
 static enum as_code map_curl(CURLcode cc, const struct xfer *x, const struct http_request *req,
-                             const char *errbuf, struct as_err *err)
+                             const char *errbuf, struct http_response *resp, struct as_err *err)
 {
     char where[512];
     http_url_redact(req->url, where, sizeof where);
     const char *why = errbuf[0] ? errbuf : curl_easy_strerror(cc);
+    snprintf(resp->reason, sizeof resp->reason, "%s", why);
     enum as_code code;
     switch (cc) {
     case CURLE_WRITE_ERROR:
@@ -270,6 +289,11 @@ static enum as_code map_curl(CURLcode cc, const struct xfer *x, const struct htt
         if (x->too_big || cc == CURLE_FILESIZE_EXCEEDED)
             return as_errf(err, AS_ELIMIT, "%s %s: response body is larger than %zu bytes",
                            req->method, where, x->max);
+        if (x->sink_failed) {
+            snprintf(resp->reason, sizeof resp->reason, "cannot write the response: %s",
+                     strerror(x->sink_errno));
+            return as_errf(err, AS_EIO, "%s %s: %s", req->method, where, resp->reason);
+        }
         code = AS_ENOMEM;
         break;
     case CURLE_OUT_OF_MEMORY:
@@ -334,6 +358,8 @@ static const char *credential_header(const struct http_request *req)
 {
     const char *name;
     json_t *v;
+    if (req->bearer)
+        return "Authorization";
     if (req->headers)
         json_object_foreach((json_t *)req->headers, name, v)
             if (http_header_is_sensitive(name))
@@ -364,6 +390,23 @@ static enum as_code build_headers(const struct http_request *req, struct curl_sl
         rc = add_header(&list, "Content-Type", req->content_type, err);
         if (rc)
             goto out;
+    }
+    if (req->bearer) {
+        /* Its own allocation, so that it can be wiped (see http_client_perform). */
+        size_t n = strlen(req->bearer) + 32;
+        char *line = malloc(n);
+        struct curl_slist *l = NULL;
+        if (line) {
+            snprintf(line, n, "Authorization: Bearer %s", req->bearer);
+            l = curl_slist_append(list, line);
+            OPENSSL_cleanse(line, n);
+            free(line);
+        }
+        if (!l) {
+            rc = as_errf(err, AS_ENOMEM, "out of memory");
+            goto out;
+        }
+        list = l;
     }
     /* No "Expect: 100-continue" round trip for bodies over 1 KiB. */
     if (!has_header(req->headers, "Expect")) {
@@ -399,6 +442,7 @@ enum as_code http_client_perform(const struct http_request *req, struct http_res
     if (!t)
         return as_errf(err, AS_ENOMEM, "cannot create an HTTP handle");
     x.max = req->max_response ? req->max_response : HTTP_DEFAULT_MAX_RESPONSE;
+    x.sink = req->sink;
     x.headers = json_object();
     if (!x.headers) {
         rc = as_errf(err, AS_ENOMEM, "out of memory");
@@ -422,14 +466,16 @@ enum as_code http_client_perform(const struct http_request *req, struct http_res
      * (even http://).  So a request with a credential header follows no
      * redirect at all. */
     const char *credential = credential_header(req);
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, credential ? 0L : 1L);
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, credential || req->no_redirects ? 0L : 1L);
+    if (req->fresh_connect)
+        curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);
     curl_easy_setopt(c, CURLOPT_MAXREDIRS, (long)HTTP_MAX_REDIRECTS);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
                      (long)(req->connect_timeout_ms > 0 ? req->connect_timeout_ms : 10000));
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(req->timeout_ms > 0 ? req->timeout_ms : 60000));
     curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x.max);
     curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "assent/1");
+    curl_easy_setopt(c, CURLOPT_USERAGENT, req->user_agent ? req->user_agent : "assent/1");
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &x);
@@ -451,12 +497,17 @@ enum as_code http_client_perform(const struct http_request *req, struct http_res
     }
 
     CURLcode cc = curl_easy_perform(c);
+    long reqsize = 0;
+    curl_easy_getinfo(c, CURLINFO_REQUEST_SIZE, &reqsize);
+    resp->sent = reqsize > 0;
     if (cc != CURLE_OK) {
-        rc = map_curl(cc, &x, req, t->errbuf, err);
+        resp->unsent = cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ||
+                       cc == CURLE_COULDNT_RESOLVE_PROXY;
+        rc = map_curl(cc, &x, req, t->errbuf, resp, err);
         goto out;
     }
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
-    if (credential && (resp->status == 301 || resp->status == 302 || resp->status == 303 ||
+    if (credential && !req->no_redirects && (resp->status == 301 || resp->status == 302 || resp->status == 303 ||
                        resp->status == 307 || resp->status == 308)) {
         char where[512];
         http_url_redact(req->url, where, sizeof where);
@@ -476,12 +527,15 @@ enum as_code http_client_perform(const struct http_request *req, struct http_res
     resp->body = x.body;
     resp->body_len = x.len;
     resp->headers = x.headers;
-    resp->retry_after_ms = x.have_retry_after ? retry_after(x.retry_after) : -1;
+    resp->retry_after_ms = x.retry_after[0] ? retry_after(x.retry_after) : -1;
     x.body = NULL;
     x.headers = NULL;
 out:
     /* Do not leave pointers to this stack frame in the reused handle. */
     curl_easy_setopt(t->curl, CURLOPT_HTTPHEADER, NULL);
+    if (req->bearer)
+        for (struct curl_slist *l = hdrs; l; l = l->next)
+            OPENSSL_cleanse(l->data, strlen(l->data)); /* the token */
     curl_easy_setopt(t->curl, CURLOPT_WRITEDATA, NULL);
     curl_easy_setopt(t->curl, CURLOPT_HEADERDATA, NULL);
     curl_slist_free_all(hdrs);

@@ -2,6 +2,9 @@
  * http_client.h - one outbound HTTP request through libcurl, with the limits
  * every request built from workflow JSON needs.
  *
+ * The one outbound HTTP transport: the http step and the Microsoft 365
+ * client (m365/m365.c) both send through http_client_perform().
+ *
  * Each thread keeps one curl easy handle (thread-local, created on first
  * use) so that keep-alive connections are reused between steps; the handle
  * is reset before every request and freed when the thread exits (or by
@@ -21,6 +24,7 @@
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "base/error.h"
 
@@ -38,6 +42,15 @@ struct http_request {
     int64_t connect_timeout_ms;  /* > 0 */
     int64_t timeout_ms;          /* total, > 0 */
     size_t max_response;         /* body cap in bytes; 0 = HTTP_DEFAULT_MAX_RESPONSE */
+    const char *bearer;          /* sent as "Authorization: Bearer <bearer>", or NULL; a
+                                    credential (no redirect is followed); the header line is
+                                    wiped after the request */
+    FILE *sink;                  /* write the body here, at its current position, instead of
+                                    memory (resp->body is then empty); max_response applies */
+    int no_redirects;            /* follow no redirect: a 3xx is the answer */
+    int fresh_connect;           /* a new connection, so libcurl never re-sends the request on
+                                    a reused connection that died (for non-idempotent writes) */
+    const char *user_agent;      /* NULL: "assent/1" */
 };
 
 struct http_response {
@@ -46,9 +59,15 @@ struct http_response {
     size_t body_len;
     json_t *headers;         /* new reference: selected headers of the final response, names in
                               * lower case (content-type, etag, location, retry-after,
-                              * request-id, x-request-id, idempotency-replayed) */
+                              * request-id, client-request-id, x-request-id,
+                              * idempotency-replayed) */
     int64_t retry_after_ms;  /* Retry-After of the final response as a delay from now, clamped to
                               * [0, HTTP_RETRY_AFTER_MAX_MS]; -1 when absent or unparseable */
+    /* Also set when http_client_perform fails: */
+    int sent;                /* bytes of the request left this process */
+    int unsent;              /* it failed before the request could reach the server (name
+                              * resolution, connect): a write certainly did not happen */
+    char reason[256];        /* on failure: libcurl's reason alone ("Connection refused") */
 };
 
 #define HTTP_RETRY_AFTER_MAX_MS (3600LL * 1000)
@@ -78,6 +97,16 @@ enum as_code http_request_check(const struct http_request *req, struct as_err *e
  */
 enum as_code http_client_perform(const struct http_request *req, struct http_response *resp,
                                  struct as_err *err) AS_WUR;
+
+/*
+ * Keep one response header line (as libcurl hands it over, "Name: value\r\n",
+ * or a status line, which starts a new response and clears what was kept)
+ * in headers if it is one of those listed for http_response.headers.
+ * *retry_after (size bytes) receives a Retry-After value.  Pure; exposed
+ * for the fuzz target.
+ */
+void http_header_line(json_t *headers, const char *line, size_t n, char *retry_after,
+                      size_t size);
 
 /* Free what http_client_perform() put into resp; resp may be zeroed.  Safe twice. */
 void http_response_free(struct http_response *resp);

@@ -24,6 +24,8 @@
 #include <strings.h>
 
 #include "m365/m365_parse.h"
+#include "base/retry.h"
+#include "steps/http_client.h"
 
 #define GRAPH "https://graph.microsoft.com"
 #define EXO "https://outlook.office365.com"
@@ -153,14 +155,16 @@ static void fuzz_error(const uint8_t *data, size_t size)
 static void fuzz_retry_after(const uint8_t *data, size_t size)
 {
     char *v = fuzz_strndup(data, size);
-    int64_t ms = m365_parse_retry_after(v, NOW_MS);
-    FUZZ_ASSERT(ms >= -1);
+    int64_t ms = retry_after_parse(v, NOW_MS);
+    FUZZ_ASSERT(ms >= -1 && ms <= RETRY_AFTER_SATURATE_MS);
     free(v);
 }
 
 static void fuzz_response(const uint8_t *data, size_t size)
 {
     struct m365_resp resp = {.status = 429};
+    json_t *headers = json_object();
+    char retry_after[96] = "";
     size_t off = 0;
     while (off < size) {
         const uint8_t *nl = memchr(data + off, '\n', size - off);
@@ -169,15 +173,17 @@ static void fuzz_response(const uint8_t *data, size_t size)
             off += n;
             break; /* the blank line: the body follows */
         }
-        m365_resp_header(&resp, (const char *)data + off, n);
+        http_header_line(headers, (const char *)data + off, n, retry_after, sizeof retry_after);
         off += n;
     }
-    FUZZ_ASSERT(strlen(resp.request_id) < sizeof resp.request_id);
-    FUZZ_ASSERT(strlen(resp.retry_after) < sizeof resp.retry_after);
-    FUZZ_ASSERT(strlen(resp.location) < sizeof resp.location);
-    FUZZ_ASSERT(strlen(resp.content_type) < sizeof resp.content_type);
-    if (resp.retry_after[0])
-        FUZZ_ASSERT(m365_parse_retry_after(resp.retry_after, NOW_MS) >= -1);
+    FUZZ_ASSERT(strlen(retry_after) < sizeof retry_after);
+    FUZZ_ASSERT(json_object_size(headers) <= 16);
+    const char *rid = json_string_value(json_object_get(headers, "request-id"));
+    if (rid)
+        snprintf(resp.request_id, sizeof resp.request_id, "%s", rid);
+    if (retry_after[0])
+        FUZZ_ASSERT(retry_after_parse(retry_after, NOW_MS) >= -1);
+    json_decref(headers);
     resp.body = fuzz_strndup(data + off, size - off);
     resp.len = size - off;
     struct as_err err = {0};

@@ -212,6 +212,25 @@ static void test_manage_cas(void **state)
     assert_true(r.res.wait_until_ms >= t0 + 4000);
     assert_non_null(strstr(r.res.error, "429"));
     run_free(&r);
+
+    /* Throttled once, with all the time in the world: still no sleep in the
+     * worker.  The step returns at once for the engine to retry it durably
+     * at the time asked (a sleeping client would have waited 2 s and then
+     * succeeded, the fault being for one request only). */
+    mt_sim_faults(&g_sim, "[{\"kind\":\"429\",\"cmdlet\":\"Get-CASMailbox\",\"count\":1,"
+                          "\"retry_after\":\"2\"}]");
+    memset(&r, 0, sizeof r);
+    r.params = json_loads(params, 0, NULL);
+    r.ctx.app = &g_app;
+    r.ctx.timeout_ms = 600000;
+    r.ctx.params = r.params;
+    r.ctx.events = json_array();
+    t0 = time_now_ms();
+    step_type_manage_cas.execute(&r.ctx, &r.res);
+    assert_int_equal(r.res.status, STEP_RETRY);
+    assert_true(r.res.wait_until_ms >= t0 + 2000);
+    assert_non_null(strstr(r.res.error, "the step is tried again in 2000 ms"));
+    run_free(&r);
     mt_sim_faults(&g_sim, "[]");
 }
 
