@@ -8,7 +8,7 @@
  * digits is ever stored; the token itself lives in the email and in memory
  * for the time it takes to send it.
  *
- * The encodings themselves (base64url, hex, SHA-256 hex) are engine/encode.h.
+ * The encodings themselves (base64url, hex, SHA-256 hex) are base/encode.h.
  * All functions are thread-safe and keep no state.
  */
 #ifndef ASSENT_WEB_TOKEN_H

@@ -1,6 +1,6 @@
 /*
  * encode.h - the byte encodings Assent uses: hex, base64 and base64url
- * (RFC 4648), and SHA-256 as hex.  (Text encoding: engine/utf8.h.)
+ * (RFC 4648), and SHA-256 as hex.  (Text encoding: base/utf8.h.)
  *
  * One implementation for the engine, the web pages, the steps, the tests and
  * the tenant simulator (which compiles this file in: it depends on libc and

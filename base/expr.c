@@ -12,7 +12,7 @@
  * Evaluation cannot fail except for lack of memory: a missing path is null,
  * and comparing values of different types is simply false.
  *
- * Templates (${...} inside strings) live in engine/tmpl.c.
+ * Templates (${...} inside strings) live in base/tmpl.c.
  */
 #include "base/expr.h"
 

@@ -14,7 +14,7 @@
  * A missing path evaluates to null (not an error), so `x == null` tests absence.
  *
  * A compiled struct expr is immutable and thread-safe.
- * Implementation: engine/expr.c (expressions), engine/tmpl.c (templates).
+ * Implementation: base/expr.c (expressions), base/tmpl.c (templates).
  */
 #ifndef ASSENT_EXPR_H
 #define ASSENT_EXPR_H

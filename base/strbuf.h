@@ -1,6 +1,6 @@
 /*
  * strbuf.h - a growable NUL-terminated byte string, the one buffer the
- * hand-built texts share (engine/jsonbuf.h builds JSON on it; the outbox
+ * hand-built texts share (base/jsonbuf.h builds JSON on it; the outbox
  * page decodes mail bodies into it).
  *
  * Failure is latched: after an allocation fails (or the optional cap is

@@ -3,7 +3,7 @@
  * resolve every reference inside a JSON value, render one string with
  * optional HTML escaping of the substituted values, and check templates at
  * validate time.  Expressions themselves are compiled and evaluated by
- * engine/expr.c; this file only finds them ("${" to the first "}" outside a
+ * base/expr.c; this file only finds them ("${" to the first "}" outside a
  * quoted string, "$${" being a literal "${") and splices their values.
  */
 #include <stdio.h>
@@ -15,7 +15,7 @@
 #include "base/utf8.h"
 
 /* Growable text with a hard cap. */
-/* The output: engine/strbuf.h, capped at TMPL_MAX_OUTPUT. */
+/* The output: base/strbuf.h, capped at TMPL_MAX_OUTPUT. */
 #define TMPL_BUF {.max = TMPL_MAX_OUTPUT}
 
 static int buf_add(struct strbuf *b, const char *s, size_t n)

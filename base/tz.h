@@ -3,7 +3,7 @@
  * /usr/share/zoneinfo, or $TZDIR), without touching the process-wide TZ
  * variable, so any thread may ask about any zone at any time.
  *
- * Cron schedules (engine/cron.h) are written in a zone's wall-clock time;
+ * Cron schedules (base/cron.h) are written in a zone's wall-clock time;
  * this module answers the two questions they need: "what is the UTC offset
  * at instant t" and "when does the offset next change after t".  Instants
  * past the last transition in the file follow the POSIX TZ rule in the

@@ -1,7 +1,7 @@
 /*
  * cmd_kpi.c - `assent kpi`, `assent exception` and `assent trigger`: saved
  * KPIs over the synced tenant, protocol exceptions, and starting a workflow
- * for each row of a KPI.  The logic lives in engine/kpi.c, engine/trigger.c
+ * for each row of a KPI.  The logic lives in m365/kpi.c, m365/trigger.c
  * and db/db_kpi.c; this file parses flags and prints.  Formats: docs/kpis.md.
  */
 #include <errno.h>

@@ -143,7 +143,7 @@ static const struct report_col user_report_cols[] = {
     {"imap4_30d", "imap4_30d", CF_YESNO},
     {"smtp_30d", "smtp_30d", CF_YESNO},
     {"last legacy sign-in", "last_legacy_signin", CF_SIGNIN},
-    /* Who is exempt and why: active exceptions (engine/kpi.h, docs/kpis.md). */
+    /* Who is exempt and why: active exceptions (m365/kpi.h, docs/kpis.md). */
     {"exempt", "exempt", CF_LIST},
     {"exempt_reason", "exempt_reason", CF_TEXT},
     {NULL, NULL, CF_TEXT},
@@ -542,7 +542,7 @@ struct plan_run {
     struct as_err err;
 };
 
-/* The run input a trigger would build from a row (engine/trigger.c): the
+/* The run input a trigger would build from a row (m365/trigger.c): the
  * row's non-null keys the workflow declares, plus user and upn, with the
  * workflow's input defaults applied when the result is a valid input. */
 static json_t *plan_input(const struct workflow *wf, const json_t *row)

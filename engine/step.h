@@ -1,8 +1,10 @@
 /*
  * step.h - the contract between the executor and a step type.
  *
- * A step type is one file in steps/ exporting `const struct step_type step_type_<name>`,
- * listed once in steps/registry.c.  It declares its parameters (checked by
+ * A step type is one file in steps/ or m365/ (or approvals/ for the
+ * approval step) exporting `const struct step_type step_type_<name>`, listed
+ * once in its layer's register function (steps_register, m365_register,
+ * approvals_register), which a program calls at start.  It declares its parameters (checked by
  * `assent validate` before any run starts) and an execute function.
  *
  * Execution model.  The executor claims a step with a lease, resolves its

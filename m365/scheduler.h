@@ -1,10 +1,10 @@
 /*
  * scheduler.h - fires KPI schedules inside `assent serve`.
  *
- * A KPI with a schedule ({"cron": ..., "timezone": ...}, engine/cron.h) is
+ * A KPI with a schedule ({"cron": ..., "timezone": ...}, base/cron.h) is
  * evaluated at each fire time; its value is appended to the KPI's history,
  * and when it has a trigger the workflow is started for each row
- * (engine/trigger.h, trigger "schedule:<kpi>").
+ * (m365/trigger.h, trigger "schedule:<kpi>").
  *
  * Downtime.  The database remembers, per KPI, the latest fire time handled.
  * When the scheduler starts after downtime and several fire times have

@@ -10,7 +10,7 @@
  * The shipped legacy-protocols workflow uses it when an owner rejects the
  * change: the approver's comment becomes the reason.  KPIs and triggers then
  * leave the user out for those protocols until the exception expires
- * (engine/kpi.h).  The record carries the step's idempotency key, so a step
+ * (m365/kpi.h).  The record carries the step's idempotency key, so a step
  * executed again after a crash records it once.  In a dry run nothing is
  * recorded; the output says what would have been.
  */

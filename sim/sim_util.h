@@ -16,7 +16,7 @@
 
 /* ---- growable buffer ---------------------------------------------------- */
 
-/* The buffer is engine/strbuf.h's struct strbuf; these append to it. */
+/* The buffer is base/strbuf.h's struct strbuf; these append to it. */
 /* Append s as a quoted JSON string, or `null` when s is NULL. */
 void sbuf_json_str(struct strbuf *b, const char *s);
 /* Append `"key":` (key must not need escaping beyond what this does). */
@@ -80,7 +80,7 @@ size_t url_decode(char *s, int plus);
 /*
  * base64url (or standard base64 when std) decode of in[0..len) into a
  * malloc'd buffer; padding optional.  Returns NULL on malformed input.
- * (Encoding: engine/encode.h, compiled into the simulator.)
+ * (Encoding: base/encode.h, compiled into the simulator.)
  */
 unsigned char *b64_decode(const char *in, size_t len, int std, size_t *out_len);
 

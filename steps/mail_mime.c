@@ -24,7 +24,7 @@
 #define LOCAL_MAX 64
 #define NAME_MAX_OCTETS 512
 
-/* ---- growing buffer: engine/strbuf.h, capped at MAIL_MIME_MAX_SIZE ------- */
+/* ---- growing buffer: base/strbuf.h, capped at MAIL_MIME_MAX_SIZE ------- */
 
 #define MIME_BUF {.max = MAIL_MIME_MAX_SIZE}
 

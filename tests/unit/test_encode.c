@@ -1,4 +1,4 @@
-/* test_encode.c - hex, base64, base64url and SHA-256 hex (engine/encode.h):
+/* test_encode.c - hex, base64, base64url and SHA-256 hex (base/encode.h):
  * RFC 4648 and FIPS 180-2 vectors, buffer limits and each decoding flag. */
 #include "tests/testutil.h"
 

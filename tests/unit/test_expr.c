@@ -1,4 +1,4 @@
-/* test_expr.c - the expression language and ${...} templates (engine/expr.c). */
+/* test_expr.c - the expression language and ${...} templates (base/expr.c). */
 #include "tests/testutil.h"
 
 #include <stdio.h>

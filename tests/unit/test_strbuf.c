@@ -1,5 +1,5 @@
-/* test_strbuf.c - the growable byte string (engine/strbuf.h) and the JSON
- * builder on top of it (engine/jsonbuf.h). */
+/* test_strbuf.c - the growable byte string (base/strbuf.h) and the JSON
+ * builder on top of it (base/jsonbuf.h). */
 #include "tests/testutil.h"
 
 #include <stdlib.h>

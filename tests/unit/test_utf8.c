@@ -1,4 +1,4 @@
-/* test_utf8.c - UTF-8 validation, lengths and encoding (engine/utf8.h). */
+/* test_utf8.c - UTF-8 validation, lengths and encoding (base/utf8.h). */
 #include "tests/testutil.h"
 
 #include <string.h>
