@@ -34,6 +34,10 @@ int64_t retry_after_parse(const char *v, int64_t now_ms)
     time_t t = curl_getdate(v, NULL);
     if (t == (time_t)-1)
         return -1;
+    /* Seconds first: a date centuries ahead must not overflow in ms. */
+    int64_t s = (int64_t)t - now_ms / 1000;
+    if (s >= RETRY_AFTER_SATURATE_MS / 1000)
+        return RETRY_AFTER_SATURATE_MS;
     int64_t ms = (int64_t)t * 1000 - now_ms;
     return ms < 0 ? 0 : ms;
 }

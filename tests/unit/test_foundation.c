@@ -196,6 +196,8 @@ static void test_retry_after_and_jitter(void **state)
     /* An HTTP-date: 1700000030 is 30 s after now; a past date is 0. */
     assert_int_equal(retry_after_parse("Tue, 14 Nov 2023 22:13:50 GMT", now), 30000);
     assert_int_equal(retry_after_parse("Tue, 14 Nov 2023 22:00:00 GMT", now), 0);
+    /* A date far ahead saturates instead of overflowing (found by fuzz_m365). */
+    assert_int_equal(retry_after_parse("Fri, 31 Dec 9999 23:59:59 GMT", now), RETRY_AFTER_SATURATE_MS);
     assert_int_equal(retry_after_parse(NULL, now), -1);
     assert_int_equal(retry_after_parse("", now), -1);
     assert_int_equal(retry_after_parse("soon", now), -1);
