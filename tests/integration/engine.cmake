@@ -17,7 +17,8 @@ set_tests_properties(engine.crash PROPERTIES ENVIRONMENT "${ASSENT_TEST_ENV}" TI
                      LABELS integration)
 
 add_executable(it_engine_cli ${CMAKE_CURRENT_LIST_DIR}/it_engine_cli.c
-                             ${CMAKE_CURRENT_LIST_DIR}/http_echo_server.c)
+                             ${CMAKE_CURRENT_LIST_DIR}/http_echo_server.c
+                             ${CMAKE_CURRENT_LIST_DIR}/cli_env.c)
 target_link_libraries(it_engine_cli PRIVATE assent_testlib)
 add_dependencies(it_engine_cli assent)
 add_dependencies(crash_engine assent)

@@ -13,7 +13,6 @@
 
 #include <dirent.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,59 +20,23 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "tests/integration/cli_env.h"
 #include "tests/integration/http_echo_server.h"
 
 #define T_MS 60000
 
-struct env {
-    char *dir, *db, *env_db;
-    struct echo_server *srv;
-};
-
+/* The shared fixture (cli_env.h), under this file's names. */
 static int setup(void **state)
 {
-    struct env *e = calloc(1, sizeof *e);
-    if (!e)
-        return -1;
-    e->dir = tu_tmpdir("engine-cli");
-    e->db = tu_path(e->dir, "assent.db");
-    size_t n = strlen(e->db) + 16;
-    e->env_db = malloc(n);
-    snprintf(e->env_db, n, "ASSENT_DB=%s", e->db);
-    e->srv = echo_start();
-    *state = e;
-    return e->srv ? 0 : -1;
+    return cli_env_setup(state, "engine-cli");
 }
 
 static int teardown(void **state)
 {
-    struct env *e = *state;
-    echo_stop(e->srv);
-    tu_rmrf(e->dir);
-    free(e->dir);
-    free(e->db);
-    free(e->env_db);
-    free(e);
-    return 0;
+    return cli_env_teardown(state);
 }
 
-/* Run assent with up to 8 arguments (NULL-terminated); stdout/stderr captured. */
-static int assent(struct env *e, char **out, char **err, ...)
-{
-    char *argv[12] = {(char *)tu_assent_bin()};
-    va_list ap;
-    va_start(ap, err);
-    int n = 1;
-    const char *a;
-    while (n < 11 && (a = va_arg(ap, const char *)))
-        argv[n++] = (char *)a;
-    va_end(ap);
-    argv[n] = NULL;
-    char *env[] = {e->env_db, "ASSENT_LOG_LEVEL=warn", NULL};
-    return tu_run(argv, env, T_MS, out, err);
-}
-
-static char *write_wf(struct env *e, const char *name, const char *text)
+static char *write_wf(struct cli_env *e, const char *name, const char *text)
 {
     char *p = tu_path(e->dir, name);
     assert_int_equal(tu_write_file(p, text), 0);
@@ -90,11 +53,11 @@ static int64_t started_id(const char *json_out)
     return id;
 }
 
-static json_t *show(struct env *e, int64_t id)
+static json_t *show(struct cli_env *e, int64_t id)
 {
     char idbuf[24], *out = NULL;
     snprintf(idbuf, sizeof idbuf, "%" PRId64, id);
-    assert_int_equal(assent(e, &out, NULL, "show", idbuf, "--json", NULL), 0);
+    assert_int_equal(cli_env_assent(e, &out, NULL, "show", idbuf, "--json", NULL), 0);
     json_t *h = json_loads(out, 0, NULL);
     free(out);
     assert_non_null(h);
@@ -108,11 +71,11 @@ static const char *run_status(json_t *h)
 
 static void test_help(void **state)
 {
-    struct env *e = *state;
+    struct cli_env *e = *state;
     const char *cmds[] = {"run", "worker", "runs", "show", "cancel", "retry", "audit"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         char *out = NULL, want[64];
-        assert_int_equal(assent(e, &out, NULL, cmds[i], "--help", NULL), 0);
+        assert_int_equal(cli_env_assent(e, &out, NULL, cmds[i], "--help", NULL), 0);
         snprintf(want, sizeof want, "usage: assent %s", cmds[i]);
         assert_non_null(strstr(out, want));
         assert_non_null(strstr(out, "exit status"));
@@ -120,14 +83,14 @@ static void test_help(void **state)
     }
     /* Bad usage is exit 2, with the usage on stderr. */
     char *err = NULL;
-    assert_int_equal(assent(e, NULL, &err, "runs", "--status", "sleeping", NULL), 2);
+    assert_int_equal(cli_env_assent(e, NULL, &err, "runs", "--status", "sleeping", NULL), 2);
     assert_non_null(strstr(err, "--status"));
     free(err);
     err = NULL;
-    assert_int_equal(assent(e, NULL, &err, "show", NULL), 2);
+    assert_int_equal(cli_env_assent(e, NULL, &err, "show", NULL), 2);
     free(err);
     err = NULL;
-    assert_int_equal(assent(e, NULL, &err, "audit", "check", NULL), 2);
+    assert_int_equal(cli_env_assent(e, NULL, &err, "audit", "check", NULL), 2);
     free(err);
 }
 
@@ -139,40 +102,40 @@ static const char wait_wf[] =
 
 static void test_bad_input_dedupe_cancel_and_runs(void **state)
 {
-    struct env *e = *state;
+    struct cli_env *e = *state;
     char *wf = write_wf(e, "pause.json", wait_wf);
     char *out = NULL, *err = NULL;
 
     /* Missing input: exit 2 naming it, nothing stored. */
-    assert_int_equal(assent(e, NULL, &err, "run", wf, NULL), 2);
+    assert_int_equal(cli_env_assent(e, NULL, &err, "run", wf, NULL), 2);
     assert_non_null(strstr(err, "who"));
     free(err);
     err = NULL;
-    assert_int_equal(assent(e, NULL, &err, "run", wf, "--input", "{\"who\": 1}", NULL), 2);
+    assert_int_equal(cli_env_assent(e, NULL, &err, "run", wf, "--input", "{\"who\": 1}", NULL), 2);
     assert_non_null(strstr(err, "who"));
     free(err);
     err = NULL;
-    assert_int_equal(assent(e, NULL, &err, "run", wf, "--input", "{not json", NULL), 2);
+    assert_int_equal(cli_env_assent(e, NULL, &err, "run", wf, "--input", "{not json", NULL), 2);
     free(err);
     err = NULL;
 
     /* An invalid workflow: exit 1 with file:line:column diagnostics. */
     char *bad = write_wf(e, "bad.json", "{\"name\": \"x\", \"version\": \"1\", \"steps\": {\n"
                                         "  \"a\": {\"type\": \"log\", \"next\": \"nowhere\"}}}\n");
-    assert_int_equal(assent(e, NULL, &err, "run", bad, NULL), 1);
+    assert_int_equal(cli_env_assent(e, NULL, &err, "run", bad, NULL), 1);
     assert_non_null(strstr(err, "bad.json:2:"));
     free(err);
     err = NULL;
     free(bad);
 
     /* Start, with a dedupe key; the same key again is refused with the open run. */
-    assert_int_equal(assent(e, &out, NULL, "run", wf, "--input", "{\"who\": \"ann\"}",
+    assert_int_equal(cli_env_assent(e, &out, NULL, "run", wf, "--input", "{\"who\": \"ann\"}",
                             "--dedupe-key", "ann", "--json", NULL),
                      0);
     int64_t id = started_id(out);
     free(out);
     out = NULL;
-    assert_int_equal(assent(e, &out, &err, "run", wf, "--input", "{\"who\": \"ann\"}",
+    assert_int_equal(cli_env_assent(e, &out, &err, "run", wf, "--input", "{\"who\": \"ann\"}",
                             "--dedupe-key", "ann", "--json", NULL),
                      1);
     assert_int_equal(started_id(out), id);
@@ -182,7 +145,7 @@ static void test_bad_input_dedupe_cancel_and_runs(void **state)
     out = err = NULL;
 
     /* Listed as running; cancelled; listed as cancelled; not twice. */
-    assert_int_equal(assent(e, &out, NULL, "runs", "--status", "running", "--json", NULL), 0);
+    assert_int_equal(cli_env_assent(e, &out, NULL, "runs", "--status", "running", "--json", NULL), 0);
     json_t *list = json_loads(out, 0, NULL);
     assert_int_equal(json_array_size(list), 1);
     assert_int_equal(json_integer_value(json_object_get(json_array_get(list, 0), "id")), id);
@@ -193,18 +156,18 @@ static void test_bad_input_dedupe_cancel_and_runs(void **state)
     out = NULL;
     char idbuf[24];
     snprintf(idbuf, sizeof idbuf, "%" PRId64, id);
-    assert_int_equal(assent(e, &out, NULL, "cancel", idbuf, NULL), 0);
+    assert_int_equal(cli_env_assent(e, &out, NULL, "cancel", idbuf, NULL), 0);
     assert_non_null(strstr(out, "cancelled"));
     free(out);
     out = NULL;
-    assert_int_equal(assent(e, NULL, &err, "cancel", idbuf, NULL), 1);
+    assert_int_equal(cli_env_assent(e, NULL, &err, "cancel", idbuf, NULL), 1);
     assert_non_null(strstr(err, "already ended"));
     free(err);
     err = NULL;
-    assert_int_equal(assent(e, NULL, &err, "cancel", "424242", NULL), 4);
+    assert_int_equal(cli_env_assent(e, NULL, &err, "cancel", "424242", NULL), 4);
     free(err);
     err = NULL;
-    assert_int_equal(assent(e, NULL, &err, "show", "424242", NULL), 4);
+    assert_int_equal(cli_env_assent(e, NULL, &err, "show", "424242", NULL), 4);
     free(err);
     err = NULL;
     json_t *h = show(e, id);
@@ -212,18 +175,18 @@ static void test_bad_input_dedupe_cancel_and_runs(void **state)
     json_t *s0 = json_array_get(json_object_get(h, "steps"), 0);
     assert_string_equal(json_string_value(json_object_get(s0, "status")), "cancelled");
     json_decref(h);
-    assert_int_equal(assent(e, &out, NULL, "runs", "--workflow", "pause", NULL), 0);
+    assert_int_equal(cli_env_assent(e, &out, NULL, "runs", "--workflow", "pause", NULL), 0);
     assert_non_null(strstr(out, "cancelled"));
     free(out);
     out = NULL;
-    assert_int_equal(assent(e, &out, NULL, "runs", "--workflow", "other", "--json", NULL), 0);
+    assert_int_equal(cli_env_assent(e, &out, NULL, "runs", "--workflow", "other", "--json", NULL), 0);
     list = json_loads(out, 0, NULL);
     assert_int_equal(json_array_size(list), 0);
     json_decref(list);
     free(out);
     /* The key is free again once the run has ended. */
     out = NULL;
-    assert_int_equal(assent(e, &out, NULL, "run", wf, "--input", "{\"who\": \"ann\"}",
+    assert_int_equal(cli_env_assent(e, &out, NULL, "run", wf, "--input", "{\"who\": \"ann\"}",
                             "--dedupe-key", "ann", "--json", NULL),
                      0);
     assert_true(started_id(out) > id);
@@ -237,7 +200,7 @@ static const char post_wf_fmt[] =
     "            \"retry\": {\"attempts\": 1}, \"timeout\": \"10s\", \"next\": \"after\"},\n"
     "  \"after\": {\"type\": \"log\", \"params\": {\"message\": \"posted\"}}}}\n";
 
-static char *post_wf(struct env *e)
+static char *post_wf(struct cli_env *e)
 {
     char *url = echo_url(e->srv, "/hook"), text[1024];
     snprintf(text, sizeof text, post_wf_fmt, url);
@@ -247,20 +210,20 @@ static char *post_wf(struct env *e)
 
 static void test_failed_run_retry_same_key(void **state)
 {
-    struct env *e = *state;
+    struct cli_env *e = *state;
     char *wf = post_wf(e);
     char *out = NULL, *err = NULL;
     struct echo_fault f = {.status = 503};
     echo_push(e->srv, &f);
     /* One attempt only, and it gets a 503: the run fails, exit 1, the error shown. */
-    assert_int_equal(assent(e, &out, &err, "run", wf, "--wait", NULL), 1);
+    assert_int_equal(cli_env_assent(e, &out, &err, "run", wf, "--wait", NULL), 1);
     assert_non_null(strstr(out, "failed"));
     assert_non_null(strstr(out, "HTTP 503"));
     assert_non_null(strstr(out, "output {\"status\":503")); /* the failed step's response */
     free(out);
     free(err);
     out = err = NULL;
-    assert_int_equal(assent(e, &out, NULL, "runs", "--status", "failed", "--json", NULL), 0);
+    assert_int_equal(cli_env_assent(e, &out, NULL, "runs", "--status", "failed", "--json", NULL), 0);
     json_t *list = json_loads(out, 0, NULL);
     free(out);
     out = NULL;
@@ -272,10 +235,10 @@ static void test_failed_run_retry_same_key(void **state)
 
     char idbuf[24];
     snprintf(idbuf, sizeof idbuf, "%" PRId64, id);
-    assert_int_equal(assent(e, &out, NULL, "retry", idbuf, NULL), 0);
+    assert_int_equal(cli_env_assent(e, &out, NULL, "retry", idbuf, NULL), 0);
     free(out);
     out = NULL;
-    assert_int_equal(assent(e, NULL, NULL, "worker", "--until-done", NULL), 0);
+    assert_int_equal(cli_env_assent(e, NULL, NULL, "worker", "--until-done", NULL), 0);
     json_t *h = show(e, id);
     assert_string_equal(run_status(h), "succeeded");
     json_t *post = json_array_get(json_object_get(h, "steps"), 0);
@@ -301,7 +264,7 @@ static void test_failed_run_retry_same_key(void **state)
         retried += strcmp(json_string_value(json_object_get(ev, "type")), "run.retried") == 0;
     assert_int_equal(retried, 1);
     json_decref(h);
-    assert_int_equal(assent(e, NULL, NULL, "retry", idbuf, NULL), 1);
+    assert_int_equal(cli_env_assent(e, NULL, NULL, "retry", idbuf, NULL), 1);
     free(wf);
 }
 
@@ -327,7 +290,7 @@ static char *first_file_in(const char *dir)
  * elsewhere and still finds the email template next to the workflow. */
 static void test_template_next_to_workflow(void **state)
 {
-    struct env *e = *state;
+    struct cli_env *e = *state;
     char *flows = tu_path(e->dir, "flows"), *mail = tu_path(e->dir, "mail");
     assert_int_equal(mkdir(flows, 0700), 0);
     char *wf = tu_path(flows, "notify.json"), *body = tu_path(flows, "body.txt");
@@ -373,7 +336,7 @@ static void test_template_next_to_workflow(void **state)
  * (exit 3, the key named), before anything is stored or served. */
 static void test_bad_mail_config_fails_fast(void **state)
 {
-    struct env *e = *state;
+    struct cli_env *e = *state;
     char *wf = post_wf(e);
     char *env[] = {e->env_db, "ASSENT_MAIL_FROM=not an address", "ASSENT_LOG_LEVEL=warn", NULL};
     char listen[64];
@@ -391,7 +354,7 @@ static void test_bad_mail_config_fails_fast(void **state)
     }
     /* The refused `run --wait` started nothing; without --wait the run is only stored. */
     char *out = NULL;
-    assert_int_equal(assent(e, &out, NULL, "runs", "--json", NULL), 0);
+    assert_int_equal(cli_env_assent(e, &out, NULL, "runs", "--json", NULL), 0);
     json_t *list = json_loads(out, 0, NULL);
     assert_int_equal(json_array_size(list), 0);
     json_decref(list);
@@ -414,11 +377,11 @@ static mode_t mode_of(const char *path)
  * an inline client_secret that others can read stops every command. */
 static void test_file_modes_and_inline_secret(void **state)
 {
-    struct env *e = *state;
+    struct cli_env *e = *state;
     mode_t old = umask(022);
     char *var = tu_path(e->dir, "var"), *db = tu_path(e->dir, "var/assent.db");
     char *err = NULL, *out = NULL;
-    assert_int_equal(assent(e, NULL, &err, "runs", "--db", db, NULL), 0);
+    assert_int_equal(cli_env_assent(e, NULL, &err, "runs", "--db", db, NULL), 0);
     assert_int_equal(mode_of(var), 0700);
     assert_int_equal(mode_of(db), 0600);
     assert_null(strstr(err, "can be read by group or others"));
@@ -427,7 +390,7 @@ static void test_file_modes_and_inline_secret(void **state)
     /* A folder others can read: named, with the fix. */
     char *open_dir = tu_path(e->dir, "shared"), *open_db = tu_path(e->dir, "shared/assent.db");
     assert_int_equal(mkdir(open_dir, 0755), 0);
-    assert_int_equal(assent(e, NULL, &err, "runs", "--db", open_db, NULL), 0);
+    assert_int_equal(cli_env_assent(e, NULL, &err, "runs", "--db", open_db, NULL), 0);
     assert_non_null(strstr(err, open_dir));
     assert_non_null(strstr(err, "chmod 700"));
     assert_int_equal(mode_of(open_db), 0600);
@@ -452,7 +415,7 @@ static void test_file_modes_and_inline_secret(void **state)
     char *wf = post_wf(e);
     const char *cmds[][3] = {{"runs", NULL}, {"config", NULL}, {"validate", wf}, {"approvals", NULL}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
-        assert_int_equal(assent(e, &out, &err, "--config", cfg, cmds[i][0], cmds[i][1], NULL), 3);
+        assert_int_equal(cli_env_assent(e, &out, &err, "--config", cfg, cmds[i][0], cmds[i][1], NULL), 3);
         assert_non_null(strstr(err, cfg));
         assert_non_null(strstr(err, "client_secret"));
         assert_null(strstr(err, "inline-s3cret"));
@@ -467,7 +430,7 @@ static void test_file_modes_and_inline_secret(void **state)
     char *runs[] = {(char *)tu_assent_bin(), "runs", NULL};
     assert_int_equal(tu_run(runs, env2, T_MS, NULL, NULL), 3);
     assert_int_equal(chmod(cfg, 0600), 0);
-    assert_int_equal(assent(e, &out, NULL, "--config", cfg, "config", NULL), 0);
+    assert_int_equal(cli_env_assent(e, &out, NULL, "--config", cfg, "config", NULL), 0);
     assert_null(strstr(out, "inline-s3cret"));
     free(out);
     umask(old);
@@ -482,12 +445,12 @@ static void test_file_modes_and_inline_secret(void **state)
 
 static void test_sigterm_finishes_running_step(void **state)
 {
-    struct env *e = *state;
+    struct cli_env *e = *state;
     char *wf = post_wf(e);
     char *out = NULL;
     struct echo_fault slow = {.delay_ms = 1500};
     echo_push(e->srv, &slow);
-    assert_int_equal(assent(e, &out, NULL, "run", wf, "--json", NULL), 0);
+    assert_int_equal(cli_env_assent(e, &out, NULL, "run", wf, "--json", NULL), 0);
     int64_t id = started_id(out);
     free(out);
 
@@ -517,7 +480,7 @@ static void test_sigterm_finishes_running_step(void **state)
     assert_non_null(strstr(text, "SIGTERM"));
     free(text);
 
-    assert_int_equal(assent(e, NULL, NULL, "worker", "--until-done", NULL), 0);
+    assert_int_equal(cli_env_assent(e, NULL, NULL, "worker", "--until-done", NULL), 0);
     h = show(e, id);
     assert_string_equal(run_status(h), "succeeded");
     json_decref(h);

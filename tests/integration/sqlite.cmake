@@ -4,7 +4,8 @@
 #    event log in the database file behind Assent's back; `assent audit
 #    verify` reports each, and verifies again once the record is back.
 add_executable(sqlite_tamper ${CMAKE_CURRENT_LIST_DIR}/sqlite_tamper.c
-                             ${CMAKE_CURRENT_LIST_DIR}/http_echo_server.c)
+                             ${CMAKE_CURRENT_LIST_DIR}/http_echo_server.c
+                             ${CMAKE_CURRENT_LIST_DIR}/cli_env.c)
 target_link_libraries(sqlite_tamper PRIVATE assent_testlib)
 add_dependencies(sqlite_tamper assent)
 add_test(NAME sqlite.audit_verify_tampering COMMAND sqlite_tamper test_audit_verify_tampering)

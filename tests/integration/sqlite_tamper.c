@@ -15,61 +15,22 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <sqlite3.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "tests/integration/cli_env.h"
 #include "tests/integration/http_echo_server.h"
 
-#define T_MS 60000
-
-struct env {
-    char *dir, *db, *env_db;
-    struct echo_server *srv;
-};
-
+/* The shared fixture (cli_env.h), under this file's names. */
 static int setup(void **state)
 {
-    struct env *e = calloc(1, sizeof *e);
-    if (!e)
-        return -1;
-    e->dir = tu_tmpdir("sqlite-tamper");
-    e->db = tu_path(e->dir, "assent.db");
-    size_t n = strlen(e->db) + 16;
-    e->env_db = malloc(n);
-    snprintf(e->env_db, n, "ASSENT_DB=%s", e->db);
-    e->srv = echo_start();
-    *state = e;
-    return e->srv ? 0 : -1;
+    return cli_env_setup(state, "sqlite-tamper");
 }
 
 static int teardown(void **state)
 {
-    struct env *e = *state;
-    echo_stop(e->srv);
-    tu_rmrf(e->dir);
-    free(e->dir);
-    free(e->db);
-    free(e->env_db);
-    free(e);
-    return 0;
-}
-
-/* Run assent with up to 8 arguments (NULL-terminated); stdout/stderr captured. */
-static int assent(struct env *e, char **out, char **err, ...)
-{
-    char *argv[12] = {(char *)tu_assent_bin()};
-    va_list ap;
-    va_start(ap, err);
-    int n = 1;
-    const char *a;
-    while (n < 11 && (a = va_arg(ap, const char *)))
-        argv[n++] = (char *)a;
-    va_end(ap);
-    argv[n] = NULL;
-    char *env[] = {e->env_db, "ASSENT_LOG_LEVEL=warn", NULL};
-    return tu_run(argv, env, T_MS, out, err);
+    return cli_env_teardown(state);
 }
 
 static const char post_wf_fmt[] =
@@ -78,7 +39,7 @@ static const char post_wf_fmt[] =
     "            \"retry\": {\"attempts\": 1}, \"timeout\": \"10s\", \"next\": \"after\"},\n"
     "  \"after\": {\"type\": \"log\", \"params\": {\"message\": \"posted\"}}}}\n";
 
-static char *post_wf(struct env *e)
+static char *post_wf(struct cli_env *e)
 {
     char *url = echo_url(e->srv, "/hook"), text[1024];
     snprintf(text, sizeof text, post_wf_fmt, url);
@@ -89,7 +50,7 @@ static char *post_wf(struct env *e)
 }
 
 /* Change the database file behind Assent's back (no assent process is running). */
-static void raw_sql(struct env *e, const char *sql)
+static void raw_sql(struct cli_env *e, const char *sql)
 {
     sqlite3 *h;
     assert_int_equal(sqlite3_open(e->db, &h), SQLITE_OK);
@@ -100,13 +61,13 @@ static void raw_sql(struct env *e, const char *sql)
 
 static void test_audit_verify_tampering(void **state)
 {
-    struct env *e = *state;
+    struct cli_env *e = *state;
     char *wf = post_wf(e);
     char *out = NULL;
-    assert_int_equal(assent(e, &out, NULL, "run", wf, "--wait", NULL), 0);
+    assert_int_equal(cli_env_assent(e, &out, NULL, "run", wf, "--wait", NULL), 0);
     free(out);
     out = NULL;
-    assert_int_equal(assent(e, &out, NULL, "audit", "verify", "--json", NULL), 0);
+    assert_int_equal(cli_env_assent(e, &out, NULL, "audit", "verify", "--json", NULL), 0);
     json_t *rep = json_loads(out, 0, NULL);
     free(out);
     out = NULL;
@@ -122,16 +83,16 @@ static void test_audit_verify_tampering(void **state)
     /* Someone edits a record... */
     raw_sql(e, "CREATE TABLE orig AS SELECT * FROM events WHERE id = 3; "
                "UPDATE events SET data = '{\"forged\":true}' WHERE id = 3");
-    assert_int_equal(assent(e, &out, NULL, "audit", "verify", NULL), 1);
+    assert_int_equal(cli_env_assent(e, &out, NULL, "audit", "verify", NULL), 1);
     assert_non_null(strstr(out, "TAMPERED at event 3"));
     free(out);
     out = NULL;
     raw_sql(e, "UPDATE events SET data = (SELECT data FROM orig) WHERE id = 3; DROP TABLE orig");
-    assert_int_equal(assent(e, NULL, NULL, "audit", "verify", NULL), 0);
+    assert_int_equal(cli_env_assent(e, NULL, NULL, "audit", "verify", NULL), 0);
     /* ... deletes a record ... */
     raw_sql(e, "CREATE TABLE keep AS SELECT * FROM events WHERE id = 2; "
                "DELETE FROM events WHERE id = 2");
-    assert_int_equal(assent(e, &out, NULL, "audit", "verify", "--json", NULL), 1);
+    assert_int_equal(cli_env_assent(e, &out, NULL, "audit", "verify", "--json", NULL), 1);
     rep = json_loads(out, 0, NULL);
     free(out);
     out = NULL;
@@ -141,8 +102,8 @@ static void test_audit_verify_tampering(void **state)
     raw_sql(e, "INSERT INTO events SELECT * FROM keep; DROP TABLE keep");
     /* ... or cuts the newest ones: only the anchor tells. */
     raw_sql(e, "DELETE FROM events WHERE id = (SELECT MAX(id) FROM events)");
-    assert_int_equal(assent(e, NULL, NULL, "audit", "verify", NULL), 0);
-    assert_int_equal(assent(e, &out, NULL, "audit", "verify", "--anchor", anchor, NULL), 1);
+    assert_int_equal(cli_env_assent(e, NULL, NULL, "audit", "verify", NULL), 0);
+    assert_int_equal(cli_env_assent(e, &out, NULL, "audit", "verify", "--anchor", anchor, NULL), 1);
     assert_non_null(strstr(out, "missing"));
     free(out);
     free(wf);
