@@ -22,6 +22,7 @@
 #include "db/db.h"
 #include "db/db_runs.h"
 #include "base/config.h"
+#include "base/file.h"
 #include "engine/engine.h"
 #include "base/log.h"
 #include "engine/run_history.h"
@@ -69,47 +70,8 @@ static int parse_int(const char *s, long lo, long hi, int *out)
 /* Read the whole file at path (at most MAX_INPUT_BYTES); malloc'd text or NULL with err. */
 static char *read_text_file(const char *path, struct as_err *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        as_errf(err, AS_EIO, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 4096, len = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        if (len + 1 >= cap) {
-            if (cap >= MAX_INPUT_BYTES) {
-                as_errf(err, AS_ELIMIT, "%s: larger than %d bytes", path, MAX_INPUT_BYTES);
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        size_t n = fread(buf + len, 1, cap - 1 - len, f);
-        len += n;
-        if (n == 0) {
-            if (ferror(f)) {
-                as_errf(err, AS_EIO, "%s: %s", path, strerror(errno));
-                free(buf);
-                buf = NULL;
-            }
-            break;
-        }
-    }
-    if (buf)
-        buf[len] = '\0';
-    else if (!err->msg[0])
-        as_errf(err, AS_ENOMEM, "out of memory");
-    fclose(f);
-    return buf;
+    char *buf = NULL;
+    return file_read(path, MAX_INPUT_BYTES, &buf, NULL, err) == AS_OK ? buf : NULL;
 }
 
 /* --input JSON or @FILE into a new object. */

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/file.h"
 #include "base/encode.h"
 #include "base/expr.h"
 #include "base/json_locate.h"
@@ -227,47 +228,15 @@ out:
 enum as_code wf_load_file(const char *path, struct workflow **out, struct diag_list *diags,
                           struct as_err *err)
 {
-    FILE *f = NULL;
     char *buf = NULL;
-    size_t len = 0, cap = 0;
-    enum as_code rc;
+    size_t len = 0;
     *out = NULL;
-
-    f = fopen(path, "rb");
-    if (!f)
-        return as_errf(err, AS_EIO, "cannot open %s: %s", path, strerror(errno));
-    for (;;) {
-        if (len + 4096 + 1 > cap) {
-            size_t ncap = cap ? cap * 2 : 16384;
-            char *nb = realloc(buf, ncap);
-            if (!nb) {
-                rc = as_errf(err, AS_ENOMEM, "out of memory reading %s", path);
-                goto out;
-            }
-            buf = nb;
-            cap = ncap;
-        }
-        size_t got = fread(buf + len, 1, cap - len - 1, f);
-        len += got;
-        if (len > WF_MAX_FILE_SIZE) {
-            rc = as_errf(err, AS_ELIMIT, "%s is larger than %d bytes", path, WF_MAX_FILE_SIZE);
-            if (diags)
-                diag_add(diags, DIAG_ERROR, "LIMIT", "$", "the file is larger than %d bytes",
-                         WF_MAX_FILE_SIZE);
-            goto out;
-        }
-        if (got == 0)
-            break;
-    }
-    if (ferror(f)) {
-        rc = as_errf(err, AS_EIO, "cannot read %s: %s", path, strerror(errno));
-        goto out;
-    }
-    buf[len] = '\0';
-    rc = wf_load_buffer(buf, len, path, out, diags, err);
-out:
-    if (f)
-        fclose(f);
+    enum as_code rc = file_read(path, WF_MAX_FILE_SIZE, &buf, &len, err);
+    if (rc == AS_ELIMIT && diags)
+        diag_add(diags, DIAG_ERROR, "LIMIT", "$", "the file is larger than %d bytes",
+                 WF_MAX_FILE_SIZE);
+    if (!rc)
+        rc = wf_load_buffer(buf, len, path, out, diags, err);
     free(buf);
     return rc;
 }

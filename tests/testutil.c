@@ -22,6 +22,7 @@
 
 #include "db/db.h"
 #include "db/db_runs.h"
+#include "base/file.h"
 #include "base/config.h"
 
 extern char **environ;
@@ -78,29 +79,9 @@ int tu_write_file(const char *path, const char *text)
 
 char *tu_read_file(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 4096, len = 0;
-    char *buf = malloc(cap);
-    size_t n;
-    while (buf && (n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
-        len += n;
-        if (cap - len - 1 == 0) {
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    fclose(f);
-    if (buf)
-        buf[len] = '\0';
-    return buf;
+    char *buf = NULL;
+    struct as_err err = {0};
+    return file_read(path, (size_t)1 << 30, &buf, NULL, &err) == AS_OK ? buf : NULL;
 }
 
 int tu_free_port(void)
@@ -408,6 +389,28 @@ struct db *tu_db_open(const char *dir, const char *name)
     if (rc)
         fail_msg("db_open: %s", err.msg);
     return db;
+}
+
+int tu_db_setup(void **state, const char *name)
+{
+    struct tu_db_fixture *f = calloc(1, sizeof *f);
+    if (!f)
+        return -1;
+    f->dir = tu_tmpdir(name);
+    f->db = tu_db_open(f->dir, "assent.db");
+    f->wf_id = tu_db_workflow(f->db, "aaaa");
+    *state = f;
+    return 0;
+}
+
+int tu_db_teardown(void **state)
+{
+    struct tu_db_fixture *f = *state;
+    db_close(f->db);
+    tu_rmrf(f->dir);
+    free(f->dir);
+    free(f);
+    return 0;
 }
 
 int64_t tu_db_workflow(struct db *db, const char *hash)

@@ -118,6 +118,18 @@ struct tu_app_fixture {
 struct tu_app_fixture *tu_app_fixture_new(const char *name);
 void tu_app_fixture_free(struct tu_app_fixture *f);
 
+/* A temporary directory with a fresh database in it (assent.db), the
+ * minimal workflow stored (wf_id: tu_db_workflow(db, "aaaa")) and a counter
+ * for tests that make keys.  cmocka setup/teardown: *state is the fixture. */
+struct tu_db_fixture {
+    char *dir;
+    struct db *db;
+    int64_t wf_id;
+    int n_keys;
+};
+int tu_db_setup(void **state, const char *name);
+int tu_db_teardown(void **state);
+
 /* Store the minimal workflow {"name":"wf"} (version "1", the given hash) in
  * its own write transaction and return its id; fails the test on error. */
 int64_t tu_db_workflow(struct db *db, const char *hash);

@@ -16,6 +16,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "base/file.h"
 #include "base/encode.h"
 #include "base/strbuf.h"
 #include "base/html.h"
@@ -295,19 +296,9 @@ static int by_mtime_desc(const void *a, const void *b)
 
 static char *read_capped(const char *path, size_t cap, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    char *buf = malloc(cap + 1);
-    size_t n = buf ? fread(buf, 1, cap + 1, f) : 0;
-    fclose(f);
-    if (!buf || n > cap) {
-        free(buf);
-        return NULL;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
+    char *buf = NULL;
+    struct as_err err = {0};
+    return file_read(path, cap, &buf, len, &err) == AS_OK ? buf : NULL;
 }
 
 /* The http(s) links in text, as list items. */

@@ -25,6 +25,7 @@
 
 #include "db/db_approvals.h"
 #include "engine/app.h"
+#include "base/file.h"
 #include "base/config.h"
 #include "engine/engine.h"
 #include "base/log.h"
@@ -735,17 +736,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 
 static enum as_code read_plain_file(const char *path, char **out, struct as_err *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return as_errf(err, AS_EIO, "%s: %s", path, strerror(errno));
-    char *buf = malloc(1024 * 1024 + 1);
-    size_t n = buf ? fread(buf, 1, 1024 * 1024, f) : 0;
-    fclose(f);
-    if (!buf)
-        return as_errf(err, AS_ENOMEM, "out of memory");
-    buf[n] = '\0';
-    *out = buf;
-    return AS_OK;
+    return file_read(path, 1024 * 1024, out, NULL, err);
 }
 
 static void server_free(struct web_server *ws)

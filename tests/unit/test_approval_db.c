@@ -17,36 +17,19 @@
 #define NOW 1700000000000LL
 #define HOUR (3600 * 1000LL)
 
-struct fixture {
-    char *dir;
-    struct db *db;
-    int64_t wf_id;
-    int n_keys;
-};
-
 static int setup(void **state)
 {
-    struct fixture *f = calloc(1, sizeof *f);
-    f->dir = tu_tmpdir("approvaldb");
-    f->db = tu_db_open(f->dir, "t.db");
-    f->wf_id = tu_db_workflow(f->db, "aaaa");
-    *state = f;
-    return 0;
+    return tu_db_setup(state, "approvaldb");
 }
 
 static int teardown(void **state)
 {
-    struct fixture *f = *state;
-    db_close(f->db);
-    tu_rmrf(f->dir);
-    free(f->dir);
-    free(f);
-    return 0;
+    return tu_db_teardown(state);
 }
 
 /* A run with one execution of step "ask", claimed by "t" and, if `wait`,
  * parked waiting (as the executor leaves an approval step). */
-static void new_exec(struct fixture *f, int wait, int64_t *run_id, int64_t *exec_id)
+static void new_exec(struct tu_db_fixture *f, int wait, int64_t *run_id, int64_t *exec_id)
 {
     struct as_err err = {0};
     struct db_conn *c;
@@ -75,7 +58,7 @@ static void new_exec(struct fixture *f, int wait, int64_t *run_id, int64_t *exec
 }
 
 /* The executor runs the woken step again, which waits again. */
-static void park(struct fixture *f, int64_t exec_id)
+static void park(struct tu_db_fixture *f, int64_t exec_id)
 {
     struct as_err err = {0};
     struct db_conn *c;
@@ -113,7 +96,7 @@ static int exec_status_cb(void *ud, const struct db_exec_info *e)
 }
 
 /* The status of execution exec_id of run run_id (malloc'd). */
-static char *exec_status(struct fixture *f, int64_t run_id, int64_t exec_id)
+static char *exec_status(struct tu_db_fixture *f, int64_t run_id, int64_t exec_id)
 {
     struct as_err err = {0};
     struct db_conn *c;
@@ -125,7 +108,7 @@ static char *exec_status(struct fixture *f, int64_t run_id, int64_t exec_id)
     return q.status;
 }
 
-static int64_t create(struct fixture *f, int64_t run_id, int64_t exec_id, const char *policy,
+static int64_t create(struct tu_db_fixture *f, int64_t run_id, int64_t exec_id, const char *policy,
                       const char *approvers_json, int require_comment, int64_t expires_at)
 {
     char key[64];
@@ -156,7 +139,7 @@ static int64_t create(struct fixture *f, int64_t run_id, int64_t exec_id, const 
 }
 
 /* A new link for approver number i, its token into token. */
-static void link_for(struct fixture *f, int64_t approval_id, size_t i, char *token, char *hash)
+static void link_for(struct tu_db_fixture *f, int64_t approval_id, size_t i, char *token, char *hash)
 {
     struct as_err err = {0};
     json_t *view = NULL;
@@ -172,7 +155,7 @@ static void link_for(struct fixture *f, int64_t approval_id, size_t i, char *tok
     json_decref(view);
 }
 
-static enum as_code decide(struct fixture *f, const char *hash, const char *decision,
+static enum as_code decide(struct tu_db_fixture *f, const char *hash, const char *decision,
                            const char *comment, int64_t now, struct approval_decision_result *res)
 {
     struct as_err err = {0};
@@ -202,7 +185,7 @@ static int count_events_cb(void *ud, const struct db_event_info *ev)
 }
 
 /* Events of type `type` of run run_id whose data contains needle (NULL: any). */
-static int count_events(struct fixture *f, int64_t run_id, const char *type, const char *needle)
+static int count_events(struct tu_db_fixture *f, int64_t run_id, const char *type, const char *needle)
 {
     struct as_err err = {0};
     struct db_conn *c;
@@ -215,7 +198,7 @@ static int count_events(struct fixture *f, int64_t run_id, const char *type, con
 
 static void test_any_policy(void **state)
 {
-    struct fixture *f = *state;
+    struct tu_db_fixture *f = *state;
     struct as_err err = {0};
     int64_t run, exec;
     new_exec(f, 1, &run, &exec);
@@ -275,7 +258,7 @@ static void test_any_policy(void **state)
 
 static void test_all_policy(void **state)
 {
-    struct fixture *f = *state;
+    struct tu_db_fixture *f = *state;
     int64_t run, exec;
     new_exec(f, 1, &run, &exec);
     int64_t id = create(f, run, exec, "all", "[\"a@example.org\", \"b@example.org\"]", 0,
@@ -308,7 +291,7 @@ static void test_all_policy(void **state)
 
 static void test_sequential_policy(void **state)
 {
-    struct fixture *f = *state;
+    struct tu_db_fixture *f = *state;
     struct as_err err = {0};
     int64_t run, exec;
     new_exec(f, 1, &run, &exec);
@@ -347,7 +330,7 @@ static void test_sequential_policy(void **state)
 
 static void test_expiry_comment_cancel_admin(void **state)
 {
-    struct fixture *f = *state;
+    struct tu_db_fixture *f = *state;
     struct as_err err = {0};
     struct approval_decision_result res;
     char t[TOKEN_LEN + 1], h[TOKEN_HASH_LEN + 1];
@@ -418,7 +401,7 @@ static void test_expiry_comment_cancel_admin(void **state)
  * approvals keep their status; the status filter matches what is shown. */
 static void test_withdrawn_in_listings(void **state)
 {
-    struct fixture *f = *state;
+    struct tu_db_fixture *f = *state;
     struct as_err err = {0};
     int64_t run_f, exec_f, run_o, exec_o, run_d, exec_d;
     new_exec(f, 1, &run_f, &exec_f);
@@ -490,7 +473,7 @@ static void test_withdrawn_in_listings(void **state)
 
 static void test_resume_while_running(void **state)
 {
-    struct fixture *f = *state;
+    struct tu_db_fixture *f = *state;
     struct as_err err = {0};
     int64_t run, exec;
     new_exec(f, 0, &run, &exec); /* the step is still running (mailing) */
@@ -520,7 +503,7 @@ static void test_resume_while_running(void **state)
 }
 
 struct race {
-    struct fixture *f;
+    struct tu_db_fixture *f;
     const char *hash;
     const char *decision;
     pthread_barrier_t *barrier;
@@ -538,7 +521,7 @@ static void *race_main(void *arg)
 
 static void test_concurrent_decisions(void **state)
 {
-    struct fixture *f = *state;
+    struct tu_db_fixture *f = *state;
     int64_t run, exec;
     new_exec(f, 1, &run, &exec);
     int64_t id = create(f, run, exec, "any", "[\"a@example.org\", \"b@example.org\"]", 0,
@@ -569,7 +552,7 @@ static void test_concurrent_decisions(void **state)
 
 static void test_secret(void **state)
 {
-    struct fixture *f = *state;
+    struct tu_db_fixture *f = *state;
     struct as_err err = {0};
     unsigned char a[32], b[32], zero[32] = {0};
     assert_int_equal(db_approvals_secret(f->db, "csrf", a, sizeof a, &err), AS_OK);

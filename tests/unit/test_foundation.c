@@ -11,6 +11,7 @@
 #include "base/log.h"
 #include "base/secret_file.h"
 #include "base/timeutil.h"
+#include "base/file.h"
 #include "base/retry.h"
 
 /* Runs first, before anything reads the clock: the offset is read once. */
@@ -220,11 +221,49 @@ static void test_retry_after_and_jitter(void **state)
     }
 }
 
+/* file_read: the whole file up to its cap, one byte more is refused, no file is EIO. */
+static void test_file_read(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir("fileread");
+    char *path = tu_path(dir, "f.txt");
+    assert_int_equal(tu_write_file(path, "0123456789"), 0);
+    char *buf = NULL;
+    size_t len = 0;
+    struct as_err err = {0};
+    assert_int_equal(file_read(path, 10, &buf, &len, &err), AS_OK);
+    assert_int_equal(len, 10);
+    assert_string_equal(buf, "0123456789");
+    free(buf);
+    buf = NULL;
+    assert_int_equal(file_read(path, 9, &buf, &len, &err), AS_ELIMIT);
+    assert_null(buf);
+    assert_non_null(strstr(err.msg, "larger than 9 bytes"));
+    char *none = tu_path(dir, "none.txt");
+    assert_int_equal(file_read(none, 10, &buf, NULL, &err), AS_EIO);
+    assert_non_null(strstr(err.msg, "cannot open"));
+    /* Larger than the first buffer. */
+    char *big = malloc(100001);
+    memset(big, 'x', 100000);
+    big[100000] = '\0';
+    assert_int_equal(tu_write_file(path, big), 0);
+    assert_int_equal(file_read(path, 100000, &buf, &len, &err), AS_OK);
+    assert_int_equal(len, 100000);
+    assert_memory_equal(buf, big, 100000);
+    free(buf);
+    free(big);
+    tu_rmrf(dir);
+    free(none);
+    free(path);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fake_now_needs_test_hooks),
         cmocka_unit_test(test_retry_after_and_jitter),
+        cmocka_unit_test(test_file_read),
         cmocka_unit_test(test_config_precedence), cmocka_unit_test(test_log_escape),
         cmocka_unit_test(test_durations),         cmocka_unit_test(test_secret_file_mode),
         cmocka_unit_test(test_config_inline_secret_mode),

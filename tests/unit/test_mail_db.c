@@ -18,28 +18,14 @@ static int fake_alive(const char *owner, void *ud)
     return alive_answer;
 }
 
-struct fixture {
-    char *dir;
-    struct db *db;
-};
-
 static int setup(void **state)
 {
-    struct fixture *f = calloc(1, sizeof *f);
-    f->dir = tu_tmpdir("maildb");
-    f->db = tu_db_open(f->dir, "a.db");
-    *state = f;
-    return 0;
+    return tu_db_setup(state, "maildb");
 }
 
 static int teardown(void **state)
 {
-    struct fixture *f = *state;
-    db_close(f->db);
-    tu_rmrf(f->dir);
-    free(f->dir);
-    free(f);
-    return 0;
+    return tu_db_teardown(state);
 }
 
 static enum db_mail_action claim(struct db *db, const char *key, const char *id, int64_t now,
@@ -54,7 +40,7 @@ static enum db_mail_action claim(struct db *db, const char *key, const char *id,
 
 static void test_state_machine(void **state)
 {
-    struct fixture *f = *state;
+    struct tu_db_fixture *f = *state;
     struct db_mail_claim c;
     struct as_err err = {0};
     json_t *row = NULL;

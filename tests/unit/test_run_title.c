@@ -13,31 +13,17 @@
 #include "db/db_runs.h"
 #include "engine/run_title.h"
 
-struct fixture {
-    char *dir;
-    struct db *db;
-};
-
 static int setup(void **state)
 {
-    struct fixture *f = calloc(1, sizeof *f);
-    f->dir = tu_tmpdir("run-title");
-    f->db = tu_db_open(f->dir, "assent.db");
-    *state = f;
-    return 0;
+    return tu_db_setup(state, "run-title");
 }
 
 static int teardown(void **state)
 {
-    struct fixture *f = *state;
-    db_close(f->db);
-    tu_rmrf(f->dir);
-    free(f->dir);
-    free(f);
-    return 0;
+    return tu_db_teardown(state);
 }
 
-static int64_t put_workflow(struct fixture *f, const char *hash, const char *definition)
+static int64_t put_workflow(struct tu_db_fixture *f, const char *hash, const char *definition)
 {
     struct as_err err = {0};
     struct db_conn *c;
@@ -50,7 +36,7 @@ static int64_t put_workflow(struct fixture *f, const char *hash, const char *def
     return id;
 }
 
-static int64_t put_run(struct fixture *f, int64_t wf_id, const char *input)
+static int64_t put_run(struct tu_db_fixture *f, int64_t wf_id, const char *input)
 {
     struct as_err err = {0};
     struct db_conn *c;
@@ -63,7 +49,7 @@ static int64_t put_run(struct fixture *f, int64_t wf_id, const char *input)
 }
 
 /* user and title of (hash, input) as "user|title" ("-" for null) into buf. */
-static void get(struct fixture *f, struct run_titles *t, const char *hash, const char *input,
+static void get(struct tu_db_fixture *f, struct run_titles *t, const char *hash, const char *input,
                 char *buf, size_t size)
 {
     struct as_err err = {0};
@@ -80,7 +66,7 @@ static void get(struct fixture *f, struct run_titles *t, const char *hash, const
 
 static void test_titles(void **state)
 {
-    struct fixture *f = *state;
+    struct tu_db_fixture *f = *state;
     char got[1024];
     put_workflow(f, "h-titled", "{\"name\":\"wf\",\"title\":\"${input.user} (${input.display_name})\"}");
     put_workflow(f, "h-plain", "{\"name\":\"wf\"}");
@@ -131,7 +117,7 @@ static void test_titles(void **state)
 
 static void test_annotate(void **state)
 {
-    struct fixture *f = *state;
+    struct tu_db_fixture *f = *state;
     struct as_err err = {0};
     int64_t wt = put_workflow(f, "h-titled", "{\"name\":\"wf\",\"title\":\"for ${input.user}\"}");
     int64_t wp = put_workflow(f, "h-plain", "{\"name\":\"wf\"}");
