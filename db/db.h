@@ -3,9 +3,10 @@
  *
  * The engine and everything above it see a store, not a database engine:
  * no header in db/ names a SQLite type, and nothing outside db/ writes SQL.
- * The implementation lives behind these headers (db/sqlite/, its private
- * header db/sqlite/sqlite.h); a second backend implements the same
- * functions.
+ * Backends live behind these headers: SQLite (db/sqlite/, private header
+ * db/sqlite/sqlite.h) and PostgreSQL (db/postgres/).  db_open() chooses one
+ * from the database string, and every db_* function passes its call to the
+ * backend of the handle it is given (db/backend.h, private to db/).
  *
  * One transaction style.  A store operation that is one unit of work on its
  * own takes `struct db *` and opens and ends its own transaction.  An
@@ -38,7 +39,12 @@ struct db;
 struct db_conn;
 
 /*
- * Open (creating if needed) the database at `path`, creating its directory,
+ * Open the store `path` names.  A PostgreSQL URI ("postgresql://..." or
+ * "postgres://...") or libpq key=value connection string ("host=... dbname=...",
+ * starting with a libpq keyword) selects PostgreSQL (docs/postgresql.md);
+ * anything else is the path of a SQLite database file, as follows.
+ *
+ * SQLite: open (creating if needed) the database at `path`, creating its directory,
  * set WAL, synchronous ("NORMAL" or "FULL"), foreign keys and a busy timeout,
  * and apply pending migrations.  Caller closes with db_close().
  * Whatever the umask, folders it creates are 0700 and a database file it

@@ -2,13 +2,15 @@
 # Install the Debian 12 packages Assent needs, only those that are missing.
 #   scripts/deps.sh build   - to build and run
 #   scripts/deps.sh test    - also what the tests use (cmocka, SMTP server, Chromium, valgrind,
-#                             clang with libFuzzer for the fuzz targets)
+#                             clang with libFuzzer for the fuzz targets, a PostgreSQL 15
+#                             server and libpq for the tests of the PostgreSQL store)
 set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libcurl4-openssl-dev libjansson-dev
             libmicrohttpd-dev libsqlite3-dev libesmtp-dev libssl-dev libcsv-dev sqlite3)
 test_pkgs=(libcmocka-dev python3-aiosmtpd valgrind chromium chromium-driver python3-selenium
-           curl procps python3-jsonschema openssl clang libclang-rt-14-dev)
+           curl procps python3-jsonschema openssl clang libclang-rt-14-dev
+           postgresql-15 libpq-dev util-linux)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-build}" = test ]; then

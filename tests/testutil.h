@@ -134,4 +134,35 @@ int tu_db_teardown(void **state);
  * its own write transaction and return its id; fails the test on error. */
 int64_t tu_db_workflow(struct db *db, const char *hash);
 
+/* ---- the PostgreSQL test server (tests/testutil_pg.c) ---- */
+
+/*
+ * The URI of the PostgreSQL server for tests: $ASSENT_TEST_PG_URI when set
+ * (with its password in $PGPASSFILE or ~/.pgpass), else the server the
+ * ctest fixture "pg" started (scripts/pg.sh start $ASSENT_TEST_PG_DIR),
+ * whose password file this then puts in PGPASSFILE for the process and its
+ * children.  Fails the test, saying why (PostgreSQL not installed, fixture
+ * not run), when there is none.  Borrowed; valid until exit.
+ */
+const char *tu_pg_uri(void);
+
+/*
+ * A new, empty database on that server, owned by the server's role, named
+ * after tag; returns its URI, malloc'd.  tu_pg_db_drop() drops it (ending
+ * connections still open to it) and frees the URI.  Fails the test on error.
+ */
+char *tu_pg_db_new(const char *tag);
+void tu_pg_db_drop(char *uri);
+
+/* Run sql (one or more statements) on the database at uri on a connection
+ * of its own; fails the test on error. */
+void tu_pg_exec(const char *uri, const char *sql);
+
+/*
+ * The first column of the first row of a query on the database at uri, on
+ * a connection of its own, malloc'd ("" for NULL, NULL when no row); fails
+ * the test on error.
+ */
+char *tu_pg_query(const char *uri, const char *sql);
+
 #endif

@@ -1,4 +1,5 @@
-/* db.c - SQLite open, migrations, the single writer and the reader pool. */
+/* db.c - SQLite open, migrations, the single writer and the reader pool
+ * (db_sqlite_backend's entries of db/db.h; db_open() chooses the backend). */
 #include "db/db.h"
 #include "db/sqlite/sqlite.h"
 
@@ -25,6 +26,7 @@ struct stmt_slot {
 };
 
 struct db_conn {
+    struct db_head head; /* first: the dispatch reads it (db/backend.h) */
     sqlite3 *h;
     int n_stmts;
     /* Open addressing, twice the capacity so probes stay short.  The
@@ -35,6 +37,7 @@ struct db_conn {
 };
 
 struct db {
+    struct db_head head; /* first: the dispatch reads it (db/backend.h) */
     char *path;
     char synchronous[8];
     pthread_mutex_t write_lock;
@@ -202,6 +205,7 @@ static enum as_code conn_open(struct db *db, int readonly, struct db_conn **out,
     struct db_conn *c = calloc(1, sizeof *c);
     if (!c)
         return as_errf(err, AS_ENOMEM, "out of memory");
+    c->head.backend = &db_sqlite_backend;
     int flags = SQLITE_OPEN_NOMUTEX | (readonly ? SQLITE_OPEN_READONLY
                                                  : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
     if (sqlite3_open_v2(db->path, &c->h, flags, NULL) != SQLITE_OK) {
@@ -325,7 +329,8 @@ static enum as_code create_db_file(const char *path, struct as_err *err)
     return rc;
 }
 
-enum as_code db_open(const char *path, const char *synchronous, struct db **out, struct as_err *err)
+enum as_code db_sqlite_open(const char *path, const char *synchronous, struct db **out,
+                            struct as_err *err)
 {
     enum as_code rc;
     *out = NULL;
@@ -341,6 +346,7 @@ enum as_code db_open(const char *path, const char *synchronous, struct db **out,
     struct db *db = calloc(1, sizeof *db);
     if (!db)
         return as_errf(err, AS_ENOMEM, "out of memory");
+    db->head.backend = &db_sqlite_backend;
     db->path = strdup(path);
     snprintf(db->synchronous, sizeof db->synchronous, "%s", synchronous);
     pthread_mutex_init(&db->write_lock, NULL);
@@ -358,11 +364,11 @@ enum as_code db_open(const char *path, const char *synchronous, struct db **out,
     *out = db;
     return AS_OK;
 fail:
-    db_close(db);
+    db_sqlite_close(db);
     return rc;
 }
 
-void db_close(struct db *db)
+void db_sqlite_close(struct db *db)
 {
     if (!db)
         return;
@@ -379,12 +385,12 @@ void db_close(struct db *db)
     free(db);
 }
 
-const char *db_path(const struct db *db)
+const char *db_sqlite_path(const struct db *db)
 {
     return db->path;
 }
 
-int db_schema_version(struct db *db)
+int db_sqlite_schema_version(struct db *db)
 {
     int v = -1;
     sqlite3_stmt *st = NULL;
@@ -397,7 +403,7 @@ int db_schema_version(struct db *db)
     return v;
 }
 
-enum as_code db_write_begin(struct db *db, struct db_conn **conn, struct as_err *err)
+enum as_code db_sqlite_write_begin(struct db *db, struct db_conn **conn, struct as_err *err)
 {
     pthread_mutex_lock(&db->write_lock);
     sqlite3_stmt *st = db_stmt(db->writer, "BEGIN IMMEDIATE", err);
@@ -439,7 +445,7 @@ void db_write_rollback(struct db *db)
     pthread_mutex_unlock(&db->write_lock);
 }
 
-enum as_code db_write_end(struct db *db, enum as_code rc, struct as_err *err)
+enum as_code db_sqlite_write_end(struct db *db, enum as_code rc, struct as_err *err)
 {
     if (rc) {
         db_write_rollback(db);
@@ -448,7 +454,7 @@ enum as_code db_write_end(struct db *db, enum as_code rc, struct as_err *err)
     return db_write_commit(db, err);
 }
 
-enum as_code db_read_begin(struct db *db, struct db_conn **conn, struct as_err *err)
+enum as_code db_sqlite_read_begin(struct db *db, struct db_conn **conn, struct as_err *err)
 {
     pthread_mutex_lock(&db->pool_lock);
     struct db_conn *c = db->free_readers;
@@ -474,18 +480,18 @@ enum as_code db_read_begin(struct db *db, struct db_conn **conn, struct as_err *
 enum as_code db_read_stmt(struct db *db, const char *sql, struct db_conn **conn,
                           sqlite3_stmt **st, struct as_err *err)
 {
-    enum as_code rc = db_read_begin(db, conn, err);
+    enum as_code rc = db_sqlite_read_begin(db, conn, err);
     if (rc)
         return rc;
     *st = db_stmt(*conn, sql, err);
     if (!*st) {
-        db_read_end(db, *conn);
+        db_sqlite_read_end(db, *conn);
         return AS_EDB;
     }
     return AS_OK;
 }
 
-void db_read_end(struct db *db, struct db_conn *conn)
+void db_sqlite_read_end(struct db *db, struct db_conn *conn)
 {
     if (!conn)
         return;

@@ -148,14 +148,14 @@ fail:
     return rc;
 }
 
-enum as_code db_approvals_get(struct db *db, int64_t id, json_t **out, struct as_err *err)
+enum as_code db_sqlite_approvals_get(struct db *db, int64_t id, json_t **out, struct as_err *err)
 {
     struct db_conn *c;
-    enum as_code rc = db_read_begin(db, &c, err);
+    enum as_code rc = db_sqlite_read_begin(db, &c, err);
     if (rc)
         return rc;
     rc = load_approval(c, id, out, err);
-    db_read_end(db, c);
+    db_sqlite_read_end(db, c);
     return rc;
 }
 
@@ -200,19 +200,19 @@ static enum as_code find_link(struct db_conn *c, const char *token_hash, struct 
     return rc;
 }
 
-enum as_code db_approvals_by_token(struct db *db, const char *token_hash, json_t **out,
-                                   struct as_err *err)
+enum as_code db_sqlite_approvals_by_token(struct db *db, const char *token_hash, json_t **out,
+                                          struct as_err *err)
 {
     struct db_conn *c;
     struct link_row link = {0};
     *out = NULL;
-    enum as_code rc = db_read_begin(db, &c, err);
+    enum as_code rc = db_sqlite_read_begin(db, &c, err);
     if (rc)
         return rc;
     rc = find_link(c, token_hash, &link, err);
     if (!rc)
         rc = load_approval(c, link.approval_id, out, err);
-    db_read_end(db, c);
+    db_sqlite_read_end(db, c);
     if (rc)
         return rc;
     json_t *list = json_object_get(*out, "approvers");
@@ -245,8 +245,8 @@ static const char SQL_INSERT[] =
 static const char SQL_INSERT_APPROVER[] =
     "INSERT INTO approval_approvers (approval_id, position, email, status) VALUES (?, ?, ?, ?)";
 
-enum as_code db_approvals_ensure(struct db *db, const struct approval_new *a, int64_t *id,
-                                 int *created, struct as_err *err)
+enum as_code db_sqlite_approvals_ensure(struct db *db, const struct approval_new *a, int64_t *id,
+                                        int *created, struct as_err *err)
 {
     struct db_conn *c;
     char *details = NULL, *escalate = NULL, *current = NULL;
@@ -255,7 +255,7 @@ enum as_code db_approvals_ensure(struct db *db, const struct approval_new *a, in
         *created = 0;
     if (!json_is_array(a->approvers) || json_array_size(a->approvers) == 0)
         return as_errf(err, AS_EINVAL, "an approval needs at least one approver");
-    enum as_code rc = db_write_begin(db, &c, err);
+    enum as_code rc = db_sqlite_write_begin(db, &c, err);
     if (rc)
         return rc;
 
@@ -348,7 +348,7 @@ enum as_code db_approvals_ensure(struct db *db, const struct approval_new *a, in
                    "expires_at", (json_int_t)a->expires_at);
     rc = db_event_append(c, a->run_id, a->exec_id, "approval.requested", ev, err);
 out:
-    rc = db_write_end(db, rc, err);
+    rc = db_sqlite_write_end(db, rc, err);
     if (!rc && created)
         *created = 1;
     json_decref(ev);
@@ -360,12 +360,12 @@ out:
 
 /* ---- links ------------------------------------------------------------------ */
 
-enum as_code db_approvals_add_link(struct db *db, int64_t approver_id, const char *purpose,
-                                   const char *token_hash, int64_t now, int *seq,
-                                   struct as_err *err)
+enum as_code db_sqlite_approvals_add_link(struct db *db, int64_t approver_id, const char *purpose,
+                                          const char *token_hash, int64_t now, int *seq,
+                                          struct as_err *err)
 {
     struct db_conn *c;
-    enum as_code rc = db_write_begin(db, &c, err);
+    enum as_code rc = db_sqlite_write_begin(db, &c, err);
     if (rc)
         return rc;
     int n = 0;
@@ -407,18 +407,18 @@ enum as_code db_approvals_add_link(struct db *db, int64_t approver_id, const cha
     sqlite3_bind_int64(st, 5, now);
     rc = db_step_done(c, st, "insert link", err);
 out:
-    rc = db_write_end(db, rc, err);
+    rc = db_sqlite_write_end(db, rc, err);
     if (!rc && seq)
         *seq = n;
     return rc;
 }
 
-enum as_code db_approvals_link_sent(struct db *db, const char *token_hash, int64_t now,
-                                    struct as_err *err)
+enum as_code db_sqlite_approvals_link_sent(struct db *db, const char *token_hash, int64_t now,
+                                           struct as_err *err)
 {
     struct db_conn *c;
     struct link_row link = {0};
-    enum as_code rc = db_write_begin(db, &c, err);
+    enum as_code rc = db_sqlite_write_begin(db, &c, err);
     if (rc)
         return rc;
     rc = find_link(c, token_hash, &link, err);
@@ -446,7 +446,7 @@ enum as_code db_approvals_link_sent(struct db *db, const char *token_hash, int64
         rc = db_step_done(c, st, "mark approver sent", err);
     }
 out:
-    return db_write_end(db, rc, err);
+    return db_sqlite_write_end(db, rc, err);
 }
 
 /* One UPDATE of an approval column set in its own transaction. */
@@ -454,7 +454,7 @@ static enum as_code update_one(struct db *db, const char *sql, int64_t v1, int64
                                int64_t approval_id, int n_values, struct as_err *err)
 {
     struct db_conn *c;
-    enum as_code rc = db_write_begin(db, &c, err);
+    enum as_code rc = db_sqlite_write_begin(db, &c, err);
     if (rc)
         return rc;
     sqlite3_stmt *st = db_stmt(c, sql, err);
@@ -473,25 +473,26 @@ static enum as_code update_one(struct db *db, const char *sql, int64_t v1, int64
     }
     sqlite3_bind_int64(st, i, approval_id);
     rc = db_step_done(c, st, "update approval", err);
-    return db_write_end(db, rc, err);
+    return db_sqlite_write_end(db, rc, err);
 }
 
-enum as_code db_approvals_set_reminded(struct db *db, int64_t approval_id, int reminder_no,
-                                       int64_t next_reminder_at, struct as_err *err)
+enum as_code db_sqlite_approvals_set_reminded(struct db *db, int64_t approval_id, int reminder_no,
+                                              int64_t next_reminder_at, struct as_err *err)
 {
     return update_one(db,
                       "UPDATE approvals SET reminders_sent = ?, next_reminder_at = ? WHERE id = ?",
                       reminder_no, next_reminder_at, approval_id, 2, err);
 }
 
-enum as_code db_approvals_set_escalated(struct db *db, int64_t approval_id, int64_t now,
-                                        struct as_err *err)
+enum as_code db_sqlite_approvals_set_escalated(struct db *db, int64_t approval_id, int64_t now,
+                                               struct as_err *err)
 {
     return update_one(db, "UPDATE approvals SET escalated_at = ? WHERE id = ?", now, 0,
                       approval_id, 1, err);
 }
 
-enum as_code db_approvals_clear_resume(struct db *db, int64_t approval_id, struct as_err *err)
+enum as_code db_sqlite_approvals_clear_resume(struct db *db, int64_t approval_id,
+                                              struct as_err *err)
 {
     return update_one(db, "UPDATE approvals SET resume_pending = 0 WHERE id = ? AND resume_pending = 1",
                       0, 0, approval_id, 0, err);
@@ -510,15 +511,15 @@ static enum as_code close_open_approvers(struct db_conn *c, int64_t approval_id,
     return db_step_done(c, st, "close approvers", err);
 }
 
-enum as_code db_approvals_expire(struct db *db, int64_t approval_id, int64_t now, int *changed,
-                                 struct as_err *err)
+enum as_code db_sqlite_approvals_expire(struct db *db, int64_t approval_id, int64_t now,
+                                        int *changed, struct as_err *err)
 {
     struct db_conn *c;
     json_t *ev = NULL;
     int did = 0;
     if (changed)
         *changed = 0;
-    enum as_code rc = db_write_begin(db, &c, err);
+    enum as_code rc = db_sqlite_write_begin(db, &c, err);
     if (rc)
         return rc;
     sqlite3_stmt *st = db_stmt(c,
@@ -554,7 +555,7 @@ enum as_code db_approvals_expire(struct db *db, int64_t approval_id, int64_t now
         rc = db_event_append(c, run_id, exec_id, "approval.expired", ev, err);
     }
 out:
-    rc = db_write_end(db, rc, err);
+    rc = db_sqlite_write_end(db, rc, err);
     if (!rc && changed)
         *changed = did;
     json_decref(ev);
@@ -620,8 +621,8 @@ static enum as_code load_approver(struct db_conn *c, struct db_approval_state *s
     return AS_OK;
 }
 
-enum as_code db_approval_load(struct db_conn *c, const char *token_hash, int64_t approval_id,
-                              struct db_approval_state *s, struct as_err *err)
+enum as_code db_sqlite_approval_load(struct db_conn *c, const char *token_hash, int64_t approval_id,
+                                     struct db_approval_state *s, struct as_err *err)
 {
     enum as_code rc;
     struct link_row link = {0};
@@ -658,8 +659,8 @@ enum as_code db_approval_load(struct db_conn *c, const char *token_hash, int64_t
     return s->approver_id ? load_approver(c, s, err) : AS_OK;
 }
 
-enum as_code db_approval_answer(struct db_conn *c, const struct db_approval_answer *a,
-                                struct as_err *err)
+enum as_code db_sqlite_approval_answer(struct db_conn *c, const struct db_approval_answer *a,
+                                       struct as_err *err)
 {
     sqlite3_stmt *st = db_stmt(c, SQL_APPROVER_DECIDE, err);
     if (!st)
@@ -678,8 +679,8 @@ enum as_code db_approval_answer(struct db_conn *c, const struct db_approval_answ
     return rc;
 }
 
-enum as_code db_approval_unapproved(struct db_conn *c, int64_t approval_id, int64_t *n,
-                                    struct as_err *err)
+enum as_code db_sqlite_approval_unapproved(struct db_conn *c, int64_t approval_id, int64_t *n,
+                                           struct as_err *err)
 {
     return int_query(c,
                      "SELECT COUNT(*) FROM approval_approvers WHERE approval_id = ?"
@@ -687,8 +688,8 @@ enum as_code db_approval_unapproved(struct db_conn *c, int64_t approval_id, int6
                      approval_id, n, err);
 }
 
-enum as_code db_approval_next_queued(struct db_conn *c, int64_t approval_id, int64_t *approver_id,
-                                    struct as_err *err)
+enum as_code db_sqlite_approval_next_queued(struct db_conn *c, int64_t approval_id,
+                                            int64_t *approver_id, struct as_err *err)
 {
     return int_query(c,
                      "SELECT id FROM approval_approvers WHERE approval_id = ?"
@@ -696,7 +697,7 @@ enum as_code db_approval_next_queued(struct db_conn *c, int64_t approval_id, int
                      approval_id, approver_id, err);
 }
 
-enum as_code db_approval_activate(struct db_conn *c, int64_t approver_id, struct as_err *err)
+enum as_code db_sqlite_approval_activate(struct db_conn *c, int64_t approver_id, struct as_err *err)
 {
     sqlite3_stmt *st = db_stmt(c, "UPDATE approval_approvers SET status = 'pending' WHERE id = ?", err);
     if (!st)
@@ -705,8 +706,8 @@ enum as_code db_approval_activate(struct db_conn *c, int64_t approver_id, struct
     return db_step_done(c, st, "activate next approver", err);
 }
 
-enum as_code db_approval_close(struct db_conn *c, int64_t approval_id, const char *status,
-                               const struct db_approval_answer *a, struct as_err *err)
+enum as_code db_sqlite_approval_close(struct db_conn *c, int64_t approval_id, const char *status,
+                                      const struct db_approval_answer *a, struct as_err *err)
 {
     sqlite3_stmt *st = db_stmt(c, SQL_APPROVAL_DECIDE, err);
     if (!st)
@@ -752,24 +753,8 @@ static const char SQL_LIST_ALL[] =
     " WHERE ?2 IS NULL OR " SHOWN_APPROVAL_STATUS " = ?2"
     " ORDER BY a.id DESC, p.position LIMIT ?1";
 
-int db_approvals_status_known(const char *status)
-{
-    static const char *const known[] = {"pending", "approved", "rejected", "expired", "withdrawn"};
-    for (size_t i = 0; status && i < sizeof known / sizeof known[0]; i++)
-        if (strcmp(status, known[i]) == 0)
-            return 1;
-    return 0;
-}
-
-enum as_code db_approvals_list(struct db *db, int all, int limit, json_t **out,
-                               struct as_err *err)
-{
-    struct db_approvals_filter f = {.all = all, .limit = limit};
-    return db_approvals_list_where(db, &f, out, err);
-}
-
-enum as_code db_approvals_list_where(struct db *db, const struct db_approvals_filter *f,
-                                     json_t **out, struct as_err *err)
+enum as_code db_sqlite_approvals_list_where(struct db *db, const struct db_approvals_filter *f,
+                                            json_t **out, struct as_err *err)
 {
     struct db_conn *c;
     *out = NULL;
@@ -780,7 +765,7 @@ enum as_code db_approvals_list_where(struct db *db, const struct db_approvals_fi
     json_t *list = json_array();
     if (!list)
         return as_errf(err, AS_ENOMEM, "out of memory");
-    enum as_code rc = db_read_begin(db, &c, err);
+    enum as_code rc = db_sqlite_read_begin(db, &c, err);
     if (rc) {
         json_decref(list);
         return rc;
@@ -816,7 +801,7 @@ enum as_code db_approvals_list_where(struct db *db, const struct db_approvals_fi
         rc = db_error(c, "list approvals", err);
     db_stmt_done(st);
 out:
-    db_read_end(db, c);
+    db_sqlite_read_end(db, c);
     if (rc)
         json_decref(list);
     else
@@ -839,7 +824,7 @@ static enum as_code group_counts(struct db_conn *c, const char *sql, json_t *int
     return rc;
 }
 
-enum as_code db_approvals_stats(struct db *db, json_t **out, struct as_err *err)
+enum as_code db_sqlite_approvals_stats(struct db *db, json_t **out, struct as_err *err)
 {
     struct db_conn *c;
     *out = NULL;
@@ -863,7 +848,7 @@ enum as_code db_approvals_stats(struct db *db, json_t **out, struct as_err *err)
         json_object_set_new(steps, step_states[i], json_integer(0));
     for (int i = 0; approval_states[i]; i++)
         json_object_set_new(approvals, approval_states[i], json_integer(0));
-    rc = db_read_begin(db, &c, err);
+    rc = db_sqlite_read_begin(db, &c, err);
     if (rc)
         goto out;
     rc = group_counts(c, "SELECT status, COUNT(*) FROM runs GROUP BY status", runs, err);
@@ -878,7 +863,7 @@ enum as_code db_approvals_stats(struct db *db, json_t **out, struct as_err *err)
                          " WHERE a.status = 'pending' AND r.status IN ('running','waiting')"
                          " AND a.id > ?",
                          0, &pending, err);
-    db_read_end(db, c);
+    db_sqlite_read_end(db, c);
     if (rc)
         goto out;
     *out = json_pack("{s:O, s:O, s:O, s:I}", "runs", runs, "steps", steps, "approvals",
@@ -894,11 +879,11 @@ out:
 
 /* ---- secrets --------------------------------------------------------------------- */
 
-enum as_code db_approvals_secret(struct db *db, const char *name, unsigned char *out, size_t len,
-                                 struct as_err *err)
+enum as_code db_sqlite_approvals_secret(struct db *db, const char *name, unsigned char *out,
+                                        size_t len, struct as_err *err)
 {
     struct db_conn *c;
-    enum as_code rc = db_write_begin(db, &c, err);
+    enum as_code rc = db_sqlite_write_begin(db, &c, err);
     if (rc)
         return rc;
     sqlite3_stmt *st = db_stmt(c, "SELECT value FROM web_secrets WHERE name = ?", err);
@@ -935,5 +920,5 @@ enum as_code db_approvals_secret(struct db *db, const char *name, unsigned char 
     sqlite3_bind_blob(st, 2, out, (int)len, SQLITE_TRANSIENT);
     rc = db_step_done(c, st, "store secret", err);
 done:
-    return db_write_end(db, rc, err);
+    return db_sqlite_write_end(db, rc, err);
 }

@@ -116,8 +116,9 @@ static enum as_code next_visit(struct db_conn *conn, int64_t run_id, const char 
     return AS_OK;
 }
 
-enum as_code db_exec_insert(struct db_conn *conn, int64_t run_id, const char *step,
-                            int64_t due_at, int64_t now, int64_t *exec_id, struct as_err *err)
+enum as_code db_sqlite_exec_insert(struct db_conn *conn, int64_t run_id, const char *step,
+                                   int64_t due_at, int64_t now, int64_t *exec_id,
+                                   struct as_err *err)
 {
     static const char sql[] =
         "INSERT INTO step_execs (run_id, step, visit, status, attempt, due_at, idempotency_key, "
@@ -145,10 +146,10 @@ enum as_code db_exec_insert(struct db_conn *conn, int64_t run_id, const char *st
     return rc;
 }
 
-enum as_code db_exec_insert_claimed(struct db_conn *conn, int64_t run_id, const char *step,
-                                    int visit_hint, int64_t now, const char *owner,
-                                    int64_t lease_until, int queued, struct db_claim *out,
-                                    struct as_err *err)
+enum as_code db_sqlite_exec_insert_claimed(struct db_conn *conn, int64_t run_id, const char *step,
+                                           int visit_hint, int64_t now, const char *owner,
+                                           int64_t lease_until, int queued, struct db_claim *out,
+                                           struct as_err *err)
 {
     static const char sql[] =
         "INSERT INTO step_execs (run_id, step, visit, status, attempt, due_at, lease_until, "
@@ -190,18 +191,6 @@ enum as_code db_exec_insert_claimed(struct db_conn *conn, int64_t run_id, const 
 fail:
     db_claim_clear(out);
     return rc;
-}
-
-void db_claim_clear(struct db_claim *c)
-{
-    if (!c)
-        return;
-    free(c->step);
-    free(c->idempotency_key);
-    free(c->resume);
-    free(c->wait_state);
-    free(c->prev_owner);
-    memset(c, 0, sizeof *c);
 }
 
 #define CLAIM_COLS                                                                            \
@@ -249,8 +238,8 @@ static enum as_code claims_from(struct db_conn *conn, sqlite3_stmt *st, struct d
     return rc;
 }
 
-enum as_code db_exec_due(struct db_conn *conn, int64_t now, const char *owner, size_t max,
-                         struct db_claim *out, size_t *n, struct as_err *err)
+enum as_code db_sqlite_exec_due(struct db_conn *conn, int64_t now, const char *owner, size_t max,
+                                struct db_claim *out, size_t *n, struct as_err *err)
 {
     static const char due[] = CLAIM_COLS
         "WHERE (e.status = 'ready' OR e.status = 'waiting') AND e.due_at <= ?1 "
@@ -287,8 +276,8 @@ out:
     return rc;
 }
 
-enum as_code db_exec_take(struct db_conn *conn, struct db_claim *c, const char *owner,
-                          int64_t now, int64_t lease_until, struct as_err *err)
+enum as_code db_sqlite_exec_take(struct db_conn *conn, struct db_claim *c, const char *owner,
+                                 int64_t now, int64_t lease_until, struct as_err *err)
 {
     static const char sql[] =
         "UPDATE step_execs SET status = 'running', "
@@ -349,17 +338,8 @@ static enum as_code take_held_resume(struct db_conn *conn, const struct db_exec_
     return rc;
 }
 
-enum as_code db_exec_record(struct db_conn *conn, const struct db_exec_result *r,
-                            struct as_err *err)
-{
-    char *held = NULL;
-    enum as_code rc = db_exec_record_held(conn, r, &held, err);
-    free(held);
-    return rc;
-}
-
-enum as_code db_exec_record_held(struct db_conn *conn, const struct db_exec_result *r,
-                                 char **held, struct as_err *err)
+enum as_code db_sqlite_exec_record_held(struct db_conn *conn, const struct db_exec_result *r,
+                                        char **held, struct as_err *err)
 {
     *held = NULL;
     /* One statement per kind of end, so that the common one (a step ended)
@@ -404,8 +384,8 @@ enum as_code db_exec_record_held(struct db_conn *conn, const struct db_exec_resu
     return waiting ? take_held_resume(conn, r, held, err) : AS_OK;
 }
 
-enum as_code db_exec_release(struct db_conn *conn, int64_t exec_id, const char *owner,
-                             int attempt, struct as_err *err)
+enum as_code db_sqlite_exec_release(struct db_conn *conn, int64_t exec_id, const char *owner,
+                                    int attempt, struct as_err *err)
 {
     static const char sql[] =
         "UPDATE step_execs SET status = 'ready', attempt = attempt - 1, lease_until = NULL, "
@@ -423,8 +403,8 @@ enum as_code db_exec_release(struct db_conn *conn, int64_t exec_id, const char *
     return rc;
 }
 
-enum as_code db_exec_resume(struct db_conn *conn, int64_t exec_id, const json_t *payload,
-                            struct as_err *err)
+enum as_code db_sqlite_exec_resume(struct db_conn *conn, int64_t exec_id, const json_t *payload,
+                                   struct as_err *err)
 {
     static const char sel[] = "SELECT run_id, status FROM step_execs WHERE id = ?1";
     static const char upd[] = "UPDATE step_execs SET status = 'ready', due_at = ?2, resume = ?3 "
@@ -481,7 +461,7 @@ enum as_code db_exec_resume(struct db_conn *conn, int64_t exec_id, const json_t 
         goto out;
     }
     if (!held) {
-        rc = db_run_set_status(conn, run_id, "running", NULL, now, err);
+        rc = db_sqlite_run_set_status(conn, run_id, "running", NULL, now, err);
         if (rc)
             goto out;
     }
@@ -500,8 +480,8 @@ out:
     return rc;
 }
 
-enum as_code db_exec_next_due(struct db_conn *conn, const char *owner, int64_t *due,
-                              struct as_err *err)
+enum as_code db_sqlite_exec_next_due(struct db_conn *conn, const char *owner, int64_t *due,
+                                     struct as_err *err)
 {
     static const char q1[] = "SELECT due_at FROM step_execs WHERE (status = 'ready' OR status = 'waiting') "
                              "ORDER BY due_at LIMIT 1";
@@ -530,8 +510,9 @@ enum as_code db_exec_next_due(struct db_conn *conn, const char *owner, int64_t *
     return AS_OK;
 }
 
-enum as_code db_exec_lease_owners(struct db_conn *conn, int (*cb)(void *ud, const char *owner),
-                                  void *ud, struct as_err *err)
+enum as_code db_sqlite_exec_lease_owners(struct db_conn *conn,
+                                         int (*cb)(void *ud, const char *owner), void *ud,
+                                         struct as_err *err)
 {
     static const char sql[] = "SELECT DISTINCT lease_owner FROM step_execs "
                               "WHERE status = 'running' AND lease_owner IS NOT NULL";
@@ -549,8 +530,8 @@ enum as_code db_exec_lease_owners(struct db_conn *conn, int (*cb)(void *ud, cons
     return rc;
 }
 
-enum as_code db_exec_expire_owner(struct db_conn *conn, const char *owner, int64_t *n,
-                                  struct as_err *err)
+enum as_code db_sqlite_exec_expire_owner(struct db_conn *conn, const char *owner, int64_t *n,
+                                         struct as_err *err)
 {
     static const char sql[] =
         "UPDATE step_execs SET lease_until = 0 WHERE status = 'running' AND lease_owner = ?1";
@@ -564,8 +545,8 @@ enum as_code db_exec_expire_owner(struct db_conn *conn, const char *owner, int64
     return rc;
 }
 
-enum as_code db_run_execs(struct db_conn *conn, int64_t run_id, db_exec_cb cb, void *ud,
-                          struct as_err *err)
+enum as_code db_sqlite_run_execs(struct db_conn *conn, int64_t run_id, db_exec_cb cb, void *ud,
+                                 struct as_err *err)
 {
     static const char sql[] =
         "SELECT id, run_id, step, status, idempotency_key, params, output, outcome, error, "
@@ -611,8 +592,8 @@ enum as_code db_run_execs(struct db_conn *conn, int64_t run_id, db_exec_cb cb, v
     return rc;
 }
 
-enum as_code db_run_scope(struct db_conn *conn, int64_t run_id, char **input, db_exec_cb cb,
-                          void *ud, struct as_err *err)
+enum as_code db_sqlite_run_scope(struct db_conn *conn, int64_t run_id, char **input, db_exec_cb cb,
+                                 void *ud, struct as_err *err)
 {
     static const char q_input[] = "SELECT input FROM runs WHERE id = ?1";
     static const char q_steps[] =

@@ -51,7 +51,7 @@ static enum as_code read_rows(struct db *db, struct db_conn *c, sqlite3_stmt *st
     if (!rc && step != SQLITE_DONE)
         rc = db_error(c, what, err);
     db_stmt_done(st);
-    db_read_end(db, c);
+    db_sqlite_read_end(db, c);
     if (rc)
         json_decref(arr);
     else
@@ -61,12 +61,12 @@ static enum as_code read_rows(struct db *db, struct db_conn *c, sqlite3_stmt *st
 
 /* ---- KPIs ---- */
 
-enum as_code db_kpi_put(struct db *db, const char *name, const char *report,
-                        const char *definition, const char *schedule, const char *timezone,
-                        int replace, int64_t now, int64_t *id, struct as_err *err)
+enum as_code db_sqlite_kpi_put(struct db *db, const char *name, const char *report,
+                               const char *definition, const char *schedule, const char *timezone,
+                               int replace, int64_t now, int64_t *id, struct as_err *err)
 {
     struct db_conn *c;
-    enum as_code rc = db_write_begin(db, &c, err);
+    enum as_code rc = db_sqlite_write_begin(db, &c, err);
     if (rc)
         return rc;
     sqlite3_stmt *st = db_stmt(c, "SELECT id, schedule, timezone FROM kpis WHERE name = ?1", err);
@@ -124,7 +124,7 @@ enum as_code db_kpi_put(struct db *db, const char *name, const char *report,
 fail_db:
     rc = AS_EDB;
 out:
-    return db_write_end(db, rc, err);
+    return db_sqlite_write_end(db, rc, err);
 }
 
 #define KPI_COLS                                                                                  \
@@ -141,7 +141,7 @@ static json_t *kpi_row(sqlite3_stmt *st)
                      "updated_at", (json_int_t)sqlite3_column_int64(st, 8));
 }
 
-enum as_code db_kpi_get(struct db *db, const char *name, json_t **out, struct as_err *err)
+enum as_code db_sqlite_kpi_get(struct db *db, const char *name, json_t **out, struct as_err *err)
 {
     struct db_conn *c;
     sqlite3_stmt *st;
@@ -162,7 +162,7 @@ enum as_code db_kpi_get(struct db *db, const char *name, json_t **out, struct as
         rc = db_error(c, "select kpi", err);
     }
     db_stmt_done(st);
-    db_read_end(db, c);
+    db_sqlite_read_end(db, c);
     return rc;
 }
 
@@ -177,7 +177,7 @@ static json_t *kpi_list_row(sqlite3_stmt *st)
     return row;
 }
 
-enum as_code db_kpi_list(struct db *db, json_t **out, struct as_err *err)
+enum as_code db_sqlite_kpi_list(struct db *db, json_t **out, struct as_err *err)
 {
     struct db_conn *c;
     sqlite3_stmt *st;
@@ -193,30 +193,30 @@ enum as_code db_kpi_list(struct db *db, json_t **out, struct as_err *err)
     return read_rows(db, c, st, kpi_list_row, "list kpis", out, err);
 }
 
-enum as_code db_kpi_delete(struct db *db, const char *name, struct as_err *err)
+enum as_code db_sqlite_kpi_delete(struct db *db, const char *name, struct as_err *err)
 {
     struct db_conn *c;
-    enum as_code rc = db_write_begin(db, &c, err);
+    enum as_code rc = db_sqlite_write_begin(db, &c, err);
     if (rc)
         return rc;
     sqlite3_stmt *st = db_stmt(c, "DELETE FROM kpis WHERE name = ?1", err);
     if (!st)
-        return db_write_end(db, AS_EDB, err);
+        return db_sqlite_write_end(db, AS_EDB, err);
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     rc = db_step_done(c, st, "delete kpi", err);
     if (!rc && sqlite3_changes(db_conn_handle(c)) == 0)
         rc = as_errf(err, AS_ENOTFOUND, "no KPI named \"%s\"", name);
-    return db_write_end(db, rc, err);
+    return db_sqlite_write_end(db, rc, err);
 }
 
-enum as_code db_kpi_value_add(struct db *db, int64_t kpi_id, int64_t ts, int64_t value,
-                              int64_t exempt, const json_t *breakdown, struct as_err *err)
+enum as_code db_sqlite_kpi_value_add(struct db *db, int64_t kpi_id, int64_t ts, int64_t value,
+                                     int64_t exempt, const json_t *breakdown, struct as_err *err)
 {
     char *bd = breakdown ? json_dumps(breakdown, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     if (breakdown && !bd)
         return as_errf(err, AS_ENOMEM, "out of memory");
     struct db_conn *c;
-    enum as_code rc = db_write_begin(db, &c, err);
+    enum as_code rc = db_sqlite_write_begin(db, &c, err);
     if (rc) {
         free(bd);
         return rc;
@@ -235,7 +235,7 @@ enum as_code db_kpi_value_add(struct db *db, int64_t kpi_id, int64_t ts, int64_t
         db_bind_nonempty_or_null(st, 5, bd);
         rc = db_step_done(c, st, "insert kpi value", err);
     }
-    rc = db_write_end(db, rc, err);
+    rc = db_sqlite_write_end(db, rc, err);
     free(bd);
     return rc;
 }
@@ -247,8 +247,8 @@ static json_t *kpi_value_row(sqlite3_stmt *st)
                      (json_int_t)sqlite3_column_int64(st, 2), "breakdown", col_json(st, 3));
 }
 
-enum as_code db_kpi_values(struct db *db, int64_t kpi_id, int limit, json_t **out,
-                           struct as_err *err)
+enum as_code db_sqlite_kpi_values(struct db *db, int64_t kpi_id, int limit, json_t **out,
+                                  struct as_err *err)
 {
     struct db_conn *c;
     sqlite3_stmt *st;
@@ -265,7 +265,8 @@ enum as_code db_kpi_values(struct db *db, int64_t kpi_id, int limit, json_t **ou
     return read_rows(db, c, st, kpi_value_row, "select kpi values", out, err);
 }
 
-enum as_code db_kpi_open_runs(struct db *db, const char *workflow, int64_t *n, struct as_err *err)
+enum as_code db_sqlite_kpi_open_runs(struct db *db, const char *workflow, int64_t *n,
+                                     struct as_err *err)
 {
     struct db_conn *c;
     sqlite3_stmt *st;
@@ -281,7 +282,7 @@ enum as_code db_kpi_open_runs(struct db *db, const char *workflow, int64_t *n, s
     else
         rc = db_error(c, "count open runs", err);
     db_stmt_done(st);
-    db_read_end(db, c);
+    db_sqlite_read_end(db, c);
     return rc;
 }
 
@@ -298,14 +299,14 @@ static enum as_code exception_event(struct db_conn *c, const char *type, json_t 
     return rc;
 }
 
-enum as_code db_exception_add(struct db *db, const struct db_exception *ex, int64_t *id,
-                              int *created, struct as_err *err)
+enum as_code db_sqlite_exception_add(struct db *db, const struct db_exception *ex, int64_t *id,
+                                     int *created, struct as_err *err)
 {
     if (!ex->upn || !*ex->upn || !ex->reason || !*ex->reason || !ex->granted_by ||
         !*ex->granted_by || !ex->protocols)
         return as_errf(err, AS_EINVAL, "an exception needs a user, protocols, a reason and who granted it");
     struct db_conn *c;
-    enum as_code rc = db_write_begin(db, &c, err);
+    enum as_code rc = db_sqlite_write_begin(db, &c, err);
     if (rc)
         return rc;
     sqlite3_stmt *st;
@@ -359,9 +360,9 @@ enum as_code db_exception_add(struct db *db, const struct db_exception *ex, int6
                                        "source", ex->source ? ex->source : "cli"),
                              err);
     }
-    return db_write_end(db, rc, err);
+    return db_sqlite_write_end(db, rc, err);
 fail_db:
-    return db_write_end(db, AS_EDB, err);
+    return db_sqlite_write_end(db, AS_EDB, err);
 }
 
 static json_t *exception_row(sqlite3_stmt *st)
@@ -376,8 +377,9 @@ static json_t *exception_row(sqlite3_stmt *st)
                      col_str_or_null(st, 11));
 }
 
-enum as_code db_exception_list(struct db *db, enum db_exception_filter filter, const char *upn,
-                               int64_t now, json_t **out, struct as_err *err)
+enum as_code db_sqlite_exception_list(struct db *db, enum db_exception_filter filter,
+                                      const char *upn, int64_t now, json_t **out,
+                                      struct as_err *err)
 {
     struct db_conn *c;
     sqlite3_stmt *st;
@@ -402,11 +404,11 @@ enum as_code db_exception_list(struct db *db, enum db_exception_filter filter, c
     return read_rows(db, c, st, exception_row, "list exceptions", out, err);
 }
 
-enum as_code db_exception_remove(struct db *db, int64_t id, const char *by, const char *reason,
-                                 int64_t now, struct as_err *err)
+enum as_code db_sqlite_exception_remove(struct db *db, int64_t id, const char *by,
+                                        const char *reason, int64_t now, struct as_err *err)
 {
     struct db_conn *c;
-    enum as_code rc = db_write_begin(db, &c, err);
+    enum as_code rc = db_sqlite_write_begin(db, &c, err);
     if (rc)
         return rc;
     sqlite3_stmt *st = db_stmt(c,
@@ -415,7 +417,7 @@ enum as_code db_exception_remove(struct db *db, int64_t id, const char *by, cons
                                " RETURNING upn, protocols",
                                err);
     if (!st)
-        return db_write_end(db, AS_EDB, err);
+        return db_sqlite_write_end(db, AS_EDB, err);
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_int64(st, 2, now);
     db_bind_nonempty_or_null(st, 3, by);
@@ -439,11 +441,11 @@ enum as_code db_exception_remove(struct db *db, int64_t id, const char *by, cons
         rc = exception_event(c, "exception.removed", data, err);
     else
         json_decref(data);
-    return db_write_end(db, rc, err);
+    return db_sqlite_write_end(db, rc, err);
 }
 
-enum as_code db_exception_foreach_active(struct db *db, int64_t now, db_exception_cb cb, void *ud,
-                                         struct as_err *err)
+enum as_code db_sqlite_exception_foreach_active(struct db *db, int64_t now, db_exception_cb cb,
+                                                void *ud, struct as_err *err)
 {
     struct db_conn *c;
     sqlite3_stmt *st;
@@ -464,7 +466,7 @@ enum as_code db_exception_foreach_active(struct db *db, int64_t now, db_exceptio
     if (step != SQLITE_ROW && step != SQLITE_DONE)
         rc = db_error(c, "select exceptions", err);
     db_stmt_done(st);
-    db_read_end(db, c);
+    db_sqlite_read_end(db, c);
     return rc;
 }
 
@@ -479,7 +481,7 @@ static json_t *sched_row(sqlite3_stmt *st)
                      (json_int_t)sqlite3_column_int64(st, 5));
 }
 
-enum as_code db_sched_list(struct db *db, json_t **out, struct as_err *err)
+enum as_code db_sqlite_sched_list(struct db *db, json_t **out, struct as_err *err)
 {
     struct db_conn *c;
     sqlite3_stmt *st;
@@ -493,11 +495,12 @@ enum as_code db_sched_list(struct db *db, json_t **out, struct as_err *err)
     return read_rows(db, c, st, sched_row, "list schedules", out, err);
 }
 
-enum as_code db_sched_claim(struct db *db, int64_t kpi_id, int64_t prev, int64_t scheduled_for,
-                            int64_t missed, int64_t now, int64_t *run_id, struct as_err *err)
+enum as_code db_sqlite_sched_claim(struct db *db, int64_t kpi_id, int64_t prev,
+                                   int64_t scheduled_for, int64_t missed, int64_t now,
+                                   int64_t *run_id, struct as_err *err)
 {
     struct db_conn *c;
-    enum as_code rc = db_write_begin(db, &c, err);
+    enum as_code rc = db_sqlite_write_begin(db, &c, err);
     if (rc)
         return rc;
     sqlite3_stmt *st = db_stmt(c,
@@ -505,7 +508,7 @@ enum as_code db_sched_claim(struct db *db, int64_t kpi_id, int64_t prev, int64_t
                                " AND sched_last_for IS ?3",
                                err);
     if (!st)
-        return db_write_end(db, AS_EDB, err);
+        return db_sqlite_write_end(db, AS_EDB, err);
     sqlite3_bind_int64(st, 1, kpi_id);
     sqlite3_bind_int64(st, 2, scheduled_for);
     if (prev >= 0)
@@ -514,18 +517,18 @@ enum as_code db_sched_claim(struct db *db, int64_t kpi_id, int64_t prev, int64_t
         sqlite3_bind_null(st, 3);
     rc = db_step_done(c, st, "claim schedule", err);
     if (rc)
-        return db_write_end(db, rc, err);
+        return db_sqlite_write_end(db, rc, err);
     if (sqlite3_changes(db_conn_handle(c)) == 0) {
         rc = as_errf(err, AS_ECONFLICT, "schedule of KPI %lld was handled by someone else",
                      (long long)kpi_id);
-        return db_write_end(db, rc, err);
+        return db_sqlite_write_end(db, rc, err);
     }
     st = db_stmt(c,
                  "INSERT INTO schedule_runs (kpi_id, scheduled_for, missed, status, started_at)"
                  " VALUES (?1, ?2, ?3, 'running', ?4)",
                  err);
     if (!st)
-        return db_write_end(db, AS_EDB, err);
+        return db_sqlite_write_end(db, AS_EDB, err);
     sqlite3_bind_int64(st, 1, kpi_id);
     sqlite3_bind_int64(st, 2, scheduled_for);
     sqlite3_bind_int64(st, 3, missed);
@@ -533,15 +536,15 @@ enum as_code db_sched_claim(struct db *db, int64_t kpi_id, int64_t prev, int64_t
     rc = db_step_done(c, st, "record schedule run", err);
     if (!rc && run_id)
         *run_id = sqlite3_last_insert_rowid(db_conn_handle(c));
-    return db_write_end(db, rc, err);
+    return db_sqlite_write_end(db, rc, err);
 }
 
-enum as_code db_sched_finish(struct db *db, int64_t run_id, int ok, const json_t *result,
-                             const char *error, int64_t now, struct as_err *err)
+enum as_code db_sqlite_sched_finish(struct db *db, int64_t run_id, int ok, const json_t *result,
+                                    const char *error, int64_t now, struct as_err *err)
 {
     char *res = result ? json_dumps(result, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     struct db_conn *c;
-    enum as_code rc = db_write_begin(db, &c, err);
+    enum as_code rc = db_sqlite_write_begin(db, &c, err);
     if (rc) {
         free(res);
         return rc;
@@ -560,7 +563,7 @@ enum as_code db_sched_finish(struct db *db, int64_t run_id, int ok, const json_t
         db_bind_nonempty_or_null(st, 5, error);
         rc = db_step_done(c, st, "finish schedule run", err);
     }
-    rc = db_write_end(db, rc, err);
+    rc = db_sqlite_write_end(db, rc, err);
     free(res);
     return rc;
 }
@@ -596,7 +599,7 @@ static enum as_code sched_runs_query(struct db *db, const char *sql, int64_t a, 
     "s.id, s.kpi_id, k.name, s.scheduled_for, s.missed, s.status, s.started_at, s.finished_at,"   \
     " s.result, s.error FROM schedule_runs s JOIN kpis k ON k.id = s.kpi_id"
 
-enum as_code db_sched_interrupted(struct db *db, json_t **out, struct as_err *err)
+enum as_code db_sqlite_sched_interrupted(struct db *db, json_t **out, struct as_err *err)
 {
     return sched_runs_query(db,
                             "SELECT " SCHED_RUN_COLS " WHERE s.status = 'running' AND ?1 = ?1"
@@ -604,8 +607,8 @@ enum as_code db_sched_interrupted(struct db *db, json_t **out, struct as_err *er
                             0, 0, 0, out, err);
 }
 
-enum as_code db_sched_runs(struct db *db, int64_t kpi_id, int limit, json_t **out,
-                           struct as_err *err)
+enum as_code db_sqlite_sched_runs(struct db *db, int64_t kpi_id, int limit, json_t **out,
+                                  struct as_err *err)
 {
     return sched_runs_query(db,
                             "SELECT " SCHED_RUN_COLS " WHERE (?1 = 0 OR s.kpi_id = ?1)"

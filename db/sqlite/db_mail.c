@@ -53,20 +53,11 @@ static sqlite3_stmt *bind_update(struct db_conn *conn, const char *sql, const ch
     return st;
 }
 
-void db_mail_claim_clear(struct db_mail_claim *c)
-{
-    if (!c)
-        return;
-    free(c->message_id);
-    json_decref(c->result);
-    memset(c, 0, sizeof *c);
-}
-
-enum as_code db_mail_claim(struct db *db, const char *key, const char *message_id,
-                           const char *transport, int64_t date_ms, const char *owner,
-                           int64_t now_ms, int64_t lease_until, int max_resends,
-                           int (*owner_alive)(const char *owner, void *ud), void *ud,
-                           struct db_mail_claim *out, struct as_err *err)
+enum as_code db_sqlite_mail_claim(struct db *db, const char *key, const char *message_id,
+                                  const char *transport, int64_t date_ms, const char *owner,
+                                  int64_t now_ms, int64_t lease_until, int max_resends,
+                                  int (*owner_alive)(const char *owner, void *ud), void *ud,
+                                  struct db_mail_claim *out, struct as_err *err)
 {
     struct db_conn *conn = NULL;
     enum as_code rc;
@@ -76,7 +67,7 @@ enum as_code db_mail_claim(struct db *db, const char *key, const char *message_i
     int64_t stored_lease = 0, stored_date = 0;
 
     memset(out, 0, sizeof *out);
-    if ((rc = db_write_begin(db, &conn, err)))
+    if ((rc = db_sqlite_write_begin(db, &conn, err)))
         return rc;
 
     if (!(st = db_stmt(conn, SQL_GET, err))) {
@@ -173,7 +164,7 @@ enum as_code db_mail_claim(struct db *db, const char *key, const char *message_i
     if (!out->message_id)
         rc = as_errf(err, AS_ENOMEM, "out of memory");
 out:
-    rc = db_write_end(db, rc, err);
+    rc = db_sqlite_write_end(db, rc, err);
     if (rc)
         db_mail_claim_clear(out);
     free(stored_id);
@@ -183,9 +174,9 @@ out:
     return rc;
 }
 
-enum as_code db_mail_finish(struct db *db, const char *key, const char *state,
-                            const json_t *result, const char *error, int64_t now_ms,
-                            struct as_err *err)
+enum as_code db_sqlite_mail_finish(struct db *db, const char *key, const char *state,
+                                   const json_t *result, const char *error, int64_t now_ms,
+                                   struct as_err *err)
 {
     struct db_conn *conn = NULL;
     enum as_code rc;
@@ -197,7 +188,7 @@ enum as_code db_mail_finish(struct db *db, const char *key, const char *state,
         if (!text)
             return as_errf(err, AS_ENOMEM, "out of memory");
     }
-    if ((rc = db_write_begin(db, &conn, err)))
+    if ((rc = db_sqlite_write_begin(db, &conn, err)))
         goto out;
     if (!(st = db_stmt(conn, SQL_FINISH, err))) {
         rc = err ? err->code : AS_EDB;
@@ -211,13 +202,13 @@ enum as_code db_mail_finish(struct db *db, const char *key, const char *state,
         if (!rc && sqlite3_changes(db_conn_handle(conn)) == 0)
             rc = as_errf(err, AS_ENOTFOUND, "no mail_sends row for this key");
     }
-    rc = db_write_end(db, rc, err);
+    rc = db_sqlite_write_end(db, rc, err);
 out:
     free(text);
     return rc;
 }
 
-enum as_code db_mail_get(struct db *db, const char *key, json_t **row, struct as_err *err)
+enum as_code db_sqlite_mail_get(struct db *db, const char *key, json_t **row, struct as_err *err)
 {
     struct db_conn *conn = NULL;
     enum as_code rc;
@@ -255,12 +246,12 @@ enum as_code db_mail_get(struct db *db, const char *key, json_t **row, struct as
         *row = o;
     }
     db_stmt_done(st);
-    db_read_end(db, conn);
+    db_sqlite_read_end(db, conn);
     return rc;
 }
 
-enum as_code db_mail_step_source(struct db *db, int64_t run_id, const char *step, json_t **params,
-                                 char **source_path, struct as_err *err)
+enum as_code db_sqlite_mail_step_source(struct db *db, int64_t run_id, const char *step,
+                                        json_t **params, char **source_path, struct as_err *err)
 {
     struct db_conn *conn = NULL;
     enum as_code rc;
@@ -304,6 +295,6 @@ out:
         *source_path = NULL;
     }
     json_decref(def);
-    db_read_end(db, conn);
+    db_sqlite_read_end(db, conn);
     return rc;
 }

@@ -28,8 +28,8 @@ static enum as_code oom(struct as_err *err)
 
 /* ---- workflow definitions ------------------------------------------------- */
 
-enum as_code db_workflow_put(struct db_conn *conn, const struct db_workflow_rec *w, int64_t now,
-                             int64_t *id, struct as_err *err)
+enum as_code db_sqlite_workflow_put(struct db_conn *conn, const struct db_workflow_rec *w,
+                                    int64_t now, int64_t *id, struct as_err *err)
 {
     static const char ins[] =
         "INSERT INTO workflows (name, version, hash, definition, source_path, created_at) "
@@ -63,8 +63,8 @@ enum as_code db_workflow_put(struct db_conn *conn, const struct db_workflow_rec 
     return rc;
 }
 
-enum as_code db_workflow_get(struct db_conn *conn, const char *hash, char **definition,
-                             struct as_err *err)
+enum as_code db_sqlite_workflow_get(struct db_conn *conn, const char *hash, char **definition,
+                                    struct as_err *err)
 {
     static const char sql[] = "SELECT definition FROM workflows WHERE hash = ?1";
     *definition = NULL;
@@ -109,8 +109,8 @@ static enum as_code find_open_by_dedupe(struct db_conn *conn, const char *workfl
     return rc;
 }
 
-enum as_code db_run_insert(struct db_conn *conn, const struct db_run_new *r, int64_t now,
-                           int64_t *run_id, struct as_err *err)
+enum as_code db_sqlite_run_insert(struct db_conn *conn, const struct db_run_new *r, int64_t now,
+                                  int64_t *run_id, struct as_err *err)
 {
     static const char sql[] =
         "INSERT INTO runs (workflow_id, workflow, status, input, dedupe_key, trigger, dry_run, "
@@ -147,8 +147,8 @@ enum as_code db_run_insert(struct db_conn *conn, const struct db_run_new *r, int
     return rc;
 }
 
-enum as_code db_run_set_status(struct db_conn *conn, int64_t run_id, const char *status,
-                               const char *error, int64_t now, struct as_err *err)
+enum as_code db_sqlite_run_set_status(struct db_conn *conn, int64_t run_id, const char *status,
+                                      const char *error, int64_t now, struct as_err *err)
 {
     static const char sql[] =
         "UPDATE runs SET status = ?2, error = ?3, updated_at = ?4, "
@@ -170,8 +170,8 @@ enum as_code db_run_set_status(struct db_conn *conn, int64_t run_id, const char 
 }
 
 /* Status of a run into buf; AS_ENOTFOUND when unknown. */
-enum as_code db_run_status(struct db_conn *conn, int64_t run_id, char *buf, size_t size,
-                           struct as_err *err)
+enum as_code db_sqlite_run_status(struct db_conn *conn, int64_t run_id, char *buf, size_t size,
+                                  struct as_err *err)
 {
     static const char sql[] = "SELECT COALESCE(end_status, status) FROM runs WHERE id = ?1";
     sqlite3_stmt *st = db_stmt(conn, sql, err);
@@ -201,12 +201,12 @@ static enum as_code end_open_run(struct db_conn *conn, int64_t run_id, const cha
         "status = 'waiting')";
     static const char mark[] = "UPDATE runs SET end_status = ?2 WHERE id = ?1";
     char status[16];
-    enum as_code rc = db_run_status(conn, run_id, status, sizeof status, err);
+    enum as_code rc = db_sqlite_run_status(conn, run_id, status, sizeof status, err);
     if (rc)
         return rc;
     if (strcmp(status, "running") && strcmp(status, "waiting"))
         return as_errf(err, AS_ECONFLICT, "run %" PRId64 " has already ended (%s)", run_id, status);
-    rc = db_run_set_status(conn, run_id, "cancelled", reason, now, err);
+    rc = db_sqlite_run_set_status(conn, run_id, "cancelled", reason, now, err);
     if (rc)
         return rc;
     sqlite3_stmt *st;
@@ -228,19 +228,20 @@ static enum as_code end_open_run(struct db_conn *conn, int64_t run_id, const cha
     return db_step_done(conn, st, "cancel step executions", err);
 }
 
-enum as_code db_run_cancel(struct db_conn *conn, int64_t run_id, int64_t now, struct as_err *err)
+enum as_code db_sqlite_run_cancel(struct db_conn *conn, int64_t run_id, int64_t now,
+                                  struct as_err *err)
 {
     return end_open_run(conn, run_id, NULL, NULL, now, err);
 }
 
-enum as_code db_run_supersede(struct db_conn *conn, int64_t run_id, const char *reason,
-                              int64_t now, struct as_err *err)
+enum as_code db_sqlite_run_supersede(struct db_conn *conn, int64_t run_id, const char *reason,
+                                     int64_t now, struct as_err *err)
 {
     return end_open_run(conn, run_id, "superseded", reason, now, err);
 }
 
-enum as_code db_runs_open_of_kpi(struct db_conn *conn, const char *kpi, const char *workflow,
-                                 db_run_open_cb cb, void *ud, struct as_err *err)
+enum as_code db_sqlite_runs_open_of_kpi(struct db_conn *conn, const char *kpi, const char *workflow,
+                                        db_run_open_cb cb, void *ud, struct as_err *err)
 {
     static const char sql[] =
         "SELECT id, dedupe_key FROM runs WHERE kpi = ?1 AND workflow = ?2 AND "
@@ -261,8 +262,8 @@ enum as_code db_runs_open_of_kpi(struct db_conn *conn, const char *kpi, const ch
     return rc;
 }
 
-enum as_code db_run_retry(struct db_conn *conn, int64_t run_id, int64_t now, int64_t *exec_id,
-                          struct as_err *err)
+enum as_code db_sqlite_run_retry(struct db_conn *conn, int64_t run_id, int64_t now,
+                                 int64_t *exec_id, struct as_err *err)
 {
     static const char last[] =
         "SELECT id, status FROM step_execs WHERE run_id = ?1 ORDER BY id DESC LIMIT 1";
@@ -274,7 +275,7 @@ enum as_code db_run_retry(struct db_conn *conn, int64_t run_id, int64_t now, int
         "outcome = NULL, output = NULL, lease_until = NULL, lease_owner = NULL, "
         "finished_at = NULL WHERE id = ?1 AND status = 'failed'";
     char status[16];
-    enum as_code rc = db_run_status(conn, run_id, status, sizeof status, err);
+    enum as_code rc = db_sqlite_run_status(conn, run_id, status, sizeof status, err);
     if (rc)
         return rc;
     if (strcmp(status, "failed"))
@@ -327,7 +328,7 @@ enum as_code db_run_retry(struct db_conn *conn, int64_t run_id, int64_t now, int
     return rc;
 }
 
-enum as_code db_runs_count_open(struct db_conn *conn, int64_t *n, struct as_err *err)
+enum as_code db_sqlite_runs_count_open(struct db_conn *conn, int64_t *n, struct as_err *err)
 {
     static const char sql[] = "SELECT COUNT(*) FROM runs WHERE status = 'running' OR status = 'waiting'";
     sqlite3_stmt *st = db_stmt(conn, sql, err);
@@ -386,8 +387,8 @@ static enum as_code each_run(struct db_conn *conn, sqlite3_stmt *st, db_run_cb c
     return rc;
 }
 
-enum as_code db_runs_list(struct db_conn *conn, const struct db_run_filter *f, db_run_cb cb,
-                          void *ud, struct as_err *err)
+enum as_code db_sqlite_runs_list(struct db_conn *conn, const struct db_run_filter *f, db_run_cb cb,
+                                 void *ud, struct as_err *err)
 {
     /* One statement per filter combination, so each can use its index. */
     static const char *const sql[4] = {
@@ -416,8 +417,8 @@ enum as_code db_runs_list(struct db_conn *conn, const struct db_run_filter *f, d
     return each_run(conn, st, cb, ud, &n, err);
 }
 
-enum as_code db_run_get(struct db_conn *conn, int64_t run_id, db_run_cb cb, void *ud,
-                        struct as_err *err)
+enum as_code db_sqlite_run_get(struct db_conn *conn, int64_t run_id, db_run_cb cb, void *ud,
+                               struct as_err *err)
 {
     static const char sql[] = RUN_COLS "WHERE r.id = ?1";
     sqlite3_stmt *st = db_stmt(conn, sql, err);

@@ -160,29 +160,29 @@ static char *lower_dup(const char *s)
 
 /* ------------------------------------------------------------ sync rows */
 
-enum as_code db_tenant_sync_start(struct db *db, int64_t now_ms, int64_t *sync_id,
-                                  struct as_err *err)
+enum as_code db_sqlite_tenant_sync_start(struct db *db, int64_t now_ms, int64_t *sync_id,
+                                         struct as_err *err)
 {
     struct db_conn *c;
-    enum as_code rc = db_write_begin(db, &c, err);
+    enum as_code rc = db_sqlite_write_begin(db, &c, err);
     if (rc)
         return rc;
     rc = exec_i64(c, "INSERT INTO tenant_syncs(started_at, status) VALUES (?1, 'running')", now_ms,
                   "start sync", err);
     if (!rc)
         *sync_id = sqlite3_last_insert_rowid(db_conn_handle(c));
-    return db_write_end(db, rc, err);
+    return db_sqlite_write_end(db, rc, err);
 }
 
-enum as_code db_tenant_sync_finish(struct db *db, int64_t sync_id, int64_t now_ms,
-                                   const char *status, const json_t *summary, const char *error,
-                                   struct as_err *err)
+enum as_code db_sqlite_tenant_sync_finish(struct db *db, int64_t sync_id, int64_t now_ms,
+                                          const char *status, const json_t *summary,
+                                          const char *error, struct as_err *err)
 {
     struct db_conn *c;
     char *text = summary ? json_dumps(summary, JSON_COMPACT) : strdup("{}");
     if (!text)
         return as_errf(err, AS_ENOMEM, "out of memory");
-    enum as_code rc = db_write_begin(db, &c, err);
+    enum as_code rc = db_sqlite_write_begin(db, &c, err);
     if (rc) {
         free(text);
         return rc;
@@ -201,13 +201,13 @@ enum as_code db_tenant_sync_finish(struct db *db, int64_t sync_id, int64_t now_m
         db_bind_text_or_null(st, 5, error);
         rc = db_step_done(c, st, "finish sync", err);
     }
-    rc = db_write_end(db, rc, err);
+    rc = db_sqlite_write_end(db, rc, err);
     free(text);
     return rc;
 }
 
-enum as_code db_tenant_user_put(struct db_conn *c, int64_t sync_id, int64_t now_ms,
-                                const json_t *user, struct as_err *err)
+enum as_code db_sqlite_tenant_user_put(struct db_conn *c, int64_t sync_id, int64_t now_ms,
+                                       const json_t *user, struct as_err *err)
 {
     const char *id = json_string_value(json_object_get(user, "id"));
     const char *upn = json_string_value(json_object_get(user, "userPrincipalName"));
@@ -244,8 +244,8 @@ enum as_code db_tenant_user_put(struct db_conn *c, int64_t sync_id, int64_t now_
     return db_step_done(c, st, "store user", err);
 }
 
-enum as_code db_tenant_users_prune(struct db_conn *c, int64_t sync_id, long *removed,
-                                   struct as_err *err)
+enum as_code db_sqlite_tenant_users_prune(struct db_conn *c, int64_t sync_id, long *removed,
+                                          struct as_err *err)
 {
     enum as_code rc = exec_i64(c, "DELETE FROM tenant_users WHERE sync_id <> ?1", sync_id,
                                "remove users gone from the tenant", err);
@@ -303,8 +303,8 @@ static enum as_code cas_owner(struct db_conn *c, const json_t *mbx, char *id, si
     return AS_OK;
 }
 
-enum as_code db_tenant_cas_put(struct db_conn *c, int64_t sync_id, int64_t now_ms,
-                               const json_t *mbx, int *matched, struct as_err *err)
+enum as_code db_sqlite_tenant_cas_put(struct db_conn *c, int64_t sync_id, int64_t now_ms,
+                                      const json_t *mbx, int *matched, struct as_err *err)
 {
     char owner[256];
     *matched = 0;
@@ -337,16 +337,16 @@ enum as_code db_tenant_cas_put(struct db_conn *c, int64_t sync_id, int64_t now_m
     return rc;
 }
 
-enum as_code db_tenant_cas_prune(struct db_conn *c, int64_t sync_id, struct as_err *err)
+enum as_code db_sqlite_tenant_cas_prune(struct db_conn *c, int64_t sync_id, struct as_err *err)
 {
     return exec_i64(c, "DELETE FROM tenant_cas WHERE sync_id <> ?1", sync_id,
                     "remove mailboxes gone from the tenant", err);
 }
 
-enum as_code db_tenant_usage_put(struct db_conn *c, int64_t sync_id, int64_t now_ms,
-                                 const char *upn, int pop3, int imap4, int smtp,
-                                 const char *last_activity, const char *report_date,
-                                 struct as_err *err)
+enum as_code db_sqlite_tenant_usage_put(struct db_conn *c, int64_t sync_id, int64_t now_ms,
+                                        const char *upn, int pop3, int imap4, int smtp,
+                                        const char *last_activity, const char *report_date,
+                                        struct as_err *err)
 {
     char *lower = lower_dup(upn);
     if (!lower)
@@ -380,8 +380,8 @@ static enum as_code org_ensure(struct db_conn *c, struct as_err *err)
     return st ? db_step_done(c, st, "organisation row", err) : AS_EDB;
 }
 
-enum as_code db_tenant_usage_done(struct db_conn *c, int64_t sync_id, int64_t now_ms,
-                                  struct as_err *err)
+enum as_code db_sqlite_tenant_usage_done(struct db_conn *c, int64_t sync_id, int64_t now_ms,
+                                         struct as_err *err)
 {
     enum as_code rc = exec_i64(c, "DELETE FROM tenant_usage WHERE sync_id <> ?1", sync_id,
                                "remove old usage", err);
@@ -393,8 +393,8 @@ enum as_code db_tenant_usage_done(struct db_conn *c, int64_t sync_id, int64_t no
     return rc;
 }
 
-enum as_code db_tenant_org_put_transport(struct db_conn *c, int64_t now_ms,
-                                         const json_t *transport, struct as_err *err)
+enum as_code db_sqlite_tenant_org_put_transport(struct db_conn *c, int64_t now_ms,
+                                                const json_t *transport, struct as_err *err)
 {
     enum as_code rc = org_ensure(c, err);
     if (rc)
@@ -417,8 +417,8 @@ enum as_code db_tenant_org_put_transport(struct db_conn *c, int64_t now_ms,
     return db_step_done(c, st, "store transport config", err);
 }
 
-enum as_code db_tenant_signin_put(struct db_conn *c, int64_t sync_id, const json_t *signin,
-                                  struct as_err *err)
+enum as_code db_sqlite_tenant_signin_put(struct db_conn *c, int64_t sync_id, const json_t *signin,
+                                         struct as_err *err)
 {
     const char *id = json_string_value(json_object_get(signin, "id"));
     const char *when = json_string_value(json_object_get(signin, "createdDateTime"));
@@ -450,8 +450,8 @@ enum as_code db_tenant_signin_put(struct db_conn *c, int64_t sync_id, const json
     return db_step_done(c, st, "store sign-in", err);
 }
 
-enum as_code db_tenant_signins_done(struct db_conn *c, int64_t older_than_ms, int64_t now_ms,
-                                    struct as_err *err)
+enum as_code db_sqlite_tenant_signins_done(struct db_conn *c, int64_t older_than_ms, int64_t now_ms,
+                                           struct as_err *err)
 {
     enum as_code rc = exec_i64(c, "DELETE FROM tenant_signins WHERE created_ms < ?1",
                                older_than_ms, "remove old sign-ins", err);
@@ -501,9 +501,9 @@ static enum as_code users_run(struct db_conn *c, sqlite3_stmt *st,
     return rows_each(c, st, user_row, cb, ud, "read users", err);
 }
 
-enum as_code db_tenant_users_foreach_sorted(struct db *db, const char *sort_key, int desc,
-                                            int (*cb)(const json_t *row, void *ud), void *ud,
-                                            struct as_err *err)
+enum as_code db_sqlite_tenant_users_foreach_sorted(struct db *db, const char *sort_key, int desc,
+                                                   int (*cb)(const json_t *row, void *ud), void *ud,
+                                                   struct as_err *err)
 {
     struct db_conn *c;
     pthread_once(&sql_once, build_sql);
@@ -524,7 +524,7 @@ enum as_code db_tenant_users_foreach_sorted(struct db *db, const char *sort_key,
     const char *all_end = strstr(sql_all, " ORDER BY ");
     snprintf(sql, sizeof sql, "%.*s ORDER BY (%s) %s, u.upn_lower", (int)(all_end - sql_all),
              sql_all, user_cols[k].sql, desc ? "DESC" : "ASC");
-    enum as_code rc = db_read_begin(db, &c, err);
+    enum as_code rc = db_sqlite_read_begin(db, &c, err);
     if (rc)
         return rc;
     sqlite3_stmt *st = NULL;
@@ -534,11 +534,11 @@ enum as_code db_tenant_users_foreach_sorted(struct db *db, const char *sort_key,
         rc = users_run(c, st, cb, ud, err);
     }
     sqlite3_finalize(st);
-    db_read_end(db, c);
+    db_sqlite_read_end(db, c);
     return rc;
 }
 
-enum as_code db_tenant_org_transport(struct db *db, json_t **out, struct as_err *err)
+enum as_code db_sqlite_tenant_org_transport(struct db *db, json_t **out, struct as_err *err)
 {
     struct db_conn *c;
     sqlite3_stmt *st;
@@ -556,12 +556,12 @@ enum as_code db_tenant_org_transport(struct db *db, json_t **out, struct as_err 
         rc = db_error(c, "read transport config", err);
     }
     db_stmt_done(st);
-    db_read_end(db, c);
+    db_sqlite_read_end(db, c);
     return rc;
 }
 
-enum as_code db_tenant_users_foreach(struct db *db, int (*cb)(const json_t *row, void *ud),
-                                     void *ud, struct as_err *err)
+enum as_code db_sqlite_tenant_users_foreach(struct db *db, int (*cb)(const json_t *row, void *ud),
+                                            void *ud, struct as_err *err)
 {
     struct db_conn *c;
     sqlite3_stmt *st;
@@ -571,12 +571,12 @@ enum as_code db_tenant_users_foreach(struct db *db, int (*cb)(const json_t *row,
         return rc;
     rc = users_run(c, st, cb, ud, err);
     db_stmt_done(st);
-    db_read_end(db, c);
+    db_sqlite_read_end(db, c);
     return rc;
 }
 
-enum as_code db_tenant_user_row(struct db *db, const char *upn_or_id, json_t **out,
-                                struct as_err *err)
+enum as_code db_sqlite_tenant_user_row(struct db *db, const char *upn_or_id, json_t **out,
+                                       struct as_err *err)
 {
     struct db_conn *c;
     sqlite3_stmt *st;
@@ -598,7 +598,7 @@ enum as_code db_tenant_user_row(struct db *db, const char *upn_or_id, json_t **o
         rc = db_error(c, "read user", err);
     }
     db_stmt_done(st);
-    db_read_end(db, c);
+    db_sqlite_read_end(db, c);
     return rc;
 }
 
@@ -612,9 +612,9 @@ static json_t *signin_row(sqlite3_stmt *st)
     return row;
 }
 
-enum as_code db_tenant_signins_foreach(struct db *db, const struct db_tenant_signin_query *q,
-                                       int (*cb)(const json_t *row, void *ud), void *ud,
-                                       struct as_err *err)
+enum as_code db_sqlite_tenant_signins_foreach(struct db *db, const struct db_tenant_signin_query *q,
+                                              int (*cb)(const json_t *row, void *ud), void *ud,
+                                              struct as_err *err)
 {
     struct db_conn *c;
     sqlite3_stmt *st;
@@ -631,12 +631,12 @@ enum as_code db_tenant_signins_foreach(struct db *db, const struct db_tenant_sig
     db_bind_text_or_null(st, 3, q ? q->upn : NULL);
     rc = rows_each(c, st, signin_row, cb, ud, "read sign-ins", err);
     db_stmt_done(st);
-    db_read_end(db, c);
+    db_sqlite_read_end(db, c);
     return rc;
 }
 
-enum as_code db_tenant_last_completed_sync(struct db *db, int64_t *finished_at, char *status,
-                                           size_t status_size, struct as_err *err)
+enum as_code db_sqlite_tenant_last_completed_sync(struct db *db, int64_t *finished_at, char *status,
+                                                  size_t status_size, struct as_err *err)
 {
     struct db_conn *c;
     sqlite3_stmt *st;
@@ -656,11 +656,11 @@ enum as_code db_tenant_last_completed_sync(struct db *db, int64_t *finished_at, 
         rc = db_error(c, "read last completed sync", err);
     }
     db_stmt_done(st);
-    db_read_end(db, c);
+    db_sqlite_read_end(db, c);
     return rc;
 }
 
-enum as_code db_tenant_last_sync(struct db *db, json_t **out, struct as_err *err)
+enum as_code db_sqlite_tenant_last_sync(struct db *db, json_t **out, struct as_err *err)
 {
     struct db_conn *c;
     sqlite3_stmt *st;
@@ -684,7 +684,7 @@ enum as_code db_tenant_last_sync(struct db *db, json_t **out, struct as_err *err
         rc = db_error(c, "read last sync", err);
     }
     db_stmt_done(st);
-    db_read_end(db, c);
+    db_sqlite_read_end(db, c);
     return rc;
 }
 

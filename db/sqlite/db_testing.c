@@ -27,8 +27,8 @@ static const char SQL_STATE[] =
     " ||'|'|| ifnull((SELECT group_concat(x, ';') FROM (SELECT id||':'||status||':'"
     "   ||updated_at AS x FROM runs ORDER BY id)), '')";
 
-enum as_code db_testing_state_digest(struct db *db, char digest[DB_TESTING_DIGEST_SIZE],
-                                     struct as_err *err)
+enum as_code db_sqlite_testing_state_digest(struct db *db, char digest[DB_TESTING_DIGEST_SIZE],
+                                            struct as_err *err)
 {
     struct db_conn *c;
     sqlite3_stmt *st;
@@ -45,15 +45,15 @@ enum as_code db_testing_state_digest(struct db *db, char digest[DB_TESTING_DIGES
         rc = db_error(c, "read the workflow state", err);
     }
     db_stmt_done(st);
-    db_read_end(db, c);
+    db_sqlite_read_end(db, c);
     return rc;
 }
 
-enum as_code db_testing_approver_unsent(struct db *db, int64_t approval_id, const char *email,
-                                        struct as_err *err)
+enum as_code db_sqlite_testing_approver_unsent(struct db *db, int64_t approval_id,
+                                               const char *email, struct as_err *err)
 {
     struct db_conn *c;
-    enum as_code rc = db_write_begin(db, &c, err);
+    enum as_code rc = db_sqlite_write_begin(db, &c, err);
     if (rc)
         return rc;
     sqlite3_stmt *st = db_stmt(c,
@@ -70,5 +70,5 @@ enum as_code db_testing_approver_unsent(struct db *db, int64_t approval_id, cons
             rc = as_errf(err, AS_ENOTFOUND, "approval %" PRId64 " has no approver %s", approval_id,
                          email);
     }
-    return db_write_end(db, rc, err);
+    return db_sqlite_write_end(db, rc, err);
 }

@@ -20,6 +20,7 @@
 #define CKPT_WRITER_PAGES (16 * CKPT_PAGES)
 
 struct db_checkpointer {
+    struct db_head head; /* first: the dispatch reads it (db/backend.h) */
     struct db *db;
     sqlite3 *h; /* the checkpointer's own connection */
     pthread_t thread;
@@ -110,7 +111,7 @@ static enum as_code set_writer_hook(struct db *db, struct db_checkpointer *ck,
                                     struct as_err *err)
 {
     struct db_conn *conn;
-    enum as_code rc = db_write_begin(db, &conn, err);
+    enum as_code rc = db_sqlite_write_begin(db, &conn, err);
     if (rc)
         return rc;
     if (ck)
@@ -129,20 +130,21 @@ static void ck_free(struct db_checkpointer *ck)
     free(ck);
 }
 
-enum as_code db_checkpointer_start(struct db *db, struct db_checkpointer **out,
-                                   struct as_err *err)
+enum as_code db_sqlite_checkpointer_start(struct db *db, struct db_checkpointer **out,
+                                          struct as_err *err)
 {
     *out = NULL;
     struct db_checkpointer *ck = calloc(1, sizeof *ck);
     if (!ck)
         return as_errf(err, AS_ENOMEM, "out of memory");
+    ck->head.backend = &db_sqlite_backend;
     ck->db = db;
     pthread_mutex_init(&ck->lock, NULL);
     pthread_cond_init(&ck->cond, NULL);
     enum as_code rc;
-    if (sqlite3_open_v2(db_path(db), &ck->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+    if (sqlite3_open_v2(db_sqlite_path(db), &ck->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK) {
-        rc = as_errf(err, AS_EDB, "%s: %s", db_path(db),
+        rc = as_errf(err, AS_EDB, "%s: %s", db_sqlite_path(db),
                      ck->h ? sqlite3_errmsg(ck->h) : "cannot open");
         goto fail;
     }
@@ -151,7 +153,7 @@ enum as_code db_checkpointer_start(struct db *db, struct db_checkpointer **out,
     /* A connection learns that the database is in WAL mode on its first read;
      * until then a checkpoint through it does nothing. */
     if (sqlite3_exec(ck->h, "SELECT 1 FROM sqlite_master LIMIT 1", NULL, NULL, NULL) != SQLITE_OK) {
-        rc = as_errf(err, AS_EDB, "%s: %s", db_path(db), sqlite3_errmsg(ck->h));
+        rc = as_errf(err, AS_EDB, "%s: %s", db_sqlite_path(db), sqlite3_errmsg(ck->h));
         goto fail;
     }
     if (pthread_create(&ck->thread, NULL, ck_main, ck) != 0) {
@@ -176,7 +178,7 @@ fail:
     return rc;
 }
 
-void db_checkpointer_stop(struct db_checkpointer *ck)
+void db_sqlite_checkpointer_stop(struct db_checkpointer *ck)
 {
     if (!ck)
         return;

@@ -10,6 +10,7 @@
 #include <sqlite3.h>
 
 #include "db/db.h"
+#include "db/sqlite/ops.h"
 
 /*
  * db_read_begin and db_stmt(sql) in one: on success the caller holds *conn

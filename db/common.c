@@ -1,0 +1,105 @@
+/*
+ * common.c - the parts of the store's interface that are the same on every
+ * backend: choosing the backend in db_open(), clearing claims, the approval
+ * statuses, and operations that are a call of another operation
+ * (db_exec_record, db_approvals_list).  The event log's shared parts are in
+ * events.c.
+ */
+#include "db/backend.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+/*
+ * The keywords of a libpq connection string (PostgreSQL 15, "Parameter Key
+ * Words"), so that "host=db1 dbname=assent" selects PostgreSQL while a file
+ * name that merely holds a '=' stays a SQLite path.
+ */
+static const char *const libpq_keywords[] = {
+    "host", "hostaddr", "port", "dbname", "user", "password", "passfile", "channel_binding",
+    "connect_timeout", "client_encoding", "options", "application_name",
+    "fallback_application_name", "keepalives", "keepalives_idle", "keepalives_interval",
+    "keepalives_count", "tcp_user_timeout", "replication", "gssencmode", "sslmode", "requiressl",
+    "sslcompression", "sslcert", "sslkey", "sslpassword", "sslrootcert", "sslcrl", "sslcrldir",
+    "sslsni", "requirepeer", "ssl_min_protocol_version", "ssl_max_protocol_version",
+    "krbsrvname", "gsslib", "service", "target_session_attrs", "load_balance_hosts",
+};
+
+static int is_libpq_keyword_value(const char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    size_t n = 0;
+    while ((s[n] >= 'a' && s[n] <= 'z') || s[n] == '_')
+        n++;
+    const char *p = s + n;
+    while (isspace((unsigned char)*p))
+        p++;
+    if (n == 0 || *p != '=')
+        return 0;
+    for (size_t i = 0; i < sizeof libpq_keywords / sizeof libpq_keywords[0]; i++)
+        if (strlen(libpq_keywords[i]) == n && memcmp(libpq_keywords[i], s, n) == 0)
+            return 1;
+    return 0;
+}
+
+const struct db_backend *db_backend_for(const char *path)
+{
+    if (path && (strncmp(path, "postgresql://", 13) == 0 || strncmp(path, "postgres://", 11) == 0 ||
+                 is_libpq_keyword_value(path)))
+        return &db_pg_backend;
+    return &db_sqlite_backend;
+}
+
+enum as_code db_open(const char *path, const char *synchronous, struct db **out, struct as_err *err)
+{
+    *out = NULL;
+    return db_backend_for(path)->open(path, synchronous, out, err);
+}
+
+void db_claim_clear(struct db_claim *c)
+{
+    if (!c)
+        return;
+    free(c->step);
+    free(c->idempotency_key);
+    free(c->resume);
+    free(c->wait_state);
+    free(c->prev_owner);
+    memset(c, 0, sizeof *c);
+}
+
+enum as_code db_exec_record(struct db_conn *conn, const struct db_exec_result *r,
+                            struct as_err *err)
+{
+    char *held = NULL;
+    enum as_code rc = db_exec_record_held(conn, r, &held, err);
+    free(held);
+    return rc;
+}
+
+void db_mail_claim_clear(struct db_mail_claim *c)
+{
+    if (!c)
+        return;
+    free(c->message_id);
+    json_decref(c->result);
+    memset(c, 0, sizeof *c);
+}
+
+int db_approvals_status_known(const char *status)
+{
+    static const char *const known[] = {"pending", "approved", "rejected", "expired", "withdrawn"};
+    for (size_t i = 0; status && i < sizeof known / sizeof known[0]; i++)
+        if (strcmp(status, known[i]) == 0)
+            return 1;
+    return 0;
+}
+
+enum as_code db_approvals_list(struct db *db, int all, int limit, json_t **out,
+                               struct as_err *err)
+{
+    struct db_approvals_filter f = {.all = all, .limit = limit};
+    return db_approvals_list_where(db, &f, out, err);
+}

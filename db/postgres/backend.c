@@ -1,0 +1,697 @@
+/*
+ * backend.c - the PostgreSQL store's table of operations (db/backend.h).
+ *
+ * No operation is ported yet: each entry answers AS_EINVAL "not supported
+ * on PostgreSQL yet: <operation>", so a PostgreSQL URI given to db_open()
+ * is refused with that message (and never taken for a SQLite file name).
+ * docs/postgresql.md says what works.
+ */
+#include "db/backend.h"
+
+static enum as_code unported(struct as_err *err, const char *operation)
+{
+    return as_errf(err, AS_EINVAL, "not supported on PostgreSQL yet: %s", operation);
+}
+
+static enum as_code unported_open(const char *path, const char *synchronous, struct db **out,
+                                  struct as_err *err)
+{
+    return unported(err, "db_open");
+}
+
+static void unported_close(struct db *db)
+{
+    /* Nothing can have been opened or begun. */
+}
+
+static const char *unported_path(const struct db *db)
+{
+    return "";
+}
+
+static int unported_schema_version(struct db *db)
+{
+    return -1;
+}
+
+static enum as_code unported_write_begin(struct db *db, struct db_conn **conn, struct as_err *err)
+{
+    return unported(err, "db_write_begin");
+}
+
+static enum as_code unported_read_begin(struct db *db, struct db_conn **conn, struct as_err *err)
+{
+    return unported(err, "db_read_begin");
+}
+
+static void unported_read_end(struct db *db, struct db_conn *conn)
+{
+    /* Nothing can have been opened or begun. */
+}
+
+static enum as_code unported_write_end(struct db *db, enum as_code rc, struct as_err *err)
+{
+    return unported(err, "db_write_end");
+}
+
+static enum as_code unported_workflow_put(struct db_conn *conn, const struct db_workflow_rec *w,
+                                          int64_t now, int64_t *id, struct as_err *err)
+{
+    return unported(err, "db_workflow_put");
+}
+
+static enum as_code unported_workflow_get(struct db_conn *conn, const char *hash, char **definition,
+                                          struct as_err *err)
+{
+    return unported(err, "db_workflow_get");
+}
+
+static enum as_code unported_run_insert(struct db_conn *conn, const struct db_run_new *r,
+                                        int64_t now, int64_t *run_id, struct as_err *err)
+{
+    return unported(err, "db_run_insert");
+}
+
+static enum as_code unported_run_set_status(struct db_conn *conn, int64_t run_id,
+                                            const char *status, const char *error, int64_t now,
+                                            struct as_err *err)
+{
+    return unported(err, "db_run_set_status");
+}
+
+static enum as_code unported_run_cancel(struct db_conn *conn, int64_t run_id, int64_t now,
+                                        struct as_err *err)
+{
+    return unported(err, "db_run_cancel");
+}
+
+static enum as_code unported_run_supersede(struct db_conn *conn, int64_t run_id, const char *reason,
+                                           int64_t now, struct as_err *err)
+{
+    return unported(err, "db_run_supersede");
+}
+
+static enum as_code unported_runs_open_of_kpi(struct db_conn *conn, const char *kpi,
+                                              const char *workflow, db_run_open_cb cb, void *ud,
+                                              struct as_err *err)
+{
+    return unported(err, "db_runs_open_of_kpi");
+}
+
+static enum as_code unported_run_retry(struct db_conn *conn, int64_t run_id, int64_t now,
+                                       int64_t *exec_id, struct as_err *err)
+{
+    return unported(err, "db_run_retry");
+}
+
+static enum as_code unported_run_status(struct db_conn *conn, int64_t run_id, char *buf,
+                                        size_t size, struct as_err *err)
+{
+    return unported(err, "db_run_status");
+}
+
+static enum as_code unported_runs_count_open(struct db_conn *conn, int64_t *n, struct as_err *err)
+{
+    return unported(err, "db_runs_count_open");
+}
+
+static enum as_code unported_runs_list(struct db_conn *conn, const struct db_run_filter *f,
+                                       db_run_cb cb, void *ud, struct as_err *err)
+{
+    return unported(err, "db_runs_list");
+}
+
+static enum as_code unported_run_get(struct db_conn *conn, int64_t run_id, db_run_cb cb, void *ud,
+                                     struct as_err *err)
+{
+    return unported(err, "db_run_get");
+}
+
+static enum as_code unported_exec_insert(struct db_conn *conn, int64_t run_id, const char *step,
+                                         int64_t due_at, int64_t now, int64_t *exec_id,
+                                         struct as_err *err)
+{
+    return unported(err, "db_exec_insert");
+}
+
+static enum as_code unported_exec_insert_claimed(struct db_conn *conn, int64_t run_id,
+                                                 const char *step, int visit_hint, int64_t now,
+                                                 const char *owner, int64_t lease_until, int queued,
+                                                 struct db_claim *out, struct as_err *err)
+{
+    return unported(err, "db_exec_insert_claimed");
+}
+
+static enum as_code unported_exec_due(struct db_conn *conn, int64_t now, const char *owner,
+                                      size_t max, struct db_claim *out, size_t *n,
+                                      struct as_err *err)
+{
+    return unported(err, "db_exec_due");
+}
+
+static enum as_code unported_exec_take(struct db_conn *conn, struct db_claim *c, const char *owner,
+                                       int64_t now, int64_t lease_until, struct as_err *err)
+{
+    return unported(err, "db_exec_take");
+}
+
+static enum as_code unported_exec_record_held(struct db_conn *conn, const struct db_exec_result *r,
+                                              char **held, struct as_err *err)
+{
+    return unported(err, "db_exec_record_held");
+}
+
+static enum as_code unported_exec_release(struct db_conn *conn, int64_t exec_id, const char *owner,
+                                          int attempt, struct as_err *err)
+{
+    return unported(err, "db_exec_release");
+}
+
+static enum as_code unported_exec_resume(struct db_conn *conn, int64_t exec_id,
+                                         const json_t *payload, struct as_err *err)
+{
+    return unported(err, "db_exec_resume");
+}
+
+static enum as_code unported_exec_next_due(struct db_conn *conn, const char *owner, int64_t *due,
+                                           struct as_err *err)
+{
+    return unported(err, "db_exec_next_due");
+}
+
+static enum as_code unported_exec_lease_owners(struct db_conn *conn,
+                                               int (*cb)(void *ud, const char *owner), void *ud,
+                                               struct as_err *err)
+{
+    return unported(err, "db_exec_lease_owners");
+}
+
+static enum as_code unported_exec_expire_owner(struct db_conn *conn, const char *owner, int64_t *n,
+                                               struct as_err *err)
+{
+    return unported(err, "db_exec_expire_owner");
+}
+
+static enum as_code unported_run_execs(struct db_conn *conn, int64_t run_id, db_exec_cb cb,
+                                       void *ud, struct as_err *err)
+{
+    return unported(err, "db_run_execs");
+}
+
+static enum as_code unported_run_scope(struct db_conn *conn, int64_t run_id, char **input,
+                                       db_exec_cb cb, void *ud, struct as_err *err)
+{
+    return unported(err, "db_run_scope");
+}
+
+static enum as_code unported_event_append_chained(struct db_conn *conn,
+                                                  struct db_event_chain *chain, int64_t run_id,
+                                                  int64_t exec_id, const char *type,
+                                                  const char *data, const char *data_digest,
+                                                  int64_t now, struct as_err *err)
+{
+    return unported(err, "db_event_append_chained");
+}
+
+static enum as_code unported_run_events(struct db_conn *conn, int64_t run_id, db_event_cb cb,
+                                        void *ud, struct as_err *err)
+{
+    return unported(err, "db_run_events");
+}
+
+static enum as_code unported_checkpointer_start(struct db *db, struct db_checkpointer **out,
+                                                struct as_err *err)
+{
+    return unported(err, "db_checkpointer_start");
+}
+
+static void unported_checkpointer_stop(struct db_checkpointer *ck)
+{
+    /* Nothing can have been opened or begun. */
+}
+
+static enum as_code unported_testing_state_digest(struct db *db,
+                                                  char digest[DB_TESTING_DIGEST_SIZE],
+                                                  struct as_err *err)
+{
+    return unported(err, "db_testing_state_digest");
+}
+
+static enum as_code unported_testing_approver_unsent(struct db *db, int64_t approval_id,
+                                                     const char *email, struct as_err *err)
+{
+    return unported(err, "db_testing_approver_unsent");
+}
+
+static enum as_code unported_approvals_ensure(struct db *db, const struct approval_new *a,
+                                              int64_t *id, int *created, struct as_err *err)
+{
+    return unported(err, "db_approvals_ensure");
+}
+
+static enum as_code unported_approvals_get(struct db *db, int64_t id, json_t **out,
+                                           struct as_err *err)
+{
+    return unported(err, "db_approvals_get");
+}
+
+static enum as_code unported_approvals_by_token(struct db *db, const char *token_hash, json_t **out,
+                                                struct as_err *err)
+{
+    return unported(err, "db_approvals_by_token");
+}
+
+static enum as_code unported_approvals_add_link(struct db *db, int64_t approver_id,
+                                                const char *purpose, const char *token_hash,
+                                                int64_t now, int *seq, struct as_err *err)
+{
+    return unported(err, "db_approvals_add_link");
+}
+
+static enum as_code unported_approvals_link_sent(struct db *db, const char *token_hash, int64_t now,
+                                                 struct as_err *err)
+{
+    return unported(err, "db_approvals_link_sent");
+}
+
+static enum as_code unported_approvals_set_reminded(struct db *db, int64_t approval_id,
+                                                    int reminder_no, int64_t next_reminder_at,
+                                                    struct as_err *err)
+{
+    return unported(err, "db_approvals_set_reminded");
+}
+
+static enum as_code unported_approvals_expire(struct db *db, int64_t approval_id, int64_t now,
+                                              int *changed, struct as_err *err)
+{
+    return unported(err, "db_approvals_expire");
+}
+
+static enum as_code unported_approvals_set_escalated(struct db *db, int64_t approval_id,
+                                                     int64_t now, struct as_err *err)
+{
+    return unported(err, "db_approvals_set_escalated");
+}
+
+static enum as_code unported_approvals_clear_resume(struct db *db, int64_t approval_id,
+                                                    struct as_err *err)
+{
+    return unported(err, "db_approvals_clear_resume");
+}
+
+static enum as_code unported_approval_load(struct db_conn *c, const char *token_hash,
+                                           int64_t approval_id, struct db_approval_state *s,
+                                           struct as_err *err)
+{
+    return unported(err, "db_approval_load");
+}
+
+static enum as_code unported_approval_answer(struct db_conn *c, const struct db_approval_answer *a,
+                                             struct as_err *err)
+{
+    return unported(err, "db_approval_answer");
+}
+
+static enum as_code unported_approval_unapproved(struct db_conn *c, int64_t approval_id, int64_t *n,
+                                                 struct as_err *err)
+{
+    return unported(err, "db_approval_unapproved");
+}
+
+static enum as_code unported_approval_next_queued(struct db_conn *c, int64_t approval_id,
+                                                  int64_t *approver_id, struct as_err *err)
+{
+    return unported(err, "db_approval_next_queued");
+}
+
+static enum as_code unported_approval_activate(struct db_conn *c, int64_t approver_id,
+                                               struct as_err *err)
+{
+    return unported(err, "db_approval_activate");
+}
+
+static enum as_code unported_approval_close(struct db_conn *c, int64_t approval_id,
+                                            const char *status, const struct db_approval_answer *a,
+                                            struct as_err *err)
+{
+    return unported(err, "db_approval_close");
+}
+
+static enum as_code unported_approvals_list_where(struct db *db,
+                                                  const struct db_approvals_filter *f, json_t **out,
+                                                  struct as_err *err)
+{
+    return unported(err, "db_approvals_list_where");
+}
+
+static enum as_code unported_approvals_stats(struct db *db, json_t **out, struct as_err *err)
+{
+    return unported(err, "db_approvals_stats");
+}
+
+static enum as_code unported_approvals_secret(struct db *db, const char *name, unsigned char *out,
+                                              size_t len, struct as_err *err)
+{
+    return unported(err, "db_approvals_secret");
+}
+
+static enum as_code unported_mail_claim(struct db *db, const char *key, const char *message_id,
+                                        const char *transport, int64_t date_ms, const char *owner,
+                                        int64_t now_ms, int64_t lease_until, int max_resends,
+                                        int (*owner_alive)(const char *owner, void *ud), void *ud,
+                                        struct db_mail_claim *out, struct as_err *err)
+{
+    return unported(err, "db_mail_claim");
+}
+
+static enum as_code unported_mail_finish(struct db *db, const char *key, const char *state,
+                                         const json_t *result, const char *error, int64_t now_ms,
+                                         struct as_err *err)
+{
+    return unported(err, "db_mail_finish");
+}
+
+static enum as_code unported_mail_get(struct db *db, const char *key, json_t **row,
+                                      struct as_err *err)
+{
+    return unported(err, "db_mail_get");
+}
+
+static enum as_code unported_mail_step_source(struct db *db, int64_t run_id, const char *step,
+                                              json_t **params, char **source_path,
+                                              struct as_err *err)
+{
+    return unported(err, "db_mail_step_source");
+}
+
+static enum as_code unported_kpi_put(struct db *db, const char *name, const char *report,
+                                     const char *definition, const char *schedule,
+                                     const char *timezone, int replace, int64_t now, int64_t *id,
+                                     struct as_err *err)
+{
+    return unported(err, "db_kpi_put");
+}
+
+static enum as_code unported_kpi_get(struct db *db, const char *name, json_t **out,
+                                     struct as_err *err)
+{
+    return unported(err, "db_kpi_get");
+}
+
+static enum as_code unported_kpi_list(struct db *db, json_t **out, struct as_err *err)
+{
+    return unported(err, "db_kpi_list");
+}
+
+static enum as_code unported_kpi_delete(struct db *db, const char *name, struct as_err *err)
+{
+    return unported(err, "db_kpi_delete");
+}
+
+static enum as_code unported_kpi_value_add(struct db *db, int64_t kpi_id, int64_t ts, int64_t value,
+                                           int64_t exempt, const json_t *breakdown,
+                                           struct as_err *err)
+{
+    return unported(err, "db_kpi_value_add");
+}
+
+static enum as_code unported_kpi_values(struct db *db, int64_t kpi_id, int limit, json_t **out,
+                                        struct as_err *err)
+{
+    return unported(err, "db_kpi_values");
+}
+
+static enum as_code unported_kpi_open_runs(struct db *db, const char *workflow, int64_t *n,
+                                           struct as_err *err)
+{
+    return unported(err, "db_kpi_open_runs");
+}
+
+static enum as_code unported_exception_add(struct db *db, const struct db_exception *ex,
+                                           int64_t *id, int *created, struct as_err *err)
+{
+    return unported(err, "db_exception_add");
+}
+
+static enum as_code unported_exception_list(struct db *db, enum db_exception_filter filter,
+                                            const char *upn, int64_t now, json_t **out,
+                                            struct as_err *err)
+{
+    return unported(err, "db_exception_list");
+}
+
+static enum as_code unported_exception_remove(struct db *db, int64_t id, const char *by,
+                                              const char *reason, int64_t now, struct as_err *err)
+{
+    return unported(err, "db_exception_remove");
+}
+
+static enum as_code unported_exception_foreach_active(struct db *db, int64_t now,
+                                                      db_exception_cb cb, void *ud,
+                                                      struct as_err *err)
+{
+    return unported(err, "db_exception_foreach_active");
+}
+
+static enum as_code unported_sched_list(struct db *db, json_t **out, struct as_err *err)
+{
+    return unported(err, "db_sched_list");
+}
+
+static enum as_code unported_sched_claim(struct db *db, int64_t kpi_id, int64_t prev,
+                                         int64_t scheduled_for, int64_t missed, int64_t now,
+                                         int64_t *run_id, struct as_err *err)
+{
+    return unported(err, "db_sched_claim");
+}
+
+static enum as_code unported_sched_finish(struct db *db, int64_t run_id, int ok,
+                                          const json_t *result, const char *error, int64_t now,
+                                          struct as_err *err)
+{
+    return unported(err, "db_sched_finish");
+}
+
+static enum as_code unported_sched_interrupted(struct db *db, json_t **out, struct as_err *err)
+{
+    return unported(err, "db_sched_interrupted");
+}
+
+static enum as_code unported_sched_runs(struct db *db, int64_t kpi_id, int limit, json_t **out,
+                                        struct as_err *err)
+{
+    return unported(err, "db_sched_runs");
+}
+
+static enum as_code unported_tenant_sync_start(struct db *db, int64_t now_ms, int64_t *sync_id,
+                                               struct as_err *err)
+{
+    return unported(err, "db_tenant_sync_start");
+}
+
+static enum as_code unported_tenant_sync_finish(struct db *db, int64_t sync_id, int64_t now_ms,
+                                                const char *status, const json_t *summary,
+                                                const char *error, struct as_err *err)
+{
+    return unported(err, "db_tenant_sync_finish");
+}
+
+static enum as_code unported_tenant_user_put(struct db_conn *c, int64_t sync_id, int64_t now_ms,
+                                             const json_t *user, struct as_err *err)
+{
+    return unported(err, "db_tenant_user_put");
+}
+
+static enum as_code unported_tenant_users_prune(struct db_conn *c, int64_t sync_id, long *removed,
+                                                struct as_err *err)
+{
+    return unported(err, "db_tenant_users_prune");
+}
+
+static enum as_code unported_tenant_cas_put(struct db_conn *c, int64_t sync_id, int64_t now_ms,
+                                            const json_t *mbx, int *matched, struct as_err *err)
+{
+    return unported(err, "db_tenant_cas_put");
+}
+
+static enum as_code unported_tenant_cas_prune(struct db_conn *c, int64_t sync_id,
+                                              struct as_err *err)
+{
+    return unported(err, "db_tenant_cas_prune");
+}
+
+static enum as_code unported_tenant_usage_put(struct db_conn *c, int64_t sync_id, int64_t now_ms,
+                                              const char *upn, int pop3, int imap4, int smtp,
+                                              const char *last_activity, const char *report_date,
+                                              struct as_err *err)
+{
+    return unported(err, "db_tenant_usage_put");
+}
+
+static enum as_code unported_tenant_usage_done(struct db_conn *c, int64_t sync_id, int64_t now_ms,
+                                               struct as_err *err)
+{
+    return unported(err, "db_tenant_usage_done");
+}
+
+static enum as_code unported_tenant_org_put_transport(struct db_conn *c, int64_t now_ms,
+                                                      const json_t *transport, struct as_err *err)
+{
+    return unported(err, "db_tenant_org_put_transport");
+}
+
+static enum as_code unported_tenant_signin_put(struct db_conn *c, int64_t sync_id,
+                                               const json_t *signin, struct as_err *err)
+{
+    return unported(err, "db_tenant_signin_put");
+}
+
+static enum as_code unported_tenant_signins_done(struct db_conn *c, int64_t older_than_ms,
+                                                 int64_t now_ms, struct as_err *err)
+{
+    return unported(err, "db_tenant_signins_done");
+}
+
+static enum as_code unported_tenant_users_foreach(struct db *db,
+                                                  int (*cb)(const json_t *row, void *ud), void *ud,
+                                                  struct as_err *err)
+{
+    return unported(err, "db_tenant_users_foreach");
+}
+
+static enum as_code unported_tenant_users_foreach_sorted(struct db *db, const char *sort_key,
+                                                         int desc,
+                                                         int (*cb)(const json_t *row, void *ud),
+                                                         void *ud, struct as_err *err)
+{
+    return unported(err, "db_tenant_users_foreach_sorted");
+}
+
+static enum as_code unported_tenant_org_transport(struct db *db, json_t **out, struct as_err *err)
+{
+    return unported(err, "db_tenant_org_transport");
+}
+
+static enum as_code unported_tenant_user_row(struct db *db, const char *upn_or_id, json_t **out,
+                                             struct as_err *err)
+{
+    return unported(err, "db_tenant_user_row");
+}
+
+static enum as_code unported_tenant_signins_foreach(struct db *db,
+                                                    const struct db_tenant_signin_query *q,
+                                                    int (*cb)(const json_t *row, void *ud),
+                                                    void *ud, struct as_err *err)
+{
+    return unported(err, "db_tenant_signins_foreach");
+}
+
+static enum as_code unported_tenant_last_completed_sync(struct db *db, int64_t *finished_at,
+                                                        char *status, size_t status_size,
+                                                        struct as_err *err)
+{
+    return unported(err, "db_tenant_last_completed_sync");
+}
+
+static enum as_code unported_tenant_last_sync(struct db *db, json_t **out, struct as_err *err)
+{
+    return unported(err, "db_tenant_last_sync");
+}
+
+const struct db_backend db_pg_backend = {
+    .name = "PostgreSQL",
+    .open = unported_open,
+    .close = unported_close,
+    .path = unported_path,
+    .schema_version = unported_schema_version,
+    .write_begin = unported_write_begin,
+    .read_begin = unported_read_begin,
+    .read_end = unported_read_end,
+    .write_end = unported_write_end,
+    .workflow_put = unported_workflow_put,
+    .workflow_get = unported_workflow_get,
+    .run_insert = unported_run_insert,
+    .run_set_status = unported_run_set_status,
+    .run_cancel = unported_run_cancel,
+    .run_supersede = unported_run_supersede,
+    .runs_open_of_kpi = unported_runs_open_of_kpi,
+    .run_retry = unported_run_retry,
+    .run_status = unported_run_status,
+    .runs_count_open = unported_runs_count_open,
+    .runs_list = unported_runs_list,
+    .run_get = unported_run_get,
+    .exec_insert = unported_exec_insert,
+    .exec_insert_claimed = unported_exec_insert_claimed,
+    .exec_due = unported_exec_due,
+    .exec_take = unported_exec_take,
+    .exec_record_held = unported_exec_record_held,
+    .exec_release = unported_exec_release,
+    .exec_resume = unported_exec_resume,
+    .exec_next_due = unported_exec_next_due,
+    .exec_lease_owners = unported_exec_lease_owners,
+    .exec_expire_owner = unported_exec_expire_owner,
+    .run_execs = unported_run_execs,
+    .run_scope = unported_run_scope,
+    .event_append_chained = unported_event_append_chained,
+    .run_events = unported_run_events,
+    .checkpointer_start = unported_checkpointer_start,
+    .checkpointer_stop = unported_checkpointer_stop,
+    .testing_state_digest = unported_testing_state_digest,
+    .testing_approver_unsent = unported_testing_approver_unsent,
+    .approvals_ensure = unported_approvals_ensure,
+    .approvals_get = unported_approvals_get,
+    .approvals_by_token = unported_approvals_by_token,
+    .approvals_add_link = unported_approvals_add_link,
+    .approvals_link_sent = unported_approvals_link_sent,
+    .approvals_set_reminded = unported_approvals_set_reminded,
+    .approvals_expire = unported_approvals_expire,
+    .approvals_set_escalated = unported_approvals_set_escalated,
+    .approvals_clear_resume = unported_approvals_clear_resume,
+    .approval_load = unported_approval_load,
+    .approval_answer = unported_approval_answer,
+    .approval_unapproved = unported_approval_unapproved,
+    .approval_next_queued = unported_approval_next_queued,
+    .approval_activate = unported_approval_activate,
+    .approval_close = unported_approval_close,
+    .approvals_list_where = unported_approvals_list_where,
+    .approvals_stats = unported_approvals_stats,
+    .approvals_secret = unported_approvals_secret,
+    .mail_claim = unported_mail_claim,
+    .mail_finish = unported_mail_finish,
+    .mail_get = unported_mail_get,
+    .mail_step_source = unported_mail_step_source,
+    .kpi_put = unported_kpi_put,
+    .kpi_get = unported_kpi_get,
+    .kpi_list = unported_kpi_list,
+    .kpi_delete = unported_kpi_delete,
+    .kpi_value_add = unported_kpi_value_add,
+    .kpi_values = unported_kpi_values,
+    .kpi_open_runs = unported_kpi_open_runs,
+    .exception_add = unported_exception_add,
+    .exception_list = unported_exception_list,
+    .exception_remove = unported_exception_remove,
+    .exception_foreach_active = unported_exception_foreach_active,
+    .sched_list = unported_sched_list,
+    .sched_claim = unported_sched_claim,
+    .sched_finish = unported_sched_finish,
+    .sched_interrupted = unported_sched_interrupted,
+    .sched_runs = unported_sched_runs,
+    .tenant_sync_start = unported_tenant_sync_start,
+    .tenant_sync_finish = unported_tenant_sync_finish,
+    .tenant_user_put = unported_tenant_user_put,
+    .tenant_users_prune = unported_tenant_users_prune,
+    .tenant_cas_put = unported_tenant_cas_put,
+    .tenant_cas_prune = unported_tenant_cas_prune,
+    .tenant_usage_put = unported_tenant_usage_put,
+    .tenant_usage_done = unported_tenant_usage_done,
+    .tenant_org_put_transport = unported_tenant_org_put_transport,
+    .tenant_signin_put = unported_tenant_signin_put,
+    .tenant_signins_done = unported_tenant_signins_done,
+    .tenant_users_foreach = unported_tenant_users_foreach,
+    .tenant_users_foreach_sorted = unported_tenant_users_foreach_sorted,
+    .tenant_org_transport = unported_tenant_org_transport,
+    .tenant_user_row = unported_tenant_user_row,
+    .tenant_signins_foreach = unported_tenant_signins_foreach,
+    .tenant_last_completed_sync = unported_tenant_last_completed_sync,
+    .tenant_last_sync = unported_tenant_last_sync,
+};
