@@ -1,57 +1,16 @@
 /*
  * backend.c - the PostgreSQL store's table of operations (db/backend.h).
  *
- * No operation is ported yet: each entry answers AS_EINVAL "not supported
- * on PostgreSQL yet: <operation>", so a PostgreSQL URI given to db_open()
- * is refused with that message (and never taken for a SQLite file name).
- * docs/postgresql.md says what works.
+ * Ported so far: opening (connections, migrations) and transactions.
+ * Every other entry answers AS_EINVAL "not supported on PostgreSQL yet:
+ * <operation>" until it is ported: never a crash.  docs/postgresql.md says
+ * what works.
  */
-#include "db/backend.h"
+#include "db/postgres/pg.h"
 
 static enum as_code unported(struct as_err *err, const char *operation)
 {
     return as_errf(err, AS_EINVAL, "not supported on PostgreSQL yet: %s", operation);
-}
-
-static enum as_code unported_open(const char *path, const char *synchronous, struct db **out,
-                                  struct as_err *err)
-{
-    return unported(err, "db_open");
-}
-
-static void unported_close(struct db *db)
-{
-    /* Nothing can have been opened or begun. */
-}
-
-static const char *unported_path(const struct db *db)
-{
-    return "";
-}
-
-static int unported_schema_version(struct db *db)
-{
-    return -1;
-}
-
-static enum as_code unported_write_begin(struct db *db, struct db_conn **conn, struct as_err *err)
-{
-    return unported(err, "db_write_begin");
-}
-
-static enum as_code unported_read_begin(struct db *db, struct db_conn **conn, struct as_err *err)
-{
-    return unported(err, "db_read_begin");
-}
-
-static void unported_read_end(struct db *db, struct db_conn *conn)
-{
-    /* Nothing can have been opened or begun. */
-}
-
-static enum as_code unported_write_end(struct db *db, enum as_code rc, struct as_err *err)
-{
-    return unported(err, "db_write_end");
 }
 
 static enum as_code unported_workflow_put(struct db_conn *conn, const struct db_workflow_rec *w,
@@ -219,17 +178,6 @@ static enum as_code unported_run_events(struct db_conn *conn, int64_t run_id, db
     return unported(err, "db_run_events");
 }
 
-static enum as_code unported_checkpointer_start(struct db *db, struct db_checkpointer **out,
-                                                struct as_err *err)
-{
-    return unported(err, "db_checkpointer_start");
-}
-
-static void unported_checkpointer_stop(struct db_checkpointer *ck)
-{
-    /* Nothing can have been opened or begun. */
-}
-
 static enum as_code unported_testing_state_digest(struct db *db,
                                                   char digest[DB_TESTING_DIGEST_SIZE],
                                                   struct as_err *err)
@@ -386,7 +334,7 @@ static enum as_code unported_mail_step_source(struct db *db, int64_t run_id, con
 
 static enum as_code unported_kpi_put(struct db *db, const char *name, const char *report,
                                      const char *definition, const char *schedule,
-                                     const char *timezone, int replace, int64_t now, int64_t *id,
+                                     const char *tz, int replace, int64_t now, int64_t *id,
                                      struct as_err *err)
 {
     return unported(err, "db_kpi_put");
@@ -600,14 +548,14 @@ static enum as_code unported_tenant_last_sync(struct db *db, json_t **out, struc
 
 const struct db_backend db_pg_backend = {
     .name = "PostgreSQL",
-    .open = unported_open,
-    .close = unported_close,
-    .path = unported_path,
-    .schema_version = unported_schema_version,
-    .write_begin = unported_write_begin,
-    .read_begin = unported_read_begin,
-    .read_end = unported_read_end,
-    .write_end = unported_write_end,
+    .open = db_pg_open,
+    .close = db_pg_close,
+    .path = db_pg_path,
+    .schema_version = db_pg_schema_version,
+    .write_begin = db_pg_write_begin,
+    .read_begin = db_pg_read_begin,
+    .read_end = db_pg_read_end,
+    .write_end = db_pg_write_end,
     .workflow_put = unported_workflow_put,
     .workflow_get = unported_workflow_get,
     .run_insert = unported_run_insert,
@@ -634,8 +582,8 @@ const struct db_backend db_pg_backend = {
     .run_scope = unported_run_scope,
     .event_append_chained = unported_event_append_chained,
     .run_events = unported_run_events,
-    .checkpointer_start = unported_checkpointer_start,
-    .checkpointer_stop = unported_checkpointer_stop,
+    .checkpointer_start = db_pg_checkpointer_start,
+    .checkpointer_stop = db_pg_checkpointer_stop,
     .testing_state_digest = unported_testing_state_digest,
     .testing_approver_unsent = unported_testing_approver_unsent,
     .approvals_ensure = unported_approvals_ensure,
