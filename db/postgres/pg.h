@@ -134,4 +134,66 @@ enum as_code db_pg_checkpointer_start(struct db *db, struct db_checkpointer **ou
                                       struct as_err *err) AS_WUR;
 void db_pg_checkpointer_stop(struct db_checkpointer *ck);
 
+/* runs.c */
+enum as_code db_pg_workflow_put(struct db_conn *conn, const struct db_workflow_rec *w,
+                                int64_t now, int64_t *id, struct as_err *err) AS_WUR;
+enum as_code db_pg_workflow_get(struct db_conn *conn, const char *hash, char **definition,
+                                struct as_err *err) AS_WUR;
+enum as_code db_pg_run_insert(struct db_conn *conn, const struct db_run_new *r, int64_t now,
+                              int64_t *run_id, struct as_err *err) AS_WUR;
+enum as_code db_pg_run_set_status(struct db_conn *conn, int64_t run_id, const char *status,
+                                  const char *error, int64_t now, struct as_err *err) AS_WUR;
+enum as_code db_pg_run_cancel(struct db_conn *conn, int64_t run_id, int64_t now,
+                              struct as_err *err) AS_WUR;
+enum as_code db_pg_run_supersede(struct db_conn *conn, int64_t run_id, const char *reason,
+                                 int64_t now, struct as_err *err) AS_WUR;
+enum as_code db_pg_runs_open_of_kpi(struct db_conn *conn, const char *kpi, const char *workflow,
+                                    db_run_open_cb cb, void *ud, struct as_err *err) AS_WUR;
+enum as_code db_pg_run_retry(struct db_conn *conn, int64_t run_id, int64_t now, int64_t *exec_id,
+                             struct as_err *err) AS_WUR;
+enum as_code db_pg_run_status(struct db_conn *conn, int64_t run_id, char *buf, size_t size,
+                              struct as_err *err) AS_WUR;
+enum as_code db_pg_runs_count_open(struct db_conn *conn, int64_t *n, struct as_err *err) AS_WUR;
+enum as_code db_pg_runs_list(struct db_conn *conn, const struct db_run_filter *f, db_run_cb cb,
+                             void *ud, struct as_err *err) AS_WUR;
+enum as_code db_pg_run_get(struct db_conn *conn, int64_t run_id, db_run_cb cb, void *ud,
+                           struct as_err *err) AS_WUR;
+
+/* execs.c */
+enum as_code db_pg_exec_insert(struct db_conn *conn, int64_t run_id, const char *step,
+                               int64_t due_at, int64_t now, int64_t *exec_id,
+                               struct as_err *err) AS_WUR;
+enum as_code db_pg_exec_insert_claimed(struct db_conn *conn, int64_t run_id, const char *step,
+                                       int visit_hint, int64_t now, const char *owner,
+                                       int64_t lease_until, int queued, struct db_claim *out,
+                                       struct as_err *err) AS_WUR;
+enum as_code db_pg_exec_due(struct db_conn *conn, int64_t now, const char *owner, size_t max,
+                            struct db_claim *out, size_t *n, struct as_err *err) AS_WUR;
+enum as_code db_pg_exec_take(struct db_conn *conn, struct db_claim *c, const char *owner,
+                             int64_t now, int64_t lease_until, struct as_err *err) AS_WUR;
+enum as_code db_pg_exec_record_held(struct db_conn *conn, const struct db_exec_result *r,
+                                    char **held, struct as_err *err) AS_WUR;
+enum as_code db_pg_exec_release(struct db_conn *conn, int64_t exec_id, const char *owner,
+                                int attempt, struct as_err *err) AS_WUR;
+enum as_code db_pg_exec_resume(struct db_conn *conn, int64_t exec_id, const json_t *payload,
+                               struct as_err *err) AS_WUR;
+enum as_code db_pg_exec_next_due(struct db_conn *conn, const char *owner, int64_t *due,
+                                 struct as_err *err) AS_WUR;
+enum as_code db_pg_exec_lease_owners(struct db_conn *conn, int (*cb)(void *ud, const char *owner),
+                                     void *ud, struct as_err *err) AS_WUR;
+enum as_code db_pg_exec_expire_owner(struct db_conn *conn, const char *owner, int64_t *n,
+                                     struct as_err *err) AS_WUR;
+enum as_code db_pg_run_execs(struct db_conn *conn, int64_t run_id, db_exec_cb cb, void *ud,
+                             struct as_err *err) AS_WUR;
+enum as_code db_pg_run_scope(struct db_conn *conn, int64_t run_id, char **input, db_exec_cb cb,
+                             void *ud, struct as_err *err) AS_WUR;
+
+/* events.c */
+enum as_code db_pg_event_append_chained(struct db_conn *conn, struct db_event_chain *chain,
+                                        int64_t run_id, int64_t exec_id, const char *type,
+                                        const char *data, const char *data_digest, int64_t now,
+                                        struct as_err *err) AS_WUR;
+enum as_code db_pg_run_events(struct db_conn *conn, int64_t run_id, db_event_cb cb, void *ud,
+                              struct as_err *err) AS_WUR;
+
 #endif
