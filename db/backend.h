@@ -45,7 +45,7 @@ struct db_head {
 struct db_backend {
     const char *name; /* "SQLite", "PostgreSQL": for messages */
     /* db.h: opening, closing, transactions */
-    enum as_code (*open)(const char *path, const char *synchronous, struct db **out,
+    enum as_code (*open)(const char *path, const struct db_options *opts, struct db **out,
                          struct as_err *err);
     void (*close)(struct db *db);
     const char *(*path)(const struct db *db);

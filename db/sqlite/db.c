@@ -329,10 +329,11 @@ static enum as_code create_db_file(const char *path, struct as_err *err)
     return rc;
 }
 
-enum as_code db_sqlite_open(const char *path, const char *synchronous, struct db **out,
+enum as_code db_sqlite_open(const char *path, const struct db_options *opts, struct db **out,
                             struct as_err *err)
 {
     enum as_code rc;
+    const char *synchronous = opts->synchronous;
     *out = NULL;
     if (!synchronous || (strcmp(synchronous, "NORMAL") && strcmp(synchronous, "FULL")))
         return as_errf(err, AS_EINVAL, "synchronous must be NORMAL or FULL");

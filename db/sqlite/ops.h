@@ -10,7 +10,7 @@
 
 #include "db/backend.h"
 
-enum as_code db_sqlite_open(const char *path, const char *synchronous, struct db **out,
+enum as_code db_sqlite_open(const char *path, const struct db_options *opts, struct db **out,
                             struct as_err *err) AS_WUR;
 void db_sqlite_close(struct db *db);
 const char *db_sqlite_path(const struct db *db);
