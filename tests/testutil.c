@@ -403,10 +403,26 @@ int tu_db_setup(void **state, const char *name)
     return 0;
 }
 
+int tu_db_setup_pg(void **state, const char *name)
+{
+    struct tu_db_fixture *f = calloc(1, sizeof *f);
+    if (!f)
+        return -1;
+    struct as_err err = {0};
+    f->dir = tu_tmpdir(name);
+    f->pg_uri = tu_pg_db_new(name);
+    if (db_open(f->pg_uri, "NORMAL", &f->db, &err) != AS_OK)
+        fail_msg("db_open %s: %s", f->pg_uri, err.msg);
+    f->wf_id = tu_db_workflow(f->db, "aaaa");
+    *state = f;
+    return 0;
+}
+
 int tu_db_teardown(void **state)
 {
     struct tu_db_fixture *f = *state;
     db_close(f->db);
+    tu_pg_db_drop(f->pg_uri); /* NULL (SQLite): nothing */
     tu_rmrf(f->dir);
     free(f->dir);
     free(f);

@@ -126,9 +126,15 @@ struct tu_db_fixture {
     struct db *db;
     int64_t wf_id;
     int n_keys;
+    char *pg_uri; /* tu_db_setup_pg: the database's URI (NULL on SQLite) */
 };
 int tu_db_setup(void **state, const char *name);
 int tu_db_teardown(void **state);
+
+/* The same on a new database of the PostgreSQL test server (tu_pg_db_new;
+ * dropped by tu_db_teardown), so that a store test runs unchanged on both
+ * backends; dir is still made, for files a test writes beside it. */
+int tu_db_setup_pg(void **state, const char *name);
 
 /* Store the minimal workflow {"name":"wf"} (version "1", the given hash) in
  * its own write transaction and return its id; fails the test on error. */

@@ -1,171 +1,19 @@
 /*
  * backend.c - the PostgreSQL store's table of operations (db/backend.h).
  *
- * Ported so far: opening (connections, migrations), transactions, and the
+ * Ported so far: opening (connections, migrations), transactions, the
  * engine's operations of db_runs.h, db_execs.h and db_events.h (runs.c,
- * execs.c, events.c).  Every other entry answers AS_EINVAL "not supported
- * on PostgreSQL yet: <operation>" until it is ported: never a crash.
- * docs/postgresql.md says what works.
+ * execs.c, events.c), approvals (approvals.c), mail bookkeeping (mail.c),
+ * the schedules of db_kpi.h (kpi.c) and db_testing.h (testing.c).  Every
+ * other entry answers AS_EINVAL "not supported on PostgreSQL yet:
+ * <operation>" until it is ported: never a crash.  docs/postgresql.md says
+ * what works.
  */
 #include "db/postgres/pg.h"
 
 static enum as_code unported(struct as_err *err, const char *operation)
 {
     return as_errf(err, AS_EINVAL, "not supported on PostgreSQL yet: %s", operation);
-}
-
-static enum as_code unported_testing_state_digest(struct db *db,
-                                                  char digest[DB_TESTING_DIGEST_SIZE],
-                                                  struct as_err *err)
-{
-    return unported(err, "db_testing_state_digest");
-}
-
-static enum as_code unported_testing_approver_unsent(struct db *db, int64_t approval_id,
-                                                     const char *email, struct as_err *err)
-{
-    return unported(err, "db_testing_approver_unsent");
-}
-
-static enum as_code unported_approvals_ensure(struct db *db, const struct approval_new *a,
-                                              int64_t *id, int *created, struct as_err *err)
-{
-    return unported(err, "db_approvals_ensure");
-}
-
-static enum as_code unported_approvals_get(struct db *db, int64_t id, json_t **out,
-                                           struct as_err *err)
-{
-    return unported(err, "db_approvals_get");
-}
-
-static enum as_code unported_approvals_by_token(struct db *db, const char *token_hash, json_t **out,
-                                                struct as_err *err)
-{
-    return unported(err, "db_approvals_by_token");
-}
-
-static enum as_code unported_approvals_add_link(struct db *db, int64_t approver_id,
-                                                const char *purpose, const char *token_hash,
-                                                int64_t now, int *seq, struct as_err *err)
-{
-    return unported(err, "db_approvals_add_link");
-}
-
-static enum as_code unported_approvals_link_sent(struct db *db, const char *token_hash, int64_t now,
-                                                 struct as_err *err)
-{
-    return unported(err, "db_approvals_link_sent");
-}
-
-static enum as_code unported_approvals_set_reminded(struct db *db, int64_t approval_id,
-                                                    int reminder_no, int64_t next_reminder_at,
-                                                    struct as_err *err)
-{
-    return unported(err, "db_approvals_set_reminded");
-}
-
-static enum as_code unported_approvals_expire(struct db *db, int64_t approval_id, int64_t now,
-                                              int *changed, struct as_err *err)
-{
-    return unported(err, "db_approvals_expire");
-}
-
-static enum as_code unported_approvals_set_escalated(struct db *db, int64_t approval_id,
-                                                     int64_t now, struct as_err *err)
-{
-    return unported(err, "db_approvals_set_escalated");
-}
-
-static enum as_code unported_approvals_clear_resume(struct db *db, int64_t approval_id,
-                                                    struct as_err *err)
-{
-    return unported(err, "db_approvals_clear_resume");
-}
-
-static enum as_code unported_approval_load(struct db_conn *c, const char *token_hash,
-                                           int64_t approval_id, struct db_approval_state *s,
-                                           struct as_err *err)
-{
-    return unported(err, "db_approval_load");
-}
-
-static enum as_code unported_approval_answer(struct db_conn *c, const struct db_approval_answer *a,
-                                             struct as_err *err)
-{
-    return unported(err, "db_approval_answer");
-}
-
-static enum as_code unported_approval_unapproved(struct db_conn *c, int64_t approval_id, int64_t *n,
-                                                 struct as_err *err)
-{
-    return unported(err, "db_approval_unapproved");
-}
-
-static enum as_code unported_approval_next_queued(struct db_conn *c, int64_t approval_id,
-                                                  int64_t *approver_id, struct as_err *err)
-{
-    return unported(err, "db_approval_next_queued");
-}
-
-static enum as_code unported_approval_activate(struct db_conn *c, int64_t approver_id,
-                                               struct as_err *err)
-{
-    return unported(err, "db_approval_activate");
-}
-
-static enum as_code unported_approval_close(struct db_conn *c, int64_t approval_id,
-                                            const char *status, const struct db_approval_answer *a,
-                                            struct as_err *err)
-{
-    return unported(err, "db_approval_close");
-}
-
-static enum as_code unported_approvals_list_where(struct db *db,
-                                                  const struct db_approvals_filter *f, json_t **out,
-                                                  struct as_err *err)
-{
-    return unported(err, "db_approvals_list_where");
-}
-
-static enum as_code unported_approvals_stats(struct db *db, json_t **out, struct as_err *err)
-{
-    return unported(err, "db_approvals_stats");
-}
-
-static enum as_code unported_approvals_secret(struct db *db, const char *name, unsigned char *out,
-                                              size_t len, struct as_err *err)
-{
-    return unported(err, "db_approvals_secret");
-}
-
-static enum as_code unported_mail_claim(struct db *db, const char *key, const char *message_id,
-                                        const char *transport, int64_t date_ms, const char *owner,
-                                        int64_t now_ms, int64_t lease_until, int max_resends,
-                                        int (*owner_alive)(const char *owner, void *ud), void *ud,
-                                        struct db_mail_claim *out, struct as_err *err)
-{
-    return unported(err, "db_mail_claim");
-}
-
-static enum as_code unported_mail_finish(struct db *db, const char *key, const char *state,
-                                         const json_t *result, const char *error, int64_t now_ms,
-                                         struct as_err *err)
-{
-    return unported(err, "db_mail_finish");
-}
-
-static enum as_code unported_mail_get(struct db *db, const char *key, json_t **row,
-                                      struct as_err *err)
-{
-    return unported(err, "db_mail_get");
-}
-
-static enum as_code unported_mail_step_source(struct db *db, int64_t run_id, const char *step,
-                                              json_t **params, char **source_path,
-                                              struct as_err *err)
-{
-    return unported(err, "db_mail_step_source");
 }
 
 static enum as_code unported_kpi_put(struct db *db, const char *name, const char *report,
@@ -235,36 +83,6 @@ static enum as_code unported_exception_foreach_active(struct db *db, int64_t now
                                                       struct as_err *err)
 {
     return unported(err, "db_exception_foreach_active");
-}
-
-static enum as_code unported_sched_list(struct db *db, json_t **out, struct as_err *err)
-{
-    return unported(err, "db_sched_list");
-}
-
-static enum as_code unported_sched_claim(struct db *db, int64_t kpi_id, int64_t prev,
-                                         int64_t scheduled_for, int64_t missed, int64_t now,
-                                         int64_t *run_id, struct as_err *err)
-{
-    return unported(err, "db_sched_claim");
-}
-
-static enum as_code unported_sched_finish(struct db *db, int64_t run_id, int ok,
-                                          const json_t *result, const char *error, int64_t now,
-                                          struct as_err *err)
-{
-    return unported(err, "db_sched_finish");
-}
-
-static enum as_code unported_sched_interrupted(struct db *db, json_t **out, struct as_err *err)
-{
-    return unported(err, "db_sched_interrupted");
-}
-
-static enum as_code unported_sched_runs(struct db *db, int64_t kpi_id, int limit, json_t **out,
-                                        struct as_err *err)
-{
-    return unported(err, "db_sched_runs");
 }
 
 static enum as_code unported_tenant_sync_start(struct db *db, int64_t now_ms, int64_t *sync_id,
@@ -420,30 +238,30 @@ const struct db_backend db_pg_backend = {
     .run_events = db_pg_run_events,
     .checkpointer_start = db_pg_checkpointer_start,
     .checkpointer_stop = db_pg_checkpointer_stop,
-    .testing_state_digest = unported_testing_state_digest,
-    .testing_approver_unsent = unported_testing_approver_unsent,
-    .approvals_ensure = unported_approvals_ensure,
-    .approvals_get = unported_approvals_get,
-    .approvals_by_token = unported_approvals_by_token,
-    .approvals_add_link = unported_approvals_add_link,
-    .approvals_link_sent = unported_approvals_link_sent,
-    .approvals_set_reminded = unported_approvals_set_reminded,
-    .approvals_expire = unported_approvals_expire,
-    .approvals_set_escalated = unported_approvals_set_escalated,
-    .approvals_clear_resume = unported_approvals_clear_resume,
-    .approval_load = unported_approval_load,
-    .approval_answer = unported_approval_answer,
-    .approval_unapproved = unported_approval_unapproved,
-    .approval_next_queued = unported_approval_next_queued,
-    .approval_activate = unported_approval_activate,
-    .approval_close = unported_approval_close,
-    .approvals_list_where = unported_approvals_list_where,
-    .approvals_stats = unported_approvals_stats,
-    .approvals_secret = unported_approvals_secret,
-    .mail_claim = unported_mail_claim,
-    .mail_finish = unported_mail_finish,
-    .mail_get = unported_mail_get,
-    .mail_step_source = unported_mail_step_source,
+    .testing_state_digest = db_pg_testing_state_digest,
+    .testing_approver_unsent = db_pg_testing_approver_unsent,
+    .approvals_ensure = db_pg_approvals_ensure,
+    .approvals_get = db_pg_approvals_get,
+    .approvals_by_token = db_pg_approvals_by_token,
+    .approvals_add_link = db_pg_approvals_add_link,
+    .approvals_link_sent = db_pg_approvals_link_sent,
+    .approvals_set_reminded = db_pg_approvals_set_reminded,
+    .approvals_expire = db_pg_approvals_expire,
+    .approvals_set_escalated = db_pg_approvals_set_escalated,
+    .approvals_clear_resume = db_pg_approvals_clear_resume,
+    .approval_load = db_pg_approval_load,
+    .approval_answer = db_pg_approval_answer,
+    .approval_unapproved = db_pg_approval_unapproved,
+    .approval_next_queued = db_pg_approval_next_queued,
+    .approval_activate = db_pg_approval_activate,
+    .approval_close = db_pg_approval_close,
+    .approvals_list_where = db_pg_approvals_list_where,
+    .approvals_stats = db_pg_approvals_stats,
+    .approvals_secret = db_pg_approvals_secret,
+    .mail_claim = db_pg_mail_claim,
+    .mail_finish = db_pg_mail_finish,
+    .mail_get = db_pg_mail_get,
+    .mail_step_source = db_pg_mail_step_source,
     .kpi_put = unported_kpi_put,
     .kpi_get = unported_kpi_get,
     .kpi_list = unported_kpi_list,
@@ -455,11 +273,11 @@ const struct db_backend db_pg_backend = {
     .exception_list = unported_exception_list,
     .exception_remove = unported_exception_remove,
     .exception_foreach_active = unported_exception_foreach_active,
-    .sched_list = unported_sched_list,
-    .sched_claim = unported_sched_claim,
-    .sched_finish = unported_sched_finish,
-    .sched_interrupted = unported_sched_interrupted,
-    .sched_runs = unported_sched_runs,
+    .sched_list = db_pg_sched_list,
+    .sched_claim = db_pg_sched_claim,
+    .sched_finish = db_pg_sched_finish,
+    .sched_interrupted = db_pg_sched_interrupted,
+    .sched_runs = db_pg_sched_runs,
     .tenant_sync_start = unported_tenant_sync_start,
     .tenant_sync_finish = unported_tenant_sync_finish,
     .tenant_user_put = unported_tenant_user_put,

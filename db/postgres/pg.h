@@ -30,7 +30,7 @@
 
 #define PG_MAX_CONNS 64
 #define PG_STMT_CACHE 256
-#define PG_MAX_ARGS 16
+#define PG_MAX_ARGS 24
 
 struct pg_stmt {
     uint64_t hash; /* of the text; 0 = empty bucket */
@@ -119,7 +119,7 @@ int pg_unique_violation(const struct db_conn *c);
 /* The database's instance id (meta.instance_id), read once per store. */
 enum as_code pg_instance_id(struct db_conn *c, char *out, size_t size, struct as_err *err) AS_WUR;
 
-/* ---- the operations (db/db*.h), as far as they are ported ---------------- */
+/* ---- the operations (db/db*.h) ------------------------------------------- */
 
 enum as_code db_pg_open(const char *path, const struct db_options *opts, struct db **out,
                         struct as_err *err) AS_WUR;
@@ -195,5 +195,75 @@ enum as_code db_pg_event_append_chained(struct db_conn *conn, struct db_event_ch
                                         struct as_err *err) AS_WUR;
 enum as_code db_pg_run_events(struct db_conn *conn, int64_t run_id, db_event_cb cb, void *ud,
                               struct as_err *err) AS_WUR;
+
+/* approvals.c */
+enum as_code db_pg_approvals_ensure(struct db *db, const struct approval_new *a, int64_t *id,
+                                    int *created, struct as_err *err) AS_WUR;
+enum as_code db_pg_approvals_get(struct db *db, int64_t id, json_t **out,
+                                 struct as_err *err) AS_WUR;
+enum as_code db_pg_approvals_by_token(struct db *db, const char *token_hash, json_t **out,
+                                      struct as_err *err) AS_WUR;
+enum as_code db_pg_approvals_add_link(struct db *db, int64_t approver_id, const char *purpose,
+                                      const char *token_hash, int64_t now, int *seq,
+                                      struct as_err *err) AS_WUR;
+enum as_code db_pg_approvals_link_sent(struct db *db, const char *token_hash, int64_t now,
+                                       struct as_err *err) AS_WUR;
+enum as_code db_pg_approvals_set_reminded(struct db *db, int64_t approval_id, int reminder_no,
+                                          int64_t next_reminder_at, struct as_err *err) AS_WUR;
+enum as_code db_pg_approvals_expire(struct db *db, int64_t approval_id, int64_t now, int *changed,
+                                    struct as_err *err) AS_WUR;
+enum as_code db_pg_approvals_set_escalated(struct db *db, int64_t approval_id, int64_t now,
+                                           struct as_err *err) AS_WUR;
+enum as_code db_pg_approvals_clear_resume(struct db *db, int64_t approval_id,
+                                          struct as_err *err) AS_WUR;
+enum as_code db_pg_approval_load(struct db_conn *c, const char *token_hash, int64_t approval_id,
+                                 struct db_approval_state *s, struct as_err *err) AS_WUR;
+enum as_code db_pg_approval_answer(struct db_conn *c, const struct db_approval_answer *a,
+                                   struct as_err *err) AS_WUR;
+enum as_code db_pg_approval_unapproved(struct db_conn *c, int64_t approval_id, int64_t *n,
+                                       struct as_err *err) AS_WUR;
+enum as_code db_pg_approval_next_queued(struct db_conn *c, int64_t approval_id,
+                                        int64_t *approver_id, struct as_err *err) AS_WUR;
+enum as_code db_pg_approval_activate(struct db_conn *c, int64_t approver_id,
+                                     struct as_err *err) AS_WUR;
+enum as_code db_pg_approval_close(struct db_conn *c, int64_t approval_id, const char *status,
+                                  const struct db_approval_answer *a, struct as_err *err) AS_WUR;
+enum as_code db_pg_approvals_list_where(struct db *db, const struct db_approvals_filter *f,
+                                        json_t **out, struct as_err *err) AS_WUR;
+enum as_code db_pg_approvals_stats(struct db *db, json_t **out, struct as_err *err) AS_WUR;
+enum as_code db_pg_approvals_secret(struct db *db, const char *name, unsigned char *out,
+                                    size_t len, struct as_err *err) AS_WUR;
+
+/* mail.c */
+enum as_code db_pg_mail_claim(struct db *db, const char *key, const char *message_id,
+                              const char *transport, int64_t date_ms, const char *owner,
+                              int64_t now_ms, int64_t lease_until, int max_resends,
+                              int (*owner_alive)(const char *owner, void *ud), void *ud,
+                              struct db_mail_claim *out, struct as_err *err) AS_WUR;
+enum as_code db_pg_mail_finish(struct db *db, const char *key, const char *state,
+                               const json_t *result, const char *error, int64_t now_ms,
+                               struct as_err *err) AS_WUR;
+enum as_code db_pg_mail_get(struct db *db, const char *key, json_t **row,
+                            struct as_err *err) AS_WUR;
+enum as_code db_pg_mail_step_source(struct db *db, int64_t run_id, const char *step,
+                                    json_t **params, char **source_path,
+                                    struct as_err *err) AS_WUR;
+
+/* kpi.c */
+enum as_code db_pg_sched_list(struct db *db, json_t **out, struct as_err *err) AS_WUR;
+enum as_code db_pg_sched_claim(struct db *db, int64_t kpi_id, int64_t prev, int64_t scheduled_for,
+                               int64_t missed, int64_t now, int64_t *run_id,
+                               struct as_err *err) AS_WUR;
+enum as_code db_pg_sched_finish(struct db *db, int64_t run_id, int ok, const json_t *result,
+                                const char *error, int64_t now, struct as_err *err) AS_WUR;
+enum as_code db_pg_sched_interrupted(struct db *db, json_t **out, struct as_err *err) AS_WUR;
+enum as_code db_pg_sched_runs(struct db *db, int64_t kpi_id, int limit, json_t **out,
+                              struct as_err *err) AS_WUR;
+
+/* testing.c */
+enum as_code db_pg_testing_state_digest(struct db *db, char digest[DB_TESTING_DIGEST_SIZE],
+                                        struct as_err *err) AS_WUR;
+enum as_code db_pg_testing_approver_unsent(struct db *db, int64_t approval_id, const char *email,
+                                           struct as_err *err) AS_WUR;
 
 #endif

@@ -11,3 +11,16 @@ foreach(t run_wait_runs_show_audit two_workers cancel_dedupe_retry bad_database)
   set_tests_properties(pg.cli.${t} PROPERTIES ENVIRONMENT "${ASSENT_PG_TEST_ENV}"
                        FIXTURES_REQUIRED pg TIMEOUT 300 LABELS "integration;pg")
 endforeach()
+
+# Approvals over HTTP with `assent serve` on PostgreSQL (it_pg_web.c): one
+# node deciding through the real page; two nodes on one database receiving
+# POSTs for one approval at once (one 200, one 409).
+add_executable(it_pg_web ${CMAKE_CURRENT_LIST_DIR}/it_pg_web.c
+                         ${CMAKE_CURRENT_LIST_DIR}/web_harness.c)
+target_link_libraries(it_pg_web PRIVATE assent_testlib)
+add_dependencies(it_pg_web assent)
+foreach(t decide_on_postgres two_nodes_decide_once)
+  add_test(NAME pg.web.${t} COMMAND it_pg_web test_${t})
+  set_tests_properties(pg.web.${t} PROPERTIES ENVIRONMENT "${ASSENT_PG_TEST_ENV}"
+                       FIXTURES_REQUIRED pg TIMEOUT 300 LABELS "integration;pg")
+endforeach()

@@ -20,13 +20,15 @@
 #include "engine/engine.h"
 #include "engine/workflow.h"
 
-void wh_init(struct wh_server *s, const char *tag, int with_admin_token)
+/* wh_init on the database db_path (malloc'd; NULL: assent.db in the dir). */
+static void init_on(struct wh_server *s, const char *tag, int with_admin_token, char *db_path)
 {
     struct as_err err = {0};
     memset(s, 0, sizeof *s);
     s->dir = tu_tmpdir(tag);
     assert_non_null(s->dir);
-    s->db_path = tu_path(s->dir, "assent.db");
+    s->pg = db_path != NULL;
+    s->db_path = db_path ? db_path : tu_path(s->dir, "assent.db");
     s->mail_dir = tu_path(s->dir, "mail");
     s->log_path = tu_path(s->dir, "serve.log");
     s->port = tu_free_port();
@@ -39,7 +41,22 @@ void wh_init(struct wh_server *s, const char *tag, int with_admin_token)
     s->app.cfg = config_defaults();
     assert_non_null(s->app.cfg);
     assert_int_equal(config_set(s->app.cfg, "public_url", s->url, &err), AS_OK);
-    assert_int_equal(db_open(s->db_path, "NORMAL", &s->app.db, &err), AS_OK);
+    if (db_open(s->db_path, "NORMAL", &s->app.db, &err) != AS_OK)
+        fail_msg("db_open %s: %s", s->db_path, err.msg);
+}
+
+void wh_init(struct wh_server *s, const char *tag, int with_admin_token)
+{
+    const char *which = getenv("ASSENT_TEST_WEB_DB");
+    if (which && strcmp(which, "pg") == 0)
+        wh_init_pg(s, tag, with_admin_token);
+    else
+        init_on(s, tag, with_admin_token, NULL);
+}
+
+void wh_init_pg(struct wh_server *s, const char *tag, int with_admin_token)
+{
+    init_on(s, tag, with_admin_token, tu_pg_db_new(tag));
 }
 
 void wh_start(struct wh_server *s, long long fake_offset_ms)
@@ -112,7 +129,10 @@ void wh_cleanup(struct wh_server *s)
     config_free(s->app.cfg);
     tu_rmrf(s->dir);
     free(s->dir);
-    free(s->db_path);
+    if (s->pg)
+        tu_pg_db_drop(s->db_path); /* and frees it */
+    else
+        free(s->db_path);
     free(s->mail_dir);
     free(s->log_path);
     free(s->admin_file);

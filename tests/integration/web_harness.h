@@ -17,7 +17,8 @@
 
 struct wh_server {
     char *dir;
-    char *db_path;
+    char *db_path;      /* a SQLite file in dir, or a PostgreSQL URI (pg) */
+    int pg;             /* wh_init_pg: a database of the tests' PostgreSQL server */
     char *mail_dir;
     char *log_path;
     char *admin_file;   /* NULL: no admin token */
@@ -30,8 +31,16 @@ struct wh_server {
     int n_extra_env;
 };
 
-/* Make the directories and pick a port (no process yet).  `tag` names the dir. */
+/* Make the directories and pick a port (no process yet).  `tag` names the dir.
+ * The database is assent.db in that directory, or with ASSENT_TEST_WEB_DB=pg
+ * in the environment a database of the tests' PostgreSQL server (as
+ * wh_init_pg), so that the same tests run on either backend. */
 void wh_init(struct wh_server *s, const char *tag, int with_admin_token);
+
+/* The same with the database on the tests' PostgreSQL server (a new one,
+ * dropped by wh_cleanup; tu_pg_db_new), which `assent serve` is given as
+ * its db setting. */
+void wh_init_pg(struct wh_server *s, const char *tag, int with_admin_token);
 
 /* Start `assent serve` (fake_offset_ms > 0 moves its clock forward). */
 void wh_start(struct wh_server *s, long long fake_offset_ms);

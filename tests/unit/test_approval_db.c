@@ -17,9 +17,15 @@
 #define NOW 1700000000000LL
 #define HOUR (3600 * 1000LL)
 
+/* test_approval_db_pg.c runs these cases on PostgreSQL: it defines
+ * APPROVAL_DB_SETUP and includes this file. */
+#ifndef APPROVAL_DB_SETUP
+#define APPROVAL_DB_SETUP tu_db_setup
+#endif
+
 static int setup(void **state)
 {
-    return tu_db_setup(state, "approvaldb");
+    return APPROVAL_DB_SETUP(state, "approvaldb");
 }
 
 static int teardown(void **state)
@@ -563,17 +569,20 @@ static void test_secret(void **state)
     assert_memory_not_equal(a, b, sizeof a);
 }
 
+#define APPROVAL_DB_CASES                                                                         \
+    cmocka_unit_test_setup_teardown(test_any_policy, setup, teardown),                            \
+        cmocka_unit_test_setup_teardown(test_all_policy, setup, teardown),                        \
+        cmocka_unit_test_setup_teardown(test_sequential_policy, setup, teardown),                 \
+        cmocka_unit_test_setup_teardown(test_expiry_comment_cancel_admin, setup, teardown),       \
+        cmocka_unit_test_setup_teardown(test_withdrawn_in_listings, setup, teardown),             \
+        cmocka_unit_test_setup_teardown(test_resume_while_running, setup, teardown),              \
+        cmocka_unit_test_setup_teardown(test_concurrent_decisions, setup, teardown),              \
+        cmocka_unit_test_setup_teardown(test_secret, setup, teardown)
+
+#ifndef APPROVAL_DB_NO_MAIN
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_any_policy, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_all_policy, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sequential_policy, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_expiry_comment_cancel_admin, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_withdrawn_in_listings, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_resume_while_running, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_concurrent_decisions, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_secret, setup, teardown),
-    };
+    const struct CMUnitTest tests[] = {APPROVAL_DB_CASES};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
+#endif

@@ -18,9 +18,15 @@ static int fake_alive(const char *owner, void *ud)
     return alive_answer;
 }
 
+/* test_mail_db_pg.c runs these cases on PostgreSQL: it defines
+ * MAIL_DB_SETUP and includes this file. */
+#ifndef MAIL_DB_SETUP
+#define MAIL_DB_SETUP tu_db_setup
+#endif
+
 static int setup(void **state)
 {
-    return tu_db_setup(state, "maildb");
+    return MAIL_DB_SETUP(state, "maildb");
 }
 
 static int teardown(void **state)
@@ -109,10 +115,12 @@ static void test_state_machine(void **state)
     assert_int_equal(db_mail_step_source(f->db, 42, "x", &row, &(char *){NULL}, &err), AS_ENOTFOUND);
 }
 
+#define MAIL_DB_CASES cmocka_unit_test_setup_teardown(test_state_machine, setup, teardown)
+
+#ifndef MAIL_DB_NO_MAIN
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_state_machine, setup, teardown),
-    };
+    const struct CMUnitTest tests[] = {MAIL_DB_CASES};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
+#endif
