@@ -473,11 +473,30 @@ struct tu_app_fixture *tu_app_fixture_new(const char *name)
     return f;
 }
 
+struct tu_app_fixture *tu_app_fixture_new_pg(const char *name)
+{
+    struct tu_app_fixture *f = calloc(1, sizeof *f);
+    if (!f)
+        return NULL;
+    struct as_err err = {0};
+    f->dir = tu_tmpdir(name);
+    f->app.cfg = config_defaults();
+    f->pg_uri = tu_pg_db_new(name);
+    if (db_open(f->pg_uri, "NORMAL", &f->app.db, &err) != AS_OK)
+        fail_msg("db_open %s: %s", f->pg_uri, err.msg);
+    if (!f->app.cfg || !f->dir) {
+        tu_app_fixture_free(f);
+        return NULL;
+    }
+    return f;
+}
+
 void tu_app_fixture_free(struct tu_app_fixture *f)
 {
     if (!f)
         return;
     db_close(f->app.db);
+    tu_pg_db_drop(f->pg_uri); /* NULL (SQLite): nothing */
     config_free(f->app.cfg);
     if (f->dir)
         tu_rmrf(f->dir);

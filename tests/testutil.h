@@ -114,9 +114,14 @@ struct db *tu_db_open(const char *dir, const char *name);
 struct tu_app_fixture {
     char *dir;
     struct app app;
+    char *pg_uri; /* tu_app_fixture_new_pg: the database's URI (NULL on SQLite) */
 };
 struct tu_app_fixture *tu_app_fixture_new(const char *name);
 void tu_app_fixture_free(struct tu_app_fixture *f);
+
+/* The same with the app's database on the PostgreSQL test server (a new
+ * one, tu_pg_db_new; dropped by tu_app_fixture_free). */
+struct tu_app_fixture *tu_app_fixture_new_pg(const char *name);
 
 /* A temporary directory with a fresh database in it (assent.db), the
  * minimal workflow stored (wf_id: tu_db_workflow(db, "aaaa")) and a counter
@@ -141,6 +146,13 @@ int tu_db_setup_pg(void **state, const char *name);
 int64_t tu_db_workflow(struct db *db, const char *hash);
 
 /* ---- the PostgreSQL test server (tests/testutil_pg.c) ---- */
+
+/*
+ * 1 when ASSENT_TEST_DB=pg: integration tests that can run on either
+ * backend (web_harness.c, it_m365.c) then put their databases on the
+ * PostgreSQL test server instead of in SQLite files.
+ */
+int tu_test_on_pg(void);
 
 /*
  * The URI of the PostgreSQL server for tests: $ASSENT_TEST_PG_URI when set

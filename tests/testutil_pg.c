@@ -59,6 +59,12 @@ static void find_server(void)
     free(pgpass);
 }
 
+int tu_test_on_pg(void)
+{
+    const char *which = getenv("ASSENT_TEST_DB");
+    return which && strcmp(which, "pg") == 0;
+}
+
 const char *tu_pg_uri(void)
 {
     pthread_mutex_lock(&pg_lock);

@@ -207,6 +207,37 @@ enum as_code pg_each(struct db_conn *c, const char *sql, const struct pg_args *a
     return AS_OK;
 }
 
+enum as_code pg_each_stream(struct db_conn *c, const char *sql, const struct pg_args *a,
+                            int (*row)(void *ud, const PGresult *res, int i), void *ud,
+                            const char *what, struct as_err *err)
+{
+    const char *name = stmt_name(c, sql, what, err);
+    if (!name)
+        return AS_EDB;
+    if (!PQsendQueryPrepared(c->pg, name, a ? a->n : 0, a ? a->v : NULL, NULL, NULL, 0))
+        return statement_error(c, NULL, what, err);
+    /* Cannot fail right after a send; were it to, the rows come in one result. */
+    (void)PQsetSingleRowMode(c->pg);
+    enum as_code rc = AS_OK;
+    int stop = 0;
+    PGresult *r;
+    /* Every result is read, also after row() stopped: the connection is
+     * usable again only when the statement has ended. */
+    while ((r = PQgetResult(c->pg)) != NULL) {
+        ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_SINGLE_TUPLE || st == PGRES_TUPLES_OK) {
+            for (int i = 0, n = PQntuples(r); i < n && !stop && !rc; i++)
+                stop = row(ud, r, i);
+        } else if (st != PGRES_COMMAND_OK && !rc) {
+            rc = statement_error(c, r, what, err);
+        }
+        PQclear(r);
+    }
+    if (!rc)
+        c->sqlstate[0] = '\0';
+    return rc;
+}
+
 enum as_code pg_exec(struct db_conn *c, const char *sql, const char *what, struct as_err *err)
 {
     PGresult *r = PQexec(c->pg, sql);

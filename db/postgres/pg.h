@@ -29,7 +29,7 @@
 #include "db/backend.h"
 
 #define PG_MAX_CONNS 64
-#define PG_STMT_CACHE 256
+#define PG_STMT_CACHE 512
 #define PG_MAX_ARGS 24
 
 struct pg_stmt {
@@ -101,6 +101,16 @@ enum as_code pg_do(struct db_conn *c, const char *sql, const struct pg_args *a, 
 enum as_code pg_each(struct db_conn *c, const char *sql, const struct pg_args *a,
                      int (*row)(void *ud, const PGresult *res, int i), void *ud, const char *what,
                      struct as_err *err) AS_WUR;
+
+/*
+ * pg_each for a listing that may be long (a tenant's users): the rows come
+ * one at a time (libpq's single-row mode), so memory stays flat.  row must
+ * not run statements on c (the statement is still running).  Once row
+ * returns nonzero the remaining rows are read and dropped.
+ */
+enum as_code pg_each_stream(struct db_conn *c, const char *sql, const struct pg_args *a,
+                            int (*row)(void *ud, const PGresult *res, int i), void *ud,
+                            const char *what, struct as_err *err) AS_WUR;
 
 /* Run sql text without parameters or preparation (BEGIN, SAVEPOINT, ...). */
 enum as_code pg_exec(struct db_conn *c, const char *sql, const char *what,
@@ -250,6 +260,28 @@ enum as_code db_pg_mail_step_source(struct db *db, int64_t run_id, const char *s
                                     struct as_err *err) AS_WUR;
 
 /* kpi.c */
+enum as_code db_pg_kpi_put(struct db *db, const char *name, const char *report,
+                           const char *definition, const char *schedule, const char *timezone,
+                           int replace, int64_t now, int64_t *id, struct as_err *err) AS_WUR;
+enum as_code db_pg_kpi_get(struct db *db, const char *name, json_t **out,
+                           struct as_err *err) AS_WUR;
+enum as_code db_pg_kpi_list(struct db *db, json_t **out, struct as_err *err) AS_WUR;
+enum as_code db_pg_kpi_delete(struct db *db, const char *name, struct as_err *err) AS_WUR;
+enum as_code db_pg_kpi_value_add(struct db *db, int64_t kpi_id, int64_t ts, int64_t value,
+                                 int64_t exempt, const json_t *breakdown,
+                                 struct as_err *err) AS_WUR;
+enum as_code db_pg_kpi_values(struct db *db, int64_t kpi_id, int limit, json_t **out,
+                              struct as_err *err) AS_WUR;
+enum as_code db_pg_kpi_open_runs(struct db *db, const char *workflow, int64_t *n,
+                                 struct as_err *err) AS_WUR;
+enum as_code db_pg_exception_add(struct db *db, const struct db_exception *ex, int64_t *id,
+                                 int *created, struct as_err *err) AS_WUR;
+enum as_code db_pg_exception_list(struct db *db, enum db_exception_filter filter, const char *upn,
+                                  int64_t now, json_t **out, struct as_err *err) AS_WUR;
+enum as_code db_pg_exception_remove(struct db *db, int64_t id, const char *by, const char *reason,
+                                    int64_t now, struct as_err *err) AS_WUR;
+enum as_code db_pg_exception_foreach_active(struct db *db, int64_t now, db_exception_cb cb,
+                                            void *ud, struct as_err *err) AS_WUR;
 enum as_code db_pg_sched_list(struct db *db, json_t **out, struct as_err *err) AS_WUR;
 enum as_code db_pg_sched_claim(struct db *db, int64_t kpi_id, int64_t prev, int64_t scheduled_for,
                                int64_t missed, int64_t now, int64_t *run_id,
@@ -259,6 +291,47 @@ enum as_code db_pg_sched_finish(struct db *db, int64_t run_id, int ok, const jso
 enum as_code db_pg_sched_interrupted(struct db *db, json_t **out, struct as_err *err) AS_WUR;
 enum as_code db_pg_sched_runs(struct db *db, int64_t kpi_id, int limit, json_t **out,
                               struct as_err *err) AS_WUR;
+
+/* tenant.c */
+enum as_code db_pg_tenant_sync_start(struct db *db, int64_t now_ms, int64_t *sync_id,
+                                     struct as_err *err) AS_WUR;
+enum as_code db_pg_tenant_sync_finish(struct db *db, int64_t sync_id, int64_t now_ms,
+                                      const char *status, const json_t *summary, const char *error,
+                                      struct as_err *err) AS_WUR;
+enum as_code db_pg_tenant_user_put(struct db_conn *c, int64_t sync_id, int64_t now_ms,
+                                   const json_t *user, struct as_err *err) AS_WUR;
+enum as_code db_pg_tenant_users_prune(struct db_conn *c, int64_t sync_id, long *removed,
+                                      struct as_err *err) AS_WUR;
+enum as_code db_pg_tenant_cas_put(struct db_conn *c, int64_t sync_id, int64_t now_ms,
+                                  const json_t *mbx, int *matched, struct as_err *err) AS_WUR;
+enum as_code db_pg_tenant_cas_prune(struct db_conn *c, int64_t sync_id,
+                                    struct as_err *err) AS_WUR;
+enum as_code db_pg_tenant_usage_put(struct db_conn *c, int64_t sync_id, int64_t now_ms,
+                                    const char *upn, int pop3, int imap4, int smtp,
+                                    const char *last_activity, const char *report_date,
+                                    struct as_err *err) AS_WUR;
+enum as_code db_pg_tenant_usage_done(struct db_conn *c, int64_t sync_id, int64_t now_ms,
+                                     struct as_err *err) AS_WUR;
+enum as_code db_pg_tenant_org_put_transport(struct db_conn *c, int64_t now_ms,
+                                            const json_t *transport, struct as_err *err) AS_WUR;
+enum as_code db_pg_tenant_signin_put(struct db_conn *c, int64_t sync_id, const json_t *signin,
+                                     struct as_err *err) AS_WUR;
+enum as_code db_pg_tenant_signins_done(struct db_conn *c, int64_t older_than_ms, int64_t now_ms,
+                                       struct as_err *err) AS_WUR;
+enum as_code db_pg_tenant_users_foreach(struct db *db, int (*cb)(const json_t *row, void *ud),
+                                        void *ud, struct as_err *err) AS_WUR;
+enum as_code db_pg_tenant_users_foreach_sorted(struct db *db, const char *sort_key, int desc,
+                                               int (*cb)(const json_t *row, void *ud), void *ud,
+                                               struct as_err *err) AS_WUR;
+enum as_code db_pg_tenant_org_transport(struct db *db, json_t **out, struct as_err *err) AS_WUR;
+enum as_code db_pg_tenant_user_row(struct db *db, const char *upn_or_id, json_t **out,
+                                   struct as_err *err) AS_WUR;
+enum as_code db_pg_tenant_signins_foreach(struct db *db, const struct db_tenant_signin_query *q,
+                                          int (*cb)(const json_t *row, void *ud), void *ud,
+                                          struct as_err *err) AS_WUR;
+enum as_code db_pg_tenant_last_completed_sync(struct db *db, int64_t *finished_at, char *status,
+                                              size_t status_size, struct as_err *err) AS_WUR;
+enum as_code db_pg_tenant_last_sync(struct db *db, json_t **out, struct as_err *err) AS_WUR;
 
 /* testing.c */
 enum as_code db_pg_testing_state_digest(struct db *db, char digest[DB_TESTING_DIGEST_SIZE],

@@ -28,6 +28,27 @@ static char *g_env[16];
 static char g_envbuf[16][600];
 static char *g_wf; /* the manage_cas workflow file */
 
+/* The databases of the test's tenants: with ASSENT_TEST_DB=pg each is a
+ * database of the tests' PostgreSQL server, made on first use and dropped
+ * at teardown; otherwise a SQLite file in g_dir. */
+#define MAX_DBS 4
+static char *g_db_name[MAX_DBS], *g_db_uri[MAX_DBS];
+
+/* The database string of tenant file name `name`, malloc'd. */
+static char *db_for(const char *name)
+{
+    if (!tu_test_on_pg())
+        return tu_path(g_dir, name);
+    int i;
+    for (i = 0; i < MAX_DBS && g_db_name[i]; i++)
+        if (strcmp(g_db_name[i], name) == 0)
+            return strdup(g_db_uri[i]);
+    assert_true(i < MAX_DBS);
+    g_db_name[i] = strdup(name);
+    g_db_uri[i] = tu_pg_db_new(name);
+    return strdup(g_db_uri[i]);
+}
+
 static void set_env(const struct mt_sim *s, const char *db)
 {
     const char *kv[][2] = {
@@ -79,7 +100,7 @@ static int setup(void **state)
         return -1;
     g_wf = tu_path(g_dir, "disable.json");
     tu_write_file(g_wf, wf_text);
-    char *db = tu_path(g_dir, "a.db");
+    char *db = db_for("a.db");
     set_env(&g_sim, db);
     free(db);
     return 0;
@@ -89,6 +110,11 @@ static int teardown(void **state)
 {
     (void)state;
     mt_sim_stop(&g_sim);
+    for (int i = 0; i < MAX_DBS && g_db_name[i]; i++) {
+        tu_pg_db_drop(g_db_uri[i]);
+        free(g_db_name[i]);
+        g_db_name[i] = g_db_uri[i] = NULL;
+    }
     tu_rmrf(g_dir);
     free(g_dir);
     free(g_wf);
@@ -439,7 +465,7 @@ static void test_plan_comment_injection(void **state)
     (void)state;
     struct mt_sim s;
     assert_int_equal(mt_sim_start(&s, g_dir, "inject", 20, 5, NULL, add_evil_user, NULL), 0);
-    char *db = tu_path(g_dir, "inject.db");
+    char *db = db_for("inject.db");
     set_env(&s, db);
     char *out = NULL, *err = NULL;
     int rc = assent(&out, &err, "sync", "--quiet", NULL);
@@ -450,7 +476,7 @@ static void test_plan_comment_injection(void **state)
     out = err = NULL;
     rc = assent(&out, &err, "plan", g_wf, NULL);
     mt_sim_stop(&s);
-    char *main_db = tu_path(g_dir, "a.db");
+    char *main_db = db_for("a.db");
     set_env(&g_sim, main_db);
     free(main_db);
     free(db);
@@ -584,7 +610,7 @@ static void test_partial_sync_and_removal(void **state)
     char *out = NULL, *err = NULL;
     struct mt_sim s2;
     assert_int_equal(mt_sim_start(&s2, g_dir, "partial", 40, 3, NULL, edit_partial, NULL), 0);
-    char *db = tu_path(g_dir, "partial.db");
+    char *db = db_for("partial.db");
     set_env(&s2, db);
     /* Partial: its own exit code (6), so cron notices, with the data stored. */
     assert_int_equal(assent(&out, &err, "sync", NULL), 6);
@@ -644,7 +670,7 @@ static void test_partial_sync_and_removal(void **state)
     free(out);
     free(err);
 
-    char *main_db = tu_path(g_dir, "a.db");
+    char *main_db = db_for("a.db");
     set_env(&g_sim, main_db);
     free(main_db);
     free(db);

@@ -5,12 +5,16 @@
  *  - one node: the approval step mails its link, the page shows it (GETs
  *    change nothing), a POST with the page's CSRF token approves, the run
  *    finishes on the approved branch, a replay is refused (409), and
- *    `assent approvals` and `assent audit verify` read PostgreSQL;
+ *    /metrics, `assent approvals` and `assent audit verify` read the
+ *    result from PostgreSQL;
  *  - two nodes (two `assent serve` processes behind one public URL, one
  *    database): both run the engine, a page fetched from one node is
  *    answered on the other (one per-installation CSRF secret), and POSTs
  *    for one approval reaching both nodes at the same moment decide it
  *    once: one 200, the other 409.
+ *
+ * The whole of test_web_approval.c also runs on PostgreSQL (ctest
+ * pg.web.suite).
  *
  * usage: it_pg_web [TEST_NAME]
  */
@@ -125,6 +129,15 @@ static void test_decide_on_postgres(void **state)
     assert_string_equal(outcome, "approved");
     assert_int_equal(wh_post(la, body, NULL, NULL), 409);
 
+    char url[160];
+    snprintf(url, sizeof url, "%s/metrics", s->url);
+    char *auth[] = {"Authorization: Bearer test-admin-token-0123456789", NULL};
+    struct tu_http_resp r;
+    assert_int_equal(tu_http("GET", url, auth, NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "assent_approvals{status=\"approved\"} 1"));
+    assert_non_null(strstr(r.body, "assent_runs{status=\"succeeded\"} 1"));
+    tu_http_free(&r);
     char *args_audit[] = {"audit", "verify", NULL};
     free(run_cli(s, args_audit, 0));
 

@@ -2,11 +2,12 @@
 # private server (the fixture "pg" of tests/CMakeLists.txt; a database per
 # test): run --wait, runs, show, audit verify; two workers on one database;
 # cancel, dedupe and retry; bad, unreachable and password-carrying database
-# strings and a command not ported yet.
+# strings; exceptions, KPIs and triggers.
 add_executable(it_pg_cli ${CMAKE_CURRENT_LIST_DIR}/it_pg_cli.c)
 target_link_libraries(it_pg_cli PRIVATE assent_testlib)
 add_dependencies(it_pg_cli assent)
-foreach(t run_wait_runs_show_audit two_workers cancel_dedupe_retry bad_database)
+foreach(t run_wait_runs_show_audit two_workers cancel_dedupe_retry bad_database
+          kpi_exception_trigger)
   add_test(NAME pg.cli.${t} COMMAND it_pg_cli test_${t})
   set_tests_properties(pg.cli.${t} PROPERTIES ENVIRONMENT "${ASSENT_PG_TEST_ENV}"
                        FIXTURES_REQUIRED pg TIMEOUT 300 LABELS "integration;pg")
@@ -24,3 +25,18 @@ foreach(t decide_on_postgres two_nodes_decide_once)
   set_tests_properties(pg.web.${t} PROPERTIES ENVIRONMENT "${ASSENT_PG_TEST_ENV}"
                        FIXTURES_REQUIRED pg TIMEOUT 300 LABELS "integration;pg")
 endforeach()
+
+# The whole web suite (test_web_approval.c, built by web.cmake) with its
+# database on PostgreSQL (web_harness.c reads ASSENT_TEST_DB).
+add_test(NAME pg.web.suite COMMAND test_web_approval)
+set_tests_properties(pg.web.suite PROPERTIES
+                     ENVIRONMENT "${ASSENT_PG_TEST_ENV};ASSENT_TEST_DB=pg"
+                     FIXTURES_REQUIRED pg TIMEOUT 600 LABELS "integration;pg")
+
+# The tenant commands end to end (it_m365.c, built by m365.cmake: sync,
+# report, plan, a manage_cas run, partial syncs and removals against the
+# tenant simulator) with their databases on PostgreSQL.
+add_test(NAME pg.m365 COMMAND it_m365)
+set_tests_properties(pg.m365 PROPERTIES
+                     ENVIRONMENT "${ASSENT_PG_TEST_ENV};ASSENT_TEST_DB=pg"
+                     FIXTURES_REQUIRED pg TIMEOUT 600 LABELS "integration;pg")

@@ -47,8 +47,7 @@ static void init_on(struct wh_server *s, const char *tag, int with_admin_token, 
 
 void wh_init(struct wh_server *s, const char *tag, int with_admin_token)
 {
-    const char *which = getenv("ASSENT_TEST_WEB_DB");
-    if (which && strcmp(which, "pg") == 0)
+    if (tu_test_on_pg())
         wh_init_pg(s, tag, with_admin_token);
     else
         init_on(s, tag, with_admin_token, NULL);

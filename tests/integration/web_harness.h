@@ -32,7 +32,7 @@ struct wh_server {
 };
 
 /* Make the directories and pick a port (no process yet).  `tag` names the dir.
- * The database is assent.db in that directory, or with ASSENT_TEST_WEB_DB=pg
+ * The database is assent.db in that directory, or with ASSENT_TEST_DB=pg
  * in the environment a database of the tests' PostgreSQL server (as
  * wh_init_pg), so that the same tests run on either backend. */
 void wh_init(struct wh_server *s, const char *tag, int with_admin_token);

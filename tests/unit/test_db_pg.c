@@ -4,8 +4,8 @@
  * opening and migrating (once, also when two open at once), workflows by
  * hash, runs and dedupe, claims and leases, waits and resumes,
  * cancel/retry, the audit chain (tampering done with raw SQL), two writers
- * claiming with SKIP LOCKED and appending to one chain, the password file,
- * and operations not ported yet.  The cases of test_db_runs.c, where they
+ * claiming with SKIP LOCKED and appending to one chain, and the password
+ * file.  The cases of test_db_runs.c, where they
  * apply, with the same expectations.
  */
 #include "tests/testutil.h"
@@ -19,7 +19,6 @@
 #include <unistd.h>
 
 #include "db/db.h"
-#include "db/db_kpi.h"
 #include "db/db_runs.h"
 #include "db/db_wal.h"
 #include "base/timeutil.h"
@@ -785,7 +784,7 @@ static void test_claims_skip_locked(void **state)
     db_close(other);
 }
 
-/* ---- configuration and what is not ported --------------------------------- */
+/* ---- configuration ------------------------------------------------------------- */
 
 /* The password from db_password_file (0600), not from a libpq file; a file
  * others can read is refused. */
@@ -828,23 +827,6 @@ static void test_password_file(void **state)
     free(line);
 }
 
-/* An operation not ported yet says so, and the store stays usable. */
-static void test_unported_operation(void **state)
-{
-    struct fixture *f = *state;
-    struct as_err err = {0};
-    json_t *list = NULL;
-    assert_int_equal(db_kpi_list(f->db, &list, &err), AS_EINVAL);
-    assert_null(list);
-    assert_string_equal(err.msg, "not supported on PostgreSQL yet: db_kpi_list");
-    struct db_conn *c = NULL;
-    assert_int_equal(db_read_begin(f->db, &c, &err), AS_OK);
-    int64_t n = -1;
-    assert_int_equal(db_runs_count_open(c, &n, &err), AS_OK);
-    assert_int_equal(n, 0);
-    db_read_end(f->db, c);
-}
-
 /* A statement that failed inside a transaction: COMMIT says it rolled back. */
 static void test_failed_statement_is_not_committed(void **state)
 {
@@ -882,7 +864,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_chain_two_writers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_claims_skip_locked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_password_file, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unported_operation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_statement_is_not_committed, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

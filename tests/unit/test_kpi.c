@@ -25,9 +25,15 @@
 
 #define DAY_MS 86400000LL
 
+/* test_kpi_pg.c runs these cases on PostgreSQL: it defines KPI_APP_FIXTURE
+ * and includes this file. */
+#ifndef KPI_APP_FIXTURE
+#define KPI_APP_FIXTURE tu_app_fixture_new
+#endif
+
 static int setup(void **state)
 {
-    *state = tu_app_fixture_new("kpi");
+    *state = KPI_APP_FIXTURE("kpi");
     return *state ? 0 : -1;
 }
 
@@ -753,19 +759,22 @@ static void test_scheduled_trigger(void **state)
     free(wf);
 }
 
+#define KPI_CASES                                                                                 \
+    cmocka_unit_test(test_definitions),                                                           \
+        cmocka_unit_test_setup_teardown(test_storage_and_history, setup, teardown),               \
+        cmocka_unit_test_setup_teardown(test_exceptions, setup, teardown),                        \
+        cmocka_unit_test_setup_teardown(test_eval_exemptions, setup, teardown),                   \
+        cmocka_unit_test_setup_teardown(test_trigger, setup, teardown),                           \
+        cmocka_unit_test_setup_teardown(test_exception_step, setup, teardown),                    \
+        cmocka_unit_test_setup_teardown(test_scheduler_catch_up, setup, teardown),                \
+        cmocka_unit_test_setup_teardown(test_scheduled_trigger, setup, teardown)
+
+#ifndef KPI_NO_MAIN
 int main(void)
 {
     cli_register_types();
     json_object_seed(1);
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_definitions),
-        cmocka_unit_test_setup_teardown(test_storage_and_history, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_exceptions, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_eval_exemptions, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_trigger, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_exception_step, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_scheduler_catch_up, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_scheduled_trigger, setup, teardown),
-    };
+    const struct CMUnitTest tests[] = {KPI_CASES};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
+#endif
