@@ -39,6 +39,8 @@ static const struct cfg_key keys[] = {
     {"log_format", CT_STR, "text", 0, "text|json", 0, 0, "log line format"},
     {"workers", CT_INT, "2", 0, NULL, 1, 256, "step worker threads"},
     {"lease_seconds", CT_INT, "60", 0, NULL, 1, 86400, "claim lease; a claim older than this is re-run"},
+    {"node_timeout", CT_DURATION, "PT30S", 0, NULL, 0, 0,
+     "PostgreSQL: a node silent this long is dead and its claims are run elsewhere (ISO 8601, >= PT1S)"},
     {"shutdown_grace_seconds", CT_INT, "10", 0, NULL, 0, 3600, "how long running steps may finish on SIGTERM"},
     {"default_wait", CT_STR, "P7D", 0, NULL, 0, 0, "expiry of a wait that names none (ISO 8601)"},
     {"listen", CT_STR, "127.0.0.1:8080", 0, NULL, 0, 0, "web server address:port"},

@@ -31,13 +31,14 @@
 #include "db/db_approvals.h"
 #include "db/db_kpi.h"
 #include "db/db_mail.h"
+#include "db/db_nodes.h"
 #include "db/db_runs.h"
 #include "db/db_tenant.h"
 #include "db/db_testing.h"
 #include "db/db_wal.h"
 
-/* What every backend's struct db, struct db_conn and struct db_checkpointer
- * begin with. */
+/* What every backend's struct db, struct db_conn, struct db_checkpointer
+ * and struct db_wakeups begin with. */
 struct db_head {
     const struct db_backend *backend;
 };
@@ -101,6 +102,12 @@ struct db_backend {
                                       void *ud, struct as_err *err);
     enum as_code (*exec_expire_owner)(struct db_conn *conn, const char *owner, int64_t *n,
                                       struct as_err *err);
+    /* db_nodes.h */
+    enum as_code (*node_heartbeat)(struct db *db, const char *owner, int64_t timeout_ms,
+                                   int64_t *clock_ms, struct as_err *err);
+    enum as_code (*wakeups_start)(struct db *db, void (*wake)(void *ud), void *ud,
+                                  struct db_wakeups **out, struct as_err *err);
+    void (*wakeups_stop)(struct db_wakeups *w);
     enum as_code (*run_execs)(struct db_conn *conn, int64_t run_id, db_exec_cb cb, void *ud,
                               struct as_err *err);
     enum as_code (*run_scope)(struct db_conn *conn, int64_t run_id, char **input, db_exec_cb cb,

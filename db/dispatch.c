@@ -174,6 +174,24 @@ enum as_code db_exec_expire_owner(struct db_conn *conn, const char *owner, int64
     return db_ops(conn)->exec_expire_owner(conn, owner, n, err);
 }
 
+enum as_code db_node_heartbeat(struct db *db, const char *owner, int64_t timeout_ms,
+                               int64_t *clock_ms, struct as_err *err)
+{
+    return db_ops(db)->node_heartbeat(db, owner, timeout_ms, clock_ms, err);
+}
+
+enum as_code db_wakeups_start(struct db *db, void (*wake)(void *ud), void *ud,
+                              struct db_wakeups **out, struct as_err *err)
+{
+    return db_ops(db)->wakeups_start(db, wake, ud, out, err);
+}
+
+void db_wakeups_stop(struct db_wakeups *w)
+{
+    if (w)
+        db_ops(w)->wakeups_stop(w);
+}
+
 enum as_code db_run_execs(struct db_conn *conn, int64_t run_id, db_exec_cb cb, void *ud,
                           struct as_err *err)
 {

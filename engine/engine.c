@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "db/db.h"
+#include "db/db_nodes.h"
 #include "db/db_runs.h"
 #include "engine/app.h"
 #include "base/config.h"
@@ -578,6 +579,43 @@ static size_t capacity(struct engine *e)
     return (size_t)e->n_workers + (size_t)extra;
 }
 
+/* ---- nodes ------------------------------------------------------------------ */
+
+/*
+ * This engine is alive (db_nodes.h), a third of node_timeout apart: beaten
+ * by the dispatcher, the thread that records results, so a node whose write
+ * path is stuck for longer than node_timeout is taken for dead and its
+ * claims are run elsewhere (its late results are then refused, and the
+ * steps' idempotency keys keep their effects from repeating).
+ */
+static enum as_code beat(struct engine *e, struct as_err *err)
+{
+    int64_t clock = 0, before = time_now_ms();
+    enum as_code rc = db_node_heartbeat(e->app->db, e->owner, e->node_timeout_ms, &clock, err);
+    e->next_beat_mono = time_mono_ms() + e->node_timeout_ms / 3;
+    int64_t skew = clock - before;
+    if (!rc && (skew > 5000 || skew < -5000))
+        LOG_WARN("engine", "this host's clock is %+" PRId64 " ms off the database's; leases "
+                 "are measured by the database's, due times by each node's own",
+                 -skew);
+    return rc;
+}
+
+static void beat_if_due(struct engine *e)
+{
+    if (time_mono_ms() < e->next_beat_mono)
+        return;
+    struct as_err err = {0};
+    if (beat(e, &err) != AS_OK)
+        LOG_ERROR("engine", "node heartbeat: %s", err.msg);
+}
+
+/* Another node committed work that may be due: look now (db_wakeups_start). */
+static void wake_from_store(void *ud)
+{
+    engine_wake(ud);
+}
+
 /* The dispatcher's own state between rounds. */
 struct disp {
     struct work *pending, **pending_tail; /* results not yet written */
@@ -756,6 +794,8 @@ static int idle_wait(struct engine *e, struct disp *d)
         wait = d->retry_at - now;
     if (e->stopping && e->grace_deadline_mono - time_mono_ms() < wait)
         wait = e->grace_deadline_mono - time_mono_ms();
+    if (e->next_beat_mono - time_mono_ms() < wait)
+        wait = e->next_beat_mono - time_mono_ms();
     if (wait > 0)
         cond_wait_ms(&e->disp_cond, &e->lock, wait);
     return 0;
@@ -778,6 +818,7 @@ static void *dispatcher_main(void *arg)
         size_t idle = (size_t)e->n_workers > inflight ? (size_t)e->n_workers - inflight : 0;
         pthread_mutex_unlock(&e->lock);
 
+        beat_if_due(e);
         int64_t now = time_now_ms();
         size_t cap = capacity(e);
         size_t want = !stopping && cap > inflight ? cap - inflight : 0;
@@ -859,14 +900,24 @@ enum as_code engine_start(struct app *app, int n_workers, struct engine **out, s
         as_err_prefix(err, "default_wait");
         goto fail;
     }
+    rc = time_parse_duration(config_str(app->cfg, "node_timeout"), &e->node_timeout_ms, err);
+    if (rc) {
+        as_err_prefix(err, "node_timeout");
+        goto fail;
+    }
     e->workers = calloc((size_t)n_workers, sizeof *e->workers);
     if (!e->workers) {
         rc = as_errf(err, AS_ENOMEM, "out of memory");
         goto fail;
     }
     rc = expire_dead_owners(e, err);
+    if (!rc)
+        rc = beat(e, err); /* alive before the first claim */
     if (rc)
         goto fail;
+    struct as_err wk_err = {0};
+    if (db_wakeups_start(app->db, wake_from_store, e, &e->wakeups, &wk_err) != AS_OK)
+        LOG_WARN("engine", "no wake-ups from other nodes (polling only): %s", wk_err.msg);
     /* Checkpoints would otherwise run inside the dispatcher's commits. */
     struct as_err ck_err = {0};
     if (db_checkpointer_start(app->db, &e->ckpt, &ck_err) != AS_OK)
@@ -895,6 +946,7 @@ fail_threads:
     for (int i = 0; i < e->n_workers_started; i++)
         pthread_join(e->workers[i], NULL);
     db_checkpointer_stop(e->ckpt);
+    db_wakeups_stop(e->wakeups);
 fail:
     engine_free(e);
     return rc;
@@ -928,6 +980,8 @@ enum as_code engine_stop(struct engine *e, int64_t grace_ms)
      * lease, its result is never recorded): checkpoints go back to SQLite. */
     db_checkpointer_stop(e->ckpt);
     e->ckpt = NULL;
+    db_wakeups_stop(e->wakeups);
+    e->wakeups = NULL;
 
     pthread_mutex_lock(&e->lock);
     e->quit_workers = 1;
@@ -948,6 +1002,12 @@ enum as_code engine_stop(struct engine *e, int64_t grace_ms)
     }
     for (int i = 0; i < e->n_workers_started; i++)
         pthread_join(e->workers[i], NULL);
+    /* Every claim was recorded or handed back: leave the nodes.  (With
+     * steps still running, above, the node is left to expire instead, so
+     * that other nodes take those claims over after node_timeout.) */
+    struct as_err beat_err = {0};
+    if (db_node_heartbeat(e->app->db, e->owner, 0, NULL, &beat_err) != AS_OK)
+        LOG_WARN("engine", "leaving the nodes: %s", beat_err.msg);
     LOG_INFO("engine", "stopped: %" PRIu64 " step attempts in %" PRIu64 " transactions",
              e->stats.steps, e->stats.transactions);
     engine_free(e);

@@ -114,6 +114,9 @@ struct engine {
     struct wf_cache_entry *cache;
 
     struct db_checkpointer *ckpt;  /* WAL checkpoints off the dispatcher (NULL: SQLite's own) */
+    struct db_wakeups *wakeups;    /* other nodes' writes wake the dispatcher (NULL: polling) */
+    int64_t node_timeout_ms;       /* config node_timeout: dead when silent this long */
+    int64_t next_beat_mono;        /* dispatcher only: when to beat next (db_node_heartbeat) */
     struct engine *next_abandoned; /* see engine_stop */
     struct db_event_chain chain;   /* dispatcher only: event chain head within its transaction */
 };

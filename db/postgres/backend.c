@@ -5,7 +5,8 @@
  * and transactions (db.c), the engine's operations of db_runs.h,
  * db_execs.h and db_events.h (runs.c, execs.c, events.c), approvals
  * (approvals.c), mail bookkeeping (mail.c), KPIs, exceptions and schedules
- * (kpi.c), the tenant (tenant.c) and db_testing.h (testing.c).
+ * (kpi.c), the tenant (tenant.c), db_testing.h (testing.c), and
+ * db_nodes.h: heartbeats (execs.c) and wake-ups (wakeups.c).
  * docs/postgresql.md says how.
  *
  * An operation added to the interface before its PostgreSQL version is
@@ -51,6 +52,9 @@ const struct db_backend db_pg_backend = {
     .exec_next_due = db_pg_exec_next_due,
     .exec_lease_owners = db_pg_exec_lease_owners,
     .exec_expire_owner = db_pg_exec_expire_owner,
+    .node_heartbeat = db_pg_node_heartbeat,
+    .wakeups_start = db_pg_wakeups_start,
+    .wakeups_stop = db_pg_wakeups_stop,
     .run_execs = db_pg_run_execs,
     .run_scope = db_pg_run_scope,
     .event_append_chained = db_pg_event_append_chained,

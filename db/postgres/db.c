@@ -298,8 +298,9 @@ static void conn_close(struct db_conn *c)
     free(c);
 }
 
-static enum as_code conn_open(struct db *db, struct db_conn **out, struct as_err *err)
+enum as_code pg_connect(struct db *db, PGconn **out, struct as_err *err)
 {
+    *out = NULL;
     /* Keywords are applied in order, so the connection string (dbname,
      * expanded) overrides the timeout before it; the password file's
      * password and the encoding after it are ours. */
@@ -322,6 +323,16 @@ static enum as_code conn_open(struct db *db, struct db_conn **out, struct as_err
         return as_errf(err, AS_EDB, "cannot connect to PostgreSQL at %s: %s", db->where, msg);
     }
     PQsetNoticeProcessor(pg, notice_to_log, NULL);
+    *out = pg;
+    return AS_OK;
+}
+
+static enum as_code conn_open(struct db *db, struct db_conn **out, struct as_err *err)
+{
+    PGconn *pg = NULL;
+    enum as_code rc = pg_connect(db, &pg, err);
+    if (rc)
+        return rc;
     struct db_conn *c = calloc(1, sizeof *c);
     if (!c) {
         PQfinish(pg);
@@ -593,6 +604,7 @@ enum as_code db_pg_write_begin(struct db *db, struct db_conn **conn, struct as_e
     }
     c->in_write = 1;
     c->chain_locked = 0;
+    c->notify_due = 0;
     pthread_setspecific(db->writer, c);
     *conn = c;
     return AS_OK;
@@ -603,6 +615,11 @@ enum as_code db_pg_write_end(struct db *db, enum as_code rc, struct as_err *err)
     struct db_conn *c = pthread_getspecific(db->writer);
     assert(c && c->in_write);
     pthread_setspecific(db->writer, NULL);
+    /* Work made due here wakes every listening node (wakeups.c) when this
+     * commits: NOTIFY is delivered at COMMIT, and not at all on ROLLBACK.
+     * One round trip, only in such transactions. */
+    if (!rc && c->notify_due && PQtransactionStatus(c->pg) == PQTRANS_INTRANS)
+        rc = pg_exec(c, "NOTIFY " PG_WAKEUP_CHANNEL, "NOTIFY", err);
     if (rc) {
         struct as_err ignored = {0};
         if (pg_exec(c, "ROLLBACK", "ROLLBACK", &ignored) != AS_OK)
@@ -620,6 +637,7 @@ enum as_code db_pg_write_end(struct db *db, enum as_code rc, struct as_err *err)
     }
     c->in_write = 0;
     c->chain_locked = 0;
+    c->notify_due = 0;
     conn_put(db, c);
     return rc;
 }

@@ -9,6 +9,20 @@
  * waiting, so two nodes never claim one execution and neither blocks the
  * other.  db_exec_take then updates each row under that lock, still
  * checking that it is as it was found.  Transactions are READ COMMITTED.
+ *
+ * Leases by the database's clock.  The engine computes a lease as its own
+ * `now` plus a duration; here the duration is added to the database's
+ * clock instead (PG_NOW_MS) when the lease is written, and a lease has
+ * ended when the database's clock has passed it.  Nodes whose clocks
+ * disagree by minutes therefore still agree on when a claim may be taken
+ * over.  Due times (retries, waits) stay in the engine's clock, as on
+ * SQLite: each is acted on by whichever node finds it due.
+ *
+ * Dead nodes.  Every engine beats in the nodes table (db_node_heartbeat,
+ * 009_nodes.sql).  A claim of a node whose last beat is older than its
+ * node_timeout may be taken over at once: its effective end is the
+ * earlier of its lease and its node's expiry.  A node that never beat
+ * (none does on SQLite) is judged by its leases alone.
  */
 #include "db/postgres/pg.h"
 
@@ -81,6 +95,7 @@ enum as_code db_pg_exec_insert(struct db_conn *conn, int64_t run_id, const char 
     free(key);
     if (!r)
         return AS_EDB;
+    conn->notify_due = 1; /* another node may be the one to run it */
     if (exec_id)
         *exec_id = pg_i64(r, 0, 0);
     PQclear(r);
@@ -95,7 +110,8 @@ enum as_code db_pg_exec_insert_claimed(struct db_conn *conn, int64_t run_id, con
     static const char sql[] =
         "INSERT INTO step_execs (run_id, step, visit, status, attempt, due_at, lease_until, "
         "lease_owner, queued, idempotency_key, created_at, started_at) "
-        "VALUES ($1, $2, $3, 'running', 1, $4, $5, $6, $7, $8, $4, $4) RETURNING id";
+        "VALUES ($1, $2, $3, 'running', 1, $4, " PG_NOW_MS " + ($5::bigint - $4::bigint), $6, $7, "
+        "$8, $4, $4) RETURNING id";
     memset(out, 0, sizeof *out);
     enum as_code rc =
         next_visit(conn, run_id, step, visit_hint, &out->visit, &out->idempotency_key, err);
@@ -177,10 +193,12 @@ enum as_code db_pg_exec_due(struct db_conn *conn, int64_t now, const char *owner
     static const char due[] = CLAIM_COLS
         "WHERE (e.status = 'ready' OR e.status = 'waiting') AND e.due_at <= $1 "
         "ORDER BY e.due_at LIMIT $2 FOR UPDATE OF e SKIP LOCKED";
+    /* Leases ended by the database's clock, or held by a dead node. */
     static const char expired[] = CLAIM_COLS
-        "WHERE e.status = 'running' AND e.lease_until <= $1 "
-        "AND e.lease_owner IS DISTINCT FROM $3::text "
-        "ORDER BY e.lease_until LIMIT $2 FOR UPDATE OF e SKIP LOCKED";
+        "WHERE e.status = 'running' AND (e.lease_until <= " PG_NOW_MS " "
+        "OR e.lease_owner IN (SELECT owner FROM nodes WHERE expires_at <= " PG_NOW_MS ")) "
+        "AND e.lease_owner IS DISTINCT FROM $2::text "
+        "ORDER BY e.lease_until LIMIT $1 FOR UPDATE OF e SKIP LOCKED";
     *n = 0;
     if (max == 0)
         return AS_OK;
@@ -196,7 +214,6 @@ enum as_code db_pg_exec_due(struct db_conn *conn, int64_t now, const char *owner
     if (rc || *n >= max)
         goto out;
     struct pg_args b = {0};
-    pg_arg_i64(&b, now);
     pg_arg_i64(&b, (int64_t)(max - *n));
     pg_arg_text(&b, owner);
     r = pg_run(conn, expired, &b, "find expired claims", err);
@@ -222,7 +239,8 @@ enum as_code db_pg_exec_take(struct db_conn *conn, struct db_claim *c, const cha
         "UPDATE step_execs SET status = 'running', "
         "attempt = attempt + (status <> 'running')::int, "
         "recoveries = recoveries + (status = 'running' AND queued = 0)::int, queued = $7, "
-        "lease_until = $1, lease_owner = $2, started_at = $3, "
+        "lease_until = " PG_NOW_MS " + ($1::bigint - $3::bigint), lease_owner = $2, "
+        "started_at = $3, "
         "deadline_reached = CASE WHEN status = 'waiting' THEN 1 ELSE deadline_reached END "
         "WHERE id = $4 AND status = $5 AND attempt = $6";
     struct pg_args a = {0};
@@ -337,6 +355,8 @@ enum as_code db_pg_exec_release(struct db_conn *conn, int64_t exec_id, const cha
     enum as_code rc = pg_do(conn, sql, &a, "release step", &changed, err);
     if (!rc && changed != 1)
         rc = as_errf(err, AS_ECONFLICT, "step execution %" PRId64 " is no longer held", exec_id);
+    if (!rc)
+        conn->notify_due = 1; /* handed back: another node may take it now */
     return rc;
 }
 
@@ -396,6 +416,7 @@ enum as_code db_pg_exec_resume(struct db_conn *conn, int64_t exec_id, const json
         goto out;
     }
     if (!held) {
+        conn->notify_due = 1; /* woken: due now, on whichever node claims it */
         rc = db_pg_run_set_status(conn, run_id, "running", NULL, now, err);
         if (rc)
             goto out;
@@ -418,20 +439,57 @@ out:
 enum as_code db_pg_exec_next_due(struct db_conn *conn, const char *owner, int64_t *due,
                                  struct as_err *err)
 {
+    /* A lease ends by the database's clock (or when its node is found
+     * dead): translated into the caller's clock ($2) as the time left. */
     static const char sql[] =
         "SELECT min(t) FROM ("
         "(SELECT due_at AS t FROM step_execs WHERE (status = 'ready' OR status = 'waiting') "
         "ORDER BY due_at LIMIT 1) UNION ALL "
-        "(SELECT lease_until FROM step_execs WHERE status = 'running' "
-        "AND lease_owner IS DISTINCT FROM $1::text ORDER BY lease_until LIMIT 1)) n";
+        "(SELECT LEAST(e.lease_until, COALESCE(n.expires_at, e.lease_until)) - " PG_NOW_MS
+        " + $2::bigint FROM step_execs e LEFT JOIN nodes n ON n.owner = e.lease_owner "
+        "WHERE e.status = 'running' AND e.lease_owner IS DISTINCT FROM $1::text "
+        "ORDER BY 1 LIMIT 1)) n";
     struct pg_args a = {0};
     pg_arg_text(&a, owner);
+    pg_arg_i64(&a, time_now_ms());
     PGresult *r = pg_run(conn, sql, &a, "find next due step", err);
     if (!r)
         return AS_EDB;
     *due = pg_isnull(r, 0, 0) ? INT64_MAX : pg_i64(r, 0, 0);
     PQclear(r);
     return AS_OK;
+}
+
+enum as_code db_pg_node_heartbeat(struct db *db, const char *owner, int64_t timeout_ms,
+                                  int64_t *clock_ms, struct as_err *err)
+{
+    static const char beat[] =
+        "INSERT INTO nodes (owner, started_at, heartbeat_at, expires_at) "
+        "VALUES ($1, " PG_NOW_MS ", " PG_NOW_MS ", " PG_NOW_MS " + $2::bigint) "
+        "ON CONFLICT (owner) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, "
+        "expires_at = excluded.expires_at RETURNING heartbeat_at";
+    static const char leave[] = "DELETE FROM nodes WHERE owner = $1 RETURNING " PG_NOW_MS;
+    /* Nodes dead for a day with no claim left: nobody needs their row. */
+    static const char forget[] =
+        "DELETE FROM nodes WHERE expires_at < " PG_NOW_MS " - 86400000 AND NOT EXISTS "
+        "(SELECT 1 FROM step_execs e WHERE e.status = 'running' AND e.lease_owner = nodes.owner)";
+    struct db_conn *c;
+    enum as_code rc = db_pg_write_begin(db, &c, err);
+    if (rc)
+        return rc;
+    struct pg_args a = {0};
+    pg_arg_text(&a, owner);
+    if (timeout_ms > 0)
+        pg_arg_i64(&a, timeout_ms);
+    PGresult *r = pg_run(c, timeout_ms > 0 ? beat : leave, &a, "node heartbeat", err);
+    if (!r)
+        return db_pg_write_end(db, AS_EDB, err);
+    if (clock_ms)
+        *clock_ms = PQntuples(r) == 1 ? pg_i64(r, 0, 0) : time_now_ms();
+    PQclear(r);
+    if (timeout_ms > 0)
+        rc = pg_do(c, forget, NULL, "forget dead nodes", NULL, err);
+    return db_pg_write_end(db, rc, err);
 }
 
 struct owners {

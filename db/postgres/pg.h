@@ -44,6 +44,7 @@ struct db_conn {
     PGconn *pg;
     int broken;            /* the connection failed: closed when given back */
     int in_write;          /* between db_write_begin and db_write_end */
+    int notify_due;        /* this write transaction made work due: NOTIFY at commit */
     int chain_locked;      /* this write transaction holds the event chain's lock, */
     int64_t chain_id;      /* ... and the chain's head is this event (events.c) */
     char chain_hash[65];
@@ -65,6 +66,13 @@ struct db {
     pthread_mutex_t instance_lock;
     char instance_id[40];    /* meta.instance_id once read ("" before) */
 };
+
+/*
+ * The database's clock in ms since the epoch, as SQL: what leases are
+ * measured by (execs.c), so that nodes whose own clocks disagree still agree
+ * on when a claim ends.  statement_timestamp(): one value per statement.
+ */
+#define PG_NOW_MS "(extract(epoch FROM statement_timestamp()) * 1000)::bigint"
 
 /* Text parameters of a statement.  NULL values are SQL NULL. */
 struct pg_args {
@@ -125,6 +133,15 @@ int pg_isnull(const PGresult *r, int row, int col);
 
 /* 1 when the last failed statement of c broke a unique constraint. */
 int pg_unique_violation(const struct db_conn *c);
+
+/* A new libpq connection to the store's database, as the pool opens them
+ * (its timeout, password, encoding; notices to the debug log).  Caller
+ * PQfinish()es *out. */
+enum as_code pg_connect(struct db *db, PGconn **out, struct as_err *err) AS_WUR;
+
+/* The channel of wake-ups between nodes (wakeups.c): a write transaction
+ * that made work due NOTIFYs it at commit (db_conn.notify_due). */
+#define PG_WAKEUP_CHANNEL "assent_due"
 
 /* The database's instance id (meta.instance_id), read once per store. */
 enum as_code pg_instance_id(struct db_conn *c, char *out, size_t size, struct as_err *err) AS_WUR;
@@ -193,6 +210,8 @@ enum as_code db_pg_exec_lease_owners(struct db_conn *conn, int (*cb)(void *ud, c
                                      void *ud, struct as_err *err) AS_WUR;
 enum as_code db_pg_exec_expire_owner(struct db_conn *conn, const char *owner, int64_t *n,
                                      struct as_err *err) AS_WUR;
+enum as_code db_pg_node_heartbeat(struct db *db, const char *owner, int64_t timeout_ms,
+                                  int64_t *clock_ms, struct as_err *err) AS_WUR;
 enum as_code db_pg_run_execs(struct db_conn *conn, int64_t run_id, db_exec_cb cb, void *ud,
                              struct as_err *err) AS_WUR;
 enum as_code db_pg_run_scope(struct db_conn *conn, int64_t run_id, char **input, db_exec_cb cb,
@@ -291,6 +310,11 @@ enum as_code db_pg_sched_finish(struct db *db, int64_t run_id, int ok, const jso
 enum as_code db_pg_sched_interrupted(struct db *db, json_t **out, struct as_err *err) AS_WUR;
 enum as_code db_pg_sched_runs(struct db *db, int64_t kpi_id, int limit, json_t **out,
                               struct as_err *err) AS_WUR;
+
+/* wakeups.c */
+enum as_code db_pg_wakeups_start(struct db *db, void (*wake)(void *ud), void *ud,
+                                 struct db_wakeups **out, struct as_err *err) AS_WUR;
+void db_pg_wakeups_stop(struct db_wakeups *w);
 
 /* tenant.c */
 enum as_code db_pg_tenant_sync_start(struct db *db, int64_t now_ms, int64_t *sync_id,

@@ -309,6 +309,8 @@ enum as_code db_pg_run_retry(struct db_conn *conn, int64_t run_id, int64_t now, 
     pg_arg_i64(&c, id);
     pg_arg_i64(&c, now);
     rc = pg_do(conn, requeue, &c, "requeue step", NULL, err);
+    if (!rc)
+        conn->notify_due = 1;
     if (!rc && exec_id)
         *exec_id = id;
     return rc;

@@ -545,6 +545,29 @@ enum as_code db_sqlite_exec_expire_owner(struct db_conn *conn, const char *owner
     return rc;
 }
 
+/* One host: a dead process is recognised by its process id
+ * (db_exec_lease_owners, base/lease_owner.h), so there is nothing to beat. */
+enum as_code db_sqlite_node_heartbeat(struct db *db, const char *owner, int64_t timeout_ms,
+                                      int64_t *clock_ms, struct as_err *err)
+{
+    if (clock_ms)
+        *clock_ms = time_now_ms();
+    return AS_OK;
+}
+
+/* Writers of other processes are seen by polling (the engine's POLL_MS). */
+enum as_code db_sqlite_wakeups_start(struct db *db, void (*wake)(void *ud), void *ud,
+                                     struct db_wakeups **out, struct as_err *err)
+{
+    *out = NULL;
+    return AS_OK;
+}
+
+void db_sqlite_wakeups_stop(struct db_wakeups *w)
+{
+    /* db_sqlite_wakeups_start never makes one. */
+}
+
 enum as_code db_sqlite_run_execs(struct db_conn *conn, int64_t run_id, db_exec_cb cb, void *ud,
                                  struct as_err *err)
 {

@@ -3,21 +3,28 @@
  * server, a database per test): run --wait of a simple workflow, runs,
  * show, audit verify; a run started by one command and executed by two
  * workers at once (each step once, one audit chain); cancel and retry;
- * exceptions, KPIs and triggers from the terminal; and what a bad, unreachable or password-carrying database string
+ * exceptions, KPIs and triggers from the terminal; a stopped worker's step
+ * taken over by another after node_timeout; and what a bad, unreachable or password-carrying database string
  * answers.
  *
  * usage: it_pg_cli [TEST_NAME]
  */
 #include "tests/testutil.h"
 
+#include <arpa/inet.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <netinet/in.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "base/timeutil.h"
 
 #define T_MS 120000
 
@@ -379,6 +386,95 @@ static void test_kpi_exception_trigger(void **state)
     free(wf);
 }
 
+/* A worker stops answering (SIGSTOP: the process lives, so the pid check
+ * of its host sees it alive) while it holds a step: another worker takes
+ * the step over once the stopped one's heartbeat is older than node_timeout
+ * (2 s here), long before the claim's lease (20 minutes) ends.  The step is
+ * an http call to a socket that never answers, so it holds its claim. */
+static void test_stopped_worker_taken_over(void **state)
+{
+    struct env *e = *state;
+    int hole = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(hole >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sa;
+    assert_int_equal(bind(hole, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(hole, 8), 0);
+    assert_int_equal(getsockname(hole, (struct sockaddr *)&sa, &len), 0);
+    char text[512];
+    snprintf(text, sizeof text,
+             "{\"name\": \"slow\", \"version\": \"1\", \"steps\": {\"call\": {\"type\": \"http\","
+             " \"timeout\": \"PT10M\", \"params\": {\"url\": \"http://127.0.0.1:%d/\"}}}}",
+             ntohs(sa.sin_port));
+    char *wf = write_wf(e, "slow.json", text);
+    char *err = NULL;
+    if (assent(e, NULL, &err, "run", wf, NULL) != 0)
+        fail_msg("run: %s", err ? err : "");
+    free(err);
+
+    char *argv[] = {(char *)tu_assent_bin(), "worker", NULL};
+    char *env[] = {e->env_db,
+                   "ASSENT_LOG_LEVEL=warn",
+                   "ASSENT_WORKERS=1",
+                   "ASSENT_NODE_TIMEOUT=PT2S",
+                   "ASSENT_LEASE_SECONDS=600",
+                   "ASSENT_HTTP_TIMEOUT_SECONDS=3600",
+                   NULL};
+    char *log_a = tu_path(e->dir, "worker-a.log"), *log_b = tu_path(e->dir, "worker-b.log");
+    pid_t a = tu_spawn(argv, env, log_a);
+    assert_true(a > 0);
+    char *owner_a = NULL;
+    for (int i = 0; i < 600 && !owner_a; i++) {
+        char *o = tu_pg_query(e->uri, "SELECT lease_owner FROM step_execs WHERE status = 'running'");
+        if (o && *o)
+            owner_a = o;
+        else
+            free(o), tu_sleep_ms(50);
+    }
+    if (!owner_a) {
+        char *log = tu_read_file(log_a);
+        kill(a, SIGKILL);
+        fail_msg("worker A claimed nothing; its log:\n%s", log ? log : "");
+    }
+    kill(a, SIGSTOP);
+    int64_t stopped = time_now_ms();
+    pid_t b = tu_spawn(argv, env, log_b);
+    assert_true(b > 0);
+    char *owner = NULL;
+    int64_t took = 0;
+    for (int i = 0; i < 1200; i++) {
+        owner = tu_pg_query(e->uri, "SELECT lease_owner FROM step_execs WHERE status = 'running'");
+        if (owner && *owner && strcmp(owner, owner_a) != 0) {
+            took = time_now_ms() - stopped;
+            break;
+        }
+        free(owner);
+        owner = NULL;
+        tu_sleep_ms(50);
+    }
+    tu_stop(a, SIGKILL);
+    tu_stop(b, SIGKILL);
+    close(hole);
+    if (!owner)
+        fail_msg("worker B never took the step of the stopped worker A (%s)", owner_a);
+    print_message("taken over %" PRId64 " ms after the worker stopped (node_timeout 2 s, lease "
+                  "20 min)\n",
+                  took);
+    /* A beat every 2/3 s: it was silent at least 1.3 s when it was taken. */
+    assert_true(took >= 1300 && took < 30000);
+    char *n = tu_pg_query(e->uri, "SELECT recoveries FROM step_execs");
+    assert_string_equal(n, "1");
+    free(n);
+    n = tu_pg_query(e->uri, "SELECT count(*) FROM events WHERE type = 'step.recovered'");
+    assert_string_equal(n, "1");
+    free(n);
+    free(owner);
+    free(owner_a);
+    free(log_a);
+    free(log_b);
+    free(wf);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -387,6 +483,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_cancel_dedupe_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_database, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kpi_exception_trigger, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stopped_worker_taken_over, setup, teardown),
     };
     if (tu_select_test("it_pg_cli", tests, sizeof tests / sizeof tests[0], argc, argv) != 0)
         return 2;

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "db/db.h"
+#include "db/db_nodes.h"
 #include "db/db_runs.h"
 #include "db/db_wal.h"
 #include "base/timeutil.h"
@@ -86,11 +87,11 @@ static int64_t new_run(struct fixture *f, struct db_conn *c, const char *key)
 static void test_open_migrates_once(void **state)
 {
     struct fixture *f = *state;
-    assert_int_equal(db_schema_version(f->db), 8);
+    assert_int_equal(db_schema_version(f->db), 9);
     assert_string_equal(db_path(f->db), f->uri);
     /* Reopening applies nothing twice. */
     struct db *again = open_or_fail(f->uri);
-    assert_int_equal(db_schema_version(again), 8);
+    assert_int_equal(db_schema_version(again), 9);
     db_close(again);
     /* PostgreSQL checkpoints itself: no checkpointer to start. */
     struct db_checkpointer *ck = (struct db_checkpointer *)1;
@@ -140,7 +141,7 @@ static void test_concurrent_first_open(void **state)
         pthread_join(t[i], NULL);
         if (o[i].rc)
             fail_msg("open %d: %s", i, o[i].msg);
-        assert_int_equal(o[i].version, 8);
+        assert_int_equal(o[i].version, 9);
     }
     char *n = tu_pg_query(uri, "SELECT count(*) FROM meta WHERE key = 'instance_id'");
     assert_string_equal(n, "1");
@@ -350,6 +351,9 @@ static int owner_cb(void *ud, const char *owner)
     return 0;
 }
 
+/* Leases are measured by the database's clock: a lease of "now + 1 s"
+ * ends one second of the database's clock later, whatever the caller's own
+ * clock (its `now`) says. */
 static void test_lease_expiry(void **state)
 {
     struct fixture *f = *state;
@@ -360,21 +364,32 @@ static void test_lease_expiry(void **state)
     struct db_claim cl[2];
     size_t n = 0;
     assert_int_equal(db_exec_due(c, 1000, "A", 2, cl, &n, &err), AS_OK);
-    assert_int_equal(db_exec_take(c, &cl[0], "A", 1000, 3000, &err), AS_OK);
+    assert_int_equal(db_exec_take(c, &cl[0], "A", 1000, 2000, &err), AS_OK);
+    assert_int_equal(cl[0].lease_until, 2000); /* the caller's view is its own clock */
     char key[200];
     snprintf(key, sizeof key, "%s", cl[0].idempotency_key);
     db_claim_clear(&cl[0]);
-    /* Before the lease ends nobody may take it; after, anyone but A. */
-    assert_int_equal(db_exec_due(c, 2999, "B", 2, cl, &n, &err), AS_OK);
+    wcommit(f->db);
+    /* B's clock says the lease ended long ago: the database's does not. */
+    c = wbegin(f->db);
+    assert_int_equal(db_exec_due(c, INT64_MAX / 4, "B", 2, cl, &n, &err), AS_OK);
     assert_int_equal(n, 0);
-    assert_int_equal(db_exec_due(c, 3000, "A", 2, cl, &n, &err), AS_OK);
+    /* When it ends, in B's clock: about a second from now. */
+    int64_t due = 0, now = time_now_ms();
+    assert_int_equal(db_exec_next_due(c, "B", &due, &err), AS_OK);
+    assert_true(due > now - 1000 && due <= now + 1000);
+    wcommit(f->db);
+    tu_sleep_ms(1100);
+    /* After it, by the database's clock, anyone but A (whatever `now`). */
+    c = wbegin(f->db);
+    assert_int_equal(db_exec_due(c, 0, "A", 2, cl, &n, &err), AS_OK);
     assert_int_equal(n, 0);
-    assert_int_equal(db_exec_due(c, 3000, "B", 2, cl, &n, &err), AS_OK);
+    assert_int_equal(db_exec_due(c, 0, "B", 2, cl, &n, &err), AS_OK);
     assert_int_equal(n, 1);
     assert_true(cl[0].recovered);
     assert_string_equal(cl[0].prev_owner, "A");
     assert_string_equal(cl[0].idempotency_key, key);
-    assert_int_equal(db_exec_take(c, &cl[0], "B", 3000, 9000, &err), AS_OK);
+    assert_int_equal(db_exec_take(c, &cl[0], "B", 3000, 603000, &err), AS_OK);
     assert_int_equal(cl[0].attempt, 1);
     assert_int_equal(cl[0].recoveries, 1);
     db_claim_clear(&cl[0]);
@@ -394,6 +409,160 @@ static void test_lease_expiry(void **state)
     assert_int_equal(n, 1);
     db_claim_clear(&cl[0]);
     wcommit(f->db);
+}
+
+/* Claimable by `who` now: the number of executions db_exec_due finds (none
+ * is taken: the transaction ends without a take). */
+static size_t claimable(struct db *db, const char *who)
+{
+    struct as_err err = {0};
+    struct db_conn *c = wbegin(db);
+    struct db_claim cl[4];
+    size_t n = 0;
+    assert_int_equal(db_exec_due(c, 0, who, 4, cl, &n, &err), AS_OK);
+    for (size_t i = 0; i < n; i++)
+        db_claim_clear(&cl[i]);
+    wcommit(db);
+    return n;
+}
+
+/* A node that stops beating is dead after its node_timeout: its claims
+ * are taken over then, long before their leases end.  A node that beats
+ * keeps them; a node that left is judged by its leases again. */
+static void test_dead_node_takeover(void **state)
+{
+    struct fixture *f = *state;
+    struct as_err err = {0};
+    int64_t clock = 0, before = time_now_ms();
+    assert_int_equal(db_node_heartbeat(f->db, "A", 1000, &clock, &err), AS_OK);
+    assert_true(clock >= before - 2000 && clock <= time_now_ms() + 2000);
+    struct db_conn *c = wbegin(f->db);
+    int64_t run = new_run(f, c, NULL);
+    assert_int_equal(db_exec_insert(c, run, "s", 1000, 1000, NULL, &err), AS_OK);
+    struct db_claim cl[2];
+    size_t n = 0;
+    assert_int_equal(db_exec_due(c, 1000, "A", 2, cl, &n, &err), AS_OK);
+    assert_int_equal(n, 1);
+    /* A ten-minute lease. */
+    assert_int_equal(db_exec_take(c, &cl[0], "A", 1000, 601000, &err), AS_OK);
+    db_claim_clear(&cl[0]);
+    wcommit(f->db);
+
+    /* A beats on time: B may not take its claim. */
+    for (int i = 0; i < 4; i++) {
+        tu_sleep_ms(300);
+        assert_int_equal(db_node_heartbeat(f->db, "A", 1000, NULL, &err), AS_OK);
+    }
+    assert_int_equal(claimable(f->db, "B"), 0);
+    /* The claim becomes claimable when A's beat runs out, in B's clock. */
+    int64_t due = 0, now = time_now_ms();
+    c = wbegin(f->db);
+    assert_int_equal(db_exec_next_due(c, "B", &due, &err), AS_OK);
+    wcommit(f->db);
+    assert_true(due > now - 1000 && due <= now + 1000);
+
+    /* A falls silent: after its second, B takes the claim over. */
+    tu_sleep_ms(1200);
+    c = wbegin(f->db);
+    assert_int_equal(db_exec_due(c, 0, "B", 2, cl, &n, &err), AS_OK);
+    assert_int_equal(n, 1);
+    assert_true(cl[0].recovered);
+    assert_string_equal(cl[0].prev_owner, "A");
+    assert_int_equal(db_exec_take(c, &cl[0], "B", 1000, 601000, &err), AS_OK);
+    db_claim_clear(&cl[0]);
+    wcommit(f->db);
+
+    /* B left cleanly (its row gone): its claim keeps its ten-minute lease,
+     * so C may not take it, though B never beat again. */
+    assert_int_equal(db_node_heartbeat(f->db, "B", 1000, NULL, &err), AS_OK);
+    assert_int_equal(db_node_heartbeat(f->db, "B", 0, NULL, &err), AS_OK);
+    tu_sleep_ms(1200);
+    assert_int_equal(claimable(f->db, "C"), 0);
+    char *rows = tu_pg_query(f->uri, "SELECT string_agg(owner, ',' ORDER BY owner) FROM nodes");
+    assert_string_equal(rows, "A");
+    free(rows);
+
+    /* A node dead for over a day with no claim left is forgotten at the
+     * next beat; A still holds nothing, so it goes too. */
+    tu_pg_exec(f->uri, "INSERT INTO nodes VALUES ('old', 0, 0, 0); "
+                       "UPDATE nodes SET expires_at = 0 WHERE owner = 'A'");
+    assert_int_equal(db_node_heartbeat(f->db, "D", 1000, NULL, &err), AS_OK);
+    rows = tu_pg_query(f->uri, "SELECT string_agg(owner, ',' ORDER BY owner) FROM nodes");
+    assert_string_equal(rows, "D");
+    free(rows);
+}
+
+struct wake_count {
+    pthread_mutex_t lock;
+    int n;
+    int64_t last_ms;
+};
+
+static void count_wake(void *ud)
+{
+    struct wake_count *w = ud;
+    pthread_mutex_lock(&w->lock);
+    w->n++;
+    w->last_ms = time_now_ms();
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* Wake-ups of w after `since` within timeout_ms; *at receives the last one's time. */
+static int wakes_after(struct wake_count *w, int n0, int timeout_ms, int64_t *at)
+{
+    for (int waited = 0;; waited += 5) {
+        pthread_mutex_lock(&w->lock);
+        int n = w->n;
+        if (at)
+            *at = w->last_ms;
+        pthread_mutex_unlock(&w->lock);
+        if (n > n0 || waited >= timeout_ms)
+            return n - n0;
+        tu_sleep_ms(5);
+    }
+}
+
+/* Another node's commit that makes work due wakes a listening node at once;
+ * a rolled-back one and one that made nothing due do not. */
+static void test_wakeups(void **state)
+{
+    struct fixture *f = *state;
+    struct as_err err = {0};
+    struct db *other = open_or_fail(f->uri);
+    struct wake_count w = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    struct db_wakeups *wk = NULL;
+    assert_int_equal(db_wakeups_start(f->db, count_wake, &w, &wk, &err), AS_OK);
+    assert_non_null(wk);
+    tu_sleep_ms(200); /* listening */
+
+    /* Nothing due: no wake-up. */
+    struct db_conn *c = wbegin(other);
+    int64_t run = new_run(f, c, NULL);
+    wcommit(other);
+    assert_int_equal(wakes_after(&w, 0, 300, NULL), 0);
+    /* Rolled back: none either. */
+    c = wbegin(other);
+    assert_int_equal(db_exec_insert(c, run, "s", 1000, 1000, NULL, &err), AS_OK);
+    assert_int_equal(db_write_end(other, AS_ECANCELLED, &err), AS_ECANCELLED);
+    assert_int_equal(wakes_after(&w, 0, 300, NULL), 0);
+    /* A new execution, committed: woken, within a moment. */
+    int64_t lat_max = 0;
+    for (int i = 0; i < 5; i++) {
+        int n0 = w.n;
+        c = wbegin(other);
+        char step[8];
+        snprintf(step, sizeof step, "s%d", i);
+        assert_int_equal(db_exec_insert(c, run, step, 1000, 1000, NULL, &err), AS_OK);
+        int64_t t0 = time_now_ms(), at = 0; /* from the commit's start */
+        wcommit(other);
+        assert_int_equal(wakes_after(&w, n0, 5000, &at), 1);
+        if (at - t0 > lat_max)
+            lat_max = at - t0;
+    }
+    print_message("wake-up after commit: at most %" PRId64 " ms over 5 commits\n", lat_max);
+    assert_true(lat_max < 2000);
+    db_wakeups_stop(wk);
+    db_close(other);
 }
 
 static void test_wait_and_resume(void **state)
@@ -813,7 +982,7 @@ static void test_password_file(void **state)
     struct db_options opts = {.synchronous = "NORMAL", .password_file = file};
     if (db_open_options(f->uri, &opts, &db, &err) != AS_OK)
         fail_msg("with db_password_file: %s", err.msg);
-    assert_int_equal(db_schema_version(db), 8);
+    assert_int_equal(db_schema_version(db), 9);
     db_close(db);
     assert_int_equal(chmod(file, 0644), 0);
     assert_int_equal(db_open_options(f->uri, &opts, &db, &err), AS_EINVAL);
@@ -857,6 +1026,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_run_dedupe, setup, teardown),
         cmocka_unit_test_setup_teardown(test_claim_and_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_expiry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dead_node_takeover, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wakeups, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wait_and_resume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_and_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_chain, setup, teardown),
