@@ -87,9 +87,10 @@ static void *wakeups_main(void *arg)
             retry_ms = RETRY_FIRST_MS;
             w->wake(w->ud); /* anything committed while we were not listening */
         }
-        if (wait_for(w, PQsocket(w->pg), -1))
+        int fd = PQsocket(w->pg);
+        if (fd >= 0 && wait_for(w, fd, -1))
             break;
-        if (!PQconsumeInput(w->pg) || PQstatus(w->pg) != CONNECTION_OK) {
+        if (fd < 0 || !PQconsumeInput(w->pg) || PQstatus(w->pg) != CONNECTION_OK) {
             LOG_WARN("db", "wake-ups from other nodes: connection lost: %s",
                      PQerrorMessage(w->pg));
             PQfinish(w->pg);

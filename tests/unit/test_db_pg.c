@@ -523,7 +523,8 @@ static int wakes_after(struct wake_count *w, int n0, int timeout_ms, int64_t *at
 }
 
 /* Another node's commit that makes work due wakes a listening node at once;
- * a rolled-back one and one that made nothing due do not. */
+ * a rolled-back one and one that made nothing due do not; a listening
+ * connection cut by the server is reopened. */
 static void test_wakeups(void **state)
 {
     struct fixture *f = *state;
@@ -561,6 +562,19 @@ static void test_wakeups(void **state)
     }
     print_message("wake-up after commit: at most %" PRId64 " ms over 5 commits\n", lat_max);
     assert_true(lat_max < 2000);
+
+    /* The listening connection is cut (as by a server restart): it is
+     * reopened, with a wake-up for what may have been missed, and later
+     * commits wake again. */
+    int n0 = w.n;
+    tu_pg_exec(f->uri, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                       "WHERE datname = current_database() AND query = 'LISTEN assent_due'");
+    assert_int_equal(wakes_after(&w, n0, 10000, NULL) >= 1, 1);
+    n0 = w.n;
+    c = wbegin(other);
+    assert_int_equal(db_exec_insert(c, run, "again", 1000, 1000, NULL, &err), AS_OK);
+    wcommit(other);
+    assert_int_equal(wakes_after(&w, n0, 5000, NULL) >= 1, 1);
     db_wakeups_stop(wk);
     db_close(other);
 }
