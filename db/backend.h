@@ -34,6 +34,7 @@
 #include "db/db_runs.h"
 #include "db/db_tenant.h"
 #include "db/db_testing.h"
+#include "db/db_tokens.h"
 #include "db/db_wal.h"
 
 /* What every backend's struct db, struct db_conn and struct db_checkpointer
@@ -235,6 +236,18 @@ struct db_backend {
     enum as_code (*tenant_last_completed_sync)(struct db *db, int64_t *finished_at, char *status,
                                                size_t status_size, struct as_err *err);
     enum as_code (*tenant_last_sync)(struct db *db, json_t **out, struct as_err *err);
+    /* The REST API: db_tokens.h, and the listings of db_runs.h and db_approvals.h it pages */
+    enum as_code (*api_token_add)(struct db *db, struct db_api_token *t, struct as_err *err);
+    enum as_code (*api_token_find)(struct db *db, const char *token_hash,
+                                   struct db_api_token *out, struct as_err *err);
+    enum as_code (*api_token_list)(struct db *db, int include_revoked, json_t **out,
+                                   struct as_err *err);
+    enum as_code (*api_token_revoke)(struct db *db, const char *name, const char *by, int64_t now,
+                                     struct db_api_token *out, struct as_err *err);
+    enum as_code (*workflows_list)(struct db_conn *conn, const char *name, const char *after,
+                                   int limit, db_workflow_cb cb, void *ud, struct as_err *err);
+    enum as_code (*approvals_page)(struct db *db, const struct db_approvals_page_query *q,
+                                   json_t **out, struct as_err *err);
 };
 
 /* The two backends. */

@@ -598,6 +598,46 @@ static enum as_code unported_tenant_last_sync(struct db *db, json_t **out, struc
     return unported(err, "db_tenant_last_sync");
 }
 
+/* ---- the REST API (db/db_tokens.h; the listings it pages) ---------------------- */
+
+static enum as_code unported_api_token_add(struct db *db, struct db_api_token *t,
+                                           struct as_err *err)
+{
+    return unported(err, "db_api_token_add");
+}
+
+static enum as_code unported_api_token_find(struct db *db, const char *token_hash,
+                                            struct db_api_token *out, struct as_err *err)
+{
+    return unported(err, "db_api_token_find");
+}
+
+static enum as_code unported_api_token_list(struct db *db, int include_revoked, json_t **out,
+                                            struct as_err *err)
+{
+    return unported(err, "db_api_token_list");
+}
+
+static enum as_code unported_api_token_revoke(struct db *db, const char *name, const char *by,
+                                              int64_t now, struct db_api_token *out,
+                                              struct as_err *err)
+{
+    return unported(err, "db_api_token_revoke");
+}
+
+static enum as_code unported_workflows_list(struct db_conn *conn, const char *name,
+                                            const char *after, int limit, db_workflow_cb cb,
+                                            void *ud, struct as_err *err)
+{
+    return unported(err, "db_workflows_list");
+}
+
+static enum as_code unported_approvals_page(struct db *db, const struct db_approvals_page_query *q,
+                                            json_t **out, struct as_err *err)
+{
+    return unported(err, "db_approvals_page");
+}
+
 const struct db_backend db_pg_backend = {
     .name = "PostgreSQL",
     .open = unported_open,
@@ -694,4 +734,11 @@ const struct db_backend db_pg_backend = {
     .tenant_signins_foreach = unported_tenant_signins_foreach,
     .tenant_last_completed_sync = unported_tenant_last_completed_sync,
     .tenant_last_sync = unported_tenant_last_sync,
+    /* The REST API */
+    .api_token_add = unported_api_token_add,
+    .api_token_find = unported_api_token_find,
+    .api_token_list = unported_api_token_list,
+    .api_token_revoke = unported_api_token_revoke,
+    .workflows_list = unported_workflows_list,
+    .approvals_page = unported_approvals_page,
 };

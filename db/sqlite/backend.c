@@ -97,4 +97,11 @@ const struct db_backend db_sqlite_backend = {
     .tenant_signins_foreach = db_sqlite_tenant_signins_foreach,
     .tenant_last_completed_sync = db_sqlite_tenant_last_completed_sync,
     .tenant_last_sync = db_sqlite_tenant_last_sync,
+    /* The REST API */
+    .api_token_add = db_sqlite_api_token_add,
+    .api_token_find = db_sqlite_api_token_find,
+    .api_token_list = db_sqlite_api_token_list,
+    .api_token_revoke = db_sqlite_api_token_revoke,
+    .workflows_list = db_sqlite_workflows_list,
+    .approvals_page = db_sqlite_approvals_page,
 };
