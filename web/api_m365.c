@@ -274,7 +274,7 @@ void api_kpi_trigger(struct api_call *c)
     if (body) {
         json_object_set_new(body, "name", json_string(k->name));
         json_object_set_new(body, "preview", json_boolean(preview));
-        json_object_set(body, "rows", tr.rows ? tr.rows : json_array());
+        json_object_set_new(body, "rows_detail", tr.rows ? json_incref(tr.rows) : json_array());
     }
     api_reply(c, 200, body);
 out:
