@@ -59,7 +59,11 @@ static enum auth_found auth_bearer(struct web_req *req, struct web_principal *wh
     snprintf(who->name, sizeof who->name, "%s", t.name);
     who->via = "token";
     who->token_id = t.id;
-    return who->role == API_ROLE_NONE ? AUTH_REFUSED : AUTH_OK;
+    if (who->role == API_ROLE_NONE) {
+        as_errf(err, AS_EAUTH, "the token \"%s\" has no known role", t.name);
+        return AUTH_REFUSED;
+    }
+    return AUTH_OK;
 }
 
 /* The authenticators, in the order they are asked (see auth.h: the
