@@ -681,13 +681,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_TRANSFER_ENCODING);
         size_t max_body = web_route_max_body(rs->route);
+        char too_large[128];
+        snprintf(too_large, sizeof too_large,
+                 "The request body is larger than this address accepts (%zu bytes).", max_body);
         switch (web_body_check_max(cl, te, max_body)) {
         case 400:
             return send_error(conn, rs, url, 400, "Bad request", "Invalid Content-Length.");
         case 413:
             return send_error(conn, rs, url, 413, "Request too large",
-                              cl && max_body ? "The request body is larger than this server accepts."
-                                             : "This address takes no request body.");
+                              cl && max_body ? too_large : "This address takes no request body.");
         default:
             break;
         }

@@ -1416,7 +1416,7 @@ static void test_bad_requests(void **state)
     body[0] = '{';
     body[big - 1] = '}';
     body[big] = '\0';
-    expect_error(s, "POST", "/api/v1/runs", t.operator, body, 413, "too_large", NULL);
+    expect_error(s, "POST", "/api/v1/runs", t.operator, body, 413, "too_large", "1048576 bytes");
     /* Just under 1 MiB is read and parsed (here: a field too many). */
     size_t ok = 1024 * 1024 - 100;
     body[ok - 1] = '}';
