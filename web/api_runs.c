@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "approvals/approval_decide.h"
+#include "base/config.h"
 #include "base/diag.h"
 #include "base/log.h"
 #include "base/timeutil.h"
@@ -99,6 +100,43 @@ static int names_a_file(const char *w)
     return strchr(w, '/') || (n > 5 && strcmp(w + n - 5, ".json") == 0);
 }
 
+/*
+ * Whether the workflow file `path` may be started through the API: a .json
+ * file inside config api_workflow_dir (both resolved, so ".." and links
+ * cannot leave it).  Anything else on the server (its configuration, say)
+ * stays out of reach of an operator's token.  Answers and returns 0 when not.
+ */
+static int file_allowed(struct api_call *c, const char *path)
+{
+    const char *dir = config_str(c->req->app->cfg, "api_workflow_dir");
+    size_t n = strlen(path);
+    if (n < 6 || strcmp(path + n - 5, ".json") != 0) {
+        api_error(c, 400, "invalid", "a workflow file must be a .json file");
+        return 0;
+    }
+    if (!dir || !*dir) {
+        api_error(c, 403, "forbidden", "starting a workflow by its file is off (config "
+                  "api_workflow_dir): give the name of a stored workflow");
+        return 0;
+    }
+    char *real_dir = realpath(dir, NULL), *real = realpath(path, NULL);
+    int ok = 0;
+    if (!real) {
+        api_error(c, 404, "not_found", "no workflow file %.300s", path);
+    } else if (!real_dir) {
+        api_error(c, 403, "forbidden", "api_workflow_dir %.300s does not exist", dir);
+    } else {
+        size_t dl = strlen(real_dir);
+        ok = strncmp(real, real_dir, dl) == 0 && (real[dl] == '/' || real_dir[dl - 1] == '/');
+        if (!ok)
+            api_error(c, 403, "forbidden", "%.300s is outside api_workflow_dir (%.300s)", path,
+                      dir);
+    }
+    free(real);
+    free(real_dir);
+    return ok;
+}
+
 /* 400 with the workflow's diagnostics (as `assent validate --json` gives them). */
 static void invalid_workflow(struct api_call *c, const char *what, const struct diag_list *diags,
                              const struct as_err *err)
@@ -134,11 +172,8 @@ void api_run_start(struct api_call *c)
         return;
     }
     if (names_a_file(name)) {
-        size_t n = strlen(name);
-        if (n < 6 || strcmp(name + n - 5, ".json") != 0) {
-            api_error(c, 400, "invalid", "a workflow file must be a .json file");
+        if (!file_allowed(c, name))
             return;
-        }
         rc = wf_load_file(name, &wf, &diags, &err);
         if (rc == AS_EIO || (rc && diags.n == 0)) {
             api_error(c, 404, "not_found", "%s", err.msg);

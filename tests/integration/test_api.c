@@ -634,7 +634,11 @@ static void test_runs(void **state)
 {
     struct wh_server *s = *state;
     struct tokens t;
-    start(s, "api-runs", 0);
+    wh_init(s, "api-runs", 0);
+    /* Files to start by path are in the test's directory. */
+    snprintf(s->extra_env[s->n_extra_env++], sizeof s->extra_env[0], "ASSENT_API_WORKFLOW_DIR=%s",
+             s->dir);
+    serve(s);
     make_tokens(s, &t);
     char *file = write_workflow(s, "hello.json", wf_hello);
 
@@ -695,6 +699,14 @@ static void test_runs(void **state)
     json_decref(j);
     body = fmt("{\"workflow\": \"%s/missing.json\"}", s->dir);
     expect_error(s, "POST", "/api/v1/runs", t.operator, body, 404, "not_found", NULL);
+    free(body);
+    /* Only files inside api_workflow_dir: not the shipped ones, not by "..". */
+    body = fmt("{\"workflow\": \"%s/workflows/legacy-protocols.json\"}", tu_source_dir());
+    expect_error(s, "POST", "/api/v1/runs", t.operator, body, 403, "forbidden",
+                 "outside api_workflow_dir");
+    free(body);
+    body = fmt("{\"workflow\": \"%s/hello.txt\"}", s->dir);
+    expect_error(s, "POST", "/api/v1/runs", t.operator, body, 400, "invalid", ".json");
     free(body);
 
     /* Dedupe: a second open run with the key is a conflict naming the first. */
@@ -808,6 +820,11 @@ static void test_runs(void **state)
     expect_error(s, "POST", retry, t.operator, NULL, 409, "conflict", NULL);
     free(retry);
     expect_error(s, "POST", "/api/v1/runs/424242/retry", t.operator, NULL, 404, "not_found", NULL);
+
+    /* A path that leaves the directory and comes back is inside. */
+    body = fmt("{\"workflow\": \"%s/../%s/hello.json\"}", s->dir, strrchr(s->dir, '/') + 1);
+    json_decref(expect(s, "POST", "/api/v1/runs", t.operator, body, 201));
+    free(body);
 
     /* Every change in the audit chain with the token's name. */
     json_t *events = all_events(s);
