@@ -392,6 +392,7 @@ const struct db_backend db_pg_backend = {
     .read_begin = db_pg_read_begin,
     .read_end = db_pg_read_end,
     .write_end = db_pg_write_end,
+    .ping = db_pg_ping,
     .workflow_put = db_pg_workflow_put,
     .workflow_get = db_pg_workflow_get,
     .run_insert = db_pg_run_insert,

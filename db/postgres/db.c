@@ -616,3 +616,14 @@ void db_pg_checkpointer_stop(struct db_checkpointer *ck)
 {
     /* db_pg_checkpointer_start never makes one. */
 }
+
+enum as_code db_pg_ping(struct db *db, struct as_err *err)
+{
+    struct db_conn *c = NULL;
+    enum as_code rc = db_pg_read_begin(db, &c, err);
+    if (rc)
+        return rc;
+    rc = pg_exec(c, "SELECT 1", "ping", err);
+    db_pg_read_end(db, c);
+    return rc;
+}

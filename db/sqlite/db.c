@@ -506,3 +506,17 @@ void db_sqlite_read_end(struct db *db, struct db_conn *conn)
     db->free_readers = conn;
     pthread_mutex_unlock(&db->pool_lock);
 }
+
+enum as_code db_sqlite_ping(struct db *db, struct as_err *err)
+{
+    struct db_conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    enum as_code rc = db_read_stmt(db, "SELECT 1", &c, &st, err);
+    if (rc)
+        return rc;
+    if (sqlite3_step(st) != SQLITE_ROW)
+        rc = db_error(c, "ping", err);
+    db_stmt_done(st);
+    db_read_end(db, c);
+    return rc;
+}
