@@ -28,7 +28,11 @@ struct cfg_key {
 
 /* The one list of configuration keys.  ASSENT_<NAME upper-cased> overrides each. */
 static const struct cfg_key keys[] = {
-    {"db", CT_STR, "var/assent.db", 0, NULL, 0, 0, "SQLite database file"},
+    {"db", CT_STR, "var/assent.db", 0, NULL, 0, 0,
+     "SQLite database file, or a PostgreSQL URI (postgresql://user@host:port/dbname) or libpq "
+     "connection string (docs/postgresql.md)"},
+    {"db_password_file", CT_STR, "", 0, NULL, 0, 0,
+     "PostgreSQL: file holding the role's password (else libpq's PGPASSFILE or ~/.pgpass)"},
     {"synchronous", CT_STR, "NORMAL", 0, "NORMAL|FULL", 0, 0,
      "SQLite synchronous mode: NORMAL survives a process crash, FULL also a power loss"},
     {"log_level", CT_STR, "info", 0, "debug|info|warn|error", 0, 0, "log threshold"},

@@ -14,10 +14,13 @@
  * wait costs a row in SQLite and no memory.
  *
  *   bench_engine [--dir DIR] [--sync NORMAL|FULL] [--runs N] [--workers N]
- *                [--batch N] [--raw RATE] [--waiting N] [--json]
+ *                [--batch N] [--raw RATE] [--waiting N] [--db URI] [--json]
  *
  * Each invocation measures one configuration in a fresh database, so peak
- * RSS belongs to it; bench/run.sh runs the set.
+ * RSS belongs to it; bench/run.sh runs the set.  --db URI runs it on that
+ * PostgreSQL database instead of a SQLite file in DIR (it must be empty:
+ * e.g. scripts/pg.sh run --durable -- bench_engine --db
+ * "$ASSENT_TEST_PG_URI"); --sync then does not apply.
  */
 #include <dirent.h>
 #include <inttypes.h>
@@ -180,7 +183,7 @@ static void submit(struct app *app, const struct workflow *wf, size_t total, siz
 int main(int argc, char **argv)
 {
     cli_register_types();
-    const char *dir = ".", *sync = "NORMAL";
+    const char *dir = ".", *sync = "NORMAL", *uri = NULL;
     long runs = 10000, workers = 2, batch = 1000, waiting = 0;
     double raw = 0;
     int json = 0;
@@ -207,6 +210,8 @@ int main(int argc, char **argv)
             raw = strtod(v, NULL);
         else if (strcmp(a, "--waiting") == 0)
             waiting = strtol(v, NULL, 10);
+        else if (strcmp(a, "--db") == 0)
+            uri = v;
         else
             goto usage;
     }
@@ -220,10 +225,14 @@ int main(int argc, char **argv)
 
     struct as_err err = {0};
     struct app app = {0};
+    const char *store = uri ? "PostgreSQL" : "SQLite";
     struct workflow *wf = NULL;
     struct engine *engine = NULL;
     char path[1024];
-    snprintf(path, sizeof path, "%s/bench-engine-%s-%ld.db", dir, sync, (long)getpid());
+    if (uri)
+        snprintf(path, sizeof path, "%s", uri);
+    else
+        snprintf(path, sizeof path, "%s/bench-engine-%s-%ld.db", dir, sync, (long)getpid());
     app.cfg = config_defaults();
     if (!app.cfg || config_set(app.cfg, "synchronous", sync, &err) != AS_OK ||
         config_set(app.cfg, "db", path, &err) != AS_OK)
@@ -260,19 +269,21 @@ int main(int argc, char **argv)
         int64_t ok = count_runs(&app, "succeeded", (int)runs + 1);
         double steps_s = (double)st.steps / secs, runs_s = (double)runs / secs;
         if (json) {
-            printf("{\"sync\": \"%s\", \"runs\": %ld, \"workers\": %ld, \"succeeded\": %" PRId64
+            printf("{\"store\": \"%s\", \"sync\": \"%s\", \"runs\": %ld, \"workers\": %ld, "
+                   "\"succeeded\": %" PRId64
                    ", \"steps\": %" PRIu64 ", \"seconds\": %.3f, \"steps_per_s\": %.0f, "
                    "\"runs_per_s\": %.0f, \"transactions\": %" PRIu64 ", \"steps_per_tx\": %.1f, "
                    "\"submit_runs_per_s\": %.0f, \"peak_rss_kib\": %ld, "
                    "\"dispatcher_cpu_us_per_step\": %.2f, \"worker_cpu_us_per_step\": %.2f",
-                   sync, runs, workers, ok, st.steps, secs, steps_s, runs_s, st.transactions,
+                   store, sync, runs, workers, ok, st.steps, secs, steps_s, runs_s, st.transactions,
                    st.transactions ? (double)st.steps / (double)st.transactions : 0.0,
                    (double)runs / submit_s, peak_rss_kib(), disp_us, work_us);
             if (raw > 0)
                 printf(", \"ratio_to_raw_normal\": %.2f", steps_s / raw);
             printf("}\n");
         } else {
-            printf("engine synchronous=%s, %ld runs x 4 steps, %ld workers\n", sync, runs, workers);
+            printf("engine on %s%s%s, %ld runs x 4 steps, %ld workers\n", store,
+                   uri ? "" : ", synchronous=", uri ? "" : sync, runs, workers);
             printf("  runs succeeded      %" PRId64 " of %ld\n", ok, runs);
             printf("  steps               %" PRIu64 " in %.2f s\n", st.steps, secs);
             printf("  steps/s             %.0f\n", steps_s);
@@ -347,7 +358,7 @@ int main(int argc, char **argv)
     wf_free(wf);
     db_close(app.db);
     config_free(app.cfg);
-    if (!getenv("BENCH_KEEP_DB")) {
+    if (!uri && !getenv("BENCH_KEEP_DB")) {
         char side[1100];
         unlink(path);
         snprintf(side, sizeof side, "%s-wal", path);
@@ -358,6 +369,6 @@ int main(int argc, char **argv)
     return 0;
 usage:
     fprintf(stderr, "usage: bench_engine [--dir DIR] [--sync NORMAL|FULL] [--runs N] [--workers N]\n"
-                    "                    [--batch N] [--raw RATE] [--waiting N] [--json]\n");
+                    "                    [--batch N] [--raw RATE] [--waiting N] [--db URI] [--json]\n");
     return 2;
 }

@@ -8,7 +8,8 @@
 # Environment: BENCH_DIR (databases; default var/bench, on the disk Assent
 # uses), BENCH_RUNS (default 10000), BENCH_WORKERS (2), BENCH_WAITING
 # (runs parked for the memory check; default 200000, 0 skips it),
-# BENCH_SECONDS / BENCH_REPEAT (bench_sqlite: 2 s x 3).
+# BENCH_SECONDS / BENCH_REPEAT (bench_sqlite: 2 s x 3), BENCH_APPROVALS /
+# BENCH_CONNS (bench_decisions: 2000 approvals over 64 connections).
 # Not part of ctest: the figures depend on the machine and its load.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -21,7 +22,7 @@ seconds="${BENCH_SECONDS:-2}"
 repeat="${BENCH_REPEAT:-3}"
 
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$build" -j2 --target bench_sqlite bench_engine >/dev/null
+cmake --build "$build" -j2 --target bench_sqlite bench_engine bench_decisions assent >/dev/null
 mkdir -p "$dir"
 
 echo "== machine: $(nproc) cores, $(uname -sr), $(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -42,3 +43,9 @@ if [ "$waiting" -gt 0 ]; then
   "$build/bench/bench_engine" --dir "$dir" --sync NORMAL --workers "$workers" --batch 2000 \
     --waiting "$waiting"
 fi
+
+echo "== approval decisions: assent serve against a bare server (bench_decisions)"
+for trial in 1 2 3; do
+  "$build/bench/bench_decisions" --dir "$dir" --approvals "${BENCH_APPROVALS:-2000}" \
+    --conns "${BENCH_CONNS:-64}" --json
+done

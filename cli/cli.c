@@ -19,9 +19,17 @@ int cli_open_db(struct cli *cli)
         return EXIT_OK;
     struct as_err err = {0};
     const char *path = config_str(cli->app.cfg, "db");
-    if (db_open(path, config_str(cli->app.cfg, "synchronous"), &cli->app.db, &err) != AS_OK) {
-        fprintf(stderr, "%s: cannot open database %s: %s\n", cli->prog, path, err.msg);
-        return EXIT_DB;
+    struct db_options opts = {.synchronous = config_str(cli->app.cfg, "synchronous"),
+                              .password_file = config_str(cli->app.cfg, "db_password_file")};
+    enum as_code rc = db_open_options(path, &opts, &cli->app.db, &err);
+    if (rc != AS_OK) {
+        char shown[1024];
+        db_display_name(path, shown, sizeof shown);
+        fprintf(stderr, "%s: cannot open database %s: %s\n", cli->prog, shown, err.msg);
+        /* A database string or password file that cannot be used is a
+         * configuration error; a database that cannot be reached or
+         * written is a database error. */
+        return rc == AS_EINVAL ? EXIT_CONFIG : EXIT_DB;
     }
     return EXIT_OK;
 }

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "cli/cli.h"
+#include "db/db.h"
 #include "base/config.h"
 
 int cmd_config(struct cli *cli, int argc, char **argv)
@@ -18,6 +19,10 @@ int cmd_config(struct cli *cli, int argc, char **argv)
     json_t *dump = config_dump(cli->app.cfg);
     if (!dump)
         return cli_error(EXIT_FAIL, "config", "out of memory");
+    /* A PostgreSQL connection string may (wrongly) carry a password. */
+    char shown[1024];
+    db_display_name(config_str(cli->app.cfg, "db"), shown, sizeof shown);
+    json_object_set_new(dump, "db", json_string(shown));
     if (cli->json) {
         cli_print_json("config", dump);
     } else {

@@ -46,7 +46,7 @@ struct db_head {
 struct db_backend {
     const char *name; /* "SQLite", "PostgreSQL": for messages */
     /* db.h: opening, closing, transactions */
-    enum as_code (*open)(const char *path, const char *synchronous, struct db **out,
+    enum as_code (*open)(const char *path, const struct db_options *opts, struct db **out,
                          struct as_err *err);
     void (*close)(struct db *db);
     const char *(*path)(const struct db *db);
@@ -55,6 +55,7 @@ struct db_backend {
     enum as_code (*read_begin)(struct db *db, struct db_conn **conn, struct as_err *err);
     void (*read_end)(struct db *db, struct db_conn *conn);
     enum as_code (*write_end)(struct db *db, enum as_code rc, struct as_err *err);
+    enum as_code (*ping)(struct db *db, struct as_err *err);
     /* db_runs.h */
     enum as_code (*workflow_put)(struct db_conn *conn, const struct db_workflow_rec *w, int64_t now,
                                  int64_t *id, struct as_err *err);

@@ -54,8 +54,74 @@ const struct db_backend *db_backend_for(const char *path)
 
 enum as_code db_open(const char *path, const char *synchronous, struct db **out, struct as_err *err)
 {
+    struct db_options opts = {.synchronous = synchronous};
+    return db_open_options(path, &opts, out, err);
+}
+
+enum as_code db_open_options(const char *path, const struct db_options *opts, struct db **out,
+                             struct as_err *err)
+{
     *out = NULL;
-    return db_backend_for(path)->open(path, synchronous, out, err);
+    return db_backend_for(path)->open(path, opts, out, err);
+}
+
+/* Copy n bytes of s to buf at *o (bounded by size). */
+static void put(char *buf, size_t size, size_t *o, const char *s, size_t n)
+{
+    while (n-- && *o + 1 < size)
+        buf[(*o)++] = *s++;
+    buf[*o < size ? *o : size - 1] = '\0';
+}
+
+void db_display_name(const char *path, char *buf, size_t size)
+{
+    size_t o = 0;
+    if (!size)
+        return;
+    buf[0] = '\0';
+    if (!path)
+        return;
+    if (db_backend_for(path) != &db_pg_backend) {
+        put(buf, size, &o, path, strlen(path));
+        return;
+    }
+    const char *scheme_end = strstr(path, "://");
+    if (scheme_end) {
+        /* URI: scheme://[user[:password]@]host... */
+        const char *auth = scheme_end + 3;
+        const char *auth_end = auth + strcspn(auth, "/?");
+        const char *at = memchr(auth, '@', (size_t)(auth_end - auth));
+        const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+        if (colon) {
+            put(buf, size, &o, path, (size_t)(colon - path) + 1);
+            put(buf, size, &o, "***", 3);
+            path = at;
+        }
+        /* A password=... parameter in the query is hidden below, like a keyword. */
+    }
+    /* password=value (key=value strings; URI query parameters). */
+    while (*path) {
+        /* Also sslpassword=, the passphrase of a client key. */
+        const char *p = strstr(path, "password=");
+        if (!p) {
+            put(buf, size, &o, path, strlen(path));
+            break;
+        }
+        put(buf, size, &o, path, (size_t)(p - path) + 9);
+        put(buf, size, &o, "***", 3);
+        p += 9;
+        if (*p == '\'') {
+            /* A quoted value: up to the closing quote, skipping \' escapes. */
+            for (p++; *p && *p != '\''; p++)
+                if (*p == '\\' && p[1])
+                    p++;
+            if (*p)
+                p++;
+        } else {
+            p += strcspn(p, " \t&");
+        }
+        path = p;
+    }
 }
 
 void db_claim_clear(struct db_claim *c)

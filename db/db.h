@@ -29,6 +29,7 @@
 #ifndef ASSENT_DB_H
 #define ASSENT_DB_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "base/error.h"
@@ -54,6 +55,33 @@ struct db_conn;
  */
 enum as_code db_open(const char *path, const char *synchronous, struct db **out,
                      struct as_err *err) AS_WUR;
+
+/* How to open a store: what db_open() takes, and what only PostgreSQL needs. */
+struct db_options {
+    const char *synchronous;   /* SQLite: "NORMAL" or "FULL" (PostgreSQL: the server's
+                                  synchronous_commit applies) */
+    const char *password_file; /* PostgreSQL: a file holding the role's password
+                                  (config db_password_file, mode 0600); NULL or "":
+                                  libpq's PGPASSFILE or ~/.pgpass, or no password */
+};
+
+/*
+ * db_open with options.  PostgreSQL: connects (failing with AS_EDB naming
+ * host, port, database and user and quoting libpq's reason), then applies
+ * pending migrations under an advisory lock, so several nodes may start at
+ * once.  A connection string that libpq cannot parse, or that holds a
+ * password (it belongs in a password file, never on a command line), is
+ * AS_EINVAL.
+ */
+enum as_code db_open_options(const char *path, const struct db_options *opts, struct db **out,
+                             struct as_err *err) AS_WUR;
+
+/*
+ * The database string path as it may be shown (messages, logs,
+ * `assent config`) into buf: a PostgreSQL connection string with any
+ * password replaced by "***"; anything else as it is.
+ */
+void db_display_name(const char *path, char *buf, size_t size);
 
 /* Close every connection.  No db_* call may be in flight.  NULL is fine. */
 void db_close(struct db *db);
@@ -85,5 +113,9 @@ void db_read_end(struct db *db, struct db_conn *conn);
  * was written.  Lets a writer read: begin; rc = work(); return db_write_end().
  */
 enum as_code db_write_end(struct db *db, enum as_code rc, struct as_err *err) AS_WUR;
+
+/* Whether the store answers, in constant time (a trivial query on a read
+ * connection): for health checks. */
+enum as_code db_ping(struct db *db, struct as_err *err) AS_WUR;
 
 #endif

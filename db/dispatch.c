@@ -41,6 +41,11 @@ enum as_code db_write_end(struct db *db, enum as_code rc, struct as_err *err)
     return db_ops(db)->write_end(db, rc, err);
 }
 
+enum as_code db_ping(struct db *db, struct as_err *err)
+{
+    return db_ops(db)->ping(db, err);
+}
+
 enum as_code db_workflow_put(struct db_conn *conn, const struct db_workflow_rec *w, int64_t now,
                              int64_t *id, struct as_err *err)
 {

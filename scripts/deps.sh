@@ -3,14 +3,14 @@
 #   scripts/deps.sh build   - to build and run
 #   scripts/deps.sh test    - also what the tests use (cmocka, SMTP server, Chromium, valgrind,
 #                             clang with libFuzzer for the fuzz targets, a PostgreSQL 15
-#                             server and libpq for the tests of the PostgreSQL store)
+#                             server for the tests of the PostgreSQL store)
 set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libcurl4-openssl-dev libjansson-dev
-            libmicrohttpd-dev libsqlite3-dev libesmtp-dev libssl-dev libcsv-dev sqlite3)
+            libmicrohttpd-dev libsqlite3-dev libpq-dev libesmtp-dev libssl-dev libcsv-dev sqlite3)
 test_pkgs=(libcmocka-dev python3-aiosmtpd valgrind chromium chromium-driver python3-selenium
            curl procps python3-jsonschema openssl clang libclang-rt-14-dev
-           postgresql-15 libpq-dev util-linux)
+           postgresql-15 util-linux)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-build}" = test ]; then

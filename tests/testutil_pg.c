@@ -70,6 +70,13 @@ const char *tu_pg_uri(void)
     return pg_uri;
 }
 
+/* "database ... does not exist, skipping" and the like: not for stderr. */
+static void ignore_notice(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
 static PGconn *connect_or_fail(const char *uri)
 {
     PGconn *c = PQconnectdb(uri);
@@ -79,6 +86,7 @@ static PGconn *connect_or_fail(const char *uri)
         PQfinish(c);
         fail_msg("cannot connect to the PostgreSQL test server (%s): %s", uri, msg);
     }
+    PQsetNoticeProcessor(c, ignore_notice, NULL);
     return c;
 }
 

@@ -10,6 +10,7 @@
 #include "db/db_approvals.h"
 #include "db/db_runs.h"
 #include "engine/app.h"
+#include "base/log.h"
 #include "engine/run_title.h"
 #include "web/auth.h"
 #include "web/routes.h"
@@ -21,15 +22,10 @@ static void json_error(struct web_resp *resp, int status, const char *code, cons
 
 void web_healthz(struct web_req *req, struct web_resp *resp)
 {
-    struct db_conn *c;
+    /* Constant time whatever the store holds: a trivial query, not a count. */
     struct as_err err = {0};
-    int64_t open_runs = 0;
-    enum as_code rc = db_read_begin(req->app->db, &c, &err);
-    if (!rc) {
-        rc = db_runs_count_open(c, &open_runs, &err);
-        db_read_end(req->app->db, c);
-    }
-    if (rc) {
+    if (db_ping(req->app->db, &err) != AS_OK) {
+        LOG_WARN("web", "healthz: the store does not answer: %s", err.msg);
         web_resp_json(resp, 503, json_pack("{s:s}", "status", "unavailable"));
         return;
     }

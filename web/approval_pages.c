@@ -337,6 +337,38 @@ int approval_answer_check(const struct form *form, const char **decision, const 
     return 0;
 }
 
+/*
+ * When the link is unknown or no longer open (decided, expired, withdrawn),
+ * put the page a GET of it shows now into resp, with the POST's status
+ * (404, 409 or 410), and return 1; else 0 (a read failure answers 503 and
+ * counts as 1).
+ */
+static int closed_link(struct web_req *req, struct web_resp *resp, const char *link_hash)
+{
+    struct as_err err = {0};
+    json_t *view = NULL;
+    enum as_code rc = db_approvals_by_token(req->app->db, link_hash, &view, &err);
+    if (rc == AS_ENOTFOUND) {
+        unknown_link(req, resp);
+        return 1;
+    }
+    if (rc) {
+        LOG_ERROR("approval", "reading an approval failed: %s", err.msg);
+        web_resp_page(resp, 503, "Try again", "Please try again in a minute.");
+        return 1;
+    }
+    snprintf(resp->log_note, sizeof resp->log_note, "approval=%lld", num(view, "id"));
+    struct web_resp probe = {0};
+    int open = show(req, &probe, view, link_hash, NULL, 200, 1);
+    json_decref(view);
+    if (open) {
+        free(probe.body);
+        return 0;
+    }
+    web_resp_take(resp, probe.status, probe.content_type, probe.body, probe.body_len);
+    return 1;
+}
+
 static void decide(struct web_req *req, struct web_resp *resp, const char *link_hash)
 {
     struct as_err err = {0};
@@ -361,54 +393,33 @@ static void decide(struct web_req *req, struct web_resp *resp, const char *link_
         web_resp_page(resp, err.code == AS_ELIMIT ? 413 : 400, "Bad request", err.msg);
         return;
     }
-    /* A link that is no longer open says so (409/410) whatever the form
-     * holds: the token already proves it is the approver's link. */
-    enum as_code lrc = db_approvals_by_token(req->app->db, link_hash, &view, &err);
-    if (lrc == AS_ENOTFOUND) {
-        unknown_link(req, resp);
-        goto out;
-    }
-    if (lrc) {
-        LOG_ERROR("approval", "reading an approval failed: %s", err.msg);
-        web_resp_page(resp, 503, "Try again", "Please try again in a minute.");
-        goto out;
-    }
-    snprintf(resp->log_note, sizeof resp->log_note, "approval=%lld", num(view, "id"));
-    {
-        struct web_resp probe = {0};
-        int open = show(req, &probe, view, link_hash, NULL, 200, 1);
-        if (!open) {
-            web_resp_take(resp, probe.status, probe.content_type, probe.body, probe.body_len);
-            goto out;
-        }
-        free(probe.body);
-    }
-    json_decref(view);
-    view = NULL;
+    /* The form is checked first and the decision recorded at once: the
+     * approval is read (and a state page rendered) only when something is
+     * wrong, not on every decision.  A link that is no longer open still
+     * says so (409/410) whatever the form holds (closed_link below): the
+     * token already proves it is the approver's link. */
     size_t secret_len = 0;
     const unsigned char *secret = web_server_csrf_secret(req->server, &secret_len);
     enum as_code crc = token_csrf_verify(secret, secret_len, link_hash, form_get(form, "csrf"),
                                          req->now_ms, APPROVAL_CSRF_MAX_AGE_MS);
-    if (crc == AS_EEXPIRED) {
-        web_resp_page(resp, 403, "Form expired",
-                      "This page was open too long. Open the link again and answer on the new page.");
-        goto out;
-    }
-    if (crc != AS_OK) {
-        ratelimit_fail(web_server_ratelimit(req->server), req->client_addr, req->now_ms);
-        web_resp_page(resp, 403, "Refused",
-                      "The form does not belong to this link. Open the link from your email and "
-                      "answer on that page.");
-        goto out;
-    }
-    const char *decision, *comment;
-    int bad = approval_answer_check(form, &decision, &comment);
-    if (bad == 1) {
-        web_resp_page(resp, 400, "Bad request", "Press Approve or Reject.");
-        goto out;
-    }
-    if (bad) {
-        web_resp_page(resp, 400, "Comment too long", "Please shorten the comment.");
+    const char *decision = NULL, *comment = NULL;
+    int bad = crc == AS_OK ? approval_answer_check(form, &decision, &comment) : 0;
+    if (crc != AS_OK || bad) {
+        if (closed_link(req, resp, link_hash))
+            goto out;
+        if (crc == AS_EEXPIRED) {
+            web_resp_page(resp, 403, "Form expired",
+                          "This page was open too long. Open the link again and answer on the new page.");
+        } else if (crc != AS_OK) {
+            ratelimit_fail(web_server_ratelimit(req->server), req->client_addr, req->now_ms);
+            web_resp_page(resp, 403, "Refused",
+                          "The form does not belong to this link. Open the link from your email and "
+                          "answer on that page.");
+        } else if (bad == 1) {
+            web_resp_page(resp, 400, "Bad request", "Press Approve or Reject.");
+        } else {
+            web_resp_page(resp, 400, "Comment too long", "Please shorten the comment.");
+        }
         goto out;
     }
     struct approval_decision d = {
@@ -424,6 +435,10 @@ static void decide(struct web_req *req, struct web_resp *resp, const char *link_
     enum as_code rc = approval_decide(req->app->db, &d, &res, &err);
     snprintf(resp->log_note, sizeof resp->log_note, "approval=%lld", (long long)res.approval_id);
     char line[600], when[48];
+    /* Refused because the link is no longer open: the page it shows now. */
+    if ((rc == AS_ENOTFOUND || rc == AS_ECONFLICT || rc == AS_EEXPIRED || rc == AS_ECANCELLED) &&
+        closed_link(req, resp, link_hash))
+        goto out;
     switch (rc) {
     case AS_OK:
         if (res.resumed)

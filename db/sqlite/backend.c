@@ -11,6 +11,7 @@ const struct db_backend db_sqlite_backend = {
     .read_begin = db_sqlite_read_begin,
     .read_end = db_sqlite_read_end,
     .write_end = db_sqlite_write_end,
+    .ping = db_sqlite_ping,
     .workflow_put = db_sqlite_workflow_put,
     .workflow_get = db_sqlite_workflow_get,
     .run_insert = db_sqlite_run_insert,

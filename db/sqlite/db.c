@@ -329,10 +329,11 @@ static enum as_code create_db_file(const char *path, struct as_err *err)
     return rc;
 }
 
-enum as_code db_sqlite_open(const char *path, const char *synchronous, struct db **out,
+enum as_code db_sqlite_open(const char *path, const struct db_options *opts, struct db **out,
                             struct as_err *err)
 {
     enum as_code rc;
+    const char *synchronous = opts->synchronous;
     *out = NULL;
     if (!synchronous || (strcmp(synchronous, "NORMAL") && strcmp(synchronous, "FULL")))
         return as_errf(err, AS_EINVAL, "synchronous must be NORMAL or FULL");
@@ -504,4 +505,18 @@ void db_sqlite_read_end(struct db *db, struct db_conn *conn)
     conn->next_free = db->free_readers;
     db->free_readers = conn;
     pthread_mutex_unlock(&db->pool_lock);
+}
+
+enum as_code db_sqlite_ping(struct db *db, struct as_err *err)
+{
+    struct db_conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    enum as_code rc = db_read_stmt(db, "SELECT 1", &c, &st, err);
+    if (rc)
+        return rc;
+    if (sqlite3_step(st) != SQLITE_ROW)
+        rc = db_error(c, "ping", err);
+    db_stmt_done(st);
+    db_read_end(db, c);
+    return rc;
 }

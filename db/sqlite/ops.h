@@ -10,7 +10,7 @@
 
 #include "db/backend.h"
 
-enum as_code db_sqlite_open(const char *path, const char *synchronous, struct db **out,
+enum as_code db_sqlite_open(const char *path, const struct db_options *opts, struct db **out,
                             struct as_err *err) AS_WUR;
 void db_sqlite_close(struct db *db);
 const char *db_sqlite_path(const struct db *db);
@@ -19,6 +19,7 @@ enum as_code db_sqlite_write_begin(struct db *db, struct db_conn **conn, struct 
 enum as_code db_sqlite_read_begin(struct db *db, struct db_conn **conn, struct as_err *err) AS_WUR;
 void db_sqlite_read_end(struct db *db, struct db_conn *conn);
 enum as_code db_sqlite_write_end(struct db *db, enum as_code rc, struct as_err *err) AS_WUR;
+enum as_code db_sqlite_ping(struct db *db, struct as_err *err) AS_WUR;
 enum as_code db_sqlite_workflow_put(struct db_conn *conn, const struct db_workflow_rec *w,
                                     int64_t now, int64_t *id, struct as_err *err) AS_WUR;
 enum as_code db_sqlite_workflow_get(struct db_conn *conn, const char *hash, char **definition,

@@ -1,9 +1,9 @@
 /*
  * test_db_backend.c - how db_open() chooses the backend (db/backend.h): a
  * PostgreSQL URI or libpq key=value string selects PostgreSQL, anything else
- * is a SQLite file; a PostgreSQL string is never taken for a file name; the
- * operations PostgreSQL does not implement yet answer AS_EINVAL naming
- * themselves; SQLite handles dispatch to SQLite.
+ * is a SQLite file; a PostgreSQL string is never taken for a file name
+ * (errors name the host and never show a password); SQLite handles
+ * dispatch to SQLite.
  */
 #include "tests/testutil.h"
 
@@ -69,22 +69,41 @@ static void test_tables_complete(void **state)
     }
 }
 
-/* Until PostgreSQL can be opened, opening it says so and creates nothing. */
-static void test_pg_unported_creates_nothing(void **state)
+/* A PostgreSQL string is never taken for a file: an unreachable server is
+ * a database error naming the host and quoting libpq; a bad string or one
+ * holding a password is refused before any connection; nothing is created. */
+static void test_pg_never_a_file(void **state)
 {
     (void)state;
     char *dir = tu_tmpdir("dbbackend");
     char cwd[4096];
     assert_non_null(getcwd(cwd, sizeof cwd));
     assert_int_equal(chdir(dir), 0);
-    const char *uris[] = {"postgresql://assent@127.0.0.1:1/assent", "postgres://x/y",
-                          "host=127.0.0.1 port=1 dbname=assent"};
-    for (size_t i = 0; i < sizeof uris / sizeof uris[0]; i++) {
+    static const struct {
+        const char *uri;
+        enum as_code rc;
+        const char *says[2];
+    } cases[] = {
+        {"postgresql://assent@127.0.0.1:1/assent", AS_EDB, {"127.0.0.1:1", "Connection refused"}},
+        {"host=127.0.0.1 port=1 dbname=assent", AS_EDB, {"127.0.0.1:1", "Connection refused"}},
+        {"postgres://assent:hunter2@127.0.0.1:1/assent", AS_EINVAL, {"password file", NULL}},
+        {"host=127.0.0.1 password=hunter2", AS_EINVAL, {"password file", NULL}},
+        {"postgresql://[::1/assent", AS_EINVAL, {"invalid PostgreSQL connection string", NULL}},
+        {"host=x nosuchkeyword=1", AS_EINVAL, {"nosuchkeyword", NULL}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct db *db = (struct db *)1;
         struct as_err err = {0};
-        assert_int_equal(db_open(uris[i], "NORMAL", &db, &err), AS_EINVAL);
+        enum as_code rc = db_open(cases[i].uri, "NORMAL", &db, &err);
+        if (rc != cases[i].rc)
+            fail_msg("%s: %d (%s), not %d", cases[i].uri, rc, err.msg, cases[i].rc);
         assert_null(db);
-        assert_non_null(strstr(err.msg, "not supported on PostgreSQL yet: db_open"));
+        for (int k = 0; k < 2; k++)
+            if (cases[i].says[k] && !strstr(err.msg, cases[i].says[k]))
+                fail_msg("%s: \"%s\" does not say \"%s\"", cases[i].uri, err.msg,
+                         cases[i].says[k]);
+        if (strstr(err.msg, "hunter2"))
+            fail_msg("%s: the message shows the password: %s", cases[i].uri, err.msg);
     }
     struct stat st;
     assert_int_equal(stat("postgresql:", &st), -1);
@@ -93,6 +112,32 @@ static void test_pg_unported_creates_nothing(void **state)
     assert_int_equal(chdir(cwd), 0);
     tu_rmrf(dir);
     free(dir);
+}
+
+/* What messages and `assent config` show of a database string. */
+static void test_display_name(void **state)
+{
+    (void)state;
+    static const char *const cases[][2] = {
+        {"var/assent.db", "var/assent.db"},
+        {"postgresql://assent@db1/assent", "postgresql://assent@db1/assent"},
+        {"postgresql://assent:pw@db1:5432/assent", "postgresql://assent:***@db1:5432/assent"},
+        {"postgres://u:p%40ss@h/d?sslmode=require", "postgres://u:***@h/d?sslmode=require"},
+        {"postgresql://h/d?password=pw&sslmode=require",
+         "postgresql://h/d?password=***&sslmode=require"},
+        {"host=db1 password=pw dbname=x", "host=db1 password=*** dbname=x"},
+        {"host=db1 password='p w\\'x' dbname=x", "host=db1 password=*** dbname=x"},
+        {"host=db1 sslpassword=pw", "host=db1 sslpassword=***"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char buf[256];
+        db_display_name(cases[i][0], buf, sizeof buf);
+        if (strcmp(buf, cases[i][1]))
+            fail_msg("%s -> %s, not %s", cases[i][0], buf, cases[i][1]);
+    }
+    char small[8];
+    db_display_name("postgresql://u:pw@host/db", small, sizeof small);
+    assert_string_equal(small, "postgre");
 }
 
 /* A SQLite database's handles carry the SQLite table. */
@@ -123,7 +168,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_selection),
         cmocka_unit_test(test_tables_complete),
-        cmocka_unit_test(test_pg_unported_creates_nothing),
+        cmocka_unit_test(test_pg_never_a_file),
+        cmocka_unit_test(test_display_name),
         cmocka_unit_test(test_sqlite_handles),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,200 @@
+/*
+ * pg.h - private to the PostgreSQL store (db/postgres/): its handles, the
+ * helpers every file of it writes its SQL with, and its implementation of
+ * the operations of db/db*.h (the entries of db_pg_backend, backend.c).
+ * Nothing outside db/postgres/ includes it.
+ *
+ * Connections.  A pool of libpq connections per store, opened on demand (at
+ * most PG_MAX_CONNS).  db_write_begin takes one for the calling thread and
+ * BEGINs (READ COMMITTED, PostgreSQL's default); db_write_end finds it again
+ * through a thread-specific key and COMMITs or ROLLBACKs; db_read_begin
+ * lends one in autocommit, so each read statement sees the latest commits
+ * (as a SQLite reader outside a transaction does).  Several writers of one
+ * process, like several nodes, run at once: row locks, SKIP LOCKED and the
+ * event chain's lock (events.c) keep them apart.  A connection that failed
+ * is closed when it is given back, and the next one is opened afresh.
+ *
+ * Statements.  Each SQL text is prepared once per connection (PQprepare,
+ * named s1, s2, ... in a per-connection cache keyed by the text) and run
+ * with text parameters.  Types are left to PostgreSQL to infer; a parameter
+ * whose type it cannot infer carries a cast in the SQL.
+ */
+#ifndef ASSENT_DB_PG_H
+#define ASSENT_DB_PG_H
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#include "db/backend.h"
+
+#define PG_MAX_CONNS 64
+#define PG_STMT_CACHE 256
+#define PG_MAX_ARGS 16
+
+struct pg_stmt {
+    uint64_t hash; /* of the text; 0 = empty bucket */
+    char *sql;     /* our copy: the key */
+    char name[12]; /* s1, s2, ... */
+};
+
+struct db_conn {
+    struct db_head head; /* first: the dispatch reads it (db/backend.h) */
+    struct db *db;
+    PGconn *pg;
+    int broken;            /* the connection failed: closed when given back */
+    int in_write;          /* between db_write_begin and db_write_end */
+    int chain_locked;      /* this write transaction holds the event chain's lock, */
+    int64_t chain_id;      /* ... and the chain's head is this event (events.c) */
+    char chain_hash[65];
+    char sqlstate[6];      /* of the last failed statement ("" when none) */
+    int n_stmts;
+    struct pg_stmt stmts[2 * PG_STMT_CACHE]; /* open addressing */
+    struct db_conn *next_idle;
+};
+
+struct db {
+    struct db_head head;     /* first: the dispatch reads it (db/backend.h) */
+    char *conninfo;          /* as given to db_open: db_path() */
+    char *password;          /* from db_password_file, or NULL (libpq's own files) */
+    char where[320];         /* "host:port/dbname as user", for messages */
+    pthread_mutex_t lock;    /* guards idle and n_conns */
+    struct db_conn *idle;    /* connections not lent out, most recent first */
+    int n_conns;             /* open connections, lent or idle */
+    pthread_key_t writer;    /* the calling thread's write transaction (a db_conn) */
+    pthread_mutex_t instance_lock;
+    char instance_id[40];    /* meta.instance_id once read ("" before) */
+};
+
+/* Text parameters of a statement.  NULL values are SQL NULL. */
+struct pg_args {
+    int n;
+    const char *v[PG_MAX_ARGS];
+    char num[PG_MAX_ARGS][24];
+};
+
+/* Append a text (NULL: SQL NULL), a text where "" is NULL too, an integer. */
+void pg_arg_text(struct pg_args *a, const char *s);
+void pg_arg_nonempty(struct pg_args *a, const char *s);
+void pg_arg_i64(struct pg_args *a, int64_t v);
+
+/*
+ * Run sql (prepared once per connection) with a's parameters (a may be
+ * NULL: none).  Returns the result (PGRES_COMMAND_OK or PGRES_TUPLES_OK),
+ * which the caller PQclear()s, or NULL with err set to AS_EDB "what:
+ * message" and c->sqlstate to the error's SQLSTATE.
+ */
+PGresult *pg_run(struct db_conn *c, const char *sql, const struct pg_args *a, const char *what,
+                 struct as_err *err);
+
+/* pg_run for a statement whose result is only its effect; *changed (may be
+ * NULL) receives the number of rows it changed. */
+enum as_code pg_do(struct db_conn *c, const char *sql, const struct pg_args *a, const char *what,
+                   int64_t *changed, struct as_err *err) AS_WUR;
+
+/*
+ * Run sql and call row(ud, res, i) for each row i of its result, in order;
+ * row returns nonzero to stop.  The whole result is read first, so row may
+ * run statements on the same connection (as SQLite allows a callback to);
+ * a listing that may grow without bound pages instead (events.c).
+ */
+enum as_code pg_each(struct db_conn *c, const char *sql, const struct pg_args *a,
+                     int (*row)(void *ud, const PGresult *res, int i), void *ud, const char *what,
+                     struct as_err *err) AS_WUR;
+
+/* Run sql text without parameters or preparation (BEGIN, SAVEPOINT, ...). */
+enum as_code pg_exec(struct db_conn *c, const char *sql, const char *what,
+                     struct as_err *err) AS_WUR;
+
+/* Cell helpers: an integer (0 for NULL), text ("" for NULL), a malloc'd
+ * copy (NULL for NULL or when out of memory: check pg_isnull). */
+int64_t pg_i64(const PGresult *r, int row, int col);
+const char *pg_text(const PGresult *r, int row, int col);
+char *pg_dup(const PGresult *r, int row, int col);
+int pg_isnull(const PGresult *r, int row, int col);
+
+/* 1 when the last failed statement of c broke a unique constraint. */
+int pg_unique_violation(const struct db_conn *c);
+
+/* The database's instance id (meta.instance_id), read once per store. */
+enum as_code pg_instance_id(struct db_conn *c, char *out, size_t size, struct as_err *err) AS_WUR;
+
+/* ---- the operations (db/db*.h), as far as they are ported ---------------- */
+
+enum as_code db_pg_open(const char *path, const struct db_options *opts, struct db **out,
+                        struct as_err *err) AS_WUR;
+void db_pg_close(struct db *db);
+const char *db_pg_path(const struct db *db);
+int db_pg_schema_version(struct db *db);
+enum as_code db_pg_write_begin(struct db *db, struct db_conn **conn, struct as_err *err) AS_WUR;
+enum as_code db_pg_read_begin(struct db *db, struct db_conn **conn, struct as_err *err) AS_WUR;
+void db_pg_read_end(struct db *db, struct db_conn *conn);
+enum as_code db_pg_write_end(struct db *db, enum as_code rc, struct as_err *err) AS_WUR;
+enum as_code db_pg_ping(struct db *db, struct as_err *err) AS_WUR;
+enum as_code db_pg_checkpointer_start(struct db *db, struct db_checkpointer **out,
+                                      struct as_err *err) AS_WUR;
+void db_pg_checkpointer_stop(struct db_checkpointer *ck);
+
+/* runs.c */
+enum as_code db_pg_workflow_put(struct db_conn *conn, const struct db_workflow_rec *w,
+                                int64_t now, int64_t *id, struct as_err *err) AS_WUR;
+enum as_code db_pg_workflow_get(struct db_conn *conn, const char *hash, char **definition,
+                                struct as_err *err) AS_WUR;
+enum as_code db_pg_run_insert(struct db_conn *conn, const struct db_run_new *r, int64_t now,
+                              int64_t *run_id, struct as_err *err) AS_WUR;
+enum as_code db_pg_run_set_status(struct db_conn *conn, int64_t run_id, const char *status,
+                                  const char *error, int64_t now, struct as_err *err) AS_WUR;
+enum as_code db_pg_run_cancel(struct db_conn *conn, int64_t run_id, int64_t now,
+                              struct as_err *err) AS_WUR;
+enum as_code db_pg_run_supersede(struct db_conn *conn, int64_t run_id, const char *reason,
+                                 int64_t now, struct as_err *err) AS_WUR;
+enum as_code db_pg_runs_open_of_kpi(struct db_conn *conn, const char *kpi, const char *workflow,
+                                    db_run_open_cb cb, void *ud, struct as_err *err) AS_WUR;
+enum as_code db_pg_run_retry(struct db_conn *conn, int64_t run_id, int64_t now, int64_t *exec_id,
+                             struct as_err *err) AS_WUR;
+enum as_code db_pg_run_status(struct db_conn *conn, int64_t run_id, char *buf, size_t size,
+                              struct as_err *err) AS_WUR;
+enum as_code db_pg_runs_count_open(struct db_conn *conn, int64_t *n, struct as_err *err) AS_WUR;
+enum as_code db_pg_runs_list(struct db_conn *conn, const struct db_run_filter *f, db_run_cb cb,
+                             void *ud, struct as_err *err) AS_WUR;
+enum as_code db_pg_run_get(struct db_conn *conn, int64_t run_id, db_run_cb cb, void *ud,
+                           struct as_err *err) AS_WUR;
+
+/* execs.c */
+enum as_code db_pg_exec_insert(struct db_conn *conn, int64_t run_id, const char *step,
+                               int64_t due_at, int64_t now, int64_t *exec_id,
+                               struct as_err *err) AS_WUR;
+enum as_code db_pg_exec_insert_claimed(struct db_conn *conn, int64_t run_id, const char *step,
+                                       int visit_hint, int64_t now, const char *owner,
+                                       int64_t lease_until, int queued, struct db_claim *out,
+                                       struct as_err *err) AS_WUR;
+enum as_code db_pg_exec_due(struct db_conn *conn, int64_t now, const char *owner, size_t max,
+                            struct db_claim *out, size_t *n, struct as_err *err) AS_WUR;
+enum as_code db_pg_exec_take(struct db_conn *conn, struct db_claim *c, const char *owner,
+                             int64_t now, int64_t lease_until, struct as_err *err) AS_WUR;
+enum as_code db_pg_exec_record_held(struct db_conn *conn, const struct db_exec_result *r,
+                                    char **held, struct as_err *err) AS_WUR;
+enum as_code db_pg_exec_release(struct db_conn *conn, int64_t exec_id, const char *owner,
+                                int attempt, struct as_err *err) AS_WUR;
+enum as_code db_pg_exec_resume(struct db_conn *conn, int64_t exec_id, const json_t *payload,
+                               struct as_err *err) AS_WUR;
+enum as_code db_pg_exec_next_due(struct db_conn *conn, const char *owner, int64_t *due,
+                                 struct as_err *err) AS_WUR;
+enum as_code db_pg_exec_lease_owners(struct db_conn *conn, int (*cb)(void *ud, const char *owner),
+                                     void *ud, struct as_err *err) AS_WUR;
+enum as_code db_pg_exec_expire_owner(struct db_conn *conn, const char *owner, int64_t *n,
+                                     struct as_err *err) AS_WUR;
+enum as_code db_pg_run_execs(struct db_conn *conn, int64_t run_id, db_exec_cb cb, void *ud,
+                             struct as_err *err) AS_WUR;
+enum as_code db_pg_run_scope(struct db_conn *conn, int64_t run_id, char **input, db_exec_cb cb,
+                             void *ud, struct as_err *err) AS_WUR;
+
+/* events.c */
+enum as_code db_pg_event_append_chained(struct db_conn *conn, struct db_event_chain *chain,
+                                        int64_t run_id, int64_t exec_id, const char *type,
+                                        const char *data, const char *data_digest, int64_t now,
+                                        struct as_err *err) AS_WUR;
+enum as_code db_pg_run_events(struct db_conn *conn, int64_t run_id, db_event_cb cb, void *ud,
+                              struct as_err *err) AS_WUR;
+
+#endif
