@@ -264,6 +264,14 @@ extern const struct db_backend db_pg_backend;
 const struct db_backend *db_backend_for(const char *path);
 
 /* The table of a handle (struct db, db_conn or db_checkpointer; not NULL). */
+/*
+ * The key of a backend's prepared-statement cache: a hash of the whole SQL
+ * text, eight bytes at a time (a byte-wise hash of the long statements cost
+ * more than the lookup's other work), never 0; a match is still confirmed
+ * with strcmp.
+ */
+uint64_t db_sql_hash(const char *sql);
+
 static inline const struct db_backend *db_ops(const void *handle)
 {
     return ((const struct db_head *)handle)->backend;
