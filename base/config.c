@@ -54,6 +54,8 @@ static const struct cfg_key keys[] = {
     {"web_bad_token_limit", CT_INT, "20", 0, NULL, 1, 100000, "failed link/CSRF/admin-token attempts per client address per window before 429"},
     {"web_bad_token_window_seconds", CT_INT, "600", 0, NULL, 1, 86400, "window of web_bad_token_limit"},
     {"admin_token_file", CT_STR, "", 0, NULL, 0, 0, "file holding the bearer token for the REST API and admin UI"},
+    {"api_workflow_dir", CT_STR, "workflows", 0, NULL, 0, 0,
+     "directory whose .json workflows POST /api/v1/runs may start by path (empty: by stored name only)"},
     {"mail_transport", CT_STR, "file", 0, "smtp|graph|file", 0, 0, "how email leaves"},
     {"mail_dir", CT_STR, "var/mail", 0, NULL, 0, 0, "directory of .eml files for the file transport"},
     {"mail_from", CT_STR, "assent@localhost", 0, NULL, 0, 0, "sender address"},

@@ -183,3 +183,20 @@ enum as_code time_parse_iso(const char *s, int64_t *out_ms)
     *out_ms = (int64_t)timegm(&tm) * 1000 + (int64_t)(frac * 1000) - off;
     return AS_OK;
 }
+
+enum as_code time_parse_expiry(const char *s, int64_t now, int64_t *out_ms, struct as_err *err)
+{
+    int64_t until = 0;
+    if (s[0] == 'P' || (s[0] >= '0' && s[0] <= '9' && !strchr(s, '-'))) {
+        int64_t d = 0;
+        if (time_parse_duration(s, &d, err) != AS_OK)
+            return AS_EINVAL;
+        until = now + d;
+    } else if (time_parse_iso(s, &until) != AS_OK) {
+        return as_errf(err, AS_EINVAL, "\"%s\": give a duration (P90D) or a date (2026-03-31)", s);
+    }
+    if (until <= now)
+        return as_errf(err, AS_EINVAL, "\"%s\" lies in the past", s);
+    *out_ms = until;
+    return AS_OK;
+}

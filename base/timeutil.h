@@ -32,6 +32,15 @@ int64_t time_mono_ms(void);
  */
 enum as_code time_parse_duration(const char *s, int64_t *out_ms, struct as_err *err) AS_WUR;
 
+/*
+ * An expiry as people give it into *out_ms: an ISO 8601 duration from `now`
+ * ("P90D", "PT12H", or the short forms above) or a date or time ("2026-03-31",
+ * "2026-03-31T18:00:00Z").  AS_EINVAL when it is neither, or not after now;
+ * the message says what was wrong (callers prefix the field's name).
+ */
+enum as_code time_parse_expiry(const char *s, int64_t now, int64_t *out_ms,
+                               struct as_err *err) AS_WUR;
+
 /* Format ms-since-epoch as "2026-11-22T19:11:08.123Z" into buf (>= 32 bytes). */
 void time_format_iso(int64_t ms, char *buf, size_t size);
 

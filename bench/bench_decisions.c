@@ -22,6 +22,7 @@
 #include <curl/curl.h>
 #include <dirent.h>
 #include <errno.h>
+#include <ftw.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <microhttpd.h>
@@ -30,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -421,6 +423,12 @@ static pid_t bare_start(const char *dir, int port)
     _exit(0);
 }
 
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
 /* ---- main ------------------------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -474,9 +482,8 @@ int main(int argc, char **argv)
     int port = free_port();
     snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
     snprintf(base, sizeof base, "http://127.0.0.1:%d", port);
-    char mk[1200];
-    snprintf(mk, sizeof mk, "mkdir -p -m 700 '%s' '%s'", work, mail_dir);
-    if (system(mk) != 0)
+    if ((mkdir(dir, 0700) != 0 && errno != EEXIST) || mkdir(work, 0700) != 0 ||
+        mkdir(mail_dir, 0700) != 0)
         die("cannot create the work folder", NULL);
     /* One client address opens all the connections: let it. */
     json_t *cfgj = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:I}", "db", db_path,
@@ -572,8 +579,7 @@ int main(int argc, char **argv)
     free(burls);
     free(cl.lat);
     free(bc.lat);
-    snprintf(mk, sizeof mk, "rm -rf '%s'", work);
-    if (system(mk) != 0)
+    if (nftw(work, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
         fprintf(stderr, "bench_decisions: could not remove %s\n", work);
     curl_global_cleanup();
     return cl.failed || bc.failed ? 1 : 0;

@@ -1,9 +1,11 @@
 /* cli.c - helpers shared by the commands (see cli.h). */
 #include "cli/cli.h"
 
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "db/db.h"
 #include "base/config.h"
@@ -63,6 +65,16 @@ int cli_exit_for(enum as_code rc)
     case AS_EEXPIRED: return EXIT_CONFIG;
     default: return EXIT_FAIL;
     }
+}
+
+void cli_os_user(char *buf, size_t size)
+{
+    struct passwd pw, *pwp = NULL;
+    char pwbuf[1024];
+    if (getpwuid_r(geteuid(), &pw, pwbuf, sizeof pwbuf, &pwp) == 0 && pwp)
+        snprintf(buf, size, "%s", pw.pw_name);
+    else
+        snprintf(buf, size, "uid %u", (unsigned)geteuid());
 }
 
 int cli_wants_help(int argc, char **argv)

@@ -66,6 +66,10 @@ int cli_print_json(const char *cmd, const json_t *v);
  * anything else 1. */
 int cli_exit_for(enum as_code rc);
 
+/* The name of the OS user running the command (or "uid N") into buf: who
+ * is recorded as having made a change from the terminal. */
+void cli_os_user(char *buf, size_t size);
+
 /* True when argv holds -h or --help (commands print their usage then). */
 int cli_wants_help(int argc, char **argv);
 
@@ -89,5 +93,6 @@ int cmd_kpi(struct cli *cli, int argc, char **argv);
 int cmd_exception(struct cli *cli, int argc, char **argv);
 int cmd_trigger(struct cli *cli, int argc, char **argv);
 int cmd_demo(struct cli *cli, int argc, char **argv);
+int cmd_token(struct cli *cli, int argc, char **argv);
 
 #endif

@@ -26,6 +26,7 @@
 #include "engine/engine.h"
 #include "base/log.h"
 #include "engine/run_history.h"
+#include "engine/run_list.h"
 #include "engine/run_title.h"
 #include "base/timeutil.h"
 #include "engine/workflow.h"
@@ -423,55 +424,32 @@ static void runs_usage(FILE *f)
             "exit status: 0, 2 bad usage, 5 database error.\n");
 }
 
-struct list_ctx {
-    int json;
-    json_t *arr; /* --json: the runs; text: [line, label, error] per run */
-    int n;
-    struct run_titles *titles;
-    struct db_conn *conn;
-    enum as_code rc;
-    struct as_err *err;
-};
-
-static int list_cb(void *ud, const struct db_run_info *r)
+/* One run of a listing (an item of run_list_json) as [line, label, error]
+ * for print_runs. */
+static json_t *run_line(const json_t *r)
 {
-    struct list_ctx *lc = ud;
-    json_t *user = NULL, *title = NULL;
-    lc->n++;
-    lc->rc = run_titles_get(lc->titles, lc->conn, r->hash, r->input, &user, &title, lc->err);
-    if (lc->rc)
-        return 1;
-    if (lc->json) {
-        json_array_append_new(
-            lc->arr,
-            json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:I, s:I, s:o, s:o, s:o}", "id",
-                      (json_int_t)r->id, "workflow", r->workflow, "version", r->version, "status",
-                      r->status, "step", r->current_step, "error", r->error, "trigger", r->trigger,
-                      "dry_run", r->dry_run, "created_at", (json_int_t)r->created_at,
-                      "updated_at", (json_int_t)r->updated_at, "finished_at",
-                      r->finished_at ? json_integer(r->finished_at) : json_null(), "user", user,
-                      "title", title));
-        return 0;
-    }
     char created[40], dur[32] = "";
-    time_format_iso(r->created_at, created, sizeof created);
+    json_int_t created_at = json_integer_value(json_object_get(r, "created_at"));
+    const json_t *finished = json_object_get(r, "finished_at");
+    time_format_iso(created_at, created, sizeof created);
     created[19] = '\0'; /* to the second */
-    if (r->finished_at)
-        run_history_duration(r->finished_at - r->created_at, dur, sizeof dur);
+    if (json_is_integer(finished))
+        run_history_duration(json_integer_value(finished) - created_at, dur, sizeof dur);
     char wfv[96], line[256], error[96];
-    snprintf(wfv, sizeof wfv, "%s v%s", r->workflow, r->version);
-    snprintf(line, sizeof line, "%-8" PRId64 " %-10s %-28s %-20s %-10s %-16s", r->id, r->status, wfv,
-             created, dur, r->current_step);
+    snprintf(wfv, sizeof wfv, "%s v%s", json_string_value(json_object_get(r, "workflow")),
+             json_string_value(json_object_get(r, "version")));
+    snprintf(line, sizeof line, "%-8lld %-10s %-28s %-20s %-10s %-16s",
+             (long long)json_integer_value(json_object_get(r, "id")),
+             json_string_value(json_object_get(r, "status")), wfv, created, dur,
+             json_string_value(json_object_get(r, "step")));
     /* One line per run: a long error is cut (`assent show` has all of it). */
-    size_t elen = strlen(r->error);
-    snprintf(error, sizeof error, "%.*s%s", elen > 80 ? 77 : (int)elen, r->error,
-             elen > 80 ? "..." : "");
+    const char *e = json_string_value(json_object_get(r, "error"));
+    size_t elen = strlen(e);
+    snprintf(error, sizeof error, "%.*s%s", elen > 80 ? 77 : (int)elen, e, elen > 80 ? "..." : "");
     /* Whom the run is about: the workflow's title, else the input's user. */
-    json_t *label = json_is_string(title) ? title : user;
-    json_array_append_new(lc->arr, json_pack("[s, O, s]", line, label, error));
-    json_decref(user);
-    json_decref(title);
-    return 0;
+    const json_t *title = json_object_get(r, "title");
+    const json_t *label = json_is_string(title) ? title : json_object_get(r, "user");
+    return json_pack("[s, O, s]", line, label, error);
 }
 
 /* The text listing: a USER column (as wide as its longest entry, up to
@@ -502,16 +480,6 @@ static void print_runs(const json_t *lines)
     }
 }
 
-static int valid_status(const char *s)
-{
-    static const char *const ok[] = {"running", "waiting",   "succeeded",
-                                     "failed",  "cancelled", "superseded"};
-    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
-        if (!strcmp(s, ok[i]))
-            return 1;
-    return 0;
-}
-
 int cmd_runs(struct cli *cli, int argc, char **argv)
 {
     struct db_run_filter f = {.limit = 50};
@@ -525,7 +493,7 @@ int cmd_runs(struct cli *cli, int argc, char **argv)
         if (!strcmp(a, "--status")) {
             if (!(v = opt_value("runs", argc, argv, &i)))
                 return EXIT_USAGE;
-            if (!valid_status(v))
+            if (!run_status_known(v))
                 return cli_error(EXIT_USAGE, "runs", "--status must be running, waiting, "
                                  "succeeded, failed, cancelled or superseded, not \"%s\"", v);
             f.status = v;
@@ -547,32 +515,31 @@ int cmd_runs(struct cli *cli, int argc, char **argv)
     int rc = cli_open_db(cli);
     if (rc)
         return rc;
-    struct list_ctx lc = {.json = cli->json, .arr = json_array(), .titles = run_titles_new(),
-                          .err = &err};
-    if (!lc.arr || !lc.titles) {
-        json_decref(lc.arr);
-        run_titles_free(lc.titles);
-        return cli_error(EXIT_FAIL, "runs", "out of memory");
-    }
-    enum as_code arc = db_read_begin(cli->app.db, &lc.conn, &err);
-    if (!arc) {
-        arc = db_runs_list(lc.conn, &f, list_cb, &lc, &err);
-        if (!arc)
-            arc = lc.rc;
-        db_read_end(cli->app.db, lc.conn);
-    }
-    run_titles_free(lc.titles);
-    if (arc) {
-        json_decref(lc.arr);
+    json_t *items = NULL;
+    enum as_code arc = run_list_json(cli->app.db, &f, &items, NULL, &err);
+    if (arc)
         return cli_error(cli_exit_for(arc), "runs", "%s", err.msg);
+    if (cli->json) {
+        cli_print_json("runs", items);
+    } else {
+        json_t *lines = json_array();
+        size_t i;
+        json_t *r;
+        json_array_foreach(items, i, r)
+        {
+            json_t *l = run_line(r);
+            if (!lines || !l || json_array_append_new(lines, l)) {
+                json_decref(lines);
+                json_decref(items);
+                return cli_error(EXIT_FAIL, "runs", "out of memory");
+            }
+        }
+        print_runs(lines);
+        if (json_array_size(items) == 0)
+            printf("(no runs)\n");
+        json_decref(lines);
     }
-    if (lc.json)
-        cli_print_json("runs", lc.arr);
-    else
-        print_runs(lc.arr);
-    if (!lc.json && lc.n == 0)
-        printf("(no runs)\n");
-    json_decref(lc.arr);
+    json_decref(items);
     return EXIT_OK;
 }
 

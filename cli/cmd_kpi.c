@@ -130,43 +130,24 @@ static int kpi_store(struct cli *cli, json_t *in, int replace)
 {
     struct as_err err = {0};
     json_t *def = NULL;
-    char *text = NULL;
-    /* A schedule without a zone is in the configured default zone. */
-    json_t *sched_in = json_object_get(in, "schedule");
-    const char *default_tz = config_str(cli->app.cfg, "timezone");
-    if (json_is_string(sched_in))
-        json_object_set_new(in, "schedule", json_pack("{s:s, s:s}", "cron",
-                                                      json_string_value(sched_in), "timezone",
-                                                      default_tz));
-    else if (json_is_object(sched_in) && !json_object_get(sched_in, "timezone"))
-        json_object_set_new(sched_in, "timezone", json_string(default_tz));
-    enum as_code rc = kpi_def_normalize(in, &def, &err);
-    if (rc)
-        return cli_error(EXIT_USAGE, "kpi", "%s", err.msg);
-    const char *name = json_string_value(json_object_get(def, "name"));
-    const json_t *sched = json_object_get(def, "schedule");
-    text = json_dumps(def, JSON_COMPACT | JSON_SORT_KEYS);
     int64_t id = 0;
-    rc = text ? db_kpi_put(cli->app.db, name, json_string_value(json_object_get(def, "report")), text,
-                           json_string_value(json_object_get(sched, "cron")),
-                           json_string_value(json_object_get(sched, "timezone")), replace,
-                           time_now_ms(), &id, &err)
-              : as_errf(&err, AS_ENOMEM, "out of memory");
-    int code = EXIT_OK;
-    if (rc) {
-        code = cli_error(rc == AS_ECONFLICT ? EXIT_FAIL : cli_exit_for(rc), "kpi", "%s%s", err.msg,
+    enum as_code rc = kpi_save(&cli->app, in, replace, NULL, &id, &def, &err);
+    if (rc == AS_EINVAL)
+        return cli_error(EXIT_USAGE, "kpi", "%s", err.msg);
+    if (rc)
+        return cli_error(rc == AS_ECONFLICT ? EXIT_FAIL : cli_exit_for(rc), "kpi", "%s%s", err.msg,
                          rc == AS_ECONFLICT ? " (use --replace to change it)" : "");
-    } else if (cli->json) {
+    const char *name = json_string_value(json_object_get(def, "name"));
+    if (cli->json) {
         json_t *o = json_pack("{s:I, s:s, s:O}", "id", (json_int_t)id, "name", name, "definition", def);
         cli_print_json("kpi", o);
         json_decref(o);
     } else {
         printf("KPI %s saved (id %lld)%s\n", name, (long long)id,
-               sched ? ", scheduled" : "");
+               json_object_get(def, "schedule") ? ", scheduled" : "");
     }
-    free(text);
     json_decref(def);
-    return code;
+    return EXIT_OK;
 }
 
 static int kpi_create(struct cli *cli, int argc, char **argv)
@@ -360,35 +341,20 @@ static int kpi_show(struct cli *cli, int argc, char **argv)
     if (rc)
         return rc;
     struct as_err err = {0};
-    json_t *k = NULL, *values = NULL, *runs = NULL;
-    enum as_code arc = db_kpi_get(cli->app.db, argv[optind], &k, &err);
-    if (!arc)
-        arc = db_kpi_values(cli->app.db, json_integer_value(json_object_get(k, "id")), limit,
-                            &values, &err);
-    if (!arc)
-        arc = db_sched_runs(cli->app.db, json_integer_value(json_object_get(k, "id")), 5, &runs, &err);
-    if (arc) {
-        rc = cli_error(cli_exit_for(arc), "kpi", "%s", err.msg);
-        goto out;
+    json_t *shown = NULL;
+    enum as_code arc = kpi_show_json(&cli->app, argv[optind], limit, time_now_ms(), &shown, &err);
+    if (arc)
+        return cli_error(cli_exit_for(arc), "kpi", "%s", err.msg);
+    if (cli->json) {
+        cli_print_json("kpi", shown);
+        json_decref(shown);
+        return EXIT_OK;
     }
+    const json_t *k = json_object_get(shown, "kpi"), *values = json_object_get(shown, "values"),
+                 *runs = json_object_get(shown, "schedule_runs");
     const json_t *def = json_object_get(k, "definition");
     const json_t *sched = json_object_get(def, "schedule");
-    int64_t next = 0;
-    if (sched) {
-        struct as_err cerr = {0};
-        if (cron_next_spec(json_string_value(json_object_get(sched, "cron")),
-                           json_string_value(json_object_get(sched, "timezone")), time_now_ms(), &next,
-                           &cerr) != AS_OK)
-            next = 0;
-    }
-    if (cli->json) {
-        json_t *o = json_pack("{s:O, s:O, s:O}", "kpi", k, "values", values, "schedule_runs", runs);
-        if (next)
-            json_object_set_new(o, "next_fire_at", json_integer(next));
-        cli_print_json("kpi", o);
-        json_decref(o);
-        goto out;
-    }
+    int64_t next = json_integer_value(json_object_get(shown, "next_fire_at"));
     char buf[512], t1[40];
     const char *desc = json_string_value(json_object_get(def, "description"));
     printf("%s%s%s\n", json_string_value(json_object_get(k, "name")), desc && *desc ? ": " : "",
@@ -472,9 +438,7 @@ static int kpi_show(struct cli *cli, int argc, char **argv)
         }
     }
 out:
-    json_decref(k);
-    json_decref(values);
-    json_decref(runs);
+    json_decref(shown);
     return rc;
 }
 
@@ -682,51 +646,31 @@ static int exception_add(struct cli *cli, int argc, char **argv)
         return cli_error(EXIT_USAGE, "exception",
                          "--granted-by \"%s\" is not an address: give the email address of "
                          "whoever decided (name@domain)", granted);
-    struct as_err err = {0};
-    unsigned mask = 0;
-    json_t *pj = json_string(protocols);
-    enum as_code arc = kpi_protocols_parse(pj, &mask, &err);
-    json_decref(pj);
-    if (arc)
-        return cli_error(EXIT_USAGE, "exception", "--protocols: %s", err.msg);
-    int64_t now = time_now_ms(), until = 0;
-    if (expires[0] == 'P' || (expires[0] >= '0' && expires[0] <= '9' && !strchr(expires, '-'))) {
-        int64_t d;
-        if (time_parse_duration(expires, &d, &err) != AS_OK)
-            return cli_error(EXIT_USAGE, "exception", "--expires: %s", err.msg);
-        until = now + d;
-    } else if (time_parse_iso(expires, &until) != AS_OK) {
-        return cli_error(EXIT_USAGE, "exception",
-                         "--expires \"%s\": give a duration (P90D) or a date (2026-03-31)", expires);
-    }
-    if (until <= now)
-        return cli_error(EXIT_USAGE, "exception", "--expires \"%s\" lies in the past", expires);
     int rc = cli_open_db(cli);
     if (rc)
         return rc;
     warn_unknown_user(cli, user);
-    json_t *list = kpi_protocols_json(mask);
-    char *ptext = json_dumps(list, JSON_COMPACT);
-    json_decref(list);
-    struct db_exception ex = {.upn = user, .protocols = ptext, .reason = reason,
-                              .granted_by = granted, .created_at = now, .expires_at = until,
-                              .source = "cli"};
-    int64_t id = 0;
-    arc = ptext ? db_exception_add(cli->app.db, &ex, &id, NULL, &err)
-                : as_errf(&err, AS_ENOMEM, "out of memory");
-    free(ptext);
+    struct as_err err = {0};
+    json_t *pj = json_string(protocols), *ex = NULL;
+    enum as_code arc = kpi_exception_grant(&cli->app, user, pj, reason, granted, expires, "cli",
+                                           time_now_ms(), &ex, &err);
+    json_decref(pj);
     if (arc)
-        return cli_error(cli_exit_for(arc), "exception", "%s", err.msg);
-    char t[40];
-    fmt_time(until, t, sizeof t);
+        return cli_error(arc == AS_EINVAL ? EXIT_USAGE : cli_exit_for(arc), "exception", "%s%s",
+                         arc == AS_EINVAL ? "--" : "", err.msg);
     if (cli->json) {
-        json_t *o = json_pack("{s:I, s:s, s:o, s:I}", "id", (json_int_t)id, "user", user, "protocols",
-                              kpi_protocols_json(mask), "expires_at", (json_int_t)until);
+        json_t *o = json_pack("{s:O, s:s, s:O, s:O}", "id", json_object_get(ex, "id"), "user",
+                              user, "protocols", json_object_get(ex, "protocols"), "expires_at",
+                              json_object_get(ex, "expires_at"));
         cli_print_json("kpi", o);
         json_decref(o);
     } else {
-        printf("exception %lld: %s exempt from %s until %s\n", (long long)id, user, protocols, t);
+        char t[40];
+        fmt_time(json_integer_value(json_object_get(ex, "expires_at")), t, sizeof t);
+        printf("exception %lld: %s exempt from %s until %s\n",
+               (long long)json_integer_value(json_object_get(ex, "id")), user, protocols, t);
     }
+    json_decref(ex);
     return EXIT_OK;
 }
 
@@ -970,9 +914,7 @@ static void trigger_print_row(void *ud, const char *upn, const json_t *input, en
     if (tp->json) {
         if (json_array_size(tp->rows) < 1000)
             json_array_append_new(tp->rows,
-                                  json_pack("{s:s, s:s, s:I, s:s?, s:O?}", "upn", upn, "result",
-                                            trigger_what_name(what), "run_id", (json_int_t)run_id,
-                                            "error", why, "input", tp->preview ? input : NULL));
+                                  trigger_row_json(upn, input, what, run_id, why, tp->preview));
         return;
     }
     if (tp->quiet || (!tp->preview && what != TRIGGER_INVALID && tp->printed >= 50))

@@ -26,6 +26,8 @@
 #include "m365/m365.h"
 #include "engine/step.h"
 #include "m365/tenant_sync.h"
+#include "m365/report.h"
+#include "base/strbuf.h"
 
 /* "--name VALUE" or "--name=VALUE" at argv[*i]: 1 and *out set; -1 value missing; 0 no match. */
 static int opt_value(int argc, char **argv, int *i, const char *name, const char **out)
@@ -121,196 +123,53 @@ int cmd_sync(struct cli *cli, int argc, char **argv)
 
 /* ---------------------------------------------------------------- report */
 
-enum cell_fmt { CF_TEXT, CF_ONOFF, CF_YESNO, CF_SMTP, CF_SIGNIN, CF_INT, CF_LIST };
-
-struct report_col {
-    const char *header; /* table and CSV header */
-    const char *key;    /* row key (also accepted by --sort) */
-    enum cell_fmt fmt;
-};
-
-/* `assent report users`: one line per user. */
-static const struct report_col user_report_cols[] = {
-    {"upn", "upn", CF_TEXT},
-    {"ActiveSync", "activesync_enabled", CF_ONOFF},
-    {"OWA", "owa_enabled", CF_ONOFF},
-    {"POP", "pop_enabled", CF_ONOFF},
-    {"IMAP", "imap_enabled", CF_ONOFF},
-    {"MAPI", "mapi_enabled", CF_ONOFF},
-    {"EWS", "ews_enabled", CF_ONOFF},
-    {"SMTP client auth", "smtp_client_auth_disabled", CF_SMTP},
-    {"pop3_30d", "pop3_30d", CF_YESNO},
-    {"imap4_30d", "imap4_30d", CF_YESNO},
-    {"smtp_30d", "smtp_30d", CF_YESNO},
-    {"last legacy sign-in", "last_legacy_signin", CF_SIGNIN},
-    /* Who is exempt and why: active exceptions (m365/kpi.h, docs/kpis.md). */
-    {"exempt", "exempt", CF_LIST},
-    {"exempt_reason", "exempt_reason", CF_TEXT},
-    {NULL, NULL, CF_TEXT},
-};
-
-/* `assent report signins`: one line per legacy sign-in. */
-static const struct report_col signin_report_cols[] = {
-    {"created_at", "created_at", CF_TEXT},
-    {"upn", "upn", CF_TEXT},
-    {"client_app", "client_app", CF_TEXT},
-    {"app", "app_name", CF_TEXT},
-    {"ip_address", "ip_address", CF_TEXT},
-    {"error_code", "error_code", CF_INT},
-    {NULL, NULL, CF_TEXT},
-};
-
-/* Text of one cell. */
-static void cell_text(const struct report_col *c, const json_t *row, char *out, size_t size)
-{
-    const json_t *v = json_object_get(row, c->key);
-    switch (c->fmt) {
-    case CF_ONOFF:
-        snprintf(out, size, "%s", json_is_true(v) ? "on" : json_is_false(v) ? "off" : "-");
-        return;
-    case CF_YESNO:
-        snprintf(out, size, "%s", json_is_true(v) ? "yes" : json_is_false(v) ? "no" : "-");
-        return;
-    case CF_SMTP: {
-        /* The mailbox's own switch, or "org" when it follows the organisation. */
-        const json_t *mbx = json_object_get(row, "smtp_client_auth_disabled_mailbox");
-        if (!json_is_true(json_object_get(row, "has_mailbox")))
-            snprintf(out, size, "-");
-        else if (json_is_boolean(mbx))
-            snprintf(out, size, "%s", json_is_true(mbx) ? "disabled" : "enabled");
-        else
-            snprintf(out, size, "org:%s", json_is_true(v) ? "disabled" : json_is_false(v) ? "enabled" : "?");
-        return;
-    }
-    case CF_SIGNIN: {
-        const char *when = json_string_value(v);
-        const char *app = json_string_value(json_object_get(row, "last_legacy_client_app"));
-        if (!when)
-            snprintf(out, size, "-");
-        else
-            snprintf(out, size, "%s%s%s%s", when, app ? " (" : "", app ? app : "", app ? ")" : "");
-        return;
-    }
-    case CF_INT:
-        if (json_is_integer(v))
-            snprintf(out, size, "%lld", (long long)json_integer_value(v));
-        else
-            snprintf(out, size, "-");
-        return;
-    case CF_LIST: {
-        size_t used = 0, i;
-        json_t *e;
-        snprintf(out, size, "-");
-        json_array_foreach(v, i, e)
-        {
-            int n = snprintf(out + used, size - used, "%s%s", i ? "," : "",
-                             json_is_string(e) ? json_string_value(e) : "?");
-            if (n < 0 || (size_t)n >= size - used)
-                break;
-            used += (size_t)n;
-        }
-        return;
-    }
-    case CF_TEXT:
-    default:
-        snprintf(out, size, "%s", json_is_string(v) ? json_string_value(v) : "-");
-        return;
-    }
-}
+/* Columns, cells, CSV and the rows of a query: m365/report.h. */
 
 enum report_format { RF_TABLE, RF_CSV, RF_JSON };
 
-struct report_run {
+struct report_print {
+    enum report_kind kind;
     const struct report_col *cols;
     size_t n_cols;
-    struct expr *where;
     long limit;
     enum report_format fmt;
     int pass;             /* table: 1 = measure, 2 = print */
     int widths[32];
     long matched;
-    long printed;
-    int failed;
-    struct as_err err;
-    struct kpi_exemptions *exempt; /* users report: active exceptions */
 };
 
-static void csv_cell(const char *s)
+static int report_print_row(void *ud, const json_t *row)
 {
-    if (strpbrk(s, ",\"\r\n") == NULL) {
-        fputs(s, stdout);
-        return;
-    }
-    putchar('"');
-    for (; *s; s++) {
-        if (*s == '"')
-            putchar('"');
-        putchar(*s);
-    }
-    putchar('"');
-}
-
-static int report_row_annotated(const json_t *row, void *ud);
-
-/* Users rows get "exempt" and "exempt_reason" (from the exceptions) first. */
-static int report_row(const json_t *row, void *ud)
-{
-    struct report_run *r = ud;
-    if (!r->exempt)
-        return report_row_annotated(row, ud);
-    json_t *copy = json_copy((json_t *)row);
-    if (!copy) {
-        as_errf(&r->err, AS_ENOMEM, "out of memory");
-        r->failed = 1;
-        return 1;
-    }
-    kpi_exemptions_annotate(r->exempt, copy);
-    int stop = report_row_annotated(copy, ud);
-    json_decref(copy);
-    return stop;
-}
-
-static int report_row_annotated(const json_t *row, void *ud)
-{
-    struct report_run *r = ud;
-    if (r->where) {
-        int keep = 0;
-        if (expr_eval_bool(r->where, row, &keep, &r->err) != AS_OK) {
-            const char *upn = json_string_value(json_object_get(row, "upn"));
-            as_err_prefix(&r->err, "--where on %s", upn ? upn : "a row");
-            r->failed = 1;
-            return 1;
-        }
-        if (!keep)
-            return 0;
-    }
+    struct report_print *r = ud;
     if (r->limit >= 0 && r->matched >= r->limit)
         return 1;
     r->matched++;
-    char cell[512];
     if (r->fmt == RF_JSON) {
         char *text = json_dumps(row, JSON_COMPACT | JSON_PRESERVE_ORDER);
         printf("%s  %s", r->matched > 1 ? ",\n" : "", text ? text : "null");
         free(text);
         return 0;
     }
+    if (r->fmt == RF_CSV) {
+        struct strbuf b = {0};
+        report_csv_row(&b, r->kind, row);
+        char *line = strbuf_take(&b);
+        fputs(line ? line : "\n", stdout);
+        free(line);
+        return 0;
+    }
+    char cell[512];
     for (size_t i = 0; i < r->n_cols; i++) {
-        cell_text(&r->cols[i], row, cell, sizeof cell);
-        if (r->fmt == RF_TABLE && r->pass == 1) {
+        report_cell_text(&r->cols[i], row, cell, sizeof cell);
+        if (r->pass == 1) {
             int w = (int)strlen(cell);
             if (w > r->widths[i])
                 r->widths[i] = w;
             continue;
         }
-        if (r->fmt == RF_CSV) {
-            if (i)
-                putchar(',');
-            csv_cell(cell);
-        } else {
-            printf("%s%-*s", i ? "  " : "", i + 1 < r->n_cols ? r->widths[i] : 0, cell);
-        }
+        printf("%s%-*s", i ? "  " : "", i + 1 < r->n_cols ? r->widths[i] : 0, cell);
     }
-    if (!(r->fmt == RF_TABLE && r->pass == 1))
+    if (r->pass != 1)
         putchar('\n');
     return 0;
 }
@@ -357,9 +216,11 @@ static int report_sync_note(struct cli *cli, enum report_format fmt)
 
 int cmd_report(struct cli *cli, int argc, char **argv)
 {
-    const char *where = NULL, *sort = NULL, *format = NULL, *limit = NULL;
-    const char *client_app = NULL, *since = NULL, *upn = NULL;
-    struct report_run r = {.limit = -1};
+    const char *format = NULL, *limit = NULL, *since = NULL;
+    struct report_query q = {0};
+    struct report_print r = {.limit = -1};
+    struct report *rep = NULL;
+    struct as_err err = {0};
     int rc = EXIT_OK;
 
     if (cli_wants_help(argc, argv) || argc < 2) {
@@ -372,14 +233,16 @@ int cmd_report(struct cli *cli, int argc, char **argv)
         report_usage(stderr);
         return EXIT_USAGE;
     }
+    q.kind = users ? REPORT_USERS : REPORT_SIGNINS;
     for (int i = 2; i < argc; i++) {
         int m;
-        if ((m = opt_value(argc, argv, &i, "--where", &where)) || (m = opt_value(argc, argv, &i, "--sort", &sort)) ||
+        if ((m = opt_value(argc, argv, &i, "--where", &q.where)) ||
+            (m = opt_value(argc, argv, &i, "--sort", &q.sort)) ||
             (m = opt_value(argc, argv, &i, "--format", &format)) ||
             (m = opt_value(argc, argv, &i, "--limit", &limit)) ||
-            (!users && ((m = opt_value(argc, argv, &i, "--client-app", &client_app)) ||
+            (!users && ((m = opt_value(argc, argv, &i, "--client-app", &q.client_app)) ||
                         (m = opt_value(argc, argv, &i, "--since", &since)) ||
-                        (m = opt_value(argc, argv, &i, "--upn", &upn))))) {
+                        (m = opt_value(argc, argv, &i, "--upn", &q.upn))))) {
             if (m < 0)
                 return cli_error(EXIT_USAGE, "report", "%s needs a value", argv[i]);
             continue;
@@ -387,6 +250,7 @@ int cmd_report(struct cli *cli, int argc, char **argv)
         report_usage(stderr);
         return EXIT_USAGE;
     }
+    r.kind = q.kind;
     r.fmt = cli->json ? RF_JSON : RF_TABLE;
     if (format) {
         if (strcmp(format, "table") == 0)
@@ -404,66 +268,36 @@ int cmd_report(struct cli *cli, int argc, char **argv)
         if (*end || end == limit || r.limit < 0)
             return cli_error(EXIT_USAGE, "report", "--limit must be a number >= 0");
     }
-    if (where && expr_compile(where, &r.where, &r.err) != AS_OK)
-        return cli_error(EXIT_USAGE, "report", "--where: %s", r.err.msg);
-
-    /* --sort COL[,desc|asc]: a row key or a column header. */
-    char sort_key[128] = "";
-    int desc = 0;
-    if (sort) {
-        if (!users) {
-            rc = cli_error(EXIT_USAGE, "report", "sign-ins are always newest first; --sort is for users");
-            goto out;
-        }
-        const char *comma = strchr(sort, ',');
-        size_t n = comma ? (size_t)(comma - sort) : strlen(sort);
-        snprintf(sort_key, sizeof sort_key, "%.*s", (int)n, sort);
-        if (comma && strcasecmp(comma + 1, "desc") == 0)
-            desc = 1;
-        else if (comma && strcasecmp(comma + 1, "asc") != 0) {
-            rc = cli_error(EXIT_USAGE, "report", "--sort takes COL, COL,asc or COL,desc");
-            goto out;
-        }
-        for (size_t i = 0; user_report_cols[i].header; i++)
-            if (strcasecmp(user_report_cols[i].header, sort_key) == 0)
-                snprintf(sort_key, sizeof sort_key, "%s", user_report_cols[i].key);
+    int64_t now = time_now_ms();
+    if (since) {
+        int64_t ms = 0;
+        if (time_parse_duration(since, &ms, &err) != AS_OK)
+            return cli_error(EXIT_USAGE, "report", "--since: %s", err.msg);
+        q.since_ms = now - ms;
     }
 
     rc = cli_open_db(cli);
     if (rc)
+        return rc;
+    /* The query is checked before the database is read: a bad --where or
+     * --sort is a usage error (exit 2) whatever the data. */
+    enum as_code arc = report_open(&cli->app, &q, now, &rep, &err);
+    if (arc) {
+        rc = cli_error(arc == AS_EINVAL ? EXIT_USAGE : cli_exit_for(arc), "report", "%s%s",
+                       arc == AS_EINVAL ? "--" : "", err.msg);
         goto out;
+    }
     rc = report_sync_note(cli, r.fmt);
     if (rc)
         goto out;
-    if (users && kpi_exemptions_load(&cli->app, time_now_ms(), &r.exempt, &r.err) != AS_OK) {
-        rc = cli_error(EXIT_DB, "report", "%s", r.err.msg);
-        goto out;
-    }
 
-    r.cols = users ? user_report_cols : signin_report_cols;
-    for (r.n_cols = 0; r.cols[r.n_cols].header; r.n_cols++)
-        r.widths[r.n_cols] = (int)strlen(r.cols[r.n_cols].header);
-
-    struct db_tenant_signin_query q = {.client_app = client_app, .upn = upn};
-    if (!users) {
-        int64_t ms = 30LL * 86400000;
-        struct as_err e = {0};
-        if (since && time_parse_duration(since, &ms, &e) != AS_OK) {
-            rc = cli_error(EXIT_USAGE, "report", "--since: %s", e.msg);
-            goto out;
-        }
-        q.since_ms = time_now_ms() - ms;
-    }
-    enum as_code dbrc = AS_OK;
-#define RUN_ROWS()                                                                             \
-    (users ? (sort_key[0] ? db_tenant_users_foreach_sorted(cli->app.db, sort_key, desc,        \
-                                                           report_row, &r, &r.err)             \
-                          : db_tenant_users_foreach(cli->app.db, report_row, &r, &r.err))      \
-           : db_tenant_signins_foreach(cli->app.db, &q, report_row, &r, &r.err))
+    r.cols = report_columns(q.kind, &r.n_cols);
+    for (size_t i = 0; i < r.n_cols; i++)
+        r.widths[i] = (int)strlen(r.cols[i].header);
     if (r.fmt == RF_TABLE) {
         r.pass = 1;
-        dbrc = RUN_ROWS();
-        if (dbrc || r.failed)
+        arc = report_foreach(rep, report_print_row, &r, &err);
+        if (arc)
             goto done;
         r.pass = 2;
         r.matched = 0;
@@ -471,30 +305,28 @@ int cmd_report(struct cli *cli, int argc, char **argv)
             printf("%s%-*s", i ? "  " : "", i + 1 < r.n_cols ? r.widths[i] : 0, r.cols[i].header);
         putchar('\n');
     } else if (r.fmt == RF_CSV) {
-        for (size_t i = 0; i < r.n_cols; i++) {
-            if (i)
-                putchar(',');
-            csv_cell(r.cols[i].header);
-        }
-        putchar('\n');
+        struct strbuf b = {0};
+        report_csv_header(&b, q.kind);
+        char *line = strbuf_take(&b);
+        fputs(line ? line : "\n", stdout);
+        free(line);
     } else {
         printf("[\n");
     }
-    dbrc = RUN_ROWS();
-#undef RUN_ROWS
+    arc = report_foreach(rep, report_print_row, &r, &err);
     if (r.fmt == RF_JSON)
         printf("%s]\n", r.matched ? "\n" : "");
 done:
-    if (dbrc) {
-        rc = cli_error(dbrc == AS_EINVAL ? EXIT_USAGE : EXIT_DB, "report", "%s", r.err.msg);
-    } else if (r.failed) {
-        rc = cli_error(EXIT_FAIL, "report", "%s", r.err.msg);
+    if (arc && report_row_failed(rep)) {
+        rc = cli_error(EXIT_FAIL, "report", "--%s", err.msg);
+    } else if (arc) {
+        rc = cli_error(arc == AS_EINVAL ? EXIT_USAGE : EXIT_DB, "report", "%s%s",
+                       arc == AS_EINVAL ? "--" : "", err.msg);
     } else if (r.fmt == RF_TABLE) {
         fprintf(stderr, "%ld %s\n", r.matched, users ? "users" : "sign-ins");
     }
 out:
-    kpi_exemptions_free(r.exempt);
-    expr_free(r.where);
+    report_free(rep);
     return rc;
 }
 

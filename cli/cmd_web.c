@@ -304,12 +304,7 @@ int cmd_decide(struct cli *cli, int argc, char **argv)
     /* The OS user is always recorded: --as names who answered (e.g. an approver
      * on the phone), it cannot hide who typed the command. */
     char os_user[64], user[256];
-    struct passwd pw, *pwp = NULL;
-    char pwbuf[1024];
-    if (getpwuid_r(geteuid(), &pw, pwbuf, sizeof pwbuf, &pwp) == 0 && pwp)
-        snprintf(os_user, sizeof os_user, "%s", pw.pw_name);
-    else
-        snprintf(os_user, sizeof os_user, "uid %u", (unsigned)geteuid());
+    cli_os_user(os_user, sizeof os_user);
     if (as && *as)
         snprintf(user, sizeof user, "%.160s (OS user %s)", as, os_user);
     else

@@ -34,6 +34,7 @@ static const struct cli_command commands[] = {
     {"exception", "add, list and remove protocol exceptions", cmd_exception},
     {"trigger", "start a workflow for each row of a KPI", cmd_trigger},
     {"demo", "run the whole chain against a built-in demo tenant", cmd_demo},
+    {"token", "create, list and revoke tokens of the REST API", cmd_token},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

@@ -35,6 +35,7 @@
 #include "db/db_runs.h"
 #include "db/db_tenant.h"
 #include "db/db_testing.h"
+#include "db/db_tokens.h"
 #include "db/db_wal.h"
 
 /* What every backend's struct db, struct db_conn, struct db_checkpointer
@@ -55,6 +56,7 @@ struct db_backend {
     enum as_code (*read_begin)(struct db *db, struct db_conn **conn, struct as_err *err);
     void (*read_end)(struct db *db, struct db_conn *conn);
     enum as_code (*write_end)(struct db *db, enum as_code rc, struct as_err *err);
+    enum as_code (*ping)(struct db *db, struct as_err *err);
     /* db_runs.h */
     enum as_code (*workflow_put)(struct db_conn *conn, const struct db_workflow_rec *w, int64_t now,
                                  int64_t *id, struct as_err *err);
@@ -242,6 +244,18 @@ struct db_backend {
     enum as_code (*tenant_last_completed_sync)(struct db *db, int64_t *finished_at, char *status,
                                                size_t status_size, struct as_err *err);
     enum as_code (*tenant_last_sync)(struct db *db, json_t **out, struct as_err *err);
+    /* The REST API: db_tokens.h, and the listings of db_runs.h and db_approvals.h it pages */
+    enum as_code (*api_token_add)(struct db *db, struct db_api_token *t, struct as_err *err);
+    enum as_code (*api_token_find)(struct db *db, const char *token_hash,
+                                   struct db_api_token *out, struct as_err *err);
+    enum as_code (*api_token_list)(struct db *db, int include_revoked, json_t **out,
+                                   struct as_err *err);
+    enum as_code (*api_token_revoke)(struct db *db, const char *name, const char *by, int64_t now,
+                                     struct db_api_token *out, struct as_err *err);
+    enum as_code (*workflows_list)(struct db_conn *conn, const char *name, const char *after,
+                                   int limit, db_workflow_cb cb, void *ud, struct as_err *err);
+    enum as_code (*approvals_page)(struct db *db, const struct db_approvals_page_query *q,
+                                   json_t **out, struct as_err *err);
 };
 
 /* The two backends. */
@@ -257,6 +271,14 @@ extern const struct db_backend db_pg_backend;
 const struct db_backend *db_backend_for(const char *path);
 
 /* The table of a handle (struct db, db_conn or db_checkpointer; not NULL). */
+/*
+ * The key of a backend's prepared-statement cache: a hash of the whole SQL
+ * text, eight bytes at a time (a byte-wise hash of the long statements cost
+ * more than the lookup's other work), never 0; a match is still confirmed
+ * with strcmp.
+ */
+uint64_t db_sql_hash(const char *sql);
+
 static inline const struct db_backend *db_ops(const void *handle)
 {
     return ((const struct db_head *)handle)->backend;

@@ -169,3 +169,21 @@ enum as_code db_approvals_list(struct db *db, int all, int limit, json_t **out,
     struct db_approvals_filter f = {.all = all, .limit = limit};
     return db_approvals_list_where(db, &f, out, err);
 }
+
+uint64_t db_sql_hash(const char *sql)
+{
+    size_t n = strlen(sql);
+    uint64_t h = 1469598103934665603ULL ^ n;
+    const char *p = sql;
+    for (; n >= 8; n -= 8, p += 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = (h ^ w) * 0x9E3779B97F4A7C15ULL;
+        h ^= h >> 29;
+    }
+    uint64_t t = 0;
+    memcpy(&t, p, n);
+    h = (h ^ t) * 0x9E3779B97F4A7C15ULL;
+    h ^= h >> 32;
+    return h ? h : 1;
+}

@@ -114,4 +114,8 @@ void db_read_end(struct db *db, struct db_conn *conn);
  */
 enum as_code db_write_end(struct db *db, enum as_code rc, struct as_err *err) AS_WUR;
 
+/* Whether the store answers, in constant time (a trivial query on a read
+ * connection): for health checks. */
+enum as_code db_ping(struct db *db, struct as_err *err) AS_WUR;
+
 #endif

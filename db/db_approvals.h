@@ -214,6 +214,26 @@ struct db_approvals_filter {
 enum as_code db_approvals_list_where(struct db *db, const struct db_approvals_filter *f,
                                      json_t **out, struct as_err *err) AS_WUR;
 
+struct db_approvals_page_query {
+    const char *status; /* NULL: any; else the shown status: pending, approved, rejected,
+                           expired, withdrawn, or decided (approved or rejected) */
+    int64_t before_id;  /* 0: from the newest; else only approvals with smaller ids (paging) */
+    int limit;          /* approvals, not rows; <= 0: 50 */
+};
+
+/*
+ * Approvals, newest first, one object each with its approvers:
+ * {"id", "run_id", "workflow", "step", "subject", "status", "policy",
+ * "created_at", "expires_at", "decided_at" (0: not decided), "decided_by",
+ * "decided_via", "comment", "run_status", "approvers": [{"email", "status",
+ * "asked_at" (0: not asked yet), "decided_at", "decided_via", "actor",
+ * "comment"}]}.  Statuses are shown as in db_approvals_list_where (an
+ * approval still pending when its run has ended is "withdrawn").  AS_EINVAL
+ * for an unknown status.  *out is a new array.
+ */
+enum as_code db_approvals_page(struct db *db, const struct db_approvals_page_query *q,
+                               json_t **out, struct as_err *err) AS_WUR;
+
 /* 1 when status is one an approval can show (see db_approvals_list_where). */
 int db_approvals_status_known(const char *status);
 

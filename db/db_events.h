@@ -25,6 +25,15 @@
 enum as_code db_event_append(struct db_conn *conn, int64_t run_id, int64_t exec_id,
                              const char *type, const json_t *data, struct as_err *err) AS_WUR;
 
+/*
+ * (own transaction) Append one event that belongs to no run: an
+ * administrative change made outside a run (a KPI evaluated or saved by
+ * hand, a workflow stored), in a write transaction of its own.  data
+ * (borrowed) names the actor.  Written once for every backend (db/events.c).
+ */
+enum as_code db_audit_append(struct db *db, const char *type, const json_t *data,
+                             struct as_err *err) AS_WUR;
+
 /* The same with data already as JSON text, stored and hashed exactly as given. */
 enum as_code db_event_append_text(struct db_conn *conn, int64_t run_id, int64_t exec_id,
                                   const char *type, const char *data, int64_t now,

@@ -138,6 +138,8 @@ struct db_run_filter {
     const char *workflow; /* name; NULL: any */
     int64_t before_id;    /* 0: newest first from the top; else only ids below (paging) */
     int limit;            /* <= 0: 50 */
+    const char *user;     /* runs whose input "user" is exactly this; NULL: any */
+    int64_t since;        /* runs created at or after this time; 0: any */
 };
 
 /* Runs matching f, newest first. */
@@ -147,6 +149,25 @@ enum as_code db_runs_list(struct db_conn *conn, const struct db_run_filter *f, d
 /* One run.  AS_ENOTFOUND when unknown. */
 enum as_code db_run_get(struct db_conn *conn, int64_t run_id, db_run_cb cb, void *ud,
                         struct as_err *err) AS_WUR;
+
+/* ---- stored workflows ------------------------------------------------------ */
+
+struct db_workflow_info {
+    int64_t id;              /* the row of this version */
+    const char *name, *version, *hash;
+    const char *source_path; /* "" when none */
+    int64_t created_at;      /* when this version was stored */
+    int64_t n_versions;      /* versions stored under this name */
+};
+typedef int (*db_workflow_cb)(void *ud, const struct db_workflow_info *w);
+
+/*
+ * The latest stored version (the one stored last) of each workflow name, by
+ * name, starting after name `after` (NULL: from the first), at most `limit`
+ * (<= 0: all).  `name` (NULL: any) restricts to that one name.
+ */
+enum as_code db_workflows_list(struct db_conn *conn, const char *name, const char *after, int limit,
+                               db_workflow_cb cb, void *ud, struct as_err *err) AS_WUR;
 
 /* Step executions and the event log have their own headers; including
  * this one brings them too. */

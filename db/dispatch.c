@@ -41,6 +41,11 @@ enum as_code db_write_end(struct db *db, enum as_code rc, struct as_err *err)
     return db_ops(db)->write_end(db, rc, err);
 }
 
+enum as_code db_ping(struct db *db, struct as_err *err)
+{
+    return db_ops(db)->ping(db, err);
+}
+
 enum as_code db_workflow_put(struct db_conn *conn, const struct db_workflow_rec *w, int64_t now,
                              int64_t *id, struct as_err *err)
 {
@@ -575,4 +580,41 @@ enum as_code db_tenant_last_completed_sync(struct db *db, int64_t *finished_at, 
 enum as_code db_tenant_last_sync(struct db *db, json_t **out, struct as_err *err)
 {
     return db_ops(db)->tenant_last_sync(db, out, err);
+}
+
+/* ---- the REST API ------------------------------------------------------------- */
+
+enum as_code db_api_token_add(struct db *db, struct db_api_token *t, struct as_err *err)
+{
+    return db_ops(db)->api_token_add(db, t, err);
+}
+
+enum as_code db_api_token_find(struct db *db, const char *token_hash, struct db_api_token *out,
+                               struct as_err *err)
+{
+    return db_ops(db)->api_token_find(db, token_hash, out, err);
+}
+
+enum as_code db_api_token_list(struct db *db, int include_revoked, json_t **out,
+                               struct as_err *err)
+{
+    return db_ops(db)->api_token_list(db, include_revoked, out, err);
+}
+
+enum as_code db_api_token_revoke(struct db *db, const char *name, const char *by, int64_t now,
+                                 struct db_api_token *out, struct as_err *err)
+{
+    return db_ops(db)->api_token_revoke(db, name, by, now, out, err);
+}
+
+enum as_code db_workflows_list(struct db_conn *conn, const char *name, const char *after, int limit,
+                               db_workflow_cb cb, void *ud, struct as_err *err)
+{
+    return db_ops(conn)->workflows_list(conn, name, after, limit, cb, ud, err);
+}
+
+enum as_code db_approvals_page(struct db *db, const struct db_approvals_page_query *q,
+                               json_t **out, struct as_err *err)
+{
+    return db_ops(db)->approvals_page(db, q, out, err);
 }

@@ -159,6 +159,17 @@ enum as_code db_event_append(struct db_conn *conn, int64_t run_id, int64_t exec_
     return rc;
 }
 
+enum as_code db_audit_append(struct db *db, const char *type, const json_t *data,
+                             struct as_err *err)
+{
+    struct db_conn *conn;
+    enum as_code rc = db_write_begin(db, &conn, err);
+    if (rc)
+        return rc;
+    rc = db_event_append(conn, 0, 0, type, data, err);
+    return db_write_end(db, rc, err);
+}
+
 struct verify_state {
     struct db_audit_report *rep;
     int64_t prev_id;

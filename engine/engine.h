@@ -89,6 +89,8 @@ struct engine_run_opts {
     const char *source_path; /* the file wf was loaded from (may be NULL): stored, made
                               * absolute (realpath), with a new workflow version, so
                               * files next to it are found from any directory */
+    const char *actor;       /* who started it (an API token's name), recorded in the
+                              * run.created event; NULL: not recorded */
 };
 
 /*
@@ -152,6 +154,16 @@ enum as_code engine_cancel_run(struct app *app, int64_t run_id, struct as_err *e
 /* Re-queue the failed step of a failed run, attempts reset, same idempotency
  * key.  AS_ENOTFOUND / AS_ECONFLICT (not failed; dedupe key taken). */
 enum as_code engine_retry_run(struct app *app, int64_t run_id, struct as_err *err) AS_WUR;
+
+/*
+ * engine_cancel_run and engine_retry_run on behalf of `actor` (an API
+ * token's name; NULL: nobody named): the run.cancelled / run.retried event
+ * carries {"actor": actor, "via": via} (via: "api", "cli"; NULL: left out).
+ */
+enum as_code engine_cancel_run_as(struct app *app, int64_t run_id, const char *actor,
+                                  const char *via, struct as_err *err) AS_WUR;
+enum as_code engine_retry_run_as(struct app *app, int64_t run_id, const char *actor,
+                                 const char *via, struct as_err *err) AS_WUR;
 
 /*
  * Wait until run_id has ended or timeout_ms passed (-1: no limit), waking at

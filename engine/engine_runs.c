@@ -91,6 +91,8 @@ static enum as_code submit_locked(struct db_conn *conn, struct db_event_chain *c
         json_object_set_new(data, "dedupe_key", json_string(dedupe_key));
     if (r.kpi)
         json_object_set_new(data, "kpi", json_string(r.kpi));
+    if (opts && opts->actor)
+        json_object_set_new(data, "actor", json_string(opts->actor));
     json_object_set_new(data, "input_sha256", json_string(digest));
     rc = engine_event_json(conn, chain, *run_id, 0, "run.created", data, now, err);
     data = NULL;
@@ -258,19 +260,27 @@ json_t *engine_input_with_config(const struct app *app, const struct workflow *w
     return out;
 }
 
-/* Run op(conn, run_id) and log `type` in one transaction. */
+/* Run op(conn, run_id) and log `type` (with who asked, when known) in one transaction. */
 static enum as_code steer(struct app *app, int64_t run_id, const char *type,
                           enum as_code (*op)(struct db_conn *, int64_t, int64_t, struct as_err *),
-                          struct as_err *err)
+                          const char *actor, const char *via, struct as_err *err)
 {
     struct db_conn *conn;
     int64_t now = time_now_ms();
+    json_t *data = json_pack("{s:s?, s:s?}", "actor", actor, "via", via);
+    char *text = data ? json_dumps(data, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(data);
+    if (!text)
+        return as_errf(err, AS_ENOMEM, "out of memory");
     enum as_code rc = db_write_begin(app->db, &conn, err);
-    if (rc)
+    if (rc) {
+        free(text);
         return rc;
+    }
     rc = op(conn, run_id, now, err);
     if (!rc)
-        rc = db_event_append_text(conn, run_id, 0, type, "{}", now, err);
+        rc = db_event_append_text(conn, run_id, 0, type, text, now, err);
+    free(text);
     rc = db_write_end(app->db, rc, err);
     if (!rc)
         engine_wake(app->engine);
@@ -291,7 +301,13 @@ static enum as_code retry_op(struct db_conn *conn, int64_t run_id, int64_t now,
 
 enum as_code engine_cancel_run(struct app *app, int64_t run_id, struct as_err *err)
 {
-    enum as_code rc = steer(app, run_id, "run.cancelled", cancel_op, err);
+    return engine_cancel_run_as(app, run_id, NULL, NULL, err);
+}
+
+enum as_code engine_cancel_run_as(struct app *app, int64_t run_id, const char *actor,
+                                  const char *via, struct as_err *err)
+{
+    enum as_code rc = steer(app, run_id, "run.cancelled", cancel_op, actor, via, err);
     if (!rc && app->engine) {
         struct engine *e = app->engine;
         engine_note_ended(e);
@@ -327,7 +343,13 @@ enum as_code engine_supersede_run(struct app *app, int64_t run_id, const char *k
 
 enum as_code engine_retry_run(struct app *app, int64_t run_id, struct as_err *err)
 {
-    return steer(app, run_id, "run.retried", retry_op, err);
+    return engine_retry_run_as(app, run_id, NULL, NULL, err);
+}
+
+enum as_code engine_retry_run_as(struct app *app, int64_t run_id, const char *actor,
+                                 const char *via, struct as_err *err)
+{
+    return steer(app, run_id, "run.retried", retry_op, actor, via, err);
 }
 
 static int status_open(const char *s)

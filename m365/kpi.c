@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/config.h"
+#include "db/db_events.h"
 #include "db/db_kpi.h"
 #include "db/db_tenant.h"
 #include "engine/app.h"
@@ -905,4 +907,134 @@ void kpi_sparkline(const int64_t *values, size_t n, char *buf, size_t size)
         used += len;
         buf[used] = '\0';
     }
+}
+
+/* ---- saving ---- */
+
+enum as_code kpi_save(struct app *app, json_t *in, int replace, const char *actor, int64_t *id,
+                      json_t **def_out, struct as_err *err)
+{
+    json_t *def = NULL;
+    char *text = NULL;
+    int64_t kpi_id = 0;
+    if (def_out)
+        *def_out = NULL;
+    if (!json_is_object(in))
+        return as_errf(err, AS_EINVAL, "a KPI is a JSON object (docs/kpis.md)");
+    /* A schedule without a zone is in the configured default zone. */
+    json_t *sched_in = json_object_get(in, "schedule");
+    const char *default_tz = config_str(app->cfg, "timezone");
+    if (json_is_string(sched_in))
+        json_object_set_new(in, "schedule", json_pack("{s:s, s:s}", "cron",
+                                                      json_string_value(sched_in), "timezone",
+                                                      default_tz));
+    else if (json_is_object(sched_in) && !json_object_get(sched_in, "timezone"))
+        json_object_set_new(sched_in, "timezone", json_string(default_tz));
+    enum as_code rc = kpi_def_normalize(in, &def, err);
+    if (rc)
+        return rc;
+    const char *name = json_string_value(json_object_get(def, "name"));
+    const json_t *sched = json_object_get(def, "schedule");
+    text = json_dumps(def, JSON_COMPACT | JSON_SORT_KEYS);
+    rc = text ? db_kpi_put(app->db, name, json_string_value(json_object_get(def, "report")), text,
+                           json_string_value(json_object_get(sched, "cron")),
+                           json_string_value(json_object_get(sched, "timezone")), replace,
+                           time_now_ms(), &kpi_id, err)
+              : as_errf(err, AS_ENOMEM, "out of memory");
+    if (!rc && actor) {
+        json_t *ev = json_pack("{s:I, s:s, s:b, s:s}", "id", (json_int_t)kpi_id, "name", name,
+                               "replaced", replace, "actor", actor);
+        rc = ev ? db_audit_append(app->db, "kpi.saved", ev, err)
+                : as_errf(err, AS_ENOMEM, "out of memory");
+        json_decref(ev);
+    }
+    free(text);
+    if (rc) {
+        json_decref(def);
+        return rc;
+    }
+    if (id)
+        *id = kpi_id;
+    if (def_out)
+        *def_out = def;
+    else
+        json_decref(def);
+    return AS_OK;
+}
+
+enum as_code kpi_show_json(struct app *app, const char *name, int limit, int64_t now,
+                           json_t **out, struct as_err *err)
+{
+    json_t *k = NULL, *values = NULL, *runs = NULL;
+    *out = NULL;
+    enum as_code rc = db_kpi_get(app->db, name, &k, err);
+    if (!rc)
+        rc = db_kpi_values(app->db, json_integer_value(json_object_get(k, "id")), limit, &values,
+                           err);
+    if (!rc)
+        rc = db_sched_runs(app->db, json_integer_value(json_object_get(k, "id")), 5, &runs, err);
+    if (!rc) {
+        *out = json_pack("{s:O, s:O, s:O}", "kpi", k, "values", values, "schedule_runs", runs);
+        if (!*out)
+            rc = as_errf(err, AS_ENOMEM, "out of memory");
+    }
+    const json_t *sched = json_object_get(json_object_get(k, "definition"), "schedule");
+    int64_t next = 0;
+    if (!rc && sched) {
+        struct as_err cerr = {0};
+        if (cron_next_spec(json_string_value(json_object_get(sched, "cron")),
+                           json_string_value(json_object_get(sched, "timezone")), now, &next,
+                           &cerr) == AS_OK &&
+            next)
+            json_object_set_new(*out, "next_fire_at", json_integer(next));
+    }
+    json_decref(k);
+    json_decref(values);
+    json_decref(runs);
+    return rc;
+}
+
+/* ---- granting exceptions ---- */
+
+enum as_code kpi_exception_grant(struct app *app, const char *user, const json_t *protocols,
+                                 const char *reason, const char *granted_by, const char *expires,
+                                 const char *source, int64_t now, json_t **out,
+                                 struct as_err *err)
+{
+    unsigned mask = 0;
+    int64_t until = 0;
+    if (out)
+        *out = NULL;
+    if (!user || !*user || !strchr(user, '@'))
+        return as_errf(err, AS_EINVAL, "user: give a user principal name (name@domain)");
+    if (!reason || !*reason)
+        return as_errf(err, AS_EINVAL, "reason: say why the user needs the exception");
+    if (!granted_by || !*granted_by)
+        return as_errf(err, AS_EINVAL, "granted_by: say who decided");
+    if (kpi_protocols_parse(protocols, &mask, err) != AS_OK) {
+        as_err_prefix(err, "protocols");
+        return AS_EINVAL;
+    }
+    if (time_parse_expiry(expires ? expires : "P90D", now, &until, err) != AS_OK) {
+        as_err_prefix(err, "expires");
+        return AS_EINVAL;
+    }
+    json_t *list = kpi_protocols_json(mask);
+    char *ptext = list ? json_dumps(list, JSON_COMPACT) : NULL;
+    struct db_exception ex = {.upn = user, .protocols = ptext, .reason = reason,
+                              .granted_by = granted_by, .created_at = now, .expires_at = until,
+                              .source = source};
+    int64_t id = 0;
+    enum as_code rc = ptext ? db_exception_add(app->db, &ex, &id, NULL, err)
+                            : as_errf(err, AS_ENOMEM, "out of memory");
+    free(ptext);
+    if (!rc && out) {
+        *out = json_pack("{s:I, s:s, s:O, s:s, s:s, s:I}", "id", (json_int_t)id, "user", user,
+                         "protocols", list, "reason", reason, "granted_by", granted_by,
+                         "expires_at", (json_int_t)until);
+        if (!*out)
+            rc = as_errf(err, AS_ENOMEM, "out of memory");
+    }
+    json_decref(list);
+    return rc;
 }

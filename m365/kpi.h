@@ -117,6 +117,44 @@ struct kpi {
  */
 enum as_code kpi_def_normalize(const json_t *in, json_t **out, struct as_err *err) AS_WUR;
 
+/*
+ * Check and store a KPI definition as `assent kpi create` and POST
+ * /api/v1/kpis do: a schedule without a time zone (or given as a bare cron
+ * string) takes config `timezone`; then kpi_def_normalize and db_kpi_put
+ * (replace: update a KPI of the same name in place, keeping its history).
+ * in is borrowed and may be completed so.  *id (may be NULL) receives the
+ * KPI's id, *def (may be NULL) the normalized definition (new reference).
+ * With actor set, "kpi.saved" {id, name, replaced, actor} goes into the
+ * audit chain after it.  AS_EINVAL for a bad definition (the message names
+ * the key), AS_ECONFLICT when the name exists and replace is 0.
+ */
+enum as_code kpi_save(struct app *app, json_t *in, int replace, const char *actor, int64_t *id,
+                      json_t **def, struct as_err *err) AS_WUR;
+
+/*
+ * KPI `name` as `assent kpi show --json` prints it and GET
+ * /api/v1/kpis/{name} answers: {"kpi": (db_kpi_get), "values": the last
+ * `limit` values oldest first, "schedule_runs": the last 5, "next_fire_at"
+ * (when scheduled)}.  New reference.  AS_ENOTFOUND when there is no such KPI.
+ */
+enum as_code kpi_show_json(struct app *app, const char *name, int limit, int64_t now,
+                           json_t **out, struct as_err *err) AS_WUR;
+
+/*
+ * Grant an exception as `assent exception add` and POST /api/v1/exceptions
+ * do: user (a user principal name, name@domain), protocols (a JSON array of
+ * names or a comma-separated string, kpi_protocols_parse), reason and
+ * granted_by (not empty), expires (time_parse_expiry from now; NULL:
+ * "P90D"), source ("cli", "api").  Appends "exception.added" to the audit
+ * chain (db_exception_add).  *out (may be NULL) receives {"id", "user",
+ * "protocols", "reason", "granted_by", "expires_at"}.  AS_EINVAL with a
+ * message that starts with the field at fault ("protocols: ...").
+ */
+enum as_code kpi_exception_grant(struct app *app, const char *user, const json_t *protocols,
+                                 const char *reason, const char *granted_by, const char *expires,
+                                 const char *source, int64_t now, json_t **out,
+                                 struct as_err *err) AS_WUR;
+
 /* Compile a normalized definition (borrowed; a reference is kept). */
 enum as_code kpi_compile(const json_t *def, struct kpi **out, struct as_err *err) AS_WUR;
 

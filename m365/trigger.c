@@ -100,6 +100,7 @@ static enum as_code flush(struct trig_ctx *tc)
         .kpi = tc->k->name,
         .dry_run = tc->o->dry_run,
         .source_path = tc->o->workflow_path,
+        .actor = tc->o->actor,
     };
     size_t n_created = 0;
     enum as_code rc = engine_submit_runs(tc->app, tc->wf, tc->reqs, tc->n, &ro, tc->run_ids,
@@ -504,4 +505,12 @@ out:
     wf_free(tc.wf);
     diag_free(&diags);
     return rc;
+}
+
+json_t *trigger_row_json(const char *upn, const json_t *input, enum trigger_what what,
+                         int64_t run_id, const char *why, int with_input)
+{
+    return json_pack("{s:s, s:s, s:I, s:s?, s:O?}", "upn", upn, "result", trigger_what_name(what),
+                     "run_id", (json_int_t)run_id, "error", why, "input",
+                     with_input ? input : NULL);
 }

@@ -60,6 +60,8 @@ struct trigger_opts {
     int preview;               /* start nothing; report what would start */
     int dry_run;               /* start runs whose side-effecting steps only record */
     const char *trigger;       /* recorded on each run, e.g. "cli", "schedule:<kpi>" */
+    const char *actor;         /* who triggered (an API token's name), recorded in each
+                                * run's run.created event; NULL: not recorded */
     int record_value;          /* also append the KPI's value to its history */
     size_t batch;              /* runs per transaction; 0 = 500 */
     kpi_source_fn source;      /* NULL: the tenant database */
@@ -104,5 +106,14 @@ enum as_code trigger_check_fresh(struct app *app, int64_t now, struct as_err *er
 
 /* Stats as a new JSON object. */
 json_t *trigger_stats_json(const struct trigger_stats *s);
+
+/*
+ * One row of a trigger as reported by `assent trigger --json` and POST
+ * /api/v1/kpis/{name}/trigger (on_row's arguments): {"upn", "result",
+ * "run_id", "error" (when why), "input" (with_input)}.  New reference, NULL
+ * out of memory.
+ */
+json_t *trigger_row_json(const char *upn, const json_t *input, enum trigger_what what,
+                         int64_t run_id, const char *why, int with_input);
 
 #endif

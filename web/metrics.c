@@ -188,7 +188,7 @@ enum as_code metrics_tenant_render(struct app *app, struct html_buf *out, struct
 
 void web_metrics_page(struct web_req *req, struct web_resp *resp)
 {
-    if (!api_authorize(req, resp))
+    if (!web_auth_require(req, resp, API_ROLE_VIEWER, NULL))
         return;
     struct as_err err = {0};
     json_t *stats = NULL;

@@ -6,17 +6,27 @@
 #include "web/outbox_page.h"
 
 const struct web_route web_routes[] = {
-    /* path           prefix methods                     body secret name         handler */
-    {"/", 0, WEB_GET | WEB_HEAD, 0, 0, "index", web_index},
-    {"/a/", 1, WEB_GET | WEB_HEAD | WEB_POST, 1, 1, "approval", web_approval_page},
-    {"/healthz", 0, WEB_GET | WEB_HEAD, 0, 0, "healthz", web_healthz},
-    {"/metrics", 0, WEB_GET | WEB_HEAD, 0, 0, "metrics", web_metrics_page},
-    {"/api/runs", 0, WEB_GET | WEB_HEAD, 0, 0, "api_runs", web_api_runs},
-    {"/api/runs/", 1, WEB_GET | WEB_HEAD, 0, 0, "api_run", web_api_run},
-    {"/api/approvals", 0, WEB_GET | WEB_HEAD, 0, 0, "api_approvals", web_api_approvals},
-    {"/outbox", 0, WEB_GET | WEB_HEAD, 0, 0, "outbox", web_outbox_page}, /* demo only: web/outbox_page.h */
-    {NULL, 0, 0, 0, 0, NULL, NULL},
+    /* path           prefix methods                     body secret name         handler  max_body */
+    {"/", 0, WEB_GET | WEB_HEAD, 0, 0, "index", web_index, 0},
+    {"/a/", 1, WEB_GET | WEB_HEAD | WEB_POST, 1, 1, "approval", web_approval_page, 0},
+    {"/healthz", 0, WEB_GET | WEB_HEAD, 0, 0, "healthz", web_healthz, 0},
+    {"/metrics", 0, WEB_GET | WEB_HEAD, 0, 0, "metrics", web_metrics_page, 0},
+    {"/api/runs", 0, WEB_GET | WEB_HEAD, 0, 0, "api_runs", web_api_runs, 0},
+    {"/api/runs/", 1, WEB_GET | WEB_HEAD, 0, 0, "api_run", web_api_run, 0},
+    {"/api/approvals", 0, WEB_GET | WEB_HEAD, 0, 0, "api_approvals", web_api_approvals, 0},
+    /* REST API v1: one entry, routed further by web/api_v1.c (docs/api.md) */
+    {"/api/v1/", 1, WEB_GET | WEB_HEAD | WEB_POST | WEB_DELETE, 1, 0, "api_v1", web_api_v1,
+     WEB_API_MAX_BODY},
+    {"/outbox", 0, WEB_GET | WEB_HEAD, 0, 0, "outbox", web_outbox_page, 0}, /* demo only: web/outbox_page.h */
+    {NULL, 0, 0, 0, 0, NULL, NULL, 0},
 };
+
+size_t web_route_max_body(const struct web_route *r)
+{
+    if (!r->takes_body)
+        return 0;
+    return r->max_body ? r->max_body : WEB_MAX_BODY;
+}
 
 const struct web_route *web_route_find(const char *path)
 {

@@ -12,19 +12,23 @@
 
 #include "web/server.h"
 
-enum web_method { WEB_GET = 1, WEB_HEAD = 2, WEB_POST = 4 };
+enum web_method { WEB_GET = 1, WEB_HEAD = 2, WEB_POST = 4, WEB_DELETE = 8 };
 
 typedef void (*web_handler)(struct web_req *req, struct web_resp *resp);
 
 struct web_route {
     const char *path;   /* exact path, or a prefix (ending in '/') when prefix = 1 */
     int prefix;
-    unsigned methods;   /* WEB_GET | WEB_HEAD | WEB_POST */
-    int takes_body;     /* accept a request body (<= WEB_MAX_BODY) */
+    unsigned methods;   /* WEB_GET | WEB_HEAD | WEB_POST | WEB_DELETE */
+    int takes_body;     /* accept a request body (<= max_body) */
     int secret_tail;    /* the rest of the path is a secret (link token): logged as a hash prefix */
     const char *name;   /* label in metrics and logs, e.g. "approval" */
     web_handler handler;
+    size_t max_body;    /* largest body taken, in bytes; 0: WEB_MAX_BODY */
 };
+
+/* The largest body route r takes (0 when it takes none). */
+size_t web_route_max_body(const struct web_route *r);
 
 /* The table, terminated by an entry with path NULL. */
 extern const struct web_route web_routes[];
@@ -39,6 +43,7 @@ void web_healthz(struct web_req *req, struct web_resp *resp);       /* api.c */
 void web_api_runs(struct web_req *req, struct web_resp *resp);      /* api.c */
 void web_api_run(struct web_req *req, struct web_resp *resp);       /* api.c */
 void web_api_approvals(struct web_req *req, struct web_resp *resp); /* api.c */
+void web_api_v1(struct web_req *req, struct web_resp *resp);        /* api_v1.c */
 void web_metrics_page(struct web_req *req, struct web_resp *resp);  /* metrics.c */
 void web_index(struct web_req *req, struct web_resp *resp);         /* approval_pages.c */
 

@@ -54,6 +54,7 @@ struct req_state {
     const struct web_route *route;
     char *body;
     size_t body_len;
+    size_t body_cap; /* bytes allocated for the body, without its NUL */
     int64_t started; /* monotonic ms */
     int responded;
     int status;
@@ -157,17 +158,26 @@ int web_url_origin(const char *url, char *out, size_t out_size)
 
 int web_body_check(const char *content_length, const char *transfer_encoding, int takes_body)
 {
+    return web_body_check_max(content_length, transfer_encoding, takes_body ? WEB_MAX_BODY : 0);
+}
+
+int web_body_check_max(const char *content_length, const char *transfer_encoding,
+                       size_t max_body)
+{
     if (content_length) {
         char *end;
         errno = 0;
+        /* strtoull takes a sign and spaces: a plain number starts with a digit. */
+        if (!isdigit((unsigned char)content_length[0]))
+            return 400;
         unsigned long long n = strtoull(content_length, &end, 10);
         if (errno || end == content_length || *end)
             return 400;
-        if (n > (unsigned long long)WEB_MAX_BODY || (n > 0 && !takes_body))
+        if (n > (unsigned long long)max_body)
             return 413;
         return 0;
     }
-    return !takes_body && transfer_encoding ? 413 : 0;
+    return !max_body && transfer_encoding ? 413 : 0;
 }
 
 static void client_addr_text(struct MHD_Connection *conn, char *out, size_t size)
@@ -199,6 +209,25 @@ const char *web_req_header(const struct web_req *req, const char *name)
 const char *web_req_query(const struct web_req *req, const char *name)
 {
     return MHD_lookup_connection_value(req->mhd_conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+struct query_each {
+    int (*cb)(void *ud, const char *name, const char *value);
+    void *ud;
+};
+
+static enum MHD_Result query_each_cb(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    struct query_each *q = cls;
+    return q->cb(q->ud, key, value) ? MHD_NO : MHD_YES;
+}
+
+int web_req_query_each(const struct web_req *req,
+                       int (*cb)(void *ud, const char *name, const char *value), void *ud)
+{
+    struct query_each q = {cb, ud};
+    return MHD_get_connection_values(req->mhd_conn, MHD_GET_ARGUMENT_KIND, query_each_cb, &q);
 }
 
 void web_resp_take(struct web_resp *resp, int status, const char *content_type, char *body,
@@ -247,6 +276,36 @@ void web_resp_json(struct web_resp *resp, int status, json_t *body)
     }
     size_t n = strlen(text);
     web_resp_take(resp, status, "application/json", text, n);
+}
+
+const char *web_status_code(int status)
+{
+    switch (status) {
+    case 400: return "bad_request";
+    case 401: return "unauthorized";
+    case 403: return "forbidden";
+    case 404: return "not_found";
+    case 405: return "method_not_allowed";
+    case 408: return "request_timeout";
+    case 409: return "conflict";
+    case 413: return "too_large";
+    case 415: return "unsupported_media_type";
+    case 429: return "rate_limited";
+    case 503: return "unavailable";
+    default: return status >= 500 ? "internal" : "error";
+    }
+}
+
+void web_resp_error(struct web_resp *resp, int status, const char *code, const char *fmt, ...)
+{
+    char message[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+    web_resp_json(resp, status,
+                  json_pack("{s:{s:s, s:s}}", "error", "code", code ? code : web_status_code(status),
+                            "message", message));
 }
 
 void web_resp_page(struct web_resp *resp, int status, const char *title, const char *message)
@@ -320,7 +379,7 @@ static void error_resp(struct web_resp *resp, const char *path, int status, cons
                        const char *message)
 {
     if (is_api_path(path)) {
-        web_resp_json(resp, status, json_pack("{s:s, s:s}", "error", title, "message", message));
+        web_resp_error(resp, status, NULL, "%s", message);
     } else {
         web_resp_page(resp, status, title, message);
     }
@@ -371,8 +430,9 @@ static enum MHD_Result send_error(struct MHD_Connection *conn, struct req_state 
     if (status == 405 && rs->route) {
         char allow[64] = "";
         unsigned m = rs->route->methods;
-        snprintf(allow, sizeof allow, "%s%s%s", m & WEB_GET ? "GET, " : "",
-                 m & WEB_HEAD ? "HEAD, " : "", m & WEB_POST ? "POST, " : "");
+        snprintf(allow, sizeof allow, "%s%s%s%s", m & WEB_GET ? "GET, " : "",
+                 m & WEB_HEAD ? "HEAD, " : "", m & WEB_POST ? "POST, " : "",
+                 m & WEB_DELETE ? "DELETE, " : "");
         size_t al = strlen(allow);
         if (al >= 2)
             allow[al - 2] = '\0';
@@ -580,6 +640,8 @@ static int method_bit(const char *method)
         return WEB_HEAD;
     if (strcmp(method, "POST") == 0)
         return WEB_POST;
+    if (strcmp(method, "DELETE") == 0)
+        return WEB_DELETE;
     return 0;
 }
 
@@ -618,16 +680,27 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
         const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_TRANSFER_ENCODING);
-        switch (web_body_check(cl, te, rs->route->takes_body)) {
+        size_t max_body = web_route_max_body(rs->route);
+        char too_large[128];
+        snprintf(too_large, sizeof too_large,
+                 "The request body is larger than this address accepts (%zu bytes).", max_body);
+        switch (web_body_check_max(cl, te, max_body)) {
         case 400:
             return send_error(conn, rs, url, 400, "Bad request", "Invalid Content-Length.");
         case 413:
             return send_error(conn, rs, url, 413, "Request too large",
-                              cl ? "The request body is larger than this server accepts."
-                                 : "This address takes no request body.");
+                              cl && max_body ? too_large : "This address takes no request body.");
         default:
-            return MHD_YES;
+            break;
         }
+        if (cl && max_body) {
+            /* Room for the announced body at once (it is at most max_body). */
+            unsigned long long n = strtoull(cl, NULL, 10);
+            if (n > 0 && !(rs->body = malloc((size_t)n + 1)))
+                return send_error(conn, rs, url, 503, "Busy", "The server is out of memory.");
+            rs->body_cap = rs->body ? (size_t)n : 0;
+        }
+        return MHD_YES;
     }
 
     if (*upload_data_size) {
@@ -640,7 +713,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                               "The request took too long to arrive.");
         if (rs->too_large)
             return MHD_YES;
-        if (!rs->route->takes_body || rs->body_len + n > WEB_MAX_BODY) {
+        if (!rs->route->takes_body || rs->body_len + n > web_route_max_body(rs->route)) {
             /* A chunked body has no Content-Length to refuse up front, and
              * libmicrohttpd 0.9.75 cannot queue an answer in the middle of
              * an upload (the connection would just close): drop what came,
@@ -649,14 +722,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             free(rs->body);
             rs->body = NULL;
             rs->body_len = 0;
+            rs->body_cap = 0;
             rs->too_large = 1;
             return MHD_YES;
         }
-        char *nb = realloc(rs->body, rs->body_len + n + 1);
-        if (!nb)
-            return send_error(conn, rs, url, 503, "Busy", "The server is out of memory.");
-        memcpy(nb + rs->body_len, upload_data, n);
-        rs->body = nb;
+        if (rs->body_len + n > rs->body_cap) {
+            char *nb = realloc(rs->body, rs->body_len + n + 1);
+            if (!nb)
+                return send_error(conn, rs, url, 503, "Busy", "The server is out of memory.");
+            rs->body = nb;
+            rs->body_cap = rs->body_len + n;
+        }
+        memcpy(rs->body + rs->body_len, upload_data, n);
         rs->body_len += n;
         rs->body[rs->body_len] = '\0';
         return MHD_YES;
@@ -888,7 +965,8 @@ enum as_code web_server_start(struct app *app, struct web_server **out, struct a
     LOG_INFO("web", "listening on %s (port %d)%s; links use %s", listen, ws->port,
              (flags & MHD_USE_TLS) ? " with TLS" : "", ws->public_url);
     if (!ws->admin_token)
-        LOG_INFO("web", "REST API and /metrics disabled: no admin_token_file configured");
+        LOG_INFO("web", "no admin_token_file configured: the REST API and /metrics take the "
+                        "tokens of `assent token create` only");
     *out = ws;
     return AS_OK;
 fail:

@@ -11,8 +11,9 @@
  *     client trickling one byte every few seconds cannot hold a slot;
  *   - request headers must fit in WEB_CONN_MEMORY bytes (MHD answers 431);
  *   - a body is accepted only by routes that take one, up to WEB_MAX_BODY
- *     bytes (413 otherwise: before reading it when Content-Length says so,
- *     after discarding it when chunked; always before token or origin checks).
+ *     bytes (WEB_API_MAX_BODY for the REST API; 413 otherwise: before
+ *     reading it when Content-Length says so, after discarding it when
+ *     chunked; always before token or origin checks).
  *
  * Handlers run on MHD's thread pool (web_threads), concurrently: they may
  * read and write SQLite (short transactions) but never block on SMTP or
@@ -33,6 +34,7 @@
 #include "base/error.h"
 
 #define WEB_MAX_BODY (16 * 1024)
+#define WEB_API_MAX_BODY (1024 * 1024) /* JSON bodies of /api/v1/ */
 #define WEB_CONN_MEMORY (32 * 1024)
 #define WEB_MAX_HEADERS 8
 
@@ -76,6 +78,11 @@ const char *web_req_header(const struct web_req *req, const char *name);
 
 /* Value of query argument `name`, borrowed, or NULL. */
 const char *web_req_query(const struct web_req *req, const char *name);
+
+/* Call cb with the name of each query argument (value may be NULL), until
+ * it returns nonzero.  Returns the number of arguments visited. */
+int web_req_query_each(const struct web_req *req,
+                       int (*cb)(void *ud, const char *name, const char *value), void *ud);
 
 /* Set status and take ownership of body (malloc'd; NULL = empty). */
 void web_resp_take(struct web_resp *resp, int status, const char *content_type, char *body,
@@ -139,5 +146,16 @@ int web_url_origin(const char *url, char *out, size_t out_size);
  * for tests and tests/fuzz/fuzz_approval_http.c.
  */
 int web_body_check(const char *content_length, const char *transfer_encoding, int takes_body);
+
+/* The same with the route's limit: max_body bytes (0: the route takes no body). */
+int web_body_check_max(const char *content_length, const char *transfer_encoding,
+                       size_t max_body);
+
+/* The code of an error status in JSON error bodies: 404 "not_found", ... */
+const char *web_status_code(int status);
+
+/* An error in the REST API's shape: {"error": {"code": code, "message": ...}}. */
+void web_resp_error(struct web_resp *resp, int status, const char *code, const char *fmt, ...)
+    AS_PRINTF(4, 5);
 
 #endif

@@ -104,32 +104,13 @@ static enum as_code statement_error(struct db_conn *c, const PGresult *r, const 
     return as_errf(err, AS_EDB, "%s: %s", what, msg);
 }
 
-/* A hash of the whole text, eight bytes at a time (as the SQLite store's
- * statement cache does); a match is confirmed with strcmp. */
-static uint64_t sql_hash(const char *sql)
-{
-    size_t n = strlen(sql);
-    uint64_t h = 1469598103934665603ULL ^ n;
-    const char *p = sql;
-    for (; n >= 8; n -= 8, p += 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        h = (h ^ w) * 0x9E3779B97F4A7C15ULL;
-        h ^= h >> 29;
-    }
-    uint64_t t = 0;
-    memcpy(&t, p, n);
-    h = (h ^ t) * 0x9E3779B97F4A7C15ULL;
-    h ^= h >> 32;
-    return h ? h : 1;
-}
 
 /* The name of sql prepared on c, preparing it on first use; NULL on error. */
 static const char *stmt_name(struct db_conn *c, const char *sql, const char *what,
                              struct as_err *err)
 {
     const size_t mask = 2 * PG_STMT_CACHE - 1;
-    uint64_t h = sql_hash(sql);
+    uint64_t h = db_sql_hash(sql);
     size_t i = (size_t)h & mask;
     for (; c->stmts[i].hash; i = (i + 1) & mask)
         if (c->stmts[i].hash == h && strcmp(c->stmts[i].sql, sql) == 0)
@@ -664,4 +645,15 @@ enum as_code db_pg_checkpointer_start(struct db *db, struct db_checkpointer **ou
 void db_pg_checkpointer_stop(struct db_checkpointer *ck)
 {
     /* db_pg_checkpointer_start never makes one. */
+}
+
+enum as_code db_pg_ping(struct db *db, struct as_err *err)
+{
+    struct db_conn *c = NULL;
+    enum as_code rc = db_pg_read_begin(db, &c, err);
+    if (rc)
+        return rc;
+    rc = pg_exec(c, "SELECT 1", "ping", err);
+    db_pg_read_end(db, c);
+    return rc;
 }

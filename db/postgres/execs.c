@@ -19,7 +19,7 @@
  * SQLite: each is acted on by whichever node finds it due.
  *
  * Dead nodes.  Every engine beats in the nodes table (db_node_heartbeat,
- * 009_nodes.sql).  A claim of a node whose last beat is older than its
+ * 010_nodes.sql).  A claim of a node whose last beat is older than its
  * node_timeout may be taken over at once: its effective end is the
  * earlier of its lease and its node's expiry.  A node that never beat
  * (none does on SQLite) is judged by its leases alone.

@@ -6,7 +6,7 @@
 
 /* Ordered by version (schema_version.version after each), terminated by an
  * entry with version 0.  Both backends number from one sequence: a number
- * is the same change on both, and one only PostgreSQL needs (009_nodes)
+ * is the same change on both, and one only PostgreSQL needs (010_nodes)
  * is left unused by SQLite (a gap is fine). */
 extern const struct db_migration db_pg_migrations[];
 

@@ -157,6 +157,7 @@ enum as_code db_pg_write_begin(struct db *db, struct db_conn **conn, struct as_e
 enum as_code db_pg_read_begin(struct db *db, struct db_conn **conn, struct as_err *err) AS_WUR;
 void db_pg_read_end(struct db *db, struct db_conn *conn);
 enum as_code db_pg_write_end(struct db *db, enum as_code rc, struct as_err *err) AS_WUR;
+enum as_code db_pg_ping(struct db *db, struct as_err *err) AS_WUR;
 enum as_code db_pg_checkpointer_start(struct db *db, struct db_checkpointer **out,
                                       struct as_err *err) AS_WUR;
 void db_pg_checkpointer_stop(struct db_checkpointer *ck);

@@ -11,6 +11,7 @@ const struct db_backend db_sqlite_backend = {
     .read_begin = db_sqlite_read_begin,
     .read_end = db_sqlite_read_end,
     .write_end = db_sqlite_write_end,
+    .ping = db_sqlite_ping,
     .workflow_put = db_sqlite_workflow_put,
     .workflow_get = db_sqlite_workflow_get,
     .run_insert = db_sqlite_run_insert,
@@ -100,4 +101,11 @@ const struct db_backend db_sqlite_backend = {
     .tenant_signins_foreach = db_sqlite_tenant_signins_foreach,
     .tenant_last_completed_sync = db_sqlite_tenant_last_completed_sync,
     .tenant_last_sync = db_sqlite_tenant_last_sync,
+    /* The REST API */
+    .api_token_add = db_sqlite_api_token_add,
+    .api_token_find = db_sqlite_api_token_find,
+    .api_token_list = db_sqlite_api_token_list,
+    .api_token_revoke = db_sqlite_api_token_revoke,
+    .workflows_list = db_sqlite_workflows_list,
+    .approvals_page = db_sqlite_approvals_page,
 };

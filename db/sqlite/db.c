@@ -108,31 +108,11 @@ static void rollback_quiet(struct db_conn *conn)
     sqlite3_exec(conn->h, "ROLLBACK", NULL, NULL, NULL);
 }
 
-/* A hash of the whole text, eight bytes at a time (a byte-wise hash of the
- * long statements cost more than the lookup's other work); a match is still
- * confirmed with strcmp. */
-static uint64_t sql_hash(const char *sql)
-{
-    size_t n = strlen(sql);
-    uint64_t h = 1469598103934665603ULL ^ n;
-    const char *p = sql;
-    for (; n >= 8; n -= 8, p += 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        h = (h ^ w) * 0x9E3779B97F4A7C15ULL;
-        h ^= h >> 29;
-    }
-    uint64_t t = 0;
-    memcpy(&t, p, n);
-    h = (h ^ t) * 0x9E3779B97F4A7C15ULL;
-    h ^= h >> 32;
-    return h ? h : 1;
-}
 
 sqlite3_stmt *db_stmt(struct db_conn *conn, const char *sql, struct as_err *err)
 {
     const size_t mask = 2 * STMT_CACHE_SIZE - 1;
-    uint64_t h = sql_hash(sql);
+    uint64_t h = db_sql_hash(sql);
     size_t i = (size_t)h & mask;
     for (; conn->stmts[i].hash; i = (i + 1) & mask) {
         struct stmt_slot *s = &conn->stmts[i];
@@ -505,4 +485,18 @@ void db_sqlite_read_end(struct db *db, struct db_conn *conn)
     conn->next_free = db->free_readers;
     db->free_readers = conn;
     pthread_mutex_unlock(&db->pool_lock);
+}
+
+enum as_code db_sqlite_ping(struct db *db, struct as_err *err)
+{
+    struct db_conn *c = NULL;
+    sqlite3_stmt *st = NULL;
+    enum as_code rc = db_read_stmt(db, "SELECT 1", &c, &st, err);
+    if (rc)
+        return rc;
+    if (sqlite3_step(st) != SQLITE_ROW)
+        rc = db_error(c, "ping", err);
+    db_stmt_done(st);
+    db_read_end(db, c);
+    return rc;
 }

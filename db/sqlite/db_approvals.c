@@ -922,3 +922,130 @@ enum as_code db_sqlite_approvals_secret(struct db *db, const char *name, unsigne
 done:
     return db_sqlite_write_end(db, rc, err);
 }
+
+/* ---- paging approvals (the REST API) ------------------------------------------- */
+
+/* An approval's status filter: the shown status, or "decided" for either decision. */
+#define SHOWN_MATCHES                                                                             \
+    "(?2 IS NULL OR " SHOWN_APPROVAL_STATUS " = ?2 OR (?2 = 'decided' AND (a.status = 'approved'" \
+    " OR a.status = 'rejected')))"
+
+static const char SQL_PAGE[] =
+    "SELECT a.id, a.run_id, a.workflow, a.step, a.subject, " SHOWN_APPROVAL_STATUS ", a.policy,"
+    " a.created_at, a.expires_at, a.decided_at, a.decided_by, a.decided_via, a.comment,"
+    " COALESCE(r.end_status, r.status)"
+    " FROM approvals a JOIN runs r ON r.id = a.run_id"
+    " WHERE " SHOWN_MATCHES " AND (?3 = 0 OR a.id < ?3)"
+    " ORDER BY a.id DESC LIMIT ?1";
+
+static const char SQL_PAGE_APPROVERS[] =
+    "SELECT p.email, " SHOWN_APPROVER_STATUS ", p.sent_at, p.decided_at, p.decided_via, p.actor,"
+    " p.comment"
+    " FROM approval_approvers p JOIN approvals a ON a.id = p.approval_id"
+    " JOIN runs r ON r.id = a.run_id WHERE p.approval_id = ?1 ORDER BY p.position";
+
+static json_t *text_or_null(sqlite3_stmt *st, int col)
+{
+    return sqlite3_column_type(st, col) == SQLITE_NULL ? json_null()
+                                                       : json_string(db_col_text(st, col));
+}
+
+/* The approvers of approval `id` as a new array into *out. */
+static enum as_code page_approvers(struct db_conn *c, int64_t id, json_t **out,
+                                   struct as_err *err)
+{
+    sqlite3_stmt *st = db_stmt(c, SQL_PAGE_APPROVERS, err);
+    if (!st)
+        return AS_EDB;
+    sqlite3_bind_int64(st, 1, id);
+    enum as_code rc = AS_OK;
+    json_t *list = json_array();
+    int s = SQLITE_DONE;
+    if (!list)
+        rc = as_errf(err, AS_ENOMEM, "out of memory");
+    while (!rc && (s = sqlite3_step(st)) == SQLITE_ROW) {
+        json_t *row = json_pack("{s:s, s:s, s:I, s:I, s:o, s:o, s:o}", "email", db_col_text(st, 0),
+                                "status", db_col_text(st, 1), "asked_at",
+                                (json_int_t)sqlite3_column_int64(st, 2), "decided_at",
+                                (json_int_t)sqlite3_column_int64(st, 3), "decided_via",
+                                text_or_null(st, 4), "actor", text_or_null(st, 5), "comment",
+                                text_or_null(st, 6));
+        if (!row || json_array_append_new(list, row))
+            rc = as_errf(err, AS_ENOMEM, "out of memory");
+    }
+    if (!rc && s != SQLITE_DONE)
+        rc = db_error(c, "list approvers", err);
+    db_stmt_done(st);
+    if (rc)
+        json_decref(list);
+    else
+        *out = list;
+    return rc;
+}
+
+enum as_code db_sqlite_approvals_page(struct db *db, const struct db_approvals_page_query *q,
+                                      json_t **out, struct as_err *err)
+{
+    struct db_conn *c;
+    *out = NULL;
+    if (q->status && strcmp(q->status, "decided") != 0 && !db_approvals_status_known(q->status))
+        return as_errf(err, AS_EINVAL, "status must be pending, decided, approved, rejected, "
+                       "expired or withdrawn, not \"%s\"", q->status);
+    json_t *list = json_array();
+    if (!list)
+        return as_errf(err, AS_ENOMEM, "out of memory");
+    enum as_code rc = db_sqlite_read_begin(db, &c, err);
+    if (rc) {
+        json_decref(list);
+        return rc;
+    }
+    /* The approvals first (one statement), then each one's approvers: the
+     * same read transaction sees one snapshot for both. */
+    sqlite3_stmt *st = db_stmt(c, SQL_PAGE, err);
+    if (!st) {
+        rc = AS_EDB;
+        goto out;
+    }
+    sqlite3_bind_int(st, 1, q->limit > 0 ? q->limit : 50);
+    db_bind_text_or_null(st, 2, q->status);
+    sqlite3_bind_int64(st, 3, q->before_id > 0 ? q->before_id : 0);
+    int s;
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        json_t *row = json_pack(
+            "{s:I, s:I, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:o, s:o, s:o, s:s}",
+            "id", (json_int_t)sqlite3_column_int64(st, 0),
+            "run_id", (json_int_t)sqlite3_column_int64(st, 1), "workflow", db_col_text(st, 2),
+            "step", db_col_text(st, 3), "subject", db_col_text(st, 4), "status",
+            db_col_text(st, 5), "policy", db_col_text(st, 6), "created_at",
+            (json_int_t)sqlite3_column_int64(st, 7), "expires_at",
+            (json_int_t)sqlite3_column_int64(st, 8), "decided_at",
+            (json_int_t)sqlite3_column_int64(st, 9), "decided_by", text_or_null(st, 10),
+            "decided_via", text_or_null(st, 11), "comment", text_or_null(st, 12), "run_status",
+            db_col_text(st, 13));
+        if (!row || json_array_append_new(list, row) != 0) {
+            rc = as_errf(err, AS_ENOMEM, "out of memory");
+            break;
+        }
+    }
+    if (!rc && s != SQLITE_DONE)
+        rc = db_error(c, "list approvals", err);
+    db_stmt_done(st);
+    size_t i;
+    json_t *row;
+    json_array_foreach(list, i, row)
+    {
+        if (rc)
+            break;
+        json_t *approvers = NULL;
+        rc = page_approvers(c, json_integer_value(json_object_get(row, "id")), &approvers, err);
+        if (!rc)
+            json_object_set_new(row, "approvers", approvers);
+    }
+out:
+    db_sqlite_read_end(db, c);
+    if (rc)
+        json_decref(list);
+    else
+        *out = list;
+    return rc;
+}

@@ -390,15 +390,21 @@ static enum as_code each_run(struct db_conn *conn, sqlite3_stmt *st, db_run_cb c
 enum as_code db_sqlite_runs_list(struct db_conn *conn, const struct db_run_filter *f, db_run_cb cb,
                                  void *ud, struct as_err *err)
 {
-    /* One statement per filter combination, so each can use its index. */
+    /* One statement per filter combination, so each can use its index.
+     * The user (the input's "user") and creation time narrow what the
+     * index finds: they are read from the rows, newest first. */
+#define RUN_MORE " AND (?6 IS NULL OR json_extract(r.input, '$.user') = ?6) AND (?7 = 0 OR " \
+                 "r.created_at >= ?7) "
     static const char *const sql[4] = {
-        RUN_COLS "WHERE (?3 = 0 OR r.id < ?3) ORDER BY r.id DESC LIMIT ?4",
-        RUN_COLS "WHERE r.status = ?1 AND r.end_status IS ?5 AND (?3 = 0 OR r.id < ?3) "
+        RUN_COLS "WHERE (?3 = 0 OR r.id < ?3)" RUN_MORE "ORDER BY r.id DESC LIMIT ?4",
+        RUN_COLS "WHERE r.status = ?1 AND r.end_status IS ?5 AND (?3 = 0 OR r.id < ?3)" RUN_MORE
                  "ORDER BY r.id DESC LIMIT ?4",
-        RUN_COLS "WHERE r.workflow = ?2 AND (?3 = 0 OR r.id < ?3) ORDER BY r.id DESC LIMIT ?4",
+        RUN_COLS "WHERE r.workflow = ?2 AND (?3 = 0 OR r.id < ?3)" RUN_MORE
+                 "ORDER BY r.id DESC LIMIT ?4",
         RUN_COLS "WHERE r.status = ?1 AND r.end_status IS ?5 AND r.workflow = ?2 AND "
-                 "(?3 = 0 OR r.id < ?3) ORDER BY r.id DESC LIMIT ?4",
+                 "(?3 = 0 OR r.id < ?3)" RUN_MORE "ORDER BY r.id DESC LIMIT ?4",
     };
+#undef RUN_MORE
     int which = (f->status ? 1 : 0) | (f->workflow ? 2 : 0);
     sqlite3_stmt *st = db_stmt(conn, sql[which], err);
     if (!st)
@@ -413,6 +419,8 @@ enum as_code db_sqlite_runs_list(struct db_conn *conn, const struct db_run_filte
         db_bind_text_or_null(st, 2, f->workflow);
     sqlite3_bind_int64(st, 3, f->before_id > 0 ? f->before_id : 0);
     sqlite3_bind_int(st, 4, f->limit > 0 ? f->limit : 50);
+    db_bind_text_or_null(st, 6, f->user);
+    sqlite3_bind_int64(st, 7, f->since > 0 ? f->since : 0);
     int n;
     return each_run(conn, st, cb, ud, &n, err);
 }
@@ -429,5 +437,43 @@ enum as_code db_sqlite_run_get(struct db_conn *conn, int64_t run_id, db_run_cb c
     enum as_code rc = each_run(conn, st, cb, ud, &n, err);
     if (!rc && n == 0)
         rc = as_errf(err, AS_ENOTFOUND, "no run %" PRId64, run_id);
+    return rc;
+}
+
+/* ---- stored workflows ------------------------------------------------------ */
+
+enum as_code db_sqlite_workflows_list(struct db_conn *conn, const char *name, const char *after,
+                                      int limit, db_workflow_cb cb, void *ud, struct as_err *err)
+{
+    /* Versions are stored in time order, so the latest has the largest id. */
+    static const char sql[] =
+        "SELECT w.id, w.name, w.version, w.hash, w.source_path, w.created_at,"
+        " (SELECT count(*) FROM workflows x WHERE x.name = w.name)"
+        " FROM workflows w WHERE w.id = (SELECT max(y.id) FROM workflows y WHERE y.name = w.name)"
+        " AND (?1 IS NULL OR w.name = ?1) AND (?2 IS NULL OR w.name > ?2)"
+        " ORDER BY w.name LIMIT ?3";
+    sqlite3_stmt *st = db_stmt(conn, sql, err);
+    if (!st)
+        return AS_EDB;
+    db_bind_text_or_null(st, 1, name);
+    db_bind_text_or_null(st, 2, after);
+    sqlite3_bind_int(st, 3, limit > 0 ? limit : -1);
+    int r;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        struct db_workflow_info w = {
+            .id = sqlite3_column_int64(st, 0),
+            .name = db_col_text(st, 1),
+            .version = db_col_text(st, 2),
+            .hash = db_col_text(st, 3),
+            .source_path = db_col_text(st, 4),
+            .created_at = sqlite3_column_int64(st, 5),
+            .n_versions = sqlite3_column_int64(st, 6),
+        };
+        if (cb(ud, &w))
+            break;
+    }
+    enum as_code rc = r == SQLITE_DONE || r == SQLITE_ROW ? AS_OK
+                                                          : db_error(conn, "list workflows", err);
+    db_stmt_done(st);
     return rc;
 }

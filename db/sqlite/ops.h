@@ -19,6 +19,7 @@ enum as_code db_sqlite_write_begin(struct db *db, struct db_conn **conn, struct 
 enum as_code db_sqlite_read_begin(struct db *db, struct db_conn **conn, struct as_err *err) AS_WUR;
 void db_sqlite_read_end(struct db *db, struct db_conn *conn);
 enum as_code db_sqlite_write_end(struct db *db, enum as_code rc, struct as_err *err) AS_WUR;
+enum as_code db_sqlite_ping(struct db *db, struct as_err *err) AS_WUR;
 enum as_code db_sqlite_workflow_put(struct db_conn *conn, const struct db_workflow_rec *w,
                                     int64_t now, int64_t *id, struct as_err *err) AS_WUR;
 enum as_code db_sqlite_workflow_get(struct db_conn *conn, const char *hash, char **definition,
@@ -209,5 +210,20 @@ enum as_code db_sqlite_tenant_signins_foreach(struct db *db, const struct db_ten
 enum as_code db_sqlite_tenant_last_completed_sync(struct db *db, int64_t *finished_at, char *status,
                                                   size_t status_size, struct as_err *err) AS_WUR;
 enum as_code db_sqlite_tenant_last_sync(struct db *db, json_t **out, struct as_err *err) AS_WUR;
+/* The REST API */
+enum as_code db_sqlite_api_token_add(struct db *db, struct db_api_token *t,
+                                     struct as_err *err) AS_WUR;
+enum as_code db_sqlite_api_token_find(struct db *db, const char *token_hash,
+                                      struct db_api_token *out, struct as_err *err) AS_WUR;
+enum as_code db_sqlite_api_token_list(struct db *db, int include_revoked, json_t **out,
+                                      struct as_err *err) AS_WUR;
+enum as_code db_sqlite_api_token_revoke(struct db *db, const char *name, const char *by,
+                                        int64_t now, struct db_api_token *out,
+                                        struct as_err *err) AS_WUR;
+enum as_code db_sqlite_workflows_list(struct db_conn *conn, const char *name, const char *after,
+                                      int limit, db_workflow_cb cb, void *ud,
+                                      struct as_err *err) AS_WUR;
+enum as_code db_sqlite_approvals_page(struct db *db, const struct db_approvals_page_query *q,
+                                      json_t **out, struct as_err *err) AS_WUR;
 
 #endif

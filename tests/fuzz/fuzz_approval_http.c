@@ -2,7 +2,7 @@
  * fuzz_approval_http.c - an HTTP request to an approval link, as the
  * server reads it before the database is involved: the route and the token
  * in the path (web/routes.c, web/token.c), the body headers
- * (web_body_check), the same-origin and Content-Type checks of a POST
+ * (web_body_check_max), the same-origin and Content-Type checks of a POST
  * (approval_post_check), the form (web/form.c), its CSRF token against the
  * link (token_csrf_verify) and the answer (approval_answer_check).
  *
@@ -100,7 +100,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!route)
         goto out;
     FUZZ_ASSERT(strncmp(path, route->path, strlen(route->path)) == 0);
-    int st = web_body_check(cl, te, route->takes_body);
+    int st = web_body_check_max(cl, te, web_route_max_body(route));
     FUZZ_ASSERT(st == 0 || st == 400 || st == 413);
     if (st == 0 && cl && !route->takes_body)
         FUZZ_ASSERT(strtoull(cl, NULL, 10) == 0);

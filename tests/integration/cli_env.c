@@ -53,3 +53,21 @@ int cli_env_assent(struct cli_env *e, char **out, char **err, ...)
     char *env[] = {e->env_db, "ASSENT_LOG_LEVEL=warn", NULL};
     return tu_run(argv, env, T_MS, out, err);
 }
+
+char *cli_env_post_wf(struct cli_env *e)
+{
+    static const char fmt[] =
+        "{\"name\": \"post-once\", \"version\": \"1\", \"steps\": {\n"
+        "  \"post\": {\"type\": \"http\", \"params\": {\"method\": \"POST\", \"url\": \"%s\"},\n"
+        "            \"retry\": {\"attempts\": 1}, \"timeout\": \"10s\", \"next\": \"after\"},\n"
+        "  \"after\": {\"type\": \"log\", \"params\": {\"message\": \"posted\"}}}}\n";
+    char *url = echo_url(e->srv, "/hook"), text[1024];
+    snprintf(text, sizeof text, fmt, url);
+    free(url);
+    char *p = tu_path(e->dir, "post.json");
+    if (tu_write_file(p, text) != 0) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}

@@ -28,4 +28,8 @@ int cli_env_teardown(void **state);
  */
 int cli_env_assent(struct cli_env *e, char **out, char **err, ...);
 
+/* A workflow file in e->dir that POSTs once (no retry) to the echo
+ * server's /hook and then logs; its path (caller frees). */
+char *cli_env_post_wf(struct cli_env *e);
+
 #endif

@@ -194,24 +194,12 @@ static void test_bad_input_dedupe_cancel_and_runs(void **state)
     free(wf);
 }
 
-static const char post_wf_fmt[] =
-    "{\"name\": \"post-once\", \"version\": \"1\", \"steps\": {\n"
-    "  \"post\": {\"type\": \"http\", \"params\": {\"method\": \"POST\", \"url\": \"%s\"},\n"
-    "            \"retry\": {\"attempts\": 1}, \"timeout\": \"10s\", \"next\": \"after\"},\n"
-    "  \"after\": {\"type\": \"log\", \"params\": {\"message\": \"posted\"}}}}\n";
 
-static char *post_wf(struct cli_env *e)
-{
-    char *url = echo_url(e->srv, "/hook"), text[1024];
-    snprintf(text, sizeof text, post_wf_fmt, url);
-    free(url);
-    return write_wf(e, "post.json", text);
-}
 
 static void test_failed_run_retry_same_key(void **state)
 {
     struct cli_env *e = *state;
-    char *wf = post_wf(e);
+    char *wf = cli_env_post_wf(e);
     char *out = NULL, *err = NULL;
     struct echo_fault f = {.status = 503};
     echo_push(e->srv, &f);
@@ -337,7 +325,7 @@ static void test_template_next_to_workflow(void **state)
 static void test_bad_mail_config_fails_fast(void **state)
 {
     struct cli_env *e = *state;
-    char *wf = post_wf(e);
+    char *wf = cli_env_post_wf(e);
     char *env[] = {e->env_db, "ASSENT_MAIL_FROM=not an address", "ASSENT_LOG_LEVEL=warn", NULL};
     char listen[64];
     snprintf(listen, sizeof listen, "127.0.0.1:%d", tu_free_port());
@@ -412,7 +400,7 @@ static void test_file_modes_and_inline_secret(void **state)
     char *cfg = tu_path(e->dir, "assent.json");
     assert_int_equal(tu_write_file(cfg, "{\"client_secret\": \"inline-s3cret\"}"), 0);
     assert_int_equal(mode_of(cfg), 0644);
-    char *wf = post_wf(e);
+    char *wf = cli_env_post_wf(e);
     const char *cmds[][3] = {{"runs", NULL}, {"config", NULL}, {"validate", wf}, {"approvals", NULL}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         assert_int_equal(cli_env_assent(e, &out, &err, "--config", cfg, cmds[i][0], cmds[i][1], NULL), 3);
@@ -446,7 +434,7 @@ static void test_file_modes_and_inline_secret(void **state)
 static void test_sigterm_finishes_running_step(void **state)
 {
     struct cli_env *e = *state;
-    char *wf = post_wf(e);
+    char *wf = cli_env_post_wf(e);
     char *out = NULL;
     struct echo_fault slow = {.delay_ms = 1500};
     echo_push(e->srv, &slow);

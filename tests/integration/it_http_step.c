@@ -263,7 +263,21 @@ static void test_delay_survives_kill(void **state)
     size_t before = echo_count(e->srv);
     char *input = input_for(e, "/restart");
     char *log = tu_path(e->dir, "run.log");
-    char *argv[] = {(char *)tu_assent_bin(), "--db", e->db, "run", e->wf, "--input", input,
+    /* The example's 2 s pause, made 10 minutes so that a loaded machine
+     * cannot see it end between the test finding it parked and the kill;
+     * the second process then runs 20 minutes ahead (test clock hook). */
+    char *text = tu_read_file(e->wf);
+    assert_non_null(text);
+    char *pause = strstr(text, "\"duration\": \"2s\"");
+    assert_non_null(pause);
+    char *wf_text = malloc(strlen(text) + 8);
+    snprintf(wf_text, strlen(text) + 8, "%.*s\"duration\": \"10m\"%s", (int)(pause - text), text,
+             pause + strlen("\"duration\": \"2s\""));
+    char *wf = tu_path(e->dir, "resilient-http-10m.json");
+    assert_int_equal(tu_write_file(wf, wf_text), 0);
+    free(text);
+    free(wf_text);
+    char *argv[] = {(char *)tu_assent_bin(), "--db", e->db, "run", wf, "--input", input,
                     "--wait", NULL};
     pid_t pid = tu_spawn(argv, NULL, log);
     assert_true(pid > 0);
@@ -296,10 +310,11 @@ static void test_delay_survives_kill(void **state)
     assert_string_equal(run_status(h), "waiting");
     json_decref(h);
 
-    /* A new process finishes the run; the POST is not sent again. */
-    char *out = NULL;
-    assert_int_equal(assent(e, &out, "worker", "--until-done", NULL, NULL, NULL, NULL), 0);
-    free(out);
+    /* A new process, 20 minutes later by its clock, finishes the run; the
+     * POST is not sent again. */
+    char *worker[] = {(char *)tu_assent_bin(), "--db", e->db, "worker", "--until-done", NULL};
+    char *later[] = {"ASSENT_TEST_HOOKS=1", "ASSENT_FAKE_NOW_OFFSET_MS=1200000", NULL};
+    assert_int_equal(tu_run(worker, later, RUN_TIMEOUT_MS, NULL, NULL), 0);
     h = show(e, id);
     assert_string_equal(run_status(h), "succeeded");
     assert_string_equal(str_at(step_of(h, "settle"), "status"), "succeeded");
@@ -308,6 +323,7 @@ static void test_delay_survives_kill(void **state)
     assert_int_equal(echo_count(e->srv), before + 1);
     free(input);
     free(log);
+    free(wf);
 }
 
 int main(int argc, char **argv)

@@ -33,21 +33,7 @@ static int teardown(void **state)
     return cli_env_teardown(state);
 }
 
-static const char post_wf_fmt[] =
-    "{\"name\": \"post-once\", \"version\": \"1\", \"steps\": {\n"
-    "  \"post\": {\"type\": \"http\", \"params\": {\"method\": \"POST\", \"url\": \"%s\"},\n"
-    "            \"retry\": {\"attempts\": 1}, \"timeout\": \"10s\", \"next\": \"after\"},\n"
-    "  \"after\": {\"type\": \"log\", \"params\": {\"message\": \"posted\"}}}}\n";
 
-static char *post_wf(struct cli_env *e)
-{
-    char *url = echo_url(e->srv, "/hook"), text[1024];
-    snprintf(text, sizeof text, post_wf_fmt, url);
-    free(url);
-    char *p = tu_path(e->dir, "post.json");
-    assert_int_equal(tu_write_file(p, text), 0);
-    return p;
-}
 
 /* Change the database file behind Assent's back (no assent process is running). */
 static void raw_sql(struct cli_env *e, const char *sql)
@@ -62,7 +48,7 @@ static void raw_sql(struct cli_env *e, const char *sql)
 static void test_audit_verify_tampering(void **state)
 {
     struct cli_env *e = *state;
-    char *wf = post_wf(e);
+    char *wf = cli_env_post_wf(e);
     char *out = NULL;
     assert_int_equal(cli_env_assent(e, &out, NULL, "run", wf, "--wait", NULL), 0);
     free(out);

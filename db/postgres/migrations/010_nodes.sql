@@ -1,4 +1,4 @@
--- 009_nodes (PostgreSQL only): the nodes that share this database, each
+-- 010_nodes (PostgreSQL only): the nodes that share this database, each
 -- an engine (`assent serve`, `assent worker`, `assent run --wait`) named by
 -- its lease owner "host/pid/start-time" (base/lease_owner.h).  A node
 -- beats every third of its node_timeout (db_node_heartbeat); a node whose
