@@ -949,3 +949,75 @@ done:
     free(fresh);
     return rc;
 }
+
+/* ---- paging approvals (the REST API) ------------------------------------------- */
+
+/* An approval's status filter: the shown status, or "decided" for either decision. */
+#define SHOWN_MATCHES                                                                             \
+    "($2::text IS NULL OR " SHOWN_APPROVAL_STATUS " = $2::text OR ($2::text = 'decided' AND"      \
+    " (a.status = 'approved' OR a.status = 'rejected')))"
+
+/* One statement, so one snapshot: each approval with its approvers, which
+ * come as a JSON array built by the server (keys in the SQLite store's
+ * order). */
+static const char SQL_PAGE[] =
+    "SELECT a.id, a.run_id, a.workflow, a.step, a.subject, " SHOWN_APPROVAL_STATUS ", a.policy,"
+    " a.created_at, a.expires_at, a.decided_at, a.decided_by, a.decided_via, a.comment,"
+    " COALESCE(r.end_status, r.status),"
+    " COALESCE((SELECT json_agg(json_build_object('email', p.email, 'status', "
+    SHOWN_APPROVER_STATUS ", 'asked_at', COALESCE(p.sent_at, 0), 'decided_at',"
+    " COALESCE(p.decided_at, 0), 'decided_via', p.decided_via, 'actor', p.actor, 'comment',"
+    " p.comment) ORDER BY p.position) FROM approval_approvers p WHERE p.approval_id = a.id),"
+    " '[]'::json)"
+    " FROM approvals a JOIN runs r ON r.id = a.run_id"
+    " WHERE " SHOWN_MATCHES " AND ($3::bigint = 0 OR a.id < $3::bigint)"
+    " ORDER BY a.id DESC LIMIT $1";
+
+static json_t *text_or_null(const PGresult *r, int i, int col)
+{
+    return pg_isnull(r, i, col) ? json_null() : json_string(pg_text(r, i, col));
+}
+
+enum as_code db_pg_approvals_page(struct db *db, const struct db_approvals_page_query *q,
+                                  json_t **out, struct as_err *err)
+{
+    struct db_conn *c;
+    *out = NULL;
+    if (q->status && strcmp(q->status, "decided") != 0 && !db_approvals_status_known(q->status))
+        return as_errf(err, AS_EINVAL, "status must be pending, decided, approved, rejected, "
+                       "expired or withdrawn, not \"%s\"", q->status);
+    enum as_code rc = db_pg_read_begin(db, &c, err);
+    if (rc)
+        return rc;
+    struct pg_args a = {0};
+    pg_arg_i64(&a, q->limit > 0 ? q->limit : 50);
+    pg_arg_text(&a, q->status);
+    pg_arg_i64(&a, q->before_id > 0 ? q->before_id : 0);
+    PGresult *r = pg_run(c, SQL_PAGE, &a, "list approvals", err);
+    db_pg_read_end(db, c);
+    if (!r)
+        return AS_EDB;
+    json_t *list = json_array();
+    if (!list)
+        rc = oom(err);
+    for (int i = 0; !rc && i < PQntuples(r); i++) {
+        json_t *approvers = json_loads(pg_text(r, i, 14), 0, NULL);
+        json_t *row = json_pack(
+            "{s:I, s:I, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:o, s:o, s:o, s:s, s:o}",
+            "id", (json_int_t)pg_i64(r, i, 0), "run_id", (json_int_t)pg_i64(r, i, 1),
+            "workflow", pg_text(r, i, 2), "step", pg_text(r, i, 3), "subject", pg_text(r, i, 4),
+            "status", pg_text(r, i, 5), "policy", pg_text(r, i, 6),
+            "created_at", (json_int_t)pg_i64(r, i, 7), "expires_at", (json_int_t)pg_i64(r, i, 8),
+            "decided_at", (json_int_t)pg_i64(r, i, 9), "decided_by", text_or_null(r, i, 10),
+            "decided_via", text_or_null(r, i, 11), "comment", text_or_null(r, i, 12),
+            "run_status", pg_text(r, i, 13), "approvers", approvers ? approvers : json_array());
+        if (!row || json_array_append_new(list, row) != 0)
+            rc = oom(err);
+    }
+    PQclear(r);
+    if (rc)
+        json_decref(list);
+    else
+        *out = list;
+    return rc;
+}

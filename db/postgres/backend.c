@@ -1,13 +1,13 @@
 /*
  * backend.c - the PostgreSQL store's table of operations (db/backend.h).
  *
- * Ported: opening (connections, migrations) and transactions (db.c), the
- * engine's operations of db_runs.h, db_execs.h and db_events.h (runs.c,
- * execs.c, events.c), approvals (approvals.c), mail bookkeeping (mail.c),
- * KPIs, exceptions and schedules (kpi.c), the tenant (tenant.c),
+ * Every operation of db/db*.h is ported: opening (connections, migrations)
+ * and transactions (db.c), the engine's operations of db_runs.h,
+ * db_execs.h and db_events.h (runs.c, execs.c, events.c), approvals
+ * (approvals.c), mail bookkeeping (mail.c), KPIs, exceptions and schedules
+ * (kpi.c), the tenant (tenant.c), the REST API's tokens (tokens.c),
  * db_testing.h (testing.c), and db_nodes.h: heartbeats (execs.c) and
- * wake-ups (wakeups.c).  Not yet: the REST API's operations (db_tokens.h
- * and the listings it pages), below.  docs/postgresql.md says how.
+ * wake-ups (wakeups.c).  docs/postgresql.md says how.
  *
  * An operation added to the interface before its PostgreSQL version is
  * written gets an entry that answers with unported(): AS_EINVAL "not
@@ -18,46 +18,6 @@
 __attribute__((unused)) static enum as_code unported(struct as_err *err, const char *operation)
 {
     return as_errf(err, AS_EINVAL, "not supported on PostgreSQL yet: %s", operation);
-}
-
-/* ---- the REST API (db/db_tokens.h; the listings it pages) ---------------------- */
-
-static enum as_code unported_api_token_add(struct db *db, struct db_api_token *t,
-                                           struct as_err *err)
-{
-    return unported(err, "db_api_token_add");
-}
-
-static enum as_code unported_api_token_find(struct db *db, const char *token_hash,
-                                            struct db_api_token *out, struct as_err *err)
-{
-    return unported(err, "db_api_token_find");
-}
-
-static enum as_code unported_api_token_list(struct db *db, int include_revoked, json_t **out,
-                                            struct as_err *err)
-{
-    return unported(err, "db_api_token_list");
-}
-
-static enum as_code unported_api_token_revoke(struct db *db, const char *name, const char *by,
-                                              int64_t now, struct db_api_token *out,
-                                              struct as_err *err)
-{
-    return unported(err, "db_api_token_revoke");
-}
-
-static enum as_code unported_workflows_list(struct db_conn *conn, const char *name,
-                                            const char *after, int limit, db_workflow_cb cb,
-                                            void *ud, struct as_err *err)
-{
-    return unported(err, "db_workflows_list");
-}
-
-static enum as_code unported_approvals_page(struct db *db, const struct db_approvals_page_query *q,
-                                            json_t **out, struct as_err *err)
-{
-    return unported(err, "db_approvals_page");
 }
 
 const struct db_backend db_pg_backend = {
@@ -160,11 +120,10 @@ const struct db_backend db_pg_backend = {
     .tenant_signins_foreach = db_pg_tenant_signins_foreach,
     .tenant_last_completed_sync = db_pg_tenant_last_completed_sync,
     .tenant_last_sync = db_pg_tenant_last_sync,
-    /* The REST API */
-    .api_token_add = unported_api_token_add,
-    .api_token_find = unported_api_token_find,
-    .api_token_list = unported_api_token_list,
-    .api_token_revoke = unported_api_token_revoke,
-    .workflows_list = unported_workflows_list,
-    .approvals_page = unported_approvals_page,
+    .api_token_add = db_pg_api_token_add,
+    .api_token_find = db_pg_api_token_find,
+    .api_token_list = db_pg_api_token_list,
+    .api_token_revoke = db_pg_api_token_revoke,
+    .workflows_list = db_pg_workflows_list,
+    .approvals_page = db_pg_approvals_page,
 };

@@ -186,6 +186,9 @@ enum as_code db_pg_runs_list(struct db_conn *conn, const struct db_run_filter *f
                              void *ud, struct as_err *err) AS_WUR;
 enum as_code db_pg_run_get(struct db_conn *conn, int64_t run_id, db_run_cb cb, void *ud,
                            struct as_err *err) AS_WUR;
+enum as_code db_pg_workflows_list(struct db_conn *conn, const char *name, const char *after,
+                                  int limit, db_workflow_cb cb, void *ud,
+                                  struct as_err *err) AS_WUR;
 
 /* execs.c */
 enum as_code db_pg_exec_insert(struct db_conn *conn, int64_t run_id, const char *step,
@@ -263,6 +266,8 @@ enum as_code db_pg_approvals_list_where(struct db *db, const struct db_approvals
 enum as_code db_pg_approvals_stats(struct db *db, json_t **out, struct as_err *err) AS_WUR;
 enum as_code db_pg_approvals_secret(struct db *db, const char *name, unsigned char *out,
                                     size_t len, struct as_err *err) AS_WUR;
+enum as_code db_pg_approvals_page(struct db *db, const struct db_approvals_page_query *q,
+                                  json_t **out, struct as_err *err) AS_WUR;
 
 /* mail.c */
 enum as_code db_pg_mail_claim(struct db *db, const char *key, const char *message_id,
@@ -357,6 +362,15 @@ enum as_code db_pg_tenant_signins_foreach(struct db *db, const struct db_tenant_
 enum as_code db_pg_tenant_last_completed_sync(struct db *db, int64_t *finished_at, char *status,
                                               size_t status_size, struct as_err *err) AS_WUR;
 enum as_code db_pg_tenant_last_sync(struct db *db, json_t **out, struct as_err *err) AS_WUR;
+
+/* tokens.c */
+enum as_code db_pg_api_token_add(struct db *db, struct db_api_token *t, struct as_err *err) AS_WUR;
+enum as_code db_pg_api_token_find(struct db *db, const char *token_hash,
+                                  struct db_api_token *out, struct as_err *err) AS_WUR;
+enum as_code db_pg_api_token_list(struct db *db, int include_revoked, json_t **out,
+                                  struct as_err *err) AS_WUR;
+enum as_code db_pg_api_token_revoke(struct db *db, const char *name, const char *by, int64_t now,
+                                    struct db_api_token *out, struct as_err *err) AS_WUR;
 
 /* testing.c */
 enum as_code db_pg_testing_state_digest(struct db *db, char digest[DB_TESTING_DIGEST_SIZE],

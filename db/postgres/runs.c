@@ -366,21 +366,28 @@ static int run_row(void *ud, const PGresult *r, int i)
 enum as_code db_pg_runs_list(struct db_conn *conn, const struct db_run_filter *f, db_run_cb cb,
                              void *ud, struct as_err *err)
 {
-    /* One statement per filter combination, so each can use its index. */
+    /* One statement per filter combination, so each can use its index.
+     * The user (the input's "user") and creation time narrow what the
+     * index finds: they are read from the rows, newest first. */
+#define RUN_MORE "AND ($3::text IS NULL OR r.input::json ->> 'user' = $3::text) " \
+                 "AND ($4::bigint = 0 OR r.created_at >= $4::bigint) "
     static const char *const sql[4] = {
-        RUN_COLS "WHERE ($1::bigint = 0 OR r.id < $1) ORDER BY r.id DESC LIMIT $2",
-        RUN_COLS "WHERE ($1::bigint = 0 OR r.id < $1) AND r.status = $3 AND "
-                 "r.end_status IS NOT DISTINCT FROM $4::text ORDER BY r.id DESC LIMIT $2",
-        RUN_COLS "WHERE ($1::bigint = 0 OR r.id < $1) AND r.workflow = $3 "
+        RUN_COLS "WHERE ($1::bigint = 0 OR r.id < $1) " RUN_MORE "ORDER BY r.id DESC LIMIT $2",
+        RUN_COLS "WHERE ($1::bigint = 0 OR r.id < $1) " RUN_MORE "AND r.status = $5 AND "
+                 "r.end_status IS NOT DISTINCT FROM $6::text ORDER BY r.id DESC LIMIT $2",
+        RUN_COLS "WHERE ($1::bigint = 0 OR r.id < $1) " RUN_MORE "AND r.workflow = $5 "
                  "ORDER BY r.id DESC LIMIT $2",
-        RUN_COLS "WHERE ($1::bigint = 0 OR r.id < $1) AND r.status = $3 AND "
-                 "r.end_status IS NOT DISTINCT FROM $4::text AND r.workflow = $5 "
+        RUN_COLS "WHERE ($1::bigint = 0 OR r.id < $1) " RUN_MORE "AND r.status = $5 AND "
+                 "r.end_status IS NOT DISTINCT FROM $6::text AND r.workflow = $7 "
                  "ORDER BY r.id DESC LIMIT $2",
     };
+#undef RUN_MORE
     int which = (f->status ? 1 : 0) | (f->workflow ? 2 : 0);
     struct pg_args a = {0};
     pg_arg_i64(&a, f->before_id > 0 ? f->before_id : 0);
     pg_arg_i64(&a, f->limit > 0 ? f->limit : 50);
+    pg_arg_text(&a, f->user);
+    pg_arg_i64(&a, f->since > 0 ? f->since : 0);
     if (f->status) {
         /* A superseded run is stored as cancelled with end_status set. */
         int superseded = strcmp(f->status, "superseded") == 0;
@@ -403,4 +410,48 @@ enum as_code db_pg_run_get(struct db_conn *conn, int64_t run_id, db_run_cb cb, v
     if (!rc && e.n_rows == 0)
         rc = as_errf(err, AS_ENOTFOUND, "no run %" PRId64, run_id);
     return rc;
+}
+
+struct workflows {
+    db_workflow_cb cb;
+    void *ud;
+};
+
+static int workflow_row(void *ud, const PGresult *r, int i)
+{
+    struct workflows *x = ud;
+    struct db_workflow_info w = {
+        .id = pg_i64(r, i, 0),
+        .name = pg_text(r, i, 1),
+        .version = pg_text(r, i, 2),
+        .hash = pg_text(r, i, 3),
+        .source_path = pg_text(r, i, 4),
+        .created_at = pg_i64(r, i, 5),
+        .n_versions = pg_i64(r, i, 6),
+    };
+    return x->cb(x->ud, &w);
+}
+
+enum as_code db_pg_workflows_list(struct db_conn *conn, const char *name, const char *after,
+                                  int limit, db_workflow_cb cb, void *ud, struct as_err *err)
+{
+    /* Versions are stored in time order, so the latest has the largest id;
+     * names compare and sort by bytes, as on SQLite (paging with `after`
+     * must agree with the order).  LIMIT NULL: all. */
+    static const char sql[] =
+        "SELECT w.id, w.name, w.version, w.hash, w.source_path, w.created_at,"
+        " (SELECT count(*) FROM workflows x WHERE x.name = w.name)"
+        " FROM workflows w WHERE w.id = (SELECT max(y.id) FROM workflows y WHERE y.name = w.name)"
+        " AND ($1::text IS NULL OR w.name = $1::text)"
+        " AND ($2::text IS NULL OR w.name COLLATE \"C\" > $2::text COLLATE \"C\")"
+        " ORDER BY w.name COLLATE \"C\" LIMIT $3::bigint";
+    struct pg_args a = {0};
+    pg_arg_text(&a, name);
+    pg_arg_text(&a, after);
+    if (limit > 0)
+        pg_arg_i64(&a, limit);
+    else
+        pg_arg_text(&a, NULL);
+    struct workflows x = {cb, ud};
+    return pg_each(conn, sql, &a, workflow_row, &x, "list workflows", err);
 }

@@ -41,3 +41,11 @@ add_test(NAME pg.m365 COMMAND it_m365)
 set_tests_properties(pg.m365 PROPERTIES
                      ENVIRONMENT "${ASSENT_PG_TEST_ENV};ASSENT_TEST_DB=pg"
                      FIXTURES_REQUIRED pg TIMEOUT 600 LABELS "integration;pg")
+
+# The REST API and `assent token` (test_api.c, built by api.cmake: every
+# route with each role, credentials, bad inputs, the audit chain) with the
+# database on PostgreSQL.
+add_test(NAME pg.api COMMAND test_api)
+set_tests_properties(pg.api PROPERTIES
+                     ENVIRONMENT "${ASSENT_PG_TEST_ENV};ASSENT_TEST_DB=pg"
+                     FIXTURES_REQUIRED pg TIMEOUT 600 LABELS "integration;pg")
