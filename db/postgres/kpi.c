@@ -76,7 +76,7 @@ static enum as_code read_rows(struct db *db, const char *sql, const struct pg_ar
 /* ---- KPIs ---- */
 
 enum as_code db_pg_kpi_put(struct db *db, const char *name, const char *report,
-                           const char *definition, const char *schedule, const char *timezone,
+                           const char *definition, const char *schedule, const char *tz,
                            int replace, int64_t now, int64_t *id, struct as_err *err)
 {
     /* FOR UPDATE: a node replacing the KPI meanwhile waits; the insert of a
@@ -111,7 +111,7 @@ enum as_code db_pg_kpi_put(struct db *db, const char *name, const char *report,
         if (PQntuples(r) == 1) {
             existing = pg_i64(r, 0, 0);
             same_schedule = strcmp(pg_text(r, 0, 1), schedule ? schedule : "") == 0 &&
-                            strcmp(pg_text(r, 0, 2), timezone ? timezone : "") == 0;
+                            strcmp(pg_text(r, 0, 2), tz ? tz : "") == 0;
         }
         PQclear(r);
         if (existing && !replace) {
@@ -124,7 +124,7 @@ enum as_code db_pg_kpi_put(struct db *db, const char *name, const char *report,
             pg_arg_text(&u, report);
             pg_arg_text(&u, definition);
             pg_arg_nonempty(&u, schedule);
-            pg_arg_nonempty(&u, timezone);
+            pg_arg_nonempty(&u, tz);
             pg_arg_i64(&u, same_schedule);
             pg_arg_i64(&u, now);
             rc = pg_do(c, upd, &u, "store kpi", NULL, err);
@@ -135,7 +135,7 @@ enum as_code db_pg_kpi_put(struct db *db, const char *name, const char *report,
         pg_arg_text(&n, report);
         pg_arg_text(&n, definition);
         pg_arg_nonempty(&n, schedule);
-        pg_arg_nonempty(&n, timezone);
+        pg_arg_nonempty(&n, tz);
         pg_arg_i64(&n, now);
         r = pg_run(c, ins, &n, "store kpi", err);
         if (!r) {
