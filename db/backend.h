@@ -279,6 +279,15 @@ const struct db_backend *db_backend_for(const char *path);
  */
 uint64_t db_sql_hash(const char *sql);
 
+/*
+ * approvals_by_token's last part, the same for every backend: mark in the
+ * approval's JSON (*view) which approver the link belongs to ("me", its
+ * index in "approvers") and the link's purpose; AS_ENOTFOUND (and *view
+ * freed and NULL) when no approver has that id.
+ */
+enum as_code db_approval_mark_link(json_t **view, int64_t approver_id, const char *purpose,
+                                   struct as_err *err);
+
 static inline const struct db_backend *db_ops(const void *handle)
 {
     return ((const struct db_head *)handle)->backend;

@@ -187,3 +187,22 @@ uint64_t db_sql_hash(const char *sql)
     h ^= h >> 32;
     return h ? h : 1;
 }
+
+enum as_code db_approval_mark_link(json_t **view, int64_t approver_id, const char *purpose,
+                                   struct as_err *err)
+{
+    json_t *list = json_object_get(*view, "approvers");
+    size_t i;
+    json_t *p;
+    json_array_foreach(list, i, p)
+    {
+        if (json_integer_value(json_object_get(p, "id")) == approver_id) {
+            json_object_set_new(*view, "me", json_integer((json_int_t)i));
+            json_object_set_new(*view, "link_purpose", json_string(purpose));
+            return AS_OK;
+        }
+    }
+    json_decref(*view);
+    *view = NULL;
+    return as_errf(err, AS_ENOTFOUND, "unknown link");
+}

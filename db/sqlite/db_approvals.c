@@ -215,20 +215,7 @@ enum as_code db_sqlite_approvals_by_token(struct db *db, const char *token_hash,
     db_sqlite_read_end(db, c);
     if (rc)
         return rc;
-    json_t *list = json_object_get(*out, "approvers");
-    size_t i;
-    json_t *p;
-    json_array_foreach(list, i, p)
-    {
-        if (json_integer_value(json_object_get(p, "id")) == link.approver_id) {
-            json_object_set_new(*out, "me", json_integer((json_int_t)i));
-            json_object_set_new(*out, "link_purpose", json_string(link.purpose));
-            return AS_OK;
-        }
-    }
-    json_decref(*out);
-    *out = NULL;
-    return as_errf(err, AS_ENOTFOUND, "unknown link");
+    return db_approval_mark_link(out, link.approver_id, link.purpose, err);
 }
 
 /* ---- creating an approval ------------------------------------------------ */
