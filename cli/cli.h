@@ -94,5 +94,6 @@ int cmd_exception(struct cli *cli, int argc, char **argv);
 int cmd_trigger(struct cli *cli, int argc, char **argv);
 int cmd_demo(struct cli *cli, int argc, char **argv);
 int cmd_token(struct cli *cli, int argc, char **argv);
+int cmd_import(struct cli *cli, int argc, char **argv);
 
 #endif

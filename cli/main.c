@@ -35,6 +35,8 @@ static const struct cli_command commands[] = {
     {"trigger", "start a workflow for each row of a KPI", cmd_trigger},
     {"demo", "run the whole chain against a built-in demo tenant", cmd_demo},
     {"token", "create, list and revoke tokens of the REST API", cmd_token},
+    {"import", "load evidence exported from Microsoft 365 (the SMTP AUTH clients report)",
+     cmd_import},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

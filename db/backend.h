@@ -29,6 +29,7 @@
 #include "base/error.h"
 #include "db/db.h"
 #include "db/db_approvals.h"
+#include "db/db_evidence.h"
 #include "db/db_kpi.h"
 #include "db/db_mail.h"
 #include "db/db_nodes.h"
@@ -244,6 +245,13 @@ struct db_backend {
     enum as_code (*tenant_last_completed_sync)(struct db *db, int64_t *finished_at, char *status,
                                                size_t status_size, struct as_err *err);
     enum as_code (*tenant_last_sync)(struct db *db, json_t **out, struct as_err *err);
+    /* Evidence of Basic use and drift: db_evidence.h */
+    enum as_code (*smtp_auth_replace)(struct db *db, const struct db_smtp_auth_row *rows,
+                                      size_t n, int64_t now_ms, struct as_err *err);
+    enum as_code (*disabled_record)(struct db *db, const char *upn, const char *const *protocols,
+                                    int64_t run_id, int64_t now_ms, struct as_err *err);
+    enum as_code (*drift_scan)(struct db_conn *c, int64_t now_ms, json_t **changes,
+                               struct as_err *err);
     /* The REST API: db_tokens.h, and the listings of db_runs.h and db_approvals.h it pages */
     enum as_code (*api_token_add)(struct db *db, struct db_api_token *t, struct as_err *err);
     enum as_code (*api_token_find)(struct db *db, const char *token_hash,
@@ -278,6 +286,10 @@ const struct db_backend *db_backend_for(const char *path);
  * with strcmp.
  */
 uint64_t db_sql_hash(const char *sql);
+
+/* A Graph signIn object's stream: 0 non-interactive (beta signInEventTypes
+ * ["nonInteractiveUser"]), else 1 (v1.0 lists interactive sign-ins only). */
+int db_signin_interactive(const json_t *signin);
 
 /*
  * approvals_by_token's last part, the same for every backend: mark in the

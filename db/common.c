@@ -10,6 +10,7 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /*
  * The keywords of a libpq connection string (PostgreSQL 15, "Parameter Key
@@ -205,4 +206,23 @@ enum as_code db_approval_mark_link(json_t **view, int64_t approver_id, const cha
     json_decref(*view);
     *view = NULL;
     return as_errf(err, AS_ENOTFOUND, "unknown link");
+}
+
+/* 0 when a sign-in came from the non-interactive stream (beta signInEventTypes
+ * holds "nonInteractiveUser" and not "interactiveUser"), else 1: v1.0 lists
+ * interactive sign-ins only and has no such property. */
+int db_signin_interactive(const json_t *signin)
+{
+    const json_t *types = json_object_get(signin, "signInEventTypes"), *t;
+    size_t i;
+    int non = 0;
+    json_array_foreach((json_t *)types, i, t)
+    {
+        const char *v = json_string_value(t);
+        if (v && !strcasecmp(v, "interactiveUser"))
+            return 1;
+        if (v && !strcasecmp(v, "nonInteractiveUser"))
+            non = 1;
+    }
+    return !non;
 }

@@ -582,6 +582,26 @@ enum as_code db_tenant_last_sync(struct db *db, json_t **out, struct as_err *err
     return db_ops(db)->tenant_last_sync(db, out, err);
 }
 
+/* ---- evidence of Basic use and drift ------------------------------------------ */
+
+enum as_code db_smtp_auth_replace(struct db *db, const struct db_smtp_auth_row *rows, size_t n,
+                                  int64_t now_ms, struct as_err *err)
+{
+    return db_ops(db)->smtp_auth_replace(db, rows, n, now_ms, err);
+}
+
+enum as_code db_disabled_record(struct db *db, const char *upn, const char *const *protocols,
+                                int64_t run_id, int64_t now_ms, struct as_err *err)
+{
+    return db_ops(db)->disabled_record(db, upn, protocols, run_id, now_ms, err);
+}
+
+enum as_code db_drift_scan(struct db_conn *c, int64_t now_ms, json_t **changes,
+                           struct as_err *err)
+{
+    return db_ops(c)->drift_scan(c, now_ms, changes, err);
+}
+
 /* ---- the REST API ------------------------------------------------------------- */
 
 enum as_code db_api_token_add(struct db *db, struct db_api_token *t, struct as_err *err)

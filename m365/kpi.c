@@ -70,6 +70,14 @@ int kpi_cas_turns_off(const char *property, const json_t *value)
     return 0;
 }
 
+const char *kpi_protocol_name(unsigned bit)
+{
+    for (size_t i = 0; i < N_PROTOS; i++)
+        if (protos[i].bit == bit)
+            return protos[i].name;
+    return NULL;
+}
+
 const char *kpi_protocol_cas(unsigned bit, const char **display)
 {
     for (size_t i = 0; i < N_PROTOS; i++) {

@@ -77,6 +77,9 @@ unsigned kpi_cas_protocol(const char *property);
  * (PopEnabled false, SmtpClientAuthenticationDisabled true, ...), else 0. */
 int kpi_cas_turns_off(const char *property, const json_t *value);
 
+/* The name of one protocol bit ("pop"), NULL for a bit that is not one protocol. */
+const char *kpi_protocol_name(unsigned bit);
+
 /* The CAS property of one protocol bit ("PopEnabled"); *display (may be NULL)
  * gets its name for people ("POP").  NULL for a bit that is not one protocol. */
 const char *kpi_protocol_cas(unsigned bit, const char **display);

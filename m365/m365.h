@@ -211,7 +211,8 @@ extern const char m365_concealed_help[];
 
 /*
  * Sign-in events since since_ms (createdDateTime ge) whose clientAppUsed is a
- * legacy client: the server-side $filter names the documented legacy values
+ * legacy client, interactive (v1.0) then non-interactive (beta, whose items
+ * carry signInEventTypes): the server-side $filter names the documented legacy values
  * (or only client_app when given), and each event is checked again here,
  * case-insensitively.  Without an Entra ID P1 licence the service answers
  * 403 and this returns AS_EUNSUPPORTED with a message naming what is missing.

@@ -791,6 +791,41 @@ static size_t odata_quote(char *out, size_t size, const char *s)
     return o;
 }
 
+/*
+ * One stream of sign-ins: v1.0 lists the interactive ones; beta with
+ * signInEventTypes/any(t: t eq 'nonInteractiveUser') the non-interactive
+ * ones (docs/m365.md).  filter is the common clause (time and client apps).
+ */
+static enum as_code signins_stream(struct m365 *m, const char *filter, int non_interactive,
+                                   struct signin_filter *f, struct as_err *err)
+{
+    char full[2300];
+    snprintf(full, sizeof full, "%s%s", filter,
+             non_interactive ? " and signInEventTypes/any(t: t eq 'nonInteractiveUser')" : "");
+    char *ef = m365_escape(m, full);
+    if (!ef)
+        return as_errf(err, AS_ENOMEM, "out of memory");
+    size_t n = strlen(ef) + 64;
+    char *path = malloc(n);
+    if (!path) {
+        curl_free(ef);
+        return as_errf(err, AS_ENOMEM, "out of memory");
+    }
+    snprintf(path, n, "/%s/auditLogs/signIns?$filter=%s&$top=1000",
+             non_interactive ? "beta" : "v1.0", ef);
+    curl_free(ef);
+    struct as_err e2 = {0};
+    enum as_code rc = m365_graph_list(m, path, NULL, signin_check, f, &e2);
+    free(path);
+    if (rc == AS_EAUTH && (strstr(e2.msg, "NonPremium") || strcasestr(e2.msg, "premium")))
+        return as_errf(err, AS_EUNSUPPORTED,
+                       "sign-in logs need a Microsoft Entra ID P1 or P2 licence in the tenant "
+                       "(%s); legacy sign-in data was not updated", e2.msg);
+    if (rc && err)
+        *err = e2;
+    return rc;
+}
+
 enum as_code m365_signins_legacy(struct m365 *m, int64_t since_ms, const char *client_app,
                                  enum as_code (*cb)(const json_t *signin, void *ud,
                                                     struct as_err *err),
@@ -818,30 +853,12 @@ enum as_code m365_signins_legacy(struct m365 *m, int64_t since_ms, const char *c
         return as_errf(err, AS_EINVAL, "sign-in filter too long");
     snprintf(filter + o, sizeof filter - o, ")");
 
-    char *ef = m365_escape(m, filter);
-    if (!ef)
-        return as_errf(err, AS_ENOMEM, "out of memory");
-    size_t n = strlen(ef) + 64;
-    char *path = malloc(n);
-    if (!path) {
-        curl_free(ef);
-        return as_errf(err, AS_ENOMEM, "out of memory");
-    }
-    snprintf(path, n, "/v1.0/auditLogs/signIns?$filter=%s&$top=1000", ef);
-    curl_free(ef);
-
     struct signin_filter f = {.since_ms = since_ms,
                               .client_app = client_app && *client_app ? client_app : NULL,
                               .cb = cb, .ud = ud};
-    struct as_err e2 = {0};
-    enum as_code rc = m365_graph_list(m, path, NULL, signin_check, &f, &e2);
-    free(path);
-    if (rc == AS_EAUTH && (strstr(e2.msg, "NonPremium") || strcasestr(e2.msg, "premium")))
-        return as_errf(err, AS_EUNSUPPORTED,
-                       "sign-in logs need a Microsoft Entra ID P1 or P2 licence in the tenant "
-                       "(%s); legacy sign-in data was not updated", e2.msg);
-    if (rc && err)
-        *err = e2;
+    enum as_code rc = signins_stream(m, filter, 0, &f, err);
+    if (!rc)
+        rc = signins_stream(m, filter, 1, &f, err);
     return rc;
 }
 

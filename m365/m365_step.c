@@ -1,6 +1,8 @@
 /* m365_step.c - shared plumbing of the Microsoft 365 step types (see m365_step.h). */
 #include "m365/m365_step.h"
 
+#include "db/db_evidence.h"
+
 #include <ctype.h>
 #include <stdlib.h>
 #include <strings.h>
@@ -134,6 +136,41 @@ static int exempt_settings(struct step_ctx *ctx, struct step_result *res,
     return 0;
 }
 
+/*
+ * Remember the protocols this mailbox now has off because Assent turned them
+ * off (every setting that turns one off and reads as wanted, changed now or
+ * by an earlier attempt), so that a later sync can find drift.  -1 (res
+ * set to retry) when the store fails.
+ */
+static int record_disabled(struct step_ctx *ctx, struct step_result *res,
+                           const struct m365_apply *a, const json_t *skip, const json_t *after)
+{
+    const char *names[8];
+    size_t n = 0;
+    const char *key;
+    json_t *want;
+    json_object_foreach((json_t *)a->settings, key, want)
+    {
+        unsigned bit = kpi_cas_protocol(key);
+        json_t *cur = json_object_get(after, key);
+        if (!bit || json_object_get(skip, key) || !kpi_cas_turns_off(key, want) ||
+            !json_equal(cur ? cur : json_null(), want) || n + 1 >= sizeof names / sizeof *names)
+            continue;
+        if ((names[n] = kpi_protocol_name(bit)) != NULL)
+            n++;
+    }
+    names[n] = NULL;
+    if (!n)
+        return 0;
+    struct as_err err = {0};
+    if (db_disabled_record(ctx->app->db, a->identity, names, ctx->run_id,
+                           ctx->now_ms ? ctx->now_ms : time_now_ms(), &err) != AS_OK) {
+        step_retry(res, 0, "recording what was turned off: %s", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
 void m365_step_apply(struct step_ctx *ctx, struct step_result *res, const struct m365_apply *a)
 {
     struct as_err err = {0};
@@ -264,6 +301,9 @@ void m365_step_apply(struct step_ctx *ctx, struct step_result *res, const struct
         }
     }
 
+    if (!ctx->dry_run && a->honour_exceptions && a->identity &&
+        record_disabled(ctx, res, a, skip, after))
+        goto out;
     json_t *output = json_pack("{s:o, s:o, s:o, s:O, s:b, s:o}", "identity",
                                a->identity ? json_string(a->identity) : json_null(), "before",
                                m365_step_pick(before, a->props), "after", json_incref(after),

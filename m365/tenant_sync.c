@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "db/db_events.h"
+#include "db/db_evidence.h"
 #include "db/db_tenant.h"
 #include "engine/app.h"
 #include "base/log.h"
@@ -335,10 +337,40 @@ static enum as_code store_transport(struct db_conn *c, void *ud, struct as_err *
     return db_tenant_org_put_transport(c, s->now, s->transport, err);
 }
 
+/*
+ * After a complete mailbox listing (never after a failed or partial one:
+ * unknown is not drift), in the same transaction: prune, then compare with
+ * what Assent turned off and audit each protocol that drifted or came back.
+ */
 static enum as_code prune_cas(struct db_conn *c, void *ud, struct as_err *err)
 {
     struct sync_run *s = ud;
-    return db_tenant_cas_prune(c, s->res->sync_id, err);
+    json_t *changes = NULL, *ch;
+    size_t i;
+    enum as_code rc = db_tenant_cas_prune(c, s->res->sync_id, err);
+    if (!rc)
+        rc = db_drift_scan(c, s->now, &changes, err);
+    json_array_foreach(changes, i, ch)
+    {
+        if (rc)
+            break;
+        int drift = json_is_true(json_object_get(ch, "drift"));
+        json_t *data = json_pack("{s:O, s:O, s:I}", "upn", json_object_get(ch, "upn"), "protocol",
+                                 json_object_get(ch, "protocol"), "sync_id",
+                                 (json_int_t)s->res->sync_id);
+        rc = data ? db_event_append(c, 0, 0, drift ? "m365.drift" : "m365.drift_resolved", data,
+                                    err)
+                  : as_errf(err, AS_ENOMEM, "out of memory");
+        json_decref(data);
+        if (!rc && drift) {
+            s->res->drift++;
+            LOG_WARN("sync", "drift: %s is on again for %s (Assent turned it off; no exception)",
+                     json_string_value(json_object_get(ch, "protocol")),
+                     json_string_value(json_object_get(ch, "upn")));
+        }
+    }
+    json_decref(changes);
+    return rc;
 }
 
 static enum as_code signins_done(struct db_conn *c, void *ud, struct as_err *err)
@@ -466,11 +498,11 @@ enum as_code tenant_sync_run(struct app *app, struct m365 *m, const struct tenan
 
 json_t *tenant_sync_result_json(const struct tenant_sync_result *res)
 {
-    return json_pack("{s:I, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:b, s:o, s:I, s:i}", "sync_id",
+    return json_pack("{s:I, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:b, s:o, s:I, s:i}", "sync_id",
                      (json_int_t)res->sync_id, "status", res->status, "users", (int)res->users,
                      "users_removed", (int)res->users_removed, "mailboxes", (int)res->mailboxes,
                      "mailboxes_unmatched", (int)res->mailboxes_unmatched, "usage_rows",
-                     (int)res->usage_rows, "signins", (int)res->signins, "transport",
+                     (int)res->usage_rows, "signins", (int)res->signins, "drift", (int)res->drift, "transport",
                      res->transport_synced, "warnings",
                      res->warnings ? json_incref(res->warnings) : json_array(), "duration_ms",
                      (json_int_t)res->duration_ms, "requests", (int)res->requests);

@@ -37,6 +37,7 @@ struct tenant_sync_result {
     long mailboxes, mailboxes_unmatched;
     long usage_rows;
     long signins;
+    long drift;             /* protocols found on again that Assent had turned off */
     int transport_synced;
     json_t *warnings;       /* array of strings (owned; free with tenant_sync_result_free) */
     int64_t duration_ms;

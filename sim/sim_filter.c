@@ -10,7 +10,7 @@
 #define MAX_DEPTH 32
 #define MAX_NODES 256
 
-enum node_kind { N_AND, N_OR, N_NOT, N_CMP, N_STARTSWITH };
+enum node_kind { N_AND, N_OR, N_NOT, N_CMP, N_STARTSWITH, N_EVENT_TYPE };
 enum op { OP_EQ, OP_NE, OP_GT, OP_GE, OP_LT, OP_LE };
 enum field {
     F_CREATED, F_CLIENT_APP, F_UPN, F_USER_ID, F_USER_DISPLAY, F_APP_ID, F_APP_DISPLAY, F_IP,
@@ -238,6 +238,46 @@ fail:
     return NULL;
 }
 
+/* A lambda over the beta signIn's signInEventTypes collection, the one form
+ * Graph documents for it: signInEventTypes/any(t: t eq 'nonInteractiveUser'). */
+static struct node *parse_event_type(struct parser *P)
+{
+    P->p += 21;
+    skip_ws(P);
+    const char *var = P->p;
+    while (isalnum((unsigned char)*P->p) || *P->p == '_')
+        P->p++;
+    size_t vlen = (size_t)(P->p - var);
+    skip_ws(P);
+    if (!vlen || *P->p != ':') {
+        perr(P, "expected a lambda variable and ':'");
+        return NULL;
+    }
+    P->p++;
+    skip_ws(P);
+    if (strncmp(P->p, var, vlen) != 0 || isalnum((unsigned char)P->p[vlen])) {
+        perr(P, "expected the lambda variable");
+        return NULL;
+    }
+    P->p += vlen;
+    if (!keyword(P, "eq")) {
+        perr(P, "expected eq");
+        return NULL;
+    }
+    struct node *n = new_node(P, N_EVENT_TYPE);
+    if (!n)
+        return NULL;
+    n->str = parse_quoted(P);
+    skip_ws(P);
+    if (!n->str || *P->p != ')') {
+        perr(P, "expected ')'");
+        node_free(n);
+        return NULL;
+    }
+    P->p++;
+    return n;
+}
+
 static struct node *parse_unary(struct parser *P, int depth)
 {
     if (depth > MAX_DEPTH) {
@@ -269,6 +309,8 @@ static struct node *parse_unary(struct parser *P, int depth)
             P->p++;
         return n;
     }
+    if (strncasecmp(P->p, "signInEventTypes/any(", 21) == 0)
+        return parse_event_type(P);
     if (strncasecmp(P->p, "startswith(", 11) == 0) {
         P->p += 11;
         struct node *n = new_node(P, N_STARTSWITH);
@@ -401,6 +443,9 @@ static int eval(const struct node *n, const struct sim_signin *s)
     case N_AND: return eval(n->a, s) && eval(n->b, s);
     case N_OR: return eval(n->a, s) || eval(n->b, s);
     case N_NOT: return !eval(n->a, s);
+    case N_EVENT_TYPE:
+        return !strcasecmp(n->str, s->non_interactive_stream ? "nonInteractiveUser"
+                                                             : "interactiveUser");
     case N_STARTSWITH: {
         const char *v = str_field(s, n->field);
         return v && strncasecmp(v, n->str, strlen(n->str)) == 0;
@@ -434,6 +479,16 @@ static int64_t floor_of(const struct node *n)
     if (n->kind == N_CMP && n->field == F_CREATED && (n->op == OP_GE || n->op == OP_GT))
         return n->num;
     return INT64_MIN;
+}
+
+static int names_event_types(const struct node *n)
+{
+    return n && (n->kind == N_EVENT_TYPE || names_event_types(n->a) || names_event_types(n->b));
+}
+
+int sim_filter_names_event_types(const struct sim_filter *f)
+{
+    return f && names_event_types(f->root);
 }
 
 int64_t sim_filter_time_floor(const struct sim_filter *f)

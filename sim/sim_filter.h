@@ -11,7 +11,8 @@
  * userPrincipalName, userId, userDisplayName, appId, appDisplayName,
  * ipAddress, conditionalAccessStatus, resourceDisplayName, id,
  * location/city, location/countryOrRegion ('quoted' strings, '' escapes a
- * quote), status/errorCode (integer), isInteractive (true/false).
+ * quote), status/errorCode (integer), isInteractive (true/false), and the beta
+ * lambda signInEventTypes/any(t: t eq 'interactiveUser'|'nonInteractiveUser').
  * String comparisons ignore case (an assumption about the real service).
  */
 #ifndef SIM_FILTER_H
@@ -33,6 +34,9 @@ int sim_filter_match(const struct sim_filter *f, const struct sim_signin *s);
  * sign-ins are sorted newest first, so a scan can stop below it.
  */
 int64_t sim_filter_time_floor(const struct sim_filter *f);
+/* 1 when the filter names signInEventTypes: without it a listing holds the
+ * interactive sign-ins only, as the service's. */
+int sim_filter_names_event_types(const struct sim_filter *f);
 void sim_filter_free(struct sim_filter *f);
 
 #endif

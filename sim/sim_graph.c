@@ -6,7 +6,10 @@
  *   GET  /v1.0/reports/getEmailAppUsageUserDetail(period='D30')  (302 to /data/download/..)
  *   GET  /data/download/{id}               (the CSV with a BOM; no Authorization needed)
  *   GET|PATCH /v1.0/admin/reportSettings
- *   GET  /v1.0/auditLogs/signIns           ($filter, $top <= 1000, newest first, nextLink)
+ *   GET  /v1.0/auditLogs/signIns           ($filter, $top <= 1000, newest first, nextLink;
+ *                                          interactive sign-ins only)
+ *   GET  /beta/auditLogs/signIns           (the same, plus signInEventTypes/any(...) to list
+ *                                          the non-interactive stream)
  * Shapes follow the shared M365 reference; what is assumed is listed in
  * docs/simulator.md.  Large pages are written straight into a buffer.
  */
@@ -658,7 +661,7 @@ static void report_settings(struct sim *s, struct sim_req *r, struct sim_resp *o
 
 /* ---- sign-ins ------------------------------------------------------------------ */
 
-static void sign_ins(struct sim *s, struct sim_req *r, struct sim_resp *o)
+static void sign_ins(struct sim *s, struct sim_req *r, struct sim_resp *o, int beta)
 {
     static const char *const allowed[] = {"$filter", "$top", "$skiptoken", "$orderby", NULL};
     if (unsupported_query(r, o, allowed) != 0)
@@ -700,6 +703,15 @@ static void sign_ins(struct sim *s, struct sim_req *r, struct sim_resp *o)
             return;
         }
     }
+    if (!beta && sim_filter_names_event_types(f)) {
+        sim_filter_free(f);
+        sim_resp_graph_error(o, r, 400, "BadRequest",
+                             "Could not find a property named 'signInEventTypes' on type "
+                             "'microsoft.graph.signIn'.");
+        return;
+    }
+    /* Without a signInEventTypes clause both versions list interactive sign-ins only. */
+    int interactive_only = !sim_filter_names_event_types(f);
     int64_t floor = f ? sim_filter_time_floor(f) : INT64_MIN;
     struct strbuf items = {0};
     int64_t n = 0;
@@ -711,7 +723,7 @@ static void sign_ins(struct sim *s, struct sim_req *r, struct sim_resp *o)
         const struct sim_signin *si = &st->signins[i];
         if (si->created_ms < floor)
             break; /* newest first: nothing older can match */
-        if (f && !sim_filter_match(f, si))
+        if ((f && !sim_filter_match(f, si)) || (interactive_only && si->non_interactive_stream))
             continue;
         if (n == top) {
             more = 1;
@@ -719,14 +731,15 @@ static void sign_ins(struct sim *s, struct sim_req *r, struct sim_resp *o)
         }
         if (n)
             strbuf_addc(&items, ',');
-        sim_signin_json(&items, si);
+        sim_signin_json(&items, si, beta);
         n++;
     }
     pthread_rwlock_unlock(&s->lock);
     sim_filter_free(f);
     struct strbuf *b = &o->body;
     strbuf_free(b);
-    strbuf_addf(b, "{\"@odata.context\":\"%s/v1.0/$metadata#auditLogs/signIns\"", r->base_url);
+    strbuf_addf(b, "{\"@odata.context\":\"%s/%s/$metadata#auditLogs/signIns\"", r->base_url,
+                beta ? "beta" : "v1.0");
     if (more) {
         char tok[200];
         sim_skiptoken_make("signins", (int64_t)i, 0, tok, sizeof tok);
@@ -758,7 +771,7 @@ const char *sim_graph_label(const char *method, const char *path)
         return "graph.reports.emailAppUsage";
     if (!strcmp(path, "/v1.0/admin/reportSettings"))
         return "graph.reportSettings";
-    if (!strcmp(path, "/v1.0/auditLogs/signIns"))
+    if (!strcmp(path, "/v1.0/auditLogs/signIns") || !strcmp(path, "/beta/auditLogs/signIns"))
         return "graph.signIns";
     return "graph.other";
 }
@@ -842,16 +855,13 @@ void sim_graph_route(struct sim *s, struct sim_req *r, struct sim_resp *o)
             return;
         }
     }
-    if (!strcmp(path, "/v1.0/auditLogs/signIns")) {
-        if (!get)
-            {
+    if (!strcmp(path, "/v1.0/auditLogs/signIns") || !strcmp(path, "/beta/auditLogs/signIns")) {
+        if (!get) {
             method_not_allowed(r, o);
             return;
         }
-        {
-            sign_ins(s, r, o);
-            return;
-        }
+        sign_ins(s, r, o, path[1] == 'b');
+        return;
     }
     char msg[300];
     snprintf(msg, sizeof msg, "Resource not found for the segment '%.200s'.", path + 6);

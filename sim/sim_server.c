@@ -339,7 +339,7 @@ static enum area classify(const char *path, char *tenant, size_t tsize, char *id
     tenant[0] = id[0] = '\0';
     if (str_starts(path, "/_sim/"))
         return A_ADMIN;
-    if (!strncmp(path, "/v1.0/", 6))
+    if (!strncmp(path, "/v1.0/", 6) || !strncmp(path, "/beta/", 6))
         return A_GRAPH;
     if (str_starts(path, "/data/download/")) {
         const char *p = path + 15;

@@ -78,6 +78,8 @@ struct sim_signin {
         *client_app, *ca_status, *resource_display_name, *failure_reason, *os, *browser, *city,
         *region, *country; /* interned */
     int is_interactive;
+    int non_interactive_stream; /* signInEventTypes ["nonInteractiveUser"]: only the beta
+                                 * endpoint with that filter lists it */
     int error_code;
 };
 
@@ -175,8 +177,9 @@ int sim_app_add_key(struct sim_app *app, const char *pem, char *err, size_t err_
 /* Write one CAS property value of mailbox m as JSON (true/false/null/"str"). */
 void sim_cas_value_json(struct strbuf *b, const struct sim_mailbox *m, int prop);
 
-/* Append sign-in s in the Graph signIn JSON shape. */
-void sim_signin_json(struct strbuf *b, const struct sim_signin *s);
+/* Append sign-in s in the Graph signIn JSON shape; beta adds signInEventTypes
+ * (the v1.0 resource has no such property). */
+void sim_signin_json(struct strbuf *b, const struct sim_signin *s, int beta);
 
 /* Set a default-initialised mailbox (every CAS prop at its default). */
 void sim_mailbox_defaults(struct sim_mailbox *m);

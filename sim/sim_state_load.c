@@ -289,6 +289,11 @@ static int load_signin(struct loader *L, json_t *js, size_t idx, struct sim_sign
     s->country = intern_str(P, sub_str(js, "location", "countryOrRegion"));
     json_t *ii = json_object_get(js, "isInteractive");
     s->is_interactive = json_is_true(ii);
+    json_t *types = json_object_get(js, "signInEventTypes"), *t;
+    size_t k;
+    json_array_foreach(types, k, t)
+        if (json_is_string(t) && !strcasecmp(json_string_value(t), "nonInteractiveUser"))
+            s->non_interactive_stream = 1;
     json_t *ec = json_object_get(json_object_get(js, "status"), "errorCode");
     s->error_code = json_is_integer(ec) ? (int)json_integer_value(ec) : 0;
     return 0;

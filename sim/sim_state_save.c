@@ -102,7 +102,7 @@ static void write_user(struct strbuf *b, const struct sim_user *u)
 }
 
 /* Writes one sign-in in the Graph signIn shape (also used by sim_graph.c through the same fields). */
-static void write_signin(struct strbuf *b, const struct sim_signin *s)
+static void write_signin(struct strbuf *b, const struct sim_signin *s, int event_types)
 {
     strbuf_add(b, "{\"id\":");
     sbuf_json_str(b, s->id);
@@ -141,12 +141,16 @@ static void write_signin(struct strbuf *b, const struct sim_signin *s)
     sbuf_json_str(b, s->region);
     strbuf_add(b, ",\"countryOrRegion\":");
     sbuf_json_str(b, s->country);
-    strbuf_add(b, "}}");
+    strbuf_addc(b, '}');
+    if (event_types)
+        strbuf_add(b, s->non_interactive_stream ? ",\"signInEventTypes\":[\"nonInteractiveUser\"]"
+                                                : ",\"signInEventTypes\":[\"interactiveUser\"]");
+    strbuf_addc(b, '}');
 }
 
-void sim_signin_json(struct strbuf *b, const struct sim_signin *s)
+void sim_signin_json(struct strbuf *b, const struct sim_signin *s, int beta)
 {
-    write_signin(b, s);
+    write_signin(b, s, beta);
 }
 
 static void write_head(struct strbuf *b, const struct sim_state *st)
@@ -230,7 +234,7 @@ int sim_state_save(const struct sim_state *st, const char *path, char *err, size
     strbuf_add(&b, "],\n\"sign_ins\":[");
     for (size_t i = 0; i < st->n_signins && rc == 0; i++) {
         strbuf_add(&b, i ? ",\n " : "\n ");
-        write_signin(&b, &st->signins[i]);
+        write_signin(&b, &st->signins[i], 1);
         rc = flush(&b, f, 0);
     }
     strbuf_add(&b, "],\n\"sent_mail\":");

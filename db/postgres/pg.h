@@ -362,6 +362,12 @@ enum as_code db_pg_tenant_signins_foreach(struct db *db, const struct db_tenant_
 enum as_code db_pg_tenant_last_completed_sync(struct db *db, int64_t *finished_at, char *status,
                                               size_t status_size, struct as_err *err) AS_WUR;
 enum as_code db_pg_tenant_last_sync(struct db *db, json_t **out, struct as_err *err) AS_WUR;
+enum as_code db_pg_smtp_auth_replace(struct db *db, const struct db_smtp_auth_row *rows, size_t n,
+                                  int64_t now_ms, struct as_err *err) AS_WUR;
+enum as_code db_pg_disabled_record(struct db *db, const char *upn, const char *const *protocols,
+                                int64_t run_id, int64_t now_ms, struct as_err *err) AS_WUR;
+enum as_code db_pg_drift_scan(struct db_conn *c, int64_t now_ms, json_t **changes,
+                           struct as_err *err) AS_WUR;
 
 /* tokens.c */
 enum as_code db_pg_api_token_add(struct db *db, struct db_api_token *t, struct as_err *err) AS_WUR;

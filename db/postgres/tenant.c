@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/timeutil.h"
 
@@ -63,6 +64,15 @@ static const struct user_col user_cols[] = {
     {"legacy_signins_30d", "CASE WHEN s.n IS NOT NULL THEN s.n WHEN o.signins_synced_at IS NOT NULL THEN 0 END", COL_INT},
     {"last_legacy_signin", "s.last_at", COL_TEXT},
     {"last_legacy_client_app", "s.app", COL_TEXT},
+    {"smtp_signins_30d", "CASE WHEN s.n IS NOT NULL THEN s.smtp_n WHEN o.signins_synced_at IS NOT NULL THEN 0 END", COL_INT},
+    {"pop3_signins_30d", "CASE WHEN s.n IS NOT NULL THEN s.pop3_n WHEN o.signins_synced_at IS NOT NULL THEN 0 END", COL_INT},
+    {"imap4_signins_30d", "CASE WHEN s.n IS NOT NULL THEN s.imap4_n WHEN o.signins_synced_at IS NOT NULL THEN 0 END", COL_INT},
+    {"activesync_signins_30d", "CASE WHEN s.n IS NOT NULL THEN s.activesync_n WHEN o.signins_synced_at IS NOT NULL THEN 0 END", COL_INT},
+    {"ews_signins_30d", "CASE WHEN s.n IS NOT NULL THEN s.ews_n WHEN o.signins_synced_at IS NOT NULL THEN 0 END", COL_INT},
+    {"other_signins_30d", "CASE WHEN s.n IS NOT NULL THEN s.other_n WHEN o.signins_synced_at IS NOT NULL THEN 0 END", COL_INT},
+    {"noninteractive_signins_30d", "CASE WHEN s.n IS NOT NULL THEN s.ni WHEN o.signins_synced_at IS NOT NULL THEN 0 END", COL_INT},
+    {"smtp_basic_30d", "CASE WHEN a.upn_lower IS NOT NULL THEN a.basic_messages WHEN o.smtp_auth_imported_at IS NOT NULL THEN 0 END", COL_INT},
+    {"drift", "(SELECT string_agg(protocol, ',' ORDER BY protocol) FROM m365_disabled WHERE upn_lower = u.upn_lower AND drift_at IS NOT NULL)", COL_TEXT},
     {"synced_at", "u.synced_at", COL_TIME_ISO},
 };
 #define N_USER_COLS (sizeof user_cols / sizeof user_cols[0])
@@ -74,17 +84,21 @@ static const char user_from[] =
     " LEFT JOIN tenant_cas c ON c.user_id = u.id"
     " LEFT JOIN tenant_org o ON o.id = 1"
     " LEFT JOIN tenant_usage g ON g.upn_lower = u.upn_lower"
+    " LEFT JOIN tenant_smtp_auth a ON a.upn_lower = u.upn_lower"
     " LEFT JOIN (SELECT DISTINCT ON (user_id) user_id,"
-    " count(*) OVER (PARTITION BY user_id) AS n, created_at AS last_at, client_app AS app"
+    " count(*) OVER w AS n, created_at AS last_at, client_app AS app,"
+    " count(*) FILTER (WHERE interactive = 0) OVER w AS ni"
+    ", count(*) FILTER (WHERE lower(client_app) = 'authenticated smtp') OVER w AS smtp_n, count(*) FILTER (WHERE lower(client_app) = 'pop3') OVER w AS pop3_n, count(*) FILTER (WHERE lower(client_app) = 'imap4') OVER w AS imap4_n, count(*) FILTER (WHERE lower(client_app) = 'exchange activesync') OVER w AS activesync_n, count(*) FILTER (WHERE lower(client_app) = 'exchange web services') OVER w AS ews_n, count(*) FILTER (WHERE lower(client_app) = 'other clients') OVER w AS other_n"
     " FROM tenant_signins WHERE created_ms >= $1 AND user_id IS NOT NULL"
+    " WINDOW w AS (PARTITION BY user_id)"
     " ORDER BY user_id, created_ms DESC, id COLLATE \"C\") s ON s.user_id = u.id";
 
-static char sql_all[4096], sql_one[4096];
+static char sql_all[8192], sql_one[8192];
 static pthread_once_t sql_once = PTHREAD_ONCE_INIT;
 
 static void build_sql(void)
 {
-    char cols[3000];
+    char cols[6000];
     size_t o = 0;
     for (size_t i = 0; i < N_USER_COLS; i++)
         o += (size_t)snprintf(cols + o, sizeof cols - o, "%s(%s)", i ? ", " : "", user_cols[i].sql);
@@ -415,8 +429,8 @@ enum as_code db_pg_tenant_signin_put(struct db_conn *c, int64_t sync_id, const j
 {
     static const char sql[] =
         "INSERT INTO tenant_signins (id, created_ms, created_at, user_id, upn, client_app,"
-        " app_name, ip_address, error_code, sync_id)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        " app_name, ip_address, error_code, sync_id, interactive)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         " ON CONFLICT (id) DO UPDATE SET sync_id = excluded.sync_id";
     const char *id = json_string_value(json_object_get(signin, "id"));
     const char *when = json_string_value(json_object_get(signin, "createdDateTime"));
@@ -440,6 +454,7 @@ enum as_code db_pg_tenant_signin_put(struct db_conn *c, int64_t sync_id, const j
     else
         pg_arg_text(&a, NULL);
     pg_arg_i64(&a, sync_id);
+    pg_arg_i64(&a, db_signin_interactive(signin));
     return pg_do(c, sql, &a, "store sign-in", NULL, err);
 }
 
@@ -538,7 +553,7 @@ enum as_code db_pg_tenant_users_foreach_sorted(struct db *db, const char *sort_k
     }
     /* At most one statement per key and direction, so preparing each once
      * per connection stays bounded. */
-    char sql[4700];
+    char sql[9000];
     /* The listing's own ORDER BY is the last one (s has one too). */
     const char *all_end = NULL;
     for (const char *p = sql_all; (p = strstr(p, " ORDER BY ")) != NULL; p++)
@@ -610,10 +625,11 @@ enum as_code db_pg_tenant_user_row(struct db *db, const char *upn_or_id, json_t 
 static json_t *signin_row(const PGresult *r, int i)
 {
     static const char *const keys[] = {"id", "created_at", "upn", "user_id", "client_app",
-                                       "app_name", "ip_address", "error_code"};
+                                       "app_name", "ip_address", "error_code", "interactive"};
     json_t *row = json_object();
-    for (int k = 0; row && k < 8; k++)
-        json_object_set_new(row, keys[k], cell(r, i, k, k == 7 ? COL_INT : COL_TEXT));
+    for (int k = 0; row && k < 9; k++)
+        json_object_set_new(row, keys[k],
+                            cell(r, i, k, k == 7 ? COL_INT : k == 8 ? COL_BOOL : COL_TEXT));
     return row;
 }
 
@@ -632,7 +648,7 @@ enum as_code db_pg_tenant_signins_foreach(struct db *db, const struct db_tenant_
     pg_arg_text(&a, q ? q->upn : NULL);
     return rows_each(db,
                      "SELECT id, created_at, upn, user_id, client_app, app_name, ip_address,"
-                     " error_code FROM tenant_signins WHERE created_ms >= $1"
+                     " error_code, interactive FROM tenant_signins WHERE created_ms >= $1"
                      " AND ($2::text IS NULL OR lower(client_app) = lower($2::text))"
                      " AND ($3::text IS NULL OR lower(upn) = lower($3::text))"
                      " ORDER BY created_ms DESC, id COLLATE \"C\"",

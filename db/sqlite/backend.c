@@ -101,6 +101,9 @@ const struct db_backend db_sqlite_backend = {
     .tenant_signins_foreach = db_sqlite_tenant_signins_foreach,
     .tenant_last_completed_sync = db_sqlite_tenant_last_completed_sync,
     .tenant_last_sync = db_sqlite_tenant_last_sync,
+    .smtp_auth_replace = db_sqlite_smtp_auth_replace,
+    .disabled_record = db_sqlite_disabled_record,
+    .drift_scan = db_sqlite_drift_scan,
     /* The REST API */
     .api_token_add = db_sqlite_api_token_add,
     .api_token_find = db_sqlite_api_token_find,

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/timeutil.h"
 
@@ -26,7 +27,8 @@ struct user_col {
 
 /*
  * Tables: u = tenant_users, c = tenant_cas, o = tenant_org, g = tenant_usage,
- * s = per-user aggregate of tenant_signins in the last 30 days (?1 = since).
+ * s = per-user aggregate of tenant_signins in the last 30 days (?1 = since),
+ * a = tenant_smtp_auth (the imported SMTP AUTH clients report).
  */
 static const struct user_col user_cols[] = {
     {"id", "u.id", COL_TEXT},
@@ -52,6 +54,15 @@ static const struct user_col user_cols[] = {
     {"legacy_signins_30d", "CASE WHEN s.n IS NOT NULL THEN s.n WHEN o.signins_synced_at IS NOT NULL THEN 0 END", COL_INT},
     {"last_legacy_signin", "s.last_at", COL_TEXT},
     {"last_legacy_client_app", "s.app", COL_TEXT},
+    {"smtp_signins_30d", "CASE WHEN s.n IS NOT NULL THEN s.smtp_n WHEN o.signins_synced_at IS NOT NULL THEN 0 END", COL_INT},
+    {"pop3_signins_30d", "CASE WHEN s.n IS NOT NULL THEN s.pop3_n WHEN o.signins_synced_at IS NOT NULL THEN 0 END", COL_INT},
+    {"imap4_signins_30d", "CASE WHEN s.n IS NOT NULL THEN s.imap4_n WHEN o.signins_synced_at IS NOT NULL THEN 0 END", COL_INT},
+    {"activesync_signins_30d", "CASE WHEN s.n IS NOT NULL THEN s.activesync_n WHEN o.signins_synced_at IS NOT NULL THEN 0 END", COL_INT},
+    {"ews_signins_30d", "CASE WHEN s.n IS NOT NULL THEN s.ews_n WHEN o.signins_synced_at IS NOT NULL THEN 0 END", COL_INT},
+    {"other_signins_30d", "CASE WHEN s.n IS NOT NULL THEN s.other_n WHEN o.signins_synced_at IS NOT NULL THEN 0 END", COL_INT},
+    {"noninteractive_signins_30d", "CASE WHEN s.n IS NOT NULL THEN s.ni WHEN o.signins_synced_at IS NOT NULL THEN 0 END", COL_INT},
+    {"smtp_basic_30d", "CASE WHEN a.upn_lower IS NOT NULL THEN a.basic_messages WHEN o.smtp_auth_imported_at IS NOT NULL THEN 0 END", COL_INT},
+    {"drift", "(SELECT group_concat(d.protocol, ',') FROM (SELECT protocol FROM m365_disabled WHERE upn_lower = u.upn_lower AND drift_at IS NOT NULL ORDER BY protocol) d)", COL_TEXT},
     {"synced_at", "u.synced_at", COL_TIME_ISO},
 };
 #define N_USER_COLS (sizeof user_cols / sizeof user_cols[0])
@@ -61,18 +72,20 @@ static const char user_from[] =
     " LEFT JOIN tenant_cas c ON c.user_id = u.id"
     " LEFT JOIN tenant_org o ON o.id = 1"
     " LEFT JOIN tenant_usage g ON g.upn_lower = u.upn_lower"
+    " LEFT JOIN tenant_smtp_auth a ON a.upn_lower = u.upn_lower"
     /* SQLite: bare columns next to max() come from the row holding the max. */
     " LEFT JOIN (SELECT user_id, count(*) AS n, max(created_ms) AS last_ms,"
-    " created_at AS last_at, client_app AS app FROM tenant_signins"
+    " created_at AS last_at, client_app AS app, sum(interactive = 0) AS ni"
+    ", sum(lower(client_app) = 'authenticated smtp') AS smtp_n, sum(lower(client_app) = 'pop3') AS pop3_n, sum(lower(client_app) = 'imap4') AS imap4_n, sum(lower(client_app) = 'exchange activesync') AS activesync_n, sum(lower(client_app) = 'exchange web services') AS ews_n, sum(lower(client_app) = 'other clients') AS other_n FROM tenant_signins"
     " WHERE created_ms >= ?1 AND user_id IS NOT NULL GROUP BY user_id) s ON s.user_id = u.id";
 
-static char sql_all[4096], sql_one[4096];
+static char sql_all[8192], sql_one[8192];
 static const char *user_keys[N_USER_COLS + 1];
 static pthread_once_t sql_once = PTHREAD_ONCE_INIT;
 
 static void build_sql(void)
 {
-    char cols[3000];
+    char cols[6000];
     size_t o = 0;
     for (size_t i = 0; i < N_USER_COLS; i++) {
         o += (size_t)snprintf(cols + o, sizeof cols - o, "%s(%s)", i ? ", " : "", user_cols[i].sql);
@@ -428,7 +441,7 @@ enum as_code db_sqlite_tenant_signin_put(struct db_conn *c, int64_t sync_id, con
         return as_errf(err, AS_EINVAL, "a sign-in event without id, createdDateTime or clientAppUsed");
     sqlite3_stmt *st = db_stmt(c,
         "INSERT INTO tenant_signins(id, created_ms, created_at, user_id, upn, client_app, app_name,"
-        " ip_address, error_code, sync_id) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)"
+        " ip_address, error_code, sync_id, interactive) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)"
         " ON CONFLICT(id) DO UPDATE SET sync_id = excluded.sync_id", err);
     if (!st)
         return AS_EDB;
@@ -447,6 +460,7 @@ enum as_code db_sqlite_tenant_signin_put(struct db_conn *c, int64_t sync_id, con
     else
         sqlite3_bind_null(st, 9);
     sqlite3_bind_int64(st, 10, sync_id);
+    sqlite3_bind_int(st, 11, db_signin_interactive(signin));
     return db_step_done(c, st, "store sign-in", err);
 }
 
@@ -520,8 +534,11 @@ enum as_code db_sqlite_tenant_users_foreach_sorted(struct db *db, const char *so
     }
     /* The ORDER BY varies per call, so this statement is prepared here rather
      * than cached (db_stmt keeps the SQL pointer). */
-    char sql[4600];
-    const char *all_end = strstr(sql_all, " ORDER BY ");
+    char sql[9000];
+    /* The listing's own ORDER BY is the last one (columns may hold others). */
+    const char *all_end = NULL;
+    for (const char *p = sql_all; (p = strstr(p, " ORDER BY ")) != NULL; p++)
+        all_end = p;
     snprintf(sql, sizeof sql, "%.*s ORDER BY (%s) %s, u.upn_lower", (int)(all_end - sql_all),
              sql_all, user_cols[k].sql, desc ? "DESC" : "ASC");
     enum as_code rc = db_sqlite_read_begin(db, &c, err);
@@ -605,10 +622,11 @@ enum as_code db_sqlite_tenant_user_row(struct db *db, const char *upn_or_id, jso
 static json_t *signin_row(sqlite3_stmt *st)
 {
     static const char *const keys[] = {"id", "created_at", "upn", "user_id", "client_app",
-                                       "app_name", "ip_address", "error_code"};
+                                       "app_name", "ip_address", "error_code", "interactive"};
     json_t *row = json_object();
-    for (int i = 0; row && i < 8; i++)
-        json_object_set_new(row, keys[i], col_json(st, i, i == 7 ? COL_INT : COL_TEXT));
+    for (int i = 0; row && i < 9; i++)
+        json_object_set_new(row, keys[i],
+                            col_json(st, i, i == 7 ? COL_INT : i == 8 ? COL_BOOL : COL_TEXT));
     return row;
 }
 
@@ -619,8 +637,8 @@ enum as_code db_sqlite_tenant_signins_foreach(struct db *db, const struct db_ten
     struct db_conn *c;
     sqlite3_stmt *st;
     enum as_code rc = db_read_stmt(db,
-        "SELECT id, created_at, upn, user_id, client_app, app_name, ip_address, error_code"
-        " FROM tenant_signins WHERE created_ms >= ?1"
+        "SELECT id, created_at, upn, user_id, client_app, app_name, ip_address, error_code,"
+        " interactive FROM tenant_signins WHERE created_ms >= ?1"
         " AND (?2 IS NULL OR client_app = ?2 COLLATE NOCASE)"
         " AND (?3 IS NULL OR upn = ?3 COLLATE NOCASE)"
         " ORDER BY created_ms DESC, id", &c, &st, err);
