@@ -378,6 +378,21 @@ static int kpi_show(struct cli *cli, int argc, char **argv)
             printf(" (at most %lld open runs)", (long long)mo);
         printf("\n");
     }
+    const json_t *dl = json_object_get(shown, "deadline");
+    if (dl) {
+        long long days = (long long)json_integer_value(json_object_get(dl, "days_left"));
+        const char *date = json_string_value(json_object_get(dl, "date"));
+        if (json_is_true(json_object_get(dl, "passed")))
+            printf("  deadline:  %s: passed", date);
+        else
+            printf("  deadline:  %s: %lld day%s left", date, days, days == 1 ? "" : "s");
+        if (json_array_size(values))
+            printf(", %lld to go: %lld per week needed\n",
+                   (long long)json_integer_value(json_object_get(dl, "remaining")),
+                   (long long)json_integer_value(json_object_get(dl, "needed_per_week")));
+        else
+            printf("\n");
+    }
     size_t n = json_array_size(values);
     if (n == 0) {
         printf("\n  never evaluated: `assent kpi eval %s`\n", json_string_value(json_object_get(k, "name")));

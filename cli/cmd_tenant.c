@@ -185,7 +185,9 @@ static void report_usage(FILE *f)
             "  id upn display_name mail account_enabled has_mailbox activesync_enabled owa_enabled\n"
             "  pop_enabled imap_enabled mapi_enabled ews_enabled smtp_client_auth_disabled\n"
             "  smtp_client_auth_disabled_mailbox pop3_30d imap4_30d smtp_30d legacy_signins_30d\n"
-            "  last_legacy_signin last_legacy_client_app synced_at\n"
+            "  last_legacy_signin last_legacy_client_app smtp_signins_30d pop3_signins_30d\n"
+            "  imap4_signins_30d activesync_signins_30d ews_signins_30d other_signins_30d\n"
+            "  noninteractive_signins_30d smtp_basic_30d drift synced_at\n"
             "--sort takes a row key or a column header (e.g. POP, last_legacy_signin,desc).\n"
             "Sign-ins: --since defaults to 30d (ISO 8601 or 7d/12h); --client-app compares\n"
             "case-insensitively (IMAP4, POP3, \"Authenticated SMTP\", ...).\n");

@@ -215,7 +215,7 @@ json_t *kpi_protocols_json(unsigned mask)
 
 static const char *const def_keys[] = {"name",     "description", "report",  "filter",
                                        "protocols", "group_by",   "schedule", "trigger",
-                                       "close_superseded", NULL};
+                                       "close_superseded", "deadline", NULL};
 static const char *const trigger_keys[] = {"workflow", "input", "max_open", "close_superseded",
                                            NULL};
 static const char *const schedule_keys[] = {"cron", "timezone", "sync", NULL};
@@ -245,6 +245,45 @@ static int name_ok(const char *s)
         goto fail;                                                                               \
     } while (0)
 
+/* The end of the deadline's day (00:00 UTC of the next day) in *at: the
+ * work must be done by then.  -1 when s is not a valid YYYY-MM-DD. */
+static int deadline_end(const char *s, int64_t *at)
+{
+    char iso[32];
+    int64_t start;
+    if (!s || strlen(s) != 10 || s[4] != '-' || s[7] != '-')
+        return -1;
+    snprintf(iso, sizeof iso, "%sT00:00:00Z", s);
+    if (time_parse_iso(iso, &start) != AS_OK)
+        return -1;
+    char back[40];
+    time_format_iso(start, back, sizeof back);
+    if (strncmp(back, s, 10) != 0)
+        return -1; /* 2026-02-30 normalised to March: not a date */
+    *at = start + 86400000LL;
+    return 0;
+}
+
+json_t *kpi_deadline_json(const json_t *def, int64_t value, int64_t now)
+{
+    const char *date = json_string_value(json_object_get(def, "deadline"));
+    int64_t at;
+    if (!date || deadline_end(date, &at) != 0)
+        return NULL;
+    int64_t left_ms = at - now;
+    int64_t days_left = left_ms > 0 ? (left_ms + 86400000LL - 1) / 86400000LL : 0;
+    /* What must go per week to reach 0 by the deadline: all of it when less
+     * than a day is left (or the deadline has passed). */
+    int64_t per_week = value;
+    if (left_ms >= 86400000LL && value > 0) {
+        double weeks = (double)left_ms / (7.0 * 86400000.0);
+        per_week = weeks >= 1.0 ? (int64_t)((double)value / weeks + 0.999999) : value;
+    }
+    return json_pack("{s:s, s:I, s:I, s:b, s:I, s:I}", "date", date, "due_at", (json_int_t)at,
+                     "days_left", (json_int_t)days_left, "passed", left_ms <= 0, "remaining",
+                     (json_int_t)value, "needed_per_week", (json_int_t)(value > 0 ? per_week : 0));
+}
+
 enum as_code kpi_def_normalize(const json_t *in, json_t **out, struct as_err *err)
 {
     enum as_code rc = AS_OK;
@@ -268,7 +307,16 @@ enum as_code kpi_def_normalize(const json_t *in, json_t **out, struct as_err *er
     {
         if (!key_known(def_keys, key))
             DEF_ERR("kpi \"%s\": unknown key \"%s\" (known: name, description, report, filter, "
-                    "protocols, group_by, schedule, trigger, close_superseded)", name, key);
+                    "protocols, group_by, schedule, trigger, close_superseded, deadline)", name, key);
+    }
+    json_t *deadline = json_object_get(def, "deadline");
+    if (deadline && json_is_null(deadline)) {
+        json_object_del(def, "deadline");
+    } else if (deadline) {
+        int64_t at;
+        if (deadline_end(json_string_value(deadline), &at) != 0)
+            DEF_ERR("kpi \"%s\": deadline must be a date YYYY-MM-DD (e.g. \"2026-12-31\"), got %s",
+                    name, json_is_string(deadline) ? json_string_value(deadline) : "a non-string");
     }
     json_t *close = json_object_get(def, "close_superseded");
     if (close && !json_is_boolean(close))
@@ -986,6 +1034,16 @@ enum as_code kpi_show_json(struct app *app, const char *name, int limit, int64_t
         if (!*out)
             rc = as_errf(err, AS_ENOMEM, "out of memory");
     }
+    size_t nv = json_array_size(values);
+    json_t *dl = !rc && nv ? kpi_deadline_json(json_object_get(k, "definition"),
+                                              json_integer_value(json_object_get(
+                                                  json_array_get(values, nv - 1), "value")),
+                                              now)
+                           : NULL;
+    if (!rc && !dl && !nv)
+        dl = kpi_deadline_json(json_object_get(k, "definition"), 0, now);
+    if (dl)
+        json_object_set_new(*out, "deadline", dl);
     const json_t *sched = json_object_get(json_object_get(k, "definition"), "schedule");
     int64_t next = 0;
     if (!rc && sched) {

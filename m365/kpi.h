@@ -135,6 +135,14 @@ enum as_code kpi_save(struct app *app, json_t *in, int replace, const char *acto
                       json_t **def, struct as_err *err) AS_WUR;
 
 /*
+ * A KPI's deadline (definition key "deadline": "YYYY-MM-DD", due at the end
+ * of that day, UTC) against its latest value: {"date", "due_at" (ms),
+ * "days_left", "passed", "remaining", "needed_per_week" (what must go each
+ * week to reach 0 in time)}, or NULL when the KPI has none.  New reference.
+ */
+json_t *kpi_deadline_json(const json_t *def, int64_t value, int64_t now);
+
+/*
  * KPI `name` as `assent kpi show --json` prints it and GET
  * /api/v1/kpis/{name} answers: {"kpi": (db_kpi_get), "values": the last
  * `limit` values oldest first, "schedule_runs": the last 5, "next_fire_at"

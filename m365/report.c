@@ -32,6 +32,8 @@ static const struct report_col user_cols[] = {
     {"imap4_30d", "imap4_30d", CF_YESNO},
     {"smtp_30d", "smtp_30d", CF_YESNO},
     {"last legacy sign-in", "last_legacy_signin", CF_SIGNIN},
+    {"smtp_basic_30d", "smtp_basic_30d", CF_INT},
+    {"drift", "drift", CF_TEXT},
     /* Who is exempt and why: active exceptions (m365/kpi.h, docs/kpis.md). */
     {"exempt", "exempt", CF_LIST},
     {"exempt_reason", "exempt_reason", CF_TEXT},
@@ -45,6 +47,7 @@ static const struct report_col signin_cols[] = {
     {"app", "app_name", CF_TEXT},
     {"ip_address", "ip_address", CF_TEXT},
     {"error_code", "error_code", CF_INT},
+    {"interactive", "interactive", CF_YESNO},
 };
 
 const struct report_col *report_columns(enum report_kind kind, size_t *n)

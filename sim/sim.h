@@ -162,5 +162,9 @@ const char *sim_graph_label(const char *method, const char *path);
 /* Parse the cmdlet name out of an InvokeCommand body (for labels and faults). */
 void sim_exo_peek_cmdlet(const char *body, size_t len, char *out, size_t size);
 void sim_exo_invoke(struct sim *s, struct sim_req *r, struct sim_resp *o, const char *tenant);
+/* Set the CAS properties named in params (others ignored) on mailbox m, as
+ * Set-CASMailbox does; 1 when something changed (WhenChanged moves). The
+ * caller holds the state's write lock. */
+int sim_mailbox_apply(struct sim_state *st, struct sim_mailbox *m, const json_t *params);
 
 #endif

@@ -408,6 +408,35 @@ static int check_value(struct sim_resp *o, const char *cmdlet, const char *key, 
     return 0;
 }
 
+
+int sim_mailbox_apply(struct sim_state *st, struct sim_mailbox *m, const json_t *params)
+{
+    const char *key;
+    json_t *v;
+    int changed = 0;
+    json_object_foreach((json_t *)params, key, v) {
+        int p = sim_cas_prop_find(key);
+        if (p < 0)
+            continue;
+        if (sim_cas_props[p].type == SIM_CAS_STR) {
+            const char *nv = json_is_null(v) ? NULL : intern_str(&st->pool, json_string_value(v));
+            if ((nv == NULL) != (m->s[p] == NULL) || (nv && strcmp(nv, m->s[p]) != 0)) {
+                m->s[p] = nv;
+                changed = 1;
+            }
+        } else {
+            signed char nv = json_is_null(v) ? -1 : (signed char)json_is_true(v);
+            if (m->b[p] != nv) {
+                m->b[p] = nv;
+                changed = 1;
+            }
+        }
+    }
+    if (changed)
+        m->when_changed_ms = now_ms();
+    return changed;
+}
+
 static void set_cas(struct sim *s, struct sim_req *r, struct sim_resp *o, const char *tenant,
                     json_t *params)
 {
@@ -447,32 +476,10 @@ static void set_cas(struct sim *s, struct sim_req *r, struct sim_resp *o, const 
         return;
     }
     struct sim_mailbox *m = st->users[idx].mbx;
-    int changed = 0;
-    json_object_foreach(params, key, v) {
-        int p = sim_cas_prop_find(key);
-        if (p < 0)
-            continue;
-        if (sim_cas_props[p].type == SIM_CAS_STR) {
-            const char *nv = json_is_null(v) ? NULL : intern_str(&st->pool, json_string_value(v));
-            if ((nv == NULL) != (m->s[p] == NULL) || (nv && strcmp(nv, m->s[p]) != 0)) {
-                m->s[p] = nv;
-                changed = 1;
-            }
-        } else {
-            signed char nv = json_is_null(v) ? -1 : (signed char)json_is_true(v);
-            if (m->b[p] != nv) {
-                m->b[p] = nv;
-                changed = 1;
-            }
-        }
-    }
+    int changed = sim_mailbox_apply(st, m, params);
     char name[300];
     str_copy(name, sizeof name, m->name);
-    uint64_t gen = 0;
-    if (changed) {
-        m->when_changed_ms = now_ms();
-        gen = ++s->gen;
-    }
+    uint64_t gen = changed ? ++s->gen : 0;
     pthread_rwlock_unlock(&s->lock);
     if (changed && sim_persist(s, gen) != 0) {
         exo_error(o, 500, "InternalServerError", "System.IO.IOException",

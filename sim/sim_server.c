@@ -492,6 +492,32 @@ static void admin_route(struct sim *s, struct sim_req *r, struct sim_resp *o)
         json_decref(out);
         return;
     }
+    if (str_starts(r->path, "/_sim/mailboxes/")) {
+        /* someone changes a mailbox outside Assent (admin center, another
+         * script): CAS properties as JSON, e.g. {"PopEnabled": true} */
+        if (strcmp(m, "PATCH") != 0)
+            goto bad_method;
+        json_t *doc = json_loadb(r->body ? r->body : "", r->body_len, 0, NULL);
+        if (!json_is_object(doc)) {
+            json_decref(doc);
+            sim_resp_text(o, 400, "application/json", "{\"error\":\"a JSON object of CAS properties\"}");
+            return;
+        }
+        pthread_rwlock_wrlock(&s->lock);
+        int idx = sim_state_find_user(&s->st, r->path + 16);
+        struct sim_mailbox *mb = idx >= 0 ? s->st.users[idx].mbx : NULL;
+        int changed = mb ? sim_mailbox_apply(&s->st, mb, doc) : 0;
+        uint64_t gen = changed ? ++s->gen : 0;
+        pthread_rwlock_unlock(&s->lock);
+        json_decref(doc);
+        if (!mb)
+            sim_resp_text(o, 404, "application/json", "{\"error\":\"no such mailbox\"}");
+        else if (changed && sim_persist(s, gen) != 0)
+            sim_resp_text(o, 500, "application/json", "{\"error\":\"state not saved\"}");
+        else
+            sim_resp_text(o, 200, "application/json", changed ? "{\"changed\":true}" : "{\"changed\":false}");
+        return;
+    }
     if (str_starts(r->path, "/_sim/users/")) {
         if (strcmp(m, "DELETE") != 0)
             goto bad_method;

@@ -11,3 +11,13 @@ add_dependencies(it_m365 assent assent-tenant-sim)
 add_test(NAME integration.m365 COMMAND it_m365)
 set_tests_properties(integration.m365 PROPERTIES ENVIRONMENT "${ASSENT_TEST_ENV}" TIMEOUT 600
                      LABELS integration)
+
+# integration.playbook: evidence of Basic use (non-interactive sign-ins, the
+# SMTP AUTH clients report import), drift after the simulator turns a
+# protocol on again, KPI deadlines (tests/integration/it_playbook.c).
+add_executable(it_playbook ${CMAKE_CURRENT_LIST_DIR}/it_playbook.c)
+target_link_libraries(it_playbook PRIVATE assent_testlib)
+add_dependencies(it_playbook assent assent-tenant-sim)
+add_test(NAME integration.playbook COMMAND it_playbook)
+set_tests_properties(integration.playbook PROPERTIES ENVIRONMENT "${ASSENT_TEST_ENV}"
+                     TIMEOUT 600 LABELS integration)

@@ -49,3 +49,10 @@ add_test(NAME pg.api COMMAND test_api)
 set_tests_properties(pg.api PROPERTIES
                      ENVIRONMENT "${ASSENT_PG_TEST_ENV};ASSENT_TEST_DB=pg"
                      FIXTURES_REQUIRED pg TIMEOUT 600 LABELS "integration;pg")
+
+# The playbook's evidence and drift (it_playbook.c, built by m365.cmake) on
+# PostgreSQL.
+add_test(NAME pg.playbook COMMAND it_playbook)
+set_tests_properties(pg.playbook PROPERTIES
+                     ENVIRONMENT "${ASSENT_PG_TEST_ENV};ASSENT_TEST_DB=pg"
+                     FIXTURES_REQUIRED pg TIMEOUT 600 LABELS "integration;pg")
