@@ -240,6 +240,10 @@ extern const char *const m365_legacy_client_apps[];
 enum as_code m365_send_mail(struct m365 *m, const char *sender_upn, const json_t *message,
                             int save_to_sent, struct as_err *err) AS_WUR;
 
+/* SHA-256 hex of a request in the approval step's canonical form (compact
+ * JSON, keys sorted): the "request_hash" an approval of `request` outputs. */
+enum as_code m365_request_hash(const json_t *request, char out[65], struct as_err *err) AS_WUR;
+
 /*
  * Hash of a manage_cas request as an approval freezes it: SHA-256 (lower-case
  * hex) of the canonical JSON {"identity":identity,"settings":settings}

@@ -911,6 +911,16 @@ out:
 
 /* ------------------------------------------------ hashing and PowerShell */
 
+enum as_code m365_request_hash(const json_t *request, char out[65], struct as_err *err)
+{
+    char *text = json_dumps(request, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+    if (!text)
+        return as_errf(err, AS_ENOMEM, "out of memory");
+    int failed = encode_sha256_hex(text, strlen(text), out);
+    free(text);
+    return failed ? as_errf(err, AS_EIO, "SHA-256 failed") : AS_OK;
+}
+
 enum as_code m365_cas_request_hash(const char *identity, const json_t *settings, char out[65],
                                    struct as_err *err)
 {

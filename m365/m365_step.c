@@ -116,7 +116,10 @@ static int exempt_settings(struct step_ctx *ctx, struct step_result *res,
     json_object_foreach((json_t *)a->settings, key, want)
     {
         unsigned bit = kpi_cas_protocol(key);
-        if (!(mask & bit) || !kpi_cas_turns_off(key, want))
+        /* Following the organisation (SMTP AUTH null) may turn it off too:
+         * an exempt user keeps the explicit setting. */
+        int may_turn_off = kpi_cas_turns_off(key, want) || (bit == KPI_P_SMTP && json_is_null(want));
+        if (!(mask & bit) || !may_turn_off)
             continue;
         json_object_set_new(*skip, key, json_true());
         const char *display = NULL;
@@ -198,6 +201,8 @@ void m365_step_apply(struct step_ctx *ctx, struct step_result *res, const struct
         return;
     rc = read_object(m, a->identity, &before, &err);
     if (rc) {
+        if (rc == AS_ENOTFOUND && a->not_found)
+            *a->not_found = 1;
         m365_step_error(ctx, res, m, rc, read_cmdlet, &err);
         return;
     }
@@ -331,4 +336,34 @@ out:
     json_decref(skip);
     json_decref(skipped);
     json_decref(skipped_text);
+}
+
+int m365_step_check_approved(struct step_result *res, const json_t *approved_request,
+                             const char *approved_hash, const char *key, const json_t *mine)
+{
+    char h[65];
+    struct as_err err = {0};
+    if (!json_is_object(approved_request) || !approved_hash) {
+        step_fail(res, "approved_request needs approved_hash (and is an object); nothing was "
+                       "changed");
+        return -1;
+    }
+    if (m365_request_hash(approved_request, h, &err) != AS_OK) {
+        step_retry(res, 0, "hashing the approved request: %s", err.msg);
+        return -1;
+    }
+    if (strcasecmp(h, approved_hash) != 0) {
+        step_fail(res, "approved_request is not the request that was approved (approved request "
+                       "hash %.64s, this one %s); nothing was changed",
+                  approved_hash, h);
+        return -1;
+    }
+    const json_t *part = json_object_get(approved_request, key);
+    if (!part || !json_equal((json_t *)part, (json_t *)mine)) {
+        step_fail(res, "the approved request's \"%s\" is not what this step was asked to do; "
+                       "nothing was changed",
+                  key);
+        return -1;
+    }
+    return 0;
 }

@@ -54,8 +54,20 @@ struct m365_apply {
     const char *const *props;     /* properties reported in before/after */
     int honour_exceptions;        /* mailbox only: leave out settings that turn off a
                                    * protocol the user is exempt from now */
+    int *not_found;               /* may be NULL: set to 1 when the object does not exist
+                                   * (res is then a failure naming it) */
 };
 
 void m365_step_apply(struct step_ctx *ctx, struct step_result *res, const struct m365_apply *a);
+
+/*
+ * For a step that carries out one part of a compound approved request (the
+ * object an approval step was given as "request", e.g. {"settings": ...,
+ * "reset": [...]}): approved_request must hash to approved_hash (the
+ * approval's request_hash) and its member `key` must equal mine.  0, or -1
+ * with res failed and nothing done.
+ */
+int m365_step_check_approved(struct step_result *res, const json_t *approved_request,
+                             const char *approved_hash, const char *key, const json_t *mine);
 
 #endif

@@ -28,6 +28,9 @@ static const struct step_param params[] = {
     {"settings", SP_OBJECT, 1,
      "transport settings: SmtpClientAuthenticationDisabled and/or AllowLegacyTLSClients (bool)"},
     {"approved_hash", SP_STRING, 0, "SHA-256 of the approved request: refuse anything else"},
+    {"approved_request", SP_OBJECT, 0,
+     "the whole request an approval froze (its hash is approved_hash), when these settings are "
+     "one part of it: its \"settings\" must equal settings"},
     {"expect", SP_OBJECT, 0, "state the request was based on: refuse if it changed"},
     {"allow_exempt_inheriting", SP_BOOL, 0,
      "turn SMTP AUTH off for the organisation even though users with an SMTP exception "
@@ -183,6 +186,13 @@ static void execute(struct step_ctx *ctx, struct step_result *res)
             return;
         }
     }
+    const char *hash = json_string_value(json_object_get(ctx->params, "approved_hash"));
+    const json_t *whole = json_object_get(ctx->params, "approved_request");
+    if (whole && !json_is_null(whole)) {
+        if (m365_step_check_approved(res, whole, hash, "settings", settings))
+            return;
+        hash = NULL; /* checked over the whole request */
+    }
     if (check_exempt_inheriting(ctx, res, settings))
         return;
     struct m365_apply a = {
@@ -190,7 +200,7 @@ static void execute(struct step_ctx *ctx, struct step_result *res)
         .identity = NULL,
         .settings = settings,
         .expect = json_is_object(expect) ? expect : NULL,
-        .approved_hash = json_string_value(json_object_get(ctx->params, "approved_hash")),
+        .approved_hash = hash,
         .props = m365_transport_properties,
     };
     m365_step_apply(ctx, res, &a);

@@ -166,5 +166,8 @@ void sim_exo_invoke(struct sim *s, struct sim_req *r, struct sim_resp *o, const 
  * Set-CASMailbox does; 1 when something changed (WhenChanged moves). The
  * caller holds the state's write lock. */
 int sim_mailbox_apply(struct sim_state *st, struct sim_mailbox *m, const json_t *params);
+/* Set the organisation's transport settings (-1 leaves one as it is), as
+ * Set-TransportConfig does; 1 when something changed.  Write lock held. */
+int sim_transport_apply(struct sim_state *st, int smtp_disabled, int allow_legacy_tls);
 
 #endif

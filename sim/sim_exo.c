@@ -567,6 +567,22 @@ static void get_transport(struct sim *s, struct sim_req *r, struct sim_resp *o,
     str_copy(o->content_type, sizeof o->content_type, EXO_CT);
 }
 
+int sim_transport_apply(struct sim_state *st, int smtp_disabled, int allow_legacy_tls)
+{
+    int changed = 0;
+    if (smtp_disabled >= 0 && st->smtp_auth_disabled_org != smtp_disabled) {
+        st->smtp_auth_disabled_org = (signed char)smtp_disabled;
+        changed = 1;
+    }
+    if (allow_legacy_tls >= 0 && st->allow_legacy_tls != allow_legacy_tls) {
+        st->allow_legacy_tls = (signed char)allow_legacy_tls;
+        changed = 1;
+    }
+    if (changed)
+        st->transport_when_changed_ms = now_ms();
+    return changed;
+}
+
 static void set_transport(struct sim *s, struct sim_req *r, struct sim_resp *o,
                           const char *tenant, json_t *params)
 {
@@ -605,21 +621,8 @@ static void set_transport(struct sim *s, struct sim_req *r, struct sim_resp *o,
         *slot = json_is_true(v);
     }
     pthread_rwlock_wrlock(&s->lock);
-    struct sim_state *st = &s->st;
-    int changed = 0;
-    if (set_smtp >= 0 && st->smtp_auth_disabled_org != set_smtp) {
-        st->smtp_auth_disabled_org = (signed char)set_smtp;
-        changed = 1;
-    }
-    if (set_tls >= 0 && st->allow_legacy_tls != set_tls) {
-        st->allow_legacy_tls = (signed char)set_tls;
-        changed = 1;
-    }
-    uint64_t gen = 0;
-    if (changed) {
-        st->transport_when_changed_ms = now_ms();
-        gen = ++s->gen;
-    }
+    int changed = sim_transport_apply(&s->st, set_smtp, set_tls);
+    uint64_t gen = changed ? ++s->gen : 0;
     pthread_rwlock_unlock(&s->lock);
     if (changed && sim_persist(s, gen) != 0) {
         exo_error(o, 500, "InternalServerError", "System.IO.IOException",

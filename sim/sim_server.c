@@ -492,6 +492,31 @@ static void admin_route(struct sim *s, struct sim_req *r, struct sim_resp *o)
         json_decref(out);
         return;
     }
+    if (!strcmp(r->path, "/_sim/transport")) {
+        /* the organisation's transport settings changed outside Assent */
+        if (strcmp(m, "PATCH") != 0)
+            goto bad_method;
+        json_t *doc = json_loadb(r->body ? r->body : "", r->body_len, 0, NULL);
+        json_t *smtp = json_object_get(doc, "SmtpClientAuthenticationDisabled");
+        json_t *tls = json_object_get(doc, "AllowLegacyTLSClients");
+        if (!json_is_object(doc) || (smtp && !json_is_boolean(smtp)) || (tls && !json_is_boolean(tls))) {
+            json_decref(doc);
+            sim_resp_text(o, 400, "application/json",
+                          "{\"error\":\"SmtpClientAuthenticationDisabled / AllowLegacyTLSClients: true or false\"}");
+            return;
+        }
+        pthread_rwlock_wrlock(&s->lock);
+        int changed = sim_transport_apply(&s->st, smtp ? json_is_true(smtp) : -1,
+                                          tls ? json_is_true(tls) : -1);
+        uint64_t gen = changed ? ++s->gen : 0;
+        pthread_rwlock_unlock(&s->lock);
+        json_decref(doc);
+        if (changed && sim_persist(s, gen) != 0)
+            sim_resp_text(o, 500, "application/json", "{\"error\":\"state not saved\"}");
+        else
+            sim_resp_text(o, 200, "application/json", changed ? "{\"changed\":true}" : "{\"changed\":false}");
+        return;
+    }
     if (str_starts(r->path, "/_sim/mailboxes/")) {
         /* someone changes a mailbox outside Assent (admin center, another
          * script): CAS properties as JSON, e.g. {"PopEnabled": true} */

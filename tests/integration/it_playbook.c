@@ -16,6 +16,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <strings.h>
 
 #include "base/timeutil.h"
@@ -24,6 +25,7 @@
 #define N_USERS 60
 
 static char *g_dir, *g_db;
+static char g_mail_dir[600];
 static struct mt_sim g_sim;
 static char *g_env[16];
 static char g_envbuf[16][600];
@@ -36,6 +38,7 @@ static void set_env(const struct mt_sim *s, const char *db)
         {"ASSENT_CLIENT_ID", s->client_id},   {"ASSENT_CLIENT_SECRET_FILE", s->secret_path},
         {"ASSENT_DB", db},                    {"ASSENT_M365_BACKOFF_INITIAL_MS", "10"},
         {"ASSENT_M365_BACKOFF_MAX_MS", "500"}, {"ASSENT_LOG_LEVEL", "warn"},
+        {"ASSENT_MAIL_DIR", g_mail_dir},
     };
     size_t n = sizeof kv / sizeof kv[0];
     for (size_t i = 0; i < n; i++) {
@@ -120,6 +123,7 @@ static int setup(void **state)
 {
     (void)state;
     g_dir = tu_tmpdir("itplaybook");
+    snprintf(g_mail_dir, sizeof g_mail_dir, "%s/mail", g_dir);
     if (mt_sim_start(&g_sim, g_dir, "tenant", N_USERS, 7, NULL, NULL, NULL) != 0)
         return -1;
     g_db = tu_test_on_pg() ? tu_pg_db_new("playbook") : tu_path(g_dir, "a.db");
@@ -401,6 +405,173 @@ static void test_kpi_deadline(void **state)
     free(path);
 }
 
+
+/* ----------------------------------------------- the organisation switch */
+
+/* Set a mailbox's SMTP AUTH switch in the simulator ("null", "false", "true"). */
+static void set_smtp(const char *upn, const char *value)
+{
+    char path[400], body[100];
+    snprintf(path, sizeof path, "/_sim/mailboxes/%s", upn);
+    snprintf(body, sizeof body, "{\"SmtpClientAuthenticationDisabled\": %s}", value);
+    json_decref(mt_sim_admin(&g_sim, "PATCH", path, body));
+}
+
+static json_t *smtp_of(json_t *st, const char *upn)
+{
+    return json_object_get(json_object_get(mt_state_user(st, upn), "mailbox"),
+                           "SmtpClientAuthenticationDisabled");
+}
+
+/* Poll `assent show RUN --json` until the run's status is one of want
+ * ("a|b"); a slow machine only makes this slower (the bound is generous). */
+static json_t *wait_run(const char *run, const char *want)
+{
+    char *last = NULL;
+    for (int i = 0; i < 6000; i++) {
+        json_t *j = assent_json("show", run, "--json", NULL, NULL, NULL);
+        const char *st = json_string_value(json_object_get(json_object_get(j, "run"), "status"));
+        if (!st)
+            st = json_string_value(json_object_get(j, "status"));
+        if (st && strstr(want, st)) {
+            free(last);
+            return j;
+        }
+        free(last);
+        last = json_dumps(j, JSON_COMPACT);
+        json_decref(j);
+        tu_sleep_ms(50);
+    }
+    fail_msg("run %s never reached %s: %.3000s", run, want, last ? last : "?");
+    return NULL;
+}
+
+/* Start the workflow; returns its run id as text in buf. */
+static void start_run(const char *wf, const char *input, char *buf, size_t size)
+{
+    json_t *j = assent_json("run", wf, "--input", input, "--json", NULL);
+    snprintf(buf, size, "%lld", (long long)json_integer_value(json_object_get(j, "run_id")));
+    json_decref(j);
+}
+
+static void test_tenant_smtp_auth(void **state)
+{
+    (void)state;
+    char *out = NULL, *err = NULL, a[256], b[256], c[256], wf[600], run[32];
+    json_t *st = mt_sim_state(&g_sim), *users = json_object_get(st, "users");
+    /* Three users with mailboxes, far from the ones other tests used. */
+    int k = 0;
+    for (size_t i = json_array_size(users); i-- > 0 && k < 3;) {
+        json_t *u = json_array_get(users, i);
+        if (!json_is_object(json_object_get(u, "mailbox")))
+            continue;
+        snprintf(k == 0 ? a : k == 1 ? b : c, sizeof a, "%s",
+                 json_string_value(json_object_get(u, "userPrincipalName")));
+        k++;
+    }
+    json_decref(st);
+    assert_int_equal(k, 3);
+    /* The organisation allows SMTP AUTH; a follows it and is exempt for smtp,
+     * b enables it explicitly with no exception, c explicitly with one for all. */
+    json_decref(mt_sim_admin(&g_sim, "PATCH", "/_sim/transport",
+                             "{\"SmtpClientAuthenticationDisabled\": false}"));
+    set_smtp(a, "null");
+    set_smtp(b, "false");
+    set_smtp(c, "false");
+    assert_int_equal(assent(&out, &err, "exception", "add", "--user", a, "--protocols", "smtp",
+                            "--reason", "copier", "--granted-by", "it@example.com", NULL), 0);
+    free(out);
+    free(err);
+    assert_int_equal(assent(&out, &err, "exception", "add", "--user", c, "--protocols", "all",
+                            "--reason", "legacy app", "--granted-by", "it@example.com", NULL), 0);
+    free(out);
+    free(err);
+    sync_ok();
+
+    /* Independently, from the state file: whom reset_explicit resets. */
+    st = mt_sim_state(&g_sim);
+    json_t *expect_reset = json_array(), *u;
+    size_t i;
+    json_array_foreach(json_object_get(st, "users"), i, u)
+    {
+        const char *upn = json_string_value(json_object_get(u, "userPrincipalName"));
+        json_t *v = json_object_get(json_object_get(u, "mailbox"), "SmtpClientAuthenticationDisabled");
+        if (json_is_false(v) && strcmp(upn, c) != 0)
+            json_array_append_new(expect_reset, json_string(upn));
+    }
+    json_decref(st);
+    assert_true(json_array_size(expect_reset) >= 1);
+
+    char *log = tu_path(g_dir, "worker.log");
+    char *wargv[] = {(char *)tu_assent_bin(), "worker", NULL};
+    pid_t w = tu_spawn(wargv, g_env, log);
+    assert_true(w > 0);
+    snprintf(wf, sizeof wf, "%s/workflows/tenant-smtp-auth.json", tu_source_dir());
+    long sets = mt_sim_count(&g_sim, "exo.Set-TransportConfig", 0);
+    start_run(wf, "{\"reset_explicit\": true, \"approvers\": [\"owner@example.com\"]}", run,
+              sizeof run);
+    json_decref(wait_run(run, "waiting"));
+
+    /* The approval shows the impact; decided as an administrator. */
+    json_t *list = assent_json("approvals", "--json", NULL, NULL, NULL, NULL);
+    long long approval = 0;
+    json_array_foreach(list, i, u)
+        if (json_integer_value(json_object_get(u, "run_id")) == atoll(run))
+            approval = json_integer_value(json_object_get(u, "approval_id"));
+    json_decref(list);
+    assert_true(approval > 0);
+    json_t *shown = assent_json("show", run, "--json", "--verbose", NULL, NULL);
+    char *text = json_dumps(shown, JSON_COMPACT);
+    assert_non_null(strstr(text, b)); /* listed to be reset */
+    assert_non_null(strstr(text, a)); /* kept on explicitly */
+    free(text);
+    json_decref(shown);
+    char id[32];
+    snprintf(id, sizeof id, "%lld", approval);
+    assert_int_equal(assent(&out, &err, "decide", id, "approve", "--comment", "go", NULL), 0);
+    free(out);
+    free(err);
+    json_t *done = wait_run(run, "succeeded|failed|cancelled");
+    const char *status = json_string_value(json_object_get(json_object_get(done, "run"), "status"));
+    if (!status)
+        status = json_string_value(json_object_get(done, "status"));
+    assert_string_equal(status, "succeeded");
+    json_decref(done);
+
+    st = mt_sim_state(&g_sim);
+    assert_true(json_is_true(json_object_get(json_object_get(st, "transport_config"),
+                                             "SmtpClientAuthenticationDisabled")));
+    assert_true(json_is_false(smtp_of(st, a))); /* kept: its exception holds */
+    assert_true(json_is_false(smtp_of(st, c))); /* exempt: untouched */
+    json_array_foreach(expect_reset, i, u) assert_true(json_is_null(smtp_of(st, json_string_value(u))));
+    /* Exactly the expected mailboxes changed: nobody else is explicit false now. */
+    json_t *x;
+    json_array_foreach(json_object_get(st, "users"), i, x)
+    {
+        const char *upn = json_string_value(json_object_get(x, "userPrincipalName"));
+        if (json_is_false(json_object_get(json_object_get(x, "mailbox"),
+                                          "SmtpClientAuthenticationDisabled")))
+            assert_true(!strcmp(upn, a) || !strcmp(upn, c));
+    }
+    json_decref(st);
+    assert_int_equal(mt_sim_count(&g_sim, "exo.Set-TransportConfig", 0), sets + 1);
+
+    /* Again, after a sync: nothing to do, nobody asked, no second write. */
+    sync_ok();
+    start_run(wf, "{\"reset_explicit\": true, \"approvers\": [\"owner@example.com\"]}", run,
+              sizeof run);
+    done = wait_run(run, "succeeded|failed|cancelled|waiting");
+    text = json_dumps(done, JSON_COMPACT);
+    assert_non_null(strstr(text, "already_off"));
+    free(text);
+    json_decref(done);
+    assert_int_equal(mt_sim_count(&g_sim, "exo.Set-TransportConfig", 0), sets + 1);
+
+    tu_stop(w, SIGTERM);
+    json_decref(expect_reset);
+    free(log);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -408,6 +579,7 @@ int main(void)
         cmocka_unit_test(test_smtp_auth_report_import),
         cmocka_unit_test(test_drift),
         cmocka_unit_test(test_kpi_deadline),
+        cmocka_unit_test(test_tenant_smtp_auth),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
