@@ -492,6 +492,10 @@ static void admin_route(struct sim *s, struct sim_req *r, struct sim_resp *o)
         json_decref(out);
         return;
     }
+    if (str_starts(r->path, "/_sim/conditional_access") || str_starts(r->path, "/_sim/apps/")) {
+        sim_ca_admin(s, r, o);
+        return;
+    }
     if (str_starts(r->path, "/_sim/users/")) {
         if (strcmp(m, "DELETE") != 0)
             goto bad_method;
