@@ -104,6 +104,21 @@ struct run {
     json_t *added, *removed;
 };
 
+/* After a refused write (policy or member): a group this execution created goes again. */
+static void undo_group(struct run *r, enum as_code why)
+{
+    struct as_err err = {0};
+    if (!r->group_created || why == AS_ETRANSIENT || why == AS_ETIMEOUT)
+        return; /* a retry finds the group by name and carries on */
+    if (ca_group_delete(r->m, r->group_id, &err) == AS_OK)
+        step_event(r->ctx, "m365.ca.group_removed",
+                   json_pack("{s:s, s:s}", "id", r->group_id, "why",
+                             "the policy write was refused"));
+    else
+        step_event(r->ctx, "m365.ca.group_left",
+                   json_pack("{s:s, s:s}", "id", r->group_id, "error", err.msg));
+}
+
 /* 1. The group and its members.  0, or -1 with res filled. */
 static int apply_group(struct run *r)
 {
@@ -137,6 +152,7 @@ static int apply_group(struct run *r)
         rc = ca_group_member_add(r->m, r->group_id, json_string_value(json_object_get(x, "id")),
                                  &err);
         if (rc) {
+            undo_group(r, rc);
             m365_step_error(r->ctx, r->res, r->m, rc, "adding a member to the exclusion group",
                             &err);
             return -1;
@@ -148,6 +164,7 @@ static int apply_group(struct run *r)
         rc = ca_group_member_remove(r->m, r->group_id,
                                     json_string_value(json_object_get(x, "id")), &err);
         if (rc) {
+            undo_group(r, rc);
             m365_step_error(r->ctx, r->res, r->m, rc,
                             "removing a member from the exclusion group", &err);
             return -1;
@@ -173,21 +190,6 @@ static int apply_group(struct run *r)
         return -1;
     }
     return 0;
-}
-
-/* After a refused policy write: a group this execution created goes again. */
-static void undo_group(struct run *r, enum as_code why)
-{
-    struct as_err err = {0};
-    if (!r->group_created || why == AS_ETRANSIENT || why == AS_ETIMEOUT)
-        return; /* a retry finds the group by name and carries on */
-    if (ca_group_delete(r->m, r->group_id, &err) == AS_OK)
-        step_event(r->ctx, "m365.ca.group_removed",
-                   json_pack("{s:s, s:s}", "id", r->group_id, "why",
-                             "the policy write was refused"));
-    else
-        step_event(r->ctx, "m365.ca.group_left",
-                   json_pack("{s:s, s:s}", "id", r->group_id, "error", err.msg));
 }
 
 static void execute(struct step_ctx *ctx, struct step_result *res)
