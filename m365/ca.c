@@ -25,6 +25,10 @@
 static enum as_code need(enum as_code rc, const char *perm, struct as_err *err)
 {
     if (rc == AS_EAUTH && err && strstr(err->msg, "HTTP 403")) {
+        /* The generic hint (m365.c) gives way to the permission by name. */
+        char *generic = strstr(err->msg, " (grant the application permission this call needs");
+        if (generic)
+            *generic = '\0';
         size_t l = strlen(err->msg);
         if (l + 1 < sizeof err->msg)
             snprintf(err->msg + l, sizeof err->msg - l,

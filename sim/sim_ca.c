@@ -757,7 +757,8 @@ void sim_ca_admin(struct sim *s, struct sim_req *r, struct sim_resp *o)
         /* PUT /_sim/apps/{client_id}/graph_permissions  [..] or null */
         const char *p = r->path + 11;
         size_t n = strcspn(p, "/");
-        json_t *doc = body_json(r);
+        json_t *doc = json_loadb(r->body ? r->body : "", r->body_len,
+                                 JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, NULL);
         int ok = 0;
         if (!strcmp(m, "PUT") && !strcmp(p + n, "/graph_permissions") &&
             (json_is_array(doc) || json_is_null(doc))) {
