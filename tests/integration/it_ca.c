@@ -15,6 +15,7 @@
  *    leaves nothing written;
  *  - `assent sync` + `assent report policies` list the legacy-auth policies,
  *    a Microsoft-managed one included.
+ * Registered twice: integration.m365_ca (SQLite) and pg.m365_ca (PostgreSQL).
  */
 #include "tests/testutil.h"
 
@@ -191,7 +192,9 @@ static int setup(void **state)
     g_wf = strdup(src);
     g_log = tu_path(g_dir, "run.log");
     g_mail = tu_path(g_dir, "mail");
-    g_db = tu_path(g_dir, "a.db");
+    /* With ASSENT_TEST_DB=pg (pg.m365_ca) the store is a database of the
+     * tests' PostgreSQL server, so db/postgres/ca.c is what runs. */
+    g_db = tu_test_on_pg() ? tu_pg_db_new("itca") : tu_path(g_dir, "a.db");
     set_env();
     json_t *st = mt_sim_state(&g_sim);
     size_t k = 0, i;
@@ -214,12 +217,16 @@ static int teardown(void **state)
 {
     (void)state;
     mt_sim_stop(&g_sim);
+    if (tu_test_on_pg())
+        tu_pg_db_drop(g_db);
+    else
+        free(g_db);
+    g_db = NULL;
     tu_rmrf(g_dir);
     free(g_dir);
     free(g_wf);
     free(g_log);
     free(g_mail);
-    free(g_db);
     return 0;
 }
 
