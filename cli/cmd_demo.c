@@ -12,7 +12,9 @@
  *      var/demo/assent.db;
  *   4. create the shipped KPIs (workflows/kpis/), evaluate them;
  *   5. trigger workflows/legacy-protocols.json for every user the
- *      legacy-enabled KPI finds (emails go to var/demo/mail as .eml files);
+ *      legacy-enabled KPI finds (emails go to var/demo/mail as .eml files),
+ *      and start workflows/block-legacy-auth.json once (the report-only
+ *      Conditional Access policy, approved by the security address);
  *   6. run engine + scheduler + web server in this process, with the outbox
  *      page (GET /outbox: the delivered emails with their links, and each
  *      mailbox's protocols as the simulator has them now), until Ctrl-C;
@@ -43,6 +45,7 @@
 #include "db/db_kpi.h"
 #include "base/config.h"
 #include "engine/engine.h"
+#include "engine/workflow.h"
 #include "m365/kpi.h"
 #include "base/log.h"
 #include "m365/scheduler.h"
@@ -545,6 +548,41 @@ out:
     return rc;
 }
 
+/* Start workflows/block-legacy-auth.json once (deduplicated across demo
+ * runs): the report-only Conditional Access policy, asked of security@. */
+static int start_ca(struct cli *cli, struct demo *d)
+{
+    struct as_err err = {0};
+    struct diag_list diags = {0};
+    struct workflow *wf = NULL;
+    char path[PATH_MAX + 64], security[300];
+    int rc = -1;
+    snprintf(path, sizeof path, "%s/block-legacy-auth.json", d->workflows);
+    snprintf(security, sizeof security, "security@%s", d->domain);
+    json_t *input = json_pack("{s:[s], s:[s]}", "approvers", security, "escalate_to", security);
+    if (!input || wf_load_file(path, &wf, &diags, &err) != AS_OK) {
+        fprintf(stderr, "assent demo: %s: %s\n", path, err.msg[0] ? err.msg : "invalid workflow");
+        goto out;
+    }
+    struct engine_run_opts opts = {.dedupe_key = "demo-block-legacy-auth", .trigger = "demo",
+                                   .source_path = path};
+    int64_t run_id = 0;
+    enum as_code arc = engine_submit_run(&cli->app, wf, input, &opts, &run_id, &err);
+    if (arc == AS_ECONFLICT)
+        printf("  block-legacy-auth already has run %lld open\n", (long long)run_id);
+    else if (arc)
+        fprintf(stderr, "assent demo: block-legacy-auth: %s\n", err.msg);
+    else
+        printf("  started run %lld of block-legacy-auth (approval to %s)\n", (long long)run_id,
+               security);
+    rc = arc && arc != AS_ECONFLICT ? -1 : 0;
+out:
+    json_decref(input);
+    wf_free(wf);
+    diag_free(&diags);
+    return rc;
+}
+
 /* The options of `assent demo`. */
 struct demo_opts {
     const char *dir;
@@ -658,7 +696,11 @@ static int demo_chain(struct cli *cli, struct demo *d)
         eval_kpi(cli, "legacy-signins-30d", NULL))
         return EXIT_FAIL;
     printf("- triggering workflows/legacy-protocols.json for each user of legacy-enabled\n");
-    return trigger(cli) != 0 ? EXIT_FAIL : EXIT_OK;
+    if (trigger(cli) != 0)
+        return EXIT_FAIL;
+    printf("- workflows/block-legacy-auth.json: a report-only Conditional Access policy "
+           "blocking legacy authentication, excluding the users with an exception\n");
+    return start_ca(cli, d) != 0 ? EXIT_FAIL : EXIT_OK;
 }
 
 static void demo_banner(struct cli *cli, const struct demo *d, const char *dir)
@@ -674,6 +716,9 @@ static void demo_banner(struct cli *cli, const struct demo *d, const char *dir)
            "  simulator has them now.  Open an approval link, Approve (or Reject with a\n"
            "  comment), then reload the outbox: the approved user's POP, IMAP and SMTP AUTH\n"
            "  are off.  A rejection records an exception (`assent exception list --db %s`).\n"
+           "  The approval sent to security@ asks for the report-only Conditional Access\n"
+           "  policy that blocks legacy authentication; once approved, `assent report\n"
+           "  policies` (after a sync) shows it, excluding the users with an exception.\n"
            "\n"
            "  Emails are also files in %s.\n"
            "  Every 3 minutes the scheduler syncs the tenant again and re-evaluates\n"

@@ -101,6 +101,8 @@ int cmd_sync(struct cli *cli, int argc, char **argv)
         printf("  transport   %8s\n", res.transport_synced ? "synced" : "not synced");
         printf("  usage rows  %8ld\n", res.usage_rows);
         printf("  sign-ins    %8ld  (legacy clients, last 30 days)\n", res.signins);
+        if (res.ca_policies >= 0)
+            printf("  CA policies %8ld  (blocking legacy authentication)\n", res.ca_policies);
         size_t i;
         json_t *w;
         if (json_array_size(res.warnings))
@@ -179,7 +181,8 @@ static void report_usage(FILE *f)
     fprintf(f,
             "usage: assent report users [--where EXPR] [--sort COL[,desc]] [--format table|csv|json] [--limit N]\n"
             "       assent report signins [--client-app APP] [--since DURATION] [--upn UPN]\n"
-            "                             [--where EXPR] [--format table|csv|json] [--limit N]\n\n"
+            "                             [--where EXPR] [--format table|csv|json] [--limit N]\n"
+            "       assent report policies [--where EXPR] [--format table|csv|json] [--limit N]\n\n"
             "Rows come from the last `assent sync`.  --where takes an expression over the row\n"
             "(docs/expressions.md), e.g. --where 'pop_enabled || imap_enabled'.  Row keys:\n"
             "  id upn display_name mail account_enabled has_mailbox activesync_enabled owa_enabled\n"
@@ -190,7 +193,11 @@ static void report_usage(FILE *f)
             "  noninteractive_signins_30d smtp_basic_30d drift synced_at\n"
             "--sort takes a row key or a column header (e.g. POP, last_legacy_signin,desc).\n"
             "Sign-ins: --since defaults to 30d (ISO 8601 or 7d/12h); --client-app compares\n"
-            "case-insensitively (IMAP4, POP3, \"Authenticated SMTP\", ...).\n");
+            "case-insensitively (IMAP4, POP3, \"Authenticated SMTP\", ...).\n"
+            "Policies: the Conditional Access policies that block legacy authentication\n"
+            "(clientAppTypes exchangeActiveSync/other, grant block), Microsoft-managed ones\n"
+            "included; keys id display_name state managed assent client_app_types\n"
+            "grant_controls modified_at synced_at policy.\n");
 }
 
 /* Sync header on stderr for the human formats; error when there was none. */
@@ -231,18 +238,19 @@ int cmd_report(struct cli *cli, int argc, char **argv)
     }
     const char *what = argv[1];
     int users = strcmp(what, "users") == 0;
-    if (!users && strcmp(what, "signins") != 0) {
+    int policies = strcmp(what, "policies") == 0;
+    if (!users && !policies && strcmp(what, "signins") != 0) {
         report_usage(stderr);
         return EXIT_USAGE;
     }
-    q.kind = users ? REPORT_USERS : REPORT_SIGNINS;
+    q.kind = users ? REPORT_USERS : policies ? REPORT_POLICIES : REPORT_SIGNINS;
     for (int i = 2; i < argc; i++) {
         int m;
         if ((m = opt_value(argc, argv, &i, "--where", &q.where)) ||
             (m = opt_value(argc, argv, &i, "--sort", &q.sort)) ||
             (m = opt_value(argc, argv, &i, "--format", &format)) ||
             (m = opt_value(argc, argv, &i, "--limit", &limit)) ||
-            (!users && ((m = opt_value(argc, argv, &i, "--client-app", &q.client_app)) ||
+            (!users && !policies && ((m = opt_value(argc, argv, &i, "--client-app", &q.client_app)) ||
                         (m = opt_value(argc, argv, &i, "--since", &since)) ||
                         (m = opt_value(argc, argv, &i, "--upn", &q.upn))))) {
             if (m < 0)
@@ -325,7 +333,8 @@ done:
         rc = cli_error(arc == AS_EINVAL ? EXIT_USAGE : EXIT_DB, "report", "%s%s",
                        arc == AS_EINVAL ? "--" : "", err.msg);
     } else if (r.fmt == RF_TABLE) {
-        fprintf(stderr, "%ld %s\n", r.matched, users ? "users" : "sign-ins");
+        fprintf(stderr, "%ld %s\n", r.matched,
+                users ? "users" : policies ? "Conditional Access policies" : "sign-ins");
     }
 out:
     report_free(rep);

@@ -30,6 +30,7 @@
 #include "db/db.h"
 #include "db/db_approvals.h"
 #include "db/db_evidence.h"
+#include "db/db_ca.h"
 #include "db/db_kpi.h"
 #include "db/db_mail.h"
 #include "db/db_nodes.h"
@@ -264,6 +265,17 @@ struct db_backend {
                                    int limit, db_workflow_cb cb, void *ud, struct as_err *err);
     enum as_code (*approvals_page)(struct db *db, const struct db_approvals_page_query *q,
                                    json_t **out, struct as_err *err);
+    /* db_ca.h: Conditional Access */
+    enum as_code (*ca_policy_put)(struct db_conn *c, int64_t sync_id, int64_t now_ms,
+                                  const json_t *policy, int managed, struct as_err *err);
+    enum as_code (*ca_policies_prune)(struct db_conn *c, int64_t sync_id, struct as_err *err);
+    enum as_code (*ca_policies_foreach)(struct db *db, int (*cb)(const json_t *row, void *ud),
+                                        void *ud, struct as_err *err);
+    enum as_code (*ca_record_get)(struct db *db, const char *name, json_t **out,
+                                  struct as_err *err);
+    enum as_code (*ca_record_put)(struct db *db, const char *name, const char *policy_id,
+                                  const char *group_id, const char *body_hash, const json_t *body,
+                                  int64_t now_ms, struct as_err *err);
 };
 
 /* The two backends. */

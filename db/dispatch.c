@@ -638,3 +638,34 @@ enum as_code db_approvals_page(struct db *db, const struct db_approvals_page_que
 {
     return db_ops(db)->approvals_page(db, q, out, err);
 }
+
+/* ---- Conditional Access (db_ca.h) ------------------------------------------------ */
+
+enum as_code db_ca_policy_put(struct db_conn *c, int64_t sync_id, int64_t now_ms,
+                              const json_t *policy, int managed, struct as_err *err)
+{
+    return db_ops(c)->ca_policy_put(c, sync_id, now_ms, policy, managed, err);
+}
+
+enum as_code db_ca_policies_prune(struct db_conn *c, int64_t sync_id, struct as_err *err)
+{
+    return db_ops(c)->ca_policies_prune(c, sync_id, err);
+}
+
+enum as_code db_ca_policies_foreach(struct db *db, int (*cb)(const json_t *row, void *ud),
+                                    void *ud, struct as_err *err)
+{
+    return db_ops(db)->ca_policies_foreach(db, cb, ud, err);
+}
+
+enum as_code db_ca_record_get(struct db *db, const char *name, json_t **out, struct as_err *err)
+{
+    return db_ops(db)->ca_record_get(db, name, out, err);
+}
+
+enum as_code db_ca_record_put(struct db *db, const char *name, const char *policy_id,
+                              const char *group_id, const char *body_hash, const json_t *body,
+                              int64_t now_ms, struct as_err *err)
+{
+    return db_ops(db)->ca_record_put(db, name, policy_id, group_id, body_hash, body, now_ms, err);
+}

@@ -7,14 +7,15 @@
 
 extern const struct step_type step_type_manage_cas, step_type_manage_transport,
     step_type_cas_lookup, step_type_graph_users, step_type_exception, step_type_manage_cas_each,
-    step_type_smtp_auth_impact;
+    step_type_smtp_auth_impact, step_type_ca_plan, step_type_ca_policy;
 
 void m365_register(void)
 {
     static const struct step_type *const types[] = {
         &step_type_manage_cas,  &step_type_manage_transport, &step_type_cas_lookup,
         &step_type_graph_users, &step_type_exception,        &step_type_manage_cas_each,
-        &step_type_smtp_auth_impact, NULL,
+        &step_type_smtp_auth_impact, &step_type_ca_plan,     &step_type_ca_policy,
+        NULL,
     };
     step_types_register(types);
     mail_transport_register(&mail_transport_graph);

@@ -89,7 +89,7 @@ static enum as_code read_object(struct m365 *m, const char *identity, json_t **o
  * "m365.skipped_exempt" event when there are any.
  * Returns 0, or -1 with res filled (a retry: the database could not be read).
  */
-static int exempt_settings(struct step_ctx *ctx, struct step_result *res,
+static int exempt_settings(struct step_ctx *ctx, struct step_result *res, struct m365 *m,
                            const struct m365_apply *a, json_t **skip, json_t **skipped,
                            json_t **skipped_text)
 {
@@ -116,10 +116,24 @@ static int exempt_settings(struct step_ctx *ctx, struct step_result *res,
     json_object_foreach((json_t *)a->settings, key, want)
     {
         unsigned bit = kpi_cas_protocol(key);
-        /* Following the organisation (SMTP AUTH null) may turn it off too:
-         * an exempt user keeps the explicit setting. */
-        int may_turn_off = kpi_cas_turns_off(key, want) || (bit == KPI_P_SMTP && json_is_null(want));
-        if (!(mask & bit) || !may_turn_off)
+        if (!(mask & bit))
+            continue;
+        int turns_off = kpi_cas_turns_off(key, want);
+        if (!turns_off && bit == KPI_P_SMTP && json_is_null(want)) {
+            /* Following the organisation turns SMTP AUTH off when the
+             * organisation has it off: an exempt user keeps the explicit
+             * setting then. */
+            json_t *org = NULL;
+            enum as_code rc = m365_transport_get(m, &org, &err);
+            if (rc) {
+                m365_step_error(ctx, res, m, rc, "Get-TransportConfig", &err);
+                json_decref(reasons);
+                return -1;
+            }
+            turns_off = json_is_true(json_object_get(org, "SmtpClientAuthenticationDisabled"));
+            json_decref(org);
+        }
+        if (!turns_off)
             continue;
         json_object_set_new(*skip, key, json_true());
         const char *display = NULL;
@@ -209,7 +223,7 @@ void m365_step_apply(struct step_ctx *ctx, struct step_result *res, const struct
 
     /* The exceptions are read after the mailbox, as close to the write as
      * the step can: one granted while the approval was pending counts. */
-    if (exempt_settings(ctx, res, a, &skip, &skipped, &skipped_text))
+    if (exempt_settings(ctx, res, m, a, &skip, &skipped, &skipped_text))
         goto out;
     changes = json_object();
     changed = json_array();

@@ -12,6 +12,7 @@
 
 #include "base/expr.h"
 #include "base/strbuf.h"
+#include "db/db_ca.h"
 #include "db/db_tenant.h"
 #include "engine/app.h"
 #include "m365/kpi.h"
@@ -50,8 +51,25 @@ static const struct report_col signin_cols[] = {
     {"interactive", "interactive", CF_YESNO},
 };
 
+/* The policies report: one line per synced Conditional Access policy that
+ * blocks legacy authentication (db/db_ca.h). */
+static const struct report_col policy_cols[] = {
+    {"policy", "display_name", CF_TEXT},
+    {"state", "state", CF_TEXT},
+    {"microsoft_managed", "managed", CF_YESNO},
+    {"written_by_assent", "assent", CF_YESNO},
+    {"client_app_types", "client_app_types", CF_LIST},
+    {"grant", "grant_controls", CF_LIST},
+    {"modified_at", "modified_at", CF_TEXT},
+    {"id", "id", CF_TEXT},
+};
+
 const struct report_col *report_columns(enum report_kind kind, size_t *n)
 {
+    if (kind == REPORT_POLICIES) {
+        *n = sizeof policy_cols / sizeof policy_cols[0];
+        return policy_cols;
+    }
     if (kind == REPORT_USERS) {
         *n = sizeof user_cols / sizeof user_cols[0];
         return user_cols;
@@ -192,7 +210,8 @@ enum as_code report_open(struct app *app, const struct report_query *q, int64_t 
     }
     if (q->sort) {
         if (q->kind != REPORT_USERS) {
-            rc = as_errf(err, AS_EINVAL, "sort: sign-ins are always newest first; sort is for users");
+            rc = as_errf(err, AS_EINVAL, "sort: sign-ins are always newest first and policies "
+                                         "ordered by name; sort is for users");
             goto fail;
         }
         const char *comma = strchr(q->sort, ',');
@@ -217,7 +236,8 @@ enum as_code report_open(struct app *app, const struct report_query *q, int64_t 
         r->signins.since_ms = q->since_ms > 0 ? q->since_ms : now - 30LL * 86400000;
         r->signins.client_app = q->client_app;
         r->signins.upn = q->upn;
-    } else if ((rc = kpi_exemptions_load(app, now, &r->exempt, err)) != AS_OK) {
+    } else if (q->kind == REPORT_USERS &&
+               (rc = kpi_exemptions_load(app, now, &r->exempt, err)) != AS_OK) {
         goto fail;
     }
     *out = r;
@@ -271,6 +291,8 @@ enum as_code report_foreach(struct report *r, int (*cb)(void *ud, const json_t *
     enum as_code rc;
     if (r->kind == REPORT_SIGNINS)
         rc = db_tenant_signins_foreach(r->app->db, &r->signins, report_row, r, err);
+    else if (r->kind == REPORT_POLICIES)
+        rc = db_ca_policies_foreach(r->app->db, report_row, r, err);
     else if (r->sort_key[0])
         rc = db_tenant_users_foreach_sorted(r->app->db, r->sort_key, r->desc, report_row, r, err);
     else

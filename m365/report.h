@@ -6,6 +6,9 @@
  * columns, filter with the same expression language (docs/expressions.md)
  * and sort the same way.
  *
+ * Policies (REPORT_POLICIES) are the synced Conditional Access policies
+ * that concern legacy authentication (db/db_ca.h rows).
+ *
  * Rows come from db_tenant (one row builder for every consumer); users rows
  * get "exempt" (the protocols of the user's active exceptions, [] when none)
  * and "exempt_reason" (string or null) from m365/kpi.h.
@@ -22,7 +25,7 @@
 struct app;
 struct strbuf;
 
-enum report_kind { REPORT_USERS, REPORT_SIGNINS };
+enum report_kind { REPORT_USERS, REPORT_SIGNINS, REPORT_POLICIES };
 
 /* One column: its header (table and CSV) and the row key it shows. */
 struct report_col {

@@ -476,6 +476,17 @@ enum as_code tenant_sync_run(struct app *app, struct m365 *m, const struct tenan
                           "legacy sign-ins not synced", err);
         res->signins = s.b.stored;
     }
+    /* 6. Conditional Access policies that concern legacy authentication. */
+    if (!rc) {
+        struct as_err le = {0};
+        rc = tenant_sync_ca(app, m, res->sync_id, s.now, &res->ca_policies, &le, err);
+        if (rc == AS_EUNSUPPORTED) {
+            warn(res, "Conditional Access policies not synced (`assent report policies` keeps "
+                      "the previous ones)", le.msg);
+            res->ca_policies = -1;
+            rc = AS_OK;
+        }
+    }
     if (!rc)
         snprintf(res->status, sizeof res->status, "%s",
                  json_array_size(res->warnings) ? "partial" : "ok");
@@ -498,14 +509,16 @@ enum as_code tenant_sync_run(struct app *app, struct m365 *m, const struct tenan
 
 json_t *tenant_sync_result_json(const struct tenant_sync_result *res)
 {
-    return json_pack("{s:I, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:b, s:o, s:I, s:i}", "sync_id",
+    return json_pack("{s:I, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:b, s:o, s:I, s:i, s:I}",
+                     "sync_id",
                      (json_int_t)res->sync_id, "status", res->status, "users", (int)res->users,
                      "users_removed", (int)res->users_removed, "mailboxes", (int)res->mailboxes,
                      "mailboxes_unmatched", (int)res->mailboxes_unmatched, "usage_rows",
                      (int)res->usage_rows, "signins", (int)res->signins, "drift", (int)res->drift, "transport",
                      res->transport_synced, "warnings",
                      res->warnings ? json_incref(res->warnings) : json_array(), "duration_ms",
-                     (json_int_t)res->duration_ms, "requests", (int)res->requests);
+                     (json_int_t)res->duration_ms, "requests", (int)res->requests,
+                     "ca_policies", (json_int_t)res->ca_policies);
 }
 
 void tenant_sync_result_free(struct tenant_sync_result *res)

@@ -38,6 +38,7 @@ struct tenant_sync_result {
     long usage_rows;
     long signins;
     long drift;             /* protocols found on again that Assent had turned off */
+    long ca_policies;       /* Conditional Access policies concerning legacy auth (-1: not read) */
     int transport_synced;
     json_t *warnings;       /* array of strings (owned; free with tenant_sync_result_free) */
     int64_t duration_ms;
@@ -53,6 +54,15 @@ struct tenant_sync_result {
  */
 enum as_code tenant_sync_run(struct app *app, struct m365 *m, const struct tenant_sync_opts *opts,
                              struct tenant_sync_result *res, struct as_err *err) AS_WUR;
+
+/*
+ * The Conditional Access section (m365/ca_sync.c): list the policies and
+ * store those concerning legacy authentication.  AS_EUNSUPPORTED when the
+ * listing failed (list_err says why: a warning, the previous rows stay);
+ * another code when storing failed (err).
+ */
+enum as_code tenant_sync_ca(struct app *app, struct m365 *m, int64_t sync_id, int64_t now,
+                            long *stored, struct as_err *list_err, struct as_err *err) AS_WUR;
 
 /* The result as a JSON object (new reference). */
 json_t *tenant_sync_result_json(const struct tenant_sync_result *res);

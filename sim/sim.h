@@ -158,6 +158,17 @@ void sim_graph_download(struct sim *s, struct sim_req *r, struct sim_resp *o, co
 /* The stats label of a Graph path (static string). */
 const char *sim_graph_label(const char *method, const char *path);
 
+/* The client id of the request's (valid) bearer token into out; 0, or -1 when none. */
+int sim_token_client(struct sim *s, struct sim_req *r, char *out, size_t size);
+
+/* ---- sim_ca.c: Conditional Access policies and groups ---- */
+/* Handle a Graph request for CA policies or groups; 1 when it was one (o filled), else 0. */
+int sim_ca_route(struct sim *s, struct sim_req *r, struct sim_resp *o);
+/* The stats label of such a path, or NULL. */
+const char *sim_ca_label(const char *method, const char *path);
+/* /_sim/conditional_access... and /_sim/apps/{client_id}/graph_permissions */
+void sim_ca_admin(struct sim *s, struct sim_req *r, struct sim_resp *o);
+
 /* ---- sim_exo.c ---- */
 /* Parse the cmdlet name out of an InvokeCommand body (for labels and faults). */
 void sim_exo_peek_cmdlet(const char *body, size_t len, char *out, size_t size);

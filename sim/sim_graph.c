@@ -773,6 +773,9 @@ const char *sim_graph_label(const char *method, const char *path)
         return "graph.reportSettings";
     if (!strcmp(path, "/v1.0/auditLogs/signIns") || !strcmp(path, "/beta/auditLogs/signIns"))
         return "graph.signIns";
+    const char *ca = sim_ca_label(method, path);
+    if (ca)
+        return ca;
     return "graph.other";
 }
 
@@ -788,6 +791,8 @@ void sim_graph_route(struct sim *s, struct sim_req *r, struct sim_resp *o)
     int get = !strcmp(r->method, "GET");
     if (sim_token_check(s, r, o, SIM_RES_GRAPH) != 0)
         return;
+    if (sim_ca_route(s, r, o))
+        return; /* Conditional Access policies and groups: sim_ca.c */
     if (!strcmp(path, "/v1.0/users")) {
         if (!get)
             {

@@ -543,6 +543,10 @@ static void admin_route(struct sim *s, struct sim_req *r, struct sim_resp *o)
             sim_resp_text(o, 200, "application/json", changed ? "{\"changed\":true}" : "{\"changed\":false}");
         return;
     }
+    if (str_starts(r->path, "/_sim/conditional_access") || str_starts(r->path, "/_sim/apps/")) {
+        sim_ca_admin(s, r, o);
+        return;
+    }
     if (str_starts(r->path, "/_sim/users/")) {
         if (strcmp(m, "DELETE") != 0)
             goto bad_method;

@@ -90,6 +90,8 @@ void sim_state_init(struct sim_state *st)
     st->smtp_auth_disabled_org = 1;
     st->allow_legacy_tls = 0;
     st->sent_mail = json_array();
+    st->ca_policies = json_array();
+    st->groups = json_array();
 }
 
 static void key_free(struct sim_key *k)
@@ -133,6 +135,7 @@ void sim_state_free(struct sim_state *st)
         for (size_t j = 0; j < a->n_keys; j++)
             key_free(&a->keys[j]);
         free(a->keys);
+        json_decref(a->graph_permissions);
     }
     free(st->apps);
     for (size_t i = 0; i < st->n_users; i++)
@@ -146,6 +149,8 @@ void sim_state_free(struct sim_state *st)
     }
     free(st->signins);
     json_decref(st->sent_mail);
+    json_decref(st->ca_policies);
+    json_decref(st->groups);
     intern_free(&st->pool);
     memset(st, 0, sizeof *st);
 }

@@ -96,6 +96,7 @@ struct sim_app {
     size_t n_secrets;
     struct sim_key *keys;
     size_t n_keys;
+    json_t *graph_permissions; /* Graph application permissions granted (array), NULL = all */
 };
 
 struct sim_state {
@@ -119,6 +120,8 @@ struct sim_state {
     struct sim_signin *signins; /* newest first */
     size_t n_signins;
     json_t *sent_mail;          /* array of stored messages (owned) */
+    json_t *ca_policies;        /* Conditional Access policies, Graph's full shape (sim_ca.c) */
+    json_t *groups;             /* groups with "members": [object ids] (sim_ca.c) */
     struct intern pool;
 };
 

@@ -325,6 +325,16 @@ static int load_app(struct loader *L, json_t *ja, size_t idx, struct sim_app *a)
             a->secrets[a->n_secrets++] = strdup(json_string_value(v));
         }
     }
+    json_t *perms = json_object_get(ja, "graph_permissions");
+    if (perms && !json_is_null(perms)) {
+        size_t k;
+        json_t *p;
+        if (!json_is_array(perms))
+            return lfail(L, path, "graph_permissions must be an array of permission names or null");
+        json_array_foreach(perms, k, p) if (!json_is_string(p)) return lfail(
+            L, path, "graph_permissions must be an array of permission names or null");
+        a->graph_permissions = json_deep_copy(perms);
+    }
     json_t *certs = json_object_get(ja, "certificates");
     if (certs && !json_is_array(certs))
         return lfail(L, path, "certificates must be an array of PEM strings");
@@ -425,6 +435,28 @@ static int load_head(struct loader *Lp, json_t *doc)
         }
     }
 
+    json_t *ca = json_object_get(doc, "conditional_access");
+    if (ca && !json_is_object(ca))
+        return lfail(&L, "conditional_access", "must be an object");
+    if (ca) {
+        json_t *pol = json_object_get(ca, "policies"), *grp = json_object_get(ca, "groups");
+        if ((pol && !json_is_array(pol)) || (grp && !json_is_array(grp)))
+            return lfail(&L, "conditional_access", "policies and groups must be arrays");
+        json_array_foreach(pol, i, v) if (!json_is_object(v) ||
+                                          !json_is_string(json_object_get(v, "id")))
+            return lfail(&L, "conditional_access.policies", "each must be an object with an id");
+        json_array_foreach(grp, i, v) if (!json_is_object(v) ||
+                                          !json_is_string(json_object_get(v, "id")))
+            return lfail(&L, "conditional_access.groups", "each must be an object with an id");
+        if (pol) {
+            json_decref(st->ca_policies);
+            st->ca_policies = json_deep_copy(pol);
+        }
+        if (grp) {
+            json_decref(st->groups);
+            st->groups = json_deep_copy(grp);
+        }
+    }
     json_t *mail = json_object_get(doc, "sent_mail");
     if (mail && !json_is_array(mail))
         return lfail(&L, "sent_mail", "must be an array");

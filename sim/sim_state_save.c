@@ -200,7 +200,14 @@ static void write_head(struct strbuf *b, const struct sim_state *st)
                 strbuf_addc(b, ',');
             sbuf_json_str(b, a->keys[j].pem);
         }
-        strbuf_add(b, "]}");
+        strbuf_addc(b, ']');
+        if (a->graph_permissions) {
+            char *p = json_dumps(a->graph_permissions, JSON_COMPACT);
+            strbuf_add(b, ",\"graph_permissions\":");
+            strbuf_add(b, p ? p : "[]");
+            free(p);
+        }
+        strbuf_addc(b, '}');
     }
     strbuf_add(b, "],\n\"users\":[");
 }
@@ -237,7 +244,15 @@ int sim_state_save(const struct sim_state *st, const char *path, char *err, size
         write_signin(&b, &st->signins[i], 1);
         rc = flush(&b, f, 0);
     }
-    strbuf_add(&b, "],\n\"sent_mail\":");
+    strbuf_add(&b, "],\n\"conditional_access\":{\"policies\":");
+    char *ca = json_dumps(st->ca_policies, JSON_COMPACT | JSON_ENCODE_ANY);
+    strbuf_add(&b, ca ? ca : "[]");
+    free(ca);
+    strbuf_add(&b, ",\"groups\":");
+    ca = json_dumps(st->groups, JSON_COMPACT | JSON_ENCODE_ANY);
+    strbuf_add(&b, ca ? ca : "[]");
+    free(ca);
+    strbuf_add(&b, "},\n\"sent_mail\":");
     char *mail = json_dumps(st->sent_mail, JSON_COMPACT | JSON_ENCODE_ANY);
     strbuf_add(&b, mail ? mail : "[]");
     free(mail);

@@ -619,6 +619,27 @@ int sim_token_check(struct sim *s, struct sim_req *r, struct sim_resp *o, enum s
     return 0;
 }
 
+int sim_token_client(struct sim *s, struct sim_req *r, char *out, size_t size)
+{
+    const char *h = sim_req_header(r, "Authorization");
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+        return -1;
+    const char *tok = h + 7;
+    while (*tok == ' ')
+        tok++;
+    int rc = -1;
+    pthread_mutex_lock(&s->tok_lock);
+    for (size_t i = 0; i < SIM_MAX_TOKENS; i++) {
+        if (s->tokens[i].value[0] && strcmp(s->tokens[i].value, tok) == 0) {
+            snprintf(out, size, "%s", s->tokens[i].client_id);
+            rc = 0;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->tok_lock);
+    return rc;
+}
+
 /* ---- report downloads ------------------------------------------------------- */
 
 void sim_download_new(struct sim *s, int period_days, char out[48])

@@ -129,4 +129,9 @@ const struct db_backend db_pg_backend = {
     .api_token_revoke = db_pg_api_token_revoke,
     .workflows_list = db_pg_workflows_list,
     .approvals_page = db_pg_approvals_page,
+    .ca_policy_put = db_pg_ca_policy_put,
+    .ca_policies_prune = db_pg_ca_policies_prune,
+    .ca_policies_foreach = db_pg_ca_policies_foreach,
+    .ca_record_get = db_pg_ca_record_get,
+    .ca_record_put = db_pg_ca_record_put,
 };

@@ -384,4 +384,18 @@ enum as_code db_pg_testing_state_digest(struct db *db, char digest[DB_TESTING_DI
 enum as_code db_pg_testing_approver_unsent(struct db *db, int64_t approval_id, const char *email,
                                            struct as_err *err) AS_WUR;
 
+/* Conditional Access (db/db_ca.h) */
+enum as_code db_pg_ca_policy_put(struct db_conn *c, int64_t sync_id, int64_t now_ms,
+                                     const json_t *policy, int managed, struct as_err *err) AS_WUR;
+enum as_code db_pg_ca_policies_prune(struct db_conn *c, int64_t sync_id,
+                                         struct as_err *err) AS_WUR;
+enum as_code db_pg_ca_policies_foreach(struct db *db, int (*cb)(const json_t *row, void *ud),
+                                           void *ud, struct as_err *err) AS_WUR;
+enum as_code db_pg_ca_record_get(struct db *db, const char *name, json_t **out,
+                                     struct as_err *err) AS_WUR;
+enum as_code db_pg_ca_record_put(struct db *db, const char *name, const char *policy_id,
+                                     const char *group_id, const char *body_hash,
+                                     const json_t *body, int64_t now_ms,
+                                     struct as_err *err) AS_WUR;
+
 #endif

@@ -111,4 +111,9 @@ const struct db_backend db_sqlite_backend = {
     .api_token_revoke = db_sqlite_api_token_revoke,
     .workflows_list = db_sqlite_workflows_list,
     .approvals_page = db_sqlite_approvals_page,
+    .ca_policy_put = db_sqlite_ca_policy_put,
+    .ca_policies_prune = db_sqlite_ca_policies_prune,
+    .ca_policies_foreach = db_sqlite_ca_policies_foreach,
+    .ca_record_get = db_sqlite_ca_record_get,
+    .ca_record_put = db_sqlite_ca_record_put,
 };

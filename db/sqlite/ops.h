@@ -232,4 +232,18 @@ enum as_code db_sqlite_workflows_list(struct db_conn *conn, const char *name, co
 enum as_code db_sqlite_approvals_page(struct db *db, const struct db_approvals_page_query *q,
                                       json_t **out, struct as_err *err) AS_WUR;
 
+/* Conditional Access (db/db_ca.h) */
+enum as_code db_sqlite_ca_policy_put(struct db_conn *c, int64_t sync_id, int64_t now_ms,
+                                     const json_t *policy, int managed, struct as_err *err) AS_WUR;
+enum as_code db_sqlite_ca_policies_prune(struct db_conn *c, int64_t sync_id,
+                                         struct as_err *err) AS_WUR;
+enum as_code db_sqlite_ca_policies_foreach(struct db *db, int (*cb)(const json_t *row, void *ud),
+                                           void *ud, struct as_err *err) AS_WUR;
+enum as_code db_sqlite_ca_record_get(struct db *db, const char *name, json_t **out,
+                                     struct as_err *err) AS_WUR;
+enum as_code db_sqlite_ca_record_put(struct db *db, const char *name, const char *policy_id,
+                                     const char *group_id, const char *body_hash,
+                                     const json_t *body, int64_t now_ms,
+                                     struct as_err *err) AS_WUR;
+
 #endif

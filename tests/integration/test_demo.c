@@ -105,6 +105,9 @@ static void test_demo_config_and_outbox(void **state)
     snprintf(want, sizeof want, "assent --config %s/assent.json sync", f->demo_dir);
     if (!strstr(log, want))
         fail_msg("the demo does not print \"%s\":\n%s", want, log);
+    /* The Conditional Access workflow is started too (once per demo folder). */
+    if (!strstr(log, "of block-legacy-auth") && !strstr(log, "block-legacy-auth already has run"))
+        fail_msg("the demo does not start block-legacy-auth:\n%s", log);
     free(log);
 
     /* The file: 0600, the demo's settings, a reference to the secret only. */
