@@ -13,8 +13,10 @@
  *   4. create the shipped KPIs (workflows/kpis/), evaluate them;
  *   5. trigger workflows/legacy-protocols.json for every user the
  *      legacy-enabled KPI finds (emails go to var/demo/mail as .eml files),
- *      and start workflows/block-legacy-auth.json once (the report-only
- *      Conditional Access policy, approved by the security address);
+ *      and start workflows/block-legacy-auth.json (the report-only
+ *      Conditional Access policy) and workflows/tenant-smtp-auth.json (SMTP
+ *      AUTH off for the organisation) once each, approved by the security
+ *      address;
  *   6. run engine + scheduler + web server in this process, with the outbox
  *      page (GET /outbox: the delivered emails with their links, and each
  *      mailbox's protocols as the simulator has them now), until Ctrl-C;
@@ -548,33 +550,32 @@ out:
     return rc;
 }
 
-/* Start workflows/block-legacy-auth.json once (deduplicated across demo
- * runs): the report-only Conditional Access policy, asked of security@. */
-static int start_ca(struct cli *cli, struct demo *d)
+/* Start one shipped workflow once (deduplicated across demo runs by
+ * "demo-NAME"), asked of security@: the organisation-wide moves. */
+static int start_once(struct cli *cli, struct demo *d, const char *name)
 {
     struct as_err err = {0};
     struct diag_list diags = {0};
     struct workflow *wf = NULL;
-    char path[PATH_MAX + 64], security[300];
+    char path[PATH_MAX + 64], security[300], key[128];
     int rc = -1;
-    snprintf(path, sizeof path, "%s/block-legacy-auth.json", d->workflows);
+    snprintf(path, sizeof path, "%s/%s.json", d->workflows, name);
     snprintf(security, sizeof security, "security@%s", d->domain);
+    snprintf(key, sizeof key, "demo-%s", name);
     json_t *input = json_pack("{s:[s], s:[s]}", "approvers", security, "escalate_to", security);
     if (!input || wf_load_file(path, &wf, &diags, &err) != AS_OK) {
         fprintf(stderr, "assent demo: %s: %s\n", path, err.msg[0] ? err.msg : "invalid workflow");
         goto out;
     }
-    struct engine_run_opts opts = {.dedupe_key = "demo-block-legacy-auth", .trigger = "demo",
-                                   .source_path = path};
+    struct engine_run_opts opts = {.dedupe_key = key, .trigger = "demo", .source_path = path};
     int64_t run_id = 0;
     enum as_code arc = engine_submit_run(&cli->app, wf, input, &opts, &run_id, &err);
     if (arc == AS_ECONFLICT)
-        printf("  block-legacy-auth already has run %lld open\n", (long long)run_id);
+        printf("  %s already has run %lld open\n", name, (long long)run_id);
     else if (arc)
-        fprintf(stderr, "assent demo: block-legacy-auth: %s\n", err.msg);
+        fprintf(stderr, "assent demo: %s: %s\n", name, err.msg);
     else
-        printf("  started run %lld of block-legacy-auth (approval to %s)\n", (long long)run_id,
-               security);
+        printf("  started run %lld of %s (approval to %s)\n", (long long)run_id, name, security);
     rc = arc && arc != AS_ECONFLICT ? -1 : 0;
 out:
     json_decref(input);
@@ -688,19 +689,26 @@ static int demo_chain(struct cli *cli, struct demo *d)
         return EXIT_FAIL;
     printf("- KPIs (workflows/kpis/):\n");
     static const char *const kpis[] = {"legacy-enabled.json", "legacy-used-30d.json",
-                                       "legacy-signins-30d.json"};
+                                       "legacy-signins-30d.json", "smtp-basic.json",
+                                       "drift.json"};
     for (size_t i = 0; i < sizeof kpis / sizeof kpis[0]; i++)
         if (create_kpi(cli, d, kpis[i]) != 0)
             return EXIT_FAIL;
     if (eval_kpi(cli, "legacy-enabled", NULL) || eval_kpi(cli, "legacy-used-30d", NULL) ||
-        eval_kpi(cli, "legacy-signins-30d", NULL))
+        eval_kpi(cli, "legacy-signins-30d", NULL) || eval_kpi(cli, "smtp-basic", NULL) ||
+        eval_kpi(cli, "drift", NULL))
         return EXIT_FAIL;
     printf("- triggering workflows/legacy-protocols.json for each user of legacy-enabled\n");
     if (trigger(cli) != 0)
         return EXIT_FAIL;
     printf("- workflows/block-legacy-auth.json: a report-only Conditional Access policy "
            "blocking legacy authentication, excluding the users with an exception\n");
-    return start_ca(cli, d) != 0 ? EXIT_FAIL : EXIT_OK;
+    if (start_once(cli, d, "block-legacy-auth") != 0)
+        return EXIT_FAIL;
+    printf("- workflows/tenant-smtp-auth.json: SMTP AUTH off for the whole organisation "
+           "before Microsoft's end-of-December switch (who follows the organisation, who "
+           "still uses it, explicit enables and exceptions in the approval)\n");
+    return start_once(cli, d, "tenant-smtp-auth") != 0 ? EXIT_FAIL : EXIT_OK;
 }
 
 static void demo_banner(struct cli *cli, const struct demo *d, const char *dir)

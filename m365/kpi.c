@@ -675,24 +675,39 @@ enum as_code kpi_source_tenant(struct app *app, const char *report, kpi_row_cb c
 /* Pretend the exempt protocols are off in a users row (a shallow copy). */
 static void mask_users_row(json_t *row, unsigned mask)
 {
+    /* A count that is known stays a number (0), one never synced stays null. */
+#define ZERO_COUNT(key)                                                                          \
+    do {                                                                                         \
+        if (json_is_integer(json_object_get(row, key)))                                          \
+            json_object_set_new(row, key, json_integer(0));                                      \
+    } while (0)
     if (mask & KPI_P_POP) {
         json_object_set_new(row, "pop_enabled", json_false());
         json_object_set_new(row, "pop3_30d", json_false());
+        ZERO_COUNT("pop3_signins_30d");
     }
     if (mask & KPI_P_IMAP) {
         json_object_set_new(row, "imap_enabled", json_false());
         json_object_set_new(row, "imap4_30d", json_false());
+        ZERO_COUNT("imap4_signins_30d");
     }
     if (mask & KPI_P_SMTP) {
         json_object_set_new(row, "smtp_client_auth_disabled", json_true());
         json_object_set_new(row, "smtp_30d", json_false());
+        ZERO_COUNT("smtp_signins_30d");
+        ZERO_COUNT("smtp_basic_30d");
     }
-    if (mask & KPI_P_ACTIVESYNC)
+    if (mask & KPI_P_ACTIVESYNC) {
         json_object_set_new(row, "activesync_enabled", json_false());
-    if (mask & KPI_P_EWS)
+        ZERO_COUNT("activesync_signins_30d");
+    }
+    if (mask & KPI_P_EWS) {
         json_object_set_new(row, "ews_enabled", json_false());
+        ZERO_COUNT("ews_signins_30d");
+    }
+#undef ZERO_COUNT
     if ((mask & KPI_P_ALL) == KPI_P_ALL) {
-        /* Sign-in counts are not split by protocol; only "all" clears them. */
+        /* The totals and "other clients" are not one protocol; only "all" clears them. */
         json_object_set_new(row, "legacy_signins_30d", json_integer(0));
         json_object_set_new(row, "last_legacy_signin", json_null());
         json_object_set_new(row, "last_legacy_client_app", json_null());
