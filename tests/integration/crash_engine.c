@@ -20,6 +20,10 @@
  *   - some kills interrupted claimed steps (step.recovered events), which ran
  *     again with the same key;
  *   - `assent audit verify` finds the event chain intact.
+ * With ASSENT_TEST_DB=pg (ctest pg.crash) the store is a PostgreSQL database
+ * and each round runs three nodes (`assent worker` / `run --wait` processes
+ * sharing it), each killed with SIGKILL at its own moment, now and then one
+ * stopped gracefully instead: the same checks, across nodes.
  * ASSENT_CRASH_SEED reproduces a sequence; ASSENT_CRASH_ROUNDS changes its length.
  */
 #include "tests/testutil.h"
@@ -59,6 +63,7 @@ static const char workflow[] =
     "  \"bad\": {\"type\": \"fail\", \"params\": {\"message\": \"unexpected answer\"}}}}\n";
 
 #define N_STEPS 5
+#define MAX_NODES 3
 
 static int failures;
 
@@ -265,7 +270,9 @@ int main(void)
 
     char *dir = tu_tmpdir("crash");
     char *wf_path = tu_path(dir, "crashy.json");
-    char *db_path = tu_path(dir, "crash.db");
+    /* On PostgreSQL (ASSENT_TEST_DB=pg) three nodes share the database. */
+    int pg = tu_test_on_pg(), nodes = pg ? 3 : 1;
+    char *db_path = pg ? tu_pg_db_new("crash") : tu_path(dir, "crash.db");
     char *log_path = tu_path(dir, "engine.log");
     if (tu_write_file(wf_path, workflow) != 0) {
         fprintf(stderr, "cannot write %s\n", wf_path);
@@ -307,21 +314,28 @@ int main(void)
             struct echo_fault f = {.delay_ms = 50 + rand() % 250};
             echo_push(srv, &f);
         }
-        pid_t pid;
-        if (r % 3 == 2) {
-            char input[512];
-            snprintf(input, sizeof input, "{\"url\": \"%s\", \"n\": %d}", url, ++n);
-            char *argv[] = {bin, "run", wf_path, "--input", input, "--wait", NULL};
-            pid = tu_spawn(argv, env, log_path);
-        } else {
-            char *argv[] = {bin, "worker", NULL};
-            pid = tu_spawn(argv, env, log_path);
+        pid_t pids[MAX_NODES];
+        for (int k = 0; k < nodes; k++) {
+            if (r % 3 == 2 && k == 0) {
+                char input[512];
+                snprintf(input, sizeof input, "{\"url\": \"%s\", \"n\": %d}", url, ++n);
+                char *argv[] = {bin, "run", wf_path, "--input", input, "--wait", NULL};
+                pids[k] = tu_spawn(argv, env, log_path);
+            } else {
+                char *argv[] = {bin, "worker", NULL};
+                pids[k] = tu_spawn(argv, env, log_path);
+            }
+            CHECK(pids[k] > 0, "cannot start assent");
         }
-        CHECK(pid > 0, "cannot start assent");
-        tu_sleep_ms(20 + rand() % 380);
-        int status = tu_stop(pid, SIGKILL);
-        /* It may have finished on its own (run --wait of a quick run). */
-        kills += WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+        /* Each node dies at its own moment; with several nodes one of them
+         * now and then stops gracefully instead (its claims handed back). */
+        for (int k = 0; k < nodes; k++) {
+            tu_sleep_ms(20 + rand() % (380 / nodes));
+            int graceful = nodes > 1 && rand() % 4 == 0;
+            int status = tu_stop(pids[k], graceful ? SIGTERM : SIGKILL);
+            /* It may have finished on its own (run --wait of a quick run). */
+            kills += WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+        }
     }
 
     /* Drain: the next start recovers every claim the dead processes held. */
@@ -396,10 +410,11 @@ int main(void)
     CHECK(code == 0, "audit verify exited %d: %s", code, aout ? aout : "");
     free(aout);
 
-    printf("crash test: %d rounds, %d kills, %" PRId64 " runs x %d steps all succeeded once; "
+    printf("crash test: %d node%s on %s, %d rounds, %d kills, %" PRId64 " runs x %d steps all succeeded once; "
            "%" PRId64 " claims recovered from killed processes; %zu http requests for %zu keys "
            "(%zu repeats: %d answered 503, the rest redelivered after a kill)\n",
-           rounds, kills, runs, N_STEPS, t.recovered, n_req, n_keys, repeats, faults);
+           nodes, nodes == 1 ? "" : "s", pg ? "PostgreSQL" : "SQLite", rounds, kills, runs,
+           N_STEPS, t.recovered, n_req, n_keys, repeats, faults);
     if (failures) {
         char *tail = tu_read_file(log_path);
         if (tail) {
@@ -419,7 +434,10 @@ int main(void)
     else
         fprintf(stderr, "kept %s for inspection\n", dir);
     free(wf_path);
-    free(db_path);
+    if (pg && !failures)
+        tu_pg_db_drop(db_path); /* frees it */
+    else
+        free(db_path);
     free(log_path);
     free(dir);
     printf("crash test: %s\n", failures ? "FAILED" : "passed");

@@ -56,3 +56,11 @@ add_test(NAME pg.playbook COMMAND it_playbook)
 set_tests_properties(pg.playbook PROPERTIES
                      ENVIRONMENT "${ASSENT_PG_TEST_ENV};ASSENT_TEST_DB=pg"
                      FIXTURES_REQUIRED pg TIMEOUT 600 LABELS "integration;pg")
+
+# kill -9 at random moments with three nodes sharing the database
+# (crash_engine.c, built by engine.cmake): nothing lost, no completed step
+# run again, one audit chain.
+add_test(NAME pg.crash COMMAND crash_engine)
+set_tests_properties(pg.crash PROPERTIES
+                     ENVIRONMENT "${ASSENT_PG_TEST_ENV};ASSENT_TEST_DB=pg"
+                     FIXTURES_REQUIRED pg TIMEOUT 900 LABELS "integration;pg")
