@@ -86,6 +86,9 @@ static const struct cfg_key keys[] = {
      "triggers refuse to start runs from a tenant sync older than this (ISO 8601, >= PT1S)"},
     {"default_approvers", CT_LIST, "", 0, NULL, 0, 0,
      "approvers (comma-separated addresses) of shipped workflows when a run gives none"},
+    {"trusted_proxies", CT_LIST, "", 0, NULL, 0, 0,
+     "reverse proxies (addresses or CIDRs, comma-separated) whose X-Forwarded-For / Forwarded / "
+     "X-Forwarded-Proto are believed; nobody else's"},
 };
 
 #define N_KEYS (sizeof keys / sizeof keys[0])

@@ -1,6 +1,8 @@
 /* ratelimit.c - failures per client address in a fixed window (see ratelimit.h). */
 #include "web/ratelimit.h"
 
+#include "base/netaddr.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -22,13 +24,16 @@ struct ratelimit {
     int64_t window_ms;
     struct rl_slot slots[RATELIMIT_SLOTS];
     struct rl_slot overflow; /* clients that found all their slots blocked */
+    const struct netaddr_list *exempt;
 };
 
-struct ratelimit *ratelimit_new(int max_failures, int64_t window_ms)
+struct ratelimit *ratelimit_new(int max_failures, int64_t window_ms,
+                                const struct netaddr_list *exempt)
 {
     struct ratelimit *rl = calloc(1, sizeof *rl);
     if (!rl)
         return NULL;
+    rl->exempt = exempt;
     pthread_mutex_init(&rl->lock, NULL);
     rl->max_failures = max_failures > 0 ? max_failures : 1;
     rl->window_ms = window_ms > 0 ? window_ms : 1;
@@ -112,6 +117,8 @@ static struct rl_slot *find(struct ratelimit *rl, const char *key, int create, i
 int ratelimit_blocked(struct ratelimit *rl, const char *addr, int64_t now_ms, int *retry_after_s)
 {
     char key[ADDR_MAX];
+    if (netaddr_list_match(rl->exempt, addr))
+        return 0;
     ratelimit_key(addr, key, sizeof key);
     int blocked = 0;
     pthread_mutex_lock(&rl->lock);
@@ -130,6 +137,8 @@ int ratelimit_blocked(struct ratelimit *rl, const char *addr, int64_t now_ms, in
 void ratelimit_fail(struct ratelimit *rl, const char *addr, int64_t now_ms)
 {
     char key[ADDR_MAX];
+    if (netaddr_list_match(rl->exempt, addr))
+        return;
     ratelimit_key(addr, key, sizeof key);
     pthread_mutex_lock(&rl->lock);
     struct rl_slot *s = find(rl, key, 1, now_ms);

@@ -30,8 +30,13 @@
 
 struct ratelimit;
 
-/* NULL on allocation failure. */
-struct ratelimit *ratelimit_new(int max_failures, int64_t window_ms);
+struct netaddr_list;
+
+/* NULL on allocation failure.  Addresses in exempt (borrowed, may be NULL:
+ * the trusted reverse proxies) are never counted nor blocked: a proxy
+ * speaks for many clients. */
+struct ratelimit *ratelimit_new(int max_failures, int64_t window_ms,
+                                const struct netaddr_list *exempt);
 void ratelimit_free(struct ratelimit *rl);
 
 /* 1 when addr (its /64 for IPv6) has used up its failures in the current

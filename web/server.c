@@ -34,6 +34,7 @@
 #include "base/html.h"
 #include "web/metrics.h"
 #include "web/ratelimit.h"
+#include "base/netaddr.h"
 #include "web/routes.h"
 #include "approvals/token.h"
 
@@ -63,12 +64,15 @@ struct req_state {
     char log_path[192];
     char log_note[128];
     char client_addr[64];
+    int https; /* TLS here, public_url https, or a trusted proxy's X-Forwarded-Proto */
 };
 
 struct web_server {
     struct app *app;
     struct MHD_Daemon *daemon;
     struct ratelimit *rl;
+    struct netaddr_list *trusted_proxies;
+    int https; /* TLS on this listener, or public_url is https */
     struct web_metrics *metrics;
     unsigned char csrf_secret[CSRF_SECRET_LEN];
     char public_url[512];
@@ -661,7 +665,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *con_cls = rs;
         rs->started = time_mono_ms();
         snprintf(rs->method, sizeof rs->method, "%s", method);
-        client_addr_text(conn, rs->client_addr, sizeof rs->client_addr);
+        char peer[64];
+        int fwd_https = 0;
+        client_addr_text(conn, peer, sizeof peer);
+        netaddr_client(ws->trusted_proxies, peer,
+                       MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-For"),
+                       MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Forwarded"),
+                       MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-Proto"),
+                       rs->client_addr, sizeof rs->client_addr, &fwd_https);
+        rs->https = ws->https || fwd_https;
         rs->route = web_route_find(url);
         describe_path(rs->route, url, rs->log_path, sizeof rs->log_path);
         struct conn_track *t = conn_track_of(conn);
@@ -762,6 +774,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         .body = rs->body ? rs->body : "",
         .body_len = rs->body_len,
         .client_addr = rs->client_addr,
+        .https = rs->https,
         .now_ms = time_now_ms(),
         .mhd_conn = conn,
     };
@@ -826,6 +839,7 @@ static void server_free(struct web_server *ws)
         free(t);
     }
     ratelimit_free(ws->rl);
+    netaddr_list_free(ws->trusted_proxies);
     metrics_free(ws->metrics);
     secret_free(ws->admin_token);
     free(ws->tls_cert);
@@ -868,8 +882,15 @@ enum as_code web_server_start(struct app *app, struct web_server **out, struct a
         goto fail;
     }
 
+    rc = netaddr_list_parse(config_str(cfg, "trusted_proxies"), &ws->trusted_proxies, err);
+    if (rc) {
+        as_err_prefix(err, "trusted_proxies");
+        goto fail;
+    }
+    ws->https = strncasecmp(ws->public_url, "https:", 6) == 0;
     ws->rl = ratelimit_new((int)config_int(cfg, "web_bad_token_limit"),
-                           config_int(cfg, "web_bad_token_window_seconds") * 1000);
+                           config_int(cfg, "web_bad_token_window_seconds") * 1000,
+                           ws->trusted_proxies);
     ws->metrics = metrics_new();
     if (!ws->rl || !ws->metrics) {
         rc = as_errf(err, AS_ENOMEM, "out of memory");
@@ -912,6 +933,7 @@ enum as_code web_server_start(struct app *app, struct web_server **out, struct a
         if (rc)
             goto fail;
         flags |= MHD_USE_TLS;
+        ws->https = 1;
     }
 
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,

@@ -52,7 +52,10 @@ struct web_req {
     const char *param;       /* prefix routes: the rest of the path after the prefix; else "" */
     const char *body;        /* NUL-terminated; "" when none */
     size_t body_len;
-    const char *client_addr; /* the socket peer, e.g. "127.0.0.1" */
+    const char *client_addr; /* the client: the socket peer, or behind a trusted proxy
+                              * (config trusted_proxies) the address it forwards */
+    int https;               /* the client came over https: TLS here, an https public_url,
+                              * or a trusted proxy's X-Forwarded-Proto (cookies: Secure) */
     int64_t now_ms;          /* time_now_ms() when the handler was called */
     void *mhd_conn;          /* private to server.c */
 };

@@ -23,3 +23,13 @@ target_link_libraries(test_web_example PRIVATE assent_testlib)
 add_test(NAME integration.web_example COMMAND test_web_example)
 set_tests_properties(integration.web_example PROPERTIES ENVIRONMENT "${ASSENT_TEST_ENV}"
   TIMEOUT 300 SKIP_RETURN_CODE 77 LABELS integration)
+
+# Behind a reverse proxy (test_web_proxy.c): trusted_proxies decide whose
+# X-Forwarded-For / Forwarded is believed, for the audit record and the
+# rate limiter.
+add_executable(test_web_proxy
+  ${CMAKE_CURRENT_LIST_DIR}/test_web_proxy.c ${CMAKE_CURRENT_LIST_DIR}/web_harness.c)
+target_link_libraries(test_web_proxy PRIVATE assent_testlib)
+add_test(NAME integration.web_proxy COMMAND test_web_proxy)
+set_tests_properties(integration.web_proxy PROPERTIES ENVIRONMENT "${ASSENT_TEST_ENV}"
+  TIMEOUT 300 LABELS integration)

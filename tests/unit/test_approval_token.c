@@ -10,6 +10,7 @@
 #include "web/approval_pages.h"
 #include "base/html.h"
 #include "web/ratelimit.h"
+#include "base/netaddr.h"
 #include "web/server.h"
 #include "approvals/approval_render.h"
 #include "approvals/token.h"
@@ -174,7 +175,7 @@ static void test_details_rendering(void **state)
 static void test_ratelimit(void **state)
 {
     (void)state;
-    struct ratelimit *rl = ratelimit_new(3, 10000);
+    struct ratelimit *rl = ratelimit_new(3, 10000, NULL);
     int retry = 0;
     assert_false(ratelimit_blocked(rl, "10.0.0.1", 1000, &retry));
     for (int i = 0; i < 3; i++)
@@ -204,7 +205,7 @@ static void test_ratelimit(void **state)
 static void test_ratelimit_blocked_stays(void **state)
 {
     (void)state;
-    struct ratelimit *rl = ratelimit_new(3, 600000);
+    struct ratelimit *rl = ratelimit_new(3, 600000, NULL);
     int retry = 0;
     char addr[32];
     for (int i = 0; i < 3; i++)
@@ -249,7 +250,7 @@ static void test_ratelimit_ipv6_prefix(void **state)
     assert_string_equal(key, "192.0.2.7");
     ratelimit_key("192.0.2.7", key, sizeof key);
     assert_string_equal(key, "192.0.2.7");
-    struct ratelimit *rl = ratelimit_new(3, 10000);
+    struct ratelimit *rl = ratelimit_new(3, 10000, NULL);
     ratelimit_fail(rl, "2001:db8:1:2::1", 1000);
     ratelimit_fail(rl, "2001:db8:1:2:ffff::9", 1000);
     ratelimit_fail(rl, "2001:db8:1:2:1:2:3:4", 1000);
@@ -289,6 +290,24 @@ static void test_url_helpers(void **state)
     assert_int_equal(web_parse_listen("h:8x", host, sizeof host, &port), -1);
 }
 
+/* A trusted reverse proxy is never blocked: it speaks for many clients. */
+static void test_ratelimit_exempt_proxy(void **state)
+{
+    (void)state;
+    struct netaddr_list *proxies = NULL;
+    struct as_err err = {0};
+    assert_int_equal(netaddr_list_parse("10.0.0.1", &proxies, &err), AS_OK);
+    struct ratelimit *rl = ratelimit_new(3, 10000, proxies);
+    for (int i = 0; i < 10; i++) {
+        ratelimit_fail(rl, "10.0.0.1", 1000 + i);
+        ratelimit_fail(rl, "10.0.0.2", 1000 + i);
+    }
+    assert_false(ratelimit_blocked(rl, "10.0.0.1", 2000, NULL));
+    assert_true(ratelimit_blocked(rl, "10.0.0.2", 2000, NULL));
+    ratelimit_free(rl);
+    netaddr_list_free(proxies);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -296,6 +315,7 @@ int main(void)
         cmocka_unit_test(test_csrf),          cmocka_unit_test(test_request_hash),
         cmocka_unit_test(test_html_escaping), cmocka_unit_test(test_details_rendering),
         cmocka_unit_test(test_ratelimit),
+        cmocka_unit_test(test_ratelimit_exempt_proxy),
         cmocka_unit_test(test_ratelimit_blocked_stays),
         cmocka_unit_test(test_ratelimit_ipv6_prefix),     cmocka_unit_test(test_url_helpers),
     };

@@ -13,6 +13,7 @@
 #include "base/timeutil.h"
 #include "base/file.h"
 #include "base/retry.h"
+#include "base/netaddr.h"
 
 /* Runs first, before anything reads the clock: the offset is read once. */
 static void test_fake_now_needs_test_hooks(void **state)
@@ -258,6 +259,69 @@ static void test_file_read(void **state)
     free(dir);
 }
 
+/* Trusted proxies: who the client is, and that nobody else can say so. */
+static void test_netaddr_client(void **state)
+{
+    (void)state;
+    struct netaddr_list *l = NULL;
+    struct as_err err = {0};
+    char c[64];
+    int https = -1;
+    assert_int_equal(netaddr_list_parse("10.0.0.0/8, 192.0.2.7,2001:db8::/32", &l, &err), AS_OK);
+    assert_int_equal(netaddr_list_count(l), 3);
+    assert_true(netaddr_list_match(l, "10.1.2.3"));
+    assert_true(netaddr_list_match(l, "::ffff:10.1.2.3")); /* IPv4-mapped */
+    assert_true(netaddr_list_match(l, "192.0.2.7"));
+    assert_false(netaddr_list_match(l, "192.0.2.8"));
+    assert_true(netaddr_list_match(l, "2001:db8:1::5"));
+    assert_false(netaddr_list_match(l, "2001:db9::1"));
+    assert_false(netaddr_list_match(l, "not-an-address"));
+
+    /* An untrusted peer: its headers are ignored, whatever they say. */
+    netaddr_client(l, "203.0.113.5", "198.51.100.1", NULL, "https", c, sizeof c, &https);
+    assert_string_equal(c, "203.0.113.5");
+    assert_int_equal(https, 0);
+    /* A trusted proxy: the right-most untrusted hop is the client; a spoofed
+     * left-most entry the client sent itself is not believed. */
+    netaddr_client(l, "10.0.0.1", "6.6.6.6, 198.51.100.1, 10.0.0.9", NULL, "https, http", c,
+                   sizeof c, &https);
+    assert_string_equal(c, "198.51.100.1");
+    assert_int_equal(https, 1);
+    /* Ports and brackets. */
+    netaddr_client(l, "10.0.0.1", "[2001:db9::7]:4711", NULL, NULL, c, sizeof c, &https);
+    assert_string_equal(c, "2001:db9::7");
+    netaddr_client(l, "10.0.0.1", "198.51.100.2:5555", NULL, NULL, c, sizeof c, &https);
+    assert_string_equal(c, "198.51.100.2");
+    /* Forwarded (RFC 7239) wins over X-Forwarded-For; its proto counts. */
+    netaddr_client(l, "192.0.2.7", "6.6.6.6",
+                   "for=198.51.100.3;proto=https, for=\"[2001:db8::1]:80\";proto=http", NULL, c,
+                   sizeof c, &https);
+    assert_string_equal(c, "198.51.100.3");
+    assert_int_equal(https, 1);
+    /* "unknown" stops the walk: what lies left of it is not believed. */
+    netaddr_client(l, "10.0.0.1", "198.51.100.4, unknown, 10.0.0.2", NULL, NULL, c, sizeof c,
+                   &https);
+    assert_string_equal(c, "10.0.0.2");
+    /* All hops trusted: the left-most. */
+    netaddr_client(l, "10.0.0.1", "10.0.0.3, 10.0.0.2", NULL, NULL, c, sizeof c, &https);
+    assert_string_equal(c, "10.0.0.3");
+    /* No header from a trusted proxy: the proxy itself. */
+    netaddr_client(l, "10.0.0.1", NULL, NULL, NULL, c, sizeof c, &https);
+    assert_string_equal(c, "10.0.0.1");
+    netaddr_list_free(l);
+
+    /* Bad entries are named. */
+    assert_int_equal(netaddr_list_parse("10.0.0.0/33", &l, &err), AS_EINVAL);
+    assert_non_null(strstr(err.msg, "10.0.0.0/33"));
+    assert_int_equal(netaddr_list_parse("10.0.0.1, proxy.example", &l, &err), AS_EINVAL);
+    assert_non_null(strstr(err.msg, "proxy.example"));
+    /* Empty: nobody is trusted. */
+    assert_int_equal(netaddr_list_parse("", &l, &err), AS_OK);
+    netaddr_client(l, "10.0.0.1", "198.51.100.1", NULL, NULL, c, sizeof c, &https);
+    assert_string_equal(c, "10.0.0.1");
+    netaddr_list_free(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -267,6 +331,7 @@ int main(void)
         cmocka_unit_test(test_config_precedence), cmocka_unit_test(test_log_escape),
         cmocka_unit_test(test_durations),         cmocka_unit_test(test_secret_file_mode),
         cmocka_unit_test(test_config_inline_secret_mode),
+        cmocka_unit_test(test_netaddr_client),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
