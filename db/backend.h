@@ -33,6 +33,7 @@
 #include "db/db_mail.h"
 #include "db/db_nodes.h"
 #include "db/db_runs.h"
+#include "db/db_sessions.h"
 #include "db/db_tenant.h"
 #include "db/db_testing.h"
 #include "db/db_tokens.h"
@@ -256,6 +257,13 @@ struct db_backend {
                                    int limit, db_workflow_cb cb, void *ud, struct as_err *err);
     enum as_code (*approvals_page)(struct db *db, const struct db_approvals_page_query *q,
                                    json_t **out, struct as_err *err);
+    /* The console's sessions: db_sessions.h */
+    enum as_code (*console_session_add)(struct db *db, struct db_console_session *s,
+                                        const char *via, struct as_err *err);
+    enum as_code (*console_session_find)(struct db *db, const char *session_hash,
+                                         struct db_console_session *out, struct as_err *err);
+    enum as_code (*console_session_delete)(struct db *db, const char *session_hash,
+                                           struct db_console_session *out, struct as_err *err);
 };
 
 /* The two backends. */
@@ -287,6 +295,13 @@ uint64_t db_sql_hash(const char *sql);
  */
 enum as_code db_approval_mark_link(json_t **view, int64_t approver_id, const char *purpose,
                                    struct as_err *err);
+
+/*
+ * The audit data of a console session's login (login = 1: with via, the
+ * client's address and agent and the expiry) or logout, the same for every
+ * backend (db/db_sessions.h).  New object; NULL when out of memory.
+ */
+json_t *db_session_event_json(const struct db_console_session *s, const char *via, int login);
 
 static inline const struct db_backend *db_ops(const void *handle)
 {

@@ -618,3 +618,23 @@ enum as_code db_approvals_page(struct db *db, const struct db_approvals_page_que
 {
     return db_ops(db)->approvals_page(db, q, out, err);
 }
+
+/* ---- the console's sessions ---------------------------------------------------- */
+
+enum as_code db_console_session_add(struct db *db, struct db_console_session *s, const char *via,
+                                    struct as_err *err)
+{
+    return db_ops(db)->console_session_add(db, s, via, err);
+}
+
+enum as_code db_console_session_find(struct db *db, const char *session_hash,
+                                     struct db_console_session *out, struct as_err *err)
+{
+    return db_ops(db)->console_session_find(db, session_hash, out, err);
+}
+
+enum as_code db_console_session_delete(struct db *db, const char *session_hash,
+                                       struct db_console_session *out, struct as_err *err)
+{
+    return db_ops(db)->console_session_delete(db, session_hash, out, err);
+}

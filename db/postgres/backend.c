@@ -126,4 +126,7 @@ const struct db_backend db_pg_backend = {
     .api_token_revoke = db_pg_api_token_revoke,
     .workflows_list = db_pg_workflows_list,
     .approvals_page = db_pg_approvals_page,
+    .console_session_add = db_pg_console_session_add,
+    .console_session_find = db_pg_console_session_find,
+    .console_session_delete = db_pg_console_session_delete,
 };

@@ -108,4 +108,7 @@ const struct db_backend db_sqlite_backend = {
     .api_token_revoke = db_sqlite_api_token_revoke,
     .workflows_list = db_sqlite_workflows_list,
     .approvals_page = db_sqlite_approvals_page,
+    .console_session_add = db_sqlite_console_session_add,
+    .console_session_find = db_sqlite_console_session_find,
+    .console_session_delete = db_sqlite_console_session_delete,
 };

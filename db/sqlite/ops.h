@@ -225,5 +225,14 @@ enum as_code db_sqlite_workflows_list(struct db_conn *conn, const char *name, co
                                       struct as_err *err) AS_WUR;
 enum as_code db_sqlite_approvals_page(struct db *db, const struct db_approvals_page_query *q,
                                       json_t **out, struct as_err *err) AS_WUR;
+/* The console's sessions */
+enum as_code db_sqlite_console_session_add(struct db *db, struct db_console_session *s,
+                                           const char *via, struct as_err *err) AS_WUR;
+enum as_code db_sqlite_console_session_find(struct db *db, const char *session_hash,
+                                            struct db_console_session *out,
+                                            struct as_err *err) AS_WUR;
+enum as_code db_sqlite_console_session_delete(struct db *db, const char *session_hash,
+                                              struct db_console_session *out,
+                                              struct as_err *err) AS_WUR;
 
 #endif
