@@ -141,7 +141,7 @@ static void test_concurrent_first_open(void **state)
         pthread_join(t[i], NULL);
         if (o[i].rc)
             fail_msg("open %d: %s", i, o[i].msg);
-        assert_int_equal(o[i].version, 10);
+        assert_int_equal(o[i].version, 13);
     }
     char *n = tu_pg_query(uri, "SELECT count(*) FROM meta WHERE key = 'instance_id'");
     assert_string_equal(n, "1");
