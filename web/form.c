@@ -13,8 +13,8 @@ struct form_field {
 };
 
 struct form {
-    size_t n;
-    struct form_field fields[FORM_MAX_FIELDS];
+    size_t n, cap;
+    struct form_field *fields;
 };
 
 /* Decode s[0..n) into out (at least n+1 bytes).  Returns the decoded
@@ -63,10 +63,16 @@ static int name_ok(const char *s)
 
 enum as_code form_parse(const char *body, size_t len, struct form **out, struct as_err *err)
 {
+    return form_parse_max(body, len, FORM_MAX_BODY, FORM_MAX_FIELDS, out, err);
+}
+
+enum as_code form_parse_max(const char *body, size_t len, size_t max_body, size_t max_fields,
+                            struct form **out, struct as_err *err)
+{
     enum as_code rc = AS_OK;
     *out = NULL;
-    if (len > FORM_MAX_BODY)
-        return as_errf(err, AS_ELIMIT, "form body larger than %d bytes", FORM_MAX_BODY);
+    if (len > max_body)
+        return as_errf(err, AS_ELIMIT, "form body larger than %zu bytes", max_body);
     struct form *f = calloc(1, sizeof *f);
     if (!f)
         return as_errf(err, AS_ENOMEM, "out of memory");
@@ -93,9 +99,19 @@ enum as_code form_parse(const char *body, size_t len, struct form **out, struct 
             rc = as_errf(err, AS_EINVAL, "form field with an invalid name");
             goto fail;
         }
-        if (f->n >= FORM_MAX_FIELDS) {
-            rc = as_errf(err, AS_ELIMIT, "more than %d form fields", FORM_MAX_FIELDS);
+        if (f->n >= max_fields) {
+            rc = as_errf(err, AS_ELIMIT, "more than %zu form fields", max_fields);
             goto fail;
+        }
+        if (f->n == f->cap) {
+            size_t cap = f->cap ? f->cap * 2 : 16;
+            struct form_field *nf = realloc(f->fields, cap * sizeof *nf);
+            if (!nf) {
+                rc = as_errf(err, AS_ENOMEM, "out of memory");
+                goto fail;
+            }
+            f->fields = nf;
+            f->cap = cap;
         }
         if (form_get(f, name)) {
             rc = as_errf(err, AS_EINVAL, "form field \"%s\" given more than once", name);
@@ -143,11 +159,22 @@ size_t form_count(const struct form *f)
     return f ? f->n : 0;
 }
 
+const char *form_name_at(const struct form *f, size_t i)
+{
+    return f && i < f->n ? f->fields[i].name : NULL;
+}
+
+const char *form_value_at(const struct form *f, size_t i)
+{
+    return f && i < f->n ? f->fields[i].value : NULL;
+}
+
 void form_free(struct form *f)
 {
     if (!f)
         return;
     for (size_t i = 0; i < f->n; i++)
         free(f->fields[i].value);
+    free(f->fields);
     free(f);
 }
