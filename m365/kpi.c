@@ -207,7 +207,8 @@ json_t *kpi_protocols_json(unsigned mask)
 
 static const char *const def_keys[] = {"name",     "description", "report",  "filter",
                                        "protocols", "group_by",   "schedule", "trigger",
-                                       "close_superseded", NULL};
+                                       "close_superseded", "deadline", NULL};
+static const char *const deadline_keys[] = {"date", "target", "at", NULL}; /* "at": computed */
 static const char *const trigger_keys[] = {"workflow", "input", "max_open", "close_superseded",
                                            NULL};
 static const char *const schedule_keys[] = {"cron", "timezone", "sync", NULL};
@@ -260,7 +261,37 @@ enum as_code kpi_def_normalize(const json_t *in, json_t **out, struct as_err *er
     {
         if (!key_known(def_keys, key))
             DEF_ERR("kpi \"%s\": unknown key \"%s\" (known: name, description, report, filter, "
-                    "protocols, group_by, schedule, trigger, close_superseded)", name, key);
+                    "protocols, group_by, schedule, trigger, close_superseded, deadline)", name, key);
+    }
+    /* "deadline": the date by which the value should be down to "target"
+     * (default 0); a bare date string is {"date": ...}.  Shown on the
+     * console's charts. */
+    json_t *dl = json_object_get(def, "deadline");
+    if (dl && json_is_null(dl)) {
+        json_object_del(def, "deadline");
+    } else if (dl) {
+        if (json_is_string(dl)) {
+            json_object_set_new(def, "deadline", json_pack("{s:s}", "date", json_string_value(dl)));
+            dl = json_object_get(def, "deadline");
+        }
+        if (!json_is_object(dl))
+            DEF_ERR("kpi \"%s\": deadline must be {\"date\": \"2026-09-30\", \"target\": 0}", name);
+        json_object_foreach(dl, key, val)
+        {
+            if (!key_known(deadline_keys, key))
+                DEF_ERR("kpi \"%s\": deadline: unknown key \"%s\" (known: date, target)", name, key);
+        }
+        const char *date = json_string_value(json_object_get(dl, "date"));
+        int64_t at = 0;
+        if (!date || time_parse_iso(date, &at) != AS_OK)
+            DEF_ERR("kpi \"%s\": deadline.date must be a date or time (2026-09-30, "
+                    "2026-09-30T17:00:00Z)", name);
+        json_t *target = json_object_get(dl, "target");
+        if (target && (!json_is_integer(target) || json_integer_value(target) < 0))
+            DEF_ERR("kpi \"%s\": deadline.target must be a whole number >= 0", name);
+        if (!target)
+            json_object_set_new(dl, "target", json_integer(0));
+        json_object_set_new(dl, "at", json_integer(at));
     }
     json_t *close = json_object_get(def, "close_superseded");
     if (close && !json_is_boolean(close))
