@@ -72,7 +72,7 @@ static const char console_css[] =
     "th,td{text-align:left;vertical-align:top;padding:.3rem .45rem;border-bottom:1px solid #d0d4da}"
     "th{font-weight:600;color:#333;background:#f0f2f5}"
     "td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}"
-    ".on{color:#8a1c1c;font-weight:600}.off{color:#4a4a4a}"
+    ".p-on{color:#8a1c1c;font-weight:600}.p-off{color:#4a4a4a}"
     "pre{background:#f0f2f5;padding:.6rem;overflow-x:auto;font-size:.85rem;border-radius:4px}"
     "code{word-break:break-all}"
     "label{font-weight:600;margin-right:.3rem}"

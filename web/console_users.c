@@ -81,7 +81,7 @@ static int user_row(void *ud, const json_t *row)
     for (size_t i = 0; i < p->n_cols; i++) {
         report_cell_text(&p->cols[i], row, cell, sizeof cell);
         if (strcmp(cell, "on") == 0 || strcmp(cell, "off") == 0)
-            html_rawf(p->b, "<td class=\"%s\">%s</td>", cell, cell);
+            html_rawf(p->b, "<td class=\"p-%s\">%s</td>", cell, cell);
         else
             console_td(p->b, cell);
     }
