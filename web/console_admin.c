@@ -405,7 +405,7 @@ void console_workflow_validate(struct console_call *c)
     html_raw(&b, "<p><label for=\"workflow\">Workflow</label><br><textarea id=\"workflow\" "
                  "name=\"workflow\" rows=\"20\" spellcheck=\"false\">");
     html_text(&b, text ? text : "");
-    html_raw(&b, "</textarea></p><div class=\"actions\"><button type=\"submit\">Validate</button>"
+    html_raw(&b, "</textarea></p><div class=\"actions\"><button type=\"submit\" id=\"validate\">Validate</button>"
                  "</div></form>\n");
     wf_free(wf);
     json_decref(diags);
