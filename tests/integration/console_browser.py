@@ -31,7 +31,9 @@ import time
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 WAIT_S = 300
 FILTER = "pop_enabled || imap_enabled"
@@ -61,6 +63,16 @@ def fail(msg, seen, driver=None, shots=None):
             pass
     print(json.dumps(seen))
     sys.exit(1)
+
+
+def settle(driver, cond):
+    """Wait (bounded, generously) until cond(driver) holds after a click
+    started a navigation; True when it did."""
+    try:
+        WebDriverWait(driver, WAIT_S, poll_frequency=0.2).until(cond)
+        return True
+    except TimeoutException:
+        return False
 
 
 def approval_links(mail_dir, approver, url):
@@ -111,6 +123,7 @@ def main():
                  args.shots)
         driver.find_element(By.ID, "token").send_keys(args.token)
         driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+        settle(driver, lambda d: d.current_url.endswith("/console/overview"))
         if not driver.current_url.endswith("/console/overview"):
             fail("signing in did not lead to the overview: " + driver.current_url, seen, driver,
                  args.shots)
@@ -131,6 +144,7 @@ def main():
         where.clear()
         where.send_keys(FILTER)
         driver.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click()
+        settle(driver, lambda d: "where=" in d.current_url)
         if "where=" not in driver.current_url:
             fail("the filter was not applied", seen, driver, args.shots)
         boxes = driver.find_elements(By.CSS_SELECTOR, "table.users input[type=checkbox]")
@@ -151,6 +165,7 @@ def main():
             b.click()
         shot("users")
         driver.find_element(By.CSS_SELECTOR, "button[name=action][value=preview]").click()
+        settle(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "pre.commands"))
         commands = driver.find_element(By.CSS_SELECTOR, "pre.commands").text
         seen["commands"] = commands
         for u in users:
@@ -161,6 +176,7 @@ def main():
         shot("preview")
         driver.find_element(By.ID, "approvers").send_keys(args.approver)
         driver.find_element(By.CSS_SELECTOR, "button[name=action][value=start]").click()
+        settle(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "table.started"))
         rows = driver.find_elements(By.CSS_SELECTOR, "table.started tr")[1:]
         runs = []
         for tr in rows:
@@ -187,6 +203,7 @@ def main():
         for link in links[:2]:
             driver.get(link)
             driver.find_element(By.CSS_SELECTOR, "button.approve").click()
+            settle(driver, lambda d: "Thank you" in d.title)
             if "Thank you" not in driver.title:
                 fail("approving did not say Thank you: " + driver.title, seen, driver, args.shots)
         shot("approved")
@@ -203,6 +220,7 @@ def main():
         driver.find_element(By.CSS_SELECTOR, "input[name='p.smtp']").click()
         driver.find_element(By.ID, "ex-reason").send_keys("scan to mail until the new MFP")
         driver.find_element(By.CSS_SELECTOR, "#ex-reason").submit()
+        settle(driver, lambda d: "done=" in d.current_url)
         if "exception_added" not in driver.current_url:
             fail("granting the exception did not succeed", seen, driver, args.shots)
         table = driver.find_element(By.CSS_SELECTOR, "table.exceptions").text
@@ -213,6 +231,7 @@ def main():
                if "printer@contoso.com" in tr.text][0]
         row.find_element(By.NAME, "reason").send_keys("printer replaced")
         row.find_element(By.CSS_SELECTOR, "button.danger").click()
+        settle(driver, lambda d: "exception_removed" in d.current_url)
         if "exception_removed" not in driver.current_url:
             fail("removing the exception did not succeed", seen, driver, args.shots)
         if "printer@contoso.com" in driver.find_element(By.CSS_SELECTOR, "table.exceptions").text:
@@ -223,6 +242,7 @@ def main():
         area = driver.find_element(By.ID, "workflow")
         driver.execute_script("arguments[0].value = arguments[1];", area, BAD_WORKFLOW)
         driver.find_element(By.ID, "validate").click()
+        settle(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "table.diagnostics"))
         diag_rows = driver.find_elements(By.CSS_SELECTOR, "table.diagnostics tr")[1:]
         seen["diagnostics"] = [tr.text for tr in diag_rows]
         if not any(tr.find_elements(By.TAG_NAME, "td")[0].text == str(BAD_LINE)
