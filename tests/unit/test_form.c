@@ -123,6 +123,31 @@ static void test_limits(void **state)
     assert_non_null(strstr(msg, "fields"));
 }
 
+/* The console's caps: more fields (kept in order, by index), a bigger body. */
+static void test_larger_caps(void **state)
+{
+    (void)state;
+    size_t size = 64 * 1024, len = 0;
+    char *body = malloc(size);
+    assert_non_null(body);
+    for (int i = 0; i < 1500; i++)
+        len += (size_t)snprintf(body + len, size - len, "u.%d=user%d%%40contoso.com&", i, i);
+    struct form *f = NULL;
+    struct as_err err = {0};
+    assert_int_equal(form_parse(body, len, &f, &err), AS_ELIMIT);
+    assert_null(f);
+    assert_int_equal(form_parse_max(body, len, 64 * 1024, 1500, &f, &err), AS_OK);
+    assert_int_equal(form_count(f), 1500);
+    assert_string_equal(form_name_at(f, 0), "u.0");
+    assert_string_equal(form_value_at(f, 1499), "user1499@contoso.com");
+    assert_null(form_name_at(f, 1500));
+    assert_string_equal(form_get(f, "u.700"), "user700@contoso.com");
+    form_free(f);
+    assert_int_equal(form_parse_max(body, len, 64 * 1024, 1499, &f, &err), AS_ELIMIT);
+    assert_int_equal(form_parse_max(body, len, len - 1, 5000, &f, &err), AS_ELIMIT);
+    free(body);
+}
+
 static void test_not_nul_terminated(void **state)
 {
     (void)state;
@@ -145,6 +170,7 @@ int main(void)
         cmocka_unit_test(test_utf8_and_crlf),
         cmocka_unit_test(test_rejects),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_larger_caps),
         cmocka_unit_test(test_not_nul_terminated),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
