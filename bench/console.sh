@@ -8,7 +8,8 @@
 # and evaluates it, makes an admin token, starts `assent serve`, signs in to
 # the console and times each page with curl (REPEAT times; the median and
 # the slowest): the users report's first page (100 rows), a page in the
-# middle and the last page (the API's offset cursor), 1000 rows, a filter,
+# middle and the last page (by the offset cursor of the API and by the
+# console's keyset cursor), 1000 rows, a filter,
 # the whole CSV, the overview.  Everything lives in BENCH_DIR (default
 # var/bench/console) and is removed at the end unless BENCH_KEEP=1.
 # Not a test: the figures depend on the machine and its load.
@@ -84,9 +85,15 @@ print(f"{name:<34} {t[len(t) // 2]:8.0f} ms median {t[-1]:8.0f} ms max "
 }
 LAST=$((USERS - 100))
 MID=$((USERS / 2))
+# The keyset cursors of the same pages: the UPN of the row before each.
+curl -s -b "$JAR" "$U/users.csv" | tail -n +2 | cut -d, -f1 | tr -d '"' > "$DIR/upns"
+AFTER_MID=$(sed -n "${MID}p" "$DIR/upns")
+AFTER_LAST=$(sed -n "${LAST}p" "$DIR/upns")
 measure "users, first page (100 rows)" "users"
 measure "users, page at $MID" "users?cursor=$MID"
 measure "users, last page (at $LAST)" "users?cursor=$LAST"
+measure "users, page at $MID (keyset)" "users?after=$AFTER_MID"
+measure "users, last page (keyset)" "users?after=$AFTER_LAST"
 measure "users, 1000 rows" "users?limit=1000"
 measure "users, filter pop_enabled" "users?where=pop_enabled"
 measure "users, filter, sort by last sign-in" "users?where=pop_enabled&sort=last_legacy_signin,desc"

@@ -112,6 +112,15 @@ enum as_code db_tenant_users_foreach_sorted(struct db *db, const char *sort_key,
                                             int (*cb)(const json_t *row, void *ud), void *ud,
                                             struct as_err *err) AS_WUR;
 
+/*
+ * The same as db_tenant_users_foreach, only the users whose lower-cased
+ * UPN sorts after after_lower (bytewise, as the listing's order): a keyset
+ * cursor, so a page deep in the listing costs no more than the first.
+ */
+enum as_code db_tenant_users_foreach_after(struct db *db, const char *after_lower,
+                                           int (*cb)(const json_t *row, void *ud), void *ud,
+                                           struct as_err *err) AS_WUR;
+
 /* The organisation's synced transport config ({"SmtpClientAuthenticationDisabled":..,
  * ...}, as Get-TransportConfig returned it), or *out = NULL when never synced. */
 enum as_code db_tenant_org_transport(struct db *db, json_t **out, struct as_err *err) AS_WUR;

@@ -5,6 +5,7 @@
  */
 #include "m365/report.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,6 +165,7 @@ struct report {
     struct expr *where;
     char sort_key[128]; /* "" = the store's order */
     int desc;
+    char after[320];    /* users by UPN: the keyset cursor, lower-cased; "" = from the first */
     struct db_tenant_signin_query signins;
     struct kpi_exemptions *exempt; /* users: active exceptions */
     /* per report_foreach */
@@ -209,6 +211,21 @@ enum as_code report_open(struct app *app, const struct report_query *q, int64_t 
             rc = as_errf(err, AS_EINVAL, "sort: no column given");
             goto fail;
         }
+    }
+    if (q->after && *q->after) {
+        if (q->kind != REPORT_USERS || r->sort_key[0]) {
+            rc = as_errf(err, AS_EINVAL, "cursor: a keyset cursor is for users by user "
+                         "principal name only");
+            goto fail;
+        }
+        size_t n = strlen(q->after);
+        if (n >= sizeof r->after) {
+            rc = as_errf(err, AS_EINVAL, "cursor: too long");
+            goto fail;
+        }
+        /* The store orders by the lower-cased UPN (ASCII lower-case, as it stores it). */
+        for (size_t i = 0; i <= n; i++)
+            r->after[i] = (char)tolower((unsigned char)q->after[i]);
     }
     if (q->kind == REPORT_SIGNINS) {
         r->signins.since_ms = q->since_ms > 0 ? q->since_ms : now - 30LL * 86400000;
@@ -268,6 +285,8 @@ enum as_code report_foreach(struct report *r, int (*cb)(void *ud, const json_t *
     enum as_code rc;
     if (r->kind == REPORT_SIGNINS)
         rc = db_tenant_signins_foreach(r->app->db, &r->signins, report_row, r, err);
+    else if (r->after[0])
+        rc = db_tenant_users_foreach_after(r->app->db, r->after, report_row, r, err);
     else if (r->sort_key[0])
         rc = db_tenant_users_foreach_sorted(r->app->db, r->sort_key, r->desc, report_row, r, err);
     else

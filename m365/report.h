@@ -51,6 +51,9 @@ struct report_query {
     const char *sort;       /* users: COL, COL,asc or COL,desc (a row key or a column
                                header); NULL: by user principal name.  Sign-ins are
                                always newest first: a sort is refused for them. */
+    const char *after;      /* users by user principal name only: the rows after this
+                               UPN (case-insensitive), a keyset cursor; NULL: from the
+                               first */
     /* sign-ins only */
     int64_t since_ms;       /* rows at or after this time; 0: the last 30 days */
     const char *client_app; /* NULL: any; case-insensitive */

@@ -4,7 +4,10 @@
  *
  * The report is GET /api/v1/reports/users as a page: the same rows,
  * columns, `where` language and sort (web_ops_report_page, m365/report.h),
- * paged by the API's offset cursor, with a CSV export of the same rows.
+ * with a CSV export of the same rows.  In the store's order (by user
+ * principal name) a page continues after the last UPN of the one before
+ * (a keyset cursor: `after`), so the last of 1,000 pages costs what the
+ * first does; sorted by another column it takes the API's offset cursor.
  *
  * The bulk action is CoreView's "select users, Manage CAS, complete": the
  * rows are checkboxes of one form (or the whole filter is taken); a POST
@@ -65,6 +68,7 @@ struct users_page {
     const struct report_col *cols;
     size_t n_cols;
     int64_t index; /* of the row on the page */
+    char last[UPN_MAX + 1]; /* the UPN of the last row */
 };
 
 static int user_row(void *ud, const json_t *row)
@@ -87,6 +91,7 @@ static int user_row(void *ud, const json_t *row)
     }
     html_raw(p->b, "</tr>\n");
     p->index++;
+    snprintf(p->last, sizeof p->last, "%s", upn);
     return 0;
 }
 
@@ -106,10 +111,13 @@ void console_users(struct console_call *c)
     struct as_err err = {0};
     int64_t limit, skip = 0;
     const char *where = console_param(c, "where"), *sort = console_param(c, "sort");
-    const char *cursor = console_param(c, "cursor");
+    const char *cursor = console_param(c, "cursor"), *after = console_param(c, "after");
     if (!console_int_param(c, "limit", CONSOLE_PAGE_DEFAULT, CONSOLE_PAGE_MAX, &limit) ||
-        (cursor && !console_int_param(c, "cursor", 0, INT64_MAX / 2, &skip))) {
-        console_message(c, 400, "Bad request", "limit is 1 to 1000; cursor comes from the Next link.");
+        (cursor && !console_int_param(c, "cursor", 0, INT64_MAX / 2, &skip)) ||
+        (after && (sort || cursor || strlen(after) > UPN_MAX))) {
+        console_message(c, 400, "Bad request",
+                        "limit is 1 to 1000; cursor and after come from the Next link (after "
+                        "only in the order by user principal name).");
         return;
     }
     struct html_buf b = {0};
@@ -134,7 +142,7 @@ void console_users(struct console_call *c)
     const struct report_col *cols = report_columns(REPORT_USERS, &n_cols);
     struct html_buf rows = {0};
     struct users_page p = {.b = &rows, .cols = cols, .n_cols = n_cols};
-    struct report_query q = {.kind = REPORT_USERS, .where = where, .sort = sort};
+    struct report_query q = {.kind = REPORT_USERS, .where = where, .sort = sort, .after = after};
     int more = 0, no_data = 0;
     enum as_code rc = web_ops_report_page(c->req->app, &q, c->req->now_ms, skip, limit, user_row,
                                           &p, &more, &no_data, &err);
@@ -172,15 +180,31 @@ void console_users(struct console_call *c)
             b.failed = 1;
         free(text);
         html_raw(&b, "</table></div></form>\n");
-        html_rawf(&b, "<p class=\"pager\">Rows %lld to %lld. ", (long long)skip + (p.index ? 1 : 0),
-                  (long long)(skip + p.index));
-        if (skip)
-            html_raw(&b, "<a href=\"/console/users\">First page</a> ");
+        html_raw(&b, "<p class=\"pager\">");
+        if (after) {
+            html_rawf(&b, "%lld rows after ", (long long)p.index);
+            html_text(&b, after);
+            html_raw(&b, ". ");
+        } else {
+            html_rawf(&b, "Rows %lld to %lld. ", (long long)skip + (p.index ? 1 : 0),
+                      (long long)(skip + p.index));
+        }
+        if (skip || after) {
+            html_raw(&b, "<a href=\"/console/users?");
+            filter_query(&b, where, sort);
+            html_rawf(&b, "&amp;limit=%lld\">First page</a> ", (long long)limit);
+        }
         if (more) {
             html_raw(&b, "<a class=\"next\" rel=\"next\" href=\"/console/users?");
             filter_query(&b, where, sort);
-            html_rawf(&b, "&amp;limit=%lld&amp;cursor=%lld\">Next page</a>", (long long)limit,
-                      (long long)(skip + limit));
+            html_rawf(&b, "&amp;limit=%lld&amp;", (long long)limit);
+            if (sort) {
+                html_rawf(&b, "cursor=%lld", (long long)(skip + limit));
+            } else {
+                html_raw(&b, "after=");
+                console_url_value(&b, p.last);
+            }
+            html_raw(&b, "\">Next page</a>");
         }
         html_raw(&b, "</p>\n");
     }

@@ -114,6 +114,7 @@ const struct db_backend db_pg_backend = {
     .tenant_signin_put = db_pg_tenant_signin_put,
     .tenant_signins_done = db_pg_tenant_signins_done,
     .tenant_users_foreach = db_pg_tenant_users_foreach,
+    .tenant_users_foreach_after = db_pg_tenant_users_foreach_after,
     .tenant_users_foreach_sorted = db_pg_tenant_users_foreach_sorted,
     .tenant_org_transport = db_pg_tenant_org_transport,
     .tenant_user_row = db_pg_tenant_user_row,

@@ -79,7 +79,7 @@ static const char user_from[] =
     " FROM tenant_signins WHERE created_ms >= $1 AND user_id IS NOT NULL"
     " ORDER BY user_id, created_ms DESC, id COLLATE \"C\") s ON s.user_id = u.id";
 
-static char sql_all[4096], sql_one[4096];
+static char sql_all[4096], sql_one[4096], sql_after[4096];
 static pthread_once_t sql_once = PTHREAD_ONCE_INIT;
 
 static void build_sql(void)
@@ -92,6 +92,9 @@ static void build_sql(void)
              user_from);
     snprintf(sql_one, sizeof sql_one,
              "SELECT %s%s WHERE u.upn_lower = $3 OR u.id = $2 LIMIT 1", cols, user_from);
+    snprintf(sql_after, sizeof sql_after,
+             "SELECT %s%s WHERE u.upn_lower COLLATE \"C\" > $2 ORDER BY u.upn_lower COLLATE \"C\"",
+             cols, user_from);
 }
 
 static json_t *cell(const PGresult *r, int i, int col, enum col_kind kind)
@@ -517,6 +520,17 @@ enum as_code db_pg_tenant_users_foreach(struct db *db, int (*cb)(const json_t *r
     struct pg_args a = {0};
     users_args(&a);
     return rows_each(db, sql_all, &a, user_row, cb, ud, "read users", err);
+}
+
+enum as_code db_pg_tenant_users_foreach_after(struct db *db, const char *after_lower,
+                                              int (*cb)(const json_t *row, void *ud), void *ud,
+                                              struct as_err *err)
+{
+    pthread_once(&sql_once, build_sql);
+    struct pg_args a = {0};
+    users_args(&a);
+    pg_arg_text(&a, after_lower);
+    return rows_each(db, sql_after, &a, user_row, cb, ud, "read users", err);
 }
 
 enum as_code db_pg_tenant_users_foreach_sorted(struct db *db, const char *sort_key, int desc,

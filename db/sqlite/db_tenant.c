@@ -66,7 +66,7 @@ static const char user_from[] =
     " created_at AS last_at, client_app AS app FROM tenant_signins"
     " WHERE created_ms >= ?1 AND user_id IS NOT NULL GROUP BY user_id) s ON s.user_id = u.id";
 
-static char sql_all[4096], sql_one[4096];
+static char sql_all[4096], sql_one[4096], sql_after[4096];
 static const char *user_keys[N_USER_COLS + 1];
 static pthread_once_t sql_once = PTHREAD_ONCE_INIT;
 
@@ -80,6 +80,8 @@ static void build_sql(void)
     }
     user_keys[N_USER_COLS] = NULL;
     snprintf(sql_all, sizeof sql_all, "SELECT %s%s ORDER BY u.upn_lower", cols, user_from);
+    snprintf(sql_after, sizeof sql_after,
+             "SELECT %s%s WHERE u.upn_lower > ?2 ORDER BY u.upn_lower", cols, user_from);
     snprintf(sql_one, sizeof sql_one,
              "SELECT %s%s WHERE u.upn_lower = lower(?2) OR u.id = ?2 LIMIT 1", cols, user_from);
 }
@@ -569,6 +571,23 @@ enum as_code db_sqlite_tenant_users_foreach(struct db *db, int (*cb)(const json_
     enum as_code rc = db_read_stmt(db, sql_all, &c, &st, err);
     if (rc)
         return rc;
+    rc = users_run(c, st, cb, ud, err);
+    db_stmt_done(st);
+    db_sqlite_read_end(db, c);
+    return rc;
+}
+
+enum as_code db_sqlite_tenant_users_foreach_after(struct db *db, const char *after_lower,
+                                                  int (*cb)(const json_t *row, void *ud),
+                                                  void *ud, struct as_err *err)
+{
+    struct db_conn *c;
+    sqlite3_stmt *st;
+    pthread_once(&sql_once, build_sql);
+    enum as_code rc = db_read_stmt(db, sql_after, &c, &st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 2, after_lower, -1, SQLITE_TRANSIENT);
     rc = users_run(c, st, cb, ud, err);
     db_stmt_done(st);
     db_sqlite_read_end(db, c);

@@ -138,7 +138,20 @@ def main():
             fail("a console page has a script element", seen, driver, args.shots)
         shot("overview")
 
-        # 2. Users: filter, tick two, preview, start.
+        # 2. Users: pages continue after the last user of the page before
+        # (a keyset cursor); then filter, tick two, preview, start.
+        driver.get(args.url + "/console/users?limit=15")
+        first = [b.get_attribute("value") for b in
+                 driver.find_elements(By.CSS_SELECTOR, "table.users input[type=checkbox]")]
+        driver.find_element(By.CSS_SELECTOR, "a.next").click()
+        settle(driver, lambda d: "after=" in d.current_url)
+        second = [b.get_attribute("value") for b in
+                  driver.find_elements(By.CSS_SELECTOR, "table.users input[type=checkbox]")]
+        seen["pages"] = [len(first), len(second)]
+        if len(first) != 15 or not second or not all(
+                u.lower() > first[-1].lower() for u in second) or \
+                [u.lower() for u in second] != sorted(u.lower() for u in second):
+            fail("the second page does not continue after the first", seen, driver, args.shots)
         driver.get(args.url + "/console/users")
         where = driver.find_element(By.ID, "where")
         where.clear()
