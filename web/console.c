@@ -489,7 +489,19 @@ static void console_login_post(struct console_call *c)
                            "again on this page.");
         return;
     }
+    /* A pasted token may carry spaces or a line break around it. */
+    char token_buf[4100];
     const char *token = form_get(c->form, "token");
+    if (token) {
+        while (*token == ' ' || *token == '\t' || *token == '\r' || *token == '\n')
+            token++;
+        size_t tl = strnlen(token, sizeof token_buf - 1);
+        while (tl && strchr(" \t\r\n", token[tl - 1]))
+            tl--;
+        memcpy(token_buf, token, tl);
+        token_buf[tl] = '\0';
+        token = token_buf;
+    }
     struct web_principal who;
     memset(&who, 0, sizeof who);
     enum web_auth_found found =
@@ -544,6 +556,7 @@ static void console_login_post(struct console_call *c)
     set_cookie(c, WEB_AUTH_COOKIE, session, (expires - c->req->now_ms + 999) / 1000);
     set_cookie(c, WEB_AUTH_LOGIN_COOKIE, "", 0);
     OPENSSL_cleanse(session, sizeof session);
+    OPENSSL_cleanse(token_buf, sizeof token_buf);
     console_redirect(c, "/console/overview");
 }
 

@@ -706,6 +706,18 @@ void console_bulk(struct console_call *c)
         .on_row = bulk_on_row,
         .ud = &k,
     };
+    /* The whole filter is taken up to the cap: counted first, nothing started. */
+    if (!rc && start && k.scope_filter) {
+        struct trigger_opts count = o;
+        count.preview = 1;
+        count.allow_stale = 1;
+        count.on_row = NULL;
+        rc = trigger_kpi(c->req->app, kpi, c->req->now_ms, &count, &st, &err);
+        if (!rc && st.rows > BULK_MAX_USERS)
+            rc = as_errf(&err, AS_EINVAL,
+                         "the filter finds %lld users with a chosen protocol on: narrow it to %d "
+                         "or fewer", (long long)st.rows, BULK_MAX_USERS);
+    }
     if (!rc)
         rc = trigger_kpi(c->req->app, kpi, c->req->now_ms, &o, &st, &err);
     if (!rc && start) {
