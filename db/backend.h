@@ -233,7 +233,7 @@ struct db_backend {
                                         struct as_err *err);
     enum as_code (*tenant_users_foreach)(struct db *db, int (*cb)(const json_t *row, void *ud),
                                          void *ud, struct as_err *err);
-    enum as_code (*tenant_users_foreach_after)(struct db *db, const char *after_lower,
+    enum as_code (*tenant_users_foreach_after)(struct db *db, const char *after_lower, int limit,
                                                int (*cb)(const json_t *row, void *ud), void *ud,
                                                struct as_err *err);
     enum as_code (*tenant_users_foreach_sorted)(struct db *db, const char *sort_key, int desc,

@@ -114,10 +114,12 @@ enum as_code db_tenant_users_foreach_sorted(struct db *db, const char *sort_key,
 
 /*
  * The same as db_tenant_users_foreach, only the users whose lower-cased
- * UPN sorts after after_lower (bytewise, as the listing's order): a keyset
- * cursor, so a page deep in the listing costs no more than the first.
+ * UPN sorts after after_lower (bytewise, as the listing's order; "" from
+ * the first), at most limit of them (<= 0: all): a keyset cursor.  The
+ * sign-ins are aggregated for those users only, so a page costs the same
+ * wherever it is in the listing and does not grow with the tenant.
  */
-enum as_code db_tenant_users_foreach_after(struct db *db, const char *after_lower,
+enum as_code db_tenant_users_foreach_after(struct db *db, const char *after_lower, int limit,
                                            int (*cb)(const json_t *row, void *ud), void *ud,
                                            struct as_err *err) AS_WUR;
 

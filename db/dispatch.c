@@ -546,11 +546,11 @@ enum as_code db_tenant_users_foreach(struct db *db, int (*cb)(const json_t *row,
     return db_ops(db)->tenant_users_foreach(db, cb, ud, err);
 }
 
-enum as_code db_tenant_users_foreach_after(struct db *db, const char *after_lower,
+enum as_code db_tenant_users_foreach_after(struct db *db, const char *after_lower, int limit,
                                            int (*cb)(const json_t *row, void *ud), void *ud,
                                            struct as_err *err)
 {
-    return db_ops(db)->tenant_users_foreach_after(db, after_lower, cb, ud, err);
+    return db_ops(db)->tenant_users_foreach_after(db, after_lower, limit, cb, ud, err);
 }
 
 enum as_code db_tenant_users_foreach_sorted(struct db *db, const char *sort_key, int desc,

@@ -142,7 +142,9 @@ void console_users(struct console_call *c)
     const struct report_col *cols = report_columns(REPORT_USERS, &n_cols);
     struct html_buf rows = {0};
     struct users_page p = {.b = &rows, .cols = cols, .n_cols = n_cols};
-    struct report_query q = {.kind = REPORT_USERS, .where = where, .sort = sort, .after = after};
+    /* By UPN, always the keyset listing: "" is the first page. */
+    struct report_query q = {.kind = REPORT_USERS, .where = where, .sort = sort,
+                             .after = sort || cursor ? NULL : after ? after : ""};
     int more = 0, no_data = 0;
     enum as_code rc = web_ops_report_page(c->req->app, &q, c->req->now_ms, skip, limit, user_row,
                                           &p, &more, &no_data, &err);

@@ -350,7 +350,7 @@ enum as_code db_pg_tenant_signins_done(struct db_conn *c, int64_t older_than_ms,
                                        struct as_err *err) AS_WUR;
 enum as_code db_pg_tenant_users_foreach(struct db *db, int (*cb)(const json_t *row, void *ud),
                                         void *ud, struct as_err *err) AS_WUR;
-enum as_code db_pg_tenant_users_foreach_after(struct db *db, const char *after_lower,
+enum as_code db_pg_tenant_users_foreach_after(struct db *db, const char *after_lower, int limit,
                                               int (*cb)(const json_t *row, void *ud), void *ud,
                                               struct as_err *err) AS_WUR;
 enum as_code db_pg_tenant_users_foreach_sorted(struct db *db, const char *sort_key, int desc,

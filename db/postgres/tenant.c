@@ -92,9 +92,16 @@ static void build_sql(void)
              user_from);
     snprintf(sql_one, sizeof sql_one,
              "SELECT %s%s WHERE u.upn_lower = $3 OR u.id = $2 LIMIT 1", cols, user_from);
+    /* A page: its users first (p), then their rows, the sign-ins of p only. */
+    char from_page[1024];
+    const char *agg = strstr(user_from, " AND user_id IS NOT NULL");
+    snprintf(from_page, sizeof from_page, "%.*s AND user_id IN (SELECT id FROM p)%s",
+             (int)(agg - user_from), user_from, agg + strlen(" AND user_id IS NOT NULL"));
     snprintf(sql_after, sizeof sql_after,
-             "SELECT %s%s WHERE u.upn_lower COLLATE \"C\" > $2 ORDER BY u.upn_lower COLLATE \"C\"",
-             cols, user_from);
+             "WITH p AS (SELECT id FROM tenant_users WHERE upn_lower COLLATE \"C\" > $2"
+             " ORDER BY upn_lower COLLATE \"C\" LIMIT $3) SELECT %s%s WHERE u.id IN"
+             " (SELECT id FROM p) ORDER BY u.upn_lower COLLATE \"C\"",
+             cols, from_page);
 }
 
 static json_t *cell(const PGresult *r, int i, int col, enum col_kind kind)
@@ -522,7 +529,7 @@ enum as_code db_pg_tenant_users_foreach(struct db *db, int (*cb)(const json_t *r
     return rows_each(db, sql_all, &a, user_row, cb, ud, "read users", err);
 }
 
-enum as_code db_pg_tenant_users_foreach_after(struct db *db, const char *after_lower,
+enum as_code db_pg_tenant_users_foreach_after(struct db *db, const char *after_lower, int limit,
                                               int (*cb)(const json_t *row, void *ud), void *ud,
                                               struct as_err *err)
 {
@@ -530,6 +537,10 @@ enum as_code db_pg_tenant_users_foreach_after(struct db *db, const char *after_l
     struct pg_args a = {0};
     users_args(&a);
     pg_arg_text(&a, after_lower);
+    if (limit > 0)
+        pg_arg_i64(&a, limit);
+    else
+        pg_arg_text(&a, NULL); /* LIMIT NULL: no limit */
     return rows_each(db, sql_after, &a, user_row, cb, ud, "read users", err);
 }
 

@@ -80,8 +80,15 @@ static void build_sql(void)
     }
     user_keys[N_USER_COLS] = NULL;
     snprintf(sql_all, sizeof sql_all, "SELECT %s%s ORDER BY u.upn_lower", cols, user_from);
+    /* A page: its users first (p), then their rows, the sign-ins of p only. */
+    char from_page[1024];
+    const char *agg = strstr(user_from, " AND user_id IS NOT NULL");
+    snprintf(from_page, sizeof from_page, "%.*s AND user_id IN (SELECT id FROM p)%s",
+             (int)(agg - user_from), user_from, agg + strlen(" AND user_id IS NOT NULL"));
     snprintf(sql_after, sizeof sql_after,
-             "SELECT %s%s WHERE u.upn_lower > ?2 ORDER BY u.upn_lower", cols, user_from);
+             "WITH p AS (SELECT id FROM tenant_users WHERE upn_lower > ?2 ORDER BY upn_lower"
+             " LIMIT ?3) SELECT %s%s WHERE u.id IN (SELECT id FROM p) ORDER BY u.upn_lower",
+             cols, from_page);
     snprintf(sql_one, sizeof sql_one,
              "SELECT %s%s WHERE u.upn_lower = lower(?2) OR u.id = ?2 LIMIT 1", cols, user_from);
 }
@@ -577,7 +584,7 @@ enum as_code db_sqlite_tenant_users_foreach(struct db *db, int (*cb)(const json_
     return rc;
 }
 
-enum as_code db_sqlite_tenant_users_foreach_after(struct db *db, const char *after_lower,
+enum as_code db_sqlite_tenant_users_foreach_after(struct db *db, const char *after_lower, int limit,
                                                   int (*cb)(const json_t *row, void *ud),
                                                   void *ud, struct as_err *err)
 {
@@ -588,6 +595,7 @@ enum as_code db_sqlite_tenant_users_foreach_after(struct db *db, const char *aft
     if (rc)
         return rc;
     sqlite3_bind_text(st, 2, after_lower, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(st, 3, limit > 0 ? limit : -1); /* LIMIT -1: no limit */
     rc = users_run(c, st, cb, ud, err);
     db_stmt_done(st);
     db_sqlite_read_end(db, c);

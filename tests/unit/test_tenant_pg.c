@@ -233,15 +233,29 @@ static void compare_reads(struct stores *s)
                 *p = (char)(*p - 'A' + 'a');
         a = json_array();
         b = json_array();
-        assert_int_equal(db_tenant_users_foreach_after(s->lite, lower, collect, a, &err), AS_OK);
-        assert_int_equal(db_tenant_users_foreach_after(s->pg, lower, collect, b, &err), AS_OK);
+        assert_int_equal(db_tenant_users_foreach_after(s->lite, lower, 0, collect, a, &err), AS_OK);
+        assert_int_equal(db_tenant_users_foreach_after(s->pg, lower, 0, collect, b, &err), AS_OK);
         same_rows("users after a UPN", a, b);
         assert_int_equal(json_array_size(a), n_all - at - 1);
         for (size_t k = 0; k < json_array_size(a); k++)
             assert_true(json_equal(json_array_get(a, k), json_array_get(all, at + 1 + k)));
         json_decref(a);
         json_decref(b);
+        /* At most 7 of them. */
+        a = json_array();
+        b = json_array();
+        assert_int_equal(db_tenant_users_foreach_after(s->lite, lower, 7, collect, a, &err), AS_OK);
+        assert_int_equal(db_tenant_users_foreach_after(s->pg, lower, 7, collect, b, &err), AS_OK);
+        same_rows("7 users after a UPN", a, b);
+        assert_int_equal(json_array_size(a), n_all - at - 1 < 7 ? n_all - at - 1 : 7);
+        json_decref(a);
+        json_decref(b);
     }
+    /* From the first: "" */
+    a = json_array();
+    assert_int_equal(db_tenant_users_foreach_after(s->lite, "", 0, collect, a, &err), AS_OK);
+    same_rows("users after \"\"", all, a);
+    json_decref(a);
     json_decref(all);
 
     static const char *const who[] = {"ADAM001@example.com", "id-0037", "bob003@EXAMPLE.COM",
