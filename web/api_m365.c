@@ -206,37 +206,15 @@ void api_kpi_trigger(struct api_call *c)
     };
     static const char *const params[] = {NULL};
     struct as_err err = {0};
-    struct kpi *k = NULL;
     struct trigger_stats st;
     if (!api_query_allowed(c, params) || !api_fields(c, fields))
         return;
     int preview = json_is_true(json_object_get(c->body, "dry_run"));
     struct trigger_rows tr = {json_array(), preview};
-    enum as_code rc = kpi_load(c->req->app, c->arg, &k, &err);
-    if (!rc && !k->trigger) {
-        api_error(c, 409, "conflict", "KPI \"%s\" has no trigger (see docs/kpis.md)", k->name);
-        goto out;
-    }
-    struct trigger_opts o = {
-        .max_open = -1,
-        .preview = preview,
-        .trigger = "api",
-        .actor = c->who.name,
-        .record_value = 1,
-        .allow_stale = json_is_true(json_object_get(c->body, "allow_stale")),
-        .on_row = trigger_row,
-        .ud = &tr,
-    };
-    if (!rc)
-        rc = trigger_kpi(c->req->app, k, c->req->now_ms, &o, &st, &err);
-    /* A preview changes nothing; a trigger is recorded with what it did
-     * (each run it started has its own run.created event with the actor). */
-    if (!rc && !preview) {
-        json_t *ev = trigger_stats_json(&st);
-        if (ev)
-            json_object_set_new(ev, "name", json_string(k->name));
-        rc = audit(c, "kpi.triggered", ev, &err);
-    }
+    enum as_code rc = web_ops_kpi_trigger(c->req->app, c->arg, preview,
+                                          json_is_true(json_object_get(c->body, "allow_stale")),
+                                          c->who.name, "api", c->req->now_ms, trigger_row, &tr,
+                                          &st, &err);
     if (rc == AS_EEXPIRED) {
         api_error(c, 409, "stale_tenant_data", "%s (or send \"allow_stale\": true)", err.msg);
         goto out;
@@ -245,17 +223,16 @@ void api_kpi_trigger(struct api_call *c)
         api_fail(c, rc, &err);
         goto out;
     }
-    LOG_INFO("api", "kpi %s triggered by %s%s", k->name, c->who.name, preview ? " (dry run)" : "");
+    LOG_INFO("api", "kpi %s triggered by %s%s", c->arg, c->who.name, preview ? " (dry run)" : "");
     json_t *body = trigger_stats_json(&st);
     if (body) {
-        json_object_set_new(body, "name", json_string(k->name));
+        json_object_set_new(body, "name", json_string(c->arg));
         json_object_set_new(body, "preview", json_boolean(preview));
         json_object_set_new(body, "rows_detail", tr.rows ? json_incref(tr.rows) : json_array());
     }
     api_reply(c, 200, body);
 out:
     json_decref(tr.rows);
-    kpi_free(k);
 }
 
 /* ---- exceptions ---------------------------------------------------------------------- */

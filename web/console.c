@@ -157,6 +157,7 @@ static const struct console_route console_routes[] = {
     {WEB_GET, "kpis", API_ROLE_VIEWER, console_kpis},
     {WEB_GET, "kpis/{}", API_ROLE_VIEWER, console_kpi},
     {WEB_POST, "kpis/{}/evaluate", API_ROLE_OPERATOR, console_kpi_evaluate},
+    {WEB_POST, "kpis/{}/trigger", API_ROLE_OPERATOR, console_kpi_trigger},
     {WEB_GET, "exceptions", API_ROLE_VIEWER, console_exceptions},
     {WEB_POST, "exceptions", API_ROLE_OPERATOR, console_exception_add},
     {WEB_POST, "exceptions/{}/remove", API_ROLE_OPERATOR, console_exception_remove},

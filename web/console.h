@@ -104,6 +104,7 @@ void console_overview(struct console_call *c);   /* console_pages.c */
 void console_kpis(struct console_call *c);
 void console_kpi(struct console_call *c);
 void console_kpi_evaluate(struct console_call *c);
+void console_kpi_trigger(struct console_call *c);
 
 void console_users(struct console_call *c);      /* console_users.c */
 void console_users_csv(struct console_call *c);

@@ -21,6 +21,7 @@
 #include "engine/app.h"
 #include "engine/run_list.h"
 #include "m365/kpi.h"
+#include "m365/trigger.h"
 #include "web/console_chart.h"
 #include "web/web_ops.h"
 
@@ -417,6 +418,20 @@ void console_kpi(struct console_call *c)
         console_form_begin(c, &b, action);
         html_raw(&b, "<div class=\"actions\"><button type=\"submit\">Evaluate now</button></div>"
                      "</form>\n");
+        const json_t *trig = json_object_get(def, "trigger");
+        if (trig) {
+            html_raw(&b, "<h2>Trigger</h2>\n<p>One run of <code>");
+            html_text(&b, str(trig, "workflow"));
+            html_raw(&b, "</code> per user the KPI finds (a user with an open run is skipped), "
+                         "as <code>assent trigger</code>.</p>\n");
+            snprintf(action, sizeof action, "/console/kpis/%s/trigger", c->arg);
+            console_form_begin(c, &b, action);
+            html_raw(&b, "<p><label><input type=\"checkbox\" name=\"preview\" value=\"1\" "
+                         "checked> preview only: start nothing</label> <label><input "
+                         "type=\"checkbox\" name=\"allow_stale\" value=\"1\"> even from a sync "
+                         "older than max_sync_age</label></p><div class=\"actions\"><button "
+                         "type=\"submit\">Trigger</button></div></form>\n");
+        }
     }
     html_rawf(&b, "<h2>History (the last %lld values)</h2>\n<div class=\"scroll\"><table>"
                   "<tr><th>when</th><th class=\"num\">value</th><th class=\"num\">exempt</th>"
@@ -439,6 +454,73 @@ void console_kpi(struct console_call *c)
     }
     html_raw(&b, "</table></div>\n");
     json_decref(shown);
+    console_page_end(c, &b, 200);
+}
+
+#define TRIGGER_ROWS_SHOWN 200
+
+struct trigger_page {
+    struct html_buf *rows;
+    size_t n;
+};
+
+static void trigger_row(void *ud, const char *upn, const json_t *input, enum trigger_what what,
+                        int64_t run_id, const char *why)
+{
+    struct trigger_page *t = ud;
+    (void)input;
+    if (t->n++ >= TRIGGER_ROWS_SHOWN)
+        return;
+    html_raw(t->rows, "<tr>");
+    console_td(t->rows, upn);
+    console_td(t->rows, why && *why ? why : trigger_what_name(what));
+    if (run_id)
+        html_rawf(t->rows, "<td><a href=\"/console/runs/%lld\">#%lld</a></td>", (long long)run_id,
+                  (long long)run_id);
+    else
+        console_td(t->rows, "-");
+    html_raw(t->rows, "</tr>\n");
+}
+
+void console_kpi_trigger(struct console_call *c)
+{
+    struct as_err err = {0};
+    struct trigger_stats st;
+    struct html_buf rows = {0};
+    struct trigger_page t = {.rows = &rows};
+    int preview = console_param(c, "preview") != NULL;
+    enum as_code rc = web_ops_kpi_trigger(c->req->app, c->arg, preview,
+                                          console_param(c, "allow_stale") != NULL, c->who.name,
+                                          "console", c->req->now_ms, trigger_row, &t, &st, &err);
+    if (rc) {
+        html_buf_free(&rows);
+        console_message(c, rc == AS_ENOTFOUND ? 404 : rc == AS_EINVAL ? 400 : 409,
+                        "Not triggered", err.msg);
+        return;
+    }
+    LOG_INFO("console", "kpi %s triggered by %s%s", c->arg, c->who.name,
+             preview ? " (preview)" : "");
+    struct html_buf b = {0};
+    console_page_begin(c, &b, preview ? "Trigger preview" : "Triggered", "kpis");
+    html_rawf(&b, "<p class=\"notice\" role=\"status\">%lld rows: %lld %s, %lld already open, "
+                  "%lld deferred, %lld invalid, %lld exempt, %lld superseded.</p>\n",
+              (long long)st.rows, (long long)st.started, preview ? "would start" : "started",
+              (long long)st.duplicates, (long long)st.deferred, (long long)st.invalid,
+              (long long)st.exempt, (long long)st.superseded);
+    html_raw(&b, "<div class=\"scroll\"><table class=\"triggered\"><tr><th>user</th>"
+                 "<th>result</th><th>run</th></tr>\n");
+    size_t len;
+    char *text = html_buf_take(&rows, &len);
+    if (text)
+        html_rawn(&b, text, len);
+    free(text);
+    html_raw(&b, "</table></div>\n");
+    if (t.n > TRIGGER_ROWS_SHOWN)
+        html_rawf(&b, "<p class=\"note\">The first %d of %zu rows are shown.</p>\n",
+                  TRIGGER_ROWS_SHOWN, t.n);
+    html_raw(&b, "<p><a href=\"/console/kpis/");
+    console_url_value(&b, c->arg);
+    html_raw(&b, "\">Back to the KPI</a></p>\n");
     console_page_end(c, &b, 200);
 }
 

@@ -153,6 +153,42 @@ enum as_code web_ops_kpi_evaluate(struct app *app, const char *name, const char 
     return rc;
 }
 
+enum as_code web_ops_kpi_trigger(struct app *app, const char *name, int preview, int allow_stale,
+                                 const char *actor, const char *via, int64_t now,
+                                 void (*on_row)(void *ud, const char *upn, const json_t *input,
+                                                enum trigger_what what, int64_t run_id,
+                                                const char *why),
+                                 void *ud, struct trigger_stats *st, struct as_err *err)
+{
+    struct kpi *k = NULL;
+    memset(st, 0, sizeof *st);
+    enum as_code rc = kpi_load(app, name, &k, err);
+    if (!rc && !k->trigger)
+        rc = as_errf(err, AS_ECONFLICT, "KPI \"%s\" has no trigger (see docs/kpis.md)", k->name);
+    struct trigger_opts o = {
+        .max_open = -1,
+        .preview = preview,
+        .trigger = via,
+        .actor = actor,
+        .record_value = 1,
+        .allow_stale = allow_stale,
+        .on_row = on_row,
+        .ud = ud,
+    };
+    if (!rc)
+        rc = trigger_kpi(app, k, now, &o, st, err);
+    /* A preview changes nothing; a trigger is recorded with what it did
+     * (each run it started has its own run.created event with the actor). */
+    if (!rc && !preview) {
+        json_t *ev = trigger_stats_json(st);
+        if (ev)
+            json_object_set_new(ev, "name", json_string(k->name));
+        rc = web_ops_audit(app->db, "kpi.triggered", ev, actor, via, err);
+    }
+    kpi_free(k);
+    return rc;
+}
+
 static size_t count_errors(const struct diag_list *d)
 {
     size_t n = 0;

@@ -24,6 +24,7 @@
 #include "base/error.h"
 #include "m365/kpi.h"
 #include "m365/report.h"
+#include "m365/trigger.h"
 
 struct app;
 struct db;
@@ -67,6 +68,23 @@ enum as_code web_ops_exceptions(struct app *app, int want_removed, int want_expi
 enum as_code web_ops_kpi_evaluate(struct app *app, const char *name, const char *actor,
                                   const char *via, int64_t now, json_t **out,
                                   struct as_err *err) AS_WUR;
+
+/*
+ * Trigger KPI `name` as `assent trigger` does: one run of its
+ * trigger.workflow per row (trigger "via", actor recorded on each run), or
+ * with preview nothing started and each row reported.  on_row (may be NULL)
+ * gets each row (m365/trigger.h).  A real trigger appends "kpi.triggered"
+ * (its stats, actor, via).  *kpi_name (size >= 65) receives the KPI's
+ * name.  AS_ENOTFOUND for an unknown KPI, AS_ECONFLICT when it has no
+ * trigger, AS_EEXPIRED when the last sync is older than max_sync_age
+ * (unless allow_stale).
+ */
+enum as_code web_ops_kpi_trigger(struct app *app, const char *name, int preview, int allow_stale,
+                                 const char *actor, const char *via, int64_t now,
+                                 void (*on_row)(void *ud, const char *upn, const json_t *input,
+                                                enum trigger_what what, int64_t run_id,
+                                                const char *why),
+                                 void *ud, struct trigger_stats *st, struct as_err *err) AS_WUR;
 
 /*
  * Load and check the workflow in text[0..len) (origin names it in the

@@ -13,7 +13,8 @@ server, then calls this, then checks the mailboxes in the simulator).
 3. The approval emails (the file transport's .eml files in --mail-dir) hold
    one link per run: open each and click Approve.
 4. Exceptions: grant one, see it listed, remove it with a reason.
-5. Workflows: validate an invalid workflow; the error shows at its line.
+5. The KPI's page: the chart with its deadline; a trigger previewed.
+6. Workflows: validate an invalid workflow; the error shows at its line.
 The browser must report no Content Security Policy violation.  Screenshots
 go to --shots/console-*.png.  Prints one JSON line ({"users", "runs", ...});
 exits non-zero on any failure.  Waits are bounded polls with generous limits.
@@ -250,7 +251,19 @@ def main():
         if "printer@contoso.com" in driver.find_element(By.CSS_SELECTOR, "table.exceptions").text:
             fail("the removed exception is still in force", seen, driver, args.shots)
 
-        # 5. An invalid workflow: the error at its line.
+        # 5. The KPI's page: its chart; a trigger previewed starts nothing.
+        driver.get(args.url + "/console/kpis/legacy-enabled")
+        if not driver.find_elements(By.CSS_SELECTOR, "svg line.deadline"):
+            fail("the KPI's chart has no deadline", seen, driver, args.shots)
+        driver.find_element(By.CSS_SELECTOR, "form[action$='/trigger'] button").click()
+        settle(driver, lambda d: "Trigger preview" in d.title)
+        notice = driver.find_element(By.CSS_SELECTOR, "p.notice").text
+        seen["trigger_preview"] = notice
+        if "would start" not in notice or not driver.find_elements(
+                By.CSS_SELECTOR, "table.triggered tr td"):
+            fail("the trigger's preview lists no rows", seen, driver, args.shots)
+
+        # 6. An invalid workflow: the error at its line.
         driver.get(args.url + "/console/workflows/validate")
         area = driver.find_element(By.ID, "workflow")
         driver.execute_script("arguments[0].value = arguments[1];", area, BAD_WORKFLOW)
