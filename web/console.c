@@ -165,6 +165,9 @@ static const struct console_route console_routes[] = {
     {WEB_GET, "workflows/validate", API_ROLE_VIEWER, console_workflow_validate},
     /* Validating changes nothing; it is a POST because a workflow is long. */
     {WEB_POST, "workflows/validate", API_ROLE_VIEWER, console_workflow_validate},
+    {WEB_GET, "tokens", API_ROLE_ADMIN, console_tokens},
+    {WEB_POST, "tokens", API_ROLE_ADMIN, console_token_add},
+    {WEB_POST, "tokens/revoke", API_ROLE_ADMIN, console_token_revoke},
 };
 
 #define N_ROUTES (sizeof console_routes / sizeof console_routes[0])
@@ -262,6 +265,10 @@ void console_page_begin(struct console_call *c, struct html_buf *b, const char *
                   current && strcmp(current, nav[i].key) == 0 ? " class=\"on\" aria-current=\"page\""
                                                               : "",
                   nav[i].label);
+    if (c->who.role >= API_ROLE_ADMIN)
+        html_rawf(b, "<a href=\"/console/tokens\"%s>Tokens</a> ",
+                  current && strcmp(current, "tokens") == 0 ? " class=\"on\" aria-current=\"page\""
+                                                            : "");
     html_raw(b, "</nav>\n<span class=\"who\">");
     html_text(b, c->who.name);
     html_rawf(b, " (%s) ", api_role_name(c->who.role));
@@ -404,6 +411,7 @@ void console_notice(struct console_call *c, struct html_buf *b)
         {"exception_added", "The exception was granted."},
         {"exception_removed", "The exception was removed."},
         {"evaluated", "The KPI was evaluated and its value recorded."},
+        {"token_revoked", "The token was revoked; its sessions have ended."},
     };
     const char *done = web_req_query(c->req, "done");
     for (size_t i = 0; done && i < sizeof notices / sizeof notices[0]; i++) {

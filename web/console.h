@@ -123,5 +123,8 @@ void console_exception_add(struct console_call *c);
 void console_exception_remove(struct console_call *c);
 void console_workflows(struct console_call *c);
 void console_workflow_validate(struct console_call *c);
+void console_tokens(struct console_call *c);
+void console_token_add(struct console_call *c);
+void console_token_revoke(struct console_call *c);
 
 #endif

@@ -6,7 +6,8 @@
  * POST and DELETE /api/v1/exceptions); the stored workflows (wf_store_list)
  * and a form that validates a workflow's text as POST
  * /api/v1/workflows/validate does (web_ops_workflow_check), showing each
- * diagnostic at its line.
+ * diagnostic at its line; and, for admins, the API tokens (list, make one
+ * and show it once, revoke), as `assent token` and /api/v1/tokens.
  */
 #include "web/console.h"
 
@@ -16,6 +17,9 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "base/timeutil.h"
+#include "db/db_tokens.h"
+#include "web/api_token.h"
 #include "db/db_kpi.h"
 #include "engine/app.h"
 #include "engine/wf_store.h"
@@ -410,4 +414,118 @@ void console_workflow_validate(struct console_call *c)
     wf_free(wf);
     json_decref(diags);
     console_page_end(c, &b, 200);
+}
+
+/* ---- tokens (admin) ---- */
+
+/* The tokens page; made (may be NULL): a token just made, shown this once. */
+static void tokens_page(struct console_call *c, const char *made_name, const char *made)
+{
+    struct as_err err = {0};
+    json_t *list = NULL;
+    char when[48];
+    int all = console_param(c, "include") != NULL;
+    if (db_api_token_list(c->req->app->db, all, &list, &err) != AS_OK) {
+        console_message(c, 500, "Tokens", err.msg);
+        return;
+    }
+    struct html_buf b = {0};
+    console_page_begin(c, &b, "API tokens", "tokens");
+    if (made) {
+        html_raw(&b, "<div class=\"notice\" role=\"status\"><p>The token <strong>");
+        html_text(&b, made_name);
+        html_raw(&b, "</strong> was made. Copy it now: it is shown this once and stored only as "
+                     "its hash.</p><pre class=\"token\"><code>");
+        html_text(&b, made);
+        html_raw(&b, "</code></pre></div>\n");
+    }
+    html_rawf(&b, "<p><a href=\"/console/tokens%s\">%s</a></p>\n", all ? "" : "?include=revoked",
+              all ? "Hide revoked tokens" : "Show revoked tokens too");
+    html_raw(&b, "<div class=\"scroll\"><table class=\"tokens\"><tr><th>name</th><th>role</th>"
+                 "<th>made</th><th>by</th><th>expires</th><th>revoked</th><th></th></tr>\n");
+    size_t i;
+    json_t *t;
+    json_array_foreach(list, i, t)
+    {
+        html_raw(&b, "<tr>");
+        console_td(&b, str(t, "name"));
+        console_td(&b, str(t, "role"));
+        console_time(num(t, "created_at"), when, sizeof when);
+        console_td(&b, when);
+        console_td(&b, str(t, "created_by"));
+        console_time(num(t, "expires_at"), when, sizeof when);
+        console_td(&b, json_is_null(json_object_get(t, "expires_at")) ? "never" : when);
+        if (json_is_null(json_object_get(t, "revoked_at"))) {
+            console_td(&b, "-");
+            html_raw(&b, "<td>");
+            console_form_begin(c, &b, "/console/tokens/revoke");
+            html_raw(&b, "<input type=\"hidden\" name=\"name\" value=\"");
+            html_text(&b, str(t, "name"));
+            html_raw(&b, "\"><button type=\"submit\" class=\"danger\">Revoke</button></form></td>");
+        } else {
+            console_time(num(t, "revoked_at"), when, sizeof when);
+            char line[300];
+            snprintf(line, sizeof line, "%s by %s", when, str(t, "revoked_by"));
+            console_td(&b, line);
+            console_td(&b, "");
+        }
+        html_raw(&b, "</tr>\n");
+    }
+    html_raw(&b, "</table></div>\n<h2>Make a token</h2>\n");
+    console_form_begin(c, &b, "/console/tokens");
+    html_raw(&b, "<div class=\"filters\"><div><label for=\"tk-name\">Name</label><input "
+                 "type=\"text\" id=\"tk-name\" name=\"name\" required></div><div><label "
+                 "for=\"tk-role\">Role</label><select id=\"tk-role\" name=\"role\"><option>viewer"
+                 "</option><option>operator</option><option>admin</option></select></div><div>"
+                 "<label for=\"tk-expires\">Expires</label><input type=\"text\" id=\"tk-expires\" "
+                 "name=\"expires\" value=\"P90D\" size=\"12\"></div><div><button "
+                 "type=\"submit\">Make</button></div></div></form>\n");
+    json_decref(list);
+    console_page_end(c, &b, 200);
+}
+
+void console_tokens(struct console_call *c)
+{
+    tokens_page(c, NULL, NULL);
+}
+
+void console_token_add(struct console_call *c)
+{
+    struct as_err err = {0};
+    char token[API_TOKEN_LEN + 1];
+    int64_t expires_at = 0;
+    const char *name = console_param(c, "name"), *expires = console_param(c, "expires");
+    enum api_role role = api_role_parse(console_param(c, "role"));
+    enum as_code rc = AS_OK;
+    if (!name || role == API_ROLE_NONE)
+        rc = as_errf(&err, AS_EINVAL, "a token needs a name and a role");
+    else if (expires && time_parse_expiry(expires, c->req->now_ms, &expires_at, &err) != AS_OK)
+        rc = AS_EINVAL;
+    if (!rc)
+        rc = api_token_create(c->req->app->db, name, role, expires_at, c->who.name, c->req->now_ms,
+                              token, sizeof token, NULL, &err);
+    if (rc) {
+        console_message(c, rc == AS_EINVAL ? 400 : rc == AS_ECONFLICT ? 409 : 500, "Not made",
+                        err.msg);
+        return;
+    }
+    LOG_INFO("console", "token %s (%s) created by %s", name, api_role_name(role), c->who.name);
+    /* Shown in the answer to this POST only (no-store); never in a URL. */
+    tokens_page(c, name, token);
+    memset(token, 0, sizeof token);
+}
+
+void console_token_revoke(struct console_call *c)
+{
+    struct as_err err = {0};
+    const char *name = console_param(c, "name");
+    enum as_code rc = name ? db_api_token_revoke(c->req->app->db, name, c->who.name,
+                                                 c->req->now_ms, NULL, &err)
+                           : as_errf(&err, AS_EINVAL, "which token?");
+    if (rc) {
+        console_message(c, rc == AS_ENOTFOUND ? 404 : 400, "Not revoked", err.msg);
+        return;
+    }
+    LOG_INFO("console", "token %s revoked by %s", name, c->who.name);
+    console_redirect(c, "/console/tokens?done=token_revoked");
 }

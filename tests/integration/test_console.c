@@ -307,7 +307,8 @@ static void test_login_cookie_csrf_roles(void **state)
     free(before);
     free(after);
 
-    /* A viewer may not change anything: 403, nothing done. */
+    /* A viewer may not change anything: 403, nothing done; nor see the tokens. */
+    assert_int_equal(get(s, &vb, "/console/tokens", NULL), 403);
     assert_int_equal(post_form(s, &vb, "/console/exceptions", "/console/exceptions",
                                "user=ada%40contoso.com&p.pop=1&reason=test", NULL, NULL),
                      403);
@@ -411,6 +412,24 @@ static void test_session_across_nodes(void **state)
     free(csrf);
     free(page);
     assert_int_equal(audit_count(s, "exception.added", "root"), 1);
+    /* An admin makes a token (shown once) and revokes it. */
+    char *made = NULL;
+    assert_int_equal(post_form(s, &br, "/console/tokens", "/console/tokens",
+                               "name=made-here&role=operator&expires=P7D", &made, NULL),
+                     200);
+    assert_non_null(strstr(made, "made-here"));
+    const char *shown = strstr(made, "<code>assent_");
+    assert_non_null(shown);
+    char made_token[API_TOKEN_LEN + 1];
+    snprintf(made_token, sizeof made_token, "%.*s", API_TOKEN_LEN, shown + 6);
+    free(made);
+    struct browser other = {0};
+    assert_int_equal(login(&b, &other, made_token), 303);
+    assert_int_equal(audit_count(s, "token.created", "made-here"), 1);
+    assert_int_equal(post_form(s, &br, "/console/tokens", "/console/tokens/revoke",
+                               "name=made-here", NULL, NULL),
+                     303);
+    assert_int_equal(get(s, &other, "/console/overview", NULL), 303);
     /* Logout on a ends the session on b. */
     char keep[128];
     snprintf(keep, sizeof keep, "%s", br.session);
