@@ -611,20 +611,25 @@ static void to_login(struct console_call *c, int had_cookie)
 static int post_checks(struct console_call *c, int login)
 {
     struct as_err err = {0};
-    int st = approval_post_check(web_req_header(c->req, "Sec-Fetch-Site"),
-                                 web_req_header(c->req, "Origin"),
-                                 web_server_public_origin(c->req->server),
-                                 web_req_header(c->req, "Content-Type"));
-    if (st == 403) {
+    const char *ct = web_req_header(c->req, "Content-Type");
+    if (!approval_same_origin(web_req_header(c->req, "Sec-Fetch-Site"),
+                              web_req_header(c->req, "Origin"),
+                              web_server_public_origin(c->req->server))) {
         console_message(c, 403, "Refused", "This form was sent from another site.");
         return 0;
     }
-    if (st) {
+    /* A form, or a form with a file (the workflow to validate). */
+    int multipart = ct && strncasecmp(ct, "multipart/form-data", 19) == 0;
+    if (!multipart && (!ct || strncasecmp(ct, "application/x-www-form-urlencoded", 33) != 0)) {
         console_message(c, 415, "Unsupported form", "Send the forms of these pages only.");
         return 0;
     }
-    if (form_parse_max(c->req->body, c->req->body_len, CONSOLE_MAX_BODY, CONSOLE_MAX_FIELDS,
-                       &c->form, &err) != AS_OK) {
+    enum as_code frc =
+        multipart ? form_parse_multipart(c->req->body, c->req->body_len, ct, CONSOLE_MAX_BODY,
+                                         CONSOLE_MAX_FIELDS, &c->form, &err)
+                  : form_parse_max(c->req->body, c->req->body_len, CONSOLE_MAX_BODY,
+                                   CONSOLE_MAX_FIELDS, &c->form, &err);
+    if (frc != AS_OK) {
         console_message(c, err.code == AS_ELIMIT ? 413 : 400, "Bad request", err.msg);
         return 0;
     }

@@ -361,7 +361,10 @@ static void source_with_diags(struct html_buf *b, const char *text, const json_t
 void console_workflow_validate(struct console_call *c)
 {
     struct as_err err = {0};
-    const char *text = c->form ? form_get(c->form, "workflow") : NULL;
+    /* The pasted text, or the file sent with the form when one was chosen. */
+    const char *text = c->form ? form_get(c->form, "workflow_file") : NULL;
+    if (!text || !*text)
+        text = c->form ? form_get(c->form, "workflow") : NULL;
     struct workflow *wf = NULL;
     json_t *diags = NULL;
     enum as_code rc = AS_OK;
@@ -374,7 +377,7 @@ void console_workflow_validate(struct console_call *c)
     }
     struct html_buf b = {0};
     console_page_begin(c, &b, "Validate a workflow", "workflows");
-    html_raw(&b, "<p>Paste a workflow (JSON, as a file holds it): it is checked as "
+    html_raw(&b, "<p>Upload or paste a workflow (JSON, as a file holds it): it is checked as "
                  "<code>assent validate</code> checks a file, and stored nowhere.</p>\n");
     if (text && rc == AS_OK) {
         html_raw(&b, "<p class=\"notice\" role=\"status\">Valid: ");
@@ -405,8 +408,13 @@ void console_workflow_validate(struct console_call *c)
         html_raw(&b, "</table></div>\n<h2>The workflow, line by line</h2>\n");
         source_with_diags(&b, text, diags);
     }
-    console_form_begin(c, &b, "/console/workflows/validate");
-    html_raw(&b, "<p><label for=\"workflow\">Workflow</label><br><textarea id=\"workflow\" "
+    html_raw(&b, "<form method=\"post\" action=\"/console/workflows/validate\" "
+                 "enctype=\"multipart/form-data\"><input type=\"hidden\" name=\"csrf\" value=\"");
+    html_text(&b, c->csrf);
+    html_raw(&b, "\"><p><label for=\"workflow_file\">A file</label> <input type=\"file\" "
+                 "id=\"workflow_file\" name=\"workflow_file\" accept=\".json,application/json\"> "
+                 "or paste it:</p>"
+                 "<p><label for=\"workflow\">Workflow</label><br><textarea id=\"workflow\" "
                  "name=\"workflow\" rows=\"20\" spellcheck=\"false\">");
     html_text(&b, text ? text : "");
     html_raw(&b, "</textarea></p><div class=\"actions\"><button type=\"submit\" id=\"validate\">Validate</button>"

@@ -279,6 +279,18 @@ def main():
                 "aproval" not in marked.text:
             fail(f"line {BAD_LINE} is not marked with its error", seen, driver, args.shots)
         shot("validate")
+        # The same workflow as an uploaded file.
+        upload = os.path.join(profile.name, "broken.json")
+        with open(upload, "w") as f:
+            f.write(BAD_WORKFLOW)
+        driver.get(args.url + "/console/workflows/validate")
+        driver.find_element(By.ID, "workflow_file").send_keys(upload)
+        driver.find_element(By.ID, "validate").click()
+        settle(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "table.diagnostics"))
+        marked = driver.find_elements(By.CSS_SELECTOR, f"#line-{BAD_LINE}.line-bad")
+        if not marked or "aproval" not in marked[0].text:
+            fail(f"the uploaded workflow's line {BAD_LINE} is not marked", seen, driver,
+                 args.shots)
 
         log = driver.get_log("browser")
         csp = [e["message"] for e in log if "Content Security Policy" in e.get("message", "")]
