@@ -96,6 +96,8 @@ static const char console_css[] =
     "color:#8a1c1c;font-weight:600}"
     ".pager{margin:1rem 0}"
     "svg{max-width:100%;height:auto}"
+    "table.source td{padding:0 .45rem;border:0}table.source code{white-space:pre-wrap}"
+    "table.source .diag{display:block;white-space:normal}"
     ".line-bad{background:#fbeaea}";
 
 static pthread_once_t csp_once = PTHREAD_ONCE_INIT;
