@@ -56,6 +56,8 @@ static const struct cfg_key keys[] = {
     {"admin_token_file", CT_STR, "", 0, NULL, 0, 0, "file holding the bearer token for the REST API and admin UI"},
     {"api_workflow_dir", CT_STR, "workflows", 0, NULL, 0, 0,
      "directory whose .json workflows POST /api/v1/runs may start by path (empty: by stored name only)"},
+    {"console_session_hours", CT_INT, "8", 0, NULL, 1, 720,
+     "how long an admin console session lasts after its login (never past its token's expiry)"},
     {"mail_transport", CT_STR, "file", 0, "smtp|graph|file", 0, 0, "how email leaves"},
     {"mail_dir", CT_STR, "var/mail", 0, NULL, 0, 0, "directory of .eml files for the file transport"},
     {"mail_from", CT_STR, "assent@localhost", 0, NULL, 0, 0, "sender address"},

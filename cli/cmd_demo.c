@@ -17,7 +17,8 @@
  *      Conditional Access policy) and workflows/tenant-smtp-auth.json (SMTP
  *      AUTH off for the organisation) once each, approved by the security
  *      address;
- *   6. run engine + scheduler + web server in this process, with the outbox
+ *   6. make an admin token for the console (cli/cmd_demo_console.c);
+ *   7. run engine + scheduler + web server in this process, with the outbox
  *      page (GET /outbox: the delivered emails with their links, and each
  *      mailbox's protocols as the simulator has them now), until Ctrl-C;
  *      then stop everything, the simulator last.
@@ -44,6 +45,7 @@
 #include <openssl/rand.h>
 
 #include "cli/cli.h"
+#include "cli/cmd_demo.h"
 #include "db/db_kpi.h"
 #include "base/config.h"
 #include "engine/engine.h"
@@ -53,6 +55,7 @@
 #include "m365/scheduler.h"
 #include "base/timeutil.h"
 #include "m365/trigger.h"
+#include "web/api_token.h"
 #include "web/outbox_page.h"
 #include "web/server.h"
 
@@ -370,6 +373,8 @@ static int configure(struct cli *cli, struct demo *d)
         {"client_key_file", ""},
         {"mail_transport", "file"},
         {"mail_dir", d->mail_dir},
+        /* The console's bulk action starts workflows/legacy-protocols.json. */
+        {"api_workflow_dir", d->workflows},
     };
     for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++) {
         if (config_set(cli->app.cfg, kv[i][0], kv[i][1], &err) != AS_OK) {
@@ -711,7 +716,8 @@ static int demo_chain(struct cli *cli, struct demo *d)
     return start_once(cli, d, "tenant-smtp-auth") != 0 ? EXIT_FAIL : EXIT_OK;
 }
 
-static void demo_banner(struct cli *cli, const struct demo *d, const char *dir)
+static void demo_banner(struct cli *cli, const struct demo *d, const char *dir,
+                        const char *token)
 {
     const char *pub = config_str(cli->app.cfg, "public_url");
     printf("\n"
@@ -738,11 +744,11 @@ static void demo_banner(struct cli *cli, const struct demo *d, const char *dir)
            "    assent --config %s/assent.json sync\n"
            "    assent --config %s/assent.json report users\n"
            "    assent --config %s/assent.json kpi show legacy-enabled\n"
-           "    assent --config %s/assent.json runs\n"
-           "\n"
-           "  Ctrl-C stops everything.\n",
+           "    assent --config %s/assent.json runs\n",
            config_str(cli->app.cfg, "listen"), pub, d->db, d->mail_dir, d->config, dir, dir, dir,
            dir);
+    demo_console_banner(pub, token);
+    printf("\n  Ctrl-C stops everything.\n");
     fflush(stdout);
 }
 
@@ -784,7 +790,11 @@ static int demo_serve(struct cli *cli, const struct demo *d, const char *dir,
                 config_str(cli->app.cfg, "listen"), err.msg);
         return EXIT_FAIL;
     }
-    demo_banner(cli, d, dir);
+    char token[API_TOKEN_LEN + 1];
+    if (demo_console_token(cli, token, sizeof token) != 0)
+        return EXIT_FAIL;
+    demo_banner(cli, d, dir, token);
+    memset(token, 0, sizeof token);
     int sig = 0;
     while (sigwait(&sigs, &sig) != 0)
         ;

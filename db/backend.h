@@ -35,6 +35,7 @@
 #include "db/db_mail.h"
 #include "db/db_nodes.h"
 #include "db/db_runs.h"
+#include "db/db_sessions.h"
 #include "db/db_tenant.h"
 #include "db/db_testing.h"
 #include "db/db_tokens.h"
@@ -234,6 +235,9 @@ struct db_backend {
                                         struct as_err *err);
     enum as_code (*tenant_users_foreach)(struct db *db, int (*cb)(const json_t *row, void *ud),
                                          void *ud, struct as_err *err);
+    enum as_code (*tenant_users_foreach_after)(struct db *db, const char *after_lower, int limit,
+                                               int (*cb)(const json_t *row, void *ud), void *ud,
+                                               struct as_err *err);
     enum as_code (*tenant_users_foreach_sorted)(struct db *db, const char *sort_key, int desc,
                                                 int (*cb)(const json_t *row, void *ud), void *ud,
                                                 struct as_err *err);
@@ -276,6 +280,13 @@ struct db_backend {
     enum as_code (*ca_record_put)(struct db *db, const char *name, const char *policy_id,
                                   const char *group_id, const char *body_hash, const json_t *body,
                                   int64_t now_ms, struct as_err *err);
+    /* The console's sessions: db_sessions.h */
+    enum as_code (*console_session_add)(struct db *db, struct db_console_session *s,
+                                        const char *via, struct as_err *err);
+    enum as_code (*console_session_find)(struct db *db, const char *session_hash,
+                                         struct db_console_session *out, struct as_err *err);
+    enum as_code (*console_session_delete)(struct db *db, const char *session_hash,
+                                           struct db_console_session *out, struct as_err *err);
 };
 
 /* The two backends. */
@@ -311,6 +322,13 @@ int db_signin_interactive(const json_t *signin);
  */
 enum as_code db_approval_mark_link(json_t **view, int64_t approver_id, const char *purpose,
                                    struct as_err *err);
+
+/*
+ * The audit data of a console session's login (login = 1: with via, the
+ * client's address and agent and the expiry) or logout, the same for every
+ * backend (db/db_sessions.h).  New object; NULL when out of memory.
+ */
+json_t *db_session_event_json(const struct db_console_session *s, const char *via, int login);
 
 static inline const struct db_backend *db_ops(const void *handle)
 {

@@ -226,3 +226,19 @@ int db_signin_interactive(const json_t *signin)
     }
     return !non;
 }
+
+json_t *db_session_event_json(const struct db_console_session *s, const char *via, int login)
+{
+    json_t *data = json_pack("{s:I, s:s, s:s, s:s}", "session_id", (json_int_t)s->id, "name",
+                             s->name, "role", s->role, "actor", s->name);
+    if (!data || !login)
+        return data;
+    if (json_object_set_new(data, "via", json_string(via ? via : "token")) ||
+        json_object_set_new(data, "client_addr", json_string(s->client_addr)) ||
+        json_object_set_new(data, "user_agent", json_string(s->user_agent)) ||
+        json_object_set_new(data, "expires_at", json_integer(s->expires_at))) {
+        json_decref(data);
+        return NULL;
+    }
+    return data;
+}

@@ -112,6 +112,17 @@ enum as_code db_tenant_users_foreach_sorted(struct db *db, const char *sort_key,
                                             int (*cb)(const json_t *row, void *ud), void *ud,
                                             struct as_err *err) AS_WUR;
 
+/*
+ * The same as db_tenant_users_foreach, only the users whose lower-cased
+ * UPN sorts after after_lower (bytewise, as the listing's order; "" from
+ * the first), at most limit of them (<= 0: all): a keyset cursor.  The
+ * sign-ins are aggregated for those users only, so a page costs the same
+ * wherever it is in the listing and does not grow with the tenant.
+ */
+enum as_code db_tenant_users_foreach_after(struct db *db, const char *after_lower, int limit,
+                                           int (*cb)(const json_t *row, void *ud), void *ud,
+                                           struct as_err *err) AS_WUR;
+
 /* The organisation's synced transport config ({"SmtpClientAuthenticationDisabled":..,
  * ...}, as Get-TransportConfig returned it), or *out = NULL when never synced. */
 enum as_code db_tenant_org_transport(struct db *db, json_t **out, struct as_err *err) AS_WUR;

@@ -546,6 +546,13 @@ enum as_code db_tenant_users_foreach(struct db *db, int (*cb)(const json_t *row,
     return db_ops(db)->tenant_users_foreach(db, cb, ud, err);
 }
 
+enum as_code db_tenant_users_foreach_after(struct db *db, const char *after_lower, int limit,
+                                           int (*cb)(const json_t *row, void *ud), void *ud,
+                                           struct as_err *err)
+{
+    return db_ops(db)->tenant_users_foreach_after(db, after_lower, limit, cb, ud, err);
+}
+
 enum as_code db_tenant_users_foreach_sorted(struct db *db, const char *sort_key, int desc,
                                             int (*cb)(const json_t *row, void *ud), void *ud,
                                             struct as_err *err)
@@ -668,4 +675,24 @@ enum as_code db_ca_record_put(struct db *db, const char *name, const char *polic
                               int64_t now_ms, struct as_err *err)
 {
     return db_ops(db)->ca_record_put(db, name, policy_id, group_id, body_hash, body, now_ms, err);
+}
+
+/* ---- the console's sessions ---------------------------------------------------- */
+
+enum as_code db_console_session_add(struct db *db, struct db_console_session *s, const char *via,
+                                    struct as_err *err)
+{
+    return db_ops(db)->console_session_add(db, s, via, err);
+}
+
+enum as_code db_console_session_find(struct db *db, const char *session_hash,
+                                     struct db_console_session *out, struct as_err *err)
+{
+    return db_ops(db)->console_session_find(db, session_hash, out, err);
+}
+
+enum as_code db_console_session_delete(struct db *db, const char *session_hash,
+                                       struct db_console_session *out, struct as_err *err)
+{
+    return db_ops(db)->console_session_delete(db, session_hash, out, err);
 }

@@ -216,6 +216,7 @@ json_t *kpi_protocols_json(unsigned mask)
 static const char *const def_keys[] = {"name",     "description", "report",  "filter",
                                        "protocols", "group_by",   "schedule", "trigger",
                                        "close_superseded", "deadline", NULL};
+static const char *const deadline_keys[] = {"date", "target", "at", NULL}; /* "at": computed */
 static const char *const trigger_keys[] = {"workflow", "input", "max_open", "close_superseded",
                                            NULL};
 static const char *const schedule_keys[] = {"cron", "timezone", "sync", NULL};
@@ -245,43 +246,45 @@ static int name_ok(const char *s)
         goto fail;                                                                               \
     } while (0)
 
-/* The end of the deadline's day (00:00 UTC of the next day) in *at: the
- * work must be done by then.  -1 when s is not a valid YYYY-MM-DD. */
-static int deadline_end(const char *s, int64_t *at)
+/*
+ * When a deadline's date falls due (ms): a bare date "YYYY-MM-DD" at the end
+ * of that day (00:00 UTC of the next), a date-time as given.  -1 when it is
+ * neither (also 2026-02-30: no such day).
+ */
+static int deadline_due(const char *date, int64_t *at)
 {
-    char iso[32];
-    int64_t start;
-    if (!s || strlen(s) != 10 || s[4] != '-' || s[7] != '-')
+    if (!date || time_parse_iso(date, at) != AS_OK)
         return -1;
-    snprintf(iso, sizeof iso, "%sT00:00:00Z", s);
-    if (time_parse_iso(iso, &start) != AS_OK)
-        return -1;
+    if (strlen(date) != 10)
+        return 0;
     char back[40];
-    time_format_iso(start, back, sizeof back);
-    if (strncmp(back, s, 10) != 0)
-        return -1; /* 2026-02-30 normalised to March: not a date */
-    *at = start + 86400000LL;
+    time_format_iso(*at, back, sizeof back);
+    if (strncmp(back, date, 10) != 0)
+        return -1; /* normalised into the next month: not a date */
+    *at += 86400000LL;
     return 0;
 }
 
 json_t *kpi_deadline_json(const json_t *def, int64_t value, int64_t now)
 {
-    const char *date = json_string_value(json_object_get(def, "deadline"));
-    int64_t at;
-    if (!date || deadline_end(date, &at) != 0)
+    const json_t *dl = json_object_get(def, "deadline");
+    const char *date = json_string_value(json_object_get(dl, "date"));
+    int64_t at, target = json_integer_value(json_object_get(dl, "target"));
+    if (!date || deadline_due(date, &at) != 0)
         return NULL;
-    int64_t left_ms = at - now;
+    int64_t left_ms = at - now, remaining = value > target ? value - target : 0;
     int64_t days_left = left_ms > 0 ? (left_ms + 86400000LL - 1) / 86400000LL : 0;
-    /* What must go per week to reach 0 by the deadline: all of it when less
-     * than a day is left (or the deadline has passed). */
-    int64_t per_week = value;
-    if (left_ms >= 86400000LL && value > 0) {
+    /* What must go per week to reach the target in time: all of it when
+     * less than a week is left (or the deadline has passed). */
+    int64_t per_week = remaining;
+    if (left_ms >= 7 * 86400000LL && remaining > 0) {
         double weeks = (double)left_ms / (7.0 * 86400000.0);
-        per_week = weeks >= 1.0 ? (int64_t)((double)value / weeks + 0.999999) : value;
+        per_week = (int64_t)((double)remaining / weeks + 0.999999);
     }
-    return json_pack("{s:s, s:I, s:I, s:b, s:I, s:I}", "date", date, "due_at", (json_int_t)at,
-                     "days_left", (json_int_t)days_left, "passed", left_ms <= 0, "remaining",
-                     (json_int_t)value, "needed_per_week", (json_int_t)(value > 0 ? per_week : 0));
+    return json_pack("{s:s, s:I, s:I, s:I, s:b, s:I, s:I}", "date", date, "due_at",
+                     (json_int_t)at, "target", (json_int_t)target, "days_left",
+                     (json_int_t)days_left, "passed", left_ms <= 0, "remaining",
+                     (json_int_t)remaining, "needed_per_week", (json_int_t)per_week);
 }
 
 enum as_code kpi_def_normalize(const json_t *in, json_t **out, struct as_err *err)
@@ -309,14 +312,35 @@ enum as_code kpi_def_normalize(const json_t *in, json_t **out, struct as_err *er
             DEF_ERR("kpi \"%s\": unknown key \"%s\" (known: name, description, report, filter, "
                     "protocols, group_by, schedule, trigger, close_superseded, deadline)", name, key);
     }
-    json_t *deadline = json_object_get(def, "deadline");
-    if (deadline && json_is_null(deadline)) {
+    /* "deadline": the date by which the value should be down to "target"
+     * (default 0); a bare date string is {"date": ...}.  Shown on the
+     * console's charts. */
+    json_t *dl = json_object_get(def, "deadline");
+    if (dl && json_is_null(dl)) {
         json_object_del(def, "deadline");
-    } else if (deadline) {
-        int64_t at;
-        if (deadline_end(json_string_value(deadline), &at) != 0)
-            DEF_ERR("kpi \"%s\": deadline must be a date YYYY-MM-DD (e.g. \"2026-12-31\"), got %s",
-                    name, json_is_string(deadline) ? json_string_value(deadline) : "a non-string");
+    } else if (dl) {
+        if (json_is_string(dl)) {
+            json_object_set_new(def, "deadline", json_pack("{s:s}", "date", json_string_value(dl)));
+            dl = json_object_get(def, "deadline");
+        }
+        if (!json_is_object(dl))
+            DEF_ERR("kpi \"%s\": deadline must be {\"date\": \"2026-09-30\", \"target\": 0}", name);
+        json_object_foreach(dl, key, val)
+        {
+            if (!key_known(deadline_keys, key))
+                DEF_ERR("kpi \"%s\": deadline: unknown key \"%s\" (known: date, target)", name, key);
+        }
+        const char *date = json_string_value(json_object_get(dl, "date"));
+        int64_t at = 0;
+        if (deadline_due(date, &at) != 0)
+            DEF_ERR("kpi \"%s\": deadline.date must be a date or time (2026-09-30, "
+                    "2026-09-30T17:00:00Z)", name);
+        json_t *target = json_object_get(dl, "target");
+        if (target && (!json_is_integer(target) || json_integer_value(target) < 0))
+            DEF_ERR("kpi \"%s\": deadline.target must be a whole number >= 0", name);
+        if (!target)
+            json_object_set_new(dl, "target", json_integer(0));
+        json_object_set_new(dl, "at", json_integer(at));
     }
     json_t *close = json_object_get(def, "close_superseded");
     if (close && !json_is_boolean(close))

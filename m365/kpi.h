@@ -135,10 +135,11 @@ enum as_code kpi_save(struct app *app, json_t *in, int replace, const char *acto
                       json_t **def, struct as_err *err) AS_WUR;
 
 /*
- * A KPI's deadline (definition key "deadline": "YYYY-MM-DD", due at the end
- * of that day, UTC) against its latest value: {"date", "due_at" (ms),
- * "days_left", "passed", "remaining", "needed_per_week" (what must go each
- * week to reach 0 in time)}, or NULL when the KPI has none.  New reference.
+ * A KPI's deadline (definition key "deadline": {"date", "target"}; a bare
+ * date is due at the end of that day, UTC) against its latest value:
+ * {"date", "due_at" (ms), "target", "days_left", "passed", "remaining" (to
+ * go down to the target), "needed_per_week" (what must go each week to get
+ * there in time)}, or NULL when the KPI has none.  New reference.
  */
 json_t *kpi_deadline_json(const json_t *def, int64_t value, int64_t now);
 

@@ -5,6 +5,7 @@
  */
 #include "m365/report.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,12 +180,18 @@ void report_csv_row(struct strbuf *b, enum report_kind kind, const json_t *row)
 
 /* ---- running a query ---- */
 
+#define KEYSET_CHUNK 500 /* users read per statement in the keyset listing */
+
 struct report {
     struct app *app;
     enum report_kind kind;
     struct expr *where;
     char sort_key[128]; /* "" = the store's order */
     int desc;
+    int keyset;         /* users by UPN in chunks after a UPN (report_query.after) */
+    char after[320];    /* the keyset cursor, lower-cased; "" = from the first */
+    char last[320];     /* keyset: the lower-cased UPN of the last row of the chunk */
+    int chunk_rows, stopped;
     struct db_tenant_signin_query signins;
     struct kpi_exemptions *exempt; /* users: active exceptions */
     /* per report_foreach */
@@ -231,6 +238,22 @@ enum as_code report_open(struct app *app, const struct report_query *q, int64_t 
             rc = as_errf(err, AS_EINVAL, "sort: no column given");
             goto fail;
         }
+    }
+    if (q->after) {
+        if (q->kind != REPORT_USERS || r->sort_key[0]) {
+            rc = as_errf(err, AS_EINVAL, "cursor: a keyset cursor is for users by user "
+                         "principal name only");
+            goto fail;
+        }
+        size_t n = strlen(q->after);
+        if (n >= sizeof r->after) {
+            rc = as_errf(err, AS_EINVAL, "cursor: too long");
+            goto fail;
+        }
+        /* The store orders by the lower-cased UPN (ASCII lower-case, as it stores it). */
+        for (size_t i = 0; i <= n; i++)
+            r->after[i] = (char)tolower((unsigned char)q->after[i]);
+        r->keyset = 1;
     }
     if (q->kind == REPORT_SIGNINS) {
         r->signins.since_ms = q->since_ms > 0 ? q->since_ms : now - 30LL * 86400000;
@@ -281,6 +304,41 @@ static int report_row(const json_t *row, void *ud)
     return stop;
 }
 
+/* A row of a keyset chunk: noted (how many, the last UPN), then as any row. */
+static int chunk_row(const json_t *row, void *ud)
+{
+    struct report *r = ud;
+    const char *upn = json_string_value(json_object_get(row, "upn"));
+    size_t i = 0;
+    for (; upn && upn[i] && i + 1 < sizeof r->last; i++)
+        r->last[i] = (char)tolower((unsigned char)upn[i]);
+    r->last[i] = '\0';
+    r->chunk_rows++;
+    int stop = report_row(row, ud);
+    r->stopped |= stop;
+    return stop;
+}
+
+/*
+ * The keyset listing: chunks of KEYSET_CHUNK users after the cursor, each
+ * starting after the last of the one before, until the consumer stops or
+ * the users end.  A page reads about as many rows as it shows.
+ */
+static enum as_code keyset_foreach(struct report *r, struct as_err *err)
+{
+    char cursor[sizeof r->after];
+    memcpy(cursor, r->after, sizeof cursor);
+    for (;;) {
+        r->chunk_rows = 0;
+        r->stopped = 0;
+        enum as_code rc =
+            db_tenant_users_foreach_after(r->app->db, cursor, KEYSET_CHUNK, chunk_row, r, err);
+        if (rc || r->stopped || r->chunk_rows < KEYSET_CHUNK)
+            return rc;
+        memcpy(cursor, r->last, sizeof cursor);
+    }
+}
+
 enum as_code report_foreach(struct report *r, int (*cb)(void *ud, const json_t *row), void *ud,
                             struct as_err *err)
 {
@@ -293,6 +351,8 @@ enum as_code report_foreach(struct report *r, int (*cb)(void *ud, const json_t *
         rc = db_tenant_signins_foreach(r->app->db, &r->signins, report_row, r, err);
     else if (r->kind == REPORT_POLICIES)
         rc = db_ca_policies_foreach(r->app->db, report_row, r, err);
+    else if (r->keyset)
+        rc = keyset_foreach(r, err);
     else if (r->sort_key[0])
         rc = db_tenant_users_foreach_sorted(r->app->db, r->sort_key, r->desc, report_row, r, err);
     else

@@ -54,6 +54,10 @@ struct report_query {
     const char *sort;       /* users: COL, COL,asc or COL,desc (a row key or a column
                                header); NULL: by user principal name.  Sign-ins are
                                always newest first: a sort is refused for them. */
+    const char *after;      /* users by user principal name only: a keyset cursor, the
+                               rows after this UPN (case-insensitive; "": from the
+                               first), read in chunks of users so that a page costs
+                               what it shows wherever it is; NULL: one listing */
     /* sign-ins only */
     int64_t since_ms;       /* rows at or after this time; 0: the last 30 days */
     const char *client_app; /* NULL: any; case-insensitive */

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build Assent and run the demo: a generated tenant in the simulator, a sync,
 # the legacy-protocol KPI, one workflow run per user found, email to the
-# file outbox, and approval pages on http://127.0.0.1:8080/.
+# file outbox, approval pages on http://127.0.0.1:8080/, and the admin console
+# on http://127.0.0.1:8080/console/ (the demo prints a ready admin token).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh build

@@ -17,17 +17,10 @@
 #include "engine/wf_store.h"
 #include "engine/workflow.h"
 #include "web/api_token.h"
+#include "web/web_ops.h"
 
 /* The origin diagnostics name for a workflow sent in a request body. */
 #define BODY_ORIGIN "request"
-
-static size_t count_errors(const struct diag_list *d)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < d->n; i++)
-        n += d->items[i].severity == DIAG_ERROR;
-    return n;
-}
 
 /* ---- workflows ------------------------------------------------------------------------ */
 
@@ -72,29 +65,11 @@ void api_workflow_get(struct api_call *c)
     wf_free(wf);
 }
 
-/*
- * Load the workflow in the request body.  *diag_json receives the
- * diagnostics as `assent validate --json` gives them (a new array).
- */
+/* Load the workflow in the request body (web_ops_workflow_check). */
 static enum as_code load_body(struct api_call *c, struct workflow **wf, json_t **diag_json,
                               struct as_err *err)
 {
-    struct diag_list diags = {0};
-    enum as_code rc = wf_load_buffer(c->req->body, c->req->body_len, BODY_ORIGIN, wf, &diags, err);
-    if (rc && count_errors(&diags) == 0) {
-        /* Nothing to point at (out of memory, say): one diagnostic for the whole. */
-        diag_free(&diags);
-        diag_add(&diags, DIAG_ERROR, "READ_ERROR", "$", "%s", err->msg);
-    }
-    *diag_json = json_array();
-    if (!*diag_json || wf_diags_append_json(*diag_json, &diags, BODY_ORIGIN) != 0) {
-        diag_free(&diags);
-        wf_free(*wf);
-        *wf = NULL;
-        return as_errf(err, AS_ENOMEM, "out of memory");
-    }
-    diag_free(&diags);
-    return rc ? AS_EINVAL : AS_OK;
+    return web_ops_workflow_check(c->req->body, c->req->body_len, BODY_ORIGIN, wf, diag_json, err);
 }
 
 void api_workflow_validate(struct api_call *c)

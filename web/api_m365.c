@@ -20,20 +20,15 @@
 #include "m365/kpi.h"
 #include "m365/report.h"
 #include "m365/trigger.h"
+#include "web/web_ops.h"
 
 #define HISTORY_DEFAULT 30
 #define TRIGGER_ROWS_MAX 1000 /* rows detailed in a trigger's answer */
 
-/* Append an audit event {..., "actor": caller} of a change made outside a run. */
+/* Append an audit event {..., "actor": caller, "via": "api"} of a change made outside a run. */
 static enum as_code audit(struct api_call *c, const char *type, json_t *data, struct as_err *err)
 {
-    if (!data)
-        return as_errf(err, AS_ENOMEM, "out of memory");
-    json_object_set_new(data, "actor", json_string(c->who.name));
-    json_object_set_new(data, "via", json_string("api"));
-    enum as_code rc = db_audit_append(c->req->app->db, type, data, err);
-    json_decref(data);
-    return rc;
+    return web_ops_audit(c->req->app->db, type, data, c->who.name, "api", err);
 }
 
 /*
@@ -177,34 +172,15 @@ void api_kpi_evaluate(struct api_call *c)
 {
     static const char *const params[] = {NULL};
     struct as_err err = {0};
-    struct kpi *k = NULL;
-    struct kpi_result res = {0};
+    json_t *out = NULL;
     if (!api_query_allowed(c, params))
         return;
-    enum as_code rc = kpi_load(c->req->app, c->arg, &k, &err);
-    if (!rc)
-        rc = kpi_eval(c->req->app, k, c->req->now_ms, NULL, NULL, NULL, &res, &err);
-    if (!rc)
-        rc = kpi_record(c->req->app, k, &res, &err);
-    /* The value is recorded first: its audit event says it was. */
-    if (!rc)
-        rc = audit(c, "kpi.evaluated",
-                   json_pack("{s:s, s:I, s:I, s:I}", "name", k->name, "value",
-                             (json_int_t)res.value, "exempt", (json_int_t)res.exempt, "ts",
-                             (json_int_t)res.ts),
-                   &err);
-    if (rc) {
+    enum as_code rc =
+        web_ops_kpi_evaluate(c->req->app, c->arg, c->who.name, "api", c->req->now_ms, &out, &err);
+    if (rc)
         api_fail(c, rc, &err);
-    } else {
-        json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:b}", "name", k->name, "value",
-                              (json_int_t)res.value, "exempt", (json_int_t)res.exempt, "scanned",
-                              (json_int_t)res.scanned, "ts", (json_int_t)res.ts, "recorded", 1);
-        if (o && res.breakdown)
-            json_object_set(o, "breakdown", res.breakdown);
-        api_reply(c, 200, o);
-    }
-    kpi_result_clear(&res);
-    kpi_free(k);
+    else
+        api_reply(c, 200, out);
 }
 
 struct trigger_rows {
@@ -230,37 +206,15 @@ void api_kpi_trigger(struct api_call *c)
     };
     static const char *const params[] = {NULL};
     struct as_err err = {0};
-    struct kpi *k = NULL;
     struct trigger_stats st;
     if (!api_query_allowed(c, params) || !api_fields(c, fields))
         return;
     int preview = json_is_true(json_object_get(c->body, "dry_run"));
     struct trigger_rows tr = {json_array(), preview};
-    enum as_code rc = kpi_load(c->req->app, c->arg, &k, &err);
-    if (!rc && !k->trigger) {
-        api_error(c, 409, "conflict", "KPI \"%s\" has no trigger (see docs/kpis.md)", k->name);
-        goto out;
-    }
-    struct trigger_opts o = {
-        .max_open = -1,
-        .preview = preview,
-        .trigger = "api",
-        .actor = c->who.name,
-        .record_value = 1,
-        .allow_stale = json_is_true(json_object_get(c->body, "allow_stale")),
-        .on_row = trigger_row,
-        .ud = &tr,
-    };
-    if (!rc)
-        rc = trigger_kpi(c->req->app, k, c->req->now_ms, &o, &st, &err);
-    /* A preview changes nothing; a trigger is recorded with what it did
-     * (each run it started has its own run.created event with the actor). */
-    if (!rc && !preview) {
-        json_t *ev = trigger_stats_json(&st);
-        if (ev)
-            json_object_set_new(ev, "name", json_string(k->name));
-        rc = audit(c, "kpi.triggered", ev, &err);
-    }
+    enum as_code rc = web_ops_kpi_trigger(c->req->app, c->arg, preview,
+                                          json_is_true(json_object_get(c->body, "allow_stale")),
+                                          c->who.name, "api", c->req->now_ms, trigger_row, &tr,
+                                          &st, &err);
     if (rc == AS_EEXPIRED) {
         api_error(c, 409, "stale_tenant_data", "%s (or send \"allow_stale\": true)", err.msg);
         goto out;
@@ -269,17 +223,16 @@ void api_kpi_trigger(struct api_call *c)
         api_fail(c, rc, &err);
         goto out;
     }
-    LOG_INFO("api", "kpi %s triggered by %s%s", k->name, c->who.name, preview ? " (dry run)" : "");
+    LOG_INFO("api", "kpi %s triggered by %s%s", c->arg, c->who.name, preview ? " (dry run)" : "");
     json_t *body = trigger_stats_json(&st);
     if (body) {
-        json_object_set_new(body, "name", json_string(k->name));
+        json_object_set_new(body, "name", json_string(c->arg));
         json_object_set_new(body, "preview", json_boolean(preview));
         json_object_set_new(body, "rows_detail", tr.rows ? json_incref(tr.rows) : json_array());
     }
     api_reply(c, 200, body);
 out:
     json_decref(tr.rows);
-    kpi_free(k);
 }
 
 /* ---- exceptions ---------------------------------------------------------------------- */
@@ -291,7 +244,7 @@ void api_exceptions_list(struct api_call *c)
     const char *cursor;
     int64_t below;
     struct as_err err = {0};
-    json_t *all = NULL, *list = NULL;
+    json_t *list = NULL;
     char next[32];
     if (!api_query_allowed(c, params) || !api_page(c, &limit, &cursor) ||
         !api_cursor_int(c, cursor, &below))
@@ -310,26 +263,12 @@ void api_exceptions_list(struct api_call *c)
         }
         p += n + (p[n] == ',');
     }
-    enum as_code rc = db_exception_list(c->req->app->db, DB_EXC_ALL, api_query(c, "user"),
-                                        c->req->now_ms, &all, &err);
+    enum as_code rc = web_ops_exceptions(c->req->app, want_removed, want_expired,
+                                         api_query(c, "user"), c->req->now_ms, &list, &err);
     if (rc) {
         api_fail(c, rc, &err);
         return;
     }
-    /* Those in force, and the kinds asked for besides. */
-    list = json_array();
-    size_t i;
-    json_t *e;
-    json_array_foreach(all, i, e)
-    {
-        const char *state = json_string_value(json_object_get(e, "state"));
-        if (!state || (strcmp(state, "removed") == 0 && !want_removed) ||
-            (strcmp(state, "expired") == 0 && !want_expired))
-            continue;
-        if (list)
-            json_array_append(list, e);
-    }
-    json_decref(all);
     json_t *page = list ? page_of(list, "id", 1, cursor, limit, next, sizeof next) : NULL;
     json_decref(list);
     api_reply_list(c, page, next[0] ? next : NULL);
@@ -388,30 +327,21 @@ void api_exception_remove(struct api_call *c)
 
 /* ---- reports ------------------------------------------------------------------------ */
 
-struct report_page {
+/* Where the rows of a report page go: JSON items or CSV text. */
+struct report_out {
     enum report_kind kind;
     int csv;
-    int64_t skip;       /* rows before the page (the cursor) */
-    int64_t limit;      /* rows in the page; < 0: all */
-    int64_t seen;       /* rows matched so far */
-    int more;           /* a row after the page exists */
     json_t *items;      /* json */
     struct strbuf text; /* csv */
 };
 
 static int report_take(void *ud, const json_t *row)
 {
-    struct report_page *p = ud;
-    if (p->seen++ < p->skip)
-        return 0;
-    if (p->limit >= 0 && p->seen > p->skip + p->limit) {
-        p->more = 1;
-        return 1;
-    }
-    if (p->csv)
-        report_csv_row(&p->text, p->kind, row);
+    struct report_out *o = ud;
+    if (o->csv)
+        report_csv_row(&o->text, o->kind, row);
     else
-        json_array_append(p->items, (json_t *)row);
+        json_array_append(o->items, (json_t *)row);
     return 0;
 }
 
@@ -421,23 +351,22 @@ static void report(struct api_call *c, enum report_kind kind)
     static const char *const signin_params[] = {"where", "since", "client_app", "upn",
                                                 "format", "limit", "cursor", NULL};
     struct report_query q = {.kind = kind};
-    struct report_page p = {.kind = kind};
-    struct report *rep = NULL;
+    struct report_out o = {.kind = kind};
     struct as_err err = {0};
-    json_t *last = NULL;
-    int limit;
+    int limit, more = 0, no_data = 0;
+    int64_t skip, page_limit;
     const char *cursor;
     if (!api_query_allowed(c, kind == REPORT_USERS ? user_params : signin_params) ||
-        !api_page(c, &limit, &cursor) || !api_cursor_int(c, cursor, &p.skip))
+        !api_page(c, &limit, &cursor) || !api_cursor_int(c, cursor, &skip))
         return;
     const char *format = api_query(c, "format");
     if (format && strcmp(format, "csv") != 0 && strcmp(format, "json") != 0) {
         api_error(c, 400, "bad_request", "format must be json or csv");
         return;
     }
-    p.csv = format && strcmp(format, "csv") == 0;
+    o.csv = format && strcmp(format, "csv") == 0;
     /* A CSV export is every row unless a limit is given. */
-    p.limit = p.csv && !api_query(c, "limit") ? -1 : limit;
+    page_limit = o.csv && !api_query(c, "limit") ? -1 : limit;
     q.where = api_query(c, "where");
     if (kind == REPORT_USERS) {
         q.sort = api_query(c, "sort");
@@ -454,30 +383,28 @@ static void report(struct api_call *c, enum report_kind kind)
             q.since_ms = c->req->now_ms - ms;
         }
     }
-    enum as_code rc = db_tenant_last_sync(c->req->app->db, &last, &err);
-    if (!rc && !last) {
-        api_error(c, 409, "no_tenant_data", "no tenant data yet: run `assent sync` first");
-        return;
-    }
-    json_decref(last);
-    if (!rc)
-        rc = report_open(c->req->app, &q, c->req->now_ms, &rep, &err);
-    if (!rc && !p.csv && !(p.items = json_array()))
+    enum as_code rc = AS_OK;
+    if (!o.csv && !(o.items = json_array()))
         rc = as_errf(&err, AS_ENOMEM, "out of memory");
-    if (!rc && p.csv)
-        report_csv_header(&p.text, kind);
+    if (!rc && o.csv)
+        report_csv_header(&o.text, kind);
     if (!rc)
-        rc = report_foreach(rep, report_take, &p, &err);
+        rc = web_ops_report_page(c->req->app, &q, c->req->now_ms, skip, page_limit, report_take,
+                                 &o, &more, &no_data, &err);
+    if (!rc && no_data) {
+        api_error(c, 409, "no_tenant_data", "no tenant data yet: run `assent sync` first");
+        goto out;
+    }
     if (rc) {
         api_fail(c, rc, &err);
         goto out;
     }
     char next[32] = "";
-    if (p.more)
-        snprintf(next, sizeof next, "%lld", (long long)(p.skip + p.limit));
-    if (p.csv) {
-        size_t len = p.text.len;
-        char *text = strbuf_take(&p.text);
+    if (more)
+        snprintf(next, sizeof next, "%lld", (long long)(skip + page_limit));
+    if (o.csv) {
+        size_t len = o.text.len;
+        char *text = strbuf_take(&o.text);
         if (!text) {
             api_error(c, 500, "internal", "out of memory");
             goto out;
@@ -489,13 +416,12 @@ static void report(struct api_call *c, enum report_kind kind)
                                              : "attachment; filename=\"signins.csv\"");
         web_resp_take(c->resp, 200, "text/csv; charset=utf-8", text, len);
     } else {
-        api_reply_list(c, p.items, next[0] ? next : NULL);
-        p.items = NULL;
+        api_reply_list(c, o.items, next[0] ? next : NULL);
+        o.items = NULL;
     }
 out:
-    json_decref(p.items);
-    strbuf_free(&p.text);
-    report_free(rep);
+    json_decref(o.items);
+    strbuf_free(&o.text);
 }
 
 void api_report_users(struct api_call *c)

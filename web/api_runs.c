@@ -22,6 +22,7 @@
 #include "engine/run_title.h"
 #include "engine/wf_store.h"
 #include "engine/workflow.h"
+#include "web/web_ops.h"
 
 /* "since": a time ("2026-03-01", RFC 3339) or a duration back from now ("P7D"). */
 static int parse_since(struct api_call *c, const char *s, int64_t *out)
@@ -285,25 +286,17 @@ void api_approvals_list(struct api_call *c)
             return;
         }
     }
-    int limit = q.limit;
-    q.before_id = before;
-    q.limit = limit + 1; /* one more tells whether there is a next page */
     json_t *items = NULL;
-    enum as_code rc = db_approvals_page(c->req->app->db, &q, &items, &err);
-    if (!rc)
-        rc = run_titles_annotate(c->req->app->db, items, &err);
+    int64_t next_id = 0;
+    enum as_code rc =
+        web_ops_approvals_page(c->req->app->db, q.status, before, q.limit, &items, &next_id, &err);
     if (rc) {
-        json_decref(items);
         api_fail(c, rc, &err);
         return;
     }
     char next[24] = "";
-    if ((int)json_array_size(items) > limit) {
-        json_array_remove(items, (size_t)limit);
-        snprintf(next, sizeof next, "%lld",
-                 (long long)json_integer_value(
-                     json_object_get(json_array_get(items, (size_t)limit - 1), "id")));
-    }
+    if (next_id)
+        snprintf(next, sizeof next, "%lld", (long long)next_id);
     api_reply_list(c, items, next[0] ? next : NULL);
 }
 

@@ -67,35 +67,6 @@ static const struct api_route api_routes[] = {
 #define N_ROUTES (sizeof api_routes / sizeof api_routes[0])
 #define ARG_MAX 256 /* bytes of a {} segment */
 
-/*
- * 1 when path (below /api/v1/, no leading '/') matches pattern; the {}
- * segment is copied into arg.  An empty segment never matches, nor does a
- * trailing '/'.
- */
-static int path_matches(const char *pattern, const char *path, char *arg, size_t arg_size)
-{
-    const char *p = pattern, *s = path;
-    for (;;) {
-        size_t pl = strcspn(p, "/"), sl = strcspn(s, "/");
-        if (sl == 0)
-            return 0;
-        if (pl == 2 && strncmp(p, "{}", 2) == 0) {
-            if (sl >= arg_size)
-                return 0;
-            memcpy(arg, s, sl);
-            arg[sl] = '\0';
-        } else if (pl != sl || strncmp(p, s, pl) != 0) {
-            return 0;
-        }
-        p += pl;
-        s += sl;
-        if (!*p || !*s)
-            return !*p && !*s;
-        p++;
-        s++;
-    }
-}
-
 static unsigned method_of(const char *m)
 {
     if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0)
@@ -187,7 +158,7 @@ void web_api_v1(struct web_req *req, struct web_resp *resp)
     unsigned allowed = 0, method = method_of(req->method);
     for (size_t i = 0; i < N_ROUTES; i++) {
         char a[ARG_MAX] = "";
-        if (!path_matches(api_routes[i].path, path, a, sizeof a))
+        if (!web_route_match(api_routes[i].path, path, a, sizeof a))
             continue;
         allowed |= api_routes[i].method;
         if (!route && api_routes[i].method == method) {

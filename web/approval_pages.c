@@ -315,6 +315,12 @@ static int same_origin(const char *site, const char *origin, const char *public_
     return strcmp(norm, public_origin) == 0;
 }
 
+int approval_same_origin(const char *sec_fetch_site, const char *origin,
+                         const char *public_origin)
+{
+    return same_origin(sec_fetch_site, origin, public_origin);
+}
+
 int approval_post_check(const char *sec_fetch_site, const char *origin,
                         const char *public_origin, const char *content_type)
 {

@@ -39,6 +39,11 @@ struct form;
  * (from another site) or 415.  Pure; exposed for tests and
  * tests/fuzz/fuzz_approval_http.c.
  */
+/* The same-origin part of approval_post_check alone: 1 when the POST comes
+ * from a page of ours (the console's forms use it too). */
+int approval_same_origin(const char *sec_fetch_site, const char *origin,
+                         const char *public_origin);
+
 int approval_post_check(const char *sec_fetch_site, const char *origin,
                         const char *public_origin, const char *content_type);
 

@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "web/console.h"
 #include "web/outbox_page.h"
 
 const struct web_route web_routes[] = {
@@ -17,6 +18,9 @@ const struct web_route web_routes[] = {
     /* REST API v1: one entry, routed further by web/api_v1.c (docs/api.md) */
     {"/api/v1/", 1, WEB_GET | WEB_HEAD | WEB_POST | WEB_DELETE, 1, 0, "api_v1", web_api_v1,
      WEB_API_MAX_BODY},
+    /* the admin console: routed further by web/console.c (docs/api.md) */
+    {"/console", 0, WEB_GET | WEB_HEAD, 0, 0, "console", web_console, 0},
+    {"/console/", 1, WEB_GET | WEB_HEAD | WEB_POST, 1, 0, "console", web_console, CONSOLE_MAX_BODY},
     {"/outbox", 0, WEB_GET | WEB_HEAD, 0, 0, "outbox", web_outbox_page, 0}, /* demo only: web/outbox_page.h */
     {NULL, 0, 0, 0, 0, NULL, NULL, 0},
 };
@@ -43,4 +47,28 @@ const struct web_route *web_route_find(const char *path)
         }
     }
     return best;
+}
+
+int web_route_match(const char *pattern, const char *path, char *arg, size_t arg_size)
+{
+    const char *p = pattern, *s = path;
+    for (;;) {
+        size_t pl = strcspn(p, "/"), sl = strcspn(s, "/");
+        if (sl == 0)
+            return 0;
+        if (pl == 2 && strncmp(p, "{}", 2) == 0) {
+            if (sl >= arg_size)
+                return 0;
+            memcpy(arg, s, sl);
+            arg[sl] = '\0';
+        } else if (pl != sl || strncmp(p, s, pl) != 0) {
+            return 0;
+        }
+        p += pl;
+        s += sl;
+        if (!*p || !*s)
+            return !*p && !*s;
+        p++;
+        s++;
+    }
 }

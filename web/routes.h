@@ -37,6 +37,14 @@ extern const struct web_route web_routes[];
  * prefix wins among prefixes. */
 const struct web_route *web_route_find(const char *path);
 
+/*
+ * 1 when path (no leading '/') matches pattern segment by segment; a "{}"
+ * segment matches any one segment, copied into arg (arg_size bytes).  An
+ * empty segment never matches, nor does a trailing '/'.  For the sub-routes
+ * of the REST API and the console.
+ */
+int web_route_match(const char *pattern, const char *path, char *arg, size_t arg_size);
+
 /* Handlers (one file each). */
 void web_approval_page(struct web_req *req, struct web_resp *resp); /* approval_pages.c */
 void web_healthz(struct web_req *req, struct web_resp *resp);       /* api.c */
@@ -46,5 +54,6 @@ void web_api_approvals(struct web_req *req, struct web_resp *resp); /* api.c */
 void web_api_v1(struct web_req *req, struct web_resp *resp);        /* api_v1.c */
 void web_metrics_page(struct web_req *req, struct web_resp *resp);  /* metrics.c */
 void web_index(struct web_req *req, struct web_resp *resp);         /* approval_pages.c */
+void web_console(struct web_req *req, struct web_resp *resp);       /* console.c */
 
 #endif

@@ -82,6 +82,7 @@ struct web_server {
     char *tls_key;
     int64_t deadline_ms;
     int port;
+    int tls; /* MHD_USE_TLS */
 
     pthread_mutex_t track_lock;
     pthread_cond_t track_cond;
@@ -365,6 +366,11 @@ struct web_metrics *web_server_metrics(struct web_server *ws)
     return ws->metrics;
 }
 
+int web_server_tls(const struct web_server *ws)
+{
+    return ws->tls;
+}
+
 int web_server_port(const struct web_server *ws)
 {
     return ws->port;
@@ -409,7 +415,7 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, struct req_state *
     resp->body = NULL; /* MHD owns it now */
     if (resp->content_type)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, resp->content_type);
-    MHD_add_response_header(r, "Content-Security-Policy", html_csp());
+    MHD_add_response_header(r, "Content-Security-Policy", resp->csp ? resp->csp : html_csp());
     MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
     MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(r, "X-Frame-Options", "DENY");
@@ -934,6 +940,7 @@ enum as_code web_server_start(struct app *app, struct web_server **out, struct a
             goto fail;
         flags |= MHD_USE_TLS;
         ws->https = 1;
+        ws->tls = 1;
     }
 
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,

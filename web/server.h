@@ -74,6 +74,7 @@ struct web_resp {
     struct web_header headers[WEB_MAX_HEADERS];
     int n_headers;
     char log_note[128];       /* appended to the access log line, e.g. "approval=12" */
+    const char *csp;          /* static Content-Security-Policy; NULL: html_csp() */
 };
 
 /* Value of request header `name` (case-insensitive), borrowed, or NULL. */
@@ -115,6 +116,8 @@ const char *web_server_public_origin(struct web_server *ws); /* scheme://host[:p
 /* The admin bearer token, or NULL when admin_token_file is not configured. */
 const char *web_server_admin_token(struct web_server *ws);
 struct web_metrics *web_server_metrics(struct web_server *ws);
+/* 1 when the server speaks TLS itself (tls_cert_file and tls_key_file). */
+int web_server_tls(const struct web_server *ws);
 
 /*
  * Start the daemon on config `listen` with the limits above; TLS when

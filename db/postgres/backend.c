@@ -114,6 +114,7 @@ const struct db_backend db_pg_backend = {
     .tenant_signin_put = db_pg_tenant_signin_put,
     .tenant_signins_done = db_pg_tenant_signins_done,
     .tenant_users_foreach = db_pg_tenant_users_foreach,
+    .tenant_users_foreach_after = db_pg_tenant_users_foreach_after,
     .tenant_users_foreach_sorted = db_pg_tenant_users_foreach_sorted,
     .tenant_org_transport = db_pg_tenant_org_transport,
     .tenant_user_row = db_pg_tenant_user_row,
@@ -134,4 +135,7 @@ const struct db_backend db_pg_backend = {
     .ca_policies_foreach = db_pg_ca_policies_foreach,
     .ca_record_get = db_pg_ca_record_get,
     .ca_record_put = db_pg_ca_record_put,
+    .console_session_add = db_pg_console_session_add,
+    .console_session_find = db_pg_console_session_find,
+    .console_session_delete = db_pg_console_session_delete,
 };

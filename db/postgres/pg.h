@@ -350,6 +350,9 @@ enum as_code db_pg_tenant_signins_done(struct db_conn *c, int64_t older_than_ms,
                                        struct as_err *err) AS_WUR;
 enum as_code db_pg_tenant_users_foreach(struct db *db, int (*cb)(const json_t *row, void *ud),
                                         void *ud, struct as_err *err) AS_WUR;
+enum as_code db_pg_tenant_users_foreach_after(struct db *db, const char *after_lower, int limit,
+                                              int (*cb)(const json_t *row, void *ud), void *ud,
+                                              struct as_err *err) AS_WUR;
 enum as_code db_pg_tenant_users_foreach_sorted(struct db *db, const char *sort_key, int desc,
                                                int (*cb)(const json_t *row, void *ud), void *ud,
                                                struct as_err *err) AS_WUR;
@@ -377,6 +380,15 @@ enum as_code db_pg_api_token_list(struct db *db, int include_revoked, json_t **o
                                   struct as_err *err) AS_WUR;
 enum as_code db_pg_api_token_revoke(struct db *db, const char *name, const char *by, int64_t now,
                                     struct db_api_token *out, struct as_err *err) AS_WUR;
+
+/* sessions.c */
+enum as_code db_pg_console_session_add(struct db *db, struct db_console_session *s,
+                                       const char *via, struct as_err *err) AS_WUR;
+enum as_code db_pg_console_session_find(struct db *db, const char *session_hash,
+                                        struct db_console_session *out, struct as_err *err) AS_WUR;
+enum as_code db_pg_console_session_delete(struct db *db, const char *session_hash,
+                                          struct db_console_session *out,
+                                          struct as_err *err) AS_WUR;
 
 /* testing.c */
 enum as_code db_pg_testing_state_digest(struct db *db, char digest[DB_TESTING_DIGEST_SIZE],

@@ -93,7 +93,7 @@ static const char user_from[] =
     " WINDOW w AS (PARTITION BY user_id)"
     " ORDER BY user_id, created_ms DESC, id COLLATE \"C\") s ON s.user_id = u.id";
 
-static char sql_all[8192], sql_one[8192];
+static char sql_all[8192], sql_one[8192], sql_after[8192];
 static pthread_once_t sql_once = PTHREAD_ONCE_INIT;
 
 static void build_sql(void)
@@ -106,6 +106,16 @@ static void build_sql(void)
              user_from);
     snprintf(sql_one, sizeof sql_one,
              "SELECT %s%s WHERE u.upn_lower = $3 OR u.id = $2 LIMIT 1", cols, user_from);
+    /* A page: its users first (p), then their rows, the sign-ins of p only. */
+    char from_page[4096];
+    const char *agg = strstr(user_from, " AND user_id IS NOT NULL");
+    snprintf(from_page, sizeof from_page, "%.*s AND user_id IN (SELECT id FROM p)%s",
+             (int)(agg - user_from), user_from, agg + strlen(" AND user_id IS NOT NULL"));
+    snprintf(sql_after, sizeof sql_after,
+             "WITH p AS (SELECT id FROM tenant_users WHERE upn_lower COLLATE \"C\" > $2"
+             " ORDER BY upn_lower COLLATE \"C\" LIMIT $3) SELECT %s%s WHERE u.id IN"
+             " (SELECT id FROM p) ORDER BY u.upn_lower COLLATE \"C\"",
+             cols, from_page);
 }
 
 static json_t *cell(const PGresult *r, int i, int col, enum col_kind kind)
@@ -532,6 +542,21 @@ enum as_code db_pg_tenant_users_foreach(struct db *db, int (*cb)(const json_t *r
     struct pg_args a = {0};
     users_args(&a);
     return rows_each(db, sql_all, &a, user_row, cb, ud, "read users", err);
+}
+
+enum as_code db_pg_tenant_users_foreach_after(struct db *db, const char *after_lower, int limit,
+                                              int (*cb)(const json_t *row, void *ud), void *ud,
+                                              struct as_err *err)
+{
+    pthread_once(&sql_once, build_sql);
+    struct pg_args a = {0};
+    users_args(&a);
+    pg_arg_text(&a, after_lower);
+    if (limit > 0)
+        pg_arg_i64(&a, limit);
+    else
+        pg_arg_text(&a, NULL); /* LIMIT NULL: no limit */
+    return rows_each(db, sql_after, &a, user_row, cb, ud, "read users", err);
 }
 
 enum as_code db_pg_tenant_users_foreach_sorted(struct db *db, const char *sort_key, int desc,

@@ -95,6 +95,7 @@ const struct db_backend db_sqlite_backend = {
     .tenant_signin_put = db_sqlite_tenant_signin_put,
     .tenant_signins_done = db_sqlite_tenant_signins_done,
     .tenant_users_foreach = db_sqlite_tenant_users_foreach,
+    .tenant_users_foreach_after = db_sqlite_tenant_users_foreach_after,
     .tenant_users_foreach_sorted = db_sqlite_tenant_users_foreach_sorted,
     .tenant_org_transport = db_sqlite_tenant_org_transport,
     .tenant_user_row = db_sqlite_tenant_user_row,
@@ -116,4 +117,7 @@ const struct db_backend db_sqlite_backend = {
     .ca_policies_foreach = db_sqlite_ca_policies_foreach,
     .ca_record_get = db_sqlite_ca_record_get,
     .ca_record_put = db_sqlite_ca_record_put,
+    .console_session_add = db_sqlite_console_session_add,
+    .console_session_find = db_sqlite_console_session_find,
+    .console_session_delete = db_sqlite_console_session_delete,
 };

@@ -79,7 +79,7 @@ static const char user_from[] =
     ", sum(lower(client_app) = 'authenticated smtp') AS smtp_n, sum(lower(client_app) = 'pop3') AS pop3_n, sum(lower(client_app) = 'imap4') AS imap4_n, sum(lower(client_app) = 'exchange activesync') AS activesync_n, sum(lower(client_app) = 'exchange web services') AS ews_n, sum(lower(client_app) = 'other clients') AS other_n FROM tenant_signins"
     " WHERE created_ms >= ?1 AND user_id IS NOT NULL GROUP BY user_id) s ON s.user_id = u.id";
 
-static char sql_all[8192], sql_one[8192];
+static char sql_all[8192], sql_one[8192], sql_after[8192];
 static const char *user_keys[N_USER_COLS + 1];
 static pthread_once_t sql_once = PTHREAD_ONCE_INIT;
 
@@ -93,6 +93,15 @@ static void build_sql(void)
     }
     user_keys[N_USER_COLS] = NULL;
     snprintf(sql_all, sizeof sql_all, "SELECT %s%s ORDER BY u.upn_lower", cols, user_from);
+    /* A page: its users first (p), then their rows, the sign-ins of p only. */
+    char from_page[4096];
+    const char *agg = strstr(user_from, " AND user_id IS NOT NULL");
+    snprintf(from_page, sizeof from_page, "%.*s AND user_id IN (SELECT id FROM p)%s",
+             (int)(agg - user_from), user_from, agg + strlen(" AND user_id IS NOT NULL"));
+    snprintf(sql_after, sizeof sql_after,
+             "WITH p AS (SELECT id FROM tenant_users WHERE upn_lower > ?2 ORDER BY upn_lower"
+             " LIMIT ?3) SELECT %s%s WHERE u.id IN (SELECT id FROM p) ORDER BY u.upn_lower",
+             cols, from_page);
     snprintf(sql_one, sizeof sql_one,
              "SELECT %s%s WHERE u.upn_lower = lower(?2) OR u.id = ?2 LIMIT 1", cols, user_from);
 }
@@ -586,6 +595,24 @@ enum as_code db_sqlite_tenant_users_foreach(struct db *db, int (*cb)(const json_
     enum as_code rc = db_read_stmt(db, sql_all, &c, &st, err);
     if (rc)
         return rc;
+    rc = users_run(c, st, cb, ud, err);
+    db_stmt_done(st);
+    db_sqlite_read_end(db, c);
+    return rc;
+}
+
+enum as_code db_sqlite_tenant_users_foreach_after(struct db *db, const char *after_lower, int limit,
+                                                  int (*cb)(const json_t *row, void *ud),
+                                                  void *ud, struct as_err *err)
+{
+    struct db_conn *c;
+    sqlite3_stmt *st;
+    pthread_once(&sql_once, build_sql);
+    enum as_code rc = db_read_stmt(db, sql_after, &c, &st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 2, after_lower, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(st, 3, limit > 0 ? limit : -1); /* LIMIT -1: no limit */
     rc = users_run(c, st, cb, ud, err);
     db_stmt_done(st);
     db_sqlite_read_end(db, c);

@@ -198,6 +198,9 @@ enum as_code db_sqlite_tenant_signins_done(struct db_conn *c, int64_t older_than
                                            struct as_err *err) AS_WUR;
 enum as_code db_sqlite_tenant_users_foreach(struct db *db, int (*cb)(const json_t *row, void *ud),
                                             void *ud, struct as_err *err) AS_WUR;
+enum as_code db_sqlite_tenant_users_foreach_after(struct db *db, const char *after_lower, int limit,
+                                                  int (*cb)(const json_t *row, void *ud),
+                                                  void *ud, struct as_err *err) AS_WUR;
 enum as_code db_sqlite_tenant_users_foreach_sorted(struct db *db, const char *sort_key, int desc,
                                                    int (*cb)(const json_t *row, void *ud), void *ud,
                                                    struct as_err *err) AS_WUR;
@@ -231,6 +234,15 @@ enum as_code db_sqlite_workflows_list(struct db_conn *conn, const char *name, co
                                       struct as_err *err) AS_WUR;
 enum as_code db_sqlite_approvals_page(struct db *db, const struct db_approvals_page_query *q,
                                       json_t **out, struct as_err *err) AS_WUR;
+/* The console's sessions */
+enum as_code db_sqlite_console_session_add(struct db *db, struct db_console_session *s,
+                                           const char *via, struct as_err *err) AS_WUR;
+enum as_code db_sqlite_console_session_find(struct db *db, const char *session_hash,
+                                            struct db_console_session *out,
+                                            struct as_err *err) AS_WUR;
+enum as_code db_sqlite_console_session_delete(struct db *db, const char *session_hash,
+                                              struct db_console_session *out,
+                                              struct as_err *err) AS_WUR;
 
 /* Conditional Access (db/db_ca.h) */
 enum as_code db_sqlite_ca_policy_put(struct db_conn *c, int64_t sync_id, int64_t now_ms,

@@ -399,7 +399,7 @@ static void test_kpi_deadline(void **state)
     /* Not a date: refused with the reason. */
     tu_write_file(path, "{\"name\": \"bad\", \"filter\": \"pop_enabled\", \"deadline\": \"2026-02-30\"}");
     assert_int_equal(assent(&out, &err, "kpi", "create", "--from", path, NULL), 2);
-    assert_non_null(strstr(err, "deadline must be a date"));
+    assert_non_null(strstr(err, "deadline.date must be a date"));
     free(out);
     free(err);
     free(path);

@@ -71,6 +71,32 @@ static int run_with_config(struct demo_fixture *f, char **out, const char *a1, c
     return rc;
 }
 
+/* Sign in to the console at listen with token: the login form, then 303 to the overview. */
+static void console_sign_in(const char *listen, const char *token)
+{
+    char url[128], cookie[256], body[256];
+    struct tu_http_resp r;
+    snprintf(url, sizeof url, "http://%s/console/login", listen);
+    assert_int_equal(tu_http("GET", url, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    char *set = tu_http_header(&r, "Set-Cookie");
+    const char *csrf = strstr(r.body, "name=\"csrf\" value=\"");
+    assert_non_null(set);
+    assert_non_null(csrf);
+    csrf += strlen("name=\"csrf\" value=\"");
+    snprintf(cookie, sizeof cookie, "Cookie: %.*s", (int)strcspn(set, ";"), set);
+    snprintf(body, sizeof body, "csrf=%.*s&token=%s", (int)strcspn(csrf, "\""), csrf, token);
+    free(set);
+    tu_http_free(&r);
+    char *headers[] = {cookie, "Content-Type: application/x-www-form-urlencoded", NULL};
+    assert_int_equal(tu_http("POST", url, headers, body, &r), 0);
+    assert_int_equal(r.status, 303);
+    char *loc = tu_http_header(&r, "Location");
+    assert_string_equal(loc, "/console/overview");
+    free(loc);
+    tu_http_free(&r);
+}
+
 static int browser_available(void)
 {
     if (access("/usr/bin/chromium", X_OK) != 0 || access("/usr/bin/chromedriver", X_OK) != 0)
@@ -108,6 +134,16 @@ static void test_demo_config_and_outbox(void **state)
     /* The Conditional Access workflow is started too (once per demo folder). */
     if (!strstr(log, "of block-legacy-auth") && !strstr(log, "block-legacy-auth already has run"))
         fail_msg("the demo does not start block-legacy-auth:\n%s", log);
+    /* The console's URL and a ready admin token, which signs in. */
+    snprintf(want, sizeof want, "The admin console: http://%s/console/", listen);
+    if (!strstr(log, want))
+        fail_msg("the demo does not print \"%s\":\n%s", want, log);
+    const char *tok = strstr(log, "\n    assent_");
+    assert_non_null(tok);
+    char token[128];
+    snprintf(token, sizeof token, "%.*s", (int)strcspn(tok + 5, "\r\n"), tok + 5);
+    assert_int_equal(strlen(token), 50);
+    console_sign_in(listen, token);
     free(log);
 
     /* The file: 0600, the demo's settings, a reference to the secret only. */

@@ -27,7 +27,7 @@ struct wh_server {
     pid_t pid;
     pid_t helper;       /* another process of the test (SMTP server), killed at cleanup */
     struct app app;     /* this test process's own view of the database */
-    char extra_env[6][160];  /* "K=V" entries; they override the defaults */
+    char extra_env[12][256]; /* "K=V" entries; they override the defaults */
     int n_extra_env;
 };
 

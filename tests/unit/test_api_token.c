@@ -2,7 +2,10 @@
  * test_api_token.c - the REST API's tokens (web/api_token.h) and their store
  * (db/db_tokens.h): the token's shape, only its hash stored, checking
  * (unknown, revoked, expired), names unique among live tokens, listing
- * without secrets, the audit events.  test_api_token_pg.c runs these cases
+ * without secrets, the audit events; and the console's sessions
+ * (db/db_sessions.h): found by hash with their token's state, expired ones
+ * cleared by the next login, deleted at logout, both audited.
+ * test_api_token_pg.c runs these cases
  * on PostgreSQL.
  */
 #include "tests/testutil.h"
@@ -14,6 +17,7 @@
 #include "base/timeutil.h"
 #include "db/db.h"
 #include "db/db_events.h"
+#include "db/db_sessions.h"
 #include "db/db_tokens.h"
 #include "web/api_token.h"
 
@@ -184,10 +188,99 @@ static void test_list_and_audit(void **state)
     assert_int_equal(db_api_token_add(f->db, &bad, &err), AS_EINVAL);
 }
 
+static int count_console(void *ud, const struct db_event_info *ev)
+{
+    int *n = ud;
+    if (strncmp(ev->type, "console.", 8) == 0)
+        (*n)++;
+    return 0;
+}
+
+static struct db_console_session session_of(int64_t token_id, const char *name, const char *role,
+                                            char fill, int64_t now, int64_t ttl)
+{
+    struct db_console_session s;
+    memset(&s, 0, sizeof s);
+    memset(s.session_hash, fill, 64);
+    s.token_id = token_id;
+    snprintf(s.name, sizeof s.name, "%s", name);
+    snprintf(s.role, sizeof s.role, "%s", role);
+    snprintf(s.client_addr, sizeof s.client_addr, "127.0.0.1");
+    snprintf(s.user_agent, sizeof s.user_agent, "test");
+    s.created_at = now;
+    s.expires_at = now + ttl;
+    return s;
+}
+
+static void test_console_sessions(void **state)
+{
+    struct tu_db_fixture *f = *state;
+    struct as_err err = {0};
+    char tok[API_TOKEN_LEN + 1];
+    struct db_api_token rec;
+    int64_t now = time_now_ms();
+    assert_int_equal(api_token_create(f->db, "ops", API_ROLE_OPERATOR, 0, "me", now, tok,
+                                      sizeof tok, &rec, &err),
+                     AS_OK);
+    struct db_console_session a = session_of(rec.id, "ops", "operator", 'a', now, 60000);
+    struct db_console_session b = session_of(0, "admin_token_file", "admin", 'b', now, 1000);
+    assert_int_equal(db_console_session_add(f->db, &a, "token", &err), AS_OK);
+    assert_int_equal(db_console_session_add(f->db, &b, "admin_token_file", &err), AS_OK);
+    assert_true(a.id > 0 && b.id > a.id);
+
+    struct db_console_session got;
+    assert_int_equal(db_console_session_find(f->db, a.session_hash, &got, &err), AS_OK);
+    assert_int_equal(got.id, a.id);
+    assert_int_equal(got.token_id, rec.id);
+    assert_string_equal(got.name, "ops");
+    assert_string_equal(got.role, "operator");
+    assert_int_equal(got.expires_at, now + 60000);
+    assert_int_equal(got.token_gone, 0);
+    assert_int_equal(got.token_revoked_at, 0);
+    assert_int_equal(db_console_session_find(f->db, b.session_hash, &got, &err), AS_OK);
+    assert_int_equal(got.token_id, 0);
+    assert_int_equal(got.token_gone, 0);
+
+    /* Revoking the token shows in its sessions. */
+    assert_int_equal(db_api_token_revoke(f->db, "ops", "me", now + 10, NULL, &err), AS_OK);
+    assert_int_equal(db_console_session_find(f->db, a.session_hash, &got, &err), AS_OK);
+    assert_int_equal(got.token_revoked_at, now + 10);
+
+    /* A later login clears the sessions that expired by then (b), not others. */
+    struct db_console_session c = session_of(0, "admin_token_file", "admin", 'c', now + 2000, 1000);
+    assert_int_equal(db_console_session_add(f->db, &c, "admin_token_file", &err), AS_OK);
+    assert_int_equal(db_console_session_find(f->db, b.session_hash, &got, &err), AS_ENOTFOUND);
+    assert_int_equal(db_console_session_find(f->db, a.session_hash, &got, &err), AS_OK);
+
+    /* Logout deletes; a second logout finds nothing. */
+    assert_int_equal(db_console_session_delete(f->db, a.session_hash, &got, &err), AS_OK);
+    assert_string_equal(got.name, "ops");
+    assert_int_equal(db_console_session_delete(f->db, a.session_hash, NULL, &err), AS_ENOTFOUND);
+    assert_int_equal(db_console_session_find(f->db, a.session_hash, &got, &err), AS_ENOTFOUND);
+
+    /* What the schema refuses. */
+    struct db_console_session bad = session_of(0, "x", "root", 'd', now, 1000);
+    assert_int_equal(db_console_session_add(f->db, &bad, "token", &err), AS_EINVAL);
+    bad = session_of(0, "x", "viewer", 'd', now, 0);
+    assert_int_equal(db_console_session_add(f->db, &bad, "token", &err), AS_EINVAL);
+
+    /* Three logins, one logout, in an intact chain. */
+    struct db_conn *conn;
+    int n = 0;
+    struct db_audit_report rep;
+    assert_int_equal(db_read_begin(f->db, &conn, &err), AS_OK);
+    assert_int_equal(db_run_events(conn, 0, count_console, &n, &err), AS_OK);
+    assert_int_equal(db_audit_verify(conn, 0, NULL, &rep, &err), AS_OK);
+    db_read_end(f->db, conn);
+    assert_int_equal(n, 4);
+    assert_int_equal(rep.bad_id, 0);
+}
+
 #define API_TOKEN_CASES                                                                           \
     cmocka_unit_test(test_roles_and_names),                                                       \
         cmocka_unit_test_setup_teardown(test_create_and_check, setup, teardown),                  \
-        cmocka_unit_test_setup_teardown(test_list_and_audit, setup, teardown)
+        cmocka_unit_test_setup_teardown(test_list_and_audit, setup, teardown),                  \
+        cmocka_unit_test_setup_teardown(test_console_sessions, setup, teardown)
 
 #ifndef API_TOKEN_NO_MAIN
 int main(void)

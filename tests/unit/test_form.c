@@ -123,6 +123,97 @@ static void test_limits(void **state)
     assert_non_null(strstr(msg, "fields"));
 }
 
+/* The console's caps: more fields (kept in order, by index), a bigger body. */
+static void test_larger_caps(void **state)
+{
+    (void)state;
+    size_t size = 64 * 1024, len = 0;
+    char *body = malloc(size);
+    assert_non_null(body);
+    for (int i = 0; i < 1500; i++)
+        len += (size_t)snprintf(body + len, size - len, "u.%d=user%d%%40contoso.com&", i, i);
+    struct form *f = NULL;
+    struct as_err err = {0};
+    assert_int_equal(form_parse(body, len, &f, &err), AS_ELIMIT);
+    assert_null(f);
+    assert_int_equal(form_parse_max(body, len, 64 * 1024, 1500, &f, &err), AS_OK);
+    assert_int_equal(form_count(f), 1500);
+    assert_string_equal(form_name_at(f, 0), "u.0");
+    assert_string_equal(form_value_at(f, 1499), "user1499@contoso.com");
+    assert_null(form_name_at(f, 1500));
+    assert_string_equal(form_get(f, "u.700"), "user700@contoso.com");
+    form_free(f);
+    assert_int_equal(form_parse_max(body, len, 64 * 1024, 1499, &f, &err), AS_ELIMIT);
+    assert_int_equal(form_parse_max(body, len, len - 1, 5000, &f, &err), AS_ELIMIT);
+    free(body);
+}
+
+/* A form with a file (multipart/form-data), as the console's validate form sends it. */
+static void test_multipart(void **state)
+{
+    (void)state;
+    static const char ct[] = "multipart/form-data; boundary=----XyZ";
+    static const char good[] =
+        "------XyZ\r\n"
+        "Content-Disposition: form-data; name=\"csrf\"\r\n\r\n"
+        "tok\r\n"
+        "------XyZ\r\n"
+        "Content-Disposition: form-data; name=\"workflow_file\"; filename=\"name=\\\"x\\\".json\"\r\n"
+        "Content-Type: application/json\r\n\r\n"
+        "{\"a\":\r\n 1}\r\n"
+        "------XyZ\r\n"
+        "Content-Disposition: form-data; name=\"workflow\"\r\n\r\n"
+        "\r\n"
+        "------XyZ--\r\n";
+    struct form *f = NULL;
+    struct as_err err = {0};
+    assert_int_equal(form_parse_multipart(good, sizeof good - 1, ct, 4096, 10, &f, &err), AS_OK);
+    assert_int_equal(form_count(f), 3);
+    assert_string_equal(form_get(f, "csrf"), "tok");
+    assert_string_equal(form_get(f, "workflow_file"), "{\"a\":\r\n 1}");
+    assert_string_equal(form_get(f, "workflow"), "");
+    form_free(f);
+    /* A quoted boundary. */
+    assert_int_equal(form_parse_multipart(good, sizeof good - 1,
+                                          "multipart/form-data; boundary=\"----XyZ\"", 4096, 10, &f,
+                                          &err),
+                     AS_OK);
+    form_free(f);
+    static const struct {
+        const char *ct, *body;
+        enum as_code want;
+    } bad[] = {
+        {"multipart/form-data", "------XyZ--\r\n", AS_EINVAL},              /* no boundary */
+        {"text/plain; boundary=----XyZ", "------XyZ--\r\n", AS_EINVAL},     /* not multipart */
+        {ct, "junk", AS_EINVAL},                                           /* no first boundary */
+        {ct, "------XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nno end",
+         AS_EINVAL},                                                       /* no closing boundary */
+        {ct, "------XyZ\r\nContent-Type: text/plain\r\n\r\nx\r\n------XyZ--", AS_EINVAL},
+        {ct, "------XyZ\r\nContent-Disposition: form-data; filename=\"a\"\r\n\r\nx\r\n------XyZ--",
+         AS_EINVAL},                                                       /* filename only */
+        {ct, "------XyZ\r\nContent-Disposition: form-data; name=\"a b\"\r\n\r\nx\r\n------XyZ--",
+         AS_EINVAL},                                                       /* bad name */
+        {ct, "------XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nx\r\n"
+             "------XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\ny\r\n------XyZ--",
+         AS_EINVAL},                                                       /* twice */
+        {ct, "------XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n\xff\r\n------XyZ--",
+         AS_EINVAL},                                                       /* not UTF-8 */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        enum as_code rc =
+            form_parse_multipart(bad[i].body, strlen(bad[i].body), bad[i].ct, 4096, 10, &f, &err);
+        if (rc != bad[i].want)
+            fail_msg("case %zu: %d (%s)", i, (int)rc, err.msg);
+        assert_null(f);
+    }
+    /* A NUL inside a part, and the caps. */
+    static const char nul[] = "------XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nx\0y\r\n"
+                              "------XyZ--";
+    assert_int_equal(form_parse_multipart(nul, sizeof nul - 1, ct, 4096, 10, &f, &err), AS_EINVAL);
+    assert_int_equal(form_parse_multipart(good, sizeof good - 1, ct, 100, 10, &f, &err), AS_ELIMIT);
+    assert_int_equal(form_parse_multipart(good, sizeof good - 1, ct, 4096, 2, &f, &err), AS_ELIMIT);
+}
+
 static void test_not_nul_terminated(void **state)
 {
     (void)state;
@@ -145,6 +236,8 @@ int main(void)
         cmocka_unit_test(test_utf8_and_crlf),
         cmocka_unit_test(test_rejects),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_larger_caps),
+        cmocka_unit_test(test_multipart),
         cmocka_unit_test(test_not_nul_terminated),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -142,6 +142,10 @@ static void test_definitions(void **state)
         {"{\"name\": \"x\", \"filter\": \"true\", \"trigger\": {\"input\": {}}}", "trigger.workflow"},
         {"{\"name\": \"x\", \"filter\": \"true\", \"trigger\": {\"workflow\": \"w.json\", \"max_open\": -1}}", "max_open"},
         {"{\"name\": \"x\", \"filter\": \"true\", \"trigger\": {\"workflow\": \"w.json\", \"input\": {\"a\": \"${row.\"}}}", "trigger.input"},
+        {"{\"name\": \"x\", \"filter\": \"true\", \"deadline\": \"soon\"}", "deadline.date"},
+        {"{\"name\": \"x\", \"filter\": \"true\", \"deadline\": {\"date\": \"2026-09-30\", \"target\": -1}}", "deadline.target"},
+        {"{\"name\": \"x\", \"filter\": \"true\", \"deadline\": {\"date\": \"2026-09-30\", \"by\": 1}}", "unknown key \"by\""},
+        {"{\"name\": \"x\", \"filter\": \"true\", \"deadline\": 3}", "deadline must be"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         json_t *in = json_loads(bad[i].json, 0, NULL), *out = NULL;
@@ -159,6 +163,21 @@ static void test_definitions(void **state)
     assert_string_equal(json_string_value(json_object_get(out, "report")), "users");
     assert_int_equal(json_array_size(json_object_get(out, "protocols")), 3);
     assert_string_equal(json_string_value(json_object_get(json_object_get(out, "schedule"), "timezone")), "UTC");
+    json_decref(in);
+    json_decref(out);
+    /* A deadline: a bare date becomes {"date", "target": 0, "at"}, due at the
+     * end of that day (UTC); normalizing
+     * the result again gives the same. */
+    in = json_loads("{\"name\": \"x\", \"filter\": \"true\", \"deadline\": \"2026-09-30\"}", 0, NULL);
+    assert_int_equal(kpi_def_normalize(in, &out, &err), AS_OK);
+    const json_t *dl = json_object_get(out, "deadline");
+    assert_string_equal(json_string_value(json_object_get(dl, "date")), "2026-09-30");
+    assert_int_equal(json_integer_value(json_object_get(dl, "target")), 0);
+    assert_int_equal(json_integer_value(json_object_get(dl, "at")), 1790812800000LL); /* the end of that day */
+    json_t *again = NULL;
+    assert_int_equal(kpi_def_normalize(out, &again, &err), AS_OK);
+    assert_true(json_equal(out, again));
+    json_decref(again);
     json_decref(in);
     json_decref(out);
 }

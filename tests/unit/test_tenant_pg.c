@@ -4,7 +4,8 @@
  * mailboxes, mixed-case UPNs, NULLs, usage rows, legacy sign-ins, the
  * transport config) is written into both through db_tenant.h, and every
  * read must give the same rows in the same order: all users, sorted by
- * each key up and down, one user by UPN (any case) or id, sign-ins with
+ * each key up and down, after a UPN (the keyset cursor: the rest of the
+ * listing in order), one user by UPN (any case) or id, sign-ins with
  * each filter, the last sync.  A second sync that drops users, mailboxes
  * and old sign-ins is compared the same way.
  */
@@ -216,6 +217,46 @@ static void compare_reads(struct stores *s)
     }
     assert_int_equal(db_tenant_users_foreach_sorted(s->pg, "nope", 0, collect, NULL, &err),
                      AS_EINVAL);
+
+    /* After a UPN: the listing's tail, the same on both; nothing after the last. */
+    json_t *all = json_array();
+    assert_int_equal(db_tenant_users_foreach(s->lite, collect, all, &err), AS_OK);
+    size_t n_all = json_array_size(all);
+    static const size_t cut[] = {0, 1, 37, 0 /* the last: set below */};
+    for (size_t i = 0; i < sizeof cut / sizeof cut[0]; i++) {
+        size_t at = i == 3 ? n_all - 1 : cut[i];
+        char lower[256];
+        snprintf(lower, sizeof lower, "%s",
+                 json_string_value(json_object_get(json_array_get(all, at), "upn")));
+        for (char *p = lower; *p; p++)
+            if (*p >= 'A' && *p <= 'Z')
+                *p = (char)(*p - 'A' + 'a');
+        a = json_array();
+        b = json_array();
+        assert_int_equal(db_tenant_users_foreach_after(s->lite, lower, 0, collect, a, &err), AS_OK);
+        assert_int_equal(db_tenant_users_foreach_after(s->pg, lower, 0, collect, b, &err), AS_OK);
+        same_rows("users after a UPN", a, b);
+        assert_int_equal(json_array_size(a), n_all - at - 1);
+        for (size_t k = 0; k < json_array_size(a); k++)
+            assert_true(json_equal(json_array_get(a, k), json_array_get(all, at + 1 + k)));
+        json_decref(a);
+        json_decref(b);
+        /* At most 7 of them. */
+        a = json_array();
+        b = json_array();
+        assert_int_equal(db_tenant_users_foreach_after(s->lite, lower, 7, collect, a, &err), AS_OK);
+        assert_int_equal(db_tenant_users_foreach_after(s->pg, lower, 7, collect, b, &err), AS_OK);
+        same_rows("7 users after a UPN", a, b);
+        assert_int_equal(json_array_size(a), n_all - at - 1 < 7 ? n_all - at - 1 : 7);
+        json_decref(a);
+        json_decref(b);
+    }
+    /* From the first: "" */
+    a = json_array();
+    assert_int_equal(db_tenant_users_foreach_after(s->lite, "", 0, collect, a, &err), AS_OK);
+    same_rows("users after \"\"", all, a);
+    json_decref(a);
+    json_decref(all);
 
     static const char *const who[] = {"ADAM001@example.com", "id-0037", "bob003@EXAMPLE.COM",
                                       "nobody@example.com"};

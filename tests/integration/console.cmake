@@ -1,0 +1,20 @@
+# The admin console: a real `assent serve` on 127.0.0.1 with a temporary
+# database, driven over HTTP with libcurl (test_console.c: login, cookies,
+# CSRF, roles, logout, GETs that change nothing, two nodes on one
+# database), and a headless Chromium following a campaign through it with
+# the tenant simulator (console_browser.py, started by test_console_browser.c).
+add_executable(test_console
+  ${CMAKE_CURRENT_LIST_DIR}/test_console.c ${CMAKE_CURRENT_LIST_DIR}/web_harness.c)
+target_link_libraries(test_console PRIVATE assent_testlib)
+add_test(NAME integration.console COMMAND test_console)
+set_tests_properties(integration.console PROPERTIES ENVIRONMENT "${ASSENT_TEST_ENV}" TIMEOUT 600
+  LABELS integration)
+
+add_executable(test_console_browser
+  ${CMAKE_CURRENT_LIST_DIR}/test_console_browser.c ${CMAKE_CURRENT_LIST_DIR}/web_harness.c
+  ${CMAKE_CURRENT_LIST_DIR}/sim_harness.c)
+target_link_libraries(test_console_browser PRIVATE assent_testlib)
+add_dependencies(test_console_browser assent assent-tenant-sim)
+add_test(NAME integration.console_browser COMMAND test_console_browser)
+set_tests_properties(integration.console_browser PROPERTIES ENVIRONMENT "${ASSENT_TEST_ENV}"
+  TIMEOUT 1200 SKIP_RETURN_CODE 77 LABELS integration)
