@@ -134,4 +134,13 @@ const struct db_backend db_pg_backend = {
     .ca_policies_foreach = db_pg_ca_policies_foreach,
     .ca_record_get = db_pg_ca_record_get,
     .ca_record_put = db_pg_ca_record_put,
+    .plan_put = db_pg_plan_put,
+    .plans_prune = db_pg_plans_prune,
+    .plans_foreach = db_pg_plans_foreach,
+    .org_config_put = db_pg_org_config_put,
+    .org_config_get = db_pg_org_config_get,
+    .org_write_put = db_pg_org_write_put,
+    .org_write_get = db_pg_org_write_get,
+    .org_write_visible = db_pg_org_write_visible,
+    .org_writes_foreach = db_pg_org_writes_foreach,
 };
