@@ -56,3 +56,10 @@ add_test(NAME pg.playbook COMMAND it_playbook)
 set_tests_properties(pg.playbook PROPERTIES
                      ENVIRONMENT "${ASSENT_PG_TEST_ENV};ASSENT_TEST_DB=pg"
                      FIXTURES_REQUIRED pg TIMEOUT 600 LABELS "integration;pg")
+
+# Mailbox plans and the EWS allow list (it_plans.c, built by m365.cmake) on
+# PostgreSQL.
+add_test(NAME pg.plans COMMAND it_plans)
+set_tests_properties(pg.plans PROPERTIES
+                     ENVIRONMENT "${ASSENT_PG_TEST_ENV};ASSENT_TEST_DB=pg"
+                     FIXTURES_REQUIRED pg TIMEOUT 600 LABELS "integration;pg")
