@@ -21,7 +21,6 @@ const char *const m365_plan_legacy_settings[] = {"PopEnabled", "ImapEnabled", NU
     "Identity,Name,DisplayName,Guid,PopEnabled,ImapEnabled,ActiveSyncEnabled,OWAEnabled,"      \
     "MAPIEnabled,ECPEnabled,EwsEnabled,OwaMailboxPolicy,WhenChanged"
 
-#define MAX_IDS 500
 
 enum as_code m365_plans_list(struct m365 *m,
                              enum as_code (*cb)(const json_t *plan, void *ud, struct as_err *err),
