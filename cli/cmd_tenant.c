@@ -103,6 +103,9 @@ int cmd_sync(struct cli *cli, int argc, char **argv)
         printf("  sign-ins    %8ld  (legacy clients, last 30 days)\n", res.signins);
         if (res.ca_policies >= 0)
             printf("  CA policies %8ld  (blocking legacy authentication)\n", res.ca_policies);
+        if (res.mailbox_plans >= 0)
+            printf("  mailbox plans %6ld\n", res.mailbox_plans);
+        printf("  org config  %8s  (EWS settings)\n", res.org_config_synced ? "synced" : "not synced");
         size_t i;
         json_t *w;
         if (json_array_size(res.warnings))
@@ -182,7 +185,9 @@ static void report_usage(FILE *f)
             "usage: assent report users [--where EXPR] [--sort COL[,desc]] [--format table|csv|json] [--limit N]\n"
             "       assent report signins [--client-app APP] [--since DURATION] [--upn UPN]\n"
             "                             [--where EXPR] [--format table|csv|json] [--limit N]\n"
-            "       assent report policies [--where EXPR] [--format table|csv|json] [--limit N]\n\n"
+            "       assent report policies [--where EXPR] [--format table|csv|json] [--limit N]\n"
+            "       assent report plans [--where EXPR] [--format table|csv|json]\n"
+            "       assent report org [--format table|csv|json]\n\n"
             "Rows come from the last `assent sync`.  --where takes an expression over the row\n"
             "(docs/expressions.md), e.g. --where 'pop_enabled || imap_enabled'.  Row keys:\n"
             "  id upn display_name mail account_enabled has_mailbox activesync_enabled owa_enabled\n"
@@ -197,7 +202,16 @@ static void report_usage(FILE *f)
             "Policies: the Conditional Access policies that block legacy authentication\n"
             "(clientAppTypes exchangeActiveSync/other, grant block), Microsoft-managed ones\n"
             "included; keys id display_name state managed assent client_app_types\n"
-            "grant_controls modified_at synced_at policy.\n");
+            "grant_controls modified_at synced_at policy.\n"
+            "Plans: the CAS mailbox plans (the protocols new mailboxes get); legacy_on when POP\n"
+            "or IMAP is on; keys name display_name guid pop_enabled imap_enabled\n"
+            "activesync_enabled owa_enabled mapi_enabled ews_enabled owa_mailbox_policy\n"
+            "legacy_on synced_at plan.\n"
+            "Org: the organisation's EWS settings: EWSEnabled (true, false, or unset, which\n"
+            "Microsoft treats as false from 1 October 2026), the application allow list\n"
+            "EwsAllowedAppIDs and an allow list Assent wrote that a read does not show yet;\n"
+            "keys ews_enabled ews_application_access_policy ews_allowed_app_ids ews_allow_list\n"
+            "ews_block_list pending_app_ids pending_since synced_at config.\n");
 }
 
 /* Sync header on stderr for the human formats; error when there was none. */
@@ -239,18 +253,22 @@ int cmd_report(struct cli *cli, int argc, char **argv)
     const char *what = argv[1];
     int users = strcmp(what, "users") == 0;
     int policies = strcmp(what, "policies") == 0;
-    if (!users && !policies && strcmp(what, "signins") != 0) {
+    int plans = strcmp(what, "plans") == 0;
+    int org = strcmp(what, "org") == 0;
+    int signins = strcmp(what, "signins") == 0;
+    if (!users && !policies && !plans && !org && !signins) {
         report_usage(stderr);
         return EXIT_USAGE;
     }
-    q.kind = users ? REPORT_USERS : policies ? REPORT_POLICIES : REPORT_SIGNINS;
+    q.kind = users ? REPORT_USERS : policies ? REPORT_POLICIES : plans ? REPORT_PLANS
+             : org ? REPORT_ORG : REPORT_SIGNINS;
     for (int i = 2; i < argc; i++) {
         int m;
         if ((m = opt_value(argc, argv, &i, "--where", &q.where)) ||
             (m = opt_value(argc, argv, &i, "--sort", &q.sort)) ||
             (m = opt_value(argc, argv, &i, "--format", &format)) ||
             (m = opt_value(argc, argv, &i, "--limit", &limit)) ||
-            (!users && !policies && ((m = opt_value(argc, argv, &i, "--client-app", &q.client_app)) ||
+            (signins && ((m = opt_value(argc, argv, &i, "--client-app", &q.client_app)) ||
                         (m = opt_value(argc, argv, &i, "--since", &since)) ||
                         (m = opt_value(argc, argv, &i, "--upn", &q.upn))))) {
             if (m < 0)
@@ -334,7 +352,11 @@ done:
                        arc == AS_EINVAL ? "--" : "", err.msg);
     } else if (r.fmt == RF_TABLE) {
         fprintf(stderr, "%ld %s\n", r.matched,
-                users ? "users" : policies ? "Conditional Access policies" : "sign-ins");
+                users      ? "users"
+                : policies ? "Conditional Access policies"
+                : plans    ? "mailbox plans"
+                : org      ? "organisation (EWS settings)"
+                           : "sign-ins");
     }
 out:
     report_free(rep);

@@ -31,6 +31,7 @@
 #include "db/db_approvals.h"
 #include "db/db_evidence.h"
 #include "db/db_ca.h"
+#include "db/db_plans.h"
 #include "db/db_kpi.h"
 #include "db/db_mail.h"
 #include "db/db_nodes.h"
@@ -287,7 +288,37 @@ struct db_backend {
                                          struct db_console_session *out, struct as_err *err);
     enum as_code (*console_session_delete)(struct db *db, const char *session_hash,
                                            struct db_console_session *out, struct as_err *err);
+    /* db_plans.h: mailbox plans and the organisation config */
+    enum as_code (*plan_put)(struct db_conn *c, int64_t sync_id, int64_t now_ms,
+                             const json_t *plan, struct as_err *err);
+    enum as_code (*plans_prune)(struct db_conn *c, int64_t sync_id, struct as_err *err);
+    enum as_code (*plans_foreach)(struct db *db, int (*cb)(const json_t *row, void *ud),
+                                  void *ud, struct as_err *err);
+    enum as_code (*org_config_put)(struct db_conn *c, int64_t now_ms, const json_t *config,
+                                   struct as_err *err);
+    enum as_code (*org_config_get)(struct db *db, json_t **out, struct as_err *err);
+    enum as_code (*org_write_put)(struct db *db, const char *key, const char *setting,
+                                  const json_t *value, int64_t run_id, int64_t now_ms,
+                                  struct as_err *err);
+    enum as_code (*org_write_get)(struct db *db, const char *key, json_t **out,
+                                  struct as_err *err);
+    enum as_code (*org_write_visible)(struct db *db, const char *key, int64_t now_ms,
+                                      struct as_err *err);
+    enum as_code (*org_writes_foreach)(struct db *db, int limit,
+                                       int (*cb)(const json_t *row, void *ud), void *ud,
+                                       struct as_err *err);
 };
+
+/*
+ * The rows of db_plans.h built from the stored columns, the same for both
+ * backends (db/common.c): a plan from its body text and sync time, the
+ * organisation from its body text and sync time, a write from its columns
+ * (visible_at 0 = not visible yet).  New references; NULL on ENOMEM.
+ */
+json_t *db_plan_row(const char *body, int64_t synced_at);
+json_t *db_org_config_row(const char *body, int64_t synced_at);
+json_t *db_org_write_row(const char *key, const char *setting, const char *value,
+                         int64_t run_id, int64_t written_at, int64_t visible_at);
 
 /* The two backends. */
 extern const struct db_backend db_sqlite_backend;

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "base/timeutil.h"
+
 /*
  * The keywords of a libpq connection string (PostgreSQL 15, "Parameter Key
  * Words"), so that "host=db1 dbname=assent" selects PostgreSQL while a file
@@ -241,4 +243,83 @@ json_t *db_session_event_json(const struct db_console_session *s, const char *vi
         return NULL;
     }
     return data;
+}
+
+/* ---- rows of db_plans.h, shared by the backends ---------------------------------- */
+
+/* The member key of obj when it is a boolean, else null (new reference). */
+static json_t *bool_or_null(const json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    return json_is_boolean(v) ? json_incref(v) : json_null();
+}
+
+static json_t *iso_or_null(int64_t ms)
+{
+    char iso[40];
+    if (ms <= 0)
+        return json_null();
+    time_format_iso(ms, iso, sizeof iso);
+    return json_string(iso);
+}
+
+json_t *db_plan_row(const char *body, int64_t synced_at)
+{
+    json_t *p = json_loads(body ? body : "", 0, NULL);
+    if (!json_is_object(p)) {
+        json_decref(p);
+        p = json_object();
+    }
+    const char *policy = json_string_value(json_object_get(p, "OwaMailboxPolicy"));
+    json_t *row = json_pack(
+        "{s:s?, s:s?, s:s?, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:b, s:o, s:O}", "name",
+        json_string_value(json_object_get(p, "Name")), "display_name",
+        json_string_value(json_object_get(p, "DisplayName")), "guid",
+        json_string_value(json_object_get(p, "Guid")), "pop_enabled",
+        bool_or_null(p, "PopEnabled"), "imap_enabled", bool_or_null(p, "ImapEnabled"),
+        "activesync_enabled", bool_or_null(p, "ActiveSyncEnabled"), "owa_enabled",
+        bool_or_null(p, "OWAEnabled"), "mapi_enabled", bool_or_null(p, "MAPIEnabled"),
+        "ews_enabled", bool_or_null(p, "EwsEnabled"), "owa_mailbox_policy",
+        policy ? json_string(policy) : json_null(), "legacy_on",
+        json_is_true(json_object_get(p, "PopEnabled")) ||
+            json_is_true(json_object_get(p, "ImapEnabled")),
+        "synced_at", iso_or_null(synced_at), "plan", p);
+    json_decref(p);
+    return row;
+}
+
+static json_t *array_or_null(const json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    return json_is_array(v) ? json_incref(v) : json_null();
+}
+
+json_t *db_org_config_row(const char *body, int64_t synced_at)
+{
+    json_t *o = json_loads(body ? body : "", 0, NULL);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        o = json_object();
+    }
+    json_t *ids = json_object_get(o, "EwsAllowedAppIDs");
+    const char *policy = json_string_value(json_object_get(o, "EwsApplicationAccessPolicy"));
+    json_t *row = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:O}", "ews_enabled",
+                            bool_or_null(o, "EwsEnabled"), "ews_application_access_policy",
+                            policy ? json_string(policy) : json_null(), "ews_allowed_app_ids",
+                            json_is_array(ids) ? json_incref(ids) : json_array(), "ews_allow_list",
+                            array_or_null(o, "EwsAllowList"), "ews_block_list",
+                            array_or_null(o, "EwsBlockList"), "synced_at",
+                            iso_or_null(synced_at), "config", o);
+    json_decref(o);
+    return row;
+}
+
+json_t *db_org_write_row(const char *key, const char *setting, const char *value,
+                         int64_t run_id, int64_t written_at, int64_t visible_at)
+{
+    json_t *v = json_loads(value ? value : "", JSON_DECODE_ANY, NULL);
+    return json_pack("{s:s, s:s, s:o, s:I, s:o, s:o, s:b}", "key", key ? key : "", "setting",
+                     setting ? setting : "", "value", v ? v : json_null(), "run_id",
+                     (json_int_t)run_id, "written_at", iso_or_null(written_at), "visible_at",
+                     iso_or_null(visible_at), "pending", visible_at <= 0);
 }

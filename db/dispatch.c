@@ -696,3 +696,58 @@ enum as_code db_console_session_delete(struct db *db, const char *session_hash,
 {
     return db_ops(db)->console_session_delete(db, session_hash, out, err);
 }
+
+/* ---- mailbox plans and the organisation config (db_plans.h) ---------------------- */
+
+enum as_code db_plan_put(struct db_conn *c, int64_t sync_id, int64_t now_ms, const json_t *plan,
+                         struct as_err *err)
+{
+    return db_ops(c)->plan_put(c, sync_id, now_ms, plan, err);
+}
+
+enum as_code db_plans_prune(struct db_conn *c, int64_t sync_id, struct as_err *err)
+{
+    return db_ops(c)->plans_prune(c, sync_id, err);
+}
+
+enum as_code db_plans_foreach(struct db *db, int (*cb)(const json_t *row, void *ud), void *ud,
+                              struct as_err *err)
+{
+    return db_ops(db)->plans_foreach(db, cb, ud, err);
+}
+
+enum as_code db_org_config_put(struct db_conn *c, int64_t now_ms, const json_t *config,
+                               struct as_err *err)
+{
+    return db_ops(c)->org_config_put(c, now_ms, config, err);
+}
+
+enum as_code db_org_config_get(struct db *db, json_t **out, struct as_err *err)
+{
+    return db_ops(db)->org_config_get(db, out, err);
+}
+
+enum as_code db_org_write_put(struct db *db, const char *key, const char *setting,
+                              const json_t *value, int64_t run_id, int64_t now_ms,
+                              struct as_err *err)
+{
+    return db_ops(db)->org_write_put(db, key, setting, value, run_id, now_ms, err);
+}
+
+enum as_code db_org_write_get(struct db *db, const char *key, json_t **out, struct as_err *err)
+{
+    return db_ops(db)->org_write_get(db, key, out, err);
+}
+
+enum as_code db_org_write_visible(struct db *db, const char *key, int64_t now_ms,
+                                  struct as_err *err)
+{
+    return db_ops(db)->org_write_visible(db, key, now_ms, err);
+}
+
+enum as_code db_org_writes_foreach(struct db *db, int limit,
+                                   int (*cb)(const json_t *row, void *ud), void *ud,
+                                   struct as_err *err)
+{
+    return db_ops(db)->org_writes_foreach(db, limit, cb, ud, err);
+}

@@ -273,11 +273,10 @@ enum as_code m365_exo_page(json_t *page, const char *what, const char *base,
     return next ? m365_next_link_on(base, next, next_url, err) : AS_OK;
 }
 
-static enum as_code exo_invoke_ex(struct m365 *m, const char *cmdlet, const json_t *parameters,
-                                  const char *select, int write,
-                                  enum as_code (*cb)(const json_t *, void *, struct as_err *),
-                                  void *ud, json_t **warnings, int *ambiguous,
-                                  struct as_err *err)
+enum as_code m365_exo_invoke_ex(struct m365 *m, const char *cmdlet, const json_t *parameters,
+                                const char *select, int write,
+                                enum as_code (*cb)(const json_t *, void *, struct as_err *),
+                                void *ud, json_t **warnings, int *ambiguous, struct as_err *err)
 {
     enum as_code rc = AS_OK;
     struct m365_resp resp = {0};
@@ -348,7 +347,7 @@ enum as_code m365_exo_invoke(struct m365 *m, const char *cmdlet, const json_t *p
                              enum as_code (*cb)(const json_t *item, void *ud, struct as_err *err),
                              void *ud, json_t **warnings, struct as_err *err)
 {
-    return exo_invoke_ex(m, cmdlet, parameters, select, 0, cb, ud, warnings, NULL, err);
+    return m365_exo_invoke_ex(m, cmdlet, parameters, select, 0, cb, ud, warnings, NULL, err);
 }
 
 static enum as_code keep_first(const json_t *item, void *ud, struct as_err *err)
@@ -434,9 +433,15 @@ static int settings_in_place(const json_t *have, const json_t *want)
  * leaves it unknown whether the service acted, read the object back and
  * repeat the write only if the settings are not in place.
  */
-static enum as_code exo_set_verified(struct m365 *m, const char *cmdlet, const char *identity,
-                                     const json_t *settings, json_t **warnings,
-                                     struct as_err *err)
+static enum as_code read_cas_or_transport(struct m365 *m, const char *identity, json_t **out,
+                                          struct as_err *err)
+{
+    return identity ? m365_cas_get(m, identity, out, err) : m365_transport_get(m, out, err);
+}
+
+enum as_code m365_exo_set_verified(struct m365 *m, const char *cmdlet, const char *identity,
+                                   const json_t *settings, m365_exo_reader reread,
+                                   json_t **warnings, struct as_err *err)
 {
     enum as_code rc = AS_OK;
     json_t *params = json_deep_copy(settings);
@@ -446,7 +451,7 @@ static enum as_code exo_set_verified(struct m365 *m, const char *cmdlet, const c
         json_object_set_new(params, "Identity", json_string(identity));
     for (int attempt = 1;; attempt++) {
         int ambiguous = 0;
-        rc = exo_invoke_ex(m, cmdlet, params, NULL, 1, NULL, NULL, warnings, &ambiguous, err);
+        rc = m365_exo_invoke_ex(m, cmdlet, params, NULL, 1, NULL, NULL, warnings, &ambiguous, err);
         if (rc == AS_OK || !ambiguous)
             break;
         m->stats.write_rereads++;
@@ -458,8 +463,7 @@ static enum as_code exo_set_verified(struct m365 *m, const char *cmdlet, const c
             break;
         }
         json_t *now = NULL;
-        enum as_code rr = identity ? m365_cas_get(m, identity, &now, &e2)
-                                   : m365_transport_get(m, &now, &e2);
+        enum as_code rr = reread(m, identity, &now, &e2);
         if (rr) {
             json_decref(params);
             return as_errf(err, rr, "%s outcome unknown and the re-read failed: %s", cmdlet,
@@ -484,7 +488,8 @@ enum as_code m365_cas_set(struct m365 *m, const char *identity, const json_t *se
 {
     if (!identity || !*identity)
         return as_errf(err, AS_EINVAL, "Set-CASMailbox needs an identity");
-    return exo_set_verified(m, "Set-CASMailbox", identity, settings, warnings, err);
+    return m365_exo_set_verified(m, "Set-CASMailbox", identity, settings, read_cas_or_transport,
+                                 warnings, err);
 }
 
 enum as_code m365_transport_get(struct m365 *m, json_t **out, struct as_err *err)
@@ -506,7 +511,8 @@ enum as_code m365_transport_get(struct m365 *m, json_t **out, struct as_err *err
 enum as_code m365_transport_set(struct m365 *m, const json_t *settings, json_t **warnings,
                                 struct as_err *err)
 {
-    return exo_set_verified(m, "Set-TransportConfig", NULL, settings, warnings, err);
+    return m365_exo_set_verified(m, "Set-TransportConfig", NULL, settings, read_cas_or_transport,
+                                 warnings, err);
 }
 
 /* ---------------------------------------------------------- usage CSV */

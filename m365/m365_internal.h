@@ -99,4 +99,27 @@ enum as_code m365_backoff_sleep(struct m365 *m, int attempt, const char *why,
 /* URL-encode s (malloc'd via curl; free with curl_free). */
 char *m365_escape(struct m365 *m, const char *s);
 
+/*
+ * The InvokeCommand call under m365_exo_invoke (m365_calls.c); write = 1
+ * for a Set-* cmdlet (never retried blindly: *ambiguous (may be NULL) says
+ * whether the service may have acted when it fails).
+ */
+enum as_code m365_exo_invoke_ex(struct m365 *m, const char *cmdlet, const json_t *parameters,
+                                const char *select, int write,
+                                enum as_code (*cb)(const json_t *, void *, struct as_err *),
+                                void *ud, json_t **warnings, int *ambiguous, struct as_err *err);
+
+/* Reads the object a Set-* cmdlet changes (identity may be NULL). */
+typedef enum as_code (*m365_exo_reader)(struct m365 *m, const char *identity, json_t **out,
+                                        struct as_err *err);
+
+/*
+ * A Set-* cmdlet with the re-read rule: when the write fails in a way that
+ * leaves it unknown whether the service acted, read the object back with
+ * reread and repeat the write only if the settings are not in place.
+ */
+enum as_code m365_exo_set_verified(struct m365 *m, const char *cmdlet, const char *identity,
+                                   const json_t *settings, m365_exo_reader reread,
+                                   json_t **warnings, struct as_err *err);
+
 #endif

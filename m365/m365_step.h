@@ -70,4 +70,12 @@ void m365_step_apply(struct step_ctx *ctx, struct step_result *res, const struct
 int m365_step_check_approved(struct step_result *res, const json_t *approved_request,
                              const char *approved_hash, const char *key, const json_t *mine);
 
+/*
+ * Check a step parameter that lists application ids (EWS allow list): an
+ * array (or null) of at most 500 GUIDs.  0, or -1 with res failed naming
+ * the element at fault ("add[1] = ..."; what is the parameter's name).
+ * Defined in step_ews_allowlist_read.c.
+ */
+int m365_ews_ids_check(const json_t *ids, const char *what, struct step_result *res);
+
 #endif

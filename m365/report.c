@@ -1,5 +1,6 @@
 /*
- * report.c - the users and sign-ins reports (see report.h): the column
+ * report.c - the users, sign-ins, policies, plans and organisation reports
+ * (see report.h): the column
  * tables, cell text, CSV, and streaming the rows of a query from the store
  * with the exceptions annotated and the where expression applied.
  */
@@ -14,11 +15,12 @@
 #include "base/expr.h"
 #include "base/strbuf.h"
 #include "db/db_ca.h"
+#include "db/db_plans.h"
 #include "db/db_tenant.h"
 #include "engine/app.h"
 #include "m365/kpi.h"
 
-enum cell_fmt { CF_TEXT, CF_ONOFF, CF_YESNO, CF_SMTP, CF_SIGNIN, CF_INT, CF_LIST };
+enum cell_fmt { CF_TEXT, CF_ONOFF, CF_YESNO, CF_SMTP, CF_SIGNIN, CF_INT, CF_LIST, CF_EWS };
 
 /* The users report: one line per user. */
 static const struct report_col user_cols[] = {
@@ -65,8 +67,36 @@ static const struct report_col policy_cols[] = {
     {"id", "id", CF_TEXT},
 };
 
+/* The plans report: one line per CAS mailbox plan. */
+static const struct report_col plan_cols[] = {
+    {"plan", "display_name", CF_TEXT},
+    {"POP", "pop_enabled", CF_ONOFF},
+    {"IMAP", "imap_enabled", CF_ONOFF},
+    {"ActiveSync", "activesync_enabled", CF_ONOFF},
+    {"legacy_on", "legacy_on", CF_YESNO},
+    {"OWA policy", "owa_mailbox_policy", CF_TEXT},
+    {"name", "name", CF_TEXT},
+};
+
+/* The organisation report: one line, the EWS settings. */
+static const struct report_col org_cols[] = {
+    {"EWSEnabled", "ews_enabled", CF_EWS},
+    {"EwsApplicationAccessPolicy", "ews_application_access_policy", CF_TEXT},
+    {"EwsAllowedAppIDs", "ews_allowed_app_ids", CF_LIST},
+    {"pending (not visible yet)", "pending_app_ids", CF_LIST},
+    {"synced_at", "synced_at", CF_TEXT},
+};
+
 const struct report_col *report_columns(enum report_kind kind, size_t *n)
 {
+    if (kind == REPORT_PLANS) {
+        *n = sizeof plan_cols / sizeof plan_cols[0];
+        return plan_cols;
+    }
+    if (kind == REPORT_ORG) {
+        *n = sizeof org_cols / sizeof org_cols[0];
+        return org_cols;
+    }
     if (kind == REPORT_POLICIES) {
         *n = sizeof policy_cols / sizeof policy_cols[0];
         return policy_cols;
@@ -130,6 +160,13 @@ void report_cell_text(const struct report_col *c, const json_t *row, char *out, 
         }
         return;
     }
+    case CF_EWS:
+        /* Unset is not "on": Microsoft treats it as off from 1 October 2026. */
+        snprintf(out, size, "%s",
+                 json_is_true(v)    ? "true"
+                 : json_is_false(v) ? "false"
+                                    : "unset (treated as false from 2026-10-01)");
+        return;
     case CF_TEXT:
     default:
         snprintf(out, size, "%s", json_is_string(v) ? json_string_value(v) : "-");
@@ -217,8 +254,8 @@ enum as_code report_open(struct app *app, const struct report_query *q, int64_t 
     }
     if (q->sort) {
         if (q->kind != REPORT_USERS) {
-            rc = as_errf(err, AS_EINVAL, "sort: sign-ins are always newest first and policies "
-                                         "ordered by name; sort is for users");
+            rc = as_errf(err, AS_EINVAL, "sort: sign-ins are always newest first, policies "
+                                         "and plans ordered by name; sort is for users");
             goto fail;
         }
         const char *comma = strchr(q->sort, ',');
@@ -339,6 +376,35 @@ static enum as_code keyset_foreach(struct report *r, struct as_err *err)
     }
 }
 
+static int newest_pending(const json_t *row, void *ud)
+{
+    json_t **slot = ud;
+    const char *setting = json_string_value(json_object_get(row, "setting"));
+    if (!*slot && json_is_true(json_object_get(row, "pending")) && setting &&
+        !strcmp(setting, "EwsAllowedAppIDs"))
+        *slot = json_incref((json_t *)row);
+    return *slot != NULL;
+}
+
+/* The organisation's one row, with the newest pending allow-list write. */
+static enum as_code org_foreach(struct report *r, struct as_err *err)
+{
+    json_t *row = NULL, *pending = NULL;
+    enum as_code rc = db_org_config_get(r->app->db, &row, err);
+    if (!rc && row)
+        rc = db_org_writes_foreach(r->app->db, 20, newest_pending, &pending, err);
+    if (!rc && row) {
+        json_object_set(row, "pending_app_ids",
+                        pending ? json_object_get(pending, "value") : json_null());
+        json_object_set(row, "pending_since",
+                        pending ? json_object_get(pending, "written_at") : json_null());
+        report_row(row, r);
+    }
+    json_decref(pending);
+    json_decref(row);
+    return rc;
+}
+
 enum as_code report_foreach(struct report *r, int (*cb)(void *ud, const json_t *row), void *ud,
                             struct as_err *err)
 {
@@ -353,6 +419,10 @@ enum as_code report_foreach(struct report *r, int (*cb)(void *ud, const json_t *
         rc = db_ca_policies_foreach(r->app->db, report_row, r, err);
     else if (r->keyset)
         rc = keyset_foreach(r, err);
+    else if (r->kind == REPORT_PLANS)
+        rc = db_plans_foreach(r->app->db, report_row, r, err);
+    else if (r->kind == REPORT_ORG)
+        rc = org_foreach(r, err);
     else if (r->sort_key[0])
         rc = db_tenant_users_foreach_sorted(r->app->db, r->sort_key, r->desc, report_row, r, err);
     else

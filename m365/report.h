@@ -7,7 +7,12 @@
  * and sort the same way.
  *
  * Policies (REPORT_POLICIES) are the synced Conditional Access policies
- * that concern legacy authentication (db/db_ca.h rows).
+ * that concern legacy authentication (db/db_ca.h rows).  Plans
+ * (REPORT_PLANS) are the CAS mailbox plans, with legacy_on for a plan that
+ * gives new mailboxes POP or IMAP; the organisation (REPORT_ORG) is one row:
+ * its EWS settings (db/db_plans.h) plus pending_app_ids, the allow list of
+ * the newest Assent write a read has not shown yet (null when none), and
+ * pending_since.
  *
  * Rows come from db_tenant (one row builder for every consumer); users rows
  * get "exempt" (the protocols of the user's active exceptions, [] when none)
@@ -25,7 +30,7 @@
 struct app;
 struct strbuf;
 
-enum report_kind { REPORT_USERS, REPORT_SIGNINS, REPORT_POLICIES };
+enum report_kind { REPORT_USERS, REPORT_SIGNINS, REPORT_POLICIES, REPORT_PLANS, REPORT_ORG };
 
 /* One column: its header (table and CSV) and the row key it shows. */
 struct report_col {

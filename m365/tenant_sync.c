@@ -4,7 +4,8 @@
  * Each section streams items from the client into a small buffer; at a page
  * boundary (no request in flight) a full buffer is written in one write
  * transaction.  The sections run in dependency order: users (mailboxes are
- * matched to them), transport config, CAS mailboxes, usage, sign-ins.
+ * matched to them), transport config, CAS mailboxes, usage, sign-ins,
+ * Conditional Access, mailbox plans and the organisation config.
  */
 #include "m365/tenant_sync.h"
 
@@ -487,6 +488,10 @@ enum as_code tenant_sync_run(struct app *app, struct m365 *m, const struct tenan
             rc = AS_OK;
         }
     }
+    /* 7. CAS mailbox plans and the organisation config (EWS). */
+    if (!rc)
+        rc = tenant_sync_org(app, m, res->sync_id, s.now, &res->mailbox_plans,
+                             &res->org_config_synced, res->warnings, err);
     if (!rc)
         snprintf(res->status, sizeof res->status, "%s",
                  json_array_size(res->warnings) ? "partial" : "ok");
@@ -509,7 +514,8 @@ enum as_code tenant_sync_run(struct app *app, struct m365 *m, const struct tenan
 
 json_t *tenant_sync_result_json(const struct tenant_sync_result *res)
 {
-    return json_pack("{s:I, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:b, s:o, s:I, s:i, s:I}",
+    return json_pack("{s:I, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:b, s:o, s:I, s:i, s:I, s:I, "
+                     "s:b}",
                      "sync_id",
                      (json_int_t)res->sync_id, "status", res->status, "users", (int)res->users,
                      "users_removed", (int)res->users_removed, "mailboxes", (int)res->mailboxes,
@@ -518,7 +524,8 @@ json_t *tenant_sync_result_json(const struct tenant_sync_result *res)
                      res->transport_synced, "warnings",
                      res->warnings ? json_incref(res->warnings) : json_array(), "duration_ms",
                      (json_int_t)res->duration_ms, "requests", (int)res->requests,
-                     "ca_policies", (json_int_t)res->ca_policies);
+                     "ca_policies", (json_int_t)res->ca_policies, "mailbox_plans",
+                     (json_int_t)res->mailbox_plans, "org_config", res->org_config_synced);
 }
 
 void tenant_sync_result_free(struct tenant_sync_result *res)

@@ -1,7 +1,9 @@
 /*
  * tenant_sync.h - `assent sync`: pull the tenant's users, CAS mailbox
- * settings, transport config, 30-day email-app usage and legacy sign-ins of
- * the last 30 days into SQLite (db/db_tenant.h).
+ * settings, transport config, 30-day email-app usage, legacy sign-ins of
+ * the last 30 days, Conditional Access policies, CAS mailbox plans and the
+ * organisation's EWS settings into the store (db/db_tenant.h, db_ca.h,
+ * db_plans.h).
  *
  * Pages stream from the service into the database: at most a few thousand
  * rows are held at once, and no write transaction is ever open while a
@@ -40,6 +42,8 @@ struct tenant_sync_result {
     long drift;             /* protocols found on again that Assent had turned off */
     long ca_policies;       /* Conditional Access policies concerning legacy auth (-1: not read) */
     int transport_synced;
+    long mailbox_plans;     /* CAS mailbox plans stored (-1: not read) */
+    int org_config_synced;  /* the organisation config (EWS settings) was read */
     json_t *warnings;       /* array of strings (owned; free with tenant_sync_result_free) */
     int64_t duration_ms;
     long requests;          /* HTTP requests made */
@@ -63,6 +67,16 @@ enum as_code tenant_sync_run(struct app *app, struct m365 *m, const struct tenan
  */
 enum as_code tenant_sync_ca(struct app *app, struct m365 *m, int64_t sync_id, int64_t now,
                             long *stored, struct as_err *list_err, struct as_err *err) AS_WUR;
+
+/*
+ * The organisation section (m365/org_sync.c): the CAS mailbox plans and the
+ * organisation config.  A failed read adds a warning to warnings (an array)
+ * and keeps the previous rows; *plans = -1 when the plans were not read,
+ * *org_synced = 0 when the config was not.  Another code when storing failed.
+ */
+enum as_code tenant_sync_org(struct app *app, struct m365 *m, int64_t sync_id, int64_t now,
+                             long *plans, int *org_synced, json_t *warnings,
+                             struct as_err *err) AS_WUR;
 
 /* The result as a JSON object (new reference). */
 json_t *tenant_sync_result_json(const struct tenant_sync_result *res);

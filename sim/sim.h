@@ -181,4 +181,15 @@ int sim_mailbox_apply(struct sim_state *st, struct sim_mailbox *m, const json_t 
  * Set-TransportConfig does; 1 when something changed.  Write lock held. */
 int sim_transport_apply(struct sim_state *st, int smtp_disabled, int allow_legacy_tls);
 
+/* ---- sim_exo_org.c: CAS mailbox plans and the organisation config ---- */
+/* Set the plan properties named in params on plan (others ignored); 1 when
+ * something changed (WhenChanged moves).  Write lock held. */
+int sim_plan_apply(json_t *plan, const json_t *params);
+/* Set organisation config properties (already checked): visible after
+ * delay_ms (0: at once), as Set-OrganizationConfig does; 1 when the
+ * effective value changes.  Write lock held. */
+int sim_org_apply(struct sim_state *st, const json_t *changes, int64_t delay_ms);
+/* /_sim/organization_config and /_sim/mailbox_plans[/{identity}] */
+void sim_org_admin(struct sim *s, struct sim_req *r, struct sim_resp *o);
+
 #endif

@@ -7,7 +7,8 @@
  *
  * Cmdlets: Get-CASMailbox (Identity, ResultSize; pages with @odata.nextLink
  * that the client answers by re-POSTing the same body), Set-CASMailbox,
- * Get-TransportConfig, Set-TransportConfig.  Objects carry @odata.type /
+ * Get-TransportConfig, Set-TransportConfig; the mailbox plans and the
+ * organisation config are in sim_exo_org.c.  Objects carry @odata.type /
  * @data.type annotations mixed in with the data, as the real service's
  * output does.  Errors use the envelope of the shared reference:
  * error.message "Invalid Operation", details[0].message
@@ -16,25 +17,18 @@
  * assumes is listed in docs/simulator.md.
  */
 #include "sim/sim.h"
+#include "sim/sim_exo.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#define EXO_CT                                                                                  \
-    "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;"     \
-    "charset=utf-8"
-#define EXO_SERVER "NAMPR00A001.PROD.OUTLOOK.COM"
 #define EX_NOT_FOUND "Microsoft.Exchange.Configuration.Tasks.ManagementObjectNotFoundException"
 #define EX_AMBIGUOUS "Microsoft.Exchange.Configuration.Tasks.ManagementObjectAmbiguousException"
-#define EX_PARAM "System.Management.Automation.ParameterBindingException"
 #define EX_AMBIG_PARAM "System.Management.Automation.AmbiguousParameterSetException"
 
-static void exo_error(struct sim_resp *o, int status, const char *code, const char *type,
-                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-static void exo_error(struct sim_resp *o, int status, const char *code, const char *type,
+void exo_error(struct sim_resp *o, int status, const char *code, const char *type,
                       const char *fmt, ...)
 {
     char text[1024], detail[1200];
@@ -61,7 +55,7 @@ static void exo_error(struct sim_resp *o, int status, const char *code, const ch
 }
 
 /* Start a successful collection answer: context + warnings. */
-static void exo_begin(struct sim_req *r, struct strbuf *b, const char *tenant, const char *warning)
+void exo_begin(struct sim_req *r, struct strbuf *b, const char *tenant, const char *warning)
 {
     strbuf_free(b);
     strbuf_addf(b, "{\"@odata.context\":\"%s/adminapi/beta/", r->base_url);
@@ -75,13 +69,7 @@ static void exo_begin(struct sim_req *r, struct strbuf *b, const char *tenant, c
 
 /* ---- $select -------------------------------------------------------------------- */
 
-struct select {
-    char *buf;
-    const char *names[64];
-    int n; /* 0 = everything */
-};
-
-static void select_parse(struct select *sel, const char *text)
+void exo_select_parse(struct exo_select *sel, const char *text)
 {
     memset(sel, 0, sizeof *sel);
     if (!text || !*text || !(sel->buf = strdup(text)))
@@ -95,7 +83,7 @@ static void select_parse(struct select *sel, const char *text)
     }
 }
 
-static int want(const struct select *sel, const char *name)
+int exo_want(const struct exo_select *sel, const char *name)
 {
     if (sel->n == 0)
         return 1;
@@ -106,7 +94,7 @@ static int want(const struct select *sel, const char *name)
 }
 
 /* Emit "Name@odata.type":"#T" (and @data.type when given) then "Name": */
-static void key_annot(struct strbuf *b, int *first, const char *name, const char *odata,
+void exo_key_annot(struct strbuf *b, int *first, const char *name, const char *odata,
                       const char *data)
 {
     if (!*first)
@@ -126,39 +114,39 @@ static void key_annot(struct strbuf *b, int *first, const char *name, const char
  * the DistinguishedName/ExchangeVersion values, the annotation set.
  */
 static void cas_object(struct strbuf *b, const struct sim_state *st, const struct sim_user *u,
-                       const struct select *sel)
+                       const struct exo_select *sel)
 {
     const struct sim_mailbox *m = u->mbx;
     int first = 1;
     char when[40];
     fmt_iso_s(m->when_changed_ms, when, sizeof when);
     strbuf_addc(b, '{');
-    if (want(sel, "Identity")) {
-        key_annot(b, &first, "Identity", NULL, NULL);
+    if (exo_want(sel, "Identity")) {
+        exo_key_annot(b, &first, "Identity", NULL, NULL);
         sbuf_json_str(b, m->name);
     }
-    if (want(sel, "Name")) {
-        key_annot(b, &first, "Name", NULL, NULL);
+    if (exo_want(sel, "Name")) {
+        exo_key_annot(b, &first, "Name", NULL, NULL);
         sbuf_json_str(b, m->name);
     }
-    if (want(sel, "DisplayName")) {
-        key_annot(b, &first, "DisplayName", NULL, NULL);
+    if (exo_want(sel, "DisplayName")) {
+        exo_key_annot(b, &first, "DisplayName", NULL, NULL);
         sbuf_json_str(b, u->display_name);
     }
-    if (want(sel, "ExternalDirectoryObjectId")) {
-        key_annot(b, &first, "ExternalDirectoryObjectId", NULL, NULL);
+    if (exo_want(sel, "ExternalDirectoryObjectId")) {
+        exo_key_annot(b, &first, "ExternalDirectoryObjectId", NULL, NULL);
         sbuf_json_str(b, u->id);
     }
-    if (want(sel, "Guid")) {
-        key_annot(b, &first, "Guid", "#Guid", "System.Guid");
+    if (exo_want(sel, "Guid")) {
+        exo_key_annot(b, &first, "Guid", "#Guid", "System.Guid");
         sbuf_json_str(b, m->exchange_guid);
     }
-    if (want(sel, "PrimarySmtpAddress")) {
-        key_annot(b, &first, "PrimarySmtpAddress", NULL, NULL);
+    if (exo_want(sel, "PrimarySmtpAddress")) {
+        exo_key_annot(b, &first, "PrimarySmtpAddress", NULL, NULL);
         sbuf_json_str(b, u->mail ? u->mail : u->upn);
     }
-    if (want(sel, "EmailAddresses")) {
-        key_annot(b, &first, "EmailAddresses", "#Collection(String)", NULL);
+    if (exo_want(sel, "EmailAddresses")) {
+        exo_key_annot(b, &first, "EmailAddresses", "#Collection(String)", NULL);
         strbuf_add(b, "[\"SMTP:");
         struct strbuf t = {0};
         sbuf_json_str(&t, u->mail ? u->mail : u->upn);
@@ -171,35 +159,35 @@ static void cas_object(struct strbuf *b, const struct sim_state *st, const struc
         sbuf_json_str(b, alias);
         strbuf_addc(b, ']');
     }
-    if (want(sel, "DistinguishedName")) {
+    if (exo_want(sel, "DistinguishedName")) {
         char dn[700];
         snprintf(dn, sizeof dn,
                  "CN=%s,OU=%s,OU=Microsoft Exchange Hosted Organizations,DC=NAMPR00A001,DC=PROD,"
                  "DC=OUTLOOK,DC=COM",
                  m->name, st->initial_domain);
-        key_annot(b, &first, "DistinguishedName", NULL, NULL);
+        exo_key_annot(b, &first, "DistinguishedName", NULL, NULL);
         sbuf_json_str(b, dn);
     }
     for (size_t p = 0; p < sim_n_cas_props; p++) {
-        if (!want(sel, sim_cas_props[p].name))
+        if (!exo_want(sel, sim_cas_props[p].name))
             continue;
-        key_annot(b, &first, sim_cas_props[p].name, NULL, NULL);
+        exo_key_annot(b, &first, sim_cas_props[p].name, NULL, NULL);
         sim_cas_value_json(b, m, (int)p);
     }
-    if (want(sel, "WhenChanged")) {
-        key_annot(b, &first, "WhenChanged", "#DateTimeOffset", "System.DateTime");
+    if (exo_want(sel, "WhenChanged")) {
+        exo_key_annot(b, &first, "WhenChanged", "#DateTimeOffset", "System.DateTime");
         sbuf_json_str(b, when);
     }
-    if (want(sel, "ExchangeVersion")) {
-        key_annot(b, &first, "ExchangeVersion", NULL, NULL);
+    if (exo_want(sel, "ExchangeVersion")) {
+        exo_key_annot(b, &first, "ExchangeVersion", NULL, NULL);
         strbuf_add(b, "\"0.20 (15.0.0.0)\"");
     }
-    if (want(sel, "IsValid")) {
-        key_annot(b, &first, "IsValid", NULL, NULL);
+    if (exo_want(sel, "IsValid")) {
+        exo_key_annot(b, &first, "IsValid", NULL, NULL);
         strbuf_add(b, "true");
     }
-    if (want(sel, "ObjectState")) {
-        key_annot(b, &first, "ObjectState", NULL, NULL);
+    if (exo_want(sel, "ObjectState")) {
+        exo_key_annot(b, &first, "ObjectState", NULL, NULL);
         strbuf_add(b, "\"Unchanged\"");
     }
     strbuf_addc(b, '}');
@@ -209,7 +197,7 @@ static void cas_object(struct strbuf *b, const struct sim_state *st, const struc
  * The exception text is confirmed (a captured real error); the 404 status and
  * the "NotFound" code are assumed [?].
  */
-static void not_found(struct sim_resp *o, const char *identity, int ambiguous)
+void exo_not_found(struct sim_resp *o, const char *identity, int ambiguous)
 {
     if (ambiguous)
         exo_error(o, 400, "BadRequest", EX_AMBIGUOUS,
@@ -222,7 +210,7 @@ static void not_found(struct sim_resp *o, const char *identity, int ambiguous)
                   identity);
 }
 
-static void unknown_param(struct sim_resp *o, const char *cmdlet, const char *param)
+void exo_unknown_param(struct sim_resp *o, const char *cmdlet, const char *param)
 {
     exo_error(o, 400, "BadRequest", EX_AMBIG_PARAM,
               "Parameter set cannot be resolved using the specified named parameters. A "
@@ -290,14 +278,14 @@ static void get_cas(struct sim *s, struct sim_req *r, struct sim_resp *o, const 
                    !strcasecmp(key, "ReadIsOptimizedForAccessibility")) {
             /* switches that do not change the simulated output */
         } else {
-            unknown_param(o, "Get-CASMailbox", key);
+            exo_unknown_param(o, "Get-CASMailbox", key);
             return;
         }
     }
     if (!rs_given)
         result_size = 1000; /* the cmdlet's default ResultSize; the warning text is assumed [?] */
-    struct select sel;
-    select_parse(&sel, sim_req_query(r, "$select"));
+    struct exo_select sel;
+    exo_select_parse(&sel, sim_req_query(r, "$select"));
     struct strbuf *b = &o->body;
     int64_t pos = 0, emitted = 0;
     const char *sk = sim_req_query(r, "$skiptoken");
@@ -313,7 +301,7 @@ static void get_cas(struct sim *s, struct sim_req *r, struct sim_resp *o, const 
         if (idx < 0 || !st->users[idx].mbx) {
             pthread_rwlock_unlock(&s->lock);
             free(sel.buf);
-            not_found(o, identity, idx == HIDX_AMBIGUOUS);
+            exo_not_found(o, identity, idx == HIDX_AMBIGUOUS);
             return;
         }
         exo_begin(r, b, tenant, NULL);
@@ -455,7 +443,7 @@ static void set_cas(struct sim *s, struct sim_req *r, struct sim_resp *o, const 
         }
         int p = sim_cas_prop_find(key);
         if (p < 0) {
-            unknown_param(o, "Set-CASMailbox", key);
+            exo_unknown_param(o, "Set-CASMailbox", key);
             return;
         }
         if (check_value(o, "Set-CASMailbox", key, p, v) != 0)
@@ -472,7 +460,7 @@ static void set_cas(struct sim *s, struct sim_req *r, struct sim_resp *o, const 
     int idx = sim_state_find_user(st, identity);
     if (idx < 0 || !st->users[idx].mbx) {
         pthread_rwlock_unlock(&s->lock);
-        not_found(o, identity, idx == HIDX_AMBIGUOUS);
+        exo_not_found(o, identity, idx == HIDX_AMBIGUOUS);
         return;
     }
     struct sim_mailbox *m = st->users[idx].mbx;
@@ -506,12 +494,12 @@ static void get_transport(struct sim *s, struct sim_req *r, struct sim_resp *o,
     json_t *v;
     json_object_foreach(params, key, v) {
         if (strcasecmp(key, "Identity") != 0) {
-            unknown_param(o, "Get-TransportConfig", key);
+            exo_unknown_param(o, "Get-TransportConfig", key);
             return;
         }
     }
-    struct select sel;
-    select_parse(&sel, sim_req_query(r, "$select"));
+    struct exo_select sel;
+    exo_select_parse(&sel, sim_req_query(r, "$select"));
     struct strbuf *b = &o->body;
     exo_begin(r, b, tenant, NULL);
     strbuf_add(b, ",\"value\":[{");
@@ -520,44 +508,44 @@ static void get_transport(struct sim *s, struct sim_req *r, struct sim_resp *o,
     pthread_rwlock_rdlock(&s->lock);
     const struct sim_state *st = &s->st;
     fmt_iso_s(st->transport_when_changed_ms, when, sizeof when);
-    if (want(&sel, "Identity")) {
-        key_annot(b, &first, "Identity", NULL, NULL);
+    if (exo_want(&sel, "Identity")) {
+        exo_key_annot(b, &first, "Identity", NULL, NULL);
         strbuf_add(b, "\"Transport Settings\"");
     }
-    if (want(&sel, "Name")) {
-        key_annot(b, &first, "Name", NULL, NULL);
+    if (exo_want(&sel, "Name")) {
+        exo_key_annot(b, &first, "Name", NULL, NULL);
         strbuf_add(b, "\"Transport Settings\"");
     }
-    if (want(&sel, "SmtpClientAuthenticationDisabled")) {
-        key_annot(b, &first, "SmtpClientAuthenticationDisabled", NULL, NULL);
+    if (exo_want(&sel, "SmtpClientAuthenticationDisabled")) {
+        exo_key_annot(b, &first, "SmtpClientAuthenticationDisabled", NULL, NULL);
         strbuf_add(b, st->smtp_auth_disabled_org ? "true" : "false");
     }
-    if (want(&sel, "AllowLegacyTLSClients")) {
-        key_annot(b, &first, "AllowLegacyTLSClients", NULL, NULL);
+    if (exo_want(&sel, "AllowLegacyTLSClients")) {
+        exo_key_annot(b, &first, "AllowLegacyTLSClients", NULL, NULL);
         strbuf_add(b, st->allow_legacy_tls ? "true" : "false");
     }
-    if (want(&sel, "MaxSendSize")) {
-        key_annot(b, &first, "MaxSendSize", NULL, NULL);
+    if (exo_want(&sel, "MaxSendSize")) {
+        exo_key_annot(b, &first, "MaxSendSize", NULL, NULL);
         strbuf_add(b, "\"35 MB (36,700,160 bytes)\"");
     }
-    if (want(&sel, "MaxReceiveSize")) {
-        key_annot(b, &first, "MaxReceiveSize", NULL, NULL);
+    if (exo_want(&sel, "MaxReceiveSize")) {
+        exo_key_annot(b, &first, "MaxReceiveSize", NULL, NULL);
         strbuf_add(b, "\"36 MB (37,748,736 bytes)\"");
     }
-    if (want(&sel, "InternalSMTPServers")) {
-        key_annot(b, &first, "InternalSMTPServers", "#Collection(String)", NULL);
+    if (exo_want(&sel, "InternalSMTPServers")) {
+        exo_key_annot(b, &first, "InternalSMTPServers", "#Collection(String)", NULL);
         strbuf_add(b, "[]");
     }
-    if (want(&sel, "Guid")) {
-        key_annot(b, &first, "Guid", "#Guid", "System.Guid");
+    if (exo_want(&sel, "Guid")) {
+        exo_key_annot(b, &first, "Guid", "#Guid", "System.Guid");
         sbuf_json_str(b, st->tenant_id);
     }
-    if (want(&sel, "WhenChanged")) {
-        key_annot(b, &first, "WhenChanged", "#DateTimeOffset", "System.DateTime");
+    if (exo_want(&sel, "WhenChanged")) {
+        exo_key_annot(b, &first, "WhenChanged", "#DateTimeOffset", "System.DateTime");
         sbuf_json_str(b, when);
     }
-    if (want(&sel, "IsValid")) {
-        key_annot(b, &first, "IsValid", NULL, NULL);
+    if (exo_want(&sel, "IsValid")) {
+        exo_key_annot(b, &first, "IsValid", NULL, NULL);
         strbuf_add(b, "true");
     }
     pthread_rwlock_unlock(&s->lock);
@@ -601,7 +589,7 @@ static void set_transport(struct sim *s, struct sim_req *r, struct sim_resp *o,
         } else if (!strcasecmp(key, "Identity")) {
             continue;
         } else {
-            unknown_param(o, "Set-TransportConfig", key);
+            exo_unknown_param(o, "Set-TransportConfig", key);
             return;
         }
         if (json_is_null(v)) {
@@ -729,6 +717,14 @@ void sim_exo_invoke(struct sim *s, struct sim_req *r, struct sim_resp *o, const 
         get_transport(s, r, o, tenant, p);
     else if (!strcasecmp(cmd, "Set-TransportConfig"))
         set_transport(s, r, o, tenant, p);
+    else if (!strcasecmp(cmd, "Get-CASMailboxPlan"))
+        sim_exo_get_plans(s, r, o, tenant, p);
+    else if (!strcasecmp(cmd, "Set-CASMailboxPlan"))
+        sim_exo_set_plan(s, r, o, tenant, p);
+    else if (!strcasecmp(cmd, "Get-OrganizationConfig"))
+        sim_exo_get_org(s, r, o, tenant, p);
+    else if (!strcasecmp(cmd, "Set-OrganizationConfig"))
+        sim_exo_set_org(s, r, o, tenant, p);
     else
         exo_error(o, 400, "BadRequest", "System.Management.Automation.CommandNotFoundException",
                   "The term '%.100s' is not recognized as a name of a cmdlet, function, script "

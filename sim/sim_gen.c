@@ -436,6 +436,7 @@ int sim_gen_build(struct sim_state *st, const struct sim_gen_opts *o, char *err,
     hidx_free(&g.upns);
     if (sim_state_reindex(st) != 0)
         goto oom;
+    sim_state_org_defaults(st);
     return 0;
 oom:
     snprintf(err, err_size, "out of memory while generating the tenant");

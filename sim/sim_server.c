@@ -543,6 +543,11 @@ static void admin_route(struct sim *s, struct sim_req *r, struct sim_resp *o)
             sim_resp_text(o, 200, "application/json", changed ? "{\"changed\":true}" : "{\"changed\":false}");
         return;
     }
+    if (!strcmp(r->path, "/_sim/organization_config") ||
+        str_starts(r->path, "/_sim/mailbox_plans")) {
+        sim_org_admin(s, r, o);
+        return;
+    }
     if (str_starts(r->path, "/_sim/conditional_access") || str_starts(r->path, "/_sim/apps/")) {
         sim_ca_admin(s, r, o);
         return;

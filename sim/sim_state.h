@@ -122,6 +122,10 @@ struct sim_state {
     json_t *sent_mail;          /* array of stored messages (owned) */
     json_t *ca_policies;        /* Conditional Access policies, Graph's full shape (sim_ca.c) */
     json_t *groups;             /* groups with "members": [object ids] (sim_ca.c) */
+    json_t *mailbox_plans;      /* CAS mailbox plans, Get-CASMailboxPlan's properties (sim_exo_org.c) */
+    json_t *org_config;         /* Get-OrganizationConfig's EWS properties; "pending": a change
+                                 * not visible yet, with "visible_at" (sim_exo_org.c) */
+    int org_config_delay_ms;    /* how long a Set-OrganizationConfig change stays invisible */
     struct intern pool;
 };
 
@@ -183,6 +187,10 @@ void sim_cas_value_json(struct strbuf *b, const struct sim_mailbox *m, int prop)
 /* Append sign-in s in the Graph signIn JSON shape; beta adds signInEventTypes
  * (the v1.0 resource has no such property). */
 void sim_signin_json(struct strbuf *b, const struct sim_signin *s, int beta);
+
+/* Give the state the default CAS mailbox plans and organisation config when
+ * it has none (after the tenant id is known; sim_exo_org.c). */
+void sim_state_org_defaults(struct sim_state *st);
 
 /* Set a default-initialised mailbox (every CAS prop at its default). */
 void sim_mailbox_defaults(struct sim_mailbox *m);

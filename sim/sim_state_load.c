@@ -391,6 +391,8 @@ static int load_head(struct loader *Lp, json_t *doc)
             get_int(&L, s, "exo_page_size", "settings", 1, 1000, &st->exo_page_size) ||
             get_int(&L, s, "exo_rate_limit_per_minute", "settings", 1, 1000000,
                     &st->exo_rate_limit) ||
+            get_int(&L, s, "org_config_delay_ms", "settings", 0, 86400000,
+                    &st->org_config_delay_ms) ||
             get_str(&L, s, "report_refresh_date", "settings", &rrd))
             return -1;
         if (rrd) {
@@ -457,6 +459,27 @@ static int load_head(struct loader *Lp, json_t *doc)
             st->groups = json_deep_copy(grp);
         }
     }
+    json_t *plans = json_object_get(doc, "mailbox_plans");
+    if (plans) {
+        if (!json_is_array(plans))
+            return lfail(&L, "mailbox_plans", "must be an array");
+        json_array_foreach(plans, i, v) if (!json_is_object(v) ||
+                                            !json_is_string(json_object_get(v, "Name")) ||
+                                            !json_is_string(json_object_get(v, "DisplayName")))
+            return lfail(&L, "mailbox_plans", "each must be an object with Name and DisplayName");
+        st->mailbox_plans = json_deep_copy(plans);
+    }
+    json_t *oc = json_object_get(doc, "organization_config");
+    if (oc) {
+        json_t *ids = json_object_get(oc, "EwsAllowedAppIDs");
+        if (!json_is_object(oc) || (ids && !json_is_array(ids)))
+            return lfail(&L, "organization_config",
+                         "must be an object; EwsAllowedAppIDs an array of application ids");
+        st->org_config = json_deep_copy(oc);
+        if (!ids)
+            json_object_set_new(st->org_config, "EwsAllowedAppIDs", json_array());
+    }
+    sim_state_org_defaults(st);
     json_t *mail = json_object_get(doc, "sent_mail");
     if (mail && !json_is_array(mail))
         return lfail(&L, "sent_mail", "must be an array");

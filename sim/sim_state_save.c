@@ -170,8 +170,10 @@ static void write_head(struct strbuf *b, const struct sim_state *st)
     strbuf_addf(b, "],\"premium\":%s},\n", st->premium ? "true" : "false");
     strbuf_addf(b,
                 "\"settings\":{\"token_lifetime_s\":%d,\"exo_page_size\":%d,"
-                "\"exo_rate_limit_per_minute\":%d,\"report_refresh_date\":",
-                st->token_lifetime_s, st->exo_page_size, st->exo_rate_limit);
+                "\"exo_rate_limit_per_minute\":%d,\"org_config_delay_ms\":%d,"
+                "\"report_refresh_date\":",
+                st->token_lifetime_s, st->exo_page_size, st->exo_rate_limit,
+                st->org_config_delay_ms);
     sbuf_json_str(b, st->report_refresh_date[0] ? st->report_refresh_date : NULL);
     strbuf_addf(b, "},\n\"report_settings\":{\"displayConcealedNames\":%s},\n",
                 st->conceal_names ? "true" : "false");
@@ -252,7 +254,17 @@ int sim_state_save(const struct sim_state *st, const char *path, char *err, size
     ca = json_dumps(st->groups, JSON_COMPACT | JSON_ENCODE_ANY);
     strbuf_add(&b, ca ? ca : "[]");
     free(ca);
-    strbuf_add(&b, "},\n\"sent_mail\":");
+    strbuf_add(&b, "},\n\"mailbox_plans\":");
+    ca = json_dumps(st->mailbox_plans ? st->mailbox_plans : json_array(),
+                    JSON_COMPACT | JSON_ENCODE_ANY);
+    strbuf_add(&b, ca ? ca : "[]");
+    free(ca);
+    strbuf_add(&b, ",\n\"organization_config\":");
+    ca = json_dumps(st->org_config ? st->org_config : json_object(),
+                    JSON_COMPACT | JSON_ENCODE_ANY);
+    strbuf_add(&b, ca ? ca : "{}");
+    free(ca);
+    strbuf_add(&b, ",\n\"sent_mail\":");
     char *mail = json_dumps(st->sent_mail, JSON_COMPACT | JSON_ENCODE_ANY);
     strbuf_add(&b, mail ? mail : "[]");
     free(mail);

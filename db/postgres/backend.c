@@ -138,4 +138,13 @@ const struct db_backend db_pg_backend = {
     .console_session_add = db_pg_console_session_add,
     .console_session_find = db_pg_console_session_find,
     .console_session_delete = db_pg_console_session_delete,
+    .plan_put = db_pg_plan_put,
+    .plans_prune = db_pg_plans_prune,
+    .plans_foreach = db_pg_plans_foreach,
+    .org_config_put = db_pg_org_config_put,
+    .org_config_get = db_pg_org_config_get,
+    .org_write_put = db_pg_org_write_put,
+    .org_write_get = db_pg_org_write_get,
+    .org_write_visible = db_pg_org_write_visible,
+    .org_writes_foreach = db_pg_org_writes_foreach,
 };

@@ -410,4 +410,24 @@ enum as_code db_pg_ca_record_put(struct db *db, const char *name, const char *po
                                      const json_t *body, int64_t now_ms,
                                      struct as_err *err) AS_WUR;
 
+/* Mailbox plans and the organisation config (db/db_plans.h) */
+enum as_code db_pg_plan_put(struct db_conn *c, int64_t sync_id, int64_t now_ms, const json_t *plan,
+                          struct as_err *err) AS_WUR;
+enum as_code db_pg_plans_prune(struct db_conn *c, int64_t sync_id, struct as_err *err) AS_WUR;
+enum as_code db_pg_plans_foreach(struct db *db, int (*cb)(const json_t *row, void *ud), void *ud,
+                               struct as_err *err) AS_WUR;
+enum as_code db_pg_org_config_put(struct db_conn *c, int64_t now_ms, const json_t *config,
+                                struct as_err *err) AS_WUR;
+enum as_code db_pg_org_config_get(struct db *db, json_t **out, struct as_err *err) AS_WUR;
+enum as_code db_pg_org_write_put(struct db *db, const char *key, const char *setting,
+                               const json_t *value, int64_t run_id, int64_t now_ms,
+                               struct as_err *err) AS_WUR;
+enum as_code db_pg_org_write_get(struct db *db, const char *key, json_t **out,
+                               struct as_err *err) AS_WUR;
+enum as_code db_pg_org_write_visible(struct db *db, const char *key, int64_t now_ms,
+                                   struct as_err *err) AS_WUR;
+enum as_code db_pg_org_writes_foreach(struct db *db, int limit,
+                                    int (*cb)(const json_t *row, void *ud), void *ud,
+                                    struct as_err *err) AS_WUR;
+
 #endif

@@ -120,4 +120,13 @@ const struct db_backend db_sqlite_backend = {
     .console_session_add = db_sqlite_console_session_add,
     .console_session_find = db_sqlite_console_session_find,
     .console_session_delete = db_sqlite_console_session_delete,
+    .plan_put = db_sqlite_plan_put,
+    .plans_prune = db_sqlite_plans_prune,
+    .plans_foreach = db_sqlite_plans_foreach,
+    .org_config_put = db_sqlite_org_config_put,
+    .org_config_get = db_sqlite_org_config_get,
+    .org_write_put = db_sqlite_org_write_put,
+    .org_write_get = db_sqlite_org_write_get,
+    .org_write_visible = db_sqlite_org_write_visible,
+    .org_writes_foreach = db_sqlite_org_writes_foreach,
 };

@@ -21,3 +21,13 @@ add_dependencies(it_playbook assent assent-tenant-sim)
 add_test(NAME integration.playbook COMMAND it_playbook)
 set_tests_properties(integration.playbook PROPERTIES ENVIRONMENT "${ASSENT_TEST_ENV}"
                      TIMEOUT 600 LABELS integration)
+
+# integration.plans: mailbox plans and the EWS allow list end to end
+# (sync, reports, workflows/mailbox-plans.json and ews-allowlist.json with a
+# worker and `assent decide`; tests/integration/it_plans.c).
+add_executable(it_plans ${CMAKE_CURRENT_LIST_DIR}/it_plans.c)
+target_link_libraries(it_plans PRIVATE assent_testlib)
+add_dependencies(it_plans assent assent-tenant-sim)
+add_test(NAME integration.plans COMMAND it_plans)
+set_tests_properties(integration.plans PROPERTIES ENVIRONMENT "${ASSENT_TEST_ENV}"
+                     TIMEOUT 600 LABELS integration)

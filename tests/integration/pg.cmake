@@ -64,9 +64,17 @@ add_test(NAME pg.crash COMMAND crash_engine)
 set_tests_properties(pg.crash PROPERTIES
                      ENVIRONMENT "${ASSENT_PG_TEST_ENV};ASSENT_TEST_DB=pg"
                      FIXTURES_REQUIRED pg TIMEOUT 900 LABELS "integration;pg")
+
 # The admin console over HTTP (test_console.c, built by console.cmake) with
 # its database, and so its sessions, on PostgreSQL.
 add_test(NAME pg.console COMMAND test_console)
 set_tests_properties(pg.console PROPERTIES
+                     ENVIRONMENT "${ASSENT_PG_TEST_ENV};ASSENT_TEST_DB=pg"
+                     FIXTURES_REQUIRED pg TIMEOUT 600 LABELS "integration;pg")
+
+# Mailbox plans and the EWS allow list (it_plans.c, built by m365.cmake) on
+# PostgreSQL.
+add_test(NAME pg.plans COMMAND it_plans)
+set_tests_properties(pg.plans PROPERTIES
                      ENVIRONMENT "${ASSENT_PG_TEST_ENV};ASSENT_TEST_DB=pg"
                      FIXTURES_REQUIRED pg TIMEOUT 600 LABELS "integration;pg")
