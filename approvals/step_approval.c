@@ -39,6 +39,7 @@
 #include "steps/mail.h"
 #include "engine/step.h"
 #include "approvals/approval_render.h"
+#include "approvals/approval_teams.h"
 #include "approvals/approvals.h"
 #include "base/html.h"
 #include "approvals/token.h"
@@ -61,6 +62,7 @@ static const struct step_param params[] = {
     {"require_comment_on_reject", SP_BOOL, 0, "a rejection must carry a comment (default false)"},
     {"current", SP_OBJECT, 0, "the values now of the settings in request.settings, shown as current -> new (not part of the hash)"},
     {"cmdlet", SP_STRING, 0, "the cmdlet of the PowerShell line shown for request.settings (default: Set-CASMailbox with request.identity, else Set-TransportConfig; not part of the hash)"},
+    {"teams", SP_BOOL, 0, "also post each approver's request to the Teams channel of config teams_webhook_url_file: a card whose one button opens the approval page (default false)"},
     {NULL, SP_ANY, 0, NULL},
 };
 
@@ -349,6 +351,38 @@ static void details_text(struct html_buf *b, const json_t *details)
     }
 }
 
+/*
+ * The same link as a card in the Teams channel, once per email key.  A
+ * channel that refuses the card for good (a deleted workflow, a bad URL)
+ * does not hold up the approval, which the email already asked for: it is
+ * logged and recorded as an approval.teams_failed event.  Anything that may
+ * pass (throttling, the service down) is returned, and the step tries again
+ * (the email is not sent twice).
+ */
+static enum as_code post_teams(struct step_ctx *ctx, const json_t *view, const char *email,
+                               const char *link, const char *mail_key, const char *when,
+                               int reminder, struct as_err *err)
+{
+    char key[1100];
+    snprintf(key, sizeof key, "%s/teams", mail_key);
+    json_t *card = approval_teams_card(view, email, link, when, reminder);
+    if (!card)
+        return as_errf(err, AS_ENOMEM, "out of memory");
+    enum as_code rc = approval_teams_post(ctx, card, key, err);
+    json_decref(card);
+    if (rc == AS_EPERMANENT || rc == AS_EINVAL) {
+        LOG_WARN("approval", "approval %lld: the Teams card for %s was not posted: %s",
+                 (long long)json_integer_value(json_object_get(view, "id")), email, err->msg);
+        step_event(ctx, "approval.teams_failed", json_pack("{s:s, s:s}", "approver", email,
+                                                           "error", err->msg));
+        memset(err, 0, sizeof *err);
+        return AS_OK;
+    }
+    if (rc)
+        as_err_prefix(err, "posting to Teams for %s", email);
+    return rc;
+}
+
 /* Send one approver an email with a new link.  purpose: "request" or "reminder". */
 static enum as_code send_link(struct step_ctx *ctx, const json_t *view, const json_t *approver,
                               const char *purpose, int reminder_no, struct as_err *err)
@@ -481,6 +515,9 @@ static enum as_code send_link(struct step_ctx *ctx, const json_t *view, const js
         as_err_prefix(err, "emailing %s", email);
         goto out;
     }
+    if (json_is_true(json_object_get(ctx->params, "teams")) &&
+        (rc = post_teams(ctx, view, email, link, key, when, reminder, err)) != AS_OK)
+        goto out;
     rc = db_approvals_link_sent(ctx->app->db, hash, time_now_ms(), err);
     if (!rc)
         LOG_INFO("approval", "approval %lld: %s link emailed to %s%s",

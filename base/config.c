@@ -65,6 +65,9 @@ static const struct cfg_key keys[] = {
      "smtp://host:port, smtp+starttls://host:port or smtps://host:port"},
     {"smtp_user", CT_STR, "", 0, NULL, 0, 0, "SMTP AUTH user name"},
     {"smtp_password_file", CT_STR, "", 0, NULL, 0, 0, "file holding the SMTP AUTH password"},
+    {"teams_webhook_url_file", CT_STR, "", 0, NULL, 0, 0,
+     "file holding the Teams Workflows webhook URL (a secret) that approval steps with teams "
+     "set to true post their request cards to"},
     {"smtp_ca_file", CT_STR, "", 0, NULL, 0, 0, "extra CA bundle for the SMTP server's certificate"},
     {"smtp_timeout_seconds", CT_INT, "30", 0, NULL, 1, 3600, "SMTP per-command timeout"},
     {"tenant_id", CT_STR, "", 0, NULL, 0, 0, "Entra tenant id or domain"},

@@ -25,6 +25,7 @@
 #include "db/db_mail.h"
 #include "engine/app.h"
 #include "base/config.h"
+#include "base/encode.h"
 #include "base/log.h"
 #include "base/timeutil.h"
 #include "steps/mail_file.h"
@@ -257,6 +258,70 @@ void mail_transport_register(const struct mail_transport *t)
         }
     }
     abort(); /* a programming error: more transports than slots */
+}
+
+enum as_code mail_once(struct app *app, const char *key, const char *transport,
+                       enum as_code (*send)(void *ud, json_t **answer, struct as_err *err),
+                       void *ud, json_t **result, struct as_err *err)
+{
+    struct db_mail_claim claim = {0};
+    char owner[sizeof owner_id], id[80], hex[65];
+    json_t *answer = NULL;
+    enum as_code rc;
+    *result = NULL;
+    if (!app->db || !key || !*key)
+        return as_errf(err, AS_EINVAL, "sending once needs the database and a key");
+    owner_current(owner, sizeof owner);
+    encode_sha256_hex(key, strlen(key), hex);
+    snprintf(id, sizeof id, "%s:%.32s", transport, hex);
+    int64_t now = time_now_ms();
+    rc = db_mail_claim(app->db, key, id, transport, now, owner, now, now + lease_ms(app),
+                       MAX_CRASH_RESENDS, owner_alive, owner, &claim, err);
+    if (rc)
+        return rc;
+    switch (claim.action) {
+    case DB_MAIL_DONE:
+        json_object_set_new(claim.result, "deduplicated", json_true());
+        *result = claim.result;
+        claim.result = NULL;
+        goto out;
+    case DB_MAIL_BUSY:
+        rc = as_errf(err, AS_ETRANSIENT, "%s %s is being sent by another worker", transport, id);
+        goto out;
+    case DB_MAIL_GIVEUP:
+        rc = as_errf(err, AS_EPERMANENT,
+                     "%s %s: the sender died %d times while sending it; whether it arrived is "
+                     "unknown, so it is not sent again",
+                     transport, id, claim.resends);
+        goto out;
+    case DB_MAIL_RESEND:
+        LOG_WARN("mail", "%s %s was being sent when a process died; sending it once more",
+                 transport, id);
+        break;
+    case DB_MAIL_SEND:
+        break;
+    }
+    rc = send(ud, &answer, err);
+    json_t *res = json_pack("{s:s, s:s, s:o, s:b}", "message_id", id, "transport", transport,
+                            "answer", answer ? json_incref(answer) : json_null(), "deduplicated",
+                            0);
+    struct as_err ferr = {0};
+    if (!res) {
+        /* Sent or not, the answer cannot be kept: leave 'sending' (at most one re-send). */
+        rc = rc ? rc : as_errf(err, AS_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (db_mail_finish(app->db, key, rc ? "failed" : "sent", res, rc ? err->msg : NULL,
+                       time_now_ms(), &ferr))
+        LOG_ERROR("mail", "%s %s: cannot record the send: %s", transport, id, ferr.msg);
+    if (rc)
+        json_decref(res);
+    else
+        *result = res;
+out:
+    json_decref(answer);
+    db_mail_claim_clear(&claim);
+    return rc;
 }
 
 static const struct mail_transport *transport_find(const char *name)

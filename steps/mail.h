@@ -117,4 +117,18 @@ struct mail_transport {
  * name twice keeps the first. */
 void mail_transport_register(const struct mail_transport *t);
 
+/*
+ * The same at-most-once bookkeeping for another kind of message (a card
+ * posted to a Teams channel, steps/webhook.h): claim `key` in the store with
+ * `transport` naming the kind, call send(ud) unless it was sent before, and
+ * record its answer.  On AS_OK *result is {"message_id", "transport",
+ * "answer" (what send gave), "deduplicated"} (new reference); a key sent
+ * before answers its stored result with "deduplicated": true and send is
+ * not called.  send's error is returned as is (AS_ETRANSIENT: call again
+ * later; the row is 'failed', so the next call sends).
+ */
+enum as_code mail_once(struct app *app, const char *key, const char *transport,
+                       enum as_code (*send)(void *ud, json_t **answer, struct as_err *err),
+                       void *ud, json_t **result, struct as_err *err) AS_WUR;
+
 #endif

@@ -33,3 +33,13 @@ target_link_libraries(test_web_proxy PRIVATE assent_testlib)
 add_test(NAME integration.web_proxy COMMAND test_web_proxy)
 set_tests_properties(integration.web_proxy PROPERTIES ENVIRONMENT "${ASSENT_TEST_ENV}"
   TIMEOUT 300 LABELS integration)
+
+# Approvals posted to a Teams channel (test_web_teams.c): the Adaptive Card
+# a local HTTP server receives as the Workflows webhook, once.
+add_executable(test_web_teams
+  ${CMAKE_CURRENT_LIST_DIR}/test_web_teams.c ${CMAKE_CURRENT_LIST_DIR}/web_harness.c
+  ${CMAKE_CURRENT_LIST_DIR}/http_echo_server.c)
+target_link_libraries(test_web_teams PRIVATE assent_testlib)
+add_test(NAME integration.web_teams COMMAND test_web_teams)
+set_tests_properties(integration.web_teams PROPERTIES ENVIRONMENT "${ASSENT_TEST_ENV}"
+  TIMEOUT 300 LABELS integration)
