@@ -114,6 +114,9 @@ struct db_backend {
     enum as_code (*wakeups_start)(struct db *db, void (*wake)(void *ud), void *ud,
                                   struct db_wakeups **out, struct as_err *err);
     void (*wakeups_stop)(struct db_wakeups *w);
+    enum as_code (*leader_try)(struct db *db, struct db_leader **l, const char *role, int *leader,
+                               struct as_err *err);
+    void (*leader_release)(struct db_leader *l);
     enum as_code (*run_execs)(struct db_conn *conn, int64_t run_id, db_exec_cb cb, void *ud,
                               struct as_err *err);
     enum as_code (*run_scope)(struct db_conn *conn, int64_t run_id, char **input, db_exec_cb cb,

@@ -49,4 +49,26 @@ enum as_code db_wakeups_start(struct db *db, void (*wake)(void *ud), void *ud,
 /* Stop the thread, close its connection and free w.  NULL is fine. */
 void db_wakeups_stop(struct db_wakeups *w);
 
+struct db_leader;
+
+/*
+ * Become, or stay, the one leader of `role` (e.g. "scheduler") among the
+ * processes sharing the database: *leader = 1 while this process holds it.
+ * Call it again before each piece of leader's work (it also checks that the
+ * leadership still holds).  *l is made on the first call; free it with
+ * db_leader_release().
+ * PostgreSQL: a session advisory lock on a connection of its own.  The lock
+ * lives as long as that session: a node that dies, or whose connection
+ * breaks, loses it at once, and the next try of another node gets it.  An
+ * error (no connection) answers *leader = 0 and the error; the next call
+ * connects again.
+ * SQLite: always the leader (one host; concurrent schedulers on one file
+ * are told apart by their claims, db_sched_claim).
+ */
+enum as_code db_leader_try(struct db *db, struct db_leader **l, const char *role, int *leader,
+                           struct as_err *err) AS_WUR;
+
+/* Give the leadership up (closes its connection) and free l.  NULL is fine. */
+void db_leader_release(struct db_leader *l);
+
 #endif

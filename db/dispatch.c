@@ -197,6 +197,18 @@ void db_wakeups_stop(struct db_wakeups *w)
         db_ops(w)->wakeups_stop(w);
 }
 
+enum as_code db_leader_try(struct db *db, struct db_leader **l, const char *role, int *leader,
+                           struct as_err *err)
+{
+    return db_ops(db)->leader_try(db, l, role, leader, err);
+}
+
+void db_leader_release(struct db_leader *l)
+{
+    if (l)
+        db_ops(l)->leader_release(l);
+}
+
 enum as_code db_run_execs(struct db_conn *conn, int64_t run_id, db_exec_cb cb, void *ud,
                           struct as_err *err)
 {

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "db/db_kpi.h"
+#include "db/db_nodes.h"
 #include "engine/app.h"
 #include "base/cron.h"
 #include "m365/kpi.h"
@@ -30,6 +31,8 @@ static struct {
     pthread_t thread;
     int running, stopping, woken;
     struct app *app;
+    struct db_leader *leader; /* several nodes: only the leader fires (db_leader_try) */
+    int leading;
 } sched = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
 
 /* Process start as the scheduler sees it: schedule runs left "running"
@@ -186,10 +189,32 @@ out:
 enum as_code scheduler_run_due(struct app *app, int64_t now, int *n_fired, int64_t *next_due,
                                struct as_err *err)
 {
-    int fired = 0;
+    int fired = 0, leader = 0;
     int64_t next = INT64_MAX;
     if (!boot_ms)
         boot_ms = time_now_ms();
+    /* Of several nodes on one database only the leader fires; another takes
+     * over when it dies.  The firings the old leader left running are then
+     * interrupted: they started before this node began to lead. */
+    struct as_err lerr = {0};
+    if (db_leader_try(app->db, &sched.leader, "scheduler", &leader, &lerr) != AS_OK)
+        LOG_WARN("scheduler", "cannot tell whether this node leads the schedules: %s", lerr.msg);
+    if (!leader) {
+        if (sched.leading)
+            LOG_WARN("scheduler", "another node leads the schedules now");
+        sched.leading = 0;
+        if (n_fired)
+            *n_fired = 0;
+        if (next_due)
+            *next_due = now + POLL_MS;
+        return AS_OK;
+    }
+    if (!sched.leading) {
+        int64_t t = time_now_ms();
+        if (t > boot_ms)
+            boot_ms = t;
+        sched.leading = 1;
+    }
     enum as_code rc = recover(app, now, &fired, err);
     if (rc)
         return rc;
@@ -286,6 +311,9 @@ void scheduler_stop(void)
     pthread_mutex_lock(&sched.lock);
     sched.running = 0;
     sched.app = NULL;
+    db_leader_release(sched.leader); /* another node may lead at once */
+    sched.leader = NULL;
+    sched.leading = 0;
     pthread_mutex_unlock(&sched.lock);
     LOG_INFO("scheduler", "stopped");
 }

@@ -321,6 +321,9 @@ enum as_code db_pg_sched_runs(struct db *db, int64_t kpi_id, int limit, json_t *
 enum as_code db_pg_wakeups_start(struct db *db, void (*wake)(void *ud), void *ud,
                                  struct db_wakeups **out, struct as_err *err) AS_WUR;
 void db_pg_wakeups_stop(struct db_wakeups *w);
+enum as_code db_pg_leader_try(struct db *db, struct db_leader **l, const char *role, int *leader,
+                           struct as_err *err) AS_WUR;
+void db_pg_leader_release(struct db_leader *l);
 
 /* tenant.c */
 enum as_code db_pg_tenant_sync_start(struct db *db, int64_t now_ms, int64_t *sync_id,

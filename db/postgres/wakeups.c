@@ -16,6 +16,8 @@
 #include "db/postgres/pg.h"
 
 #include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -150,4 +152,88 @@ void db_pg_wakeups_stop(struct db_wakeups *w)
     close(w->stop_pipe[0]);
     close(w->stop_pipe[1]);
     free(w);
+}
+
+/* ---- leaders -------------------------------------------------------------------- */
+
+struct db_leader {
+    struct db_head head; /* first: the dispatch reads it (db/backend.h) */
+    struct db *db;
+    PGconn *pg;
+    int held;
+};
+
+/* The advisory lock key of a role: "assent" in the high bytes, FNV-1a of
+ * the role in the low ones, so it stays clear of other applications' keys. */
+static long long leader_key(const char *role)
+{
+    uint32_t h = 2166136261u;
+    for (const char *p = role; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    return (long long)((0x6173736eULL << 32) | h);
+}
+
+/* Run a one-row query on l's connection: its result, or NULL with err set. */
+static PGresult *leader_query(struct db_leader *l, const char *sql, struct as_err *err)
+{
+    PGresult *r = PQexec(l->pg, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        as_errf(err, AS_EDB, "leader: %s", PQerrorMessage(l->pg));
+        PQclear(r);
+        return NULL;
+    }
+    return r;
+}
+
+enum as_code db_pg_leader_try(struct db *db, struct db_leader **lp, const char *role, int *leader,
+                              struct as_err *err)
+{
+    struct db_leader *l = *lp;
+    *leader = 0;
+    if (!l) {
+        l = calloc(1, sizeof *l);
+        if (!l)
+            return as_errf(err, AS_ENOMEM, "out of memory");
+        l->head.backend = &db_pg_backend;
+        l->db = db;
+        *lp = l;
+    }
+    if (l->pg && (PQstatus(l->pg) != CONNECTION_OK || l->db != db)) {
+        PQfinish(l->pg); /* the session is gone (or another store's), and the lock with it */
+        l->pg = NULL;
+        l->held = 0;
+    }
+    l->db = db;
+    if (!l->pg) {
+        enum as_code rc = pg_connect(db, &l->pg, err);
+        if (rc) {
+            l->pg = NULL;
+            return rc;
+        }
+    }
+    char sql[128];
+    if (l->held)
+        snprintf(sql, sizeof sql, "SELECT 1"); /* still our session, so still our lock */
+    else
+        snprintf(sql, sizeof sql, "SELECT pg_try_advisory_lock(%lld)", leader_key(role));
+    PGresult *r = leader_query(l, sql, err);
+    if (!r) {
+        PQfinish(l->pg);
+        l->pg = NULL;
+        l->held = 0;
+        return AS_EDB;
+    }
+    if (!l->held)
+        l->held = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    PQclear(r);
+    *leader = l->held;
+    return AS_OK;
+}
+
+void db_pg_leader_release(struct db_leader *l)
+{
+    if (!l)
+        return;
+    PQfinish(l->pg); /* ends the session: the lock is free for another node */
+    free(l);
 }

@@ -568,6 +568,20 @@ void db_sqlite_wakeups_stop(struct db_wakeups *w)
     /* db_sqlite_wakeups_start never makes one. */
 }
 
+/* One host: every scheduler may act, and its claims keep firings single. */
+enum as_code db_sqlite_leader_try(struct db *db, struct db_leader **l, const char *role,
+                                  int *leader, struct as_err *err)
+{
+    *l = NULL;
+    *leader = 1;
+    return AS_OK;
+}
+
+void db_sqlite_leader_release(struct db_leader *l)
+{
+    /* db_sqlite_leader_try never makes one. */
+}
+
 enum as_code db_sqlite_run_execs(struct db_conn *conn, int64_t run_id, db_exec_cb cb, void *ud,
                                  struct as_err *err)
 {

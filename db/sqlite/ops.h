@@ -72,6 +72,9 @@ enum as_code db_sqlite_node_heartbeat(struct db *db, const char *owner, int64_t 
 enum as_code db_sqlite_wakeups_start(struct db *db, void (*wake)(void *ud), void *ud,
                                      struct db_wakeups **out, struct as_err *err) AS_WUR;
 void db_sqlite_wakeups_stop(struct db_wakeups *w);
+enum as_code db_sqlite_leader_try(struct db *db, struct db_leader **l, const char *role, int *leader,
+                           struct as_err *err) AS_WUR;
+void db_sqlite_leader_release(struct db_leader *l);
 enum as_code db_sqlite_run_execs(struct db_conn *conn, int64_t run_id, db_exec_cb cb, void *ud,
                                  struct as_err *err) AS_WUR;
 enum as_code db_sqlite_run_scope(struct db_conn *conn, int64_t run_id, char **input, db_exec_cb cb,

@@ -971,6 +971,52 @@ static void test_claims_skip_locked(void **state)
 
 /* The password from db_password_file (0600), not from a libpq file; a file
  * others can read is refused. */
+/* One leader of a role among the nodes; another leads once it is gone, also
+ * when it dies without letting go (its session ends). */
+static void test_leader(void **state)
+{
+    struct fixture *f = *state;
+    struct db *other = open_or_fail(f->uri);
+    struct db_leader *a = NULL, *b = NULL, *c = NULL;
+    struct as_err err = {0};
+    int la = 0, lb = 1, lc = 1;
+    assert_int_equal(db_leader_try(f->db, &a, "scheduler", &la, &err), AS_OK);
+    assert_int_equal(db_leader_try(other, &b, "scheduler", &lb, &err), AS_OK);
+    assert_int_equal(la, 1);
+    assert_int_equal(lb, 0);
+    /* Another role has its own leader. */
+    assert_int_equal(db_leader_try(other, &c, "other-role", &lc, &err), AS_OK);
+    assert_int_equal(lc, 1);
+    /* Asking again keeps it. */
+    assert_int_equal(db_leader_try(f->db, &a, "scheduler", &la, &err), AS_OK);
+    assert_int_equal(db_leader_try(other, &b, "scheduler", &lb, &err), AS_OK);
+    assert_int_equal(la, 1);
+    assert_int_equal(lb, 0);
+    /* The leader goes: the other leads at its next try, and the first,
+     * trying again, does not. */
+    db_leader_release(a);
+    a = NULL;
+    assert_int_equal(db_leader_try(other, &b, "scheduler", &lb, &err), AS_OK);
+    assert_int_equal(lb, 1);
+    assert_int_equal(db_leader_try(f->db, &a, "scheduler", &la, &err), AS_OK);
+    assert_int_equal(la, 0);
+    /* A leader whose session is killed (as when its node dies) loses it. */
+    free(tu_pg_query(f->uri,
+                     "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"
+                     " AND granted AND database = (SELECT oid FROM pg_database WHERE datname ="
+                     " current_database()) AND pid <> pg_backend_pid()"));
+    int tries = 0;
+    do {
+        tu_sleep_ms(20);
+        assert_int_equal(db_leader_try(f->db, &a, "scheduler", &la, &err), AS_OK);
+    } while (!la && ++tries < 500);
+    assert_int_equal(la, 1);
+    db_leader_release(a);
+    db_leader_release(b);
+    db_leader_release(c);
+    db_close(other);
+}
+
 static void test_password_file(void **state)
 {
     struct fixture *f = *state;
@@ -1048,6 +1094,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_events_paged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chain_two_writers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_claims_skip_locked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_leader, setup, teardown),
         cmocka_unit_test_setup_teardown(test_password_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_statement_is_not_committed, setup, teardown),
     };
