@@ -138,4 +138,8 @@ const struct db_backend db_pg_backend = {
     .console_session_add = db_pg_console_session_add,
     .console_session_find = db_pg_console_session_find,
     .console_session_delete = db_pg_console_session_delete,
+    .signin_flow_add = db_pg_signin_flow_add,
+    .signin_flow_take = db_pg_signin_flow_take,
+    .signin_session_add = db_pg_signin_session_add,
+    .signin_session_find = db_pg_signin_session_find,
 };
