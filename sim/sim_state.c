@@ -92,6 +92,7 @@ void sim_state_init(struct sim_state *st)
     st->sent_mail = json_array();
     st->ca_policies = json_array();
     st->groups = json_array();
+    st->openid = json_object();
 }
 
 static void key_free(struct sim_key *k)
@@ -151,6 +152,7 @@ void sim_state_free(struct sim_state *st)
     json_decref(st->sent_mail);
     json_decref(st->ca_policies);
     json_decref(st->groups);
+    json_decref(st->openid);
     intern_free(&st->pool);
     memset(st, 0, sizeof *st);
 }

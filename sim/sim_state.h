@@ -122,6 +122,8 @@ struct sim_state {
     json_t *sent_mail;          /* array of stored messages (owned) */
     json_t *ca_policies;        /* Conditional Access policies, Graph's full shape (sim_ca.c) */
     json_t *groups;             /* groups with "members": [object ids] (sim_ca.c) */
+    json_t *openid;             /* the OpenID provider's users (sim_oidc.c): {"password",
+                                 * "users": {upn: {"roles": [...], "password"}}} */
     struct intern pool;
 };
 

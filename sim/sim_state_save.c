@@ -252,7 +252,11 @@ int sim_state_save(const struct sim_state *st, const char *path, char *err, size
     ca = json_dumps(st->groups, JSON_COMPACT | JSON_ENCODE_ANY);
     strbuf_add(&b, ca ? ca : "[]");
     free(ca);
-    strbuf_add(&b, "},\n\"sent_mail\":");
+    strbuf_add(&b, "},\n\"openid\":");
+    ca = json_dumps(st->openid, JSON_COMPACT | JSON_ENCODE_ANY);
+    strbuf_add(&b, ca ? ca : "{}");
+    free(ca);
+    strbuf_add(&b, ",\n\"sent_mail\":");
     char *mail = json_dumps(st->sent_mail, JSON_COMPACT | JSON_ENCODE_ANY);
     strbuf_add(&b, mail ? mail : "[]");
     free(mail);
