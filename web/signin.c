@@ -433,7 +433,7 @@ static void approver_signed_in(struct web_req *req, struct web_resp *resp,
                  "You signed in as %s; this request is for %s. Nothing was recorded. Sign out of "
                  "Microsoft and sign in as %s, or forward the email to them.",
                  who, approver ? approver : "someone else", approver ? approver : "them");
-        json_t *ev = json_pack("{s:I, s:I, s:s, s:s, s:s, s:s, s:s, s:s?, s:s}", "approval_id",
+        json_t *ev = json_pack("{s:I, s:I, s:s, s:s, s:s, s:s, s:s?, s:s}", "approval_id",
                                (json_int_t)approval_id, "run_id",
                                json_integer_value(json_object_get(view, "run_id")), "approver",
                                approver ? approver : "", "identity", id->upn, "oid", id->oid,
