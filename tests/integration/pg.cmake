@@ -70,3 +70,9 @@ add_test(NAME pg.console COMMAND test_console)
 set_tests_properties(pg.console PROPERTIES
                      ENVIRONMENT "${ASSENT_PG_TEST_ENV};ASSENT_TEST_DB=pg"
                      FIXTURES_REQUIRED pg TIMEOUT 600 LABELS "integration;pg")
+# Sign-in with Entra ID (test_signin.c, built by console.cmake): flows, sign-in
+# sessions and require_sign_in on PostgreSQL.
+add_test(NAME pg.signin COMMAND test_signin)
+set_tests_properties(pg.signin PROPERTIES
+                     ENVIRONMENT "${ASSENT_PG_TEST_ENV};ASSENT_TEST_DB=pg"
+                     FIXTURES_REQUIRED pg TIMEOUT 600 LABELS "integration;pg")
