@@ -9,6 +9,7 @@
 #include "db/db_approvals.h"
 #include "db/db_events.h"
 #include "db/db_execs.h"
+#include "m365/oidc.h"
 
 enum approval_effect approval_policy(const char *policy, int by_admin, int approve,
                                      int64_t unapproved, int queued)
@@ -71,6 +72,14 @@ static enum as_code admissible(const struct db_approval_state *s, const struct a
         snprintf(res->decided_what, sizeof res->decided_what, "expired");
         return as_errf(err, AS_EEXPIRED, "this approval expired");
     }
+    /* A link (not an administrator's decision by id) of an approval that
+     * asks for sign-in: only its approver, signed in. */
+    if (s->approver_id && s->require_sign_in && !(d->identity && d->identity_oid))
+        return as_errf(err, AS_EAUTH, "this request needs its approver signed in");
+    if (s->approver_id && d->identity_oid &&
+        !oidc_identity_is(s->approver, d->identity, d->identity_oid))
+        return as_errf(err, AS_EAUTH, "signed in as %s; this request is for %s", d->identity,
+                       s->approver);
     if (!approve && s->require_comment && blank(d->comment))
         return as_errf(err, AS_EINVAL, "a comment is required to reject");
     return AS_OK;
@@ -117,6 +126,14 @@ static enum as_code record(struct db_conn *c, const struct db_approval_state *s,
                            "client_addr", d->client_addr, "user_agent", d->user_agent,
                            "request_hash", s->request_hash,
                            "approval_status", final ? final : "pending");
+    if (ev && d->identity_oid &&
+        (json_object_set_new(ev, "identity", json_string(d->identity ? d->identity : "")) ||
+         json_object_set_new(ev, "oid", json_string(d->identity_oid)) ||
+         json_object_set_new(ev, "tid", json_string(d->identity_tid ? d->identity_tid : "")) ||
+         json_object_set_new(ev, "signed_in", json_true()))) {
+        json_decref(ev);
+        ev = NULL;
+    }
     if (!ev)
         return as_errf(err, AS_ENOMEM, "out of memory");
     enum as_code rc = db_event_append(c, s->run_id, s->exec_id, "approval.decision", ev, err);
@@ -175,7 +192,9 @@ enum as_code approval_decide(struct db *db, const struct approval_decision *d,
         .approver_id = s.approver_id,
         .decided = approve ? "approved" : "rejected",
         .via = d->via,
-        .actor = d->actor && *d->actor ? d->actor : s.approver,
+        .actor = d->actor && *d->actor ? d->actor
+                 : d->identity && *d->identity ? d->identity
+                                               : s.approver,
         .comment = d->comment,
         .client_addr = d->client_addr,
         .user_agent = d->user_agent,

@@ -24,6 +24,10 @@ struct approval_decision {
     const char *actor;       /* cli: OS user or --as NAME; web: NULL (the approver's address) */
     const char *client_addr; /* web: peer address; NULL otherwise */
     const char *user_agent;  /* web: User-Agent (truncated to 512 bytes); NULL otherwise */
+    /* web, signed in with Entra ID (web/signin.c): the verified identity, else all NULL */
+    const char *identity;    /* preferred_username / upn */
+    const char *identity_oid;
+    const char *identity_tid;
     int64_t now;
 };
 
@@ -42,11 +46,15 @@ struct approval_decision_result {
  * refuse a decision already taken (AS_ECONFLICT, with who decided in res),
  * an expired approval (AS_EEXPIRED), a used link (AS_ECONFLICT), a run that
  * has ended (AS_ECANCELLED), a reject without a comment where one is
- * required (AS_EINVAL).  Then record the answer (of two concurrent
+ * required (AS_EINVAL), a link of an approval with require_sign_in answered
+ * without a signed-in identity, or by an identity that is not the link's
+ * approver (oidc_identity_is: UPN case-insensitively, or the object id)
+ * (AS_EAUTH).  Then record the answer (of two concurrent
  * decisions exactly one wins; the other gets AS_ECONFLICT), apply the
  * policy (approval_policy), append an "approval.decision" event with
  * approver, decision, comment, via, actor, client address, user agent and
- * the request hash, and resume the step when something changed for it (if
+ * the request hash (signed in: also "identity", "oid", "tid" and
+ * "signed_in": true, and the identity is the actor), and resume the step when something changed for it (if
  * it is not waiting yet, e.g. still mailing, the engine holds the resume
  * until it waits).  AS_ENOTFOUND when the token or id is unknown.
  */

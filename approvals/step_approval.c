@@ -61,6 +61,7 @@ static const struct step_param params[] = {
     {"escalate_to", SP_ANY, 0, "address or array of addresses emailed when the approval expires"},
     {"require_comment_on_reject", SP_BOOL, 0, "a rejection must carry a comment (default false)"},
     {"current", SP_OBJECT, 0, "the values now of the settings in request.settings, shown as current -> new (not part of the hash)"},
+    {"require_sign_in", SP_BOOL, 0, "the link shows the decision form only to its approver signed in with Entra ID (config sign_in: entra; default: config approval_require_sign_in)"},
     {"cmdlet", SP_STRING, 0, "the cmdlet of the PowerShell line shown for request.settings (default: Set-CASMailbox with request.identity, else Set-TransportConfig; not part of the hash)"},
     {"teams", SP_BOOL, 0, "also post each approver's request to the Teams channel of config teams_webhook_url_file: a card whose one button opens the approval page (default false)"},
     {NULL, SP_ANY, 0, NULL},
@@ -84,6 +85,7 @@ struct approval_spec {
     int64_t reminder_every_ms;
     json_t *escalate_to;     /* owned array */
     int require_comment;
+    int require_sign_in;
     const json_t *current;   /* borrowed from params; NULL when not given */
     const char *cmdlet;      /* borrowed or static; NULL when none */
 };
@@ -229,6 +231,14 @@ static int parse_spec(struct step_ctx *ctx, struct approval_spec *s, struct as_e
     if (v && !json_is_boolean(v))
         return as_errf(err, AS_EINVAL, "require_comment_on_reject must be true or false"), -1;
     s->require_comment = json_is_true(v);
+
+    v = opt(p, "require_sign_in");
+    if (v && !json_is_boolean(v))
+        return as_errf(err, AS_EINVAL, "require_sign_in must be true or false"), -1;
+    s->require_sign_in = v ? json_is_true(v) : config_bool(ctx->app->cfg, "approval_require_sign_in");
+    if (s->require_sign_in && strcmp(config_str(ctx->app->cfg, "sign_in"), "entra") != 0)
+        return as_errf(err, AS_EINVAL, "require_sign_in needs config sign_in: entra (approvers "
+                                       "sign in with Entra ID); see docs/approvals.md"), -1;
 
     /* What the page shows beside the request; neither enters the hash. */
     s->current = opt(p, "current");
@@ -664,6 +674,7 @@ static void execute(struct step_ctx *ctx, struct step_result *res)
         .subject = spec.subject, .message = spec.message, .requested_by = spec.requested_by,
         .details = spec.details, .request_json = spec.request_json,
         .request_hash = spec.request_hash, .require_comment_on_reject = spec.require_comment,
+        .require_sign_in = spec.require_sign_in,
         .approvers = spec.approvers, .escalate_to = spec.escalate_to,
         .reminder_every_ms = spec.reminder_every_ms, .expires_at = now + spec.expiry_ms,
         .now = now, .current = spec.current, .cmdlet = spec.cmdlet,

@@ -58,6 +58,15 @@ static const struct cfg_key keys[] = {
      "directory whose .json workflows POST /api/v1/runs may start by path (empty: by stored name only)"},
     {"console_session_hours", CT_INT, "8", 0, NULL, 1, 720,
      "how long an admin console session lasts after its login (never past its token's expiry)"},
+    {"sign_in", CT_STR, "none", 0, "none|entra", 0, 0,
+     "people sign in to the console and approval links with API tokens only (none) or also with "
+     "Microsoft Entra ID (entra: OpenID Connect with tenant_id, client_id and the app's credential)"},
+    {"sign_in_roles", CT_STR, "", 0, NULL, 0, 0,
+     "JSON object mapping a UPN or a group object id to viewer|operator|admin for console sign-in "
+     "with Entra ID (besides the app roles Assent.Viewer/Operator/Admin)"},
+    {"approval_require_sign_in", CT_BOOL, "false", 0, NULL, 0, 0,
+     "approval steps without require_sign_in ask the approver to sign in with Entra ID before "
+     "showing the decision form"},
     {"mail_transport", CT_STR, "file", 0, "smtp|graph|file", 0, 0, "how email leaves"},
     {"mail_dir", CT_STR, "var/mail", 0, NULL, 0, 0, "directory of .eml files for the file transport"},
     {"mail_from", CT_STR, "assent@localhost", 0, NULL, 0, 0, "sender address"},

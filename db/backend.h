@@ -37,6 +37,7 @@
 #include "db/db_nodes.h"
 #include "db/db_runs.h"
 #include "db/db_sessions.h"
+#include "db/db_signin.h"
 #include "db/db_tenant.h"
 #include "db/db_testing.h"
 #include "db/db_tokens.h"
@@ -310,6 +311,15 @@ struct db_backend {
     enum as_code (*org_writes_foreach)(struct db *db, int limit,
                                        int (*cb)(const json_t *row, void *ud), void *ud,
                                        struct as_err *err);
+    /* Sign-in with Entra ID: db_signin.h */
+    enum as_code (*signin_flow_add)(struct db *db, const struct db_signin_flow *f,
+                                    struct as_err *err);
+    enum as_code (*signin_flow_take)(struct db *db, const char *state_hash,
+                                     struct db_signin_flow *out, struct as_err *err);
+    enum as_code (*signin_session_add)(struct db *db, struct db_signin_session *s,
+                                       struct as_err *err);
+    enum as_code (*signin_session_find)(struct db *db, const char *session_hash,
+                                        struct db_signin_session *out, struct as_err *err);
 };
 
 /*
@@ -363,6 +373,14 @@ enum as_code db_approval_mark_link(json_t **view, int64_t approver_id, const cha
  * backend (db/db_sessions.h).  New object; NULL when out of memory.
  */
 json_t *db_session_event_json(const struct db_console_session *s, const char *via, int login);
+
+/* The audit data of an approver's sign-in session ("sign_in.login";
+ * db/db_signin.h).  New object; NULL when out of memory. */
+json_t *db_signin_event_json(const struct db_signin_session *s);
+
+/* 1 when a sign-in flow's or session's fields fit their columns. */
+int db_signin_flow_ok(const struct db_signin_flow *f);
+int db_signin_session_ok(const struct db_signin_session *s);
 
 static inline const struct db_backend *db_ops(const void *handle)
 {

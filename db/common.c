@@ -242,6 +242,14 @@ json_t *db_session_event_json(const struct db_console_session *s, const char *vi
         json_decref(data);
         return NULL;
     }
+    /* Signed in with Entra ID: who, as the identity platform said. */
+    if (s->oid[0] &&
+        (json_object_set_new(data, "upn", json_string(s->upn)) ||
+         json_object_set_new(data, "oid", json_string(s->oid)) ||
+         json_object_set_new(data, "tid", json_string(s->tid)))) {
+        json_decref(data);
+        return NULL;
+    }
     return data;
 }
 
@@ -322,4 +330,24 @@ json_t *db_org_write_row(const char *key, const char *setting, const char *value
                      setting ? setting : "", "value", v ? v : json_null(), "run_id",
                      (json_int_t)run_id, "written_at", iso_or_null(written_at), "visible_at",
                      iso_or_null(visible_at), "pending", visible_at <= 0);
+}
+
+json_t *db_signin_event_json(const struct db_signin_session *s)
+{
+    return json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s}", "session_id",
+                     (json_int_t)s->id, "upn", s->upn, "oid", s->oid, "tid", s->tid, "name",
+                     s->name, "client_addr", s->client_addr, "user_agent", s->user_agent,
+                     "expires_at", (json_int_t)s->expires_at, "actor",
+                     s->upn[0] ? s->upn : s->oid);
+}
+
+int db_signin_flow_ok(const struct db_signin_flow *f)
+{
+    return strlen(f->state_hash) == 64 && strlen(f->browser_hash) == 64 && f->nonce[0] &&
+           f->code_verifier[0] && f->return_to[0] == '/' && f->expires_at > f->created_at;
+}
+
+int db_signin_session_ok(const struct db_signin_session *s)
+{
+    return strlen(s->session_hash) == 64 && s->oid[0] && s->expires_at > s->created_at;
 }

@@ -15,6 +15,7 @@
  *   {"id", "run_id", "exec_id", "workflow", "step", "policy", "status",
  *    "subject", "message", "requested_by", "details" (object),
  *    "request" (object), "request_hash", "require_comment_on_reject" (bool),
+ *    "require_sign_in" (bool),
  *    "escalate_to" (array), "reminder_every_ms", "next_reminder_at" (0 =
  *    none), "reminders_sent", "expires_at", "created_at", "decided_at" (0),
  *    "decided_by" (""), "decided_via" (""), "comment" (""), "escalated_at"
@@ -48,6 +49,7 @@ struct approval_new {
                                     shown on the page, not part of the hash */
     const char *cmdlet;          /* the cmdlet that makes the change, or NULL */
     int require_comment_on_reject;
+    int require_sign_in;         /* the link shows the form only to its approver, signed in */
     const json_t *approvers;     /* array of distinct address strings, >= 1 */
     const json_t *escalate_to;   /* array or NULL */
     int64_t reminder_every_ms;   /* 0: no reminders */
@@ -137,6 +139,7 @@ struct db_approval_state {
     char request_hash[80];
     int64_t expires_at;
     int require_comment;      /* require_comment_on_reject */
+    int require_sign_in;      /* the approver must be signed in (web/signin.c) */
     char decided_by[256];     /* of the approval, when decided */
     int64_t decided_at;
     int64_t approver_id;      /* the link's approver; 0 when found by id */

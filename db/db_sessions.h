@@ -8,7 +8,9 @@
  * node that shares the database recognises the session.  A session keeps
  * the name and role of the token it was opened with, the token's id (0 for
  * the admin_token_file token) so that revoking the token ends it, and its
- * own expiry.
+ * own expiry.  A session opened by signing in with Entra ID has no token
+ * (token_id 0) and carries the identity instead (upn, oid, tid; oid is
+ * never empty for it), recorded in "console.login" too.
  *
  * Opening and ending a session append "console.login" {session_id, name,
  * role, via, client_addr, user_agent, expires_at, actor} and
@@ -42,6 +44,10 @@ struct db_console_session {
     int64_t expires_at;
     char client_addr[DB_SESSION_ADDR_MAX + 1];
     char user_agent[DB_SESSION_AGENT_MAX + 1];
+    /* Signed in with Entra ID (web/signin.c): who; all "" for a token's session. */
+    char upn[256];
+    char oid[65];
+    char tid[65];
     /* Filled by db_console_session_find: the token as it is now. */
     int token_gone;                 /* token_id names no token */
     int64_t token_revoked_at;       /* 0: not revoked */

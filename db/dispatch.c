@@ -763,3 +763,27 @@ enum as_code db_org_writes_foreach(struct db *db, int limit,
 {
     return db_ops(db)->org_writes_foreach(db, limit, cb, ud, err);
 }
+
+/* ---- sign-in with Entra ID ------------------------------------------------------- */
+
+enum as_code db_signin_flow_add(struct db *db, const struct db_signin_flow *f, struct as_err *err)
+{
+    return db_ops(db)->signin_flow_add(db, f, err);
+}
+
+enum as_code db_signin_flow_take(struct db *db, const char *state_hash,
+                                 struct db_signin_flow *out, struct as_err *err)
+{
+    return db_ops(db)->signin_flow_take(db, state_hash, out, err);
+}
+
+enum as_code db_signin_session_add(struct db *db, struct db_signin_session *s, struct as_err *err)
+{
+    return db_ops(db)->signin_session_add(db, s, err);
+}
+
+enum as_code db_signin_session_find(struct db *db, const char *session_hash,
+                                    struct db_signin_session *out, struct as_err *err)
+{
+    return db_ops(db)->signin_session_find(db, session_hash, out, err);
+}

@@ -26,6 +26,8 @@
 #define SIM_MAX_BODY (4u * 1024u * 1024u) /* request body cap */
 #define SIM_MAX_TOKENS 1024
 #define SIM_MAX_DOWNLOADS 64
+#define SIM_MAX_CODES 64
+#define SIM_OIDC_TEST_PASSWORD "Assent-test-1" /* sign-in password when the state names none */
 
 enum sim_resource {
     SIM_RES_NONE = 0,
@@ -44,6 +46,18 @@ struct sim_download {
     char value[48];
     int64_t expires_ms;
     int period_days;
+};
+
+/* An authorization code of the OpenID provider (sim_oidc.c). */
+struct sim_code {
+    char value[64];
+    char client_id[64];
+    char redirect_uri[512];
+    char nonce[160];
+    char challenge[64]; /* PKCE S256; "" when none was sent */
+    char user_id[64];
+    int64_t expires_ms;
+    int used;
 };
 
 struct sim {
@@ -73,6 +87,11 @@ struct sim {
     pthread_mutex_t rl_lock; /* Exchange Rate-Limit-* bookkeeping */
     int64_t rl_window_start_ms;
     int rl_used;
+
+    pthread_mutex_t oidc_lock; /* the OpenID provider's keys and codes (sim_oidc.c) */
+    EVP_PKEY *oidc_key, *oidc_prev;
+    char oidc_kid[32], oidc_prev_kid[32];
+    struct sim_code codes[SIM_MAX_CODES];
 
     pthread_mutex_t sleep_lock;
     pthread_cond_t sleep_cond;
@@ -160,6 +179,22 @@ const char *sim_graph_label(const char *method, const char *path);
 
 /* The client id of the request's (valid) bearer token into out; 0, or -1 when none. */
 int sim_token_client(struct sim *s, struct sim_req *r, char *out, size_t size);
+
+/* ---- sim_oidc.c: the OpenID provider ---- */
+/* Make the signing key (0, or -1 when libcrypto fails) / free it. */
+int sim_oidc_init(struct sim *s);
+void sim_oidc_free(struct sim *s);
+/* Discovery ("discovery"), keys ("keys") or the authorization endpoint
+ * ("authorize") of tenant; always answers (returns 1). */
+int sim_oidc_route(struct sim *s, struct sim_req *r, struct sim_resp *o, const char *tenant,
+                   const char *what);
+/* The authorization_code grant, the client already authenticated: 0 and
+ * *out the ID token (malloc'd), or -1 with the AADSTS code and message. */
+int sim_oidc_redeem(struct sim *s, struct sim_req *r, const char *client_id, const char *code,
+                    const char *redirect_uri, const char *verifier, char **out, int *aadsts,
+                    char *why, size_t why_size);
+/* /_sim/openid (GET, PUT) and POST /_sim/openid/rotate_key. */
+void sim_oidc_admin(struct sim *s, struct sim_req *r, struct sim_resp *o);
 
 /* ---- sim_ca.c: Conditional Access policies and groups ---- */
 /* Handle a Graph request for CA policies or groups; 1 when it was one (o filled), else 0. */

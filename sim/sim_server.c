@@ -182,6 +182,8 @@ void sim_init(struct sim *s, struct sim_state *st_taken, const char *state_path,
     s->stats_faults = json_object();
     s->stats_status = json_object();
     sim_faults_init(&s->faults, fault_seed);
+    if (sim_oidc_init(s) != 0)
+        fprintf(stderr, "assent-tenant-sim: no OpenID signing key (libcrypto failed)\n");
 }
 
 void sim_free(struct sim *s)
@@ -193,6 +195,7 @@ void sim_free(struct sim *s)
     json_decref(s->stats_faults);
     json_decref(s->stats_status);
     sim_faults_free(&s->faults);
+    sim_oidc_free(s);
     pthread_rwlock_destroy(&s->lock);
     pthread_mutex_destroy(&s->save_lock);
     pthread_mutex_destroy(&s->tok_lock);
@@ -331,7 +334,16 @@ static enum MHD_Result send_resp(struct sim *s, struct MHD_Connection *c, struct
 
 /* ---- routing --------------------------------------------------------------------------- */
 
-enum area { A_ADMIN, A_TOKEN, A_GRAPH, A_DOWNLOAD, A_EXO, A_UNKNOWN };
+enum area { A_ADMIN, A_TOKEN, A_GRAPH, A_DOWNLOAD, A_EXO, A_OIDC, A_UNKNOWN };
+
+/* The OpenID provider's paths below /{tenant}: their name for sim_oidc_route. */
+static const struct {
+    const char *suffix, *what;
+} oidc_paths[] = {
+    {"/v2.0/.well-known/openid-configuration", "discovery"},
+    {"/discovery/v2.0/keys", "keys"},
+    {"/oauth2/v2.0/authorize", "authorize"},
+};
 
 /* Classify the path; tenant (for token/EXO) and download id are copied out. */
 static enum area classify(const char *path, char *tenant, size_t tsize, char *id, size_t idsize)
@@ -357,6 +369,18 @@ static enum area classify(const char *path, char *tenant, size_t tsize, char *id
         tenant[slash - p] = '\0';
         return A_EXO;
     }
+    for (size_t i = 0; i < sizeof oidc_paths / sizeof oidc_paths[0]; i++) {
+        size_t pl = strlen(path), sl = strlen(oidc_paths[i].suffix);
+        if (pl > sl + 1 && !strcmp(path + pl - sl, oidc_paths[i].suffix)) {
+            size_t tl = pl - sl - 1;
+            if (tl >= tsize || memchr(path + 1, '/', tl) || idsize < 16)
+                return A_UNKNOWN;
+            memcpy(tenant, path + 1, tl);
+            tenant[tl] = '\0';
+            str_copy(id, idsize, oidc_paths[i].what);
+            return A_OIDC;
+        }
+    }
     const char *suffix = "/oauth2/v2.0/token";
     size_t pl = strlen(path), sl = strlen(suffix);
     if (pl > sl + 1 && !strcmp(path + pl - sl, suffix)) {
@@ -374,6 +398,10 @@ static void admin_route(struct sim *s, struct sim_req *r, struct sim_resp *o)
 {
     const char *m = r->method;
     json_t *out = NULL;
+    if (str_starts(r->path, "/_sim/openid")) {
+        sim_oidc_admin(s, r, o);
+        return;
+    }
     if (!strcmp(r->path, "/_sim/health") && !strcmp(m, "GET")) {
         sim_resp_text(o, 200, "application/json", "{\"status\":\"ok\"}");
         return;
@@ -612,6 +640,9 @@ static void dispatch(struct sim *s, struct sim_req *r, struct sim_resp *o, enum 
     case A_EXO:
         sim_exo_invoke(s, r, o, tenant);
         break;
+    case A_OIDC:
+        sim_oidc_route(s, r, o, tenant, id);
+        break;
     case A_UNKNOWN:
         sim_resp_text(o, 404, "application/json",
                       "{\"error\":{\"code\":\"NotFound\",\"message\":\"The simulator has no such "
@@ -776,6 +807,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                             : a == A_TOKEN    ? "token"
                             : a == A_GRAPH    ? sim_graph_label(method, url)
                             : a == A_DOWNLOAD ? "reports.download"
+                            : a == A_OIDC     ? (!strcmp(id, "keys")        ? "oidc.keys"
+                                                 : !strcmp(id, "discovery") ? "oidc.discovery"
+                                                                            : "oidc.authorize")
                                               : "unknown";
             str_copy(cc->label, sizeof cc->label, l);
         }

@@ -93,6 +93,7 @@ void sim_state_init(struct sim_state *st)
     st->ca_policies = json_array();
     st->groups = json_array();
     st->org_config_delay_ms = 300;
+    st->openid = json_object();
 }
 
 static void key_free(struct sim_key *k)
@@ -154,6 +155,7 @@ void sim_state_free(struct sim_state *st)
     json_decref(st->groups);
     json_decref(st->mailbox_plans);
     json_decref(st->org_config);
+    json_decref(st->openid);
     intern_free(&st->pool);
     memset(st, 0, sizeof *st);
 }

@@ -126,6 +126,8 @@ struct sim_state {
     json_t *org_config;         /* Get-OrganizationConfig's EWS properties; "pending": a change
                                  * not visible yet, with "visible_at" (sim_exo_org.c) */
     int org_config_delay_ms;    /* how long a Set-OrganizationConfig change stays invisible */
+    json_t *openid;             /* the OpenID provider's users (sim_oidc.c): {"password",
+                                 * "users": {upn: {"roles": [...], "password"}}} */
     struct intern pool;
 };
 

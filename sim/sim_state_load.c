@@ -480,6 +480,17 @@ static int load_head(struct loader *Lp, json_t *doc)
             json_object_set_new(st->org_config, "EwsAllowedAppIDs", json_array());
     }
     sim_state_org_defaults(st);
+    json_t *oid = json_object_get(doc, "openid");
+    if (oid && (!json_is_object(oid) ||
+                (json_object_get(oid, "users") && !json_is_object(json_object_get(oid, "users"))) ||
+                (json_object_get(oid, "password") &&
+                 !json_is_string(json_object_get(oid, "password")))))
+        return lfail(&L, "openid", "must be {\"password\": string, \"users\": {upn: {\"roles\": "
+                                   "[...], \"password\": string}}}");
+    if (oid) {
+        json_decref(st->openid);
+        st->openid = json_deep_copy(oid);
+    }
     json_t *mail = json_object_get(doc, "sent_mail");
     if (mail && !json_is_array(mail))
         return lfail(&L, "sent_mail", "must be an array");

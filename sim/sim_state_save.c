@@ -255,13 +255,15 @@ int sim_state_save(const struct sim_state *st, const char *path, char *err, size
     strbuf_add(&b, ca ? ca : "[]");
     free(ca);
     strbuf_add(&b, "},\n\"mailbox_plans\":");
-    ca = json_dumps(st->mailbox_plans ? st->mailbox_plans : json_array(),
-                    JSON_COMPACT | JSON_ENCODE_ANY);
+    ca = st->mailbox_plans ? json_dumps(st->mailbox_plans, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
     strbuf_add(&b, ca ? ca : "[]");
     free(ca);
     strbuf_add(&b, ",\n\"organization_config\":");
-    ca = json_dumps(st->org_config ? st->org_config : json_object(),
-                    JSON_COMPACT | JSON_ENCODE_ANY);
+    ca = st->org_config ? json_dumps(st->org_config, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    strbuf_add(&b, ca ? ca : "{}");
+    free(ca);
+    strbuf_add(&b, ",\n\"openid\":");
+    ca = json_dumps(st->openid, JSON_COMPACT | JSON_ENCODE_ANY);
     strbuf_add(&b, ca ? ca : "{}");
     free(ca);
     strbuf_add(&b, ",\n\"sent_mail\":");

@@ -69,6 +69,7 @@ static void aad_error(struct sim_resp *o, struct sim_req *r, int status, const c
 struct form {
     char *buf;
     char *grant_type, *client_id, *client_secret, *scope, *assertion_type, *assertion;
+    char *code, *redirect_uri, *code_verifier; /* authorization_code (sim_oidc.c) */
     int dup; /* a field appeared twice */
 };
 
@@ -107,6 +108,12 @@ static void form_parse(struct form *f, const char *body, size_t len)
             slot = &f->assertion_type;
         else if (!strcmp(kv, "client_assertion"))
             slot = &f->assertion;
+        else if (!strcmp(kv, "code"))
+            slot = &f->code;
+        else if (!strcmp(kv, "redirect_uri"))
+            slot = &f->redirect_uri;
+        else if (!strcmp(kv, "code_verifier"))
+            slot = &f->code_verifier;
         if (slot) {
             if (*slot)
                 f->dup = 1;
@@ -432,7 +439,8 @@ void sim_token_endpoint(struct sim *s, struct sim_req *r, struct sim_resp *o, co
                   "The request body must contain the following parameter: 'grant_type'.");
         goto out;
     }
-    if (strcmp(f.grant_type, "client_credentials") != 0) {
+    int auth_code = strcmp(f.grant_type, "authorization_code") == 0;
+    if (!auth_code && strcmp(f.grant_type, "client_credentials") != 0) {
         aad_error(o, r, 400, "unsupported_grant_type", 70003,
                   "The app requested an unsupported grant type '%s'.", f.grant_type);
         goto out;
@@ -456,9 +464,62 @@ void sim_token_endpoint(struct sim *s, struct sim_req *r, struct sim_resp *o, co
                   client_id, s->st.initial_domain);
         goto out;
     }
-    if (!f.scope) {
+    if (!f.scope && !auth_code) {
         aad_error(o, r, 400, "invalid_request", 900144,
                   "The request body must contain the following parameter: 'scope'.");
+        goto out;
+    }
+    if (auth_code) {
+        /* Sign-in (sim_oidc.c): the client's credential first, as for client credentials. */
+        if (f.client_secret && f.assertion) {
+            aad_error(o, r, 400, "invalid_request", 90014,
+                      "Send either 'client_secret' or 'client_assertion', not both.");
+            goto out;
+        }
+        if (f.assertion ? check_assertion(s, r, o, app, f.assertion) != 0 : !f.client_secret) {
+            if (!f.assertion)
+                aad_error(o, r, 400, "invalid_client", 7000218,
+                          "The request body must contain the following parameter: "
+                          "'client_assertion' or 'client_secret'.");
+            goto out;
+        }
+        if (!f.assertion) {
+            int ok = 0;
+            for (size_t i = 0; i < app->n_secrets; i++)
+                ok |= secret_eq(f.client_secret, app->secrets[i]);
+            if (!ok) {
+                aad_error(o, r, 401, "invalid_client", 7000215,
+                          "Invalid client secret provided. Ensure the secret being sent in the "
+                          "request is the client secret value, not the client secret ID, for a "
+                          "secret added to app '%s'.",
+                          app->client_id);
+                goto out;
+            }
+        }
+        char app_id[64];
+        str_copy(app_id, sizeof app_id, app->client_id);
+        pthread_rwlock_unlock(&s->lock);
+        locked = 0;
+        char *idt = NULL, why[300];
+        int code = 0;
+        if (sim_oidc_redeem(s, r, app_id, f.code, f.redirect_uri, f.code_verifier, &idt, &code,
+                            why, sizeof why) != 0) {
+            aad_error(o, r, 400, "invalid_grant", code, "%s", why);
+            goto out;
+        }
+        char opaque[64];
+        random_b64url(32, opaque, sizeof opaque);
+        struct strbuf *b = &o->body;
+        strbuf_free(b);
+        strbuf_addf(b,
+                    "{\"token_type\":\"Bearer\",\"scope\":\"openid profile\",\"expires_in\":3599,"
+                    "\"ext_expires_in\":3599,\"access_token\":\"sim.%s\",\"id_token\":\"%s\"}",
+                    opaque, idt);
+        free(idt);
+        o->status = 200;
+        str_copy(o->content_type, sizeof o->content_type, "application/json; charset=utf-8");
+        sim_resp_header(o, "Cache-Control", "no-store, no-cache");
+        sim_resp_header(o, "x-ms-request-id", "%s", r->request_id);
         goto out;
     }
     size_t sl = strlen(f.scope);

@@ -19,6 +19,9 @@
 #include "web/server.h"
 #include "approvals/approval_render.h"
 #include "approvals/token.h"
+#include "db/db_events.h"
+#include "m365/oidc.h"
+#include "web/signin.h"
 
 #define COMMENT_MAX_BYTES 4000
 
@@ -73,7 +76,8 @@ static void add_part(struct html_buf *b, const struct approval_part *part)
 
 /* The confirmation page: everything about the request, and the form. */
 static void render_confirm(struct web_req *req, struct web_resp *resp, const json_t *view,
-                           const char *link_hash, const char *error, int status)
+                           const char *link_hash, const char *error, int status,
+                           const char *signed_in_as)
 {
     struct html_buf b = {0};
     char when[48], policy[128], csrf[96];
@@ -90,6 +94,11 @@ static void render_confirm(struct web_req *req, struct web_resp *resp, const jso
         html_raw(&b, "<p class=\"status bad error\" role=\"alert\">");
         html_text(&b, error);
         html_raw(&b, "</p>\n");
+    }
+    if (signed_in_as) {
+        html_raw(&b, "<p class=\"note\" id=\"signed-in\">Signed in as ");
+        html_text(&b, signed_in_as);
+        html_raw(&b, ".</p>\n");
     }
     html_raw(&b, "<p>Your decision is requested. Nothing happens until you press a button below.</p>\n");
 
@@ -204,6 +213,31 @@ static void render_state(struct web_resp *resp, int status, const char *title, c
     web_resp_html(resp, status, &b);
 }
 
+/* The page of a link that needs its approver signed in, to someone who is not. */
+static void render_sign_in(struct web_req *req, struct web_resp *resp, const json_t *view)
+{
+    const json_t *me = my_row(view);
+    struct html_buf b = {0};
+    if (!web_signin_enabled(req)) {
+        web_resp_page(resp, 503, "Sign-in unavailable",
+                      "This request needs you to sign in with Microsoft, which this server does "
+                      "not offer now. Ask the administrator of Assent.");
+        return;
+    }
+    html_page_begin(&b, str(view, "subject"));
+    html_raw(&b, "<h1>");
+    html_text(&b, str(view, "subject"));
+    html_raw(&b, "</h1>\n<p id=\"sign-in-needed\">This request is for ");
+    html_text(&b, str(me, "email"));
+    html_raw(&b, ". Sign in with your Microsoft work account to see it and answer. Opening this "
+                 "page decides nothing.</p>\n");
+    char ret[64];
+    snprintf(ret, sizeof ret, "/a/%s", req->param);
+    web_signin_button(&b, ret);
+    html_page_end(&b);
+    web_resp_html(resp, 200, &b);
+}
+
 static int run_open(const json_t *view)
 {
     const char *s = str(view, "run_status");
@@ -270,7 +304,29 @@ static int show(struct web_req *req, struct web_resp *resp, const json_t *view,
         render_state(resp, 409, "Not open", "bad", "This link cannot be used now.", NULL, view);
         return 0;
     }
-    render_confirm(req, resp, view, link_hash, error, error ? error_status : 200);
+    /* An approval that asks for sign-in shows its form only to its approver,
+     * signed in; anyone else (a mail scanner too) sees the sign-in page. */
+    const char *signed_in_as = NULL;
+    struct db_signin_session ss;
+    if (json_is_true(json_object_get(view, "require_sign_in"))) {
+        int found = web_signin_session(req, &ss);
+        if (found < 0) {
+            web_resp_page(resp, 503, "Try again", "Please try again in a minute.");
+            return 1;
+        }
+        if (!found) {
+            render_sign_in(req, resp, view);
+            return 1;
+        }
+        if (!oidc_identity_is(str(me, "email"), ss.upn, ss.oid)) {
+            snprintf(line, sizeof line, "Signed in as %s; this request is for %s.",
+                     ss.upn[0] ? ss.upn : ss.oid, str(me, "email"));
+            web_resp_page(resp, 403, "Not your request", line);
+            return 1;
+        }
+        signed_in_as = ss.upn[0] ? ss.upn : ss.oid;
+    }
+    render_confirm(req, resp, view, link_hash, error, error ? error_status : 200, signed_in_as);
     return 1;
 }
 
@@ -428,8 +484,20 @@ static void decide(struct web_req *req, struct web_resp *resp, const char *link_
         }
         goto out;
     }
+    /* The approver's sign-in session, when this browser has one: the
+     * decision records the identity, and refuses a link of an approval that
+     * asks for sign-in without it or for someone else (approval_decide). */
+    struct db_signin_session ss;
+    int signed_in = web_signin_session(req, &ss);
+    if (signed_in < 0) {
+        web_resp_page(resp, 503, "Try again", "Please try again in a minute.");
+        goto out;
+    }
     struct approval_decision d = {
         .token_hash = link_hash,
+        .identity = signed_in ? ss.upn : NULL,
+        .identity_oid = signed_in ? ss.oid : NULL,
+        .identity_tid = signed_in ? ss.tid : NULL,
         .decision = decision,
         .comment = comment,
         .via = "web",
@@ -477,6 +545,29 @@ static void decide(struct web_req *req, struct web_resp *resp, const char *link_
     case AS_EEXPIRED:
         render_state(resp, 410, "Link expired", "bad",
                      "This link expired without a decision. Nothing was recorded.", NULL, NULL);
+        break;
+    case AS_EAUTH:
+        /* Sign-in required and missing, or someone else signed in. */
+        if (signed_in) {
+            json_t *ev = json_pack("{s:I, s:I, s:s, s:s, s:s, s:s, s:s, s:s?, s:s}",
+                                   "approval_id", (json_int_t)res.approval_id, "run_id",
+                                   (json_int_t)res.run_id, "approver", res.approver, "identity",
+                                   ss.upn, "oid", ss.oid, "tid", ss.tid, "client_addr",
+                                   req->client_addr, "user_agent",
+                                   web_req_header(req, "User-Agent"), "actor",
+                                   ss.upn[0] ? ss.upn : ss.oid);
+            struct as_err aerr = {0};
+            if (!ev || db_audit_append(req->app->db, "approval.sign_in_refused", ev, &aerr))
+                LOG_ERROR("approval", "recording a refused decision failed: %s", aerr.msg);
+            json_decref(ev);
+            snprintf(line, sizeof line, "Signed in as %s; this request is for %s. Nothing was "
+                     "recorded.", ss.upn[0] ? ss.upn : ss.oid, res.approver);
+            web_resp_page(resp, 403, "Not your request", line);
+        } else {
+            web_resp_page(resp, 403, "Sign in first",
+                          "This request needs you to sign in with Microsoft before you answer. "
+                          "Open the link from your email again. Nothing was recorded.");
+        }
         break;
     case AS_ECANCELLED:
         render_state(resp, 410, "Request withdrawn", "bad",

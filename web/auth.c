@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "base/config.h"
 #include "base/encode.h"
 #include "db/db_sessions.h"
 #include "engine/app.h"
@@ -114,8 +115,13 @@ static enum web_auth_found auth_session(struct web_req *req, struct web_principa
                 s.name);
         return WEB_AUTH_REFUSED;
     }
+    /* A session opened by signing in with Entra ID lasts while sign-in is on. */
+    if (s.oid[0] && strcmp(config_str(req->app->cfg, "sign_in"), "entra") != 0) {
+        as_errf(err, AS_EAUTH, "sign-in with Entra ID is no longer configured");
+        return WEB_AUTH_REFUSED;
+    }
     /* A session of admin_token_file lasts only while that file's token is set. */
-    if (!s.token_id && !web_server_admin_token(req->server)) {
+    if (!s.token_id && !s.oid[0] && !web_server_admin_token(req->server)) {
         as_errf(err, AS_EAUTH, "admin_token_file is no longer configured");
         return WEB_AUTH_REFUSED;
     }

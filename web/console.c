@@ -42,6 +42,7 @@
 #include "web/approval_pages.h"
 #include "web/ratelimit.h"
 #include "web/routes.h"
+#include "web/signin.h"
 
 #define COOKIE_BYTES 32
 #define LOGIN_COOKIE_MAX_AGE_S 3600
@@ -460,6 +461,12 @@ static void login_form(struct console_call *c, int status, const char *error)
     html_raw(&b, "<p>Sign in with an API token (<code>assent token create --name NAME --role "
                  "viewer|operator|admin</code>). The session has the token's role and ends "
                  "when the token is revoked.</p>\n");
+    if (web_signin_enabled(c->req)) {
+        html_raw(&b, "<h2>With your Microsoft work account</h2>\n<p>Your role comes from the "
+                     "app roles Assent.Viewer, Assent.Operator or Assent.Admin.</p>\n");
+        web_signin_button(&b, "/console/overview");
+        html_raw(&b, "<h2>With an API token</h2>\n");
+    }
     console_form_begin(c, &b, "/console/login");
     html_raw(&b, "<p><label for=\"token\">Token</label><br><input type=\"password\" id=\"token\" "
                  "name=\"token\" autocomplete=\"off\" size=\"56\" required></p>\n"

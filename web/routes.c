@@ -5,6 +5,7 @@
 
 #include "web/console.h"
 #include "web/outbox_page.h"
+#include "web/signin.h"
 
 const struct web_route web_routes[] = {
     /* path           prefix methods                     body secret name         handler  max_body */
@@ -21,6 +22,9 @@ const struct web_route web_routes[] = {
     /* the admin console: routed further by web/console.c (docs/api.md) */
     {"/console", 0, WEB_GET | WEB_HEAD, 0, 0, "console", web_console, 0},
     {"/console/", 1, WEB_GET | WEB_HEAD | WEB_POST, 1, 0, "console", web_console, CONSOLE_MAX_BODY},
+    /* sign-in with Entra ID (web/signin.h) */
+    {"/auth/login", 0, WEB_GET | WEB_HEAD | WEB_POST, 1, 0, "auth_login", web_auth_login, 0},
+    {"/auth/callback", 0, WEB_GET, 0, 0, "auth_callback", web_auth_callback, 0},
     {"/outbox", 0, WEB_GET | WEB_HEAD, 0, 0, "outbox", web_outbox_page, 0}, /* demo only: web/outbox_page.h */
     {NULL, 0, 0, 0, 0, NULL, NULL, 0},
 };

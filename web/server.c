@@ -4,6 +4,7 @@
  * headers, access log, metrics, the per-request deadline reaper, and the
  * quiesce-then-stop shutdown (see server.h).
  */
+#include "web/signin.h"
 #include "web/server.h"
 
 #include <arpa/inet.h>
@@ -1036,6 +1037,7 @@ void web_server_stop(struct web_server *ws, int grace_ms)
         pthread_mutex_unlock(&ws->track_lock);
         pthread_join(ws->reaper, NULL);
     }
+    web_signin_shutdown();
     LOG_INFO("web", "stopped");
     server_free(ws);
 }

@@ -58,7 +58,8 @@ static const char SQL_GET[] =
     " a.message, a.requested_by, a.details, a.request, a.request_hash,"
     " a.require_comment_on_reject, a.escalate_to, a.reminder_every_ms, a.next_reminder_at,"
     " a.reminders_sent, a.expires_at, a.created_at, a.decided_at, a.decided_by, a.decided_via,"
-    " a.comment, a.escalated_at, COALESCE(r.end_status, r.status), a.current_settings, a.cmdlet"
+    " a.comment, a.escalated_at, COALESCE(r.end_status, r.status), a.current_settings, a.cmdlet,"
+    " a.require_sign_in"
     " FROM approvals a JOIN runs r ON r.id = a.run_id WHERE a.id = $1";
 
 static const char SQL_APPROVERS[] =
@@ -103,7 +104,8 @@ static enum as_code load_approval(struct db_conn *c, int64_t id, json_t **out, s
     if (a && (json_object_set_new(a, "current", pg_isnull(r, 0, 26)
                                                     ? json_null()
                                                     : parse_or(pg_text(r, 0, 26), json_null())) ||
-              json_object_set_new(a, "cmdlet", json_string(pg_text(r, 0, 27))))) {
+              json_object_set_new(a, "cmdlet", json_string(pg_text(r, 0, 27))) ||
+              json_object_set_new(a, "require_sign_in", json_boolean(pg_i64(r, 0, 28))))) {
         json_decref(a);
         a = NULL;
     }
@@ -242,9 +244,9 @@ enum as_code db_pg_approvals_ensure(struct db *db, const struct approval_new *a,
         "INSERT INTO approvals (run_id, exec_id, step, workflow, idempotency_key, policy, status,"
         " subject, message, requested_by, details, request, request_hash,"
         " require_comment_on_reject, escalate_to, reminder_every_ms, next_reminder_at,"
-        " expires_at, created_at, current_settings, cmdlet)"
+        " expires_at, created_at, current_settings, cmdlet, require_sign_in)"
         " VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $10, $11, $12, $13, $14, $15,"
-        " $16, $17, $18, $19, $20) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id";
+        " $16, $17, $18, $19, $20, $21) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id";
     static const char ins_approver[] =
         "INSERT INTO approval_approvers (approval_id, position, email, status)"
         " VALUES ($1, $2, $3, $4)";
@@ -306,6 +308,7 @@ enum as_code db_pg_approvals_ensure(struct db *db, const struct approval_new *a,
     pg_arg_i64(&args, a->now);
     pg_arg_text(&args, current);
     pg_arg_nonempty(&args, a->cmdlet);
+    pg_arg_i64(&args, a->require_sign_in ? 1 : 0);
     PGresult *r = pg_run(c, ins, &args, "insert approval", err);
     if (!r) {
         rc = AS_EDB;
@@ -531,7 +534,8 @@ out:
 
 static const char SQL_DECIDE_LOAD[] =
     "SELECT a.status, a.policy, a.expires_at, a.run_id, a.exec_id, a.require_comment_on_reject,"
-    " a.decided_by, a.decided_at, a.request_hash, COALESCE(r.end_status, r.status)"
+    " a.decided_by, a.decided_at, a.request_hash, COALESCE(r.end_status, r.status),"
+    " a.require_sign_in"
     " FROM approvals a JOIN runs r ON r.id = a.run_id WHERE a.id = $1";
 
 static enum as_code load_approver(struct db_conn *c, struct db_approval_state *s,
@@ -598,6 +602,7 @@ enum as_code db_pg_approval_load(struct db_conn *c, const char *token_hash, int6
     s->decided_at = pg_i64(r, 0, 7);
     snprintf(s->request_hash, sizeof s->request_hash, "%s", pg_text(r, 0, 8));
     snprintf(s->run_status, sizeof s->run_status, "%s", pg_text(r, 0, 9));
+    s->require_sign_in = (int)pg_i64(r, 0, 10);
     PQclear(r);
     s->approver_id = link.approver_id;
     return s->approver_id ? load_approver(c, s, err) : AS_OK;

@@ -149,4 +149,8 @@ const struct db_backend db_pg_backend = {
     .org_write_get = db_pg_org_write_get,
     .org_write_visible = db_pg_org_write_visible,
     .org_writes_foreach = db_pg_org_writes_foreach,
+    .signin_flow_add = db_pg_signin_flow_add,
+    .signin_flow_take = db_pg_signin_flow_take,
+    .signin_session_add = db_pg_signin_session_add,
+    .signin_session_find = db_pg_signin_session_find,
 };

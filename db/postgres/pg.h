@@ -433,4 +433,14 @@ enum as_code db_pg_org_writes_foreach(struct db *db, int limit,
                                     int (*cb)(const json_t *row, void *ud), void *ud,
                                     struct as_err *err) AS_WUR;
 
+/* signin.c */
+enum as_code db_pg_signin_flow_add(struct db *db, const struct db_signin_flow *f,
+                                   struct as_err *err) AS_WUR;
+enum as_code db_pg_signin_flow_take(struct db *db, const char *state_hash,
+                                    struct db_signin_flow *out, struct as_err *err) AS_WUR;
+enum as_code db_pg_signin_session_add(struct db *db, struct db_signin_session *s,
+                                      struct as_err *err) AS_WUR;
+enum as_code db_pg_signin_session_find(struct db *db, const char *session_hash,
+                                       struct db_signin_session *out, struct as_err *err) AS_WUR;
+
 #endif

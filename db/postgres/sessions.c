@@ -15,7 +15,8 @@
 #include "db/db_events.h"
 
 #define SESSION_COLS                                                                             \
-    "id, session_hash, token_id, name, role, created_at, expires_at, client_addr, user_agent"
+    "id, session_hash, token_id, name, role, created_at, expires_at, client_addr, user_agent,"    \
+    " upn, oid, tid"
 
 static int role_known(const char *role)
 {
@@ -36,6 +37,9 @@ static void session_from_row(const PGresult *r, int i, struct db_console_session
     s->expires_at = pg_i64(r, i, 6);
     snprintf(s->client_addr, sizeof s->client_addr, "%s", pg_text(r, i, 7));
     snprintf(s->user_agent, sizeof s->user_agent, "%s", pg_text(r, i, 8));
+    snprintf(s->upn, sizeof s->upn, "%s", pg_text(r, i, 9));
+    snprintf(s->oid, sizeof s->oid, "%s", pg_text(r, i, 10));
+    snprintf(s->tid, sizeof s->tid, "%s", pg_text(r, i, 11));
 }
 
 enum as_code db_pg_console_session_add(struct db *db, struct db_console_session *s,
@@ -43,7 +47,8 @@ enum as_code db_pg_console_session_add(struct db *db, struct db_console_session 
 {
     static const char ins[] =
         "INSERT INTO console_sessions (session_hash, token_id, name, role, created_at,"
-        " expires_at, client_addr, user_agent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        " expires_at, client_addr, user_agent, upn, oid, tid)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         " RETURNING id";
     if (!s->name[0] || strlen(s->session_hash) != 64 || !role_known(s->role) ||
         s->expires_at <= s->created_at)
@@ -71,6 +76,9 @@ enum as_code db_pg_console_session_add(struct db *db, struct db_console_session 
     pg_arg_i64(&b, s->expires_at);
     pg_arg_text(&b, s->client_addr);
     pg_arg_text(&b, s->user_agent);
+    pg_arg_text(&b, s->upn);
+    pg_arg_text(&b, s->oid);
+    pg_arg_text(&b, s->tid);
     PGresult *r = pg_run(c, ins, &b, "insert session", err);
     if (!r)
         return db_pg_write_end(db, AS_EDB, err);
@@ -88,7 +96,8 @@ enum as_code db_pg_console_session_find(struct db *db, const char *session_hash,
 {
     static const char sql[] =
         "SELECT s.id, s.session_hash, s.token_id, s.name, s.role, s.created_at, s.expires_at,"
-        " s.client_addr, s.user_agent, (t.id IS NULL)::int, t.revoked_at, t.expires_at"
+        " s.client_addr, s.user_agent, s.upn, s.oid, s.tid, (t.id IS NULL)::int, t.revoked_at,"
+        " t.expires_at"
         " FROM console_sessions s LEFT JOIN api_tokens t ON t.id = s.token_id"
         " WHERE s.session_hash = $1";
     struct db_conn *c;
@@ -103,9 +112,9 @@ enum as_code db_pg_console_session_find(struct db *db, const char *session_hash,
         return AS_EDB;
     if (PQntuples(r) == 1) {
         session_from_row(r, 0, out);
-        out->token_gone = out->token_id && pg_i64(r, 0, 9);
-        out->token_revoked_at = pg_i64(r, 0, 10);
-        out->token_expires_at = pg_i64(r, 0, 11);
+        out->token_gone = out->token_id && pg_i64(r, 0, 12);
+        out->token_revoked_at = pg_i64(r, 0, 13);
+        out->token_expires_at = pg_i64(r, 0, 14);
     } else {
         rc = as_errf(err, AS_ENOTFOUND, "no such session");
     }

@@ -131,4 +131,8 @@ const struct db_backend db_sqlite_backend = {
     .org_write_get = db_sqlite_org_write_get,
     .org_write_visible = db_sqlite_org_write_visible,
     .org_writes_foreach = db_sqlite_org_writes_foreach,
+    .signin_flow_add = db_sqlite_signin_flow_add,
+    .signin_flow_take = db_sqlite_signin_flow_take,
+    .signin_session_add = db_sqlite_signin_session_add,
+    .signin_session_find = db_sqlite_signin_session_find,
 };

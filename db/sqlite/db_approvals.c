@@ -47,7 +47,8 @@ static const char SQL_GET[] =
     " a.message, a.requested_by, a.details, a.request, a.request_hash,"
     " a.require_comment_on_reject, a.escalate_to, a.reminder_every_ms, a.next_reminder_at,"
     " a.reminders_sent, a.expires_at, a.created_at, a.decided_at, a.decided_by, a.decided_via,"
-    " a.comment, a.escalated_at, COALESCE(r.end_status, r.status), a.current_settings, a.cmdlet"
+    " a.comment, a.escalated_at, COALESCE(r.end_status, r.status), a.current_settings, a.cmdlet,"
+    " a.require_sign_in"
     " FROM approvals a JOIN runs r ON r.id = a.run_id WHERE a.id = ?";
 
 static const char SQL_APPROVERS[] =
@@ -102,7 +103,9 @@ static enum as_code load_approval(struct db_conn *c, int64_t id, json_t **out,
     if (a && (json_object_set_new(a, "current", sqlite3_column_type(st, 26) == SQLITE_NULL
                                                     ? json_null()
                                                     : parse_or(db_col_text(st, 26), json_null())) ||
-              json_object_set_new(a, "cmdlet", json_string(db_col_text(st, 27))))) {
+              json_object_set_new(a, "cmdlet", json_string(db_col_text(st, 27))) ||
+              json_object_set_new(a, "require_sign_in",
+                                  json_boolean(sqlite3_column_int(st, 28))))) {
         json_decref(a);
         a = NULL;
     }
@@ -226,8 +229,8 @@ static const char SQL_INSERT[] =
     "INSERT INTO approvals (run_id, exec_id, step, workflow, idempotency_key, policy, status,"
     " subject, message, requested_by, details, request, request_hash,"
     " require_comment_on_reject, escalate_to, reminder_every_ms, next_reminder_at,"
-    " expires_at, created_at, current_settings, cmdlet)"
-    " VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    " expires_at, created_at, current_settings, cmdlet, require_sign_in)"
+    " VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 static const char SQL_INSERT_APPROVER[] =
     "INSERT INTO approval_approvers (approval_id, position, email, status) VALUES (?, ?, ?, ?)";
@@ -307,6 +310,7 @@ enum as_code db_sqlite_approvals_ensure(struct db *db, const struct approval_new
     sqlite3_bind_int64(st, 18, a->now);
     db_bind_text_or_null(st, 19, current);
     db_bind_text_or_null(st, 20, a->cmdlet && *a->cmdlet ? a->cmdlet : NULL);
+    sqlite3_bind_int(st, 21, a->require_sign_in ? 1 : 0);
     rc = db_step_done(c, st, "insert approval", err);
     if (rc)
         goto out;
@@ -553,7 +557,8 @@ out:
 
 static const char SQL_DECIDE_LOAD[] =
     "SELECT a.status, a.policy, a.expires_at, a.run_id, a.exec_id, a.require_comment_on_reject,"
-    " a.decided_by, a.decided_at, a.request_hash, COALESCE(r.end_status, r.status)"
+    " a.decided_by, a.decided_at, a.request_hash, COALESCE(r.end_status, r.status),"
+    " a.require_sign_in"
     " FROM approvals a JOIN runs r ON r.id = a.run_id WHERE a.id = ?";
 
 static const char SQL_APPROVER_ROW[] =
@@ -641,6 +646,7 @@ enum as_code db_sqlite_approval_load(struct db_conn *c, const char *token_hash, 
     s->decided_at = sqlite3_column_int64(st, 7);
     snprintf(s->request_hash, sizeof s->request_hash, "%s", db_col_text(st, 8));
     snprintf(s->run_status, sizeof s->run_status, "%s", db_col_text(st, 9));
+    s->require_sign_in = sqlite3_column_int(st, 10);
     db_stmt_done(st);
     s->approver_id = link.approver_id;
     return s->approver_id ? load_approver(c, s, err) : AS_OK;

@@ -10,9 +10,11 @@
 /* The columns session_from_row reads, qualified by s. and bare (RETURNING). */
 #define SESSION_COLS                                                                             \
     "s.id, s.session_hash, s.token_id, s.name, s.role, s.created_at, s.expires_at,"              \
-    " s.client_addr, s.user_agent"
+    " s.client_addr, s.user_agent, s.upn, s.oid, s.tid"
 #define SESSION_COLS_BARE                                                                        \
-    "id, session_hash, token_id, name, role, created_at, expires_at, client_addr, user_agent"
+    "id, session_hash, token_id, name, role, created_at, expires_at, client_addr, user_agent,"    \
+    " upn, oid, tid"
+#define N_SESSION_COLS 12
 
 static int role_known(const char *role)
 {
@@ -33,6 +35,9 @@ static void session_from_row(sqlite3_stmt *st, struct db_console_session *s)
     s->expires_at = sqlite3_column_int64(st, 6);
     snprintf(s->client_addr, sizeof s->client_addr, "%s", db_col_text(st, 7));
     snprintf(s->user_agent, sizeof s->user_agent, "%s", db_col_text(st, 8));
+    snprintf(s->upn, sizeof s->upn, "%s", db_col_text(st, 9));
+    snprintf(s->oid, sizeof s->oid, "%s", db_col_text(st, 10));
+    snprintf(s->tid, sizeof s->tid, "%s", db_col_text(st, 11));
 }
 
 enum as_code db_sqlite_console_session_add(struct db *db, struct db_console_session *s,
@@ -55,7 +60,8 @@ enum as_code db_sqlite_console_session_add(struct db *db, struct db_console_sess
         return db_sqlite_write_end(db, rc, err);
     st = db_stmt(c,
                  "INSERT INTO console_sessions (session_hash, token_id, name, role, created_at,"
-                 " expires_at, client_addr, user_agent) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                 " expires_at, client_addr, user_agent, upn, oid, tid)"
+                 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                  err);
     if (!st)
         return db_sqlite_write_end(db, AS_EDB, err);
@@ -70,6 +76,9 @@ enum as_code db_sqlite_console_session_add(struct db *db, struct db_console_sess
     sqlite3_bind_int64(st, 6, s->expires_at);
     sqlite3_bind_text(st, 7, s->client_addr, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 8, s->user_agent, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 9, s->upn, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 10, s->oid, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 11, s->tid, -1, SQLITE_STATIC);
     rc = db_step_done(c, st, "insert session", err);
     if (!rc) {
         s->id = sqlite3_last_insert_rowid(db_conn_handle(c));
@@ -98,9 +107,9 @@ enum as_code db_sqlite_console_session_find(struct db *db, const char *session_h
     int step = sqlite3_step(st);
     if (step == SQLITE_ROW) {
         session_from_row(st, out);
-        out->token_gone = out->token_id && sqlite3_column_int(st, 9);
-        out->token_revoked_at = sqlite3_column_int64(st, 10);
-        out->token_expires_at = sqlite3_column_int64(st, 11);
+        out->token_gone = out->token_id && sqlite3_column_int(st, N_SESSION_COLS);
+        out->token_revoked_at = sqlite3_column_int64(st, N_SESSION_COLS + 1);
+        out->token_expires_at = sqlite3_column_int64(st, N_SESSION_COLS + 2);
     } else if (step == SQLITE_DONE) {
         rc = as_errf(err, AS_ENOTFOUND, "no such session");
     } else {

@@ -18,3 +18,14 @@ add_dependencies(test_console_browser assent assent-tenant-sim)
 add_test(NAME integration.console_browser COMMAND test_console_browser)
 set_tests_properties(integration.console_browser PROPERTIES ENVIRONMENT "${ASSENT_TEST_ENV}"
   TIMEOUT 1200 SKIP_RETURN_CODE 77 LABELS integration)
+
+# Sign-in with Entra ID (test_signin.c): the tenant simulator as the OpenID
+# provider, the console's sign-in and an approval with require_sign_in.
+add_executable(test_signin
+  ${CMAKE_CURRENT_LIST_DIR}/test_signin.c ${CMAKE_CURRENT_LIST_DIR}/web_harness.c
+  ${CMAKE_CURRENT_LIST_DIR}/sim_harness.c)
+target_link_libraries(test_signin PRIVATE assent_testlib)
+add_dependencies(test_signin assent assent-tenant-sim)
+add_test(NAME integration.signin COMMAND test_signin)
+set_tests_properties(integration.signin PROPERTIES ENVIRONMENT "${ASSENT_TEST_ENV}" TIMEOUT 600
+  LABELS integration)

@@ -78,3 +78,10 @@ add_test(NAME pg.plans COMMAND it_plans)
 set_tests_properties(pg.plans PROPERTIES
                      ENVIRONMENT "${ASSENT_PG_TEST_ENV};ASSENT_TEST_DB=pg"
                      FIXTURES_REQUIRED pg TIMEOUT 600 LABELS "integration;pg")
+
+# Sign-in with Entra ID (test_signin.c, built by console.cmake): flows, sign-in
+# sessions and require_sign_in on PostgreSQL.
+add_test(NAME pg.signin COMMAND test_signin)
+set_tests_properties(pg.signin PROPERTIES
+                     ENVIRONMENT "${ASSENT_PG_TEST_ENV};ASSENT_TEST_DB=pg"
+                     FIXTURES_REQUIRED pg TIMEOUT 600 LABELS "integration;pg")

@@ -87,11 +87,11 @@ static int64_t new_run(struct fixture *f, struct db_conn *c, const char *key)
 static void test_open_migrates_once(void **state)
 {
     struct fixture *f = *state;
-    assert_int_equal(db_schema_version(f->db), 14);
+    assert_int_equal(db_schema_version(f->db), 15);
     assert_string_equal(db_path(f->db), f->uri);
     /* Reopening applies nothing twice. */
     struct db *again = open_or_fail(f->uri);
-    assert_int_equal(db_schema_version(again), 14);
+    assert_int_equal(db_schema_version(again), 15);
     db_close(again);
     /* PostgreSQL checkpoints itself: no checkpointer to start. */
     struct db_checkpointer *ck = (struct db_checkpointer *)1;
@@ -141,7 +141,7 @@ static void test_concurrent_first_open(void **state)
         pthread_join(t[i], NULL);
         if (o[i].rc)
             fail_msg("open %d: %s", i, o[i].msg);
-        assert_int_equal(o[i].version, 14);
+        assert_int_equal(o[i].version, 15);
     }
     char *n = tu_pg_query(uri, "SELECT count(*) FROM meta WHERE key = 'instance_id'");
     assert_string_equal(n, "1");
@@ -1042,7 +1042,7 @@ static void test_password_file(void **state)
     struct db_options opts = {.synchronous = "NORMAL", .password_file = file};
     if (db_open_options(f->uri, &opts, &db, &err) != AS_OK)
         fail_msg("with db_password_file: %s", err.msg);
-    assert_int_equal(db_schema_version(db), 14);
+    assert_int_equal(db_schema_version(db), 15);
     db_close(db);
     assert_int_equal(chmod(file, 0644), 0);
     assert_int_equal(db_open_options(f->uri, &opts, &db, &err), AS_EINVAL);
