@@ -3,13 +3,24 @@
 
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "approvals/approvals.h"
+#include "base/timeutil.h"
 #include "db/db.h"
 #include "db/db_approvals.h"
 #include "db/db_events.h"
 #include "db/db_execs.h"
 #include "m365/oidc.h"
+#include "engine/engine.h"
+
+/* Where a decision is written: a transaction of its own (both NULL), or
+ * the engine's group commit (approval_decide_submit). */
+struct decide_target {
+    struct db_event_chain *chain; /* the transaction's event chain cache */
+    struct engine_write *w;       /* the step's resume goes to the engine */
+};
 
 enum approval_effect approval_policy(const char *policy, int by_admin, int approve,
                                      int64_t unapproved, int queued)
@@ -111,11 +122,50 @@ static enum as_code apply_policy(struct db_conn *c, const struct db_approval_sta
     return AS_OK;
 }
 
+/*
+ * The step's resume, left to the engine: with the approval decided, the
+ * step would only read it and return its output, so the engine is given
+ * that output to end the waiting step at once (approval_step_output, the
+ * step's own); else (the next approver to mail) the step runs again.
+ */
+static enum as_code resume_through_engine(struct db_conn *c, struct engine_write *w,
+                                          const struct db_approval_state *s, const char *final,
+                                          const json_t *payload, struct as_err *err)
+{
+    char *payload_text = json_dumps(payload, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+    char *output_text = NULL;
+    json_t *view = NULL, *output = NULL;
+    enum as_code rc = AS_OK;
+    if (!payload_text) {
+        rc = as_errf(err, AS_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (final) {
+        rc = db_approval_view(c, s->approval_id, &view, err);
+        if (rc)
+            goto out;
+        output = approval_step_output(view);
+        /* As the engine stores a step's output (engine_dump). */
+        output_text = output ? json_dumps(output, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+        if (!output_text) {
+            rc = as_errf(err, AS_ENOMEM, "out of memory");
+            goto out;
+        }
+    }
+    rc = engine_write_resume(w, s->exec_id, payload_text, final, output_text, err);
+out:
+    free(payload_text);
+    free(output_text);
+    json_decref(output);
+    json_decref(view);
+    return rc;
+}
+
 /* The audit event of the decision, and the step's resume when it changed something for it. */
-static enum as_code record(struct db_conn *c, const struct db_approval_state *s,
-                           const struct approval_decision *d, const struct db_approval_answer *a,
-                           enum approval_effect effect, struct approval_decision_result *res,
-                           struct as_err *err)
+static enum as_code record(struct db_conn *c, const struct decide_target *t,
+                           const struct db_approval_state *s, const struct approval_decision *d,
+                           const struct db_approval_answer *a, enum approval_effect effect,
+                           struct approval_decision_result *res, struct as_err *err)
 {
     const char *final = effect == APPROVAL_DECIDED ? a->decided : NULL;
     json_t *ev = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s?, s:s?, s:s, s:s}",
@@ -136,7 +186,17 @@ static enum as_code record(struct db_conn *c, const struct db_approval_state *s,
     }
     if (!ev)
         return as_errf(err, AS_ENOMEM, "out of memory");
-    enum as_code rc = db_event_append(c, s->run_id, s->exec_id, "approval.decision", ev, err);
+    enum as_code rc;
+    if (t->chain) {
+        /* The text db_event_append would store, through the chain cache. */
+        char *text = json_dumps(ev, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+        rc = text ? db_event_append_chained(c, t->chain, s->run_id, s->exec_id,
+                                            "approval.decision", text, NULL, time_now_ms(), err)
+                  : as_errf(err, AS_ENOMEM, "out of memory");
+        free(text);
+    } else {
+        rc = db_event_append(c, s->run_id, s->exec_id, "approval.decision", ev, err);
+    }
     json_decref(ev);
     if (rc || effect == APPROVAL_STAYS_PENDING)
         return rc;
@@ -145,6 +205,13 @@ static enum as_code record(struct db_conn *c, const struct db_approval_state *s,
                                 "decision", final ? final : "next");
     if (!payload)
         return as_errf(err, AS_ENOMEM, "out of memory");
+    if (t->w) {
+        rc = resume_through_engine(c, t->w, s, final, payload, err);
+        json_decref(payload);
+        if (!rc)
+            res->resumed = 1;
+        return rc;
+    }
     struct as_err rerr = {0};
     enum as_code rr = db_exec_resume(c, s->exec_id, payload, &rerr);
     json_decref(payload);
@@ -157,14 +224,14 @@ static enum as_code record(struct db_conn *c, const struct db_approval_state *s,
     return AS_OK;
 }
 
-enum as_code approval_decide(struct db *db, const struct approval_decision *d,
-                             struct approval_decision_result *res, struct as_err *err)
+/* The decision inside a write transaction the caller ends (t: where to). */
+static enum as_code decide_in(struct db_conn *c, const struct decide_target *t,
+                              const struct approval_decision *d,
+                              struct approval_decision_result *res, struct as_err *err)
 {
-    struct db_conn *c;
     struct db_approval_state s;
     enum approval_effect effect = APPROVAL_STAYS_PENDING;
 
-    memset(res, 0, sizeof *res);
     int approve = d->decision && strcmp(d->decision, "approve") == 0;
     if (!approve && !(d->decision && strcmp(d->decision, "reject") == 0))
         return as_errf(err, AS_EINVAL, "the decision must be approve or reject");
@@ -172,12 +239,9 @@ enum as_code approval_decide(struct db *db, const struct approval_decision *d,
         return as_errf(err, AS_EINVAL, "the comment is longer than %d bytes",
                        APPROVAL_COMMENT_MAX);
 
-    enum as_code rc = db_write_begin(db, &c, err);
+    enum as_code rc = db_approval_load(c, d->token_hash, d->approval_id, &s, err);
     if (rc)
         return rc;
-    rc = db_approval_load(c, d->token_hash, d->approval_id, &s, err);
-    if (rc)
-        goto out;
     res->approval_id = s.approval_id;
     res->run_id = s.run_id;
     res->exec_id = s.exec_id;
@@ -186,7 +250,7 @@ enum as_code approval_decide(struct db *db, const struct approval_decision *d,
     snprintf(res->decided_by, sizeof res->decided_by, "%s", s.decided_by);
     res->decided_at = s.decided_at;
     if ((rc = admissible(&s, d, approve, res, err)))
-        goto out;
+        return rc;
 
     struct db_approval_answer a = {
         .approver_id = s.approver_id,
@@ -201,15 +265,110 @@ enum as_code approval_decide(struct db *db, const struct approval_decision *d,
         .now = d->now,
     };
     if (s.approver_id && (rc = db_approval_answer(c, &a, err)))
-        goto out;
+        return rc;
     if ((rc = apply_policy(c, &s, approve, &a, &effect, err)))
-        goto out;
+        return rc;
     if (effect == APPROVAL_DECIDED) {
         snprintf(res->status, sizeof res->status, "%s", a.decided);
         snprintf(res->decided_by, sizeof res->decided_by, "%s", a.actor);
         res->decided_at = d->now;
     }
-    rc = record(c, &s, d, &a, effect, res, err);
-out:
+    return record(c, t, &s, d, &a, effect, res, err);
+}
+
+enum as_code approval_decide(struct db *db, const struct approval_decision *d,
+                             struct approval_decision_result *res, struct as_err *err)
+{
+    struct db_conn *c;
+    static const struct decide_target own = {NULL, NULL};
+    memset(res, 0, sizeof *res);
+    enum as_code rc = db_write_begin(db, &c, err);
+    if (rc)
+        return rc;
+    rc = decide_in(c, &own, d, res, err);
     return db_write_end(db, rc, err);
+}
+
+/* ---- through the engine's group commit ------------------------------------------ */
+
+struct decide_job {
+    struct engine_write w; /* first: the engine hands it back */
+    struct approval_decision d;
+    struct approval_decision_result res;
+    approval_decided_fn done;
+    void *ud;
+    struct db *db; /* to decide on its own when the engine stopped first */
+    int ran;       /* apply ran (in some transaction) */
+    char *strings[10]; /* the copies d points at */
+};
+
+static enum as_code job_apply(struct engine_write *w, struct db_conn *conn,
+                              struct db_event_chain *chain, struct as_err *err)
+{
+    struct decide_job *j = (struct decide_job *)w;
+    struct decide_target t = {chain, w};
+    memset(&j->res, 0, sizeof j->res);
+    j->ran = 1;
+    return decide_in(conn, &t, &j->d, &j->res, err);
+}
+
+static void job_free(struct decide_job *j)
+{
+    for (size_t i = 0; i < sizeof j->strings / sizeof j->strings[0]; i++)
+        free(j->strings[i]);
+    free(j);
+}
+
+static void job_done(struct engine_write *w, enum as_code rc, const struct as_err *err)
+{
+    struct decide_job *j = (struct decide_job *)w;
+    struct as_err own = {0};
+    if (rc == AS_ECANCELLED && !j->ran) {
+        /* The engine stopped before it took the decision: a decision
+         * always works, so it is recorded in a transaction of its own. */
+        rc = approval_decide(j->db, &j->d, &j->res, &own);
+        err = &own;
+    }
+    j->done(j->ud, rc, &j->res, err);
+    job_free(j);
+}
+
+/* A copy of s into j->strings[i] (NULL stays NULL); -1 out of memory. */
+static int keep(struct decide_job *j, int i, const char *s, const char **into)
+{
+    *into = NULL;
+    if (!s)
+        return 0;
+    if (!(j->strings[i] = strdup(s)))
+        return -1;
+    *into = j->strings[i];
+    return 0;
+}
+
+enum as_code approval_decide_submit(struct engine *e, struct db *db,
+                                    const struct approval_decision *d, approval_decided_fn done,
+                                    void *ud, struct as_err *err)
+{
+    struct decide_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return as_errf(err, AS_ENOMEM, "out of memory");
+    j->d = *d;
+    j->done = done;
+    j->ud = ud;
+    j->db = db;
+    j->w.apply = job_apply;
+    j->w.done = job_done;
+    if (keep(j, 0, d->token_hash, &j->d.token_hash) || keep(j, 1, d->decision, &j->d.decision) ||
+        keep(j, 2, d->comment, &j->d.comment) || keep(j, 3, d->client_addr, &j->d.client_addr) ||
+        keep(j, 4, d->user_agent, &j->d.user_agent) || keep(j, 5, d->via, &j->d.via) ||
+        keep(j, 6, d->actor, &j->d.actor) || keep(j, 7, d->identity, &j->d.identity) ||
+        keep(j, 8, d->identity_oid, &j->d.identity_oid) ||
+        keep(j, 9, d->identity_tid, &j->d.identity_tid)) {
+        job_free(j);
+        return as_errf(err, AS_ENOMEM, "out of memory");
+    }
+    enum as_code rc = engine_write_submit(e, &j->w, err);
+    if (rc)
+        job_free(j);
+    return rc;
 }

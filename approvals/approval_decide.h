@@ -61,6 +61,35 @@ struct approval_decision_result {
 enum as_code approval_decide(struct db *db, const struct approval_decision *d,
                              struct approval_decision_result *res, struct as_err *err) AS_WUR;
 
+/*
+ * What approval_decide_submit reports, on the engine's dispatcher thread:
+ * rc and err as approval_decide would return them (res borrowed for the
+ * call).  AS_OK means the decision is durable.  Must not block.
+ */
+typedef void (*approval_decided_fn)(void *ud, enum as_code rc,
+                                    const struct approval_decision_result *res,
+                                    const struct as_err *err);
+
+/*
+ * approval_decide through engine e's group commit (engine/engine.h,
+ * engine_write_submit): d is copied and recorded by the dispatcher in its
+ * next write transaction, together with step results and other decisions,
+ * and done(ud, ...) is called once that transaction has committed (or the
+ * decision was refused).  When the decision decides the approval and the
+ * step waits, the step ends in that same transaction with the outcome
+ * approved or rejected and the output it would have returned
+ * (approval_step_output), and the run's next step is scheduled: the step
+ * does not run again.  Returns at once: AS_OK (done will be called exactly
+ * once; if e stops before taking the decision, it is recorded on db with
+ * approval_decide before done), AS_ECANCELLED when there is no engine or it
+ * is stopping (done is never called: decide with approval_decide),
+ * AS_ENOMEM.
+ */
+struct engine;
+enum as_code approval_decide_submit(struct engine *e, struct db *db,
+                                    const struct approval_decision *d, approval_decided_fn done,
+                                    void *ud, struct as_err *err) AS_WUR;
+
 /* What one answer does to an approval. */
 enum approval_effect {
     APPROVAL_STAYS_PENDING, /* all: others must still approve */

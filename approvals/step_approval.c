@@ -598,7 +598,7 @@ out:
 
 /* ---- outcome ------------------------------------------------------------------ */
 
-static json_t *output_of(const json_t *view)
+json_t *approval_step_output(const json_t *view)
 {
     char when[40] = "";
     int64_t decided_at = json_integer_value(json_object_get(view, "decided_at"));
@@ -708,7 +708,7 @@ static void execute(struct step_ctx *ctx, struct step_result *res)
                 error_result(res, rc, &err);
                 goto out;
             }
-            step_ok(res, status, output_of(view));
+            step_ok(res, status, approval_step_output(view));
             goto out;
         }
         if (strcmp(status, "expired") == 0) {
@@ -723,7 +723,7 @@ static void execute(struct step_ctx *ctx, struct step_result *res)
                                json_pack("{s:I, s:O}", "approval_id", (json_int_t)id, "to",
                                          json_object_get(view, "escalate_to")));
             }
-            step_ok(res, "expired", output_of(view));
+            step_ok(res, "expired", approval_step_output(view));
             goto out;
         }
         if (now >= get_i(view, "expires_at")) {

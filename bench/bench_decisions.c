@@ -15,7 +15,11 @@
  * Prints decisions/s, the bare server's requests/s, their ratio, p50/p99
  * of a decision and the serving process's CPU per decision.
  *
- *   bench_decisions [--dir DIR] [--approvals N] [--conns N] [--assent BIN] [--json]
+ * --hold: steps 1 and 2 only, then the memory of `assent serve` holding
+ * the N waiting approvals (VmRSS) and the p50/p99 of GET /healthz (2,000
+ * requests over one keep-alive connection); nothing is decided.
+ *
+ *   bench_decisions [--dir DIR] [--approvals N] [--conns N] [--assent BIN] [--hold] [--json]
  *
  * Not a test: the figures depend on the machine and its load.
  */
@@ -117,8 +121,9 @@ static void make_approvals(struct app *app, const char *mail_dir, long n)
     }
     if (engine_start(app, 2, &engine, &err) != AS_OK)
         die("engine start", &err);
+    /* Counting a folder of many files costs: look less often as it grows. */
     while (count_mail(mail_dir) < (size_t)n)
-        sleep_ms(50);
+        sleep_ms(n > 20000 ? 1000 : 50);
     sleep_ms(500); /* the last sends recorded */
     if (engine_stop(engine, 10000) != AS_OK)
         die("engine stop", NULL);
@@ -362,6 +367,50 @@ static int wait_healthy(const char *base)
     return -1;
 }
 
+/* VmRSS of pid in KiB, or -1. */
+static long proc_rss_kib(pid_t pid)
+{
+    char path[64], line[256];
+    long kib = -1;
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kib;
+}
+
+/* p50 and p99 (seconds) of n GET /healthz over one keep-alive connection. */
+static int healthz_latency(const char *base, int n, double *p50, double *p99)
+{
+    char url[256];
+    snprintf(url, sizeof url, "%s/healthz", base);
+    double *lat = calloc((size_t)n, sizeof *lat);
+    CURL *h = curl_easy_init();
+    int ok = 0;
+    struct conn sink = {0};
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
+    for (int i = 0; lat && i < n; i++) {
+        long status = 0;
+        sink.len = 0;
+        double t0 = now_s();
+        if (curl_easy_perform(h) == CURLE_OK)
+            curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+        lat[ok] = now_s() - t0;
+        ok += status == 200;
+    }
+    *p50 = pct(lat, (size_t)ok, 0.5);
+    *p99 = pct(lat, (size_t)ok, 0.99);
+    curl_easy_cleanup(h);
+    free(sink.body);
+    free(lat);
+    return ok == n ? 0 : -1;
+}
+
 /* ---- 4. the bare server ------------------------------------------------------------ */
 
 struct bare {
@@ -435,11 +484,15 @@ int main(int argc, char **argv)
 {
     const char *dir = "var/bench", *assent_bin = NULL;
     long n = 2000, conns = 64;
-    int json = 0;
+    int json = 0, hold = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--json") == 0) {
             json = 1;
+            continue;
+        }
+        if (strcmp(a, "--hold") == 0) {
+            hold = 1;
             continue;
         }
         if (!v)
@@ -515,6 +568,24 @@ int main(int argc, char **argv)
     }
     if (wait_healthy(base) != 0)
         die("assent serve does not answer /healthz", NULL);
+    if (hold) {
+        sleep_ms(2000);
+        long rss = proc_rss_kib(serve);
+        double h50 = 0, h99 = 0;
+        int hrc = healthz_latency(base, 2000, &h50, &h99);
+        long rss_after = proc_rss_kib(serve);
+        kill(serve, SIGTERM);
+        waitpid(serve, NULL, 0);
+        printf("{\"approvals\": %ld, \"created_per_s\": %.0f, \"serve_rss_mib\": %.1f, "
+               "\"serve_rss_after_healthz_mib\": %.1f, \"healthz_p50_ms\": %.2f, "
+               "\"healthz_p99_ms\": %.2f}\n",
+               n, (double)n / make_s, (double)rss / 1024.0, (double)rss_after / 1024.0,
+               h50 * 1e3, h99 * 1e3);
+        if (nftw(work, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+            fprintf(stderr, "bench_decisions: could not remove %s\n", work);
+        curl_global_cleanup();
+        return hrc ? 1 : 0;
+    }
     size_t n_links = 0;
     char **links = read_links(mail_dir, base, &n_links);
     if (n_links != (size_t)n)
@@ -585,6 +656,6 @@ int main(int argc, char **argv)
     return cl.failed || bc.failed ? 1 : 0;
 usage:
     fprintf(stderr, "usage: bench_decisions [--dir DIR] [--approvals N] [--conns N] "
-                    "[--assent BIN] [--json]\n");
+                    "[--assent BIN] [--hold] [--json]\n");
     return 2;
 }

@@ -61,6 +61,8 @@ struct db_backend {
     enum as_code (*read_begin)(struct db *db, struct db_conn **conn, struct as_err *err);
     void (*read_end)(struct db *db, struct db_conn *conn);
     enum as_code (*write_end)(struct db *db, enum as_code rc, struct as_err *err);
+    enum as_code (*savepoint_begin)(struct db_conn *conn, struct as_err *err);
+    enum as_code (*savepoint_end)(struct db_conn *conn, enum as_code rc, struct as_err *err);
     enum as_code (*ping)(struct db *db, struct as_err *err);
     /* db_runs.h */
     enum as_code (*workflow_put)(struct db_conn *conn, const struct db_workflow_rec *w, int64_t now,
@@ -103,6 +105,8 @@ struct db_backend {
                                  int attempt, struct as_err *err);
     enum as_code (*exec_resume)(struct db_conn *conn, int64_t exec_id, const json_t *payload,
                                 struct as_err *err);
+    enum as_code (*exec_end_waiting)(struct db_conn *conn, const struct db_exec_end *end,
+                                     struct db_claim *out, struct as_err *err);
     enum as_code (*exec_next_due)(struct db_conn *conn, const char *owner, int64_t *due,
                                   struct as_err *err);
     enum as_code (*exec_lease_owners)(struct db_conn *conn, int (*cb)(void *ud, const char *owner),
@@ -142,6 +146,7 @@ struct db_backend {
     enum as_code (*approvals_ensure)(struct db *db, const struct approval_new *a, int64_t *id,
                                      int *created, struct as_err *err);
     enum as_code (*approvals_get)(struct db *db, int64_t id, json_t **out, struct as_err *err);
+    enum as_code (*approval_view)(struct db_conn *c, int64_t id, json_t **out, struct as_err *err);
     enum as_code (*approvals_by_token)(struct db *db, const char *token_hash, json_t **out,
                                        struct as_err *err);
     enum as_code (*approvals_add_link)(struct db *db, int64_t approver_id, const char *purpose,

@@ -114,6 +114,20 @@ void db_read_end(struct db *db, struct db_conn *conn);
  */
 enum as_code db_write_end(struct db *db, enum as_code rc, struct as_err *err) AS_WUR;
 
+/*
+ * A part of a write transaction that can fail alone: db_savepoint_begin
+ * marks the point; db_savepoint_end(conn, rc, err) keeps what was written
+ * since when rc is AS_OK (returning the release's result) and otherwise
+ * undoes it and returns rc unchanged, the transaction going on either way.
+ * Not nested.  The engine runs each write it group-commits for others
+ * (engine_write_submit) in one.
+ */
+enum as_code db_savepoint_begin(struct db_conn *conn, struct as_err *err) AS_WUR;
+enum as_code db_savepoint_end(struct db_conn *conn, enum as_code rc, struct as_err *err) AS_WUR;
+
+/* The backend's name, "SQLite" or "PostgreSQL" (static). */
+const char *db_backend_name(const struct db *db);
+
 /* Whether the store answers, in constant time (a trivial query on a read
  * connection): for health checks. */
 enum as_code db_ping(struct db *db, struct as_err *err) AS_WUR;

@@ -65,6 +65,10 @@ struct approval_new {
 enum as_code db_approvals_ensure(struct db *db, const struct approval_new *a, int64_t *id,
                                  int *created, struct as_err *err) AS_WUR;
 
+/* The approval as JSON (see above), read inside the caller's transaction. */
+enum as_code db_approval_view(struct db_conn *c, int64_t id, json_t **out,
+                              struct as_err *err) AS_WUR;
+
 /* The approval as JSON (see above).  AS_ENOTFOUND when unknown. */
 enum as_code db_approvals_get(struct db *db, int64_t id, json_t **out, struct as_err *err) AS_WUR;
 

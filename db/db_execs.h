@@ -148,6 +148,34 @@ enum as_code db_exec_release(struct db_conn *conn, int64_t exec_id, const char *
 enum as_code db_exec_resume(struct db_conn *conn, int64_t exec_id, const json_t *payload,
                             struct as_err *err) AS_WUR;
 
+/* A waiting execution ended by its resume (db_exec_end_waiting).  Borrowed. */
+struct db_exec_end {
+    int64_t exec_id;
+    const char *resume;  /* the payload that woke it (JSON text) */
+    const char *outcome; /* its outcome */
+    const char *output;  /* its output (JSON text) or NULL */
+    int64_t now;
+    /* Called with the execution found waiting (out filled in) before
+     * anything is written; 0 leaves it as it is (AS_ECONFLICT).  NULL: go on. */
+    int (*accept)(void *ud, const struct db_claim *found);
+    void *ud;
+};
+
+/*
+ * (write) End a waiting execution at its resume without running it again,
+ * when the resume itself says what the step's result is (an approval
+ * decided): status succeeded with end->outcome and end->output, attempt 1,
+ * started and finished now, resume = end->resume, as a claim and a
+ * recorded result would have left it.  Fills out with what the executor
+ * needs to go on (exec_id, run_id, step, visit, workflow_hash, dry_run;
+ * cleared by the caller with db_claim_clear).  Writes no event and leaves
+ * the run's status to the caller.  AS_ECONFLICT when the execution is not
+ * waiting (running, ready, ended); AS_EUNSUPPORTED on a backend that
+ * leaves this to db_exec_resume (then nothing is written).
+ */
+enum as_code db_exec_end_waiting(struct db_conn *conn, const struct db_exec_end *end,
+                                 struct db_claim *out, struct as_err *err) AS_WUR;
+
 /*
  * Earliest time something becomes claimable for `owner` (due_at of ready or
  * waiting executions, lease_until of other owners' running ones), or

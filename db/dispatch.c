@@ -41,6 +41,21 @@ enum as_code db_write_end(struct db *db, enum as_code rc, struct as_err *err)
     return db_ops(db)->write_end(db, rc, err);
 }
 
+enum as_code db_savepoint_begin(struct db_conn *conn, struct as_err *err)
+{
+    return db_ops(conn)->savepoint_begin(conn, err);
+}
+
+enum as_code db_savepoint_end(struct db_conn *conn, enum as_code rc, struct as_err *err)
+{
+    return db_ops(conn)->savepoint_end(conn, rc, err);
+}
+
+const char *db_backend_name(const struct db *db)
+{
+    return db_ops(db)->name;
+}
+
 enum as_code db_ping(struct db *db, struct as_err *err)
 {
     return db_ops(db)->ping(db, err);
@@ -161,6 +176,12 @@ enum as_code db_exec_resume(struct db_conn *conn, int64_t exec_id, const json_t 
     return db_ops(conn)->exec_resume(conn, exec_id, payload, err);
 }
 
+enum as_code db_exec_end_waiting(struct db_conn *conn, const struct db_exec_end *end,
+                                 struct db_claim *out, struct as_err *err)
+{
+    return db_ops(conn)->exec_end_waiting(conn, end, out, err);
+}
+
 enum as_code db_exec_next_due(struct db_conn *conn, const char *owner, int64_t *due,
                               struct as_err *err)
 {
@@ -263,6 +284,11 @@ enum as_code db_approvals_ensure(struct db *db, const struct approval_new *a, in
                                  int *created, struct as_err *err)
 {
     return db_ops(db)->approvals_ensure(db, a, id, created, err);
+}
+
+enum as_code db_approval_view(struct db_conn *c, int64_t id, json_t **out, struct as_err *err)
+{
+    return db_ops(c)->approval_view(c, id, out, err);
 }
 
 enum as_code db_approvals_get(struct db *db, int64_t id, json_t **out, struct as_err *err)

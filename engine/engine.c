@@ -41,6 +41,8 @@
 #include <unistd.h>
 
 #include "db/db.h"
+#include "db/db_events.h"
+#include "db/db_execs.h"
 #include "db/db_nodes.h"
 #include "db/db_runs.h"
 #include "engine/app.h"
@@ -507,6 +509,141 @@ out:
     return rc;
 }
 
+/* ---- writes of others (engine_write_submit) ---------------------------------- */
+
+static void write_reset(struct engine_write *w)
+{
+    free(w->resume_payload);
+    free(w->end_output);
+    w->resume_payload = w->end_output = NULL;
+    w->resume_exec_id = 0;
+    w->end_outcome[0] = '\0';
+    w->rc = AS_OK;
+    memset(&w->err, 0, sizeof w->err);
+}
+
+enum as_code engine_write_resume(struct engine_write *w, int64_t exec_id, const char *payload,
+                                 const char *outcome, const char *output, struct as_err *err)
+{
+    free(w->resume_payload);
+    free(w->end_output);
+    w->resume_exec_id = exec_id;
+    w->resume_payload = xstrdup(payload ? payload : "null");
+    w->end_output = outcome ? xstrdup(output) : NULL;
+    snprintf(w->end_outcome, sizeof w->end_outcome, "%s", outcome ? outcome : "");
+    if (!w->resume_payload || (outcome && output && !w->end_output))
+        return as_errf(err, AS_ENOMEM, "out of memory");
+    return AS_OK;
+}
+
+/* db_exec_end_waiting's check: end the step only when its workflow version
+ * is loaded and has the step; else it runs again, as any resumed step. */
+struct end_check {
+    struct engine *e;
+    struct work *t;
+};
+
+static int end_accept(void *ud, const struct db_claim *found)
+{
+    struct end_check *ck = ud;
+    const char *load_error = NULL;
+    ck->t->wf = wf_cached(ck->e, found->workflow_hash, &load_error);
+    ck->t->step = ck->t->wf ? wf_step_find(ck->t->wf, found->step) : NULL;
+    return ck->t->step != NULL;
+}
+
+/*
+ * A write asked for a resume: end the waiting step with the result the
+ * write gave (as if it had run again and returned it) and schedule what
+ * follows, or resume it to run again.
+ */
+static enum as_code resume_or_end(struct engine *e, struct db_conn *conn, struct engine_write *w,
+                                  int64_t now, int *ended, struct claims *cl, struct as_err *err)
+{
+    enum as_code rc;
+    if (w->end_outcome[0]) {
+        struct work *t = calloc(1, sizeof *t);
+        if (!t)
+            return as_errf(err, AS_ENOMEM, "out of memory");
+        struct end_check ck = {e, t};
+        struct db_exec_end end = {
+            .exec_id = w->resume_exec_id, .resume = w->resume_payload,
+            .outcome = w->end_outcome, .output = w->end_output, .now = now,
+            .accept = end_accept, .ud = &ck,
+        };
+        rc = db_exec_end_waiting(conn, &end, &t->c, err);
+        if (rc == AS_OK) {
+            t->kind = WK_SUCCEEDED;
+            snprintf(t->outcome, sizeof t->outcome, "%s", w->end_outcome);
+            t->started_ms = t->finished_ms = now;
+            struct jsonbuf b = {0};
+            jsonbuf_add(&b, "{\"payload\":");
+            jsonbuf_add(&b, w->resume_payload);
+            jsonbuf_add(&b, "}");
+            char *resumed = jsonbuf_take(&b);
+            if (!resumed || engine_work_event(t) != 0)
+                rc = as_errf(err, AS_ENOMEM, "out of memory");
+            /* The events a resume and the step's run again would have written. */
+            if (!rc)
+                rc = db_event_append_chained(conn, &e->chain, t->c.run_id, t->c.exec_id,
+                                             "step.resumed", resumed, NULL, now, err);
+            if (!rc)
+                rc = db_event_append_chained(conn, &e->chain, t->c.run_id, t->c.exec_id,
+                                             t->event_type, t->event_data,
+                                             t->event_digest[0] ? t->event_digest : NULL, now,
+                                             err);
+            free(resumed);
+            if (!rc && wf_next(t->wf, t->step, t->outcome)) {
+                rc = db_run_set_status(conn, t->c.run_id, "running", NULL, now, err);
+                if (rc == AS_ECONFLICT)
+                    rc = AS_OK;
+            }
+            if (!rc)
+                rc = schedule_next(e, conn, t, t->outcome, now, ended, cl, err);
+            engine_work_free(t);
+            e->write_resumed = 1; /* a successor not claimed here is claimed next */
+            return rc;
+        }
+        engine_work_free(t);
+        if (rc != AS_ECONFLICT && rc != AS_EUNSUPPORTED)
+            return rc;
+        memset(err, 0, sizeof *err); /* not waiting: resume it as any other step */
+    }
+    json_t *payload = json_loads(w->resume_payload, JSON_DECODE_ANY, NULL);
+    rc = db_exec_resume(conn, w->resume_exec_id, payload, err);
+    json_decref(payload);
+    /* db_exec_resume appended its event past the chain cache. */
+    memset(&e->chain, 0, sizeof e->chain);
+    if (rc == AS_ECONFLICT) /* the step has ended: nobody is left to wake */
+        return AS_OK;
+    if (rc == AS_OK)
+        e->write_resumed = 1;
+    return rc;
+}
+
+/* Run the writes in the open transaction, each within a savepoint: a
+ * write's failure is its own (w->rc); the transaction fails only when a
+ * savepoint itself does. */
+static enum as_code run_writes(struct engine *e, struct db_conn *conn, struct engine_write *ws,
+                               int64_t now, int *ended, struct claims *cl, struct as_err *err)
+{
+    for (struct engine_write *w = ws; w; w = w->next) {
+        write_reset(w);
+        enum as_code rc = db_savepoint_begin(conn, err);
+        if (rc)
+            return rc;
+        w->rc = w->apply(w, conn, &e->chain, &w->err);
+        if (!w->rc && w->resume_exec_id)
+            w->rc = resume_or_end(e, conn, w, now, ended, cl, &w->err);
+        rc = db_savepoint_end(conn, w->rc, err);
+        if (w->rc)
+            memset(&e->chain, 0, sizeof e->chain); /* its events were undone */
+        else if (rc)
+            return rc;
+    }
+    return AS_OK;
+}
+
 /*
  * One group-commit transaction: record every result in `done` (a list),
  * then claim up to `want` (successors of the recorded steps first).  On
@@ -515,9 +652,9 @@ out:
  * items of `done` can be recorded again (a successor's scope may be gone:
  * it is then read from the database).
  */
-static enum as_code txn(struct engine *e, struct work *done, size_t want, size_t idle,
-                        struct work **claimed, size_t *n_claimed, int64_t *next_due, int *ended,
-                        struct as_err *err)
+static enum as_code txn(struct engine *e, struct work *done, struct engine_write *writes,
+                        size_t want, size_t idle, struct work **claimed, size_t *n_claimed,
+                        int64_t *next_due, int *ended, struct as_err *err)
 {
     struct db *db = e->app->db;
     struct db_conn *conn;
@@ -541,6 +678,11 @@ static enum as_code txn(struct engine *e, struct work *done, size_t want, size_t
         if (rc)
             goto end;
     }
+    /* Writes of others (decisions) after the results and before the claims,
+     * so that a step they resume can be claimed in this very transaction. */
+    rc = run_writes(e, conn, writes, now, ended, &cl, err);
+    if (rc)
+        goto end;
     if (want) {
         rc = claim(e, conn, now, &cl, err);
         if (rc)
@@ -619,6 +761,7 @@ static void wake_from_store(void *ud)
 /* The dispatcher's own state between rounds. */
 struct disp {
     struct work *pending, **pending_tail; /* results not yet written */
+    struct engine_write *writes;          /* engine_write_submit's, for the next transaction */
     int64_t next_due, next_poll, retry_at;
     int failures;                         /* write rounds failed in a row */
 };
@@ -638,6 +781,28 @@ static void take_finished(struct engine *e, struct disp *d)
         d->pending_tail = &e->todo_tail->next;
         e->todo_head = e->todo_tail = NULL;
         e->n_todo = 0;
+    }
+    if (e->writes_head && !d->writes) {
+        d->writes = e->writes_head;
+        e->writes_head = e->writes_tail = NULL;
+    }
+}
+
+/* Tell the writers of a transaction that has ended (rc: its result; their
+ * own, w->rc, when it committed).  Not under e->lock: done may take other
+ * locks (the web server's). */
+static void writes_done(struct engine_write *ws, enum as_code rc, const struct as_err *err)
+{
+    while (ws) {
+        struct engine_write *nx = ws->next;
+        enum as_code wrc = rc ? rc : ws->rc;
+        const struct as_err *werr = rc ? err : &ws->err;
+        free(ws->resume_payload);
+        free(ws->end_output);
+        ws->resume_payload = ws->end_output = NULL;
+        ws->next = NULL;
+        ws->done(ws, wrc, werr); /* may free ws */
+        ws = nx;
     }
 }
 
@@ -671,7 +836,7 @@ static enum as_code write_one_by_one(struct engine *e, struct disp *d, int *ende
         size_t n0 = 0;
         int64_t nd = d->next_due;
         int en = 0;
-        if (txn(e, w, 0, 0, &none, &n0, &nd, &en, err) == AS_OK) {
+        if (txn(e, w, NULL, 0, 0, &none, &n0, &nd, &en, err) == AS_OK) {
             *ended += en;
             engine_work_free(w);
         } else {
@@ -760,8 +925,25 @@ static void write_round(struct engine *e, struct disp *d, int try_claim, size_t 
     int ended = 0;
     if (try_claim)
         d->next_poll = now + POLL_MS;
-    enum as_code rc = txn(e, d->pending, try_claim ? want : 0, idle, &claimed, &n_claimed,
-                          &d->next_due, &ended, &err);
+    enum as_code rc = txn(e, d->pending, d->writes, try_claim ? want : 0, idle, &claimed,
+                          &n_claimed, &d->next_due, &ended, &err);
+    if (d->writes) {
+        struct engine_write *ws = d->writes;
+        d->writes = NULL;
+        enum as_code wrc = rc;
+        struct as_err werr = err;
+        if (wrc) {
+            /* The group failed: the writes alone, in a transaction of their own. */
+            struct work *none = NULL;
+            size_t n0 = 0;
+            int64_t nd = d->next_due;
+            int en = 0;
+            memset(&werr, 0, sizeof werr);
+            wrc = txn(e, NULL, ws, 0, 0, &none, &n0, &nd, &en, &werr);
+            ended += en;
+        }
+        writes_done(ws, wrc, &werr);
+    }
     if (rc && d->pending && d->pending->next)
         rc = write_one_by_one(e, d, &ended, &err);
     else if (!rc)
@@ -772,6 +954,10 @@ static void write_round(struct engine *e, struct disp *d, int try_claim, size_t 
         d->failures = 0;
     pthread_mutex_lock(&e->lock);
     e->stats.transactions += rc == AS_OK;
+    if (e->write_resumed) {
+        e->write_resumed = 0;
+        e->wake = 1; /* a resumed step, or a successor not claimed above */
+    }
     publish(e, claimed, n_claimed, ended);
 }
 
@@ -783,7 +969,7 @@ static int idle_wait(struct engine *e, struct disp *d)
     if (e->stopping && !e->done_head && !e->todo_head &&
         ((!d->pending && e->n_busy == 0) || time_mono_ms() >= e->grace_deadline_mono))
         return 1;
-    if (e->done_head || e->wake || (e->stopping && e->todo_head))
+    if (e->done_head || e->wake || e->writes_head || (e->stopping && e->todo_head))
         return 0;
     int64_t now = time_now_ms();
     int64_t wait = POLL_MS;
@@ -826,7 +1012,7 @@ static void *dispatcher_main(void *arg)
         int try_claim = want > 0 && (d.pending || woken || now >= d.next_due || now >= d.next_poll);
         if (try_claim && !d.pending && !woken && now < d.next_due)
             try_claim = poll_due(e, &d, now);
-        if ((d.pending || try_claim) && now >= d.retry_at) {
+        if ((d.pending || try_claim || d.writes) && now >= d.retry_at) {
             write_round(e, &d, try_claim, want, idle, now);
             continue; /* more may be due right away (we claimed all we wanted) */
         }
@@ -834,7 +1020,14 @@ static void *dispatcher_main(void *arg)
         if (idle_wait(e, &d))
             break;
     }
+    /* Writes handed over too late: their callers write on their own. */
+    take_finished(e, &d);
+    e->stopping = 1; /* no engine_write_submit from here on */
     pthread_mutex_unlock(&e->lock);
+    struct as_err stop_err = {0};
+    as_errf(&stop_err, AS_ECANCELLED, "the engine stopped");
+    writes_done(d.writes, AS_ECANCELLED, &stop_err);
+    d.writes = NULL;
     while (d.pending) {
         struct work *nx = d.pending->next;
         LOG_ERROR("engine", "run %" PRId64 " step %s: result lost at shutdown; the step runs "
@@ -960,6 +1153,27 @@ void engine_wake(struct engine *e)
     e->wake = 1;
     pthread_cond_signal(&e->disp_cond);
     pthread_mutex_unlock(&e->lock);
+}
+
+enum as_code engine_write_submit(struct engine *e, struct engine_write *w, struct as_err *err)
+{
+    if (!e)
+        return as_errf(err, AS_ECANCELLED, "no engine in this process");
+    w->next = NULL;
+    w->resume_payload = w->end_output = NULL;
+    pthread_mutex_lock(&e->lock);
+    if (e->stopping || !e->dispatcher_started) {
+        pthread_mutex_unlock(&e->lock);
+        return as_errf(err, AS_ECANCELLED, "the engine is stopping");
+    }
+    if (e->writes_tail)
+        e->writes_tail->next = w;
+    else
+        e->writes_head = w;
+    e->writes_tail = w;
+    pthread_cond_signal(&e->disp_cond);
+    pthread_mutex_unlock(&e->lock);
+    return AS_OK;
 }
 
 /* Engines whose threads outlived engine_stop's grace: kept reachable on purpose. */

@@ -61,6 +61,75 @@ enum as_code engine_start(struct app *app, int n_workers, struct engine **out,
 void engine_wake(struct engine *e);
 
 /*
+ * Writes of others in the engine's group commit.  A web thread that
+ * records an approval decision hands it to the dispatcher instead of
+ * taking the writer itself: the write then shares a transaction (and its
+ * commit) with step results and other such writes, and the thread that
+ * handed it over does not wait.
+ *
+ * The caller fills apply and done (and ud) and keeps w alive until done
+ * has been called; the engine owns the other fields.
+ *
+ *   apply  runs on the dispatcher thread inside its next write
+ *          transaction, within a savepoint of its own (db_savepoint_begin):
+ *          when it fails, what it wrote is undone and the rest of the
+ *          transaction goes on.  It appends its events through `chain`
+ *          (db_event_append_chained).  It may ask for a waiting step
+ *          execution to be resumed (engine_write_resume): the engine then
+ *          resumes it in the same savepoint, or, when the step is waiting
+ *          and apply gave the step's result (outcome and output), ends the
+ *          execution with that result at once and schedules the run's next
+ *          step as if the step had run again and returned it (events
+ *          step.resumed and step.succeeded, as then).  apply must not
+ *          block: the whole engine waits for it.
+ *   done   is called exactly once on the dispatcher thread, after the
+ *          transaction has ended, outside the engine's lock: rc AS_OK when
+ *          apply succeeded and its transaction committed (the write is
+ *          durable), apply's error (nothing of it was written), the
+ *          commit's error, or AS_ECANCELLED when the engine stopped first.
+ *          It must not block; it may free w.
+ */
+struct db_conn;
+struct db_event_chain;
+struct engine_write;
+typedef enum as_code (*engine_write_apply_fn)(struct engine_write *w, struct db_conn *conn,
+                                              struct db_event_chain *chain, struct as_err *err);
+typedef void (*engine_write_done_fn)(struct engine_write *w, enum as_code rc,
+                                     const struct as_err *err);
+struct engine_write {
+    engine_write_apply_fn apply;
+    engine_write_done_fn done;
+    void *ud;
+    /* the engine's */
+    struct engine_write *next;
+    int64_t resume_exec_id;
+    char *resume_payload; /* JSON text */
+    char end_outcome[32]; /* "" : the step runs again */
+    char *end_output;     /* JSON text or NULL */
+    enum as_code rc;      /* apply's result, for done */
+    struct as_err err;
+};
+
+/*
+ * Hand w to the dispatcher of e (see above) and wake it.  AS_ECANCELLED
+ * when e is NULL or stopping: then done is never called and the caller
+ * writes on its own.  Thread-safe; not from the dispatcher itself.
+ */
+enum as_code engine_write_submit(struct engine *e, struct engine_write *w,
+                                 struct as_err *err) AS_WUR;
+
+/*
+ * From apply: resume waiting step execution exec_id with payload (JSON
+ * text, copied) after apply; when outcome is not NULL, the step's result
+ * on that resume is known: outcome and output (JSON text or NULL, copied),
+ * and a waiting execution is ended with it without running again.
+ * AS_ENOMEM only.
+ */
+enum as_code engine_write_resume(struct engine_write *w, int64_t exec_id, const char *payload,
+                                 const char *outcome, const char *output,
+                                 struct as_err *err) AS_WUR;
+
+/*
  * Stop claiming, hand back claimed steps that have not started, let running
  * steps finish for up to grace_ms and record their results, then join the
  * threads, clear app->engine and free e.  A step still running after the

@@ -119,6 +119,8 @@ struct engine {
     int64_t next_beat_mono;        /* dispatcher only: when to beat next (db_node_heartbeat) */
     struct engine *next_abandoned; /* see engine_stop */
     struct db_event_chain chain;   /* dispatcher only: event chain head within its transaction */
+    struct engine_write *writes_head, *writes_tail; /* engine_write_submit: not yet taken */
+    int write_resumed;             /* dispatcher only: a write resumed a step: claim soon */
 };
 
 /* engine.c */

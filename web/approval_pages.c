@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "approvals/approval_decide.h"
+#include "db/db.h"
 #include "db/db_approvals.h"
 #include "engine/app.h"
 #include "engine/engine.h"
@@ -431,6 +432,176 @@ static int closed_link(struct web_req *req, struct web_resp *resp, const char *l
     return 1;
 }
 
+/* The answer to a decision approval_decide (or the engine) has recorded or refused. */
+static void answer(struct web_req *req, struct web_resp *resp, const char *link_hash,
+                   const char *decision, const char *comment, enum as_code rc,
+                   const struct approval_decision_result *res, const struct as_err *err,
+                   const struct db_signin_session *ss)
+{
+    char line[600], when[48];
+    struct as_err rerr = {0};
+    json_t *view = NULL;
+    snprintf(resp->log_note, sizeof resp->log_note, "approval=%lld", (long long)res->approval_id);
+    /* Refused because the link is no longer open: the page it shows now. */
+    if ((rc == AS_ENOTFOUND || rc == AS_ECONFLICT || rc == AS_EEXPIRED || rc == AS_ECANCELLED) &&
+        closed_link(req, resp, link_hash))
+        return;
+    switch (rc) {
+    case AS_OK:
+        if (res->resumed)
+            engine_wake(req->app->engine);
+        LOG_INFO("approval", "approval %lld: %s chose %s on the web (now %s)",
+                 (long long)res->approval_id, res->approver, decision, res->status);
+        if (strcmp(res->status, "pending") == 0)
+            snprintf(line, sizeof line,
+                     "You %s this request. It now waits for the other approvers.",
+                     strcmp(decision, "approve") == 0 ? "approved" : "rejected");
+        else
+            snprintf(line, sizeof line, "You %s this request. The workflow continues.",
+                     strcmp(decision, "approve") == 0 ? "approved" : "rejected");
+        render_state(resp, 200, "Thank you", strcmp(decision, "approve") == 0 ? "ok" : "bad",
+                     line, comment, NULL);
+        break;
+    case AS_ENOTFOUND:
+        unknown_link(req, resp);
+        break;
+    case AS_ECONFLICT:
+        approval_format_time(res->decided_at, when, sizeof when);
+        if (strcmp(res->decided_what, "expired") == 0)
+            snprintf(line, sizeof line, "This request expired on %s.", when);
+        else
+            snprintf(line, sizeof line, "This request was already %s by %s on %s.",
+                     res->decided_what[0] ? res->decided_what : "decided",
+                     res->decided_by[0] ? res->decided_by : "someone", when);
+        render_state(resp, 409, "Already decided", "bad", line, NULL, NULL);
+        break;
+    case AS_EEXPIRED:
+        render_state(resp, 410, "Link expired", "bad",
+                     "This link expired without a decision. Nothing was recorded.", NULL, NULL);
+        break;
+    case AS_EAUTH:
+        /* Sign-in required and missing, or someone else signed in. */
+        if (ss) {
+            const char *who = ss->upn[0] ? ss->upn : ss->oid;
+            json_t *ev = json_pack("{s:I, s:I, s:s, s:s, s:s, s:s, s:s, s:s?, s:s}",
+                                   "approval_id", (json_int_t)res->approval_id, "run_id",
+                                   (json_int_t)res->run_id, "approver", res->approver, "identity",
+                                   ss->upn, "oid", ss->oid, "tid", ss->tid, "client_addr",
+                                   req->client_addr, "user_agent",
+                                   web_req_header(req, "User-Agent"), "actor", who);
+            struct as_err aerr = {0};
+            if (!ev || db_audit_append(req->app->db, "approval.sign_in_refused", ev, &aerr))
+                LOG_ERROR("approval", "recording a refused decision failed: %s", aerr.msg);
+            json_decref(ev);
+            snprintf(line, sizeof line, "Signed in as %s; this request is for %s. Nothing was "
+                     "recorded.", who, res->approver);
+            web_resp_page(resp, 403, "Not your request", line);
+        } else {
+            web_resp_page(resp, 403, "Sign in first",
+                          "This request needs you to sign in with Microsoft before you answer. "
+                          "Open the link from your email again. Nothing was recorded.");
+        }
+        break;
+    case AS_ECANCELLED:
+        render_state(resp, 410, "Request withdrawn", "bad",
+                     "This request was withdrawn: its workflow run has ended. Nothing was recorded.",
+                     NULL, NULL);
+        break;
+    case AS_EINVAL:
+        /* e.g. a comment is required to reject: show the form again. */
+        if (db_approvals_by_token(req->app->db, link_hash, &view, &rerr) == AS_OK)
+            show(req, resp, view, link_hash, "A comment is required to reject this request.", 400, 0);
+        else
+            web_resp_page(resp, 400, "Bad request", "The answer could not be recorded.");
+        json_decref(view);
+        break;
+    default:
+        LOG_ERROR("approval", "recording a decision failed: %s", err->msg);
+        web_resp_page(resp, 503, "Try again",
+                      "Your answer could not be recorded right now. Please try again in a minute.");
+        break;
+    }
+}
+
+/* A decision handed to the engine's writer, until its answer is sent. */
+struct later {
+    char link_hash[TOKEN_HASH_LEN + 1];
+    char decision[8];
+    char *comment;
+    enum as_code rc;
+    struct as_err err;
+    struct approval_decision_result res;
+    struct web_deferred *deferred;
+    int signed_in;
+    struct db_signin_session ss; /* the approver's sign-in, when signed_in */
+};
+
+static void later_drop(void *ud)
+{
+    struct later *l = ud;
+    free(l->comment);
+    free(l);
+}
+
+/* On the dispatcher thread, once the decision is durable (or refused). */
+static void later_decided(void *ud, enum as_code rc, const struct approval_decision_result *res,
+                          const struct as_err *err)
+{
+    struct later *l = ud;
+    l->rc = rc;
+    l->res = *res;
+    if (err)
+        l->err = *err;
+    web_deferred_ready(l->deferred);
+}
+
+/* On a web thread: the answer page. */
+static void later_finish(struct web_req *req, struct web_resp *resp, void *ud)
+{
+    struct later *l = ud;
+    answer(req, resp, l->link_hash, l->decision, l->comment, l->rc, &l->res, &l->err,
+           l->signed_in ? &l->ss : NULL);
+}
+
+/*
+ * With the engine in this process (and SQLite's one writer), the decision
+ * goes to the dispatcher: it is recorded in the engine's next group commit
+ * and the waiting step ends in the same transaction, while this web thread
+ * serves other requests (web_req_defer).  1 when it was handed over (the
+ * answer comes later), 0 when it is to be recorded here.
+ */
+static int decide_later(struct web_req *req, const struct approval_decision *d,
+                        const struct db_signin_session *ss)
+{
+    struct app *app = req->app;
+    if (!app->engine || strcmp(db_backend_name(app->db), "SQLite") != 0)
+        return 0;
+    struct later *l = calloc(1, sizeof *l);
+    if (!l || !(l->comment = strdup(d->comment ? d->comment : ""))) {
+        free(l);
+        return 0;
+    }
+    snprintf(l->link_hash, sizeof l->link_hash, "%s", d->token_hash);
+    snprintf(l->decision, sizeof l->decision, "%s", d->decision);
+    if (ss) {
+        l->signed_in = 1;
+        l->ss = *ss;
+    }
+    l->deferred = web_req_defer(req, later_finish, later_drop, l);
+    if (!l->deferred) {
+        later_drop(l);
+        return 0;
+    }
+    struct as_err err = {0};
+    if (approval_decide_submit(app->engine, app->db, d, later_decided, l, &err) != AS_OK) {
+        /* The engine is stopping: recorded here, answered at once. */
+        memset(&err, 0, sizeof err);
+        l->rc = approval_decide(app->db, d, &l->res, &l->err);
+        web_deferred_ready(l->deferred);
+    }
+    return 1;
+}
+
 static void decide(struct web_req *req, struct web_resp *resp, const char *link_hash)
 {
     struct as_err err = {0};
@@ -505,88 +676,11 @@ static void decide(struct web_req *req, struct web_resp *resp, const char *link_
         .user_agent = web_req_header(req, "User-Agent"),
         .now = req->now_ms,
     };
+    if (decide_later(req, &d, signed_in ? &ss : NULL))
+        goto out; /* answered once the engine has committed it */
     struct approval_decision_result res;
     enum as_code rc = approval_decide(req->app->db, &d, &res, &err);
-    snprintf(resp->log_note, sizeof resp->log_note, "approval=%lld", (long long)res.approval_id);
-    char line[600], when[48];
-    /* Refused because the link is no longer open: the page it shows now. */
-    if ((rc == AS_ENOTFOUND || rc == AS_ECONFLICT || rc == AS_EEXPIRED || rc == AS_ECANCELLED) &&
-        closed_link(req, resp, link_hash))
-        goto out;
-    switch (rc) {
-    case AS_OK:
-        if (res.resumed)
-            engine_wake(req->app->engine);
-        LOG_INFO("approval", "approval %lld: %s chose %s on the web (now %s)",
-                 (long long)res.approval_id, res.approver, decision, res.status);
-        if (strcmp(res.status, "pending") == 0)
-            snprintf(line, sizeof line,
-                     "You %s this request. It now waits for the other approvers.",
-                     strcmp(decision, "approve") == 0 ? "approved" : "rejected");
-        else
-            snprintf(line, sizeof line, "You %s this request. The workflow continues.",
-                     strcmp(decision, "approve") == 0 ? "approved" : "rejected");
-        render_state(resp, 200, "Thank you", strcmp(decision, "approve") == 0 ? "ok" : "bad",
-                     line, comment, NULL);
-        break;
-    case AS_ENOTFOUND:
-        unknown_link(req, resp);
-        break;
-    case AS_ECONFLICT:
-        approval_format_time(res.decided_at, when, sizeof when);
-        if (strcmp(res.decided_what, "expired") == 0)
-            snprintf(line, sizeof line, "This request expired on %s.", when);
-        else
-            snprintf(line, sizeof line, "This request was already %s by %s on %s.",
-                     res.decided_what[0] ? res.decided_what : "decided",
-                     res.decided_by[0] ? res.decided_by : "someone", when);
-        render_state(resp, 409, "Already decided", "bad", line, NULL, NULL);
-        break;
-    case AS_EEXPIRED:
-        render_state(resp, 410, "Link expired", "bad",
-                     "This link expired without a decision. Nothing was recorded.", NULL, NULL);
-        break;
-    case AS_EAUTH:
-        /* Sign-in required and missing, or someone else signed in. */
-        if (signed_in) {
-            json_t *ev = json_pack("{s:I, s:I, s:s, s:s, s:s, s:s, s:s, s:s?, s:s}",
-                                   "approval_id", (json_int_t)res.approval_id, "run_id",
-                                   (json_int_t)res.run_id, "approver", res.approver, "identity",
-                                   ss.upn, "oid", ss.oid, "tid", ss.tid, "client_addr",
-                                   req->client_addr, "user_agent",
-                                   web_req_header(req, "User-Agent"), "actor",
-                                   ss.upn[0] ? ss.upn : ss.oid);
-            struct as_err aerr = {0};
-            if (!ev || db_audit_append(req->app->db, "approval.sign_in_refused", ev, &aerr))
-                LOG_ERROR("approval", "recording a refused decision failed: %s", aerr.msg);
-            json_decref(ev);
-            snprintf(line, sizeof line, "Signed in as %s; this request is for %s. Nothing was "
-                     "recorded.", ss.upn[0] ? ss.upn : ss.oid, res.approver);
-            web_resp_page(resp, 403, "Not your request", line);
-        } else {
-            web_resp_page(resp, 403, "Sign in first",
-                          "This request needs you to sign in with Microsoft before you answer. "
-                          "Open the link from your email again. Nothing was recorded.");
-        }
-        break;
-    case AS_ECANCELLED:
-        render_state(resp, 410, "Request withdrawn", "bad",
-                     "This request was withdrawn: its workflow run has ended. Nothing was recorded.",
-                     NULL, NULL);
-        break;
-    case AS_EINVAL:
-        /* e.g. a comment is required to reject: show the form again. */
-        if (db_approvals_by_token(req->app->db, link_hash, &view, &err) == AS_OK)
-            show(req, resp, view, link_hash, "A comment is required to reject this request.", 400, 0);
-        else
-            web_resp_page(resp, 400, "Bad request", "The answer could not be recorded.");
-        break;
-    default:
-        LOG_ERROR("approval", "recording a decision failed: %s", err.msg);
-        web_resp_page(resp, 503, "Try again",
-                      "Your answer could not be recorded right now. Please try again in a minute.");
-        break;
-    }
+    answer(req, resp, link_hash, decision, comment, rc, &res, &err, signed_in ? &ss : NULL);
 out:
     json_decref(view);
     form_free(form);

@@ -66,6 +66,23 @@ struct req_state {
     char log_note[128];
     char client_addr[64];
     int https; /* TLS here, public_url https, or a trusted proxy's X-Forwarded-Proto */
+    struct web_deferred *deferred; /* the handler's answer comes later (web_req_defer) */
+};
+
+/*
+ * A deferred answer, shared by the connection and the thread doing the
+ * work: freed (and its ud dropped) by whichever lets go of it last.
+ */
+struct web_deferred {
+    pthread_mutex_t lock;
+    int refs;       /* the connection's and the worker's */
+    int suspended;  /* the connection is suspended, waiting for ready */
+    int ready;      /* web_deferred_ready was called */
+    int conn_gone;  /* on_completed: the connection is no more */
+    struct MHD_Connection *conn;
+    web_finish_fn finish;
+    void (*drop)(void *ud);
+    void *ud;
 };
 
 struct web_server {
@@ -95,6 +112,52 @@ struct web_server {
     int reaper_started;
     pthread_t reaper;
 };
+
+/* ---- deferred answers -------------------------------------------------- */
+
+static void deferred_release(struct web_deferred *d)
+{
+    pthread_mutex_lock(&d->lock);
+    int last = --d->refs == 0;
+    pthread_mutex_unlock(&d->lock);
+    if (!last)
+        return;
+    if (d->drop)
+        d->drop(d->ud);
+    pthread_mutex_destroy(&d->lock);
+    free(d);
+}
+
+struct web_deferred *web_req_defer(struct web_req *req, web_finish_fn finish,
+                                   void (*drop)(void *ud), void *ud)
+{
+    struct req_state *rs = req->state;
+    if (!rs || rs->deferred)
+        return NULL;
+    struct web_deferred *d = calloc(1, sizeof *d);
+    if (!d)
+        return NULL;
+    pthread_mutex_init(&d->lock, NULL);
+    d->refs = 2;
+    d->conn = req->mhd_conn;
+    d->finish = finish;
+    d->drop = drop;
+    d->ud = ud;
+    rs->deferred = d;
+    return d;
+}
+
+void web_deferred_ready(struct web_deferred *d)
+{
+    pthread_mutex_lock(&d->lock);
+    d->ready = 1;
+    /* Suspended only once the handler has returned (on_request, under this
+     * lock): before that, the answer is simply there when it looks. */
+    if (d->suspended && !d->conn_gone)
+        MHD_resume_connection(d->conn);
+    pthread_mutex_unlock(&d->lock);
+    deferred_release(d);
+}
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -771,7 +834,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return send_error(conn, rs, url, 413, "Request too large",
                           "The request body is larger than this server accepts.");
 
-    /* Final call: dispatch. */
+    /* Final call: dispatch (or, resumed, finish a deferred answer). */
     struct web_req req = {
         .app = ws->app,
         .server = ws,
@@ -784,9 +847,38 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         .https = rs->https,
         .now_ms = time_now_ms(),
         .mhd_conn = conn,
+        .state = rs,
     };
     struct web_resp resp = {0};
-    rs->route->handler(&req, &resp);
+    struct web_deferred *d = rs->deferred;
+    if (!d) {
+        rs->route->handler(&req, &resp);
+        d = rs->deferred;
+        if (d) {
+            pthread_mutex_lock(&d->lock);
+            int ready = d->ready;
+            if (!ready) {
+                MHD_suspend_connection(conn);
+                d->suspended = 1;
+            }
+            pthread_mutex_unlock(&d->lock);
+            if (!ready)
+                return MHD_YES; /* on_request is called again after the resume */
+        }
+    }
+    if (d) {
+        pthread_mutex_lock(&d->lock);
+        int ready = d->ready;
+        pthread_mutex_unlock(&d->lock);
+        if (!ready)
+            return MHD_NO; /* resumed by the daemon's stop, not by the work: no answer */
+        /* The work is done: the answer, on this web thread. */
+        free(resp.body);
+        memset(&resp, 0, sizeof resp);
+        d->finish(&req, &resp, d->ud);
+        rs->deferred = NULL;
+        deferred_release(d);
+    }
     return send_resp(conn, rs, &resp);
 }
 
@@ -805,6 +897,15 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
     if (!rs)
         return;
+    if (rs->deferred) {
+        /* Ended before its answer: the worker's web_deferred_ready must not
+         * touch the connection any more. */
+        pthread_mutex_lock(&rs->deferred->lock);
+        rs->deferred->conn_gone = 1;
+        pthread_mutex_unlock(&rs->deferred->lock);
+        deferred_release(rs->deferred);
+        rs->deferred = NULL;
+    }
     int64_t ms = time_mono_ms() - rs->started;
     int status = rs->responded ? rs->status : 0;
     metrics_http(ws->metrics, rs->route ? rs->route->name : "none", status);
@@ -920,7 +1021,10 @@ enum as_code web_server_start(struct app *app, struct web_server **out, struct a
         }
     }
 
-    unsigned int flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    /* Suspend/resume: a decision waits for the engine's commit without a
+     * web thread (web_req_defer). */
+    unsigned int flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
+                         MHD_ALLOW_SUSPEND_RESUME;
     const char *cert_file = config_str(cfg, "tls_cert_file");
     const char *key_file = config_str(cfg, "tls_key_file");
     if (*cert_file || *key_file) {

@@ -58,6 +58,7 @@ struct web_req {
                               * or a trusted proxy's X-Forwarded-Proto (cookies: Secure) */
     int64_t now_ms;          /* time_now_ms() when the handler was called */
     void *mhd_conn;          /* private to server.c */
+    void *state;             /* private to server.c */
 };
 
 struct web_header {
@@ -107,6 +108,25 @@ void web_resp_page(struct web_resp *resp, int status, const char *title, const c
 /* Add a response header (name and value copied; ignored when full or when
  * either contains CR/LF). */
 void web_resp_header(struct web_resp *resp, const char *name, const char *value);
+
+/*
+ * An answer that comes later, without holding a web thread meanwhile.  A
+ * handler that hands its work to another thread (an approval decision to
+ * the engine's writer) calls web_req_defer() and returns without filling
+ * resp; the connection is suspended (libmicrohttpd's suspend/resume), and
+ * whoever finishes the work calls web_deferred_ready(d) from any thread.
+ * Then finish(req, resp, ud) runs on a web thread with the request as it
+ * was and fills resp.  ud is released with drop(ud) exactly once, after
+ * finish or when the connection ends without it (the client went away, or
+ * the server stopped first).  One deferral per request; NULL out of memory
+ * (the handler answers at once instead).  web_deferred_ready must be called
+ * exactly once for each deferral made.
+ */
+struct web_deferred;
+typedef void (*web_finish_fn)(struct web_req *req, struct web_resp *resp, void *ud);
+struct web_deferred *web_req_defer(struct web_req *req, web_finish_fn finish,
+                                   void (*drop)(void *ud), void *ud);
+void web_deferred_ready(struct web_deferred *d);
 
 /* Services handlers share (borrowed; valid while the server runs). */
 struct ratelimit *web_server_ratelimit(struct web_server *ws);

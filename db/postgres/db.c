@@ -657,3 +657,21 @@ enum as_code db_pg_ping(struct db *db, struct as_err *err)
     db_pg_read_end(db, c);
     return rc;
 }
+
+enum as_code db_pg_savepoint_begin(struct db_conn *conn, struct as_err *err)
+{
+    return pg_exec(conn, "SAVEPOINT part", "savepoint", err);
+}
+
+enum as_code db_pg_savepoint_end(struct db_conn *conn, enum as_code rc, struct as_err *err)
+{
+    if (rc == AS_OK)
+        return pg_exec(conn, "RELEASE SAVEPOINT part", "release savepoint", err);
+    struct as_err e2 = {0};
+    /* Undo the part (a failed statement left the transaction aborted until
+     * then); the transaction itself goes on. */
+    if (pg_exec(conn, "ROLLBACK TO SAVEPOINT part", "roll back to savepoint", &e2) != AS_OK ||
+        pg_exec(conn, "RELEASE SAVEPOINT part", "release savepoint", &e2) != AS_OK)
+        LOG_ERROR("db", "cannot roll back to a savepoint: %s", e2.msg);
+    return rc;
+}

@@ -616,3 +616,13 @@ enum as_code db_pg_run_scope(struct db_conn *conn, int64_t run_id, char **input,
     }
     return rc;
 }
+
+enum as_code db_pg_exec_end_waiting(struct db_conn *conn, const struct db_exec_end *end,
+                                    struct db_claim *out, struct as_err *err)
+{
+    (void)conn, (void)end;
+    memset(out, 0, sizeof *out);
+    /* Several nodes decide on PostgreSQL, each in a transaction of its own
+     * (docs/postgresql.md): a resumed step runs again to read its result. */
+    return as_errf(err, AS_EUNSUPPORTED, "ending a waiting step at its resume: SQLite only");
+}

@@ -157,6 +157,8 @@ enum as_code db_pg_write_begin(struct db *db, struct db_conn **conn, struct as_e
 enum as_code db_pg_read_begin(struct db *db, struct db_conn **conn, struct as_err *err) AS_WUR;
 void db_pg_read_end(struct db *db, struct db_conn *conn);
 enum as_code db_pg_write_end(struct db *db, enum as_code rc, struct as_err *err) AS_WUR;
+enum as_code db_pg_savepoint_begin(struct db_conn *conn, struct as_err *err) AS_WUR;
+enum as_code db_pg_savepoint_end(struct db_conn *conn, enum as_code rc, struct as_err *err) AS_WUR;
 enum as_code db_pg_ping(struct db *db, struct as_err *err) AS_WUR;
 enum as_code db_pg_checkpointer_start(struct db *db, struct db_checkpointer **out,
                                       struct as_err *err) AS_WUR;
@@ -208,6 +210,8 @@ enum as_code db_pg_exec_release(struct db_conn *conn, int64_t exec_id, const cha
                                 int attempt, struct as_err *err) AS_WUR;
 enum as_code db_pg_exec_resume(struct db_conn *conn, int64_t exec_id, const json_t *payload,
                                struct as_err *err) AS_WUR;
+enum as_code db_pg_exec_end_waiting(struct db_conn *conn, const struct db_exec_end *end,
+                                    struct db_claim *out, struct as_err *err) AS_WUR;
 enum as_code db_pg_exec_next_due(struct db_conn *conn, const char *owner, int64_t *due,
                                  struct as_err *err) AS_WUR;
 enum as_code db_pg_exec_lease_owners(struct db_conn *conn, int (*cb)(void *ud, const char *owner),
@@ -232,6 +236,8 @@ enum as_code db_pg_run_events(struct db_conn *conn, int64_t run_id, db_event_cb 
 /* approvals.c */
 enum as_code db_pg_approvals_ensure(struct db *db, const struct approval_new *a, int64_t *id,
                                     int *created, struct as_err *err) AS_WUR;
+enum as_code db_pg_approval_view(struct db_conn *c, int64_t id, json_t **out,
+                                 struct as_err *err) AS_WUR;
 enum as_code db_pg_approvals_get(struct db *db, int64_t id, json_t **out,
                                  struct as_err *err) AS_WUR;
 enum as_code db_pg_approvals_by_token(struct db *db, const char *token_hash, json_t **out,

@@ -500,3 +500,24 @@ enum as_code db_sqlite_ping(struct db *db, struct as_err *err)
     db_read_end(db, c);
     return rc;
 }
+
+/* Savepoints through the statement cache: a decision in the engine's group
+ * commit takes two of them, so they are prepared once. */
+enum as_code db_sqlite_savepoint_begin(struct db_conn *conn, struct as_err *err)
+{
+    sqlite3_stmt *st = db_stmt(conn, "SAVEPOINT part", err);
+    return st ? db_step_done(conn, st, "savepoint", err) : AS_EDB;
+}
+
+enum as_code db_sqlite_savepoint_end(struct db_conn *conn, enum as_code rc, struct as_err *err)
+{
+    if (rc == AS_OK) {
+        sqlite3_stmt *st = db_stmt(conn, "RELEASE part", err);
+        return st ? db_step_done(conn, st, "release savepoint", err) : AS_EDB;
+    }
+    struct as_err e2 = {0};
+    /* Undo the part; the transaction itself goes on. */
+    if (db_exec(conn, "ROLLBACK TO part; RELEASE part", &e2) != AS_OK)
+        LOG_ERROR("db", "cannot roll back to a savepoint: %s", e2.msg);
+    return rc;
+}

@@ -151,6 +151,12 @@ fail:
     return rc;
 }
 
+enum as_code db_sqlite_approval_view(struct db_conn *c, int64_t id, json_t **out,
+                                     struct as_err *err)
+{
+    return load_approval(c, id, out, err);
+}
+
 enum as_code db_sqlite_approvals_get(struct db *db, int64_t id, json_t **out, struct as_err *err)
 {
     struct db_conn *c;

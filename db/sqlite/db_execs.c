@@ -480,6 +480,67 @@ out:
     return rc;
 }
 
+enum as_code db_sqlite_exec_end_waiting(struct db_conn *conn, const struct db_exec_end *end,
+                                        struct db_claim *out, struct as_err *err)
+{
+    static const char find[] =
+        "SELECT e.run_id, e.step, e.visit, w.hash, r.dry_run FROM step_execs e "
+        "JOIN runs r ON r.id = e.run_id JOIN workflows w ON w.id = r.workflow_id "
+        "WHERE e.id = ?1 AND e.status = 'waiting'";
+    /* What a claim (attempt 1, started now) and a recorded success would
+     * have written, in one statement. */
+    static const char upd[] =
+        "UPDATE step_execs SET status = 'succeeded', attempt = 1, resume = ?2, started_at = ?3, "
+        "finished_at = ?3, outcome = ?4, output = ?5, error = NULL, deadline_reached = 0 "
+        "WHERE id = ?1 AND status = 'waiting'";
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *st = db_stmt(conn, find, err);
+    if (!st)
+        return AS_EDB;
+    sqlite3_bind_int64(st, 1, end->exec_id);
+    enum as_code rc = AS_OK;
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW) {
+        out->exec_id = end->exec_id;
+        out->run_id = sqlite3_column_int64(st, 0);
+        out->step = col_dup(st, 1);
+        out->visit = sqlite3_column_int(st, 2);
+        snprintf(out->workflow_hash, sizeof out->workflow_hash, "%s", db_col_text(st, 3));
+        out->dry_run = sqlite3_column_int(st, 4);
+        out->attempt = 1;
+        snprintf(out->prev_status, sizeof out->prev_status, "waiting");
+        if (!out->step)
+            rc = oom(err);
+    } else if (r == SQLITE_DONE) {
+        rc = as_errf(err, AS_ECONFLICT, "step execution %" PRId64 " is not waiting",
+                     end->exec_id);
+    } else {
+        rc = db_error(conn, "find waiting step", err);
+    }
+    db_stmt_done(st);
+    if (!rc && end->accept && !end->accept(end->ud, out))
+        rc = as_errf(err, AS_ECONFLICT, "step execution %" PRId64 " is left to run again",
+                     end->exec_id);
+    if (rc)
+        goto fail;
+    st = db_stmt(conn, upd, err);
+    if (!st) {
+        rc = AS_EDB;
+        goto fail;
+    }
+    sqlite3_bind_int64(st, 1, end->exec_id);
+    db_bind_text_or_null(st, 2, end->resume);
+    sqlite3_bind_int64(st, 3, end->now);
+    db_bind_text_or_null(st, 4, end->outcome);
+    db_bind_text_or_null(st, 5, end->output);
+    rc = db_step_done(conn, st, "end waiting step", err);
+    if (!rc)
+        return AS_OK;
+fail:
+    db_claim_clear(out);
+    return rc;
+}
+
 enum as_code db_sqlite_exec_next_due(struct db_conn *conn, const char *owner, int64_t *due,
                                      struct as_err *err)
 {

@@ -19,6 +19,9 @@ enum as_code db_sqlite_write_begin(struct db *db, struct db_conn **conn, struct 
 enum as_code db_sqlite_read_begin(struct db *db, struct db_conn **conn, struct as_err *err) AS_WUR;
 void db_sqlite_read_end(struct db *db, struct db_conn *conn);
 enum as_code db_sqlite_write_end(struct db *db, enum as_code rc, struct as_err *err) AS_WUR;
+enum as_code db_sqlite_savepoint_begin(struct db_conn *conn, struct as_err *err) AS_WUR;
+enum as_code db_sqlite_savepoint_end(struct db_conn *conn, enum as_code rc,
+                                     struct as_err *err) AS_WUR;
 enum as_code db_sqlite_ping(struct db *db, struct as_err *err) AS_WUR;
 enum as_code db_sqlite_workflow_put(struct db_conn *conn, const struct db_workflow_rec *w,
                                     int64_t now, int64_t *id, struct as_err *err) AS_WUR;
@@ -60,6 +63,8 @@ enum as_code db_sqlite_exec_release(struct db_conn *conn, int64_t exec_id, const
                                     int attempt, struct as_err *err) AS_WUR;
 enum as_code db_sqlite_exec_resume(struct db_conn *conn, int64_t exec_id, const json_t *payload,
                                    struct as_err *err) AS_WUR;
+enum as_code db_sqlite_exec_end_waiting(struct db_conn *conn, const struct db_exec_end *end,
+                                        struct db_claim *out, struct as_err *err) AS_WUR;
 enum as_code db_sqlite_exec_next_due(struct db_conn *conn, const char *owner, int64_t *due,
                                      struct as_err *err) AS_WUR;
 enum as_code db_sqlite_exec_lease_owners(struct db_conn *conn,
@@ -94,6 +99,8 @@ enum as_code db_sqlite_testing_approver_unsent(struct db *db, int64_t approval_i
                                                const char *email, struct as_err *err) AS_WUR;
 enum as_code db_sqlite_approvals_ensure(struct db *db, const struct approval_new *a, int64_t *id,
                                         int *created, struct as_err *err) AS_WUR;
+enum as_code db_sqlite_approval_view(struct db_conn *c, int64_t id, json_t **out,
+                                     struct as_err *err) AS_WUR;
 enum as_code db_sqlite_approvals_get(struct db *db, int64_t id, json_t **out,
                                      struct as_err *err) AS_WUR;
 enum as_code db_sqlite_approvals_by_token(struct db *db, const char *token_hash, json_t **out,

@@ -16,7 +16,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <pthread.h>
+
 #include "db/db.h"
+#include "db/db_events.h"
+#include "db/db_execs.h"
+#include "engine/engine.h"
+#include "engine/workflow.h"
 #include "approvals/approval_decide.h"
 #include "db/db_approvals.h"
 #include "db/db_runs.h"
@@ -648,6 +654,185 @@ static void test_dry_run_and_bad_params(void **state)
     run_free(&r);
 }
 
+
+/* ---- a decision through the engine ends the step as its re-run would --------- */
+
+struct decided {
+    pthread_mutex_t lock;
+    int n;
+    enum as_code rc;
+};
+
+static void on_decided(void *ud, enum as_code rc, const struct approval_decision_result *res,
+                       const struct as_err *err)
+{
+    struct decided *dd = ud;
+    (void)res, (void)err;
+    pthread_mutex_lock(&dd->lock);
+    dd->rc = rc;
+    dd->n++;
+    pthread_mutex_unlock(&dd->lock);
+}
+
+static int decided_count(struct decided *dd)
+{
+    pthread_mutex_lock(&dd->lock);
+    int n = dd->n;
+    pthread_mutex_unlock(&dd->lock);
+    return n;
+}
+
+/* The output of step "ask" of a run (new reference) and its events' types in order. */
+struct step_trace {
+    int64_t exec_id;
+    json_t *output;
+    char types[512];
+};
+
+static int trace_exec(void *ud, const struct db_exec_info *e)
+{
+    struct step_trace *t = ud;
+    if (strcmp(e->step, "ask") == 0) {
+        t->exec_id = e->id;
+        t->output = json_loads(e->output, 0, NULL);
+    }
+    return 0;
+}
+
+static int trace_event(void *ud, const struct db_event_info *ev)
+{
+    struct step_trace *t = ud;
+    if (ev->exec_id == t->exec_id) {
+        size_t n = strlen(t->types);
+        snprintf(t->types + n, sizeof t->types - n, "%s ", ev->type);
+    }
+    return 0;
+}
+
+static void trace(struct fixture *f, int64_t run_id, struct step_trace *t)
+{
+    struct as_err err = {0};
+    struct db_conn *c;
+    memset(t, 0, sizeof *t);
+    assert_int_equal(db_read_begin(f->app.db, &c, &err), AS_OK);
+    assert_int_equal(db_run_execs(c, run_id, trace_exec, t, &err), AS_OK);
+    assert_int_equal(db_run_events(c, run_id, trace_event, t, &err), AS_OK);
+    db_read_end(f->app.db, c);
+    assert_non_null(t->output);
+}
+
+static void run_status_of(struct fixture *f, int64_t run_id, char *buf, size_t size)
+{
+    struct as_err err = {0};
+    struct db_conn *c;
+    assert_int_equal(db_read_begin(f->app.db, &c, &err), AS_OK);
+    assert_int_equal(db_run_status(c, run_id, buf, size, &err), AS_OK);
+    db_read_end(f->app.db, c);
+}
+
+/* The same decision, once through the engine's group commit (the step ends
+ * in the decision's transaction) and once on its own (the step is resumed
+ * and runs again): same step output but for ids and times, same events. */
+static void test_decision_through_engine(void **state)
+{
+    struct fixture *f = *state;
+    struct as_err err = {0};
+    static const char wf_text[] =
+        "{\"name\": \"decide-%s\", \"version\": \"1\", \"steps\": {"
+        " \"ask\": {\"type\": \"approval\", \"params\": {\"approvers\": [\"%s@example.org\", "
+        "\"other@example.org\"], \"subject\": \"Change\", \"message\": \"Approve it.\","
+        " \"request\": {\"identity\": \"u@example.org\"}, \"expiry\": \"P7D\"},"
+        " \"next\": {\"approved\": \"done\", \"rejected\": \"done\", \"expired\": \"done\"}},"
+        " \"done\": {\"type\": \"log\", \"params\": {\"message\": \"${steps.ask.output.decided_by}\"}}}}";
+    const char *who[2] = {"engine", "own"};
+    int64_t runs[2];
+    for (int i = 0; i < 2; i++) {
+        char text[1024];
+        struct workflow *wf = NULL;
+        snprintf(text, sizeof text, wf_text, who[i], who[i]);
+        assert_int_equal(wf_load_string(text, "test", &wf, NULL, &err), AS_OK);
+        assert_int_equal(engine_submit_run(&f->app, wf, NULL, NULL, &runs[i], &err), AS_OK);
+        wf_free(wf);
+    }
+    struct engine *e = NULL;
+    assert_int_equal(engine_start(&f->app, 1, &e, &err), AS_OK);
+    for (int i = 0; i < 200 && count_files(f->mail_dir) < 4; i++)
+        usleep(20000);
+    assert_int_equal(count_files(f->mail_dir), 4);
+    for (int i = 0; i < 2; i++) {
+        char status[32];
+        for (int k = 0; k < 200; k++) {
+            run_status_of(f, runs[i], status, sizeof status);
+            if (strcmp(status, "waiting") == 0)
+                break;
+            usleep(20000);
+        }
+        assert_string_equal(status, "waiting");
+    }
+
+    char token[TOKEN_LEN + 1], hash[TOKEN_HASH_LEN + 1];
+    struct approval_decision d = {.token_hash = hash, .decision = "approve",
+                                  .comment = "fine by me", .via = "web",
+                                  .client_addr = "192.0.2.7", .user_agent = "test/1"};
+    struct approval_decision_result res;
+    /* Through the engine. */
+    struct decided dd = {.n = 0};
+    pthread_mutex_init(&dd.lock, NULL);
+    assert_int_equal(mailed_tokens(f, "engine@example.org", token), 1);
+    token_hash(token, hash);
+    d.now = time_now_ms();
+    assert_int_equal(approval_decide_submit(e, f->app.db, &d, on_decided, &dd, &err), AS_OK);
+    for (int i = 0; i < 500 && decided_count(&dd) == 0; i++)
+        usleep(10000);
+    assert_int_equal(decided_count(&dd), 1);
+    assert_int_equal(dd.rc, AS_OK);
+    /* The same link again: refused, exactly once recorded. */
+    assert_int_equal(approval_decide_submit(e, f->app.db, &d, on_decided, &dd, &err), AS_OK);
+    for (int i = 0; i < 500 && decided_count(&dd) == 1; i++)
+        usleep(10000);
+    assert_int_equal(dd.rc, AS_ECONFLICT);
+    /* On its own, the way `assent decide` or a server without an engine records it. */
+    assert_int_equal(mailed_tokens(f, "own@example.org", token), 1);
+    token_hash(token, hash);
+    d.now = time_now_ms();
+    assert_int_equal(approval_decide(f->app.db, &d, &res, &err), AS_OK);
+    assert_true(res.resumed);
+    engine_wake(e);
+    char status[32];
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(engine_wait_run(&f->app, runs[i], 10000, status, sizeof status, &err),
+                         AS_OK);
+        assert_string_equal(status, "succeeded");
+    }
+    assert_int_equal(engine_stop(e, 5000), AS_OK);
+    pthread_mutex_destroy(&dd.lock);
+
+    struct step_trace t[2];
+    for (int i = 0; i < 2; i++) {
+        trace(f, runs[i], &t[i]);
+        json_t *o = t[i].output;
+        /* What differs by construction: the approval, who and when. */
+        json_object_del(o, "approval_id");
+        json_object_del(o, "decided_at");
+        json_object_del(o, "decided_by");
+        size_t k;
+        json_t *a;
+        json_array_foreach(json_object_get(o, "approvers"), k, a) {
+            json_object_del(a, "decided_at");
+            if (k == 0)
+                json_object_del(a, "email");
+        }
+    }
+    char *o0 = json_dumps(t[0].output, JSON_SORT_KEYS), *o1 = json_dumps(t[1].output, JSON_SORT_KEYS);
+    assert_string_equal(o0, o1);
+    assert_string_equal(t[0].types, t[1].types);
+    assert_non_null(strstr(t[0].types, "approval.decision step.resumed step.succeeded"));
+    free(o0);
+    free(o1);
+    for (int i = 0; i < 2; i++)
+        json_decref(t[i].output);
+}
+
 int main(int argc, char **argv)
 {
     cli_register_types();
@@ -659,6 +844,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_sequential_mails_in_turn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_current_and_cmdlet, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dry_run_and_bad_params, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_decision_through_engine, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
