@@ -14,7 +14,12 @@
  * wait costs a row in SQLite and no memory.
  *
  *   bench_engine [--dir DIR] [--sync NORMAL|FULL] [--runs N] [--workers N]
- *                [--batch N] [--raw RATE] [--waiting N] [--db URI] [--json]
+ *                [--batch N] [--raw RATE] [--waiting N] [--db URI] [--nodes K] [--json]
+ *
+ * --nodes K (with --db URI): the submitted runs are executed by K nodes, K
+ * `assent worker --until-done` processes sharing the database (the
+ * assent binary beside the bench directory), timed from their start until
+ * the last one exits: the throughput of several nodes on one database.
  *
  * Each invocation measures one configuration in a fresh database, so peak
  * RSS belongs to it; bench/run.sh runs the set.  --db URI runs it on that
@@ -23,6 +28,9 @@
  * "$ASSENT_TEST_PG_URI"); --sync then does not apply.
  */
 #include <dirent.h>
+#include <limits.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +62,53 @@ static const char *const four_steps =
 static const char *const one_wait =
     "{\"name\": \"bench-wait\", \"version\": \"1\","
     " \"steps\": {\"nap\": {\"type\": \"delay\", \"params\": {\"duration\": \"P7D\"}}}}";
+
+extern char **environ;
+static double now_s(void);
+
+/* Run the submitted runs with `nodes` assent worker processes; wall seconds. */
+static double run_nodes(const char *uri, int nodes, long workers)
+{
+    char exe[PATH_MAX], bin[PATH_MAX + 16], env_db[4200], w[16];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) {
+        fprintf(stderr, "bench_engine: cannot find my own path\n");
+        exit(1);
+    }
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    *slash = '\0';
+    snprintf(bin, sizeof bin, "%s/../assent", exe);
+    snprintf(env_db, sizeof env_db, "ASSENT_DB=%s", uri);
+    snprintf(w, sizeof w, "%ld", workers);
+    /* The environment plus the database and a quiet log. */
+    size_t ne = 0;
+    while (environ[ne])
+        ne++;
+    char **envp = calloc(ne + 3, sizeof *envp);
+    for (size_t i = 0; i < ne; i++)
+        envp[i] = environ[i];
+    envp[ne] = env_db;
+    envp[ne + 1] = "ASSENT_LOG_LEVEL=error";
+    char *argv[] = {bin, "worker", "--until-done", "--workers", w, NULL};
+    pid_t pids[64];
+    double t0 = now_s();
+    for (int k = 0; k < nodes; k++)
+        if (posix_spawn(&pids[k], bin, NULL, NULL, argv, envp) != 0) {
+            fprintf(stderr, "bench_engine: cannot start %s\n", bin);
+            exit(1);
+        }
+    for (int k = 0; k < nodes; k++) {
+        int st = 0;
+        waitpid(pids[k], &st, 0);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+            fprintf(stderr, "bench_engine: node %d ended badly (status %d)\n", k, st);
+            exit(1);
+        }
+    }
+    free(envp);
+    return now_s() - t0;
+}
 
 static double now_s(void)
 {
@@ -184,7 +239,7 @@ int main(int argc, char **argv)
 {
     cli_register_types();
     const char *dir = ".", *sync = "NORMAL", *uri = NULL;
-    long runs = 10000, workers = 2, batch = 1000, waiting = 0;
+    long runs = 10000, workers = 2, batch = 1000, waiting = 0, nodes = 0;
     double raw = 0;
     int json = 0;
     for (int i = 1; i < argc; i++) {
@@ -212,10 +267,13 @@ int main(int argc, char **argv)
             waiting = strtol(v, NULL, 10);
         else if (strcmp(a, "--db") == 0)
             uri = v;
+        else if (strcmp(a, "--nodes") == 0)
+            nodes = strtol(v, NULL, 10);
         else
             goto usage;
     }
     if (runs < 1 || workers < 1 || workers > 256 || batch < 1 || batch > 100000 || waiting < 0 ||
+        nodes < 0 || nodes > 64 || (nodes && (!uri || waiting)) ||
         (strcmp(sync, "NORMAL") && strcmp(sync, "FULL")))
         goto usage;
 
@@ -242,7 +300,24 @@ int main(int argc, char **argv)
     if (wf_load_string(waiting ? one_wait : four_steps, "bench", &wf, NULL, &err) != AS_OK)
         die("workflow", &err);
 
-    if (!waiting) {
+    if (nodes) {
+        submit(&app, wf, (size_t)runs, (size_t)batch);
+        double secs = run_nodes(uri, (int)nodes, workers);
+        int64_t ok = count_runs(&app, "succeeded", (int)runs + 1);
+        double steps_s = 4.0 * (double)runs / secs;
+        if (json)
+            printf("{\"store\": \"%s\", \"nodes\": %ld, \"workers_per_node\": %ld, \"runs\": %ld, "
+                   "\"succeeded\": %" PRId64 ", \"seconds\": %.3f, \"steps_per_s\": %.0f}\n",
+                   store, nodes, workers, runs, ok, secs, steps_s);
+        else
+            printf("engine on %s, %ld runs x 4 steps, %ld node%s x %ld workers: %.0f steps/s "
+                   "(%.2f s, %" PRId64 " succeeded)\n",
+                   store, runs, nodes, nodes == 1 ? "" : "s", workers, steps_s, secs, ok);
+        if (ok != runs) {
+            fprintf(stderr, "bench_engine: only %" PRId64 " of %ld runs succeeded\n", ok, runs);
+            return 1;
+        }
+    } else if (!waiting) {
         double s0 = now_s();
         submit(&app, wf, (size_t)runs, (size_t)batch);
         double submit_s = now_s() - s0;
@@ -369,6 +444,7 @@ int main(int argc, char **argv)
     return 0;
 usage:
     fprintf(stderr, "usage: bench_engine [--dir DIR] [--sync NORMAL|FULL] [--runs N] [--workers N]\n"
-                    "                    [--batch N] [--raw RATE] [--waiting N] [--db URI] [--json]\n");
+                    "                    [--batch N] [--raw RATE] [--waiting N] [--db URI] [--nodes K]\n"
+                    "                    [--json]\n");
     return 2;
 }
