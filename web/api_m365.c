@@ -350,13 +350,17 @@ static void report(struct api_call *c, enum report_kind kind)
     static const char *const user_params[] = {"where", "sort", "format", "limit", "cursor", NULL};
     static const char *const signin_params[] = {"where", "since", "client_app", "upn",
                                                 "format", "limit", "cursor", NULL};
+    static const char *const other_params[] = {"where", "format", "limit", "cursor", NULL};
+    static const char *const names[] = {"users", "signins", "policies", "plans", "org"};
     struct report_query q = {.kind = kind};
     struct report_out o = {.kind = kind};
     struct as_err err = {0};
     int limit, more = 0, no_data = 0;
     int64_t skip, page_limit;
     const char *cursor;
-    if (!api_query_allowed(c, kind == REPORT_USERS ? user_params : signin_params) ||
+    if (!api_query_allowed(c, kind == REPORT_USERS     ? user_params
+                              : kind == REPORT_SIGNINS ? signin_params
+                                                       : other_params) ||
         !api_page(c, &limit, &cursor) || !api_cursor_int(c, cursor, &skip))
         return;
     const char *format = api_query(c, "format");
@@ -370,7 +374,7 @@ static void report(struct api_call *c, enum report_kind kind)
     q.where = api_query(c, "where");
     if (kind == REPORT_USERS) {
         q.sort = api_query(c, "sort");
-    } else {
+    } else if (kind == REPORT_SIGNINS) {
         q.client_app = api_query(c, "client_app");
         q.upn = api_query(c, "upn");
         const char *since = api_query(c, "since");
@@ -411,9 +415,9 @@ static void report(struct api_call *c, enum report_kind kind)
         }
         if (next[0])
             web_resp_header(c->resp, "X-Next-Cursor", next);
-        web_resp_header(c->resp, "Content-Disposition",
-                        kind == REPORT_USERS ? "attachment; filename=\"users.csv\""
-                                             : "attachment; filename=\"signins.csv\"");
+        char disp[80];
+        snprintf(disp, sizeof disp, "attachment; filename=\"%s.csv\"", names[kind]);
+        web_resp_header(c->resp, "Content-Disposition", disp);
         web_resp_take(c->resp, 200, "text/csv; charset=utf-8", text, len);
     } else {
         api_reply_list(c, o.items, next[0] ? next : NULL);
@@ -432,4 +436,19 @@ void api_report_users(struct api_call *c)
 void api_report_signins(struct api_call *c)
 {
     report(c, REPORT_SIGNINS);
+}
+
+void api_report_policies(struct api_call *c)
+{
+    report(c, REPORT_POLICIES);
+}
+
+void api_report_plans(struct api_call *c)
+{
+    report(c, REPORT_PLANS);
+}
+
+void api_report_org(struct api_call *c)
+{
+    report(c, REPORT_ORG);
 }

@@ -130,6 +130,9 @@ void api_exception_add(struct api_call *c);
 void api_exception_remove(struct api_call *c);
 void api_report_users(struct api_call *c);
 void api_report_signins(struct api_call *c);
+void api_report_policies(struct api_call *c);
+void api_report_plans(struct api_call *c);
+void api_report_org(struct api_call *c);
 
 void api_workflows_list(struct api_call *c);
 void api_workflow_get(struct api_call *c);

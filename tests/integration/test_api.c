@@ -474,6 +474,8 @@ static void test_credentials_and_roles(void **state)
         {"POST", "/api/v1/kpis/k/trigger"}, {"GET", "/api/v1/exceptions"},
         {"POST", "/api/v1/exceptions"},    {"DELETE", "/api/v1/exceptions/1"},
         {"GET", "/api/v1/reports/users"},  {"GET", "/api/v1/reports/signins"},
+        {"GET", "/api/v1/reports/policies"}, {"GET", "/api/v1/reports/plans"},
+        {"GET", "/api/v1/reports/org"},
         {"GET", "/api/v1/workflows"},      {"POST", "/api/v1/workflows/validate"},
         {"GET", "/api/v1/tokens"},         {"POST", "/api/v1/tokens"},
         {"GET", "/api/runs"},              {"GET", "/api/approvals"},
@@ -1232,6 +1234,23 @@ static void test_kpis_exceptions_reports(void **state)
                  "unknown_parameter", NULL);
     expect_error(s, "GET", "/api/v1/reports/users?format=xml", t.viewer, NULL, 400, "bad_request",
                  NULL);
+    /* The other reports of the CLI: nothing synced of them here, so empty lists;
+     * their parameters are checked like the others'. */
+    static const char *const more_reports[] = {"policies", "plans", "org"};
+    for (size_t i = 0; i < 3; i++) {
+        char *path = fmt("/api/v1/reports/%s", more_reports[i]);
+        j = expect(s, "GET", path, t.viewer, NULL, 200);
+        assert_int_equal(json_array_size(items_of(j)), 0);
+        json_decref(j);
+        free(path);
+        path = fmt("/api/v1/reports/%s?sort=name", more_reports[i]);
+        expect_error(s, "GET", path, t.viewer, NULL, 400, "unknown_parameter", NULL);
+        free(path);
+    }
+    r = call(s, "GET", "/api/v1/reports/plans?format=csv", t.viewer, NULL);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.headers, "filename=\"plans.csv\""));
+    resp_free(&r);
 
     /* An admin deletes a KPI. */
     expect_error(s, "DELETE", "/api/v1/kpis/plain", t.operator, NULL, 403, "forbidden", NULL);
