@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -270,6 +271,54 @@ static inline json_t *mt_state_user(json_t *state, const char *upn)
             return u;
     }
     return NULL;
+}
+
+/* ---- running the assent binary against a simulator ---- */
+
+/* The environment of an `assent` pointed at simulator s and store db: the
+ * Microsoft 365 URLs and credential, quick backoff, warn-level logs, plus
+ * the "K=V" entries of extra (NULL-terminated, may be NULL). */
+struct mt_env {
+    char *v[24];
+    char buf[24][640];
+};
+
+static inline void mt_env_set(struct mt_env *e, const struct mt_sim *s, const char *db,
+                              const char *const *extra)
+{
+    const char *kv[][2] = {
+        {"ASSENT_LOGIN_URL", s->url},          {"ASSENT_GRAPH_URL", s->url},
+        {"ASSENT_EXCHANGE_URL", s->url},       {"ASSENT_TENANT_ID", s->tenant},
+        {"ASSENT_CLIENT_ID", s->client_id},    {"ASSENT_CLIENT_SECRET_FILE", s->secret_path},
+        {"ASSENT_DB", db},                     {"ASSENT_M365_BACKOFF_INITIAL_MS", "10"},
+        {"ASSENT_M365_BACKOFF_MAX_MS", "500"}, {"ASSENT_LOG_LEVEL", "warn"},
+    };
+    size_t n = 0;
+    for (; n < sizeof kv / sizeof kv[0]; n++) {
+        snprintf(e->buf[n], sizeof e->buf[n], "%s=%s", kv[n][0], kv[n][1]);
+        e->v[n] = e->buf[n];
+    }
+    for (size_t i = 0; extra && extra[i] && n + 1 < sizeof e->v / sizeof e->v[0]; i++, n++) {
+        snprintf(e->buf[n], sizeof e->buf[n], "%s", extra[i]);
+        e->v[n] = e->buf[n];
+    }
+    e->v[n] = NULL;
+}
+
+/* Run the assent binary with args (NULL-terminated) in environment e;
+ * out/err malloc'd (may be NULL).  Its exit code. */
+static inline int mt_assent(const struct mt_env *e, char **out, char **err, const char *a1, ...)
+{
+    char *argv[24] = {(char *)tu_assent_bin(), (char *)a1};
+    va_list ap;
+    va_start(ap, a1);
+    int n = 2;
+    const char *a;
+    while (n < 23 && (a = va_arg(ap, const char *)))
+        argv[n++] = (char *)a;
+    va_end(ap);
+    argv[n] = NULL;
+    return tu_run(argv, (char **)e->v, 120000, out, err);
 }
 
 #endif

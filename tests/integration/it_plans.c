@@ -33,41 +33,16 @@
 
 static char *g_dir, *g_db;
 static struct mt_sim g_sim;
-static char *g_env[16];
-static char g_envbuf[16][600];
+static struct mt_env g_env;
 static pid_t g_worker;
 
 static void set_env(const struct mt_sim *s, const char *db)
 {
-    const char *kv[][2] = {
-        {"ASSENT_LOGIN_URL", s->url},          {"ASSENT_GRAPH_URL", s->url},
-        {"ASSENT_EXCHANGE_URL", s->url},       {"ASSENT_TENANT_ID", s->tenant},
-        {"ASSENT_CLIENT_ID", s->client_id},    {"ASSENT_CLIENT_SECRET_FILE", s->secret_path},
-        {"ASSENT_DB", db},                     {"ASSENT_M365_BACKOFF_INITIAL_MS", "10"},
-        {"ASSENT_M365_BACKOFF_MAX_MS", "500"}, {"ASSENT_LOG_LEVEL", "warn"},
-    };
-    size_t n = sizeof kv / sizeof kv[0];
-    for (size_t i = 0; i < n; i++) {
-        snprintf(g_envbuf[i], sizeof g_envbuf[i], "%s=%s", kv[i][0], kv[i][1]);
-        g_env[i] = g_envbuf[i];
-    }
-    g_env[n] = NULL;
+    mt_env_set(&g_env, s, db, NULL);
 }
 
 /* Run assent with args (NULL-terminated); out/err malloc'd (may be NULL). */
-static int assent(char **out, char **err, const char *a1, ...)
-{
-    char *argv[24] = {(char *)tu_assent_bin(), (char *)a1};
-    va_list ap;
-    va_start(ap, a1);
-    int n = 2;
-    const char *a;
-    while (n < 23 && (a = va_arg(ap, const char *)))
-        argv[n++] = (char *)a;
-    va_end(ap);
-    argv[n] = NULL;
-    return tu_run(argv, g_env, 120000, out, err);
-}
+#define assent(out, err, ...) mt_assent(&g_env, out, err, __VA_ARGS__)
 
 /* assent ... must exit 0; its stdout parsed as JSON. */
 static json_t *assent_json(const char *a1, const char *a2, const char *a3, const char *a4,
@@ -186,7 +161,7 @@ static int setup(void **state)
     set_env(&g_sim, g_db);
     char *log = tu_path(g_dir, "worker.log");
     char *wargv[] = {(char *)tu_assent_bin(), "worker", NULL};
-    g_worker = tu_spawn(wargv, g_env, log);
+    g_worker = tu_spawn(wargv, g_env.v, log);
     free(log);
     return g_worker > 0 ? 0 : -1;
 }

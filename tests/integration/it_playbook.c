@@ -27,41 +27,19 @@
 static char *g_dir, *g_db;
 static char g_mail_dir[600];
 static struct mt_sim g_sim;
-static char *g_env[16];
-static char g_envbuf[16][600];
+static struct mt_env g_env;
+static pid_t g_worker; /* stopped by teardown too, should a test fail while it runs */
 
 static void set_env(const struct mt_sim *s, const char *db)
 {
-    const char *kv[][2] = {
-        {"ASSENT_LOGIN_URL", s->url},         {"ASSENT_GRAPH_URL", s->url},
-        {"ASSENT_EXCHANGE_URL", s->url},      {"ASSENT_TENANT_ID", s->tenant},
-        {"ASSENT_CLIENT_ID", s->client_id},   {"ASSENT_CLIENT_SECRET_FILE", s->secret_path},
-        {"ASSENT_DB", db},                    {"ASSENT_M365_BACKOFF_INITIAL_MS", "10"},
-        {"ASSENT_M365_BACKOFF_MAX_MS", "500"}, {"ASSENT_LOG_LEVEL", "warn"},
-        {"ASSENT_MAIL_DIR", g_mail_dir},
-    };
-    size_t n = sizeof kv / sizeof kv[0];
-    for (size_t i = 0; i < n; i++) {
-        snprintf(g_envbuf[i], sizeof g_envbuf[i], "%s=%s", kv[i][0], kv[i][1]);
-        g_env[i] = g_envbuf[i];
-    }
-    g_env[n] = NULL;
+    char mail[700];
+    snprintf(mail, sizeof mail, "ASSENT_MAIL_DIR=%s", g_mail_dir);
+    const char *extra[] = {mail, NULL};
+    mt_env_set(&g_env, s, db, extra);
 }
 
 /* Run assent with args (NULL-terminated); out/err malloc'd (may be NULL). */
-static int assent(char **out, char **err, const char *a1, ...)
-{
-    char *argv[24] = {(char *)tu_assent_bin(), (char *)a1};
-    va_list ap;
-    va_start(ap, a1);
-    int n = 2;
-    const char *a;
-    while (n < 23 && (a = va_arg(ap, const char *)))
-        argv[n++] = (char *)a;
-    va_end(ap);
-    argv[n] = NULL;
-    return tu_run(argv, g_env, 120000, out, err);
-}
+#define assent(out, err, ...) mt_assent(&g_env, out, err, __VA_ARGS__)
 
 /* assent ... must exit 0; its stdout parsed as JSON. */
 static json_t *assent_json(const char *a1, const char *a2, const char *a3, const char *a4,
@@ -134,6 +112,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
+    if (g_worker > 0)
+        tu_stop(g_worker, SIGKILL);
     mt_sim_stop(&g_sim);
     if (tu_test_on_pg())
         tu_pg_db_drop(g_db); /* frees it */
@@ -504,7 +484,7 @@ static void test_tenant_smtp_auth(void **state)
 
     char *log = tu_path(g_dir, "worker.log");
     char *wargv[] = {(char *)tu_assent_bin(), "worker", NULL};
-    pid_t w = tu_spawn(wargv, g_env, log);
+    pid_t w = g_worker = tu_spawn(wargv, g_env.v, log);
     assert_true(w > 0);
     snprintf(wf, sizeof wf, "%s/workflows/tenant-smtp-auth.json", tu_source_dir());
     long sets = mt_sim_count(&g_sim, "exo.Set-TransportConfig", 0);
@@ -568,6 +548,7 @@ static void test_tenant_smtp_auth(void **state)
     assert_int_equal(mt_sim_count(&g_sim, "exo.Set-TransportConfig", 0), sets + 1);
 
     tu_stop(w, SIGTERM);
+    g_worker = 0;
     json_decref(expect_reset);
     free(log);
 }
