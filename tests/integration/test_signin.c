@@ -143,6 +143,10 @@ static long sign_in(struct wh_server *s, struct browser *br, const char *return_
     snprintf(body, sizeof body, "return=%s", e);
     free(e);
     assert_int_equal(breq(br, "POST", url, body, &r), 200);
+    /* The flow cookie must come back with the provider's cross-site
+     * redirect to the callback: SameSite=Lax (a Strict one is not sent). */
+    assert_non_null(strstr(r.headers, "assent_flow="));
+    assert_non_null(strstr(strstr(r.headers, "assent_flow="), "SameSite=Lax"));
     char *authorize = continue_link(r.body);
     assert_non_null(authorize);
     tu_http_free(&r);
@@ -167,6 +171,16 @@ static long sign_in(struct wh_server *s, struct browser *br, const char *return_
     assert_non_null(strstr(cb, "/auth/callback?code="));
     tu_http_free(&r);
     long st = breq(br, "GET", cb, NULL, &r);
+    /* A session cookie stays SameSite=Strict. */
+    if (st == 200) {
+        const char *sc = strstr(r.headers, "assent_signin=");
+        if (!sc)
+            sc = strstr(r.headers, "assent_console=");
+        assert_non_null(sc);
+        const char *strict = strstr(sc, "SameSite=Strict");
+        assert_non_null(strict);
+        assert_true((size_t)(strict - sc) < strcspn(sc, "\r\n"));
+    }
     if (page)
         *page = strdup(r.body);
     if (callback)
