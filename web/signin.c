@@ -128,12 +128,17 @@ static enum as_code fetch_keys(void *ud, char **text, size_t *len, struct as_err
 
 /* ---- small pieces ------------------------------------------------------------------------- */
 
+/* samesite: "Strict" for sessions; "Lax" for the flow cookie only, which must
+ * come back with the identity platform's redirect to /auth/callback: that
+ * navigation starts on another site, and a browser sends no Strict cookie
+ * with it (a Lax one goes with a top-level GET). */
 static void set_cookie(struct web_req *req, struct web_resp *resp, const char *name,
-                       const char *value, const char *path, int64_t max_age_s)
+                       const char *value, const char *path, int64_t max_age_s,
+                       const char *samesite)
 {
     char h[400];
-    snprintf(h, sizeof h, "%s=%s; Path=%s; Max-Age=%lld; HttpOnly; SameSite=Strict%s", name,
-             value, path, (long long)max_age_s, req->https ? "; Secure" : "");
+    snprintf(h, sizeof h, "%s=%s; Path=%s; Max-Age=%lld; HttpOnly; SameSite=%s%s", name, value,
+             path, (long long)max_age_s, samesite, req->https ? "; Secure" : "");
     web_resp_header(resp, "Set-Cookie", h);
 }
 
@@ -261,7 +266,7 @@ static void login_start(struct web_req *req, struct web_resp *resp)
         if (oidc_random(SECRET_BYTES, browser, sizeof browser) != 0)
             goto fail;
     }
-    set_cookie(req, resp, WEB_SIGNIN_FLOW_COOKIE, browser, "/auth", FLOW_COOKIE_MAX_AGE_S);
+    set_cookie(req, resp, WEB_SIGNIN_FLOW_COOKIE, browser, "/auth", FLOW_COOKIE_MAX_AGE_S, "Lax");
     if (oidc_random(SECRET_BYTES, state, sizeof state) != 0 ||
         oidc_random(SECRET_BYTES, f.nonce, sizeof f.nonce) != 0 ||
         oidc_random(SECRET_BYTES, f.code_verifier, sizeof f.code_verifier) != 0 ||
@@ -399,7 +404,7 @@ static void console_signed_in(struct web_req *req, struct web_resp *resp,
              req->client_addr);
     snprintf(resp->log_note, sizeof resp->log_note, "by=%s", s.name);
     set_cookie(req, resp, WEB_AUTH_COOKIE, session, "/console",
-               (s.expires_at - req->now_ms + 999) / 1000);
+               (s.expires_at - req->now_ms + 999) / 1000, "Strict");
     OPENSSL_cleanse(session, sizeof session);
     char what[400];
     snprintf(what, sizeof what, "Signed in as %s (%s).", who, s.role);
@@ -476,7 +481,7 @@ static void approver_signed_in(struct web_req *req, struct web_resp *resp,
     LOG_INFO("signin", "approval %lld: %s (%s) signed in from %s", (long long)approval_id, who,
              id->oid, req->client_addr);
     set_cookie(req, resp, WEB_SIGNIN_COOKIE, session, "/a",
-               (s.expires_at - req->now_ms + 999) / 1000);
+               (s.expires_at - req->now_ms + 999) / 1000, "Strict");
     OPENSSL_cleanse(session, sizeof session);
     char what[400];
     snprintf(what, sizeof what, "Signed in as %s.", who);

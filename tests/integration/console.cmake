@@ -29,3 +29,16 @@ add_dependencies(test_signin assent assent-tenant-sim)
 add_test(NAME integration.signin COMMAND test_signin)
 set_tests_properties(integration.signin PROPERTIES ENVIRONMENT "${ASSENT_TEST_ENV}" TIMEOUT 600
   LABELS integration)
+
+# The same in a headless Chromium (signin_browser.py, started by
+# test_signin_browser.c): the provider's forwarding pages as a browser
+# follows them, the approver's link with the wrong person then the
+# approver, and the console's "Sign in with Microsoft".
+add_executable(test_signin_browser
+  ${CMAKE_CURRENT_LIST_DIR}/test_signin_browser.c ${CMAKE_CURRENT_LIST_DIR}/web_harness.c
+  ${CMAKE_CURRENT_LIST_DIR}/sim_harness.c)
+target_link_libraries(test_signin_browser PRIVATE assent_testlib)
+add_dependencies(test_signin_browser assent assent-tenant-sim)
+add_test(NAME integration.signin_browser COMMAND test_signin_browser)
+set_tests_properties(integration.signin_browser PROPERTIES ENVIRONMENT "${ASSENT_TEST_ENV}"
+  TIMEOUT 1800 SKIP_RETURN_CODE 77 LABELS integration)

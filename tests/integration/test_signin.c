@@ -13,8 +13,12 @@
  *    sign-in page and change nothing (database fingerprint); the wrong user
  *    signs in: 403 naming both, an approval.sign_in_refused event, nothing
  *    decided; a POST with the form's CSRF token but without the approver's
- *    session: 403, nothing decided; the approver signs in and approves: the
- *    decision event carries identity, oid, tid and signed_in.
+ *    session: 403, nothing decided; someone signed in as a different
+ *    person (the first link's approver) posts to another approver's link
+ *    with that link's form token: 403 naming both, an
+ *    approval.sign_in_refused event, nothing decided, the link still open
+ *    for its approver; the approver signs in and approves: the decision
+ *    event carries identity, oid, tid and signed_in.
  */
 #include "tests/testutil.h"
 
@@ -139,6 +143,10 @@ static long sign_in(struct wh_server *s, struct browser *br, const char *return_
     snprintf(body, sizeof body, "return=%s", e);
     free(e);
     assert_int_equal(breq(br, "POST", url, body, &r), 200);
+    /* The flow cookie must come back with the provider's cross-site
+     * redirect to the callback: SameSite=Lax (a Strict one is not sent). */
+    assert_non_null(strstr(r.headers, "assent_flow="));
+    assert_non_null(strstr(strstr(r.headers, "assent_flow="), "SameSite=Lax"));
     char *authorize = continue_link(r.body);
     assert_non_null(authorize);
     tu_http_free(&r);
@@ -163,6 +171,16 @@ static long sign_in(struct wh_server *s, struct browser *br, const char *return_
     assert_non_null(strstr(cb, "/auth/callback?code="));
     tu_http_free(&r);
     long st = breq(br, "GET", cb, NULL, &r);
+    /* A session cookie stays SameSite=Strict. */
+    if (st == 200) {
+        const char *sc = strstr(r.headers, "assent_signin=");
+        if (!sc)
+            sc = strstr(r.headers, "assent_console=");
+        assert_non_null(sc);
+        const char *strict = strstr(sc, "SameSite=Strict");
+        assert_non_null(strict);
+        assert_true((size_t)(strict - sc) < strcspn(sc, "\r\n"));
+    }
     if (page)
         *page = strdup(r.body);
     if (callback)
@@ -357,6 +375,9 @@ static void test_approval_sign_in(void **state)
     free(wf);
     char *link = NULL;
     assert_int_equal(wh_wait_mail(s, upns[0], "", 1, WAIT_MS, &link), 1);
+    /* The email is out before the step has parked the run: wait for that,
+     * or the engine's last writes land between the fingerprints below. */
+    assert_int_equal(wh_wait_run(s, run, "waiting", WAIT_MS), 0);
     const char *path = strstr(link, "/a/");
 
     /* GET and HEAD show the sign-in page and change nothing. */
@@ -421,6 +442,56 @@ static void test_approval_sign_in(void **state)
     free(before);
     free(after);
     assert_int_equal(audit_count(s, "approval.decision", NULL, NULL, 0), 0);
+
+    /* Someone signed in as a different person: the approver of the first
+     * link, with that session, posts to a second run's link (for upns[2])
+     * with that link's own form token.  403 naming both, an
+     * approval.sign_in_refused event, nothing decided. */
+    wf = approval_workflow();
+    snprintf(input, sizeof input, "{\"approvers\": [\"%s\"]}", upns[2]);
+    int64_t run2 = wh_submit(s, wf, input);
+    free(wf);
+    char *link2 = NULL;
+    assert_int_equal(wh_wait_mail(s, upns[2], "", 1, WAIT_MS, &link2), 1);
+    assert_int_equal(wh_wait_run(s, run2, "waiting", WAIT_MS), 0);
+    struct browser third = {0};
+    assert_int_equal(sign_in(s, &third, strstr(link2, "/a/"), upns[2], &page, NULL), 200);
+    free(page);
+    assert_int_equal(breq(&third, "GET", link2, NULL, &r), 200);
+    char *csrf2 = wh_csrf(r.body);
+    assert_non_null(csrf2);
+    tu_http_free(&r);
+    /* GET with the other person's session: no form, decides nothing */
+    assert_int_equal(breq(&me, "GET", link2, NULL, &r), 403);
+    assert_null(strstr(r.body, "name=\"decision\""));
+    tu_http_free(&r);
+    char body2[300], expect[400];
+    snprintf(body2, sizeof body2, "csrf=%s&decision=approve&comment=", csrf2);
+    assert_int_equal(audit_count(s, "approval.sign_in_refused", oids[0], NULL, 0), 0);
+    assert_int_equal(breq(&me, "POST", link2, body2, &r), 403);
+    snprintf(expect, sizeof expect, "Signed in as %s; this request is for %s.", upns[0], upns[2]);
+    if (!strstr(r.body, expect))
+        fail_msg("the refusal does not name both people: %s", r.body);
+    tu_http_free(&r);
+    assert_int_equal(audit_count(s, "approval.sign_in_refused", oids[0], data, sizeof data), 1);
+    assert_non_null(strstr(data, upns[2])); /* the approver the link is for */
+    assert_non_null(strstr(data, sim.tenant_id));
+    assert_int_equal(audit_count(s, "approval.decision", NULL, NULL, 0), 0);
+    wh_run_status(s, run2, status, sizeof status);
+    assert_string_equal(status, "waiting");
+    wh_run_status(s, run, status, sizeof status);
+    assert_string_equal(status, "waiting");
+    /* ... and the link is still open for its approver */
+    assert_int_equal(breq(&third, "GET", link2, NULL, &r), 200);
+    assert_non_null(strstr(r.body, "name=\"decision\""));
+    tu_http_free(&r);
+    assert_int_equal(breq(&third, "POST", link2, body2, &r), 200);
+    assert_non_null(strstr(r.body, "Thank you"));
+    tu_http_free(&r);
+    free(csrf2);
+    assert_int_equal(audit_count(s, "approval.decision", oids[2], NULL, 0), 1);
+    assert_int_equal(wh_wait_run(s, run2, "succeeded", WAIT_MS), 0);
+    free(link2);
 
     /* With the session: approved, the identity in the decision. */
     assert_int_equal(breq(&me, "POST", link, body, &r), 200);
