@@ -567,8 +567,14 @@ static const char SQL_DECIDE_LOAD[] =
     " a.require_sign_in"
     " FROM approvals a JOIN runs r ON r.id = a.run_id WHERE a.id = ?";
 
-static const char SQL_APPROVER_ROW[] =
-    "SELECT email, status, actor, decided_at FROM approval_approvers WHERE id = ?";
+/* The same through a link, with the link's approver: one statement. */
+static const char SQL_DECIDE_LOAD_LINK[] =
+    "SELECT a.status, a.policy, a.expires_at, a.run_id, a.exec_id, a.require_comment_on_reject,"
+    " a.decided_by, a.decided_at, a.request_hash, COALESCE(r.end_status, r.status),"
+    " a.require_sign_in, l.token_hash, p.id, a.id, p.email, p.status, p.actor, p.decided_at"
+    " FROM approval_links l JOIN approval_approvers p ON p.id = l.approver_id"
+    " JOIN approvals a ON a.id = p.approval_id JOIN runs r ON r.id = a.run_id"
+    " WHERE l.token_hash = ?";
 
 static const char SQL_APPROVER_DECIDE[] =
     "UPDATE approval_approvers SET status = ?, decided_at = ?, decided_via = ?, actor = ?,"
@@ -599,47 +605,40 @@ static enum as_code int_query(struct db_conn *c, const char *sql, int64_t id, in
     return rc;
 }
 
-static enum as_code load_approver(struct db_conn *c, struct db_approval_state *s,
-                                  struct as_err *err)
-{
-    sqlite3_stmt *st = db_stmt(c, SQL_APPROVER_ROW, err);
-    if (!st)
-        return AS_EDB;
-    sqlite3_bind_int64(st, 1, s->approver_id);
-    if (sqlite3_step(st) != SQLITE_ROW) {
-        enum as_code rc = db_error(c, "read approver", err);
-        db_stmt_done(st);
-        return rc;
-    }
-    snprintf(s->approver, sizeof s->approver, "%s", db_col_text(st, 0));
-    snprintf(s->approver_status, sizeof s->approver_status, "%s", db_col_text(st, 1));
-    snprintf(s->approver_decided_by, sizeof s->approver_decided_by, "%s", db_col_text(st, 2));
-    s->approver_decided_at = sqlite3_column_int64(st, 3);
-    db_stmt_done(st);
-    return AS_OK;
-}
-
 enum as_code db_sqlite_approval_load(struct db_conn *c, const char *token_hash, int64_t approval_id,
                                      struct db_approval_state *s, struct as_err *err)
 {
     enum as_code rc;
-    struct link_row link = {0};
     memset(s, 0, sizeof *s);
-    if (token_hash) {
-        if ((rc = find_link(c, token_hash, &link, err)))
-            return rc;
-        approval_id = link.approval_id;
-    }
-    sqlite3_stmt *st = db_stmt(c, SQL_DECIDE_LOAD, err);
+    sqlite3_stmt *st = db_stmt(c, token_hash ? SQL_DECIDE_LOAD_LINK : SQL_DECIDE_LOAD, err);
     if (!st)
         return AS_EDB;
-    sqlite3_bind_int64(st, 1, approval_id);
+    if (token_hash)
+        db_bind_text_or_null(st, 1, token_hash);
+    else
+        sqlite3_bind_int64(st, 1, approval_id);
     int r = sqlite3_step(st);
     if (r != SQLITE_ROW) {
-        rc = r == SQLITE_DONE ? as_errf(err, AS_ENOTFOUND, "no approval %lld", (long long)approval_id)
-                              : db_error(c, "read approval", err);
+        rc = r != SQLITE_DONE ? db_error(c, "read approval", err)
+             : token_hash     ? as_errf(err, AS_ENOTFOUND, "unknown link")
+                              : as_errf(err, AS_ENOTFOUND, "no approval %lld", (long long)approval_id);
         db_stmt_done(st);
         return rc;
+    }
+    if (token_hash) {
+        /* The stored hash compared again in constant time (see find_link). */
+        const char *stored = db_col_text(st, 11);
+        size_t n = strlen(token_hash);
+        if (strlen(stored) != n || CRYPTO_memcmp(stored, token_hash, n) != 0) {
+            db_stmt_done(st);
+            return as_errf(err, AS_ENOTFOUND, "unknown link");
+        }
+        s->approver_id = sqlite3_column_int64(st, 12);
+        approval_id = sqlite3_column_int64(st, 13);
+        snprintf(s->approver, sizeof s->approver, "%s", db_col_text(st, 14));
+        snprintf(s->approver_status, sizeof s->approver_status, "%s", db_col_text(st, 15));
+        snprintf(s->approver_decided_by, sizeof s->approver_decided_by, "%s", db_col_text(st, 16));
+        s->approver_decided_at = sqlite3_column_int64(st, 17);
     }
     s->approval_id = approval_id;
     snprintf(s->status, sizeof s->status, "%s", db_col_text(st, 0));
@@ -654,8 +653,7 @@ enum as_code db_sqlite_approval_load(struct db_conn *c, const char *token_hash, 
     snprintf(s->run_status, sizeof s->run_status, "%s", db_col_text(st, 9));
     s->require_sign_in = sqlite3_column_int(st, 10);
     db_stmt_done(st);
-    s->approver_id = link.approver_id;
-    return s->approver_id ? load_approver(c, s, err) : AS_OK;
+    return AS_OK;
 }
 
 enum as_code db_sqlite_approval_answer(struct db_conn *c, const struct db_approval_answer *a,
@@ -706,7 +704,8 @@ enum as_code db_sqlite_approval_activate(struct db_conn *c, int64_t approver_id,
 }
 
 enum as_code db_sqlite_approval_close(struct db_conn *c, int64_t approval_id, const char *status,
-                                      const struct db_approval_answer *a, struct as_err *err)
+                                      const struct db_approval_answer *a, int open_left,
+                                      struct as_err *err)
 {
     sqlite3_stmt *st = db_stmt(c, SQL_APPROVAL_DECIDE, err);
     if (!st)
@@ -720,7 +719,35 @@ enum as_code db_sqlite_approval_close(struct db_conn *c, int64_t approval_id, co
     enum as_code rc = db_step_done(c, st, "decide approval", err);
     if (!rc && sqlite3_changes(db_conn_handle(c)) != 1)
         rc = as_errf(err, AS_ECONFLICT, "already decided");
-    return rc ? rc : close_open_approvers(c, approval_id, err);
+    return rc || !open_left ? rc : close_open_approvers(c, approval_id, err);
+}
+
+enum as_code db_sqlite_approval_approvers(struct db_conn *c, int64_t approval_id,
+                                          int (*cb)(void *ud, const struct db_approver_row *r),
+                                          void *ud, struct as_err *err)
+{
+    sqlite3_stmt *st = db_stmt(c,
+                               "SELECT id, email, status, decided_at, comment FROM approval_approvers"
+                               " WHERE approval_id = ? ORDER BY position",
+                               err);
+    if (!st)
+        return AS_EDB;
+    sqlite3_bind_int64(st, 1, approval_id);
+    int s;
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        struct db_approver_row row = {
+            .id = sqlite3_column_int64(st, 0), .email = db_col_text(st, 1),
+            .status = db_col_text(st, 2), .decided_at = sqlite3_column_int64(st, 3),
+            .comment = db_col_text(st, 4),
+        };
+        if (cb(ud, &row)) {
+            s = SQLITE_DONE;
+            break;
+        }
+    }
+    enum as_code rc = s == SQLITE_DONE ? AS_OK : db_error(c, "read approvers", err);
+    db_stmt_done(st);
+    return rc;
 }
 
 /* ---- listing and statistics ------------------------------------------------------ */
