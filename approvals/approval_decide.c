@@ -2,6 +2,7 @@
 #include "approvals/approval_decide.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -514,3 +515,59 @@ enum as_code approval_decide_submit(struct engine *e, struct db *db,
         job_free(j);
     return rc;
 }
+
+/* ---- waiting for the engine's commit ------------------------------------------------- */
+
+struct wait_one {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int done;
+    enum as_code rc;
+    struct as_err err;
+    struct approval_decision_result res;
+};
+
+static void wait_one_done(void *ud, enum as_code rc, const struct approval_decision_result *res,
+                          const struct as_err *err)
+{
+    struct wait_one *w = ud;
+    pthread_mutex_lock(&w->lock);
+    w->rc = rc;
+    w->res = *res;
+    if (err)
+        w->err = *err;
+    w->done = 1;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+enum as_code approval_decide_wait(struct engine *e, struct db *db,
+                                  const struct approval_decision *d,
+                                  struct approval_decision_result *res, struct as_err *err)
+{
+    memset(res, 0, sizeof *res);
+    if (!e || strcmp(db_backend_name(db), "SQLite") != 0)
+        return approval_decide(db, d, res, err);
+    struct wait_one w = {.done = 0};
+    pthread_mutex_init(&w.lock, NULL);
+    pthread_cond_init(&w.cond, NULL);
+    struct as_err serr = {0};
+    enum as_code rc = approval_decide_submit(e, db, d, wait_one_done, &w, &serr);
+    if (rc == AS_OK) {
+        pthread_mutex_lock(&w.lock);
+        while (!w.done)
+            pthread_cond_wait(&w.cond, &w.lock);
+        pthread_mutex_unlock(&w.lock);
+        rc = w.rc;
+        *res = w.res;
+        if (rc)
+            *err = w.err;
+    } else {
+        /* No engine to take it (stopping): a transaction of its own. */
+        rc = approval_decide(db, d, res, err);
+    }
+    pthread_cond_destroy(&w.cond);
+    pthread_mutex_destroy(&w.lock);
+    return rc;
+}
+
