@@ -2,11 +2,13 @@
 #include "approvals/approval_decide.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "approvals/approvals.h"
+#include "base/jsonbuf.h"
 #include "base/timeutil.h"
 #include "db/db.h"
 #include "db/db_approvals.h"
@@ -96,24 +98,102 @@ static enum as_code admissible(const struct db_approval_state *s, const struct a
     return AS_OK;
 }
 
-/* Apply the policy to the answer just recorded: *effect says what it did. */
+/* ---- the approvers, read once ---------------------------------------------------- */
+
+/* An approver as read after the answer (db_approval_approvers). */
+struct approver_item {
+    char *email, *comment;
+    char status[16];
+    int64_t id, decided_at;
+};
+
+struct approver_list {
+    struct approver_item *v;
+    size_t n, cap;
+    int oom;
+};
+
+static int collect_approver(void *ud, const struct db_approver_row *r)
+{
+    struct approver_list *l = ud;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 8;
+        struct approver_item *v = realloc(l->v, cap * sizeof *v);
+        if (!v)
+            return l->oom = 1;
+        l->v = v;
+        l->cap = cap;
+    }
+    struct approver_item *it = &l->v[l->n];
+    it->email = strdup(r->email);
+    it->comment = strdup(r->comment);
+    if (!it->email || !it->comment) {
+        free(it->email);
+        free(it->comment);
+        return l->oom = 1;
+    }
+    snprintf(it->status, sizeof it->status, "%s", r->status);
+    it->id = r->id;
+    it->decided_at = r->decided_at;
+    l->n++;
+    return 0;
+}
+
+static void approver_list_free(struct approver_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        free(l->v[i].email);
+        free(l->v[i].comment);
+    }
+    free(l->v);
+    memset(l, 0, sizeof *l);
+}
+
+static int still_open(const char *status)
+{
+    return strcmp(status, "pending") == 0 || strcmp(status, "queued") == 0;
+}
+
+/*
+ * Apply the policy to the answer just recorded: *effect says what it did.
+ * list (NULL: not needed) receives every approver as the decision leaves
+ * them, read in one statement: it tells the policy who has not approved and
+ * who is queued next, spares closing approvers when none is left open, and
+ * gives the step's output its list.
+ */
 static enum as_code apply_policy(struct db_conn *c, const struct db_approval_state *s,
                                  int approve, const struct db_approval_answer *a,
-                                 enum approval_effect *effect, struct as_err *err)
+                                 struct approver_list *list, enum approval_effect *effect,
+                                 struct as_err *err)
 {
     enum as_code rc;
     int64_t unapproved = 0, next = 0;
+    int open_left = 1;
     int by_admin = s->approver_id == 0;
-    if (!by_admin && approve && strcmp(s->policy, "all") == 0 &&
-        (rc = db_approval_unapproved(c, s->approval_id, &unapproved, err)))
-        return rc;
-    if (!by_admin && approve && strcmp(s->policy, "sequential") == 0 &&
-        (rc = db_approval_next_queued(c, s->approval_id, &next, err)))
-        return rc;
+    if (list) {
+        if ((rc = db_approval_approvers(c, s->approval_id, collect_approver, list, err)))
+            return rc;
+        if (list->oom)
+            return as_errf(err, AS_ENOMEM, "out of memory");
+        open_left = 0;
+        for (size_t i = 0; i < list->n; i++) {
+            const char *st = list->v[i].status;
+            unapproved += strcmp(st, "approved") != 0;
+            if (!next && strcmp(st, "queued") == 0)
+                next = list->v[i].id;
+            open_left |= still_open(st);
+        }
+    }
     *effect = approval_policy(s->policy, by_admin, approve, unapproved, next != 0);
     switch (*effect) {
     case APPROVAL_DECIDED:
-        return db_approval_close(c, s->approval_id, a->decided, a, err);
+        if ((rc = db_approval_close(c, s->approval_id, a->decided, a, open_left, err)))
+            return rc;
+        if (list) /* as db_approval_close left them */
+            for (size_t i = 0; i < list->n; i++)
+                if (still_open(list->v[i].status))
+                    snprintf(list->v[i].status, sizeof list->v[i].status, "closed");
+        return AS_OK;
     case APPROVAL_ASK_NEXT:
         return db_approval_activate(c, next, err);
     case APPROVAL_STAYS_PENDING:
@@ -122,96 +202,152 @@ static enum as_code apply_policy(struct db_conn *c, const struct db_approval_sta
     return AS_OK;
 }
 
-/*
- * The step's resume, left to the engine: with the approval decided, the
- * step would only read it and return its output, so the engine is given
- * that output to end the waiting step at once (approval_step_output, the
- * step's own); else (the next approver to mail) the step runs again.
- */
-static enum as_code resume_through_engine(struct db_conn *c, struct engine_write *w,
-                                          const struct db_approval_state *s, const char *final,
-                                          const json_t *payload, struct as_err *err)
+/* time_format_iso of t as a JSON string, "" for 0 (as approval_step_output). */
+static void add_time(struct jsonbuf *b, int64_t t)
 {
-    char *payload_text = json_dumps(payload, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
-    char *output_text = NULL;
-    json_t *view = NULL, *output = NULL;
-    enum as_code rc = AS_OK;
-    if (!payload_text) {
-        rc = as_errf(err, AS_ENOMEM, "out of memory");
-        goto out;
+    char when[40] = "";
+    if (t)
+        time_format_iso(t, when, sizeof when);
+    jsonbuf_add_str(b, when);
+}
+
+/*
+ * The output the approval step returns once decided (approval_step_output,
+ * from the approval read back), built from what the decision wrote and the
+ * approvers it read: the same text engine_dump would store.
+ */
+static char *decided_output(const struct db_approval_state *s, const struct approval_decision *d,
+                            const struct db_approval_answer *a, const struct approver_list *l)
+{
+    struct jsonbuf b = {0};
+    jsonbuf_add(&b, "{\"decision\":");
+    jsonbuf_add_str(&b, a->decided);
+    jsonbuf_add(&b, ",\"decided_by\":");
+    jsonbuf_add_str(&b, a->actor ? a->actor : "");
+    jsonbuf_add(&b, ",\"comment\":");
+    jsonbuf_add_str(&b, d->comment ? d->comment : "");
+    jsonbuf_add(&b, ",\"decided_at\":");
+    add_time(&b, d->now);
+    jsonbuf_add(&b, ",\"decided_via\":");
+    jsonbuf_add_str(&b, d->via ? d->via : "");
+    jsonbuf_add(&b, ",\"request_hash\":");
+    jsonbuf_add_str(&b, s->request_hash);
+    jsonbuf_add(&b, ",\"approval_id\":");
+    jsonbuf_add_i64(&b, s->approval_id);
+    jsonbuf_add(&b, ",\"approvers\":[");
+    for (size_t i = 0; i < l->n; i++) {
+        jsonbuf_add(&b, i ? ",{\"email\":" : "{\"email\":");
+        jsonbuf_add_str(&b, l->v[i].email);
+        jsonbuf_add(&b, ",\"status\":");
+        jsonbuf_add_str(&b, l->v[i].status);
+        jsonbuf_add(&b, ",\"decided_at\":");
+        add_time(&b, l->v[i].decided_at);
+        jsonbuf_add(&b, ",\"comment\":");
+        jsonbuf_add_str(&b, l->v[i].comment);
+        jsonbuf_add(&b, "}");
     }
-    if (final) {
-        rc = db_approval_view(c, s->approval_id, &view, err);
-        if (rc)
-            goto out;
-        output = approval_step_output(view);
-        /* As the engine stores a step's output (engine_dump). */
-        output_text = output ? json_dumps(output, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-        if (!output_text) {
-            rc = as_errf(err, AS_ENOMEM, "out of memory");
-            goto out;
-        }
+    jsonbuf_add(&b, "]}");
+    return jsonbuf_take(&b);
+}
+
+/*
+ * The "approval.decision" event's data, as json_dumps(JSON_COMPACT |
+ * JSON_SORT_KEYS) writes it (keys in strcmp order), without building a
+ * json_t: approval_id, approver, decision, comment, via, actor, client_addr
+ * and user_agent when known, request_hash, approval_status; signed in, also
+ * identity, oid, tid and signed_in.
+ */
+static char *decision_event(const struct db_approval_state *s, const struct approval_decision *d,
+                            const struct db_approval_answer *a, const char *approver,
+                            const char *final)
+{
+    int signed_in = d->identity_oid != NULL;
+    struct jsonbuf b = {0};
+    jsonbuf_add(&b, "{\"actor\":");
+    jsonbuf_add_str(&b, a->actor ? a->actor : "");
+    jsonbuf_add(&b, ",\"approval_id\":");
+    jsonbuf_add_i64(&b, s->approval_id);
+    jsonbuf_add(&b, ",\"approval_status\":");
+    jsonbuf_add_str(&b, final ? final : "pending");
+    jsonbuf_add(&b, ",\"approver\":");
+    jsonbuf_add_str(&b, approver);
+    if (d->client_addr) {
+        jsonbuf_add(&b, ",\"client_addr\":");
+        jsonbuf_add_str(&b, d->client_addr);
     }
-    rc = engine_write_resume(w, s->exec_id, payload_text, final, output_text, err);
-out:
-    free(payload_text);
-    free(output_text);
-    json_decref(output);
-    json_decref(view);
-    return rc;
+    jsonbuf_add(&b, ",\"comment\":");
+    jsonbuf_add_str(&b, d->comment ? d->comment : "");
+    jsonbuf_add(&b, ",\"decision\":");
+    jsonbuf_add_str(&b, a->decided);
+    if (signed_in) {
+        jsonbuf_add(&b, ",\"identity\":");
+        jsonbuf_add_str(&b, d->identity ? d->identity : "");
+        jsonbuf_add(&b, ",\"oid\":");
+        jsonbuf_add_str(&b, d->identity_oid);
+    }
+    jsonbuf_add(&b, ",\"request_hash\":");
+    jsonbuf_add_str(&b, s->request_hash);
+    if (signed_in) {
+        jsonbuf_add(&b, ",\"signed_in\":true,\"tid\":");
+        jsonbuf_add_str(&b, d->identity_tid ? d->identity_tid : "");
+    }
+    if (d->user_agent) {
+        jsonbuf_add(&b, ",\"user_agent\":");
+        jsonbuf_add_str(&b, d->user_agent);
+    }
+    jsonbuf_add(&b, ",\"via\":");
+    jsonbuf_add_str(&b, d->via ? d->via : "");
+    jsonbuf_add(&b, "}");
+    return jsonbuf_take(&b);
 }
 
 /* The audit event of the decision, and the step's resume when it changed something for it. */
 static enum as_code record(struct db_conn *c, const struct decide_target *t,
                            const struct db_approval_state *s, const struct approval_decision *d,
-                           const struct db_approval_answer *a, enum approval_effect effect,
-                           struct approval_decision_result *res, struct as_err *err)
+                           const struct db_approval_answer *a, const struct approver_list *list,
+                           enum approval_effect effect, struct approval_decision_result *res,
+                           struct as_err *err)
 {
     const char *final = effect == APPROVAL_DECIDED ? a->decided : NULL;
-    json_t *ev = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s?, s:s?, s:s, s:s}",
-                           "approval_id", (json_int_t)s->approval_id,
-                           "approver", res->approver[0] ? res->approver : "(administrator)",
-                           "decision", a->decided, "comment", d->comment ? d->comment : "",
-                           "via", d->via ? d->via : "", "actor", a->actor,
-                           "client_addr", d->client_addr, "user_agent", d->user_agent,
-                           "request_hash", s->request_hash,
-                           "approval_status", final ? final : "pending");
-    if (ev && d->identity_oid &&
-        (json_object_set_new(ev, "identity", json_string(d->identity ? d->identity : "")) ||
-         json_object_set_new(ev, "oid", json_string(d->identity_oid)) ||
-         json_object_set_new(ev, "tid", json_string(d->identity_tid ? d->identity_tid : "")) ||
-         json_object_set_new(ev, "signed_in", json_true()))) {
-        json_decref(ev);
-        ev = NULL;
-    }
+    char *ev = decision_event(s, d, a, res->approver[0] ? res->approver : "(administrator)", final);
     if (!ev)
         return as_errf(err, AS_ENOMEM, "out of memory");
-    enum as_code rc;
-    if (t->chain) {
-        /* The text db_event_append would store, through the chain cache. */
-        char *text = json_dumps(ev, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
-        rc = text ? db_event_append_chained(c, t->chain, s->run_id, s->exec_id,
-                                            "approval.decision", text, NULL, time_now_ms(), err)
-                  : as_errf(err, AS_ENOMEM, "out of memory");
-        free(text);
-    } else {
-        rc = db_event_append(c, s->run_id, s->exec_id, "approval.decision", ev, err);
-    }
-    json_decref(ev);
+    enum as_code rc =
+        t->chain ? db_event_append_chained(c, t->chain, s->run_id, s->exec_id, "approval.decision",
+                                           ev, NULL, time_now_ms(), err)
+                 : db_event_append_text(c, s->run_id, s->exec_id, "approval.decision", ev,
+                                        time_now_ms(), err);
+    free(ev);
     if (rc || effect == APPROVAL_STAYS_PENDING)
         return rc;
 
-    json_t *payload = json_pack("{s:I, s:s}", "approval_id", (json_int_t)s->approval_id,
-                                "decision", final ? final : "next");
-    if (!payload)
-        return as_errf(err, AS_ENOMEM, "out of memory");
     if (t->w) {
-        rc = resume_through_engine(c, t->w, s, final, payload, err);
-        json_decref(payload);
+        /* The step's resume, left to the engine: with the approval decided,
+         * the step would only read it back and return its output, so the
+         * engine is given that output to end the waiting step at once; else
+         * (the next approver to mail) the step runs again. */
+        struct jsonbuf pb = {0};
+        jsonbuf_add(&pb, "{\"approval_id\":");
+        jsonbuf_add_i64(&pb, s->approval_id);
+        jsonbuf_add(&pb, ",\"decision\":");
+        jsonbuf_add_str(&pb, final ? final : "next");
+        jsonbuf_add(&pb, "}");
+        char *payload = jsonbuf_take(&pb);
+        char *output = final && list ? decided_output(s, d, a, list) : NULL;
+        if (!payload || (final && !output))
+            rc = as_errf(err, AS_ENOMEM, "out of memory");
+        else
+            rc = engine_write_resume(t->w, s->exec_id, payload, final, output, err);
+        free(payload);
+        free(output);
         if (!rc)
             res->resumed = 1;
         return rc;
     }
+    json_t *payload = json_pack("{s:I, s:s}", "approval_id", (json_int_t)s->approval_id,
+                                "decision", final ? final : "next");
+    if (!payload)
+        return as_errf(err, AS_ENOMEM, "out of memory");
     struct as_err rerr = {0};
     enum as_code rr = db_exec_resume(c, s->exec_id, payload, &rerr);
     json_decref(payload);
@@ -266,14 +402,21 @@ static enum as_code decide_in(struct db_conn *c, const struct decide_target *t,
     };
     if (s.approver_id && (rc = db_approval_answer(c, &a, err)))
         return rc;
-    if ((rc = apply_policy(c, &s, approve, &a, &effect, err)))
-        return rc;
-    if (effect == APPROVAL_DECIDED) {
+    /* The approvers are read when the policy counts them, or when the
+     * engine ends the step with its output (their list); under "any" on
+     * its own the decision needs none of them. */
+    struct approver_list list = {0};
+    int need_list = t->w || strcmp(s.policy, "any") != 0;
+    rc = apply_policy(c, &s, approve, &a, need_list ? &list : NULL, &effect, err);
+    if (!rc && effect == APPROVAL_DECIDED) {
         snprintf(res->status, sizeof res->status, "%s", a.decided);
         snprintf(res->decided_by, sizeof res->decided_by, "%s", a.actor);
         res->decided_at = d->now;
     }
-    return record(c, t, &s, d, &a, effect, res, err);
+    if (!rc)
+        rc = record(c, t, &s, d, &a, need_list ? &list : NULL, effect, res, err);
+    approver_list_free(&list);
+    return rc;
 }
 
 enum as_code approval_decide(struct db *db, const struct approval_decision *d,
@@ -372,3 +515,59 @@ enum as_code approval_decide_submit(struct engine *e, struct db *db,
         job_free(j);
     return rc;
 }
+
+/* ---- waiting for the engine's commit ------------------------------------------------- */
+
+struct wait_one {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int done;
+    enum as_code rc;
+    struct as_err err;
+    struct approval_decision_result res;
+};
+
+static void wait_one_done(void *ud, enum as_code rc, const struct approval_decision_result *res,
+                          const struct as_err *err)
+{
+    struct wait_one *w = ud;
+    pthread_mutex_lock(&w->lock);
+    w->rc = rc;
+    w->res = *res;
+    if (err)
+        w->err = *err;
+    w->done = 1;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+enum as_code approval_decide_wait(struct engine *e, struct db *db,
+                                  const struct approval_decision *d,
+                                  struct approval_decision_result *res, struct as_err *err)
+{
+    memset(res, 0, sizeof *res);
+    if (!e || strcmp(db_backend_name(db), "SQLite") != 0)
+        return approval_decide(db, d, res, err);
+    struct wait_one w = {.done = 0};
+    pthread_mutex_init(&w.lock, NULL);
+    pthread_cond_init(&w.cond, NULL);
+    struct as_err serr = {0};
+    enum as_code rc = approval_decide_submit(e, db, d, wait_one_done, &w, &serr);
+    if (rc == AS_OK) {
+        pthread_mutex_lock(&w.lock);
+        while (!w.done)
+            pthread_cond_wait(&w.cond, &w.lock);
+        pthread_mutex_unlock(&w.lock);
+        rc = w.rc;
+        *res = w.res;
+        if (rc)
+            *err = w.err;
+    } else {
+        /* No engine to take it (stopping): a transaction of its own. */
+        rc = approval_decide(db, d, res, err);
+    }
+    pthread_cond_destroy(&w.cond);
+    pthread_mutex_destroy(&w.lock);
+    return rc;
+}
+

@@ -90,6 +90,21 @@ enum as_code approval_decide_submit(struct engine *e, struct db *db,
                                     const struct approval_decision *d, approval_decided_fn done,
                                     void *ud, struct as_err *err) AS_WUR;
 
+/*
+ * approval_decide for a caller that may wait (the REST API, the console):
+ * with engine e running in this process on SQLite, through its group commit
+ * (approval_decide_submit), waiting until the decision is durable or
+ * refused, so that a decided approval ends its waiting step in the same
+ * transaction instead of running it again; else (no engine, PostgreSQL, an
+ * engine stopping) approval_decide.  The same results as approval_decide;
+ * res->resumed is 1 when the step was woken or ended.  Blocks the calling
+ * thread for one group commit; never call it on the dispatcher.
+ */
+enum as_code approval_decide_wait(struct engine *e, struct db *db,
+                                  const struct approval_decision *d,
+                                  struct approval_decision_result *res,
+                                  struct as_err *err) AS_WUR;
+
 /* What one answer does to an approval. */
 enum approval_effect {
     APPROVAL_STAYS_PENDING, /* all: others must still approve */

@@ -29,7 +29,7 @@ void jsonbuf_add_i64(struct jsonbuf *b, int64_t v)
  * UTF-8 (a step's error may quote a peer's bytes) replaced by U+FFFD. */
 void jsonbuf_add_str(struct jsonbuf *b, const char *s)
 {
-    static const char hex[] = "0123456789abcdef";
+    static const char hex[] = "0123456789ABCDEF"; /* as jansson */
     jsonbuf_addn(b, "\"", 1);
     const char *run = s;
     for (; *s; s++) {
@@ -55,6 +55,10 @@ void jsonbuf_add_str(struct jsonbuf *b, const char *s)
             esc[1] = 'r';
         else if (c == '\t')
             esc[1] = 't';
+        else if (c == '\b')
+            esc[1] = 'b'; /* \b and \f as jansson writes them */
+        else if (c == '\f')
+            esc[1] = 'f';
         else if (c < 0x20) {
             esc[1] = 'u';
             esc[2] = '0';

@@ -2,8 +2,8 @@
  * jsonbuf.h - build JSON text by hand where building a json_t and dumping it
  * would cost more than the work itself (the executor writes several small
  * JSON records per step).  Values are appended as raw text, integers, or
- * string literals escaped per RFC 8259 (invalid UTF-8 becomes U+FFFD, so
- * the result is always valid JSON text).
+ * string literals escaped per RFC 8259 as jansson's json_dumps escapes them
+ * (invalid UTF-8 becomes U+FFFD, so the result is always valid JSON text).
  *
  * Usage: struct jsonbuf b = {0}; jsonbuf_add(&b, "{\"n\":"); jsonbuf_add_i64(&b, 1);
  * jsonbuf_add(&b, "}"); char *text = jsonbuf_take(&b);   (caller frees)

@@ -171,7 +171,11 @@ struct db_backend {
                                          int64_t *approver_id, struct as_err *err);
     enum as_code (*approval_activate)(struct db_conn *c, int64_t approver_id, struct as_err *err);
     enum as_code (*approval_close)(struct db_conn *c, int64_t approval_id, const char *status,
-                                   const struct db_approval_answer *a, struct as_err *err);
+                                   const struct db_approval_answer *a, int open_left,
+                                   struct as_err *err);
+    enum as_code (*approval_approvers)(struct db_conn *c, int64_t approval_id,
+                                       int (*cb)(void *ud, const struct db_approver_row *r),
+                                       void *ud, struct as_err *err);
     enum as_code (*approvals_list_where)(struct db *db, const struct db_approvals_filter *f,
                                          json_t **out, struct as_err *err);
     enum as_code (*approvals_stats)(struct db *db, json_t **out, struct as_err *err);

@@ -188,9 +188,32 @@ enum as_code db_approval_activate(struct db_conn *c, int64_t approver_id,
 
 /* Decide the approval itself (status approved or rejected, by a->actor via
  * a->via with a->comment at a->now) if still pending, AS_ECONFLICT
- * otherwise, and close its approvers still pending or queued. */
+ * otherwise, and, when open_left (the caller read some approver still
+ * pending or queued, or did not look), close its approvers still pending
+ * or queued. */
 enum as_code db_approval_close(struct db_conn *c, int64_t approval_id, const char *status,
-                               const struct db_approval_answer *a, struct as_err *err) AS_WUR;
+                               const struct db_approval_answer *a, int open_left,
+                               struct as_err *err) AS_WUR;
+
+/* One approver of an approval as a decision reads it (db_approval_approvers).
+ * Strings borrowed for the call ("" for NULL). */
+struct db_approver_row {
+    int64_t id;
+    const char *email;
+    const char *status;  /* pending | queued | approved | rejected | closed */
+    int64_t decided_at;  /* 0 when not decided */
+    const char *comment;
+};
+
+/*
+ * Every approver of the approval, by position, inside the caller's
+ * transaction: one statement that gives the policy what it counts (who has
+ * not approved, who is queued next) and the step's output its list.  cb
+ * returns non-zero to stop.
+ */
+enum as_code db_approval_approvers(struct db_conn *c, int64_t approval_id,
+                                   int (*cb)(void *ud, const struct db_approver_row *r), void *ud,
+                                   struct as_err *err) AS_WUR;
 
 /*
  * Approvers asked and still pending (all = 0), or every approver row

@@ -368,9 +368,17 @@ enum as_code db_approval_activate(struct db_conn *c, int64_t approver_id, struct
 }
 
 enum as_code db_approval_close(struct db_conn *c, int64_t approval_id, const char *status,
-                               const struct db_approval_answer *a, struct as_err *err)
+                               const struct db_approval_answer *a, int open_left,
+                               struct as_err *err)
 {
-    return db_ops(c)->approval_close(c, approval_id, status, a, err);
+    return db_ops(c)->approval_close(c, approval_id, status, a, open_left, err);
+}
+
+enum as_code db_approval_approvers(struct db_conn *c, int64_t approval_id,
+                                   int (*cb)(void *ud, const struct db_approver_row *r), void *ud,
+                                   struct as_err *err)
+{
+    return db_ops(c)->approval_approvers(c, approval_id, cb, ud, err);
 }
 
 enum as_code db_approvals_list_where(struct db *db, const struct db_approvals_filter *f,

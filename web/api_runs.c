@@ -333,7 +333,7 @@ void api_approval_decide(struct api_call *c)
         .now = c->req->now_ms,
     };
     struct approval_decision_result res;
-    enum as_code rc = approval_decide(c->req->app->db, &d, &res, &err);
+    enum as_code rc = approval_decide_wait(c->req->app->engine, c->req->app->db, &d, &res, &err);
     if (rc == AS_ECONFLICT && res.decided_what[0]) {
         web_resp_json(c->resp, 409,
                       json_pack("{s:{s:s, s:s, s:s, s:s, s:I}}", "error", "code", "conflict",

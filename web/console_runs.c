@@ -520,7 +520,7 @@ void console_approval_decide(struct console_call *c)
         .now = c->req->now_ms,
     };
     struct approval_decision_result res;
-    enum as_code rc = approval_decide(c->req->app->db, &d, &res, &err);
+    enum as_code rc = approval_decide_wait(c->req->app->engine, c->req->app->db, &d, &res, &err);
     if (rc) {
         console_message(c, rc == AS_ENOTFOUND ? 404 : rc == AS_EINVAL ? 400 : 409, "Not decided",
                         err.msg);

@@ -690,7 +690,8 @@ enum as_code db_pg_approval_activate(struct db_conn *c, int64_t approver_id, str
 }
 
 enum as_code db_pg_approval_close(struct db_conn *c, int64_t approval_id, const char *status,
-                                  const struct db_approval_answer *ans, struct as_err *err)
+                                  const struct db_approval_answer *ans, int open_left,
+                                  struct as_err *err)
 {
     static const char sql[] =
         "UPDATE approvals SET status = $1, decided_at = $2, decided_by = $3, decided_via = $4,"
@@ -706,7 +707,31 @@ enum as_code db_pg_approval_close(struct db_conn *c, int64_t approval_id, const 
     enum as_code rc = pg_do(c, sql, &a, "decide approval", &changed, err);
     if (!rc && changed != 1)
         rc = as_errf(err, AS_ECONFLICT, "already decided");
-    return rc ? rc : close_open_approvers(c, approval_id, err);
+    return rc || !open_left ? rc : close_open_approvers(c, approval_id, err);
+}
+
+enum as_code db_pg_approval_approvers(struct db_conn *c, int64_t approval_id,
+                                      int (*cb)(void *ud, const struct db_approver_row *r),
+                                      void *ud, struct as_err *err)
+{
+    struct pg_args a = {0};
+    pg_arg_i64(&a, approval_id);
+    PGresult *r = pg_run(c,
+                         "SELECT id, email, status, decided_at, comment"
+                         " FROM approval_approvers WHERE approval_id = $1 ORDER BY position",
+                         &a, "read approvers", err);
+    if (!r)
+        return AS_EDB;
+    for (int i = 0, n = PQntuples(r); i < n; i++) {
+        struct db_approver_row row = {
+            .id = pg_i64(r, i, 0), .email = pg_text(r, i, 1), .status = pg_text(r, i, 2),
+            .decided_at = pg_i64(r, i, 3), .comment = pg_text(r, i, 4),
+        };
+        if (cb(ud, &row))
+            break;
+    }
+    PQclear(r);
+    return AS_OK;
 }
 
 /* ---- listing and statistics --------------------------------------------------------- */

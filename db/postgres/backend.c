@@ -85,6 +85,7 @@ const struct db_backend db_pg_backend = {
     .approval_next_queued = db_pg_approval_next_queued,
     .approval_activate = db_pg_approval_activate,
     .approval_close = db_pg_approval_close,
+    .approval_approvers = db_pg_approval_approvers,
     .approvals_list_where = db_pg_approvals_list_where,
     .approvals_stats = db_pg_approvals_stats,
     .approvals_secret = db_pg_approvals_secret,

@@ -66,6 +66,7 @@ const struct db_backend db_sqlite_backend = {
     .approval_next_queued = db_sqlite_approval_next_queued,
     .approval_activate = db_sqlite_approval_activate,
     .approval_close = db_sqlite_approval_close,
+    .approval_approvers = db_sqlite_approval_approvers,
     .approvals_list_where = db_sqlite_approvals_list_where,
     .approvals_stats = db_sqlite_approvals_stats,
     .approvals_secret = db_sqlite_approvals_secret,

@@ -55,6 +55,76 @@ static const char SQL_APPROVERS[] =
     "SELECT id, position, email, status, sent_at, n_links, decided_at, decided_via, actor,"
     " comment FROM approval_approvers WHERE approval_id = ? ORDER BY position";
 
+/* Set key (a literal) to v, stolen; -1 when v is NULL or out of memory. */
+static int put(json_t *o, const char *key, json_t *v)
+{
+    return v ? json_object_set_new_nocheck(o, key, v) : -1;
+}
+
+static int put_i(json_t *o, const char *key, sqlite3_stmt *st, int col)
+{
+    return put(o, key, json_integer((json_int_t)sqlite3_column_int64(st, col)));
+}
+
+static int put_s(json_t *o, const char *key, sqlite3_stmt *st, int col)
+{
+    return put(o, key, json_string(db_col_text(st, col)));
+}
+
+/* The approval's JSON (see db_approvals.h, without "approvers") from the
+ * columns of SQL_GET at st; NULL when out of memory.  Built key by key (no
+ * format string to parse), in the order the API has always shown (|| keeps
+ * that order and stops at the first failure). */
+static json_t *approval_from_row(sqlite3_stmt *st)
+{
+    json_t *a = json_object();
+    if (!a)
+        return NULL;
+    int bad = put_i(a, "id", st, 0) || put_i(a, "run_id", st, 1) || put_i(a, "exec_id", st, 2) ||
+              put_s(a, "workflow", st, 3) || put_s(a, "step", st, 4) || put_s(a, "policy", st, 5) ||
+              put_s(a, "status", st, 6) || put_s(a, "subject", st, 7) ||
+              put_s(a, "message", st, 8) || put_s(a, "requested_by", st, 9) ||
+              put(a, "details", parse_or(db_col_text(st, 10), json_object())) ||
+              put(a, "request", parse_or(db_col_text(st, 11), json_object())) ||
+              put_s(a, "request_hash", st, 12) ||
+              put(a, "require_comment_on_reject", json_boolean(sqlite3_column_int(st, 13))) ||
+              put(a, "escalate_to", parse_or(db_col_text(st, 14), json_array())) ||
+              put_i(a, "reminder_every_ms", st, 15) || put_i(a, "next_reminder_at", st, 16) ||
+              put_i(a, "reminders_sent", st, 17) || put_i(a, "expires_at", st, 18) ||
+              put_i(a, "created_at", st, 19) || put_i(a, "decided_at", st, 20) ||
+              put_s(a, "decided_by", st, 21) || put_s(a, "decided_via", st, 22) ||
+              put_s(a, "comment", st, 23) || put_i(a, "escalated_at", st, 24) ||
+              put_s(a, "run_status", st, 25) ||
+              put(a, "current", sqlite3_column_type(st, 26) == SQLITE_NULL
+                                    ? json_null()
+                                    : parse_or(db_col_text(st, 26), json_null())) ||
+              put_s(a, "cmdlet", st, 27) ||
+              put(a, "require_sign_in", json_boolean(sqlite3_column_int(st, 28)));
+    if (bad) {
+        json_decref(a);
+        return NULL;
+    }
+    return a;
+}
+
+/* One approver's JSON from the columns of SQL_APPROVERS at st, from column c0. */
+static json_t *approver_from_row(sqlite3_stmt *st, int c0)
+{
+    json_t *p = json_object();
+    if (!p)
+        return NULL;
+    int bad = put_i(p, "id", st, c0) || put_i(p, "position", st, c0 + 1) ||
+              put_s(p, "email", st, c0 + 2) || put_s(p, "status", st, c0 + 3) ||
+              put_i(p, "sent_at", st, c0 + 4) || put_i(p, "n_links", st, c0 + 5) ||
+              put_i(p, "decided_at", st, c0 + 6) || put_s(p, "decided_via", st, c0 + 7) ||
+              put_s(p, "actor", st, c0 + 8) || put_s(p, "comment", st, c0 + 9);
+    if (bad) {
+        json_decref(p);
+        return NULL;
+    }
+    return p;
+}
+
 static enum as_code load_approval(struct db_conn *c, int64_t id, json_t **out,
                                   struct as_err *err)
 {
@@ -75,40 +145,7 @@ static enum as_code load_approval(struct db_conn *c, int64_t id, json_t **out,
         db_stmt_done(st);
         return rc;
     }
-    a = json_pack(
-        "{s:I, s:I, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:s, s:b, s:o, s:I, s:I,"
-        " s:I, s:I, s:I, s:I, s:s, s:s, s:s, s:I, s:s}",
-        "id", (json_int_t)sqlite3_column_int64(st, 0),
-        "run_id", (json_int_t)sqlite3_column_int64(st, 1),
-        "exec_id", (json_int_t)sqlite3_column_int64(st, 2),
-        "workflow", db_col_text(st, 3), "step", db_col_text(st, 4),
-        "policy", db_col_text(st, 5), "status", db_col_text(st, 6),
-        "subject", db_col_text(st, 7), "message", db_col_text(st, 8),
-        "requested_by", db_col_text(st, 9),
-        "details", parse_or(db_col_text(st, 10), json_object()),
-        "request", parse_or(db_col_text(st, 11), json_object()),
-        "request_hash", db_col_text(st, 12),
-        "require_comment_on_reject", sqlite3_column_int(st, 13),
-        "escalate_to", parse_or(db_col_text(st, 14), json_array()),
-        "reminder_every_ms", (json_int_t)sqlite3_column_int64(st, 15),
-        "next_reminder_at", (json_int_t)sqlite3_column_int64(st, 16),
-        "reminders_sent", (json_int_t)sqlite3_column_int64(st, 17),
-        "expires_at", (json_int_t)sqlite3_column_int64(st, 18),
-        "created_at", (json_int_t)sqlite3_column_int64(st, 19),
-        "decided_at", (json_int_t)sqlite3_column_int64(st, 20),
-        "decided_by", db_col_text(st, 21), "decided_via", db_col_text(st, 22),
-        "comment", db_col_text(st, 23),
-        "escalated_at", (json_int_t)sqlite3_column_int64(st, 24),
-        "run_status", db_col_text(st, 25));
-    if (a && (json_object_set_new(a, "current", sqlite3_column_type(st, 26) == SQLITE_NULL
-                                                    ? json_null()
-                                                    : parse_or(db_col_text(st, 26), json_null())) ||
-              json_object_set_new(a, "cmdlet", json_string(db_col_text(st, 27))) ||
-              json_object_set_new(a, "require_sign_in",
-                                  json_boolean(sqlite3_column_int(st, 28))))) {
-        json_decref(a);
-        a = NULL;
-    }
+    a = approval_from_row(st);
     db_stmt_done(st);
     if (!a)
         return as_errf(err, AS_ENOMEM, "out of memory");
@@ -121,15 +158,7 @@ static enum as_code load_approval(struct db_conn *c, int64_t id, json_t **out,
     }
     sqlite3_bind_int64(st, 1, id);
     while ((s = sqlite3_step(st)) == SQLITE_ROW) {
-        json_t *p = json_pack("{s:I, s:I, s:s, s:s, s:I, s:I, s:I, s:s, s:s, s:s}",
-                              "id", (json_int_t)sqlite3_column_int64(st, 0),
-                              "position", (json_int_t)sqlite3_column_int64(st, 1),
-                              "email", db_col_text(st, 2), "status", db_col_text(st, 3),
-                              "sent_at", (json_int_t)sqlite3_column_int64(st, 4),
-                              "n_links", (json_int_t)sqlite3_column_int64(st, 5),
-                              "decided_at", (json_int_t)sqlite3_column_int64(st, 6),
-                              "decided_via", db_col_text(st, 7), "actor", db_col_text(st, 8),
-                              "comment", db_col_text(st, 9));
+        json_t *p = approver_from_row(st, 0);
         if (!p || json_array_append_new(list, p) != 0) {
             db_stmt_done(st);
             rc = as_errf(err, AS_ENOMEM, "out of memory");
@@ -209,22 +238,83 @@ static enum as_code find_link(struct db_conn *c, const char *token_hash, struct 
     return rc;
 }
 
+/* An approval through one of its links, with every approver: one row per
+ * approver (the approval's and the link's columns repeated), one statement. */
+static const char SQL_BY_LINK[] =
+    "SELECT a.id, a.run_id, a.exec_id, a.workflow, a.step, a.policy, a.status, a.subject,"
+    " a.message, a.requested_by, a.details, a.request, a.request_hash,"
+    " a.require_comment_on_reject, a.escalate_to, a.reminder_every_ms, a.next_reminder_at,"
+    " a.reminders_sent, a.expires_at, a.created_at, a.decided_at, a.decided_by, a.decided_via,"
+    " a.comment, a.escalated_at, COALESCE(r.end_status, r.status), a.current_settings, a.cmdlet,"
+    " a.require_sign_in, l.token_hash, l.approver_id, l.purpose,"
+    " p.id, p.position, p.email, p.status, p.sent_at, p.n_links, p.decided_at, p.decided_via,"
+    " p.actor, p.comment"
+    " FROM approval_links l JOIN approval_approvers me ON me.id = l.approver_id"
+    " JOIN approvals a ON a.id = me.approval_id JOIN runs r ON r.id = a.run_id"
+    " JOIN approval_approvers p ON p.approval_id = a.id"
+    " WHERE l.token_hash = ? ORDER BY p.position";
+
 enum as_code db_sqlite_approvals_by_token(struct db *db, const char *token_hash, json_t **out,
                                           struct as_err *err)
 {
     struct db_conn *c;
-    struct link_row link = {0};
+    json_t *a = NULL, *list = NULL;
+    int64_t approver_id = 0;
+    char purpose[16] = "";
     *out = NULL;
     enum as_code rc = db_sqlite_read_begin(db, &c, err);
     if (rc)
         return rc;
-    rc = find_link(c, token_hash, &link, err);
-    if (!rc)
-        rc = load_approval(c, link.approval_id, out, err);
+    sqlite3_stmt *st = db_stmt(c, SQL_BY_LINK, err);
+    if (!st) {
+        db_sqlite_read_end(db, c);
+        return AS_EDB;
+    }
+    db_bind_text_or_null(st, 1, token_hash);
+    int s;
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        if (!a) {
+            /* The stored hash compared again in constant time (see find_link). */
+            const char *stored = db_col_text(st, 29);
+            size_t n = strlen(token_hash);
+            if (strlen(stored) != n || CRYPTO_memcmp(stored, token_hash, n) != 0) {
+                s = SQLITE_DONE;
+                break;
+            }
+            approver_id = sqlite3_column_int64(st, 30);
+            snprintf(purpose, sizeof purpose, "%s", db_col_text(st, 31));
+            a = approval_from_row(st);
+            list = json_array();
+            if (!a || !list) {
+                rc = as_errf(err, AS_ENOMEM, "out of memory");
+                break;
+            }
+        }
+        json_t *p = approver_from_row(st, 32);
+        if (!p || json_array_append_new(list, p) != 0) {
+            rc = as_errf(err, AS_ENOMEM, "out of memory");
+            break;
+        }
+    }
+    if (!rc && s != SQLITE_DONE)
+        rc = db_error(c, "read approval", err);
+    db_stmt_done(st);
     db_sqlite_read_end(db, c);
-    if (rc)
+    if (!rc && !a)
+        rc = as_errf(err, AS_ENOTFOUND, "unknown link");
+    if (!rc) {
+        int bad = json_object_set_new(a, "approvers", list); /* list is a's, or freed */
+        list = NULL;
+        if (bad)
+            rc = as_errf(err, AS_ENOMEM, "out of memory");
+    }
+    if (rc) {
+        json_decref(list);
+        json_decref(a);
         return rc;
-    return db_approval_mark_link(out, link.approver_id, link.purpose, err);
+    }
+    *out = a;
+    return db_approval_mark_link(out, approver_id, purpose, err);
 }
 
 /* ---- creating an approval ------------------------------------------------ */
@@ -567,8 +657,14 @@ static const char SQL_DECIDE_LOAD[] =
     " a.require_sign_in"
     " FROM approvals a JOIN runs r ON r.id = a.run_id WHERE a.id = ?";
 
-static const char SQL_APPROVER_ROW[] =
-    "SELECT email, status, actor, decided_at FROM approval_approvers WHERE id = ?";
+/* The same through a link, with the link's approver: one statement. */
+static const char SQL_DECIDE_LOAD_LINK[] =
+    "SELECT a.status, a.policy, a.expires_at, a.run_id, a.exec_id, a.require_comment_on_reject,"
+    " a.decided_by, a.decided_at, a.request_hash, COALESCE(r.end_status, r.status),"
+    " a.require_sign_in, l.token_hash, p.id, a.id, p.email, p.status, p.actor, p.decided_at"
+    " FROM approval_links l JOIN approval_approvers p ON p.id = l.approver_id"
+    " JOIN approvals a ON a.id = p.approval_id JOIN runs r ON r.id = a.run_id"
+    " WHERE l.token_hash = ?";
 
 static const char SQL_APPROVER_DECIDE[] =
     "UPDATE approval_approvers SET status = ?, decided_at = ?, decided_via = ?, actor = ?,"
@@ -599,47 +695,40 @@ static enum as_code int_query(struct db_conn *c, const char *sql, int64_t id, in
     return rc;
 }
 
-static enum as_code load_approver(struct db_conn *c, struct db_approval_state *s,
-                                  struct as_err *err)
-{
-    sqlite3_stmt *st = db_stmt(c, SQL_APPROVER_ROW, err);
-    if (!st)
-        return AS_EDB;
-    sqlite3_bind_int64(st, 1, s->approver_id);
-    if (sqlite3_step(st) != SQLITE_ROW) {
-        enum as_code rc = db_error(c, "read approver", err);
-        db_stmt_done(st);
-        return rc;
-    }
-    snprintf(s->approver, sizeof s->approver, "%s", db_col_text(st, 0));
-    snprintf(s->approver_status, sizeof s->approver_status, "%s", db_col_text(st, 1));
-    snprintf(s->approver_decided_by, sizeof s->approver_decided_by, "%s", db_col_text(st, 2));
-    s->approver_decided_at = sqlite3_column_int64(st, 3);
-    db_stmt_done(st);
-    return AS_OK;
-}
-
 enum as_code db_sqlite_approval_load(struct db_conn *c, const char *token_hash, int64_t approval_id,
                                      struct db_approval_state *s, struct as_err *err)
 {
     enum as_code rc;
-    struct link_row link = {0};
     memset(s, 0, sizeof *s);
-    if (token_hash) {
-        if ((rc = find_link(c, token_hash, &link, err)))
-            return rc;
-        approval_id = link.approval_id;
-    }
-    sqlite3_stmt *st = db_stmt(c, SQL_DECIDE_LOAD, err);
+    sqlite3_stmt *st = db_stmt(c, token_hash ? SQL_DECIDE_LOAD_LINK : SQL_DECIDE_LOAD, err);
     if (!st)
         return AS_EDB;
-    sqlite3_bind_int64(st, 1, approval_id);
+    if (token_hash)
+        db_bind_text_or_null(st, 1, token_hash);
+    else
+        sqlite3_bind_int64(st, 1, approval_id);
     int r = sqlite3_step(st);
     if (r != SQLITE_ROW) {
-        rc = r == SQLITE_DONE ? as_errf(err, AS_ENOTFOUND, "no approval %lld", (long long)approval_id)
-                              : db_error(c, "read approval", err);
+        rc = r != SQLITE_DONE ? db_error(c, "read approval", err)
+             : token_hash     ? as_errf(err, AS_ENOTFOUND, "unknown link")
+                              : as_errf(err, AS_ENOTFOUND, "no approval %lld", (long long)approval_id);
         db_stmt_done(st);
         return rc;
+    }
+    if (token_hash) {
+        /* The stored hash compared again in constant time (see find_link). */
+        const char *stored = db_col_text(st, 11);
+        size_t n = strlen(token_hash);
+        if (strlen(stored) != n || CRYPTO_memcmp(stored, token_hash, n) != 0) {
+            db_stmt_done(st);
+            return as_errf(err, AS_ENOTFOUND, "unknown link");
+        }
+        s->approver_id = sqlite3_column_int64(st, 12);
+        approval_id = sqlite3_column_int64(st, 13);
+        snprintf(s->approver, sizeof s->approver, "%s", db_col_text(st, 14));
+        snprintf(s->approver_status, sizeof s->approver_status, "%s", db_col_text(st, 15));
+        snprintf(s->approver_decided_by, sizeof s->approver_decided_by, "%s", db_col_text(st, 16));
+        s->approver_decided_at = sqlite3_column_int64(st, 17);
     }
     s->approval_id = approval_id;
     snprintf(s->status, sizeof s->status, "%s", db_col_text(st, 0));
@@ -654,8 +743,7 @@ enum as_code db_sqlite_approval_load(struct db_conn *c, const char *token_hash, 
     snprintf(s->run_status, sizeof s->run_status, "%s", db_col_text(st, 9));
     s->require_sign_in = sqlite3_column_int(st, 10);
     db_stmt_done(st);
-    s->approver_id = link.approver_id;
-    return s->approver_id ? load_approver(c, s, err) : AS_OK;
+    return AS_OK;
 }
 
 enum as_code db_sqlite_approval_answer(struct db_conn *c, const struct db_approval_answer *a,
@@ -706,7 +794,8 @@ enum as_code db_sqlite_approval_activate(struct db_conn *c, int64_t approver_id,
 }
 
 enum as_code db_sqlite_approval_close(struct db_conn *c, int64_t approval_id, const char *status,
-                                      const struct db_approval_answer *a, struct as_err *err)
+                                      const struct db_approval_answer *a, int open_left,
+                                      struct as_err *err)
 {
     sqlite3_stmt *st = db_stmt(c, SQL_APPROVAL_DECIDE, err);
     if (!st)
@@ -720,7 +809,35 @@ enum as_code db_sqlite_approval_close(struct db_conn *c, int64_t approval_id, co
     enum as_code rc = db_step_done(c, st, "decide approval", err);
     if (!rc && sqlite3_changes(db_conn_handle(c)) != 1)
         rc = as_errf(err, AS_ECONFLICT, "already decided");
-    return rc ? rc : close_open_approvers(c, approval_id, err);
+    return rc || !open_left ? rc : close_open_approvers(c, approval_id, err);
+}
+
+enum as_code db_sqlite_approval_approvers(struct db_conn *c, int64_t approval_id,
+                                          int (*cb)(void *ud, const struct db_approver_row *r),
+                                          void *ud, struct as_err *err)
+{
+    sqlite3_stmt *st = db_stmt(c,
+                               "SELECT id, email, status, decided_at, comment FROM approval_approvers"
+                               " WHERE approval_id = ? ORDER BY position",
+                               err);
+    if (!st)
+        return AS_EDB;
+    sqlite3_bind_int64(st, 1, approval_id);
+    int s;
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        struct db_approver_row row = {
+            .id = sqlite3_column_int64(st, 0), .email = db_col_text(st, 1),
+            .status = db_col_text(st, 2), .decided_at = sqlite3_column_int64(st, 3),
+            .comment = db_col_text(st, 4),
+        };
+        if (cb(ud, &row)) {
+            s = SQLITE_DONE;
+            break;
+        }
+    }
+    enum as_code rc = s == SQLITE_DONE ? AS_OK : db_error(c, "read approvers", err);
+    db_stmt_done(st);
+    return rc;
 }
 
 /* ---- listing and statistics ------------------------------------------------------ */

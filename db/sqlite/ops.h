@@ -129,8 +129,11 @@ enum as_code db_sqlite_approval_next_queued(struct db_conn *c, int64_t approval_
 enum as_code db_sqlite_approval_activate(struct db_conn *c, int64_t approver_id,
                                          struct as_err *err) AS_WUR;
 enum as_code db_sqlite_approval_close(struct db_conn *c, int64_t approval_id, const char *status,
-                                      const struct db_approval_answer *a,
+                                      const struct db_approval_answer *a, int open_left,
                                       struct as_err *err) AS_WUR;
+enum as_code db_sqlite_approval_approvers(struct db_conn *c, int64_t approval_id,
+                                          int (*cb)(void *ud, const struct db_approver_row *r),
+                                          void *ud, struct as_err *err) AS_WUR;
 enum as_code db_sqlite_approvals_list_where(struct db *db, const struct db_approvals_filter *f,
                                             json_t **out, struct as_err *err) AS_WUR;
 enum as_code db_sqlite_approvals_stats(struct db *db, json_t **out, struct as_err *err) AS_WUR;

@@ -215,7 +215,7 @@ static void test_expiry_races_decision(void **state)
     struct db_approval_answer a = {.approver_id = s.approver_id, .decided = "approved",
                                    .via = "web", .actor = s.approver, .now = NOW + 100};
     assert_int_equal(db_approval_answer(c, &a, &err), AS_OK);
-    assert_int_equal(db_approval_close(c, id, "approved", &a, &err), AS_OK);
+    assert_int_equal(db_approval_close(c, id, "approved", &a, 1, &err), AS_OK);
     assert_int_equal(db_write_end(f->db, AS_OK, &err), AS_OK);
     pthread_join(th, NULL);
     if (x.rc)

@@ -772,7 +772,7 @@ static void test_decision_through_engine(void **state)
 
     char token[TOKEN_LEN + 1], hash[TOKEN_HASH_LEN + 1];
     struct approval_decision d = {.token_hash = hash, .decision = "approve",
-                                  .comment = "fine by me", .via = "web",
+                                  .comment = "fine \"by\" me\n\b\f\t\\ \xc3\xa9/", .via = "web",
                                   .client_addr = "192.0.2.7", .user_agent = "test/1"};
     struct approval_decision_result res;
     /* Through the engine. */
@@ -823,7 +823,8 @@ static void test_decision_through_engine(void **state)
                 json_object_del(a, "email");
         }
     }
-    char *o0 = json_dumps(t[0].output, JSON_SORT_KEYS), *o1 = json_dumps(t[1].output, JSON_SORT_KEYS);
+    /* In the stored key order: the engine builds the text itself. */
+    char *o0 = json_dumps(t[0].output, 0), *o1 = json_dumps(t[1].output, 0);
     assert_string_equal(o0, o1);
     assert_string_equal(t[0].types, t[1].types);
     assert_non_null(strstr(t[0].types, "approval.decision step.resumed step.succeeded"));

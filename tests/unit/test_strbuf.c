@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "base/jsonbuf.h"
 #include "base/strbuf.h"
 
@@ -72,6 +74,24 @@ static void test_jsonbuf(void **state)
     char *text = jsonbuf_take(&j);
     /* Invalid UTF-8 (here a lead byte past U+10FFFF) becomes U+FFFD per byte. */
     assert_string_equal(text, "{\"n\":-42,\"s\":\"a\\\"\\n\\u0001\\ufffd\\ufffd\\ufffd\\ufffd\xc3\xa9\"}");
+    free(text);
+
+    /* Valid UTF-8 comes out as jansson's json_dumps writes it: events built
+     * either way hash the same. */
+    char all[160];
+    size_t n = 0;
+    for (int c = 1; c < 0x80; c++)
+        all[n++] = (char)c;
+    strcpy(all + n, "\xc3\xa9\xe2\x80\xa8/\xf0\x9f\x98\x80");
+    struct jsonbuf k = {0};
+    jsonbuf_add_str(&k, all);
+    text = jsonbuf_take(&k);
+    json_t *s = json_string(all);
+    char *want = json_dumps(s, JSON_COMPACT | JSON_ENCODE_ANY);
+    assert_non_null(want);
+    assert_string_equal(text, want);
+    free(want);
+    json_decref(s);
     free(text);
 }
 
