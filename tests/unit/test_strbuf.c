@@ -82,7 +82,7 @@ static void test_jsonbuf(void **state)
     size_t n = 0;
     for (int c = 1; c < 0x80; c++)
         all[n++] = (char)c;
-    strcpy(all + n, "\xc3\xa9\xe2\x80\xa8/\xf0\x9f\x98\x80");
+    snprintf(all + n, sizeof all - n, "%s", "\xc3\xa9\xe2\x80\xa8/\xf0\x9f\x98\x80");
     struct jsonbuf k = {0};
     jsonbuf_add_str(&k, all);
     text = jsonbuf_take(&k);
