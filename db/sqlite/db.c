@@ -2,6 +2,7 @@
  * (db_sqlite_backend's entries of db/db.h; db_open() chooses the backend). */
 #include "db/db.h"
 #include "db/sqlite/sqlite.h"
+#include "base/timeutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -200,7 +202,23 @@ static enum as_code conn_open(struct db *db, int readonly, struct db_conn **out,
     snprintf(pragmas, sizeof pragmas,
              "%sPRAGMA synchronous=%s; PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;",
              readonly ? "" : "PRAGMA journal_mode=WAL; ", db->synchronous);
-    enum as_code rc = db_exec(c, pragmas, err);
+    /* Switching a new file to WAL needs an exclusive lock, and SQLite does
+     * not wait for one (its busy handler is skipped where waiting could
+     * deadlock) while another process is creating the same database: wait
+     * here instead, bounded, so that two commands started together on a new
+     * file both open it. */
+    enum as_code rc;
+    int64_t started = time_mono_ms();
+    for (;;) {
+        rc = db_exec(c, pragmas, err);
+        int code = sqlite3_errcode(c->h) & 0xff;
+        if (!rc || (code != SQLITE_BUSY && code != SQLITE_LOCKED) ||
+            time_mono_ms() - started > 60000)
+            break;
+        memset(err, 0, sizeof *err);
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
     if (rc) {
         as_err_prefix(err, "%s", db->path);
         conn_close(c);

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "db/db.h"
 #include "db/db_runs.h"
@@ -678,6 +680,44 @@ static void test_db_open_migrates(void **state)
     free(dir);
 }
 
+/* Several processes opening one new file at once (a worker and a command
+ * started together): each opens it, the schema made once. */
+static void test_concurrent_first_open(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir("dbopen");
+    char *path = tu_path(dir, "new.db");
+    enum { N = 6 };
+    pid_t pids[N];
+    for (int i = 0; i < N; i++) {
+        pids[i] = fork();
+        assert_true(pids[i] >= 0);
+        if (pids[i] == 0) {
+            struct db *db = NULL;
+            struct as_err err = {0};
+            int rc = db_open(path, "NORMAL", &db, &err);
+            if (rc)
+                fprintf(stderr, "child %d: %s\n", i, err.msg);
+            db_close(db);
+            _exit(rc ? 1 : 0);
+        }
+    }
+    for (int i = 0; i < N; i++) {
+        int st = 0;
+        assert_int_equal(waitpid(pids[i], &st, 0), pids[i]);
+        assert_true(WIFEXITED(st));
+        assert_int_equal(WEXITSTATUS(st), 0);
+    }
+    struct db *db = NULL;
+    struct as_err err = {0};
+    assert_int_equal(db_open(path, "NORMAL", &db, &err), AS_OK);
+    assert_true(db_schema_version(db) > 0);
+    db_close(db);
+    tu_rmrf(dir);
+    free(path);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -691,6 +731,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_checkpointer_keeps_log_short, setup, teardown),
         cmocka_unit_test(test_db_open_migrates),
         cmocka_unit_test(test_db_file_modes),
+        cmocka_unit_test(test_concurrent_first_open),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
