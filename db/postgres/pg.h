@@ -120,6 +120,18 @@ enum as_code pg_each_stream(struct db_conn *c, const char *sql, const struct pg_
                             int (*row)(void *ud, const PGresult *res, int i), void *ud,
                             const char *what, struct as_err *err) AS_WUR;
 
+/*
+ * Run sql (parameters a) on a read connection and call cb with each row as
+ * make_row builds it, until cb returns nonzero.  One statement, so one
+ * snapshot; the rows stream (pg_each_stream), so a large listing keeps
+ * memory flat, as SQLite's stepping does.  cb may use the store (on other
+ * connections).  Written once (tenant.c) for every listing of rows as JSON.
+ */
+enum as_code pg_rows_each(struct db *db, const char *sql, const struct pg_args *a,
+                          json_t *(*make_row)(const PGresult *r, int i),
+                          int (*cb)(const json_t *row, void *ud), void *ud, const char *what,
+                          struct as_err *err) AS_WUR;
+
 /* Run sql text without parameters or preparation (BEGIN, SAVEPOINT, ...). */
 enum as_code pg_exec(struct db_conn *c, const char *sql, const char *what,
                      struct as_err *err) AS_WUR;

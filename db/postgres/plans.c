@@ -49,43 +49,6 @@ enum as_code db_pg_plans_prune(struct db_conn *c, int64_t sync_id, struct as_err
                  "remove mailbox plans gone from the tenant", NULL, err);
 }
 
-struct each {
-    json_t *(*mk)(const PGresult *r, int i);
-    int (*cb)(const json_t *row, void *ud);
-    void *ud;
-    int oom;
-};
-
-static int each_row(void *ud, const PGresult *r, int i)
-{
-    struct each *e = ud;
-    json_t *row = e->mk(r, i);
-    if (!row) {
-        e->oom = 1;
-        return 1;
-    }
-    int stop = e->cb(row, e->ud);
-    json_decref(row);
-    return stop;
-}
-
-static enum as_code read_rows(struct db *db, const char *sql, const struct pg_args *a,
-                              json_t *(*mk)(const PGresult *r, int i),
-                              int (*cb)(const json_t *row, void *ud), void *ud, const char *what,
-                              struct as_err *err)
-{
-    struct db_conn *c;
-    enum as_code rc = db_pg_read_begin(db, &c, err);
-    if (rc)
-        return rc;
-    struct each e = {mk, cb, ud, 0};
-    rc = pg_each(c, sql, a, each_row, &e, what, err);
-    db_pg_read_end(db, c);
-    if (!rc && e.oom)
-        rc = oom(err);
-    return rc;
-}
-
 static json_t *plan_row(const PGresult *r, int i)
 {
     return db_plan_row(pg_text(r, i, 0), pg_i64(r, i, 1));
@@ -94,7 +57,7 @@ static json_t *plan_row(const PGresult *r, int i)
 enum as_code db_pg_plans_foreach(struct db *db, int (*cb)(const json_t *row, void *ud), void *ud,
                                  struct as_err *err)
 {
-    return read_rows(db,
+    return pg_rows_each(db,
                      "SELECT body, synced_at FROM tenant_mailbox_plans"
                      " ORDER BY display_name COLLATE \"C\", name COLLATE \"C\"",
                      NULL, plan_row, cb, ud, "read mailbox plans", err);
@@ -131,7 +94,7 @@ static int keep_one(const json_t *row, void *ud)
 enum as_code db_pg_org_config_get(struct db *db, json_t **out, struct as_err *err)
 {
     *out = NULL;
-    return read_rows(db, "SELECT body, synced_at FROM tenant_org_config WHERE id = 1", NULL,
+    return pg_rows_each(db, "SELECT body, synced_at FROM tenant_org_config WHERE id = 1", NULL,
                      org_row, keep_one, out, "read the organisation config", err);
 }
 
@@ -182,7 +145,7 @@ enum as_code db_pg_org_write_get(struct db *db, const char *key, json_t **out,
     *out = NULL;
     struct pg_args a = {0};
     pg_arg_text(&a, key);
-    return read_rows(db, "SELECT " WRITE_COLS " FROM org_config_writes WHERE idem_key = $1", &a,
+    return pg_rows_each(db, "SELECT " WRITE_COLS " FROM org_config_writes WHERE idem_key = $1", &a,
                      write_row, keep_one, out, "read the organisation-config write", err);
 }
 
@@ -209,7 +172,7 @@ enum as_code db_pg_org_writes_foreach(struct db *db, int limit,
 {
     struct pg_args a = {0};
     pg_arg_i64(&a, limit > 0 ? limit : 50);
-    return read_rows(db,
+    return pg_rows_each(db,
                      "SELECT " WRITE_COLS " FROM org_config_writes"
                      " ORDER BY written_at DESC, idem_key COLLATE \"C\" LIMIT $1",
                      &a, write_row, cb, ud, "read the organisation-config writes", err);

@@ -505,17 +505,11 @@ static int each_row(void *ud, const PGresult *r, int i)
     return stop;
 }
 
-/*
- * Run sql (parameters a) on a read connection and call cb with each row as
- * make_row builds it, until cb returns nonzero.  One statement, so one
- * snapshot; the rows stream (pg_each_stream), so a large tenant's listing
- * keeps memory flat, as SQLite's stepping does.  cb may use the store (on
- * other connections).
- */
-static enum as_code rows_each(struct db *db, const char *sql, const struct pg_args *a,
-                              json_t *(*make_row)(const PGresult *r, int i),
-                              int (*cb)(const json_t *row, void *ud), void *ud, const char *what,
-                              struct as_err *err)
+/* See pg.h. */
+enum as_code pg_rows_each(struct db *db, const char *sql, const struct pg_args *a,
+                          json_t *(*make_row)(const PGresult *r, int i),
+                          int (*cb)(const json_t *row, void *ud), void *ud, const char *what,
+                          struct as_err *err)
 {
     struct db_conn *c;
     enum as_code rc = db_pg_read_begin(db, &c, err);
@@ -541,7 +535,7 @@ enum as_code db_pg_tenant_users_foreach(struct db *db, int (*cb)(const json_t *r
     pthread_once(&sql_once, build_sql);
     struct pg_args a = {0};
     users_args(&a);
-    return rows_each(db, sql_all, &a, user_row, cb, ud, "read users", err);
+    return pg_rows_each(db, sql_all, &a, user_row, cb, ud, "read users", err);
 }
 
 enum as_code db_pg_tenant_users_foreach_after(struct db *db, const char *after_lower, int limit,
@@ -556,7 +550,7 @@ enum as_code db_pg_tenant_users_foreach_after(struct db *db, const char *after_l
         pg_arg_i64(&a, limit);
     else
         pg_arg_text(&a, NULL); /* LIMIT NULL: no limit */
-    return rows_each(db, sql_after, &a, user_row, cb, ud, "read users", err);
+    return pg_rows_each(db, sql_after, &a, user_row, cb, ud, "read users", err);
 }
 
 enum as_code db_pg_tenant_users_foreach_sorted(struct db *db, const char *sort_key, int desc,
@@ -589,7 +583,7 @@ enum as_code db_pg_tenant_users_foreach_sorted(struct db *db, const char *sort_k
              desc ? "DESC NULLS LAST" : "ASC NULLS FIRST");
     struct pg_args a = {0};
     users_args(&a);
-    return rows_each(db, sql, &a, user_row, cb, ud, "read users", err);
+    return pg_rows_each(db, sql, &a, user_row, cb, ud, "read users", err);
 }
 
 enum as_code db_pg_tenant_org_transport(struct db *db, json_t **out, struct as_err *err)
@@ -671,7 +665,7 @@ enum as_code db_pg_tenant_signins_foreach(struct db *db, const struct db_tenant_
     pg_arg_i64(&a, q ? q->since_ms : 0);
     pg_arg_text(&a, q ? q->client_app : NULL);
     pg_arg_text(&a, q ? q->upn : NULL);
-    return rows_each(db,
+    return pg_rows_each(db,
                      "SELECT id, created_at, upn, user_id, client_app, app_name, ip_address,"
                      " error_code, interactive FROM tenant_signins WHERE created_ms >= $1"
                      " AND ($2::text IS NULL OR lower(client_app) = lower($2::text))"
