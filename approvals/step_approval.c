@@ -33,6 +33,7 @@
 
 #include "db/db_approvals.h"
 #include "engine/app.h"
+#include "engine/engine.h"
 #include "base/config.h"
 #include "base/log.h"
 #include "base/timeutil.h"
@@ -393,39 +394,58 @@ static enum as_code post_teams(struct step_ctx *ctx, const json_t *view, const c
     return rc;
 }
 
-/* Send one approver an email with a new link.  purpose: "request" or "reminder". */
-static enum as_code send_link(struct step_ctx *ctx, const json_t *view, const json_t *approver,
-                              const char *purpose, int reminder_no, struct as_err *err)
-{
-    char token[TOKEN_LEN + 1], hash[TOKEN_HASH_LEN + 1], link[1200], key[1024], when[48];
-    char subject[600];
-    struct html_buf text = {0}, html = {0};
-    json_t *result = NULL;
-    const char *email = json_string_value(json_object_get(approver, "email"));
-    int64_t approver_id = json_integer_value(json_object_get(approver, "id"));
-    int reminder = strcmp(purpose, "reminder") == 0;
+/* One approver's email with a new link, composed and not yet sent. */
+struct link_mail {
+    const char *email;
+    char token[TOKEN_LEN + 1], hash[TOKEN_HASH_LEN + 1];
+    char link[1200], key[1024], when[48], subject[600];
+    struct html_buf text, html;
+    const char *to[2];
+    struct mail_msg msg;
+};
 
-    enum as_code rc = token_new(token, sizeof token, hash, sizeof hash, err);
+static void link_mail_free(struct link_mail *m)
+{
+    OPENSSL_cleanse(m->token, sizeof m->token);
+    OPENSSL_cleanse(m->link, sizeof m->link);
+    html_buf_free(&m->text);
+    html_buf_free(&m->html);
+}
+
+/*
+ * A new token for email and the email carrying its link (m->msg), from the
+ * approval's view (subject, message, details, requested_by, expires_at,
+ * request_hash, id).  purpose: "request" or "reminder" (reminder_no).
+ * Nothing is recorded.
+ */
+static enum as_code link_mail_compose(struct step_ctx *ctx, const json_t *view, const char *email,
+                                      int reminder, int reminder_no, struct link_mail *m,
+                                      struct as_err *err)
+{
+    struct html_buf *text = &m->text, *html = &m->html;
+    memset(m, 0, sizeof *m);
+    m->email = email;
+    enum as_code rc = token_new(m->token, sizeof m->token, m->hash, sizeof m->hash, err);
     if (rc)
         return rc;
-    rc = db_approvals_add_link(ctx->app->db, approver_id, purpose, hash, time_now_ms(), NULL, err);
-    if (rc)
-        goto out;
 
     /* The link comes from configuration, never from a request's Host header. */
     const char *base = config_str(ctx->app->cfg, "public_url");
     size_t bl = strlen(base);
     while (bl && base[bl - 1] == '/')
         bl--;
-    snprintf(link, sizeof link, "%.*s/a/%s", (int)bl, base, token);
+    snprintf(m->link, sizeof m->link, "%.*s/a/%s", (int)bl, base, m->token);
+    const char *link = m->link, *when = m->when;
     if (reminder)
-        snprintf(key, sizeof key, "%s/%s/reminder-%d", ctx->idempotency_key, email, reminder_no);
+        snprintf(m->key, sizeof m->key, "%s/%s/reminder-%d", ctx->idempotency_key, email,
+                 reminder_no);
     else
-        snprintf(key, sizeof key, "%s/%s", ctx->idempotency_key, email);
+        snprintf(m->key, sizeof m->key, "%s/%s", ctx->idempotency_key, email);
     const char *subj = json_string_value(json_object_get(view, "subject"));
-    snprintf(subject, sizeof subject, "%s%s", reminder ? "Reminder: approval requested: "
-                                                       : "Approval requested: ", subj);
-    approval_format_time(json_integer_value(json_object_get(view, "expires_at")), when, sizeof when);
+    snprintf(m->subject, sizeof m->subject, "%s%s", reminder ? "Reminder: approval requested: "
+                                                             : "Approval requested: ", subj);
+    approval_format_time(json_integer_value(json_object_get(view, "expires_at")), m->when,
+                         sizeof m->when);
     const char *message = json_string_value(json_object_get(view, "message"));
     const char *by = json_string_value(json_object_get(view, "requested_by"));
     const json_t *details = json_object_get(view, "details");
@@ -448,97 +468,113 @@ static enum as_code send_link(struct step_ctx *ctx, const json_t *view, const js
     approval_fit_parts(tparts, N_PARTS, APPROVAL_SHOW_MAX, approval_id);
     approval_fit_parts(hparts, N_PARTS, APPROVAL_SHOW_MAX, approval_id);
 
-    html_rawf(&text, "%s\n\n", reminder ? "This is a reminder: your decision is still needed."
+    html_rawf(text, "%s\n\n", reminder ? "This is a reminder: your decision is still needed."
                                         : "Your decision is requested.");
-    html_rawf(&text, "%s\n\n", subj);
+    html_rawf(text, "%s\n\n", subj);
     if (message && *message) {
         if (tparts[P_MESSAGE].dropped)
-            approval_render_too_large(&text, "message", request_hash ? request_hash : "", 0);
+            approval_render_too_large(text, "message", request_hash ? request_hash : "", 0);
         else if (tparts[P_MESSAGE].b.len)
-            html_raw(&text, tparts[P_MESSAGE].b.p);
-        html_raw(&text, "\n\n");
+            html_raw(text, tparts[P_MESSAGE].b.p);
+        html_raw(text, "\n\n");
     }
     if (json_object_size(details)) {
-        html_raw(&text, "Details:\n");
+        html_raw(text, "Details:\n");
         if (tparts[P_DETAILS].dropped)
-            approval_render_too_large(&text, "details", request_hash ? request_hash : "", 0);
+            approval_render_too_large(text, "details", request_hash ? request_hash : "", 0);
         else if (tparts[P_DETAILS].b.len)
-            html_raw(&text, tparts[P_DETAILS].b.p);
-        html_raw(&text, "\n");
+            html_raw(text, tparts[P_DETAILS].b.p);
+        html_raw(text, "\n");
     }
     if (by && *by)
-        html_rawf(&text, "Requested by: %s\n", by);
-    html_rawf(&text, "Decide by: %s\n\n", when);
-    html_rawf(&text, "Review the request and approve or reject it here:\n%s\n\n", link);
-    html_raw(&text, "Opening the link decides nothing; you decide on the page.\n"
+        html_rawf(text, "Requested by: %s\n", by);
+    html_rawf(text, "Decide by: %s\n\n", when);
+    html_rawf(text, "Review the request and approve or reject it here:\n%s\n\n", link);
+    html_raw(text, "Opening the link decides nothing; you decide on the page.\n"
                     "This link is personal: please do not forward this email.\n");
 
-    html_raw(&html, "<!DOCTYPE html><html><body style=\"font-family:sans-serif;color:#1a1a1a\">\n");
-    html_rawf(&html, "<p>%s</p>\n<h2>",
+    html_raw(html, "<!DOCTYPE html><html><body style=\"font-family:sans-serif;color:#1a1a1a\">\n");
+    html_rawf(html, "<p>%s</p>\n<h2>",
               reminder ? "This is a reminder: your decision is still needed."
                        : "Your decision is requested.");
-    html_text(&html, subj);
-    html_raw(&html, "</h2>\n");
+    html_text(html, subj);
+    html_raw(html, "</h2>\n");
     if (message && *message) {
         if (hparts[P_MESSAGE].dropped) {
-            approval_render_too_large(&html, "message", request_hash ? request_hash : "", 1);
+            approval_render_too_large(html, "message", request_hash ? request_hash : "", 1);
         } else {
-            html_raw(&html, "<p style=\"white-space:pre-wrap\">");
+            html_raw(html, "<p style=\"white-space:pre-wrap\">");
             if (hparts[P_MESSAGE].b.len)
-                html_raw(&html, hparts[P_MESSAGE].b.p);
-            html_raw(&html, "</p>\n");
+                html_raw(html, hparts[P_MESSAGE].b.p);
+            html_raw(html, "</p>\n");
         }
     }
     if (hparts[P_DETAILS].dropped)
-        approval_render_too_large(&html, "details", request_hash ? request_hash : "", 1);
+        approval_render_too_large(html, "details", request_hash ? request_hash : "", 1);
     else if (hparts[P_DETAILS].b.len)
-        html_raw(&html, hparts[P_DETAILS].b.p);
+        html_raw(html, hparts[P_DETAILS].b.p);
     for (int i = 0; i < N_PARTS; i++) {
         html_buf_free(&tparts[i].b);
         html_buf_free(&hparts[i].b);
     }
     /* One block per line and a final line break: the part then goes as
      * 7bit and the link is never split by a soft line break. */
-    html_raw(&html, "<p>");
+    html_raw(html, "<p>");
     if (by && *by) {
-        html_raw(&html, "Requested by: ");
-        html_text(&html, by);
-        html_raw(&html, "<br>");
+        html_raw(html, "Requested by: ");
+        html_text(html, by);
+        html_raw(html, "<br>");
     }
-    html_raw(&html, "Decide by: ");
-    html_text(&html, when);
-    html_raw(&html, "</p>\n<p><a href=\"");
-    html_text(&html, link);
-    html_raw(&html, "\">Review and decide</a></p>\n<p style=\"font-size:90%;color:#4a4a4a\">"
+    html_raw(html, "Decide by: ");
+    html_text(html, when);
+    html_raw(html, "</p>\n<p><a href=\"");
+    html_text(html, link);
+    html_raw(html, "\">Review and decide</a></p>\n<p style=\"font-size:90%;color:#4a4a4a\">"
                     "Opening the link decides nothing; you decide on the page. "
                     "This link is personal: please do not forward this email.</p>\n</body></html>\n");
-    if (!html_buf_ok(&text) || !html_buf_ok(&html)) {
-        rc = as_errf(err, AS_ENOMEM, "out of memory");
-        goto out;
-    }
-    const char *to[] = {email, NULL};
-    struct mail_msg msg = {
-        .to = to, .subject = subject, .text = text.p, .html = html.p, .idempotency_key = key,
+    if (!html_buf_ok(text) || !html_buf_ok(html))
+        return as_errf(err, AS_ENOMEM, "out of memory");
+    m->to[0] = email;
+    m->msg = (struct mail_msg){
+        .to = m->to, .subject = m->subject, .text = text->p, .html = html->p,
+        .idempotency_key = m->key,
     };
-    rc = mail_send(ctx->app, &msg, &result, err);
+    return AS_OK;
+}
+
+/* Send one approver an email with a new link.  purpose: "request" or "reminder". */
+static enum as_code send_link(struct step_ctx *ctx, const json_t *view, const json_t *approver,
+                              const char *purpose, int reminder_no, struct as_err *err)
+{
+    struct link_mail m;
+    json_t *result = NULL;
+    const char *email = json_string_value(json_object_get(approver, "email"));
+    int64_t approver_id = json_integer_value(json_object_get(approver, "id"));
+    int reminder = strcmp(purpose, "reminder") == 0;
+
+    enum as_code rc = link_mail_compose(ctx, view, email, reminder, reminder_no, &m, err);
+    if (!rc)
+        rc = db_approvals_add_link(ctx->app->db, approver_id, purpose, m.hash, time_now_ms(),
+                                   NULL, err);
+    if (rc)
+        goto out;
+    rc = mail_send(ctx->app, &m.msg, &result, err);
     if (rc) {
         as_err_prefix(err, "emailing %s", email);
         goto out;
     }
     if (json_is_true(json_object_get(ctx->params, "teams")) &&
-        (rc = post_teams(ctx, view, email, link, key, when, reminder, err)) != AS_OK)
+        (rc = post_teams(ctx, view, email, m.link, m.key, m.when, reminder, err)) != AS_OK)
         goto out;
-    rc = db_approvals_link_sent(ctx->app->db, hash, time_now_ms(), err);
+    rc = db_approvals_link_sent(ctx->app->db, m.hash, time_now_ms(), err);
     if (!rc)
         LOG_INFO("approval", "approval %lld: %s link emailed to %s%s",
                  (long long)json_integer_value(json_object_get(view, "id")), purpose, email,
                  json_is_true(json_object_get(result, "deduplicated")) ? " (already sent before)"
                                                                         : "");
 out:
-    OPENSSL_cleanse(token, sizeof token);
+    link_mail_free(&m);
     json_decref(result);
-    html_buf_free(&text);
-    html_buf_free(&html);
     return rc;
 }
 
@@ -649,6 +685,161 @@ static void error_result(struct step_result *res, enum as_code rc, const struct 
         step_retry(res, 0, "%s", err->msg);
 }
 
+/* ---- a new approval ------------------------------------------------------------ */
+
+/*
+ * The first execution of the step creates the approval and mails its
+ * links with two group commits (engine_group_write) instead of a write
+ * transaction for each part: one holds the approval, its approvers, the
+ * links to mail (hashes only) and the claims of their emails; the emails
+ * are then sent, outside any transaction; the second records the sends
+ * and marks the links sent.  A crash between the two leaves the state of
+ * a crash during mail_send (a link not marked sent, its email claimed):
+ * the next execution, on the general path, mails a new link under the same
+ * idempotency key, re-sent at most once.  When the approval already exists
+ * (a re-claimed execution) nothing is written and the general path runs.
+ */
+struct fresh {
+    struct step_ctx *ctx;
+    const struct approval_new *an;
+    struct link_mail *links;
+    struct mail_job **jobs;
+    enum as_code *sent; /* each job's send */
+    size_t n;
+    int64_t id;
+    int created;
+};
+
+static enum as_code fresh_open(struct db *db, void *ud, struct as_err *err)
+{
+    struct fresh *f = ud;
+    json_t *view = NULL;
+    struct db_conn *c;
+    enum as_code rc = db_approvals_ensure(db, f->an, &f->id, &f->created, err);
+    if (rc || !f->created)
+        return rc;
+    /* The approvers' ids, from the transaction that has just made them. */
+    if ((rc = db_write_begin(db, &c, err)))
+        return rc;
+    rc = db_write_end(db, db_approval_view(c, f->id, &view, err), err);
+    const json_t *approvers = json_object_get(view, "approvers");
+    for (size_t i = 0; !rc && i < f->n; i++) {
+        const json_t *a = NULL;
+        size_t k;
+        json_t *cand;
+        json_array_foreach(approvers, k, cand)
+        {
+            if (strcmp(get_s(cand, "email"), f->links[i].email) == 0)
+                a = cand;
+        }
+        if (!a) {
+            rc = as_errf(err, AS_EDB, "approval %lld has no approver %s", (long long)f->id,
+                         f->links[i].email);
+            break;
+        }
+        rc = db_approvals_add_link(db, get_i(a, "id"), "request", f->links[i].hash,
+                                   time_now_ms(), NULL, err);
+        if (!rc)
+            rc = mail_job_claim(f->jobs[i], err);
+    }
+    json_decref(view);
+    return rc;
+}
+
+static enum as_code fresh_record(struct db *db, void *ud, struct as_err *err)
+{
+    struct fresh *f = ud;
+    enum as_code rc = AS_OK;
+    for (size_t i = 0; !rc && i < f->n; i++) {
+        rc = mail_job_finish(f->jobs[i], err);
+        if (!rc && f->sent[i] == AS_OK)
+            rc = db_approvals_link_sent(db, f->links[i].hash, time_now_ms(), err);
+    }
+    return rc;
+}
+
+/* The view of a new approval as link_mail_compose reads it, from spec. */
+static json_t *fresh_view(const struct approval_spec *spec, int64_t expires_at)
+{
+    return json_pack("{s:I, s:s, s:s, s:s, s:O?, s:s, s:I}", "id", (json_int_t)0, "subject",
+                     spec->subject, "message", spec->message, "requested_by", spec->requested_by,
+                     "details", spec->details, "request_hash", spec->request_hash, "expires_at",
+                     (json_int_t)expires_at);
+}
+
+/* 1 when the step's result is set; 0 when the approval existed already
+ * (the general path runs). */
+static int open_fresh(struct step_ctx *ctx, const struct approval_spec *spec,
+                      const struct approval_new *an, struct step_result *res)
+{
+    struct as_err err = {0};
+    size_t n = strcmp(spec->policy, "sequential") == 0 ? 1 : json_array_size(spec->approvers);
+    struct fresh f = {.ctx = ctx, .an = an, .n = n};
+    json_t *view = fresh_view(spec, an->expires_at);
+    f.links = calloc(n, sizeof *f.links);
+    f.jobs = calloc(n, sizeof *f.jobs);
+    f.sent = calloc(n, sizeof *f.sent);
+    enum as_code rc = view && f.links && f.jobs && f.sent ? AS_OK
+                                                            : as_errf(&err, AS_ENOMEM, "out of memory");
+    size_t made = 0;
+    for (; !rc && made < n; made++) {
+        const char *email = json_string_value(json_array_get(spec->approvers, made));
+        rc = link_mail_compose(ctx, view, email, 0, 0, &f.links[made], &err);
+        if (!rc)
+            rc = mail_job_new(ctx->app, &f.links[made].msg, &f.jobs[made], &err);
+    }
+    if (!rc)
+        rc = engine_group_write(ctx->app->engine, ctx->app->db, fresh_open, &f, &err);
+    int done = rc != AS_OK || f.created;
+    if (rc) {
+        error_result(res, rc, &err);
+        goto out;
+    }
+    if (!f.created)
+        goto out;
+    LOG_INFO("approval", "approval %lld created for run %lld step %s (%s, %zu approvers)",
+             (long long)f.id, (long long)ctx->run_id, ctx->step_name, spec->policy,
+             json_array_size(spec->approvers));
+    enum as_code send_rc = AS_OK;
+    struct as_err send_err = {0};
+    for (size_t i = 0; i < n; i++) {
+        struct as_err e1 = {0};
+        f.sent[i] = mail_job_send(f.jobs[i], &e1);
+        if (f.sent[i] && !send_rc) {
+            send_rc = f.sent[i];
+            send_err = e1;
+            as_err_prefix(&send_err, "emailing %s", f.links[i].email);
+        }
+    }
+    rc = engine_group_write(ctx->app->engine, ctx->app->db, fresh_record, &f, &err);
+    if (send_rc) {
+        error_result(res, send_rc, &send_err);
+        goto out;
+    }
+    if (rc) {
+        error_result(res, rc, &err);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++)
+        LOG_INFO("approval", "approval %lld: request link emailed to %s", (long long)f.id,
+                 f.links[i].email);
+    int64_t until = an->expires_at;
+    int64_t next_reminder = an->reminder_every_ms > 0 ? an->now + an->reminder_every_ms : 0;
+    if (next_reminder && next_reminder < until)
+        until = next_reminder;
+    step_wait(res, until, json_pack("{s:I}", "approval_id", (json_int_t)f.id));
+out:
+    for (size_t i = 0; i < made; i++) {
+        mail_job_free(f.jobs[i]);
+        link_mail_free(&f.links[i]);
+    }
+    free(f.links);
+    free(f.jobs);
+    free(f.sent);
+    json_decref(view);
+    return done;
+}
+
 static void execute(struct step_ctx *ctx, struct step_result *res)
 {
     struct approval_spec spec;
@@ -679,6 +870,11 @@ static void execute(struct step_ctx *ctx, struct step_result *res)
         .reminder_every_ms = spec.reminder_every_ms, .expires_at = now + spec.expiry_ms,
         .now = now, .current = spec.current, .cmdlet = spec.cmdlet,
     };
+    /* The first execution: the approval is new (unless re-claimed). */
+    if (ctx->attempt == 1 && !ctx->wait_state && !ctx->resume &&
+        !json_is_true(json_object_get(ctx->params, "teams")) && open_fresh(ctx, &spec, &an, res))
+        goto out;
+
     int64_t id = 0;
     int created = 0;
     rc = db_approvals_ensure(ctx->app->db, &an, &id, &created, &err);
@@ -736,7 +932,6 @@ static void execute(struct step_ctx *ctx, struct step_result *res)
         }
 
         /* Links for everyone who should have one and has not been mailed. */
-        int sent = 0;
         size_t i;
         json_t *a;
         json_array_foreach(json_object_get(view, "approvers"), i, a)
@@ -748,11 +943,11 @@ static void execute(struct step_ctx *ctx, struct step_result *res)
                 error_result(res, rc, &err);
                 goto out;
             }
-            sent++;
         }
 
         /* A reminder that is due. */
         int64_t next_reminder = get_i(view, "next_reminder_at");
+        int reminded = 0;
         if (next_reminder && now >= next_reminder) {
             int n = (int)get_i(view, "reminders_sent") + 1;
             json_array_foreach(json_object_get(view, "approvers"), i, a)
@@ -778,11 +973,14 @@ static void execute(struct step_ctx *ctx, struct step_result *res)
             }
             step_event(ctx, "approval.reminded",
                        json_pack("{s:I, s:i}", "approval_id", (json_int_t)id, "reminder", n));
-            sent++;
+            reminded = 1;
         }
-        if (sent)
-            continue; /* read again: a decision may have arrived while mailing */
+        if (reminded)
+            continue; /* read again: the reminder times have moved */
 
+        /* Links just mailed need no second look: a decision that arrives
+         * while this step still runs is held for it and ends the wait at
+         * once (db_exec_record). */
         int64_t until = get_i(view, "expires_at");
         if (next_reminder && next_reminder < until)
             until = next_reminder;

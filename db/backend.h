@@ -413,4 +413,9 @@ int db_event_hash(const char *prev_hash, int64_t id, int64_t run_id, int64_t exe
 /* The prev_hash of the first event: 64 zeros. */
 extern const char db_event_zero_hash[65];
 
+/* The transaction this thread joined on db (db_join), or NULL: the
+ * backends' write_begin returns it, and their commit and rollback leave
+ * it open. */
+struct db_conn *db_joined(const struct db *db);
+
 #endif

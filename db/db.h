@@ -115,6 +115,20 @@ void db_read_end(struct db *db, struct db_conn *conn);
 enum as_code db_write_end(struct db *db, enum as_code rc, struct as_err *err) AS_WUR;
 
 /*
+ * Join a thread's open write transaction: while db_join(db, conn) is in
+ * force on the thread that began conn with db_write_begin, the store's own
+ * write operations called on that thread, each of which is otherwise a
+ * transaction of its own, run inside conn instead (their begin and commit
+ * do nothing; a failure is returned and the caller undoes it, e.g. with a
+ * savepoint).  The engine joins the group-commit transaction for the
+ * writes handed to it (engine_group_write), so those operations commit
+ * with many others.  Reads through db_read_begin do not see what conn has
+ * not committed yet.  db_unjoin() ends it; not nested.
+ */
+void db_join(struct db *db, struct db_conn *conn);
+void db_unjoin(void);
+
+/*
  * A part of a write transaction that can fail alone: db_savepoint_begin
  * marks the point; db_savepoint_end(conn, rc, err) keeps what was written
  * since when rc is AS_OK (returning the release's result) and otherwise

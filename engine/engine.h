@@ -119,6 +119,25 @@ enum as_code engine_write_submit(struct engine *e, struct engine_write *w,
                                  struct as_err *err) AS_WUR;
 
 /*
+ * Run fn(db, ud, err) on the dispatcher of e inside its next group-commit
+ * transaction, joined (db_join: the store's write operations fn calls run
+ * in that transaction instead of one each), and wait until the transaction
+ * has ended: AS_OK when everything fn wrote is durable; otherwise fn's
+ * error or the transaction's, and nothing fn wrote was kept.  fn runs on
+ * the dispatcher's thread while it holds the writer: only the store's
+ * calls and quick work in it, no I/O and nothing that waits for the
+ * engine; it must not read through db_read_begin what it has just written
+ * (db_approval_view and the other calls that take the transaction's
+ * connection do see it).  Without an engine to take it (e NULL or
+ * stopping) fn runs on the caller's thread, each store write its own
+ * transaction.  From any thread but the dispatcher's.
+ */
+struct db;
+typedef enum as_code (*engine_group_fn)(struct db *db, void *ud, struct as_err *err);
+enum as_code engine_group_write(struct engine *e, struct db *db, engine_group_fn fn, void *ud,
+                                struct as_err *err) AS_WUR;
+
+/*
  * From apply: resume waiting step execution exec_id with payload (JSON
  * text, copied) after apply; when outcome is not NULL, the step's result
  * on that resume is known: outcome and output (JSON text or NULL, copied),

@@ -332,146 +332,225 @@ static const struct mail_transport *transport_find(const char *name)
     return NULL;
 }
 
-enum as_code mail_send(struct app *app, const struct mail_msg *msg, json_t **result,
-                       struct as_err *err)
-{
-    enum as_code rc;
-    const struct mail_transport *extra;
+/* One message on its way (mail.h): built, then claimed, sent, recorded. */
+struct mail_job {
+    struct app *app;
+    const struct mail_msg *msg; /* borrowed until mail_job_free */
     struct prepared p;
-    struct db_mail_claim claim = {0};
-    const char *from = NULL;
-    char *text = NULL;
-    size_t len = 0;
-    json_t *recipients = NULL;
-    const char *transport = config_str(app->cfg, "mail_transport");
-    const char *key = msg->idempotency_key;
-    int claimed = 0;
-    struct as_err local_err = {0};
-
-    if (!err)
-        err = &local_err;
-    *result = NULL;
+    const char *from;
+    const char *transport;
+    char *text;
+    size_t len;
+    int64_t now;
     char owner[sizeof owner_id];
-    owner_current(owner, sizeof owner);
-    int64_t now = time_now_ms();
+    struct db_mail_claim claim;
+    int claimed;     /* the row says 'sending' for us: finish must record */
+    int to_send;     /* claimed, and the transport not yet called */
+    enum as_code rc; /* the send's */
+    struct as_err send_err;
+    json_t *recipients;
+    json_t *answer;  /* what the send gave, recorded by finish */
+    json_t *result;  /* what the caller gets */
+};
 
-    if (key && !app->db)
+enum as_code mail_job_new(struct app *app, const struct mail_msg *msg, struct mail_job **out,
+                          struct as_err *err)
+{
+    *out = NULL;
+    if (msg->idempotency_key && !app->db)
         return as_errf(err, AS_EINVAL, "an idempotency key needs the database");
+    struct mail_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return as_errf(err, AS_ENOMEM, "out of memory");
+    j->app = app;
+    j->msg = msg;
+    j->transport = config_str(app->cfg, "mail_transport");
+    j->now = time_now_ms();
+    owner_current(j->owner, sizeof j->owner);
     /* Refuse a bad message before anything is recorded. */
-    if ((rc = prepare(app, msg, &from, &p, err)))
-        goto out;
-    if ((rc = build(msg, from, p.message_id, now, &text, &len, err)))
-        goto out;
-
-    if (key) {
-        rc = db_mail_claim(app->db, key, p.message_id, transport, now, owner, now,
-                           now + lease_ms(app), MAX_CRASH_RESENDS, owner_alive, owner, &claim,
-                           err);
-        if (rc)
-            goto out;
-        switch (claim.action) {
-        case DB_MAIL_DONE:
-            json_object_set_new(claim.result, "deduplicated", json_true());
-            *result = claim.result;
-            claim.result = NULL;
-            LOG_INFO("mail", "%s already sent; not sending again", claim.message_id);
-            rc = AS_OK;
-            goto out;
-        case DB_MAIL_BUSY: {
-            char until[40];
-            time_format_iso(claim.lease_until, until, sizeof until);
-            rc = as_errf(err, AS_ETRANSIENT,
-                         "message %s is being sent by another worker (lease until %s)",
-                         claim.message_id, until);
-            goto out;
-        }
-        case DB_MAIL_GIVEUP:
-            rc = as_errf(err, AS_EPERMANENT,
-                         "message %s: the sender died %d times while sending it; whether it "
-                         "arrived is unknown, so it is not sent again",
-                         claim.message_id, claim.resends);
-            goto out;
-        case DB_MAIL_RESEND:
-            LOG_WARN("mail", "%s was being sent when a process died; sending it once more",
-                     claim.message_id);
-            /* fall through */
-        case DB_MAIL_SEND:
-            claimed = 1;
-            if (claim.date_ms != now || strcmp(claim.message_id, p.message_id) != 0) {
-                /* The identical message: its first Date and Message-ID. */
-                free(text);
-                text = NULL;
-                if ((rc = build(msg, from, claim.message_id, claim.date_ms, &text, &len, err)))
-                    goto out;
-                snprintf(p.message_id, sizeof p.message_id, "%s", claim.message_id);
-            }
-            break;
-        }
+    enum as_code rc = prepare(app, msg, &j->from, &j->p, err);
+    if (!rc)
+        rc = build(msg, j->from, j->p.message_id, j->now, &j->text, &j->len, err);
+    if (rc) {
+        mail_job_free(j);
+        return rc;
     }
+    j->to_send = 1;
+    *out = j;
+    return AS_OK;
+}
 
-    if (strcmp(transport, "file") == 0)
-        rc = send_file(app, &p, text, len, &recipients, err);
-    else if (strcmp(transport, "smtp") == 0)
-        rc = send_smtp(app, &p, text, &recipients, err);
-    else if ((extra = transport_find(transport)))
-        rc = extra->send(app, p.from.addr, msg, text, len, (const char *const *)p.envelope,
-                         &recipients, err);
+enum as_code mail_job_claim(struct mail_job *j, struct as_err *err)
+{
+    const char *key = j->msg->idempotency_key;
+    if (!key)
+        return AS_OK;
+    struct app *app = j->app;
+    enum as_code rc = db_mail_claim(app->db, key, j->p.message_id, j->transport, j->now, j->owner,
+                                    j->now, j->now + lease_ms(app), MAX_CRASH_RESENDS,
+                                    owner_alive, j->owner, &j->claim, err);
+    if (rc)
+        return rc;
+    switch (j->claim.action) {
+    case DB_MAIL_DONE:
+        json_object_set_new(j->claim.result, "deduplicated", json_true());
+        j->result = j->claim.result;
+        j->claim.result = NULL;
+        j->to_send = 0;
+        LOG_INFO("mail", "%s already sent; not sending again", j->claim.message_id);
+        return AS_OK;
+    case DB_MAIL_BUSY: {
+        char until[40];
+        time_format_iso(j->claim.lease_until, until, sizeof until);
+        return as_errf(err, AS_ETRANSIENT,
+                       "message %s is being sent by another worker (lease until %s)",
+                       j->claim.message_id, until);
+    }
+    case DB_MAIL_GIVEUP:
+        return as_errf(err, AS_EPERMANENT,
+                       "message %s: the sender died %d times while sending it; whether it "
+                       "arrived is unknown, so it is not sent again",
+                       j->claim.message_id, j->claim.resends);
+    case DB_MAIL_RESEND:
+        LOG_WARN("mail", "%s was being sent when a process died; sending it once more",
+                 j->claim.message_id);
+        /* fall through */
+    case DB_MAIL_SEND:
+        j->claimed = 1;
+        if (j->claim.date_ms != j->now || strcmp(j->claim.message_id, j->p.message_id) != 0) {
+            /* The identical message: its first Date and Message-ID. */
+            free(j->text);
+            j->text = NULL;
+            snprintf(j->p.message_id, sizeof j->p.message_id, "%s", j->claim.message_id);
+            rc = build(j->msg, j->from, j->claim.message_id, j->claim.date_ms, &j->text, &j->len,
+                       err);
+            if (rc) {
+                j->rc = rc; /* not sent: finish records 'failed' */
+                j->send_err = *err;
+                j->to_send = 0;
+                return rc;
+            }
+        }
+        break;
+    }
+    return AS_OK;
+}
+
+enum as_code mail_job_send(struct mail_job *j, struct as_err *err)
+{
+    if (!j->to_send)
+        return j->rc ? (*err = j->send_err, j->rc) : AS_OK;
+    struct app *app = j->app;
+    const struct mail_transport *extra;
+    enum as_code rc;
+    j->to_send = 0;
+    if (strcmp(j->transport, "file") == 0)
+        rc = send_file(app, &j->p, j->text, j->len, &j->recipients, err);
+    else if (strcmp(j->transport, "smtp") == 0)
+        rc = send_smtp(app, &j->p, j->text, &j->recipients, err);
+    else if ((extra = transport_find(j->transport)))
+        rc = extra->send(app, j->p.from.addr, j->msg, j->text, j->len,
+                         (const char *const *)j->p.envelope, &j->recipients, err);
     else
-        rc = as_errf(err, AS_EINVAL, "unknown mail_transport \"%s\"", transport);
-
-    json_t *res = json_pack("{s:s, s:s, s:o, s:b}", "message_id", p.message_id, "transport",
-                            transport, "recipients",
-                            recipients ? json_incref(recipients) : json_array(), "deduplicated",
-                            0);
+        rc = as_errf(err, AS_EINVAL, "unknown mail_transport \"%s\"", j->transport);
+    json_t *res = json_pack("{s:s, s:s, s:o, s:b}", "message_id", j->p.message_id, "transport",
+                            j->transport, "recipients",
+                            j->recipients ? json_incref(j->recipients) : json_array(),
+                            "deduplicated", 0);
     if (!res) {
         if (!rc) {
             /* Sent, but the answer cannot be kept: leave the row 'sending'
              * (at most one re-send later) rather than call it failed. */
-            claimed = 0;
-            rc = as_errf(err, AS_ENOMEM, "out of memory after sending %s", p.message_id);
+            j->claimed = 0;
+            rc = as_errf(err, AS_ENOMEM, "out of memory after sending %s", j->p.message_id);
         }
-        goto out;
+        j->rc = rc;
+        j->send_err = *err;
+        return rc;
     }
-    if (claimed) {
-        struct as_err ferr = {0};
-        enum as_code frc = db_mail_finish(app->db, key, rc ? "failed" : "sent", res,
-                                          rc ? err->msg : NULL, time_now_ms(), &ferr);
-        if (frc)
-            /* The answer is not recorded: a retry would find 'sending' and
-             * re-send once, which is the documented worst case. */
-            LOG_ERROR("mail", "%s: cannot record the send: %s", p.message_id, ferr.msg);
-        claimed = 0;
-    }
+    j->rc = rc;
+    j->answer = res;
     if (rc) {
-        LOG_WARN("mail", "%s via %s failed: %s", p.message_id, transport, err->msg);
-        if (recipients)
-            *result = res;
-        else
-            json_decref(res);
-    } else {
-        size_t n_rej = 0, idx;
-        json_t *r;
-        json_array_foreach(recipients, idx, r)
-        {
-            if (strcmp(json_string_value(json_object_get(r, "status")), "accepted") != 0)
-                n_rej++;
-        }
-        LOG_INFO("mail", "%s sent via %s to %zu recipient(s), %zu rejected", p.message_id,
-                 transport, json_array_size(recipients) - n_rej, n_rej);
-        *result = res;
+        j->send_err = *err;
+        LOG_WARN("mail", "%s via %s failed: %s", j->p.message_id, j->transport, err->msg);
+        if (j->recipients)
+            j->result = json_incref(res);
+        return rc;
     }
-out:
-    if (claimed) {
-        /* Failed between claim and send (e.g. the rebuild): not sent. */
+    size_t n_rej = 0, idx;
+    json_t *r;
+    json_array_foreach(j->recipients, idx, r)
+    {
+        if (strcmp(json_string_value(json_object_get(r, "status")), "accepted") != 0)
+            n_rej++;
+    }
+    LOG_INFO("mail", "%s sent via %s to %zu recipient(s), %zu rejected", j->p.message_id,
+             j->transport, json_array_size(j->recipients) - n_rej, n_rej);
+    j->result = json_incref(res);
+    return AS_OK;
+}
+
+enum as_code mail_job_finish(struct mail_job *j, struct as_err *err)
+{
+    if (!j->claimed)
+        return AS_OK;
+    j->claimed = 0;
+    enum as_code rc = db_mail_finish(j->app->db, j->msg->idempotency_key, j->rc ? "failed" : "sent",
+                                     j->answer, j->rc ? j->send_err.msg : NULL, time_now_ms(), err);
+    if (rc)
+        /* The answer is not recorded: a retry would find 'sending' and
+         * re-send once, which is the documented worst case. */
+        LOG_ERROR("mail", "%s: cannot record the send: %s", j->p.message_id, err->msg);
+    return rc;
+}
+
+json_t *mail_job_result(struct mail_job *j)
+{
+    json_t *r = j->result;
+    j->result = NULL;
+    return r;
+}
+
+const char *mail_job_message_id(const struct mail_job *j)
+{
+    return j->p.message_id;
+}
+
+void mail_job_free(struct mail_job *j)
+{
+    if (!j)
+        return;
+    json_decref(j->recipients);
+    json_decref(j->answer);
+    json_decref(j->result);
+    db_mail_claim_clear(&j->claim);
+    prepared_clear(&j->p);
+    free(j->text);
+    free(j);
+}
+
+enum as_code mail_send(struct app *app, const struct mail_msg *msg, json_t **result,
+                       struct as_err *err)
+{
+    struct mail_job *j = NULL;
+    struct as_err local_err = {0};
+    if (!err)
+        err = &local_err;
+    *result = NULL;
+    enum as_code rc = mail_job_new(app, msg, &j, err);
+    if (rc)
+        return rc;
+    rc = mail_job_claim(j, err);
+    if (!rc || j->claimed)
+        rc = rc ? rc : mail_job_send(j, err);
+    if (j->claimed) {
         struct as_err ferr = {0};
-        if (db_mail_finish(app->db, key, "failed", NULL, err->msg, time_now_ms(),
-                           &ferr))
-            LOG_ERROR("mail", "cannot record the failed send: %s", ferr.msg);
+        if (mail_job_finish(j, &ferr) != AS_OK) {
+            /* Logged there; the send's own result stands. */
+        }
     }
-    json_decref(recipients);
-    db_mail_claim_clear(&claim);
-    prepared_clear(&p);
-    free(text);
+    *result = mail_job_result(j);
+    mail_job_free(j);
     return rc;
 }
 

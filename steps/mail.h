@@ -78,6 +78,34 @@ enum as_code mail_send(struct app *app, const struct mail_msg *msg, json_t **res
                        struct as_err *err) AS_WUR;
 
 /*
+ * mail_send in its phases, for a caller that puts the bookkeeping in write
+ * transactions of its own choosing (the approval step records a new
+ * approval's links and their claims in one group commit, and their sends
+ * in one more):
+ *   mail_job_new     checks and builds the message; nothing is recorded;
+ *   mail_job_claim   the 'sending' row (a store write; with a key only):
+ *                    AS_OK to send, or the key was sent before (then
+ *                    mail_job_send sends nothing and the result is the
+ *                    stored one), or mail_send's errors for a send in
+ *                    progress or given up;
+ *   mail_job_send    calls the transport (no store access);
+ *   mail_job_finish  records 'sent' or 'failed' (a store write) when the
+ *                    job claimed the row; AS_OK otherwise.
+ * mail_job_result takes the result mail_send would have returned (new
+ * reference or NULL).  msg is borrowed until mail_job_free (NULL is fine).
+ * mail_send is exactly new, claim, send, finish.
+ */
+struct mail_job;
+enum as_code mail_job_new(struct app *app, const struct mail_msg *msg, struct mail_job **out,
+                          struct as_err *err) AS_WUR;
+enum as_code mail_job_claim(struct mail_job *j, struct as_err *err) AS_WUR;
+enum as_code mail_job_send(struct mail_job *j, struct as_err *err) AS_WUR;
+enum as_code mail_job_finish(struct mail_job *j, struct as_err *err) AS_WUR;
+json_t *mail_job_result(struct mail_job *j);
+const char *mail_job_message_id(const struct mail_job *j);
+void mail_job_free(struct mail_job *j);
+
+/*
  * Build the message exactly as mail_send would (for dry runs and previews)
  * without sending or recording anything.  *message_id receives the derived
  * Message-ID (malloc'd), *message the RFC 5322 text (malloc'd).  Date is now.

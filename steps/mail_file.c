@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,12 +42,83 @@ static int safe_char(char c)
            c == '.' || c == '_' || c == '@' || c == '+' || c == '-';
 }
 
+/*
+ * Group sync of the directory: the threads renaming messages into it at
+ * the same time share each fsync() of it instead of one a message.  A
+ * thread asks for a sync that starts after its rename: one thread syncs
+ * for everyone who asked so far while the others wait for it; a failed
+ * sync covers nobody, and the next asker tries again.  One directory at a
+ * time shares (the process has one mail_dir); another syncs alone.
+ */
+static pthread_mutex_t sync_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t sync_cv = PTHREAD_COND_INITIALIZER;
+static uint64_t sync_asked, sync_done;
+static int sync_running;
+static dev_t sync_dev;
+static ino_t sync_ino;
+
+static int dir_sync(int dfd, const struct stat *st)
+{
+    pthread_mutex_lock(&sync_mu);
+    if (sync_asked && (sync_dev != st->st_dev || sync_ino != st->st_ino)) {
+        pthread_mutex_unlock(&sync_mu);
+        return fsync(dfd);
+    }
+    sync_dev = st->st_dev;
+    sync_ino = st->st_ino;
+    uint64_t mine = ++sync_asked;
+    int r = 0;
+    while (sync_done < mine) {
+        if (sync_running) {
+            pthread_cond_wait(&sync_cv, &sync_mu);
+            continue;
+        }
+        sync_running = 1;
+        uint64_t upto = sync_asked; /* everyone who renamed before this point */
+        pthread_mutex_unlock(&sync_mu);
+        r = fsync(dfd);
+        int saved = errno;
+        pthread_mutex_lock(&sync_mu);
+        sync_running = 0;
+        if (r == 0 && upto > sync_done)
+            sync_done = upto;
+        pthread_cond_broadcast(&sync_cv);
+        if (r != 0) {
+            errno = saved;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&sync_mu);
+    return r;
+}
+
+/* The directory, open for syncing; created first when missing. */
+static enum as_code open_dir(const char *dir, int *dfd, struct stat *st, struct as_err *err)
+{
+    *dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (*dfd < 0 && errno == ENOENT) {
+        enum as_code rc = make_dirs(dir, err);
+        if (rc)
+            return rc;
+        *dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    }
+    if (*dfd < 0)
+        return as_errf(err, AS_EIO, "%s: %s", dir, strerror(errno));
+    if (fstat(*dfd, st) != 0) {
+        close(*dfd);
+        *dfd = -1;
+        return as_errf(err, AS_EIO, "%s: %s", dir, strerror(errno));
+    }
+    return AS_OK;
+}
+
 enum as_code mail_file_write(const char *dir, const char *message_id, const char *message,
                              size_t len, char **path_out, struct as_err *err)
 {
     enum as_code rc = AS_OK;
     char name[256], final[4352], tmp[4400];
-    int fd = -1;
+    int fd = -1, dfd = -1;
+    struct stat dst;
     if (path_out)
         *path_out = NULL;
 
@@ -59,17 +131,19 @@ enum as_code mail_file_write(const char *dir, const char *message_id, const char
     name[j] = '\0';
     if (j == 0 || name[0] == '.')
         return as_errf(err, AS_EINVAL, "cannot derive a file name from Message-ID");
-    if ((rc = make_dirs(dir, err)))
-        return rc;
     int n1 = snprintf(final, sizeof final, "%s/%s.eml", dir, name);
     int n2 = snprintf(tmp, sizeof tmp, "%s/.%s.%ld.%lx.tmp", dir, name, (long)getpid(),
                       (unsigned long)pthread_self());
     if (n1 < 0 || (size_t)n1 >= sizeof final || n2 < 0 || (size_t)n2 >= sizeof tmp)
         return as_errf(err, AS_EINVAL, "mail_dir path too long");
+    if ((rc = open_dir(dir, &dfd, &dst, err)))
+        return rc;
 
     fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return as_errf(err, AS_EIO, "%s: %s", tmp, strerror(errno));
+    if (fd < 0) {
+        rc = as_errf(err, AS_EIO, "%s: %s", tmp, strerror(errno));
+        goto out;
+    }
     for (size_t off = 0; off < len;) {
         ssize_t w = write(fd, message + off, len - off);
         if (w < 0 && errno == EINTR)
@@ -80,6 +154,7 @@ enum as_code mail_file_write(const char *dir, const char *message_id, const char
         }
         off += (size_t)w;
     }
+    /* The content on disk before the name: a reader never finds a part. */
     if (fsync(fd) != 0) {
         rc = as_errf(err, AS_EIO, "%s: fsync: %s", tmp, strerror(errno));
         goto fail;
@@ -94,24 +169,19 @@ enum as_code mail_file_write(const char *dir, const char *message_id, const char
         rc = as_errf(err, AS_EIO, "%s: rename: %s", final, strerror(errno));
         goto fail;
     }
-    /* Make the rename itself durable. */
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        if (fsync(dfd) != 0) {
-            /* The file is complete; only its durability across a power
-             * loss is in doubt, which a re-send would repair. */
-        }
-        close(dfd);
+    /* The name on disk before the send is recorded. */
+    if (dir_sync(dfd, &dst) != 0) {
+        rc = as_errf(err, AS_EIO, "%s: fsync of the directory: %s", final, strerror(errno));
+        goto out;
     }
-    if (path_out) {
-        *path_out = strdup(final);
-        if (!*path_out)
-            return as_errf(err, AS_ENOMEM, "out of memory");
-    }
-    return AS_OK;
+    if (path_out && !(*path_out = strdup(final)))
+        rc = as_errf(err, AS_ENOMEM, "out of memory");
+    goto out;
 fail:
     if (fd >= 0)
         close(fd);
     unlink(tmp);
+out:
+    close(dfd);
     return rc;
 }

@@ -573,6 +573,8 @@ int db_pg_schema_version(struct db *db)
 enum as_code db_pg_write_begin(struct db *db, struct db_conn **conn, struct as_err *err)
 {
     struct db_conn *c = NULL;
+    if ((*conn = db_joined(db))) /* inside this thread's open one (db_join) */
+        return AS_OK;
     /* One write transaction per thread and store, as with SQLite's writer. */
     assert(pthread_getspecific(db->writer) == NULL);
     enum as_code rc = conn_get(db, &c, err);
@@ -593,6 +595,8 @@ enum as_code db_pg_write_begin(struct db *db, struct db_conn **conn, struct as_e
 
 enum as_code db_pg_write_end(struct db *db, enum as_code rc, struct as_err *err)
 {
+    if (db_joined(db))
+        return rc; /* the joined transaction commits, or its joiner undoes rc */
     struct db_conn *c = pthread_getspecific(db->writer);
     assert(c && c->in_write);
     pthread_setspecific(db->writer, NULL);

@@ -404,6 +404,8 @@ int db_sqlite_schema_version(struct db *db)
 
 enum as_code db_sqlite_write_begin(struct db *db, struct db_conn **conn, struct as_err *err)
 {
+    if ((*conn = db_joined(db))) /* inside this thread's open one (db_join) */
+        return AS_OK;
     pthread_mutex_lock(&db->write_lock);
     sqlite3_stmt *st = db_stmt(db->writer, "BEGIN IMMEDIATE", err);
     if (!st) {
@@ -424,6 +426,8 @@ enum as_code db_sqlite_write_begin(struct db *db, struct db_conn **conn, struct 
 enum as_code db_write_commit(struct db *db, struct as_err *err)
 {
     enum as_code rc = AS_OK;
+    if (db_joined(db))
+        return AS_OK; /* the joined transaction commits */
     sqlite3_stmt *st = db_stmt(db->writer, "COMMIT", err);
     if (!st) {
         rc = AS_EDB;
@@ -439,6 +443,8 @@ enum as_code db_write_commit(struct db *db, struct as_err *err)
 
 void db_write_rollback(struct db *db)
 {
+    if (db_joined(db))
+        return; /* the joiner undoes what failed */
     if (!sqlite3_get_autocommit(db->writer->h))
         rollback_quiet(db->writer);
     pthread_mutex_unlock(&db->write_lock);

@@ -25,6 +25,7 @@
 #include "engine/workflow.h"
 #include "approvals/approval_decide.h"
 #include "db/db_approvals.h"
+#include "db/db_mail.h"
 #include "db/db_runs.h"
 #include "db/db_testing.h"
 #include "engine/app.h"
@@ -486,6 +487,57 @@ static void test_first_run_reruns_and_crash(void **state)
     run_free(&r);
 }
 
+/*
+ * The first execution records the approval, its links and their emails'
+ * claims in one write and the sends in another (engine_group_write; here,
+ * without an engine, each store write on its own).  When the emails cannot
+ * be written, the step is retried with nothing lost: the links exist unsent,
+ * the sends are recorded failed, and the next execution mails new links
+ * under the same keys.
+ */
+static void test_first_send_fails_then_mails(void **state)
+{
+    struct fixture *f = *state;
+    struct run_ctx r = {0};
+    struct as_err err = {0};
+    int64_t run;
+    int64_t exec = new_exec(f, &run);
+    char *blocker = tu_path(f->dir, "not-a-dir");
+    char *bad_dir = tu_path(blocker, "mail");
+    FILE *fp = fopen(blocker, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    assert_int_equal(config_set(f->app.cfg, "mail_dir", bad_dir, &err), AS_OK);
+    execute(f, &r, run, exec, PARAMS_2);
+    assert_int_equal(r.res.status, STEP_RETRY);
+    assert_non_null(strstr(r.res.error, "emailing a@example.org"));
+    assert_int_equal(n_approvals(f), 1);
+    assert_int_equal(n_links(f, NULL), 2);
+    assert_int_equal(n_mailed(f), 0);
+    json_t *row = NULL;
+    char key[300];
+    snprintf(key, sizeof key, "%s/a@example.org", r.key);
+    assert_int_equal(db_mail_get(f->app.db, key, &row, &err), AS_OK);
+    assert_string_equal(json_string_value(json_object_get(row, "state")), "failed");
+    json_decref(row);
+
+    assert_int_equal(config_set(f->app.cfg, "mail_dir", f->mail_dir, &err), AS_OK);
+    execute(f, &r, run, exec, PARAMS_2);
+    assert_int_equal(r.res.status, STEP_WAIT);
+    assert_int_equal(n_approvals(f), 1);
+    assert_int_equal(count_files(f->mail_dir), 2);
+    assert_int_equal(n_mailed(f), 2);
+    assert_int_equal(n_links(f, NULL), 4);
+    assert_int_equal(mailed_tokens(f, NULL, NULL), 2);
+    row = NULL;
+    assert_int_equal(db_mail_get(f->app.db, key, &row, &err), AS_OK);
+    assert_string_equal(json_string_value(json_object_get(row, "state")), "sent");
+    json_decref(row);
+    free(bad_dir);
+    free(blocker);
+    run_free(&r);
+}
+
 static void test_expiry_escalates_once(void **state)
 {
     struct fixture *f = *state;
@@ -841,6 +893,7 @@ int main(int argc, char **argv)
         return execute_child(argv);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_first_run_reruns_and_crash, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_first_send_fails_then_mails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expiry_escalates_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sequential_mails_in_turn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_current_and_cmdlet, setup, teardown),

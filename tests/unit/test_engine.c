@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #include "db/db.h"
+#include "db/db_events.h"
+#include "db/db_mail.h"
 #include "db/db_runs.h"
 #include "engine/app.h"
 #include "base/config.h"
@@ -220,6 +222,67 @@ static void t_lossy(struct step_ctx *ctx, struct step_result *res)
     step_ok(res, NULL, json_pack("{s:b}", "done", 1));
 }
 
+/*
+ * t_group: two of the store's own writes and an event through
+ * engine_group_write (a mail_sends claim each, keys <idempotency key>/1
+ * and /2, and a test.grouped event), then fn fails when params.message
+ * is "fail".  Output {"kept": whether the first claim is in the store after}.
+ */
+struct group_ud {
+    struct step_ctx *ctx;
+    int fail;
+};
+
+static enum as_code group_claim(struct db *db, struct step_ctx *ctx, const char *n,
+                                struct as_err *err)
+{
+    char key[600];
+    struct db_mail_claim c = {0};
+    snprintf(key, sizeof key, "%s/%s", ctx->idempotency_key, n);
+    int64_t now = time_now_ms();
+    enum as_code rc = db_mail_claim(db, key, key, "test", now, "t", now, now + 60000, 3, NULL,
+                                    NULL, &c, err);
+    db_mail_claim_clear(&c);
+    return rc;
+}
+
+static enum as_code group_fn(struct db *db, void *ud, struct as_err *err)
+{
+    struct group_ud *g = ud;
+    struct db_conn *conn;
+    enum as_code rc = group_claim(db, g->ctx, "1", err);
+    if (!rc)
+        rc = db_write_begin(db, &conn, err);
+    if (!rc)
+        rc = db_write_end(db, db_event_append(conn, g->ctx->run_id, g->ctx->exec_id,
+                                              "test.grouped", NULL, err), err);
+    if (!rc)
+        rc = group_claim(db, g->ctx, "2", err);
+    if (!rc && g->fail)
+        rc = as_errf(err, AS_EINVAL, "failing after the writes, as asked");
+    return rc;
+}
+
+static void t_group(struct step_ctx *ctx, struct step_result *res)
+{
+    note_call(ctx);
+    const char *m = json_string_value(json_object_get(ctx->params, "message"));
+    struct group_ud g = {ctx, m && strcmp(m, "fail") == 0};
+    struct as_err err = {0};
+    enum as_code rc = engine_group_write(ctx->app->engine, ctx->app->db, group_fn, &g, &err);
+    char key[600];
+    json_t *row = NULL;
+    snprintf(key, sizeof key, "%s/1", ctx->idempotency_key);
+    struct as_err gerr = {0};
+    int kept = db_mail_get(ctx->app->db, key, &row, &gerr) == AS_OK && row;
+    json_decref(row);
+    if (rc && !g.fail) {
+        step_fail(res, "%s", err.msg);
+        return;
+    }
+    step_ok(res, NULL, json_pack("{s:b, s:s}", "kept", kept, "error", rc ? err.msg : ""));
+}
+
 static const char *const ok_outcomes[] = {"success", "yes", "no", NULL};
 static const char *const wait_outcomes[] = {"approved", "expired", NULL};
 static const struct step_type type_ok = {.name = "t_ok", .doc = "test", .params = any_params,
@@ -238,8 +301,11 @@ static const struct step_type type_hold = {.name = "t_hold", .doc = "test", .par
                                            .execute = t_hold};
 static const struct step_type type_lossy = {.name = "t_lossy", .doc = "test", .params = any_params,
                                             .execute = t_lossy};
+static const struct step_type type_group = {.name = "t_group", .doc = "test", .params = any_params,
+                                            .execute = t_group};
 static const struct step_type *const test_types[] = {&type_ok, &type_flaky, &type_fail, &type_wait,
-                                                     &type_slow, &type_hold, &type_lossy, NULL};
+                                                     &type_slow, &type_hold, &type_lossy,
+                                                     &type_group, NULL};
 
 /* ---- fixture -------------------------------------------------------------- */
 
@@ -477,6 +543,60 @@ static void test_linear_run(void **state)
     audit_ok(f);
     json_decref(ev);
     json_decref(ex);
+    wf_free(wf);
+}
+
+/*
+ * A step's own writes handed to the engine (engine_group_write) commit in
+ * the dispatcher's transaction: kept and durable when the step goes on,
+ * all undone when the function fails after writing, and the event chain
+ * stays whole around them; without an engine they are written directly.
+ */
+static const char group_wf[] =
+    "{\"name\": \"grouped\", \"version\": \"1\", \"input\": {\"mode\": {\"type\": \"string\"}},"
+    " \"steps\": {\"g\": {\"type\": \"t_group\", \"params\": {\"message\": \"${input.mode}\"},"
+    "   \"next\": \"after\"}, \"after\": {\"type\": \"t_ok\"}}}";
+
+static void test_group_write(void **state)
+{
+    struct fx *f = *state;
+    struct workflow *wf = load(group_wf);
+    start(f, 2);
+    int64_t kept = submit(f, wf, "{\"mode\": \"keep\"}");
+    int64_t undone = submit(f, wf, "{\"mode\": \"fail\"}");
+    wait_status(f, kept, "succeeded");
+    wait_status(f, undone, "succeeded");
+
+    json_t *ex = execs(f, kept);
+    json_t *out = json_loads(field(ex, 0, "output"), 0, NULL);
+    assert_true(json_is_true(json_object_get(out, "kept")));
+    json_decref(out);
+    json_t *ev = events(f, kept);
+    assert_int_equal(count_events(ev, "test.grouped"), 1);
+    json_decref(ev);
+    json_decref(ex);
+
+    ex = execs(f, undone);
+    out = json_loads(field(ex, 0, "output"), 0, NULL);
+    assert_true(json_is_false(json_object_get(out, "kept")));
+    assert_non_null(strstr(json_string_value(json_object_get(out, "error")), "as asked"));
+    json_decref(out);
+    ev = events(f, undone);
+    assert_int_equal(count_events(ev, "test.grouped"), 0);
+    json_decref(ev);
+    json_decref(ex);
+    audit_ok(f);
+
+    /* Without an engine the function runs on the caller, each write its own. */
+    struct step_ctx ctx = {.app = &f->app, .run_id = kept, .exec_id = 0,
+                           .idempotency_key = "no-engine"};
+    struct group_ud g = {&ctx, 1};
+    struct as_err err = {0};
+    assert_int_equal(engine_group_write(NULL, f->app.db, group_fn, &g, &err), AS_EINVAL);
+    json_t *row = NULL;
+    assert_int_equal(db_mail_get(f->app.db, "no-engine/2", &row, &err), AS_OK);
+    assert_non_null(row);
+    json_decref(row);
     wf_free(wf);
 }
 
@@ -1172,6 +1292,7 @@ int main(void)
     step_type_register_extra(test_types);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_linear_run, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_write, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_then_success, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exhausted_fails_then_retry_run, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_branch, setup, teardown),
