@@ -713,36 +713,16 @@ struct fresh {
 static enum as_code fresh_open(struct db *db, void *ud, struct as_err *err)
 {
     struct fresh *f = ud;
-    json_t *view = NULL;
-    struct db_conn *c;
     enum as_code rc = db_approvals_ensure(db, f->an, &f->id, &f->created, err);
     if (rc || !f->created)
         return rc;
-    /* The approvers' ids, from the transaction that has just made them. */
-    if ((rc = db_write_begin(db, &c, err)))
-        return rc;
-    rc = db_write_end(db, db_approval_view(c, f->id, &view, err), err);
-    const json_t *approvers = json_object_get(view, "approvers");
+    /* Links for the first f->n approvers (all, or the first under sequential). */
     for (size_t i = 0; !rc && i < f->n; i++) {
-        const json_t *a = NULL;
-        size_t k;
-        json_t *cand;
-        json_array_foreach(approvers, k, cand)
-        {
-            if (strcmp(get_s(cand, "email"), f->links[i].email) == 0)
-                a = cand;
-        }
-        if (!a) {
-            rc = as_errf(err, AS_EDB, "approval %lld has no approver %s", (long long)f->id,
-                         f->links[i].email);
-            break;
-        }
-        rc = db_approvals_add_link(db, get_i(a, "id"), "request", f->links[i].hash,
+        rc = db_approvals_add_link(db, f->an->approver_ids[i], "request", f->links[i].hash,
                                    time_now_ms(), NULL, err);
         if (!rc)
             rc = mail_job_claim(f->jobs[i], err);
     }
-    json_decref(view);
     return rc;
 }
 
@@ -779,8 +759,13 @@ static int open_fresh(struct step_ctx *ctx, const struct approval_spec *spec,
     f.links = calloc(n, sizeof *f.links);
     f.jobs = calloc(n, sizeof *f.jobs);
     f.sent = calloc(n, sizeof *f.sent);
-    enum as_code rc = view && f.links && f.jobs && f.sent ? AS_OK
-                                                            : as_errf(&err, AS_ENOMEM, "out of memory");
+    int64_t *ids = calloc(json_array_size(spec->approvers), sizeof *ids);
+    struct approval_new with_ids = *an;
+    with_ids.approver_ids = ids;
+    f.an = &with_ids;
+    enum as_code rc = view && ids && f.links && f.jobs && f.sent
+                          ? AS_OK
+                          : as_errf(&err, AS_ENOMEM, "out of memory");
     size_t made = 0;
     for (; !rc && made < n; made++) {
         const char *email = json_string_value(json_array_get(spec->approvers, made));
@@ -836,6 +821,7 @@ out:
     free(f.links);
     free(f.jobs);
     free(f.sent);
+    free(ids);
     json_decref(view);
     return done;
 }

@@ -418,4 +418,8 @@ extern const char db_event_zero_hash[65];
  * it open. */
 struct db_conn *db_joined(const struct db *db);
 
+/* The chain cache of the transaction joined on conn (db_join), or NULL:
+ * the appends without a chain of their own use it. */
+struct db_event_chain *db_joined_chain(const struct db_conn *conn);
+
 #endif

@@ -122,10 +122,13 @@ enum as_code db_write_end(struct db *db, enum as_code rc, struct as_err *err) AS
  * do nothing; a failure is returned and the caller undoes it, e.g. with a
  * savepoint).  The engine joins the group-commit transaction for the
  * writes handed to it (engine_group_write), so those operations commit
- * with many others.  Reads through db_read_begin do not see what conn has
- * not committed yet.  db_unjoin() ends it; not nested.
+ * with many others.  Events they append go through chain (the joiner's
+ * cache of the last event, db_events.h; may be NULL), which stays right
+ * for the joiner's own appends after.  Reads through db_read_begin do not
+ * see what conn has not committed yet.  db_unjoin() ends it; not nested.
  */
-void db_join(struct db *db, struct db_conn *conn);
+struct db_event_chain;
+void db_join(struct db *db, struct db_conn *conn, struct db_event_chain *chain);
 void db_unjoin(void);
 
 /*

@@ -55,6 +55,8 @@ struct approval_new {
     int64_t reminder_every_ms;   /* 0: no reminders */
     int64_t expires_at;
     int64_t now;
+    int64_t *approver_ids;       /* out, or NULL: when the approval is made now, the ids of
+                                    its approvers, in the order of approvers */
 };
 
 /*

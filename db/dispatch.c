@@ -247,6 +247,8 @@ enum as_code db_event_append_chained(struct db_conn *conn, struct db_event_chain
                                      const char *data, const char *data_digest, int64_t now,
                                      struct as_err *err)
 {
+    if (!chain) /* inside a joined transaction: its chain cache (db_join) */
+        chain = db_joined_chain(conn);
     return db_ops(conn)->event_append_chained(conn, chain, run_id, exec_id, type, data, data_digest,
                                               now, err);
 }

@@ -9,10 +9,8 @@
  * caller's statements cost no thread switch of their own.
  */
 #include <pthread.h>
-#include <string.h>
 
 #include "db/db.h"
-#include "db/db_events.h"
 #include "engine/engine.h"
 
 struct group_write {
@@ -31,11 +29,9 @@ static enum as_code group_apply(struct engine_write *w, struct db_conn *conn,
                                 struct db_event_chain *chain, struct as_err *err)
 {
     struct group_write *g = (struct group_write *)w;
-    db_join(g->db, conn);
+    db_join(g->db, conn, chain); /* their events through the dispatcher's chain cache */
     enum as_code rc = g->fn(g->db, g->ud, err);
     db_unjoin();
-    /* The store's own calls appended their events past the chain cache. */
-    memset(chain, 0, sizeof *chain);
     return rc;
 }
 

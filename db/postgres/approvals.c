@@ -254,7 +254,7 @@ enum as_code db_pg_approvals_ensure(struct db *db, const struct approval_new *a,
         " $16, $17, $18, $19, $20, $21) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id";
     static const char ins_approver[] =
         "INSERT INTO approval_approvers (approval_id, position, email, status)"
-        " VALUES ($1, $2, $3, $4)";
+        " VALUES ($1, $2, $3, $4) RETURNING id";
     struct db_conn *c;
     char *details = NULL, *escalate = NULL, *current = NULL;
     json_t *ev = NULL;
@@ -340,9 +340,14 @@ enum as_code db_pg_approvals_ensure(struct db *db, const struct approval_new *a,
         pg_arg_i64(&p, (int64_t)i);
         pg_arg_text(&p, json_string_value(addr));
         pg_arg_text(&p, sequential && i > 0 ? "queued" : "pending");
-        rc = pg_do(c, ins_approver, &p, "insert approver", NULL, err);
-        if (rc)
+        PGresult *ra = pg_run(c, ins_approver, &p, "insert approver", err);
+        if (!ra) {
+            rc = AS_EDB;
             goto end;
+        }
+        if (a->approver_ids && PQntuples(ra) == 1)
+            a->approver_ids[i] = pg_i64(ra, 0, 0);
+        PQclear(ra);
     }
     ev = json_pack("{s:I, s:s, s:O, s:s, s:I}", "approval_id", (json_int_t)*id, "policy",
                    a->policy, "approvers", a->approvers, "request_hash", a->request_hash,

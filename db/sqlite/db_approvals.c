@@ -429,6 +429,8 @@ enum as_code db_sqlite_approvals_ensure(struct db *db, const struct approval_new
         rc = db_step_done(c, st, "insert approver", err);
         if (rc)
             goto out;
+        if (a->approver_ids)
+            a->approver_ids[i] = sqlite3_last_insert_rowid(db_conn_handle(c));
     }
     ev = json_pack("{s:I, s:s, s:O, s:s, s:I}", "approval_id", (json_int_t)*id, "policy",
                    a->policy, "approvers", a->approvers, "request_hash", a->request_hash,
@@ -456,25 +458,33 @@ enum as_code db_sqlite_approvals_add_link(struct db *db, int64_t approver_id, co
     if (rc)
         return rc;
     int n = 0;
-    sqlite3_stmt *st = db_stmt(
-        c, "UPDATE approval_approvers SET n_links = n_links + 1 WHERE id = ? RETURNING n_links",
-        err);
+    /* Not UPDATE ... RETURNING: SQLite gathers RETURNING rows in a
+     * temporary table, more work than reading the row again. */
+    sqlite3_stmt *st = db_stmt(c, "UPDATE approval_approvers SET n_links = n_links + 1 WHERE id = ?",
+                               err);
     if (!st) {
         rc = AS_EDB;
         goto out;
     }
     sqlite3_bind_int64(st, 1, approver_id);
-    int s = sqlite3_step(st);
-    if (s == SQLITE_ROW)
-        n = sqlite3_column_int(st, 0);
-    if (s == SQLITE_ROW)
-        s = sqlite3_step(st);
-    if (s != SQLITE_DONE) {
-        rc = db_error(c, "count links", err);
-        db_stmt_done(st);
+    if ((rc = db_step_done(c, st, "count links", err)))
         goto out;
+    if (sqlite3_changes(db_conn_handle(c)) == 1) {
+        st = db_stmt(c, "SELECT n_links FROM approval_approvers WHERE id = ?", err);
+        if (!st) {
+            rc = AS_EDB;
+            goto out;
+        }
+        sqlite3_bind_int64(st, 1, approver_id);
+        int s = sqlite3_step(st);
+        if (s == SQLITE_ROW)
+            n = sqlite3_column_int(st, 0);
+        else if (s != SQLITE_DONE)
+            rc = db_error(c, "count links", err);
+        db_stmt_done(st);
+        if (rc)
+            goto out;
     }
-    db_stmt_done(st);
     if (n == 0) {
         rc = as_errf(err, AS_ENOTFOUND, "no approver %lld", (long long)approver_id);
         goto out;
