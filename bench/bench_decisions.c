@@ -407,6 +407,23 @@ static long proc_rss_kib(pid_t pid)
     return kib;
 }
 
+/* CPU time (ms) the process has used so far: utime + stime of /proc/PID/stat. */
+static double proc_cpu_ms(pid_t pid)
+{
+    char path[64], buf[2048];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* the name may hold spaces */
+    unsigned long long ut = 0, st = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) * 1000.0 / (double)sysconf(_SC_CLK_TCK);
+}
+
 /* p50 and p99 (seconds) of n GET /healthz over one keep-alive connection. */
 static int healthz_latency(const char *base, int n, double *p50, double *p99)
 {
@@ -596,6 +613,10 @@ int main(int argc, char **argv)
         die("assent serve does not answer /healthz", NULL);
     if (hold) {
         sleep_ms(2000);
+        /* Idle: nothing due for days; what the server spends anyway. */
+        double idle0 = proc_cpu_ms(serve);
+        sleep_ms(10000);
+        double idle_ms = proc_cpu_ms(serve) - idle0;
         long rss = proc_rss_kib(serve);
         double h50 = 0, h99 = 0;
         int hrc = healthz_latency(base, 2000, &h50, &h99);
@@ -605,10 +626,10 @@ int main(int argc, char **argv)
         printf("{\"approvals\": %ld, \"workers\": %ld, \"created_per_s\": %.0f, "
                "\"create_cpu_us\": {\"dispatcher\": %.1f, \"workers\": %.1f, "
                "\"checkpointer\": %.1f}, \"serve_rss_mib\": %.1f, "
-               "\"serve_rss_after_healthz_mib\": %.1f, \"healthz_p50_ms\": %.2f, "
-               "\"healthz_p99_ms\": %.2f}\n",
+               "\"serve_rss_after_healthz_mib\": %.1f, \"serve_idle_cpu_ms_per_10s\": %.0f, "
+               "\"healthz_p50_ms\": %.2f, \"healthz_p99_ms\": %.2f}\n",
                n, workers, (double)n / make_s, mk.dispatch_ns / 1e3, mk.workers_ns / 1e3,
-               mk.ckpt_ns / 1e3, (double)rss / 1024.0, (double)rss_after / 1024.0,
+               mk.ckpt_ns / 1e3, (double)rss / 1024.0, (double)rss_after / 1024.0, idle_ms,
                h50 * 1e3, h99 * 1e3);
         if (nftw(work, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
             fprintf(stderr, "bench_decisions: could not remove %s\n", work);

@@ -37,11 +37,12 @@ struct db_wakeups;
  * node, or a command such as `assent run` or `assent decide`) committed
  * work that is due, or may be: a new step execution, a resumed or retried
  * one, a claim handed back.  Calls may be spurious and come in bursts; wake
- * must be quick and thread-safe (engine_wake).  Should the listening
- * connection fail it is reopened, and wake is called once after it is (a
- * wake-up may have been missed meanwhile): callers keep polling, as the
- * fallback.  *out is NULL when the store has no wake-ups (SQLite).  Stop
- * with db_wakeups_stop() before db_close().
+ * must be quick and thread-safe (engine_wake).  PostgreSQL: LISTEN/NOTIFY;
+ * should the listening connection fail it is reopened, and wake is called
+ * once after it is (a wake-up may have been missed meanwhile).  SQLite:
+ * inotify on the -wal file, which every commit writes (any commit, this
+ * process's own too, at most one call per 20 ms).  Callers keep polling,
+ * slowly, as the fallback.  Stop with db_wakeups_stop() before db_close().
  */
 enum as_code db_wakeups_start(struct db *db, void (*wake)(void *ud), void *ud,
                               struct db_wakeups **out, struct as_err *err) AS_WUR;

@@ -806,13 +806,20 @@ static void writes_done(struct engine_write *ws, enum as_code rc, const struct a
     }
 }
 
+/* How often to look for other processes' work: rarely when their commits
+ * wake the dispatcher (then looking is the fallback), else often. */
+static int64_t poll_ms(const struct engine *e)
+{
+    return e->wakeups ? POLL_WOKEN_MS : POLL_MS;
+}
+
 /* Only the poll timer fired: look with a read before taking the write lock.
  * 1 when something is due now. */
 static int poll_due(struct engine *e, struct disp *d, int64_t now)
 {
     struct as_err err = {0};
     struct db_conn *conn;
-    d->next_poll = now + POLL_MS;
+    d->next_poll = now + poll_ms(e);
     if (db_read_begin(e->app->db, &conn, &err) == AS_OK) {
         if (db_exec_next_due(conn, e->owner, &d->next_due, &err) != AS_OK)
             d->next_due = now;
@@ -924,7 +931,7 @@ static void write_round(struct engine *e, struct disp *d, int try_claim, size_t 
     size_t n_claimed = 0;
     int ended = 0;
     if (try_claim)
-        d->next_poll = now + POLL_MS;
+        d->next_poll = now + poll_ms(e);
     enum as_code rc = txn(e, d->pending, d->writes, try_claim ? want : 0, idle, &claimed,
                           &n_claimed, &d->next_due, &ended, &err);
     if (d->writes) {
@@ -972,7 +979,7 @@ static int idle_wait(struct engine *e, struct disp *d)
     if (e->done_head || e->wake || e->writes_head || (e->stopping && e->todo_head))
         return 0;
     int64_t now = time_now_ms();
-    int64_t wait = POLL_MS;
+    int64_t wait = poll_ms(e);
     /* A due claim matters only with room for it; else a finishing worker wakes us. */
     if (!e->stopping && capacity(e) > e->n_todo + e->n_busy && d->next_due - now < wait)
         wait = d->next_due - now;

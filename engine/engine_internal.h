@@ -26,6 +26,7 @@
 #include "engine/workflow.h"
 
 #define POLL_MS 200               /* notice other processes' writes at least this often */
+#define POLL_WOKEN_MS 5000        /* ...or this, when their commits wake us (db_wakeups_start) */
 #define PREFETCH_PER_WORKER 32    /* queued claims per worker when steps are fast */
 #define QUEUE_TARGET_MS 1000      /* ...as long as the queue drains within this */
 #define LEASE_SAFETY_MS 1000      /* a queued claim needs timeout + this left to start */

@@ -595,6 +595,8 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         t->fd = ci ? ci->connect_fd : -1;
         t->phase_start = time_mono_ms();
         pthread_mutex_lock(&ws->track_lock);
+        if (!ws->tracks)
+            pthread_cond_signal(&ws->track_cond); /* the reaper sleeps while there are none */
         t->next = ws->tracks;
         if (ws->tracks)
             ws->tracks->prev = t;
@@ -642,15 +644,22 @@ static void report_evicted(struct web_server *ws, int evicted)
 }
 
 /*
- * The housekeeping thread: every REAPER_TICK_MS it shuts down connections
- * past the per-request deadline, evicts when the server sits at its
- * connection limit (see above), and logs what it and the evictor closed.
+ * The housekeeping thread: every REAPER_TICK_MS while there are
+ * connections it shuts down those past the per-request deadline, evicts
+ * when the server sits at its connection limit (see above), and logs what
+ * it and the evictor closed; without connections it sleeps.
  */
 static void *reaper_main(void *arg)
 {
     struct web_server *ws = arg;
     pthread_mutex_lock(&ws->track_lock);
     while (!ws->stopping) {
+        if (!ws->tracks && !ws->n_evicted) {
+            /* No connection to watch: no ticks until one comes (an idle
+             * server costs no CPU). */
+            pthread_cond_wait(&ws->track_cond, &ws->track_lock);
+            continue;
+        }
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_nsec += (long)REAPER_TICK_MS * 1000000L;

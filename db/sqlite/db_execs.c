@@ -616,19 +616,6 @@ enum as_code db_sqlite_node_heartbeat(struct db *db, const char *owner, int64_t 
     return AS_OK;
 }
 
-/* Writers of other processes are seen by polling (the engine's POLL_MS). */
-enum as_code db_sqlite_wakeups_start(struct db *db, void (*wake)(void *ud), void *ud,
-                                     struct db_wakeups **out, struct as_err *err)
-{
-    *out = NULL;
-    return AS_OK;
-}
-
-void db_sqlite_wakeups_stop(struct db_wakeups *w)
-{
-    /* db_sqlite_wakeups_start never makes one. */
-}
-
 /* One host: every scheduler may act, and its claims keep firings single. */
 enum as_code db_sqlite_leader_try(struct db *db, struct db_leader **l, const char *role,
                                   int *leader, struct as_err *err)

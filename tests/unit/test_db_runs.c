@@ -6,6 +6,7 @@
 #include "tests/testutil.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,8 @@
 #include <unistd.h>
 
 #include "db/db.h"
+#include "db/db_events.h"
+#include "db/db_nodes.h"
 #include "db/db_runs.h"
 #include "db/db_wal.h"
 #include "db/sqlite/sqlite.h"
@@ -701,6 +704,59 @@ static void test_db_open_migrates(void **state)
     free(dir);
 }
 
+/* Wake-ups on SQLite: a commit through another handle on the file (as
+ * another process's) wakes the watcher; with nothing written, nothing. */
+struct wake_count {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int n;
+};
+
+static void count_wake(void *ud)
+{
+    struct wake_count *w = ud;
+    pthread_mutex_lock(&w->lock);
+    w->n++;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+static void test_wakeups_from_other_writers(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir("dbwake");
+    char *path = tu_path(dir, "w.db");
+    struct db *db = NULL, *other = NULL;
+    struct db_wakeups *wk = NULL;
+    struct as_err err = {0};
+    struct wake_count w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+    assert_int_equal(db_open(path, "NORMAL", &db, &err), AS_OK);
+    assert_int_equal(db_open(path, "NORMAL", &other, &err), AS_OK);
+    assert_int_equal(db_wakeups_start(db, count_wake, &w, &wk, &err), AS_OK);
+    assert_non_null(wk);
+    struct timespec nap = {0, 100 * 1000000L};
+    nanosleep(&nap, NULL);
+    pthread_mutex_lock(&w.lock);
+    assert_int_equal(w.n, 0); /* nobody wrote */
+    pthread_mutex_unlock(&w.lock);
+
+    json_t *data = json_pack("{s:s}", "who", "another process");
+    assert_int_equal(db_audit_append(other, "test.written", data, &err), AS_OK);
+    json_decref(data);
+    /* Woken: no deadline of ours to trip on a busy machine, only the
+     * test's own overall limit. */
+    pthread_mutex_lock(&w.lock);
+    while (w.n == 0)
+        pthread_cond_wait(&w.cond, &w.lock);
+    pthread_mutex_unlock(&w.lock);
+    db_wakeups_stop(wk);
+    db_close(other);
+    db_close(db);
+    tu_rmrf(dir);
+    free(path);
+    free(dir);
+}
+
 /* Several processes opening one new file at once (a worker and a command
  * started together): each opens it, the schema made once. */
 static void test_concurrent_first_open(void **state)
@@ -743,6 +799,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_workflow_by_hash, setup, teardown),
+        cmocka_unit_test(test_wakeups_from_other_writers),
         cmocka_unit_test_setup_teardown(test_run_dedupe, setup, teardown),
         cmocka_unit_test_setup_teardown(test_claim_and_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_expiry, setup, teardown),
