@@ -9,7 +9,9 @@
 # uses), BENCH_RUNS (default 10000), BENCH_WORKERS (2), BENCH_WAITING
 # (runs parked for the memory check; default 200000, 0 skips it),
 # BENCH_SECONDS / BENCH_REPEAT (bench_sqlite: 2 s x 3), BENCH_APPROVALS /
-# BENCH_CONNS (bench_decisions: 2000 approvals over 64 connections).
+# BENCH_CONNS (bench_decisions: 2000 approvals over 64 connections),
+# BENCH_HOLD / BENCH_HOLD_WORKERS (bench_decisions --hold: 20000 approvals
+# created by 16 workers and held; 1000000 for the full check; 0 skips it).
 # Not part of ctest: the figures depend on the machine and its load.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -49,3 +51,10 @@ for trial in 1 2 3; do
   "$build/bench/bench_decisions" --dir "$dir" --approvals "${BENCH_APPROVALS:-2000}" \
     --conns "${BENCH_CONNS:-64}" --json
 done
+
+hold="${BENCH_HOLD:-20000}"
+if [ "$hold" -gt 0 ]; then
+  echo "== waiting approvals created and held by assent serve (bench_decisions --hold $hold)"
+  "$build/bench/bench_decisions" --dir "$dir" --approvals "$hold" \
+    --workers "${BENCH_HOLD_WORKERS:-16}" --hold --json
+fi

@@ -29,3 +29,13 @@ foreach(t help bad_input_dedupe_cancel_and_runs failed_run_retry_same_key
   set_tests_properties(engine.cli.${t} PROPERTIES ENVIRONMENT "${ASSENT_TEST_ENV}" TIMEOUT 300
                        LABELS integration)
 endforeach()
+
+# engine.crash_approvals: kill -9 while approvals are created and their
+# links mailed (the group-committed first execution of the approval step):
+# one approval per run, every approver mailed once, each email's link works.
+add_executable(crash_approvals ${CMAKE_CURRENT_LIST_DIR}/crash_approvals.c)
+target_link_libraries(crash_approvals PRIVATE assent_testlib)
+add_dependencies(crash_approvals assent)
+add_test(NAME engine.crash_approvals COMMAND crash_approvals)
+set_tests_properties(engine.crash_approvals PROPERTIES ENVIRONMENT "${ASSENT_TEST_ENV}"
+                     TIMEOUT 600 LABELS integration)
