@@ -21,6 +21,7 @@ struct group_write {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     int done;
+    int applied; /* apply ran (in some transaction): fn is not run again */
     enum as_code rc;
     struct as_err err;
 };
@@ -29,6 +30,7 @@ static enum as_code group_apply(struct engine_write *w, struct db_conn *conn,
                                 struct db_event_chain *chain, struct as_err *err)
 {
     struct group_write *g = (struct group_write *)w;
+    g->applied = 1;
     db_join(g->db, conn, chain); /* their events through the dispatcher's chain cache */
     enum as_code rc = g->fn(g->db, g->ud, err);
     db_unjoin();
@@ -65,8 +67,10 @@ enum as_code engine_group_write(struct engine *e, struct db *db, engine_group_fn
         rc = g.rc;
         if (rc)
             *err = g.err;
-    } else {
-        /* No engine to take it: each of the store's writes on its own. */
+    }
+    if (rc == AS_ECANCELLED && !g.applied) {
+        /* No engine to take it (refused, or handed back unapplied as the
+         * engine stopped): each of the store's writes on its own. */
         rc = fn(db, ud, err);
     }
     pthread_cond_destroy(&g.cond);

@@ -386,6 +386,14 @@ enum as_code mail_job_claim(struct mail_job *j, struct as_err *err)
     if (!key)
         return AS_OK;
     struct app *app = j->app;
+    /* Again after the transaction that held the last claim was undone (a
+     * group commit retried): start from nothing. */
+    db_mail_claim_clear(&j->claim);
+    json_decref(j->result);
+    j->result = NULL;
+    j->claimed = 0;
+    j->rc = AS_OK;
+    j->to_send = 1;
     enum as_code rc = db_mail_claim(app->db, key, j->p.message_id, j->transport, j->now, j->owner,
                                     j->now, j->now + lease_ms(app), MAX_CRASH_RESENDS,
                                     owner_alive, j->owner, &j->claim, err);
@@ -494,7 +502,6 @@ enum as_code mail_job_finish(struct mail_job *j, struct as_err *err)
 {
     if (!j->claimed)
         return AS_OK;
-    j->claimed = 0;
     enum as_code rc = db_mail_finish(j->app->db, j->msg->idempotency_key, j->rc ? "failed" : "sent",
                                      j->answer, j->rc ? j->send_err.msg : NULL, time_now_ms(), err);
     if (rc)

@@ -8,7 +8,10 @@
  * again (a crash re-send) replaces the file instead of adding a second one.
  * Files are written to a temporary name, fsync'd and renamed, so a reader
  * never sees half a message, and the directory is fsync'd before the send
- * returns; threads renaming at the same time share that directory fsync.  Messages may carry approval links, so the
+ * returns; threads renaming at the same time share that directory fsync.
+ * A process killed while writing leaves its temporary file
+ * (".<name>.<pid>.<thread>.tmp", hidden, never renamed): readers skip it,
+ * and it may be deleted once that process is gone.  Messages may carry approval links, so the
  * directory is created 0700 and files 0600.
  */
 #ifndef ASSENT_MAIL_FILE_H

@@ -27,6 +27,8 @@
 
 extern char **environ;
 
+int tu_failures;
+
 void tu_sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};

@@ -9,6 +9,7 @@
 #ifndef ASSENT_TESTUTIL_H
 #define ASSENT_TESTUTIL_H
 
+#include <stdio.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -99,6 +100,22 @@ int tu_select_test(const char *prog, const struct CMUnitTest *tests, size_t n, i
 
 /* Sleep ms milliseconds. */
 void tu_sleep_ms(int ms);
+
+/*
+ * A check that counts its failure and goes on, for the crash tests that
+ * report every broken property of a run at the end: prints where and why
+ * to stderr and adds one to tu_failures.
+ */
+extern int tu_failures;
+#define TU_CHECK(cond, ...)                                                                    \
+    do {                                                                                       \
+        if (!(cond)) {                                                                         \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                    \
+            fprintf(stderr, __VA_ARGS__);                                                      \
+            fputc('\n', stderr);                                                               \
+            tu_failures++;                                                                     \
+        }                                                                                      \
+    } while (0)
 
 /* ---- databases ---- */
 

@@ -60,17 +60,6 @@ static const char *const approvers[] = {"ann@example.org", "bob@example.org", "c
 #define N_APPROVERS 3
 #define LINK_PREFIX "http://assent.test/a/"
 
-static int failures;
-
-#define CHECK(cond, ...)                                                                       \
-    do {                                                                                       \
-        if (!(cond)) {                                                                         \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                    \
-            fprintf(stderr, __VA_ARGS__);                                                      \
-            fputc('\n', stderr);                                                               \
-            failures++;                                                                        \
-        }                                                                                      \
-    } while (0)
 
 static void submit(struct db *db, struct workflow *wf, int first, int count)
 {
@@ -80,7 +69,7 @@ static void submit(struct db *db, struct workflow *wf, int first, int count)
         json_t *input = json_pack("{s:i}", "n", first + i);
         struct engine_run_req req = {.input = input};
         int64_t id = 0;
-        CHECK(engine_submit_runs(&app, wf, &req, 1, NULL, &id, NULL, NULL, &err) == AS_OK,
+        TU_CHECK(engine_submit_runs(&app, wf, &req, 1, NULL, &id, NULL, NULL, &err) == AS_OK,
               "submit: %s", err.msg);
         json_decref(input);
     }
@@ -162,7 +151,7 @@ static int check_exec(void *ud, const struct db_exec_info *x)
 }
 
 /* Every email in dir: its recipient's link must be found by its token's hash
- * for that very approver.  Returns the number of emails; *bad the failures. */
+ * for that very approver.  Returns the number of emails; *bad the tu_failures. */
 static int check_emails(struct db *db, const char *dir, int *bad, int *tmp_left)
 {
     DIR *d = opendir(dir);
@@ -260,7 +249,7 @@ int main(void)
         submit(db, wf, n, per_round);
         n += per_round;
         pid_t pid = tu_spawn(worker, env, log_path);
-        CHECK(pid > 0, "cannot start assent worker");
+        TU_CHECK(pid > 0, "cannot start assent worker");
         tu_sleep_ms(10 + rand() % 190);
         int status = tu_stop(pid, SIGKILL);
         kills += WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
@@ -269,7 +258,7 @@ int main(void)
     /* The last worker mails what is left; it is done when nobody is left
      * unmailed (no deadline of ours: the test's own limit guards a hang). */
     pid_t pid = tu_spawn(worker, env, log_path);
-    CHECK(pid > 0, "cannot start assent worker");
+    TU_CHECK(pid > 0, "cannot start assent worker");
     struct count c = {0};
     for (;;) {
         if (count_state(db, &c) != 0)
@@ -280,41 +269,41 @@ int main(void)
     }
     tu_stop(pid, SIGTERM);
 
-    CHECK(c.approvals == n, "%" PRId64 " approvals for %d runs", c.approvals, n);
-    CHECK(c.unsent == 0, "%" PRId64 " approvers not mailed", c.unsent);
+    TU_CHECK(c.approvals == n, "%" PRId64 " approvals for %d runs", c.approvals, n);
+    TU_CHECK(c.unsent == 0, "%" PRId64 " approvers not mailed", c.unsent);
 
     /* One execution of the approval step per run, its sends recorded, and
      * some kills did interrupt a claimed one. */
     struct db_conn *conn = NULL;
     struct runs runs = {.db = db};
     int64_t recovered = 0;
-    CHECK(db_read_begin(db, &conn, &err) == AS_OK, "read: %s", err.msg);
+    TU_CHECK(db_read_begin(db, &conn, &err) == AS_OK, "read: %s", err.msg);
     struct db_run_filter f = {.limit = 100000};
-    CHECK(db_runs_list(conn, &f, list_run, &runs, &err) == AS_OK, "runs: %s", err.msg);
+    TU_CHECK(db_runs_list(conn, &f, list_run, &runs, &err) == AS_OK, "runs: %s", err.msg);
     for (size_t i = 0; i < runs.n; i++) {
         runs.in_run = 0;
-        CHECK(db_run_execs(conn, runs.ids[i], check_exec, &runs, &err) == AS_OK, "execs: %s",
+        TU_CHECK(db_run_execs(conn, runs.ids[i], check_exec, &runs, &err) == AS_OK, "execs: %s",
               err.msg);
         runs.other_than_one += runs.in_run != 1;
     }
-    CHECK(db_run_events(conn, 0, count_recovered, &recovered, &err) == AS_OK, "events: %s",
+    TU_CHECK(db_run_events(conn, 0, count_recovered, &recovered, &err) == AS_OK, "events: %s",
           err.msg);
     db_read_end(db, conn);
-    CHECK((int64_t)runs.n == n, "%zu runs for %d submitted", runs.n, n);
-    CHECK(runs.other_than_one == 0, "%" PRId64 " runs with other than one execution (%" PRId64
+    TU_CHECK((int64_t)runs.n == n, "%zu runs for %d submitted", runs.n, n);
+    TU_CHECK(runs.other_than_one == 0, "%" PRId64 " runs with other than one execution (%" PRId64
           " in all)", runs.other_than_one, runs.execs);
-    CHECK(runs.mail_not_sent == 0, "%" PRId64 " sends not recorded", runs.mail_not_sent);
-    CHECK(recovered > 0, "no kill interrupted a claimed step (%d kills)", kills);
+    TU_CHECK(runs.mail_not_sent == 0, "%" PRId64 " sends not recorded", runs.mail_not_sent);
+    TU_CHECK(recovered > 0, "no kill interrupted a claimed step (%d kills)", kills);
 
     int bad = 0, tmp_left = 0;
     int emails = check_emails(db, mail_dir, &bad, &tmp_left);
-    CHECK(emails == n * N_APPROVERS, "%d emails for %d approvers", emails, n * N_APPROVERS);
-    CHECK(bad == 0, "%d emails whose link does not work for their approver", bad);
+    TU_CHECK(emails == n * N_APPROVERS, "%d emails for %d approvers", emails, n * N_APPROVERS);
+    TU_CHECK(bad == 0, "%d emails whose link does not work for their approver", bad);
 
     char *audit[] = {bin, "audit", "verify", NULL};
     char *aout = NULL;
     int code = tu_run(audit, env, 60000, &aout, NULL);
-    CHECK(code == 0, "audit verify exited %d: %s", code, aout ? aout : "");
+    TU_CHECK(code == 0, "audit verify exited %d: %s", code, aout ? aout : "");
     free(aout);
 
     printf("approval crash test: %d rounds, %d kills, %d approvals x %d approvers, each "
@@ -325,8 +314,8 @@ int main(void)
     free(runs.ids);
     wf_free(wf);
     db_close(db);
-    if (failures) {
-        fprintf(stderr, "%d check(s) failed; files kept in %s\n", failures, dir);
+    if (tu_failures) {
+        fprintf(stderr, "%d check(s) failed; files kept in %s\n", tu_failures, dir);
         return 1;
     }
     tu_rmrf(dir);

@@ -65,17 +65,6 @@ static const char workflow[] =
 #define N_STEPS 5
 #define MAX_NODES 3
 
-static int failures;
-
-#define CHECK(cond, ...)                                                                       \
-    do {                                                                                       \
-        if (!(cond)) {                                                                         \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                    \
-            fprintf(stderr, __VA_ARGS__);                                                      \
-            fputc('\n', stderr);                                                               \
-            failures++;                                                                        \
-        }                                                                                      \
-    } while (0)
 
 /*
  * What the store holds after the drain, read through its interface (runs,
@@ -145,7 +134,7 @@ static int tally_exec(void *ud, const struct db_exec_info *x)
     if (i < t->n_steps)
         t->steps[i].n++;
     if (strcmp(x->step, "post") == 0 || strcmp(x->step, "confirm") == 0) {
-        CHECK(ok, "http step %s not succeeded", x->idempotency_key);
+        TU_CHECK(ok, "http step %s not succeeded", x->idempotency_key);
         if (t->n_keys == t->cap_keys) {
             size_t cap = t->cap_keys ? 2 * t->cap_keys : 64;
             char **k = realloc(t->keys, cap * sizeof *k);
@@ -299,7 +288,7 @@ int main(void)
             char *argv[] = {bin, "run", wf_path, "--input", input, NULL};
             char *out = NULL, *errout = NULL;
             int code = tu_run(argv, env, 30000, &out, &errout);
-            CHECK(code == 0, "assent run exited %d: %s", code, errout ? errout : "");
+            TU_CHECK(code == 0, "assent run exited %d: %s", code, errout ? errout : "");
             submitted += code == 0;
             free(out);
             free(errout);
@@ -325,7 +314,7 @@ int main(void)
                 char *argv[] = {bin, "worker", NULL};
                 pids[k] = tu_spawn(argv, env, log_path);
             }
-            CHECK(pids[k] > 0, "cannot start assent");
+            TU_CHECK(pids[k] > 0, "cannot start assent");
         }
         /* Each node dies at its own moment; with several nodes one of them
          * now and then stops gracefully instead (its claims handed back). */
@@ -344,7 +333,7 @@ int main(void)
     char *drain[] = {bin, "worker", "--until-done", NULL};
     char *out = NULL, *errout = NULL;
     int code = tu_run(drain, env, 120000, &out, &errout);
-    CHECK(code == 0, "assent worker --until-done exited %d: %s", code, errout ? errout : "");
+    TU_CHECK(code == 0, "assent worker --until-done exited %d: %s", code, errout ? errout : "");
     free(out);
     free(errout);
 
@@ -352,27 +341,27 @@ int main(void)
     if (tally_store(db_path, &t) != 0)
         return 1;
     int64_t runs = t.runs, execs = t.execs;
-    CHECK(runs >= submitted && runs <= n, "runs %" PRId64 ", submitted %d..%d", runs, submitted, n);
-    CHECK(t.not_ok == 0, "%" PRId64 " runs did not succeed", t.not_ok);
-    CHECK(execs == runs * N_STEPS, "%" PRId64 " executions for %" PRId64 " runs", execs, runs);
-    CHECK(t.execs_ok == execs, "%" PRId64 " of %" PRId64 " executions succeeded", t.execs_ok,
+    TU_CHECK(runs >= submitted && runs <= n, "runs %" PRId64 ", submitted %d..%d", runs, submitted, n);
+    TU_CHECK(t.not_ok == 0, "%" PRId64 " runs did not succeed", t.not_ok);
+    TU_CHECK(execs == runs * N_STEPS, "%" PRId64 " executions for %" PRId64 " runs", execs, runs);
+    TU_CHECK(t.execs_ok == execs, "%" PRId64 " of %" PRId64 " executions succeeded", t.execs_ok,
           execs);
-    CHECK(t.dup_steps == 0, "%" PRId64 " steps executed twice in one run", t.dup_steps);
-    CHECK(t.incomplete == 0, "%" PRId64 " runs without exactly 5 executions", t.incomplete);
-    CHECK(t.bad_branch == 0, "%" PRId64 " runs took the false branch", t.bad_branch);
-    CHECK(t.succeeded_events == execs,
+    TU_CHECK(t.dup_steps == 0, "%" PRId64 " steps executed twice in one run", t.dup_steps);
+    TU_CHECK(t.incomplete == 0, "%" PRId64 " runs without exactly 5 executions", t.incomplete);
+    TU_CHECK(t.bad_branch == 0, "%" PRId64 " runs took the false branch", t.bad_branch);
+    TU_CHECK(t.succeeded_events == execs,
           "%" PRId64 " step.succeeded events for %" PRId64 " executions", t.succeeded_events,
           execs);
-    CHECK(t.twice == 0, "%" PRId64 " executions succeeded twice in the event log", t.twice);
+    TU_CHECK(t.twice == 0, "%" PRId64 " executions succeeded twice in the event log", t.twice);
     /* The point of the exercise: some kills did interrupt claimed steps. */
-    CHECK(t.recovered > 0, "no kill interrupted a claimed step (%d kills)", kills);
+    TU_CHECK(t.recovered > 0, "no kill interrupted a claimed step (%d kills)", kills);
 
     /* The http steps' keys, against what the server received; with each key,
      * the repeats the log explains: retries and recovered claims. */
     size_t n_keys = t.n_keys;
     char **keys = t.keys;
     int64_t *explained = t.explained;
-    CHECK((int64_t)n_keys == runs * 2, "%zu http executions for %" PRId64 " runs", n_keys, runs);
+    TU_CHECK((int64_t)n_keys == runs * 2, "%zu http executions for %" PRId64 " runs", n_keys, runs);
 
     json_t *reqs = echo_requests(srv);
     size_t *seen = calloc(n_keys ? n_keys : 1, sizeof *seen);
@@ -400,16 +389,16 @@ int main(void)
         }
     }
     size_t repeats = n_req - distinct - foreign;
-    CHECK(foreign == 0, "%zu requests with an unknown key", foreign);
-    CHECK(never == 0, "%zu completed http steps never reached the server", never);
-    CHECK(distinct == n_keys, "%zu distinct keys for %zu http executions", distinct, n_keys);
-    CHECK(unexplained == 0, "%zu keys delivered more often than retried or recovered",
+    TU_CHECK(foreign == 0, "%zu requests with an unknown key", foreign);
+    TU_CHECK(never == 0, "%zu completed http steps never reached the server", never);
+    TU_CHECK(distinct == n_keys, "%zu distinct keys for %zu http executions", distinct, n_keys);
+    TU_CHECK(unexplained == 0, "%zu keys delivered more often than retried or recovered",
           unexplained);
 
     char *audit[] = {bin, "audit", "verify", NULL};
     char *aout = NULL;
     code = tu_run(audit, env, 30000, &aout, NULL);
-    CHECK(code == 0, "audit verify exited %d: %s", code, aout ? aout : "");
+    TU_CHECK(code == 0, "audit verify exited %d: %s", code, aout ? aout : "");
     free(aout);
 
     printf("crash test: %d node%s on %s, %d rounds, %d kills, %" PRId64 " runs x %d steps all succeeded once; "
@@ -417,7 +406,7 @@ int main(void)
            "(%zu repeats: %d answered 503, the rest redelivered after a kill)\n",
            nodes, nodes == 1 ? "" : "s", pg ? "PostgreSQL" : "SQLite", rounds, kills, runs,
            N_STEPS, t.recovered, n_req, n_keys, repeats, faults);
-    if (failures) {
+    if (tu_failures) {
         char *tail = tu_read_file(log_path);
         if (tail) {
             size_t len = strlen(tail);
@@ -431,17 +420,17 @@ int main(void)
     tally_free(&t);
     free(url);
     echo_stop(srv);
-    if (!failures)
+    if (!tu_failures)
         tu_rmrf(dir);
     else
         fprintf(stderr, "kept %s for inspection\n", dir);
     free(wf_path);
-    if (pg && !failures)
+    if (pg && !tu_failures)
         tu_pg_db_drop(db_path); /* frees it */
     else
         free(db_path);
     free(log_path);
     free(dir);
-    printf("crash test: %s\n", failures ? "FAILED" : "passed");
-    return failures ? 1 : 0;
+    printf("crash test: %s\n", tu_failures ? "FAILED" : "passed");
+    return tu_failures ? 1 : 0;
 }
