@@ -40,9 +40,9 @@ struct db_wakeups;
  * must be quick and thread-safe (engine_wake).  PostgreSQL: LISTEN/NOTIFY;
  * should the listening connection fail it is reopened, and wake is called
  * once after it is (a wake-up may have been missed meanwhile).  SQLite:
- * inotify on the -wal file, which every commit writes (any commit, this
- * process's own too, at most one call per 20 ms).  Callers keep polling,
- * slowly, as the fallback.  Stop with db_wakeups_stop() before db_close().
+ * inotify on the -wal file, which every commit writes (this process's own
+ * too: after a call the watch rests 200 ms, then wake is called once more
+ * and the watch resumes).  Callers keep polling, slowly, as the fallback.  Stop with db_wakeups_stop() before db_close().
  */
 enum as_code db_wakeups_start(struct db *db, void (*wake)(void *ud), void *ud,
                               struct db_wakeups **out, struct as_err *err) AS_WUR;
