@@ -700,7 +700,6 @@ static void error_result(struct step_result *res, enum as_code rc, const struct 
  * (a re-claimed execution) nothing is written and the general path runs.
  */
 struct fresh {
-    struct step_ctx *ctx;
     const struct approval_new *an;
     struct link_mail *links;
     struct mail_job **jobs;
@@ -738,6 +737,23 @@ static enum as_code fresh_record(struct db *db, void *ud, struct as_err *err)
     return rc;
 }
 
+/* Send every claimed email (no store access); each send's result in
+ * f->sent, the first failure returned. */
+static enum as_code fresh_send(struct fresh *f, struct as_err *err)
+{
+    enum as_code first = AS_OK;
+    for (size_t i = 0; i < f->n; i++) {
+        struct as_err e1 = {0};
+        f->sent[i] = mail_job_send(f->jobs[i], &e1);
+        if (f->sent[i] && !first) {
+            first = f->sent[i];
+            *err = e1;
+            as_err_prefix(err, "emailing %s", f->links[i].email);
+        }
+    }
+    return first;
+}
+
 /* The view of a new approval as link_mail_compose reads it, from spec. */
 static json_t *fresh_view(const struct approval_spec *spec, int64_t expires_at)
 {
@@ -754,7 +770,7 @@ static int open_fresh(struct step_ctx *ctx, const struct approval_spec *spec,
 {
     struct as_err err = {0};
     size_t n = strcmp(spec->policy, "sequential") == 0 ? 1 : json_array_size(spec->approvers);
-    struct fresh f = {.ctx = ctx, .an = an, .n = n};
+    struct fresh f = {.an = an, .n = n};
     json_t *view = fresh_view(spec, an->expires_at);
     f.links = calloc(n, sizeof *f.links);
     f.jobs = calloc(n, sizeof *f.jobs);
@@ -785,17 +801,8 @@ static int open_fresh(struct step_ctx *ctx, const struct approval_spec *spec,
     LOG_INFO("approval", "approval %lld created for run %lld step %s (%s, %zu approvers)",
              (long long)f.id, (long long)ctx->run_id, ctx->step_name, spec->policy,
              json_array_size(spec->approvers));
-    enum as_code send_rc = AS_OK;
     struct as_err send_err = {0};
-    for (size_t i = 0; i < n; i++) {
-        struct as_err e1 = {0};
-        f.sent[i] = mail_job_send(f.jobs[i], &e1);
-        if (f.sent[i] && !send_rc) {
-            send_rc = f.sent[i];
-            send_err = e1;
-            as_err_prefix(&send_err, "emailing %s", f.links[i].email);
-        }
-    }
+    enum as_code send_rc = fresh_send(&f, &send_err);
     rc = engine_group_write(ctx->app->engine, ctx->app->db, fresh_record, &f, &err);
     if (send_rc) {
         error_result(res, send_rc, &send_err);
