@@ -505,3 +505,13 @@ void tu_app_fixture_free(struct tu_app_fixture *f)
     free(f->dir);
     free(f);
 }
+
+const char *tu_browser_missing(void)
+{
+    if (access("/usr/bin/chromium", X_OK) != 0 || access("/usr/bin/chromedriver", X_OK) != 0)
+        return "chromium and chromium-driver are not installed";
+    char *check[] = {"/usr/bin/python3", "-c", "import selenium", NULL};
+    if (tu_run(check, NULL, 60000, NULL, NULL) != 0)
+        return "python3-selenium is not installed";
+    return NULL;
+}

@@ -71,6 +71,11 @@ int tu_wait_exit(pid_t pid, int timeout_ms);
  */
 int tu_run(char *const argv[], char *const extra_env[], int timeout_ms, char **out, char **errout);
 
+/* What the headless browser tests need (chromium, chromedriver, python3's
+ * selenium): NULL when all is there, else what is missing, for a
+ * "skipped: ..." line. */
+const char *tu_browser_missing(void);
+
 struct tu_http_resp {
     long status;
     char *body;      /* malloc'd, NUL-terminated */

@@ -165,13 +165,9 @@ static void test_console_campaign(void **state)
 int main(void)
 {
     cli_register_types();
-    if (access("/usr/bin/chromium", X_OK) != 0 || access("/usr/bin/chromedriver", X_OK) != 0) {
-        fprintf(stderr, "skipped: chromium and chromium-driver are not installed\n");
-        return 77;
-    }
-    char *check[] = {"/usr/bin/python3", "-c", "import selenium", NULL};
-    if (tu_run(check, NULL, 60000, NULL, NULL) != 0) {
-        fprintf(stderr, "skipped: python3-selenium is not installed\n");
+    const char *missing = tu_browser_missing();
+    if (missing) {
+        fprintf(stderr, "skipped: %s\n", missing);
         return 77;
     }
     curl_global_init(CURL_GLOBAL_ALL);

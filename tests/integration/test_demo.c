@@ -97,14 +97,6 @@ static void console_sign_in(const char *listen, const char *token)
     tu_http_free(&r);
 }
 
-static int browser_available(void)
-{
-    if (access("/usr/bin/chromium", X_OK) != 0 || access("/usr/bin/chromedriver", X_OK) != 0)
-        return 0;
-    char *check[] = {"/usr/bin/python3", "-c", "import selenium", NULL};
-    return tu_run(check, NULL, 60000, NULL, NULL) == 0;
-}
-
 static void test_demo_config_and_outbox(void **state)
 {
     struct demo_fixture *f = *state;
@@ -192,7 +184,7 @@ static void test_demo_config_and_outbox(void **state)
     free(out);
 
     /* The outbox's highlighting, as a browser shows it. */
-    if (browser_available()) {
+    if (!tu_browser_missing()) {
         char script[1024], shot[1024], page[128];
         snprintf(script, sizeof script, "%s/tests/integration/outbox_browser.py", tu_source_dir());
         snprintf(shot, sizeof shot, "%s/demo-outbox.png", tu_build_dir());
