@@ -56,17 +56,22 @@ static const char page_css[] =
 static pthread_once_t csp_once = PTHREAD_ONCE_INIT;
 static char csp_value[512];
 
-static void csp_init(void)
+void html_csp_for(const char *css, size_t len, char *out, size_t size)
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int md_len = 0;
     char b64[4 * EVP_MAX_MD_SIZE / 3 + 8];
-    EVP_Digest(page_css, sizeof page_css - 1, md, &md_len, EVP_sha256(), NULL);
+    EVP_Digest(css, len, md, &md_len, EVP_sha256(), NULL);
     encode_base64(md, md_len, b64, sizeof b64);
-    snprintf(csp_value, sizeof csp_value,
+    snprintf(out, size,
              "default-src 'none'; style-src 'sha256-%s'; img-src 'none'; form-action 'self'; "
              "frame-ancestors 'none'; base-uri 'none'",
              b64);
+}
+
+static void csp_init(void)
+{
+    html_csp_for(page_css, sizeof page_css - 1, csp_value, sizeof csp_value);
 }
 
 const char *html_csp(void)

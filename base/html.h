@@ -55,4 +55,8 @@ void html_page_end(struct html_buf *b);
  */
 const char *html_csp(void);
 
+/* The same policy for another page's stylesheet css (len bytes): allowed
+ * by its SHA-256 alone, no script, into out (512 bytes are enough). */
+void html_csp_for(const char *css, size_t len, char *out, size_t size);
+
 #endif

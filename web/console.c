@@ -25,7 +25,6 @@
 
 #include <errno.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -106,15 +105,7 @@ static char csp_value[512];
 
 static void csp_init(void)
 {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int md_len = 0;
-    char b64[4 * EVP_MAX_MD_SIZE / 3 + 8];
-    EVP_Digest(console_css, sizeof console_css - 1, md, &md_len, EVP_sha256(), NULL);
-    encode_base64(md, md_len, b64, sizeof b64);
-    snprintf(csp_value, sizeof csp_value,
-             "default-src 'none'; style-src 'sha256-%s'; img-src 'none'; form-action 'self'; "
-             "frame-ancestors 'none'; base-uri 'none'",
-             b64);
+    html_csp_for(console_css, sizeof console_css - 1, csp_value, sizeof csp_value);
 }
 
 /* The console's Content-Security-Policy: no script at all, its stylesheet by hash. */
