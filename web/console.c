@@ -424,6 +424,13 @@ void console_td(struct html_buf *b, const char *text)
     html_raw(b, "</td>");
 }
 
+void console_error_p(struct html_buf *b, const char *text)
+{
+    html_raw(b, "<p class=\"error\">");
+    html_text(b, text ? text : "");
+    html_raw(b, "</p>\n");
+}
+
 /* ---- login and logout ---- */
 
 /* The login page: the form, its CSRF token bound to the pre-login cookie

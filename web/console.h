@@ -98,6 +98,10 @@ void console_notice(struct console_call *c, struct html_buf *b);
 /* A <td> with the text (escaped). */
 void console_td(struct html_buf *b, const char *text);
 
+/* A paragraph saying what failed (class error), escaped: for a part of a
+ * page whose data could not be read. */
+void console_error_p(struct html_buf *b, const char *text);
+
 /* ---- pages ---- */
 
 void console_overview(struct console_call *c);   /* console_pages.c */

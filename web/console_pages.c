@@ -174,9 +174,7 @@ static void overview_kpis(struct console_call *c, struct html_buf *b)
     json_t *list = NULL;
     html_raw(b, "<h2>KPIs</h2>\n");
     if (db_kpi_list(c->req->app->db, &list, &err) != AS_OK) {
-        html_raw(b, "<p class=\"error\">");
-        html_text(b, err.msg);
-        html_raw(b, "</p>\n");
+        console_error_p(b, err.msg);
         return;
     }
     if (!json_array_size(list))
@@ -214,9 +212,7 @@ static void overview_runs(struct console_call *c, struct html_buf *b)
     int64_t counted = 0;
     html_raw(b, "<h2>Open runs by step</h2>\n");
     if (open_runs_by_step(c->req->app, &by_step, &counted, &err) != AS_OK) {
-        html_raw(b, "<p class=\"error\">");
-        html_text(b, err.msg);
-        html_raw(b, "</p>\n");
+        console_error_p(b, err.msg);
         return;
     }
     if (!counted) {
@@ -253,9 +249,7 @@ static void overview_approvals(struct console_call *c, struct html_buf *b)
     html_rawf(b, "<h2>Pending approvals (%lld)</h2>\n", pending);
     if (web_ops_approvals_page(c->req->app->db, "pending", 0, OVERVIEW_ROWS, &items, &next,
                                &err) != AS_OK) {
-        html_raw(b, "<p class=\"error\">");
-        html_text(b, err.msg);
-        html_raw(b, "</p>\n");
+        console_error_p(b, err.msg);
         return;
     }
     if (!json_array_size(items)) {
@@ -292,9 +286,7 @@ static void overview_failures(struct console_call *c, struct html_buf *b)
     char when[48];
     html_raw(b, "<h2>Recent failures</h2>\n");
     if (run_list_json(c->req->app->db, &f, &items, NULL, &err) != AS_OK) {
-        html_raw(b, "<p class=\"error\">");
-        html_text(b, err.msg);
-        html_raw(b, "</p>\n");
+        console_error_p(b, err.msg);
         return;
     }
     if (!json_array_size(items)) {

@@ -372,9 +372,7 @@ static void decision_audit(struct console_call *c, struct html_buf *b, const jso
     char when[48];
     html_raw(b, "<h2>Decisions (from the audit chain)</h2>\n");
     if (run_history_load(c->req->app->db, num(ap, "run_id"), 1, &h, &err) != AS_OK) {
-        html_raw(b, "<p class=\"error\">");
-        html_text(b, err.msg);
-        html_raw(b, "</p>\n");
+        console_error_p(b, err.msg);
         return;
     }
     html_raw(b, "<div class=\"scroll\"><table class=\"decisions\"><tr><th>who</th><th>via</th>"
