@@ -3,7 +3,11 @@
 # cluster in a temporary directory (initdb), listening on 127.0.0.1 on a
 # random free port, with a database `assent` owned by a role `assent` that is
 # not a superuser (it has CREATEDB so that each test can make a database of
-# its own; Assent itself needs only to own its database).  Run as root, the
+# its own; Assent itself needs only to own its database).  The role is also
+# in pg_signal_backend: a test's DROP DATABASE ... WITH (FORCE) must be able
+# to end an autovacuum worker that happens to be in that database, which
+# PostgreSQL 15 refuses to a role without it ("must be a member of the role
+# whose process is being terminated").  Run as root, the
 # server runs as the unprivileged user `nobody` (PostgreSQL refuses root).
 #
 #   scripts/pg.sh start STATE_DIR [--durable]
@@ -118,6 +122,7 @@ start() { # STATE_DIR [--durable]
   as_server "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -h "$data" -p "$port" -U assent_admin \
     -d postgres >"$data/psql.log" 2>&1 <<SQL ||
 CREATE ROLE assent LOGIN NOSUPERUSER CREATEDB NOCREATEROLE PASSWORD '$password';
+GRANT pg_signal_backend TO assent;
 CREATE DATABASE assent OWNER assent;
 SQL
     die "creating the role and database failed: $(tail -5 "$data/psql.log" | tr '\n' ' ')"
