@@ -3,7 +3,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,6 +94,112 @@ static int dir_sync(int dfd, const struct stat *st)
     return r;
 }
 
+/*
+ * This host's name as it appears in temporary file names: [A-Za-z0-9_-]
+ * only, so that the dots around it delimit it.
+ */
+static pthread_once_t host_once = PTHREAD_ONCE_INIT;
+static char host_tag[64];
+
+static void host_tag_init(void)
+{
+    char host[256] = "";
+    if (gethostname(host, sizeof host - 1) != 0 || !host[0])
+        snprintf(host, sizeof host, "localhost");
+    size_t j = 0;
+    for (const char *p = host; *p && j + 1 < sizeof host_tag; p++)
+        host_tag[j++] = (safe_char(*p) && *p != '.' && *p != '@' && *p != '+') ? *p : '_';
+    host_tag[j] = '\0';
+}
+
+const char *mail_file_host(void)
+{
+    pthread_once(&host_once, host_tag_init);
+    return host_tag;
+}
+
+/*
+ * Whether a directory entry is a temporary file that a process of this
+ * host left behind: ".<name>.<host>.<pid>.<thread>.tmp" with our host, and
+ * a pid that is ours (a previous process that had our pid: no thread of
+ * ours has written here yet) or that no longer exists.
+ */
+static int stale_tmp(const char *entry, const char *host)
+{
+    size_t n = strlen(entry);
+    if (entry[0] != '.' || n < 6 || strcmp(entry + n - 4, ".tmp") != 0)
+        return 0;
+    char buf[512];
+    if (n >= sizeof buf)
+        return 0;
+    memcpy(buf, entry, n - 4);
+    buf[n - 4] = '\0';
+    char *thread = strrchr(buf, '.');
+    if (!thread || thread == buf)
+        return 0;
+    *thread = '\0';
+    char *pid_s = strrchr(buf, '.');
+    if (!pid_s || pid_s == buf)
+        return 0;
+    *pid_s++ = '\0';
+    char *host_s = strrchr(buf, '.');
+    if (!host_s || host_s == buf || strcmp(host_s + 1, host) != 0)
+        return 0;
+    char *end;
+    errno = 0;
+    long pid = strtol(pid_s, &end, 10);
+    if (errno || *end || end == pid_s || pid <= 0)
+        return 0;
+    if (pid == (long)getpid())
+        return 1;
+    return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+/*
+ * Remove the temporary files of dead processes of this host, once per
+ * directory and process, before this process first writes there (so a
+ * file with our own pid is a previous process's).  At most SWEPT_MAX
+ * directories are remembered; further ones are not swept (sweeping them
+ * on each write would remove our own threads' files).
+ */
+#define SWEPT_MAX 16
+static pthread_mutex_t sweep_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    dev_t dev;
+    ino_t ino;
+} swept[SWEPT_MAX];
+static int n_swept;
+
+static void sweep_once(int dfd, const struct stat *st, const char *host)
+{
+    pthread_mutex_lock(&sweep_mu);
+    if (n_swept == SWEPT_MAX) {
+        pthread_mutex_unlock(&sweep_mu);
+        return;
+    }
+    for (int i = 0; i < n_swept; i++)
+        if (swept[i].dev == st->st_dev && swept[i].ino == st->st_ino) {
+            pthread_mutex_unlock(&sweep_mu);
+            return;
+        }
+    int fd = dup(dfd);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d && fd >= 0)
+        close(fd);
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        if (e->d_name[0] == '.' && stale_tmp(e->d_name, host))
+            unlinkat(dfd, e->d_name, 0); /* best effort: it is never read */
+    if (d)
+        closedir(d);
+    if (d) {
+        swept[n_swept].dev = st->st_dev;
+        swept[n_swept].ino = st->st_ino;
+        n_swept++;
+    }
+    pthread_mutex_unlock(&sweep_mu);
+}
+
 /* The directory, open for syncing; created first when missing. */
 static enum as_code open_dir(const char *dir, int *dfd, struct stat *st, struct as_err *err)
 {
@@ -132,12 +240,14 @@ enum as_code mail_file_write(const char *dir, const char *message_id, const char
     if (j == 0 || name[0] == '.')
         return as_errf(err, AS_EINVAL, "cannot derive a file name from Message-ID");
     int n1 = snprintf(final, sizeof final, "%s/%s.eml", dir, name);
-    int n2 = snprintf(tmp, sizeof tmp, "%s/.%s.%ld.%lx.tmp", dir, name, (long)getpid(),
+    int n2 = snprintf(tmp, sizeof tmp, "%s/.%s.%s.%ld.%lx.tmp", dir, name, mail_file_host(),
+                      (long)getpid(),
                       (unsigned long)pthread_self());
     if (n1 < 0 || (size_t)n1 >= sizeof final || n2 < 0 || (size_t)n2 >= sizeof tmp)
         return as_errf(err, AS_EINVAL, "mail_dir path too long");
     if ((rc = open_dir(dir, &dfd, &dst, err)))
         return rc;
+    sweep_once(dfd, &dst, host_tag);
 
     fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {

@@ -10,9 +10,12 @@
  * never sees half a message, and the directory is fsync'd before the send
  * returns; threads renaming at the same time share that directory fsync.
  * A process killed while writing leaves its temporary file
- * (".<name>.<pid>.<thread>.tmp", hidden, never renamed): readers skip it,
- * and it may be deleted once that process is gone.  Messages may carry approval links, so the
- * directory is created 0700 and files 0600.
+ * (".<name>.<host>.<pid>.<thread>.tmp", hidden, never renamed): readers
+ * skip it, and the first write of a later process of the same host to that
+ * directory removes the temporary files of that host's processes that no
+ * longer exist (another host's, on a shared directory, are left to it).
+ * Messages may carry approval links, so the directory is created 0700 and
+ * files 0600.
  */
 #ifndef ASSENT_MAIL_FILE_H
 #define ASSENT_MAIL_FILE_H
@@ -30,5 +33,8 @@
  */
 enum as_code mail_file_write(const char *dir, const char *message_id, const char *message,
                              size_t len, char **path_out, struct as_err *err) AS_WUR;
+
+/* This host's name as temporary file names carry it: [A-Za-z0-9_-]. */
+const char *mail_file_host(void);
 
 #endif
