@@ -19,7 +19,12 @@
  * the N waiting approvals (VmRSS) and the p50/p99 of GET /healthz (2,000
  * requests over one keep-alive connection); nothing is decided.
  *
- *   bench_decisions [--dir DIR] [--approvals N] [--conns N] [--assent BIN] [--hold] [--json]
+ *   bench_decisions [--dir DIR] [--approvals N] [--conns N] [--workers N] [--assent BIN]
+ *                   [--db URI] [--hold] [--json]
+ *
+ * --db URI: Assent's store is that (empty) PostgreSQL database instead of
+ * DIR's SQLite file, e.g. scripts/pg.sh run --durable -- bench_decisions
+ * --db "$ASSENT_TEST_PG_URI"; the bare server stays SQLite.
  *
  * Not a test: the figures depend on the machine and its load.
  */
@@ -543,7 +548,7 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
 
 int main(int argc, char **argv)
 {
-    const char *dir = "var/bench", *assent_bin = NULL;
+    const char *dir = "var/bench", *assent_bin = NULL, *db_uri = NULL;
     long n = 2000, conns = 64, workers = 2;
     int json = 0, hold = 0;
     for (int i = 1; i < argc; i++) {
@@ -569,11 +574,14 @@ int main(int argc, char **argv)
             workers = strtol(v, NULL, 10);
         else if (strcmp(a, "--assent") == 0)
             assent_bin = v;
+        else if (strcmp(a, "--db") == 0)
+            db_uri = v;
         else
             goto usage;
     }
     if (n < 1 || conns < 1 || conns > 1000 || workers < 1 || workers > 256)
         goto usage;
+    const char *store = db_uri ? "postgresql" : "sqlite";
     char self[1024], bin[1100];
     if (!assent_bin) {
         ssize_t k = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -592,7 +600,10 @@ int main(int argc, char **argv)
     /* 1. N approvals waiting, their emails in DIR/decide-PID/mail. */
     char work[1024], db_path[1100], mail_dir[1100], cfg_path[1100], base[64], listen[64];
     snprintf(work, sizeof work, "%s/decide-%ld", dir, (long)getpid());
-    snprintf(db_path, sizeof db_path, "%s/assent.db", work);
+    if (db_uri)
+        snprintf(db_path, sizeof db_path, "%s", db_uri);
+    else
+        snprintf(db_path, sizeof db_path, "%s/assent.db", work);
     snprintf(mail_dir, sizeof mail_dir, "%s/mail", work);
     snprintf(cfg_path, sizeof cfg_path, "%s/assent.json", work);
     int port = free_port();
@@ -642,13 +653,13 @@ int main(int argc, char **argv)
         long rss_after = proc_rss_kib(serve);
         kill(serve, SIGTERM);
         waitpid(serve, NULL, 0);
-        printf("{\"approvals\": %ld, \"workers\": %ld, \"created_per_s\": %.0f, "
+        printf("{\"store\": \"%s\", \"approvals\": %ld, \"workers\": %ld, \"created_per_s\": %.0f, "
                "\"create_cpu_us\": {\"dispatcher\": %.1f, \"workers\": %.1f, "
                "\"checkpointer\": %.1f}, \"serve_rss_mib\": %.1f, "
                "\"serve_rss_after_healthz_mib\": %.1f, \"serve_idle_cpu_ms_per_10s\": %.2f, "
                "\"healthz_p50_ms\": %.2f, \"healthz_p99_ms\": %.2f}\n",
-               n, workers, (double)n / make_s, mk.dispatch_ns / 1e3, mk.workers_ns / 1e3,
-               mk.ckpt_ns / 1e3, (double)rss / 1024.0, (double)rss_after / 1024.0, idle_ms,
+               store, n, workers, (double)n / make_s, mk.dispatch_ns / 1e3, mk.workers_ns / 1e3,
+               mk.ckpt_ns > 0 ? mk.ckpt_ns / 1e3 : 0.0, (double)rss / 1024.0, (double)rss_after / 1024.0, idle_ms,
                h50 * 1e3, h99 * 1e3);
         if (nftw(work, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
             fprintf(stderr, "bench_decisions: could not remove %s\n", work);
@@ -691,18 +702,18 @@ int main(int argc, char **argv)
 
     double dps = (double)cl.done / secs, rps = 2.0 * (double)bc.done / bsecs;
     if (json)
-        printf("{\"approvals\": %ld, \"conns\": %ld, \"created_per_s\": %.0f, \"decided\": %zu, "
+        printf("{\"store\": \"%s\", \"approvals\": %ld, \"conns\": %ld, \"created_per_s\": %.0f, \"decided\": %zu, "
                "\"failed\": %zu, \"decisions_per_s\": %.0f, \"p50_ms\": %.1f, \"p99_ms\": %.1f, "
                "\"serve_cpu_us_per_decision\": %.0f, \"serve_sys_us_per_decision\": %.0f, "
                "\"bare_requests_per_s\": %.0f, "
                "\"bare_cpu_us_per_request\": %.0f, \"ratio\": %.3f}\n",
-               n, conns, (double)n / make_s, cl.done, cl.failed, dps, p50 * 1e3, p99 * 1e3,
+               store, n, conns, (double)n / make_s, cl.done, cl.failed, dps, p50 * 1e3, p99 * 1e3,
                cl.done ? cpu * 1e6 / (double)cl.done : 0,
                cl.done ? sys * 1e6 / (double)cl.done : 0, rps,
                bc.done ? bcpu * 1e6 / (2.0 * (double)bc.done) : 0, dps / rps);
     else {
-        printf("decisions through assent serve (%ld approvals, %ld keep-alive connections)\n", n,
-               conns);
+        printf("decisions through assent serve (%s, %ld approvals, %ld keep-alive connections)\n",
+               store, n, conns);
         printf("  approvals created   %.0f/s (file transport)\n", (double)n / make_s);
         printf("  decided             %zu, failed %zu\n", cl.done, cl.failed);
         printf("  decisions/s         %.0f (GET page + POST decision)\n", dps);
@@ -729,6 +740,6 @@ int main(int argc, char **argv)
     return cl.failed || bc.failed ? 1 : 0;
 usage:
     fprintf(stderr, "usage: bench_decisions [--dir DIR] [--approvals N] [--conns N] "
-                    "[--assent BIN] [--hold] [--json]\n");
+                    "[--workers N] [--assent BIN] [--db URI] [--hold] [--json]\n");
     return 2;
 }
