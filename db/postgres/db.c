@@ -664,6 +664,9 @@ enum as_code db_pg_ping(struct db *db, struct as_err *err)
 
 enum as_code db_pg_savepoint_begin(struct db_conn *conn, struct as_err *err)
 {
+    conn->sp_chain_locked = conn->chain_locked;
+    conn->sp_chain_id = conn->chain_id;
+    memcpy(conn->sp_chain_hash, conn->chain_hash, sizeof conn->sp_chain_hash);
     return pg_exec(conn, "SAVEPOINT part", "savepoint", err);
 }
 
@@ -677,5 +680,12 @@ enum as_code db_pg_savepoint_end(struct db_conn *conn, enum as_code rc, struct a
     if (pg_exec(conn, "ROLLBACK TO SAVEPOINT part", "roll back to savepoint", &e2) != AS_OK ||
         pg_exec(conn, "RELEASE SAVEPOINT part", "release savepoint", &e2) != AS_OK)
         LOG_ERROR("db", "cannot roll back to a savepoint: %s", e2.msg);
+    /* The part's events are gone, and so is the chain's lock when the part
+     * took it (a row lock of an aborted subtransaction is released): the
+     * next append starts from the head as it was, or locks and reads it
+     * again. */
+    conn->chain_locked = conn->sp_chain_locked;
+    conn->chain_id = conn->sp_chain_id;
+    memcpy(conn->chain_hash, conn->sp_chain_hash, sizeof conn->chain_hash);
     return rc;
 }

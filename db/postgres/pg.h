@@ -48,6 +48,11 @@ struct db_conn {
     int chain_locked;      /* this write transaction holds the event chain's lock, */
     int64_t chain_id;      /* ... and the chain's head is this event (events.c) */
     char chain_hash[65];
+    /* The chain as it was at SAVEPOINT part: ROLLBACK TO it undoes the
+     * events appended since, and the chain's lock when it was taken since. */
+    int sp_chain_locked;
+    int64_t sp_chain_id;
+    char sp_chain_hash[65];
     char sqlstate[6];      /* of the last failed statement ("" when none) */
     int n_stmts;
     struct pg_stmt stmts[2 * PG_STMT_CACHE]; /* open addressing */

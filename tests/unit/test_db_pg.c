@@ -920,6 +920,52 @@ static void test_chain_two_writers(void **state)
     db_close(other);
 }
 
+/*
+ * A part of a write transaction rolled back to its savepoint (the engine
+ * gives each decision one) takes its events with it: the chain goes on from
+ * the head before the part, and when the part took the chain's lock, that
+ * lock went with it too, so another node may append meanwhile and the next
+ * append must lock and read the head again.
+ */
+static void test_chain_after_rolled_back_part(void **state)
+{
+    struct fixture *f = *state;
+    struct as_err err = {0};
+    struct db *other = open_or_fail(f->uri);
+    struct db_conn *c = wbegin(f->db);
+    assert_int_equal(db_savepoint_begin(c, &err), AS_OK);
+    assert_int_equal(db_event_append_text(c, 1, 0, "part.undone", "{}", time_now_ms(), &err),
+                     AS_OK);
+    assert_int_equal(db_savepoint_end(c, AS_EINVAL, &err), AS_EINVAL);
+
+    /* The lock went with the part: another node appends and commits. */
+    struct db_conn *o = wbegin(other);
+    assert_int_equal(db_event_append_text(o, 2, 0, "node.b", "{}", time_now_ms(), &err), AS_OK);
+    wcommit(other);
+
+    assert_int_equal(db_event_append_text(c, 1, 0, "node.a", "{}", time_now_ms(), &err), AS_OK);
+    /* A part after the lock was taken: its event undone, the head kept. */
+    assert_int_equal(db_savepoint_begin(c, &err), AS_OK);
+    assert_int_equal(db_event_append_text(c, 1, 0, "part.undone", "{}", time_now_ms(), &err),
+                     AS_OK);
+    assert_int_equal(db_savepoint_end(c, AS_EINVAL, &err), AS_EINVAL);
+    assert_int_equal(db_savepoint_begin(c, &err), AS_OK);
+    assert_int_equal(db_event_append_text(c, 1, 0, "part.kept", "{}", time_now_ms(), &err),
+                     AS_OK);
+    assert_int_equal(db_savepoint_end(c, AS_OK, &err), AS_OK);
+    wcommit(f->db);
+
+    struct db_audit_report rep;
+    verify(f, &rep, 0, NULL);
+    assert_int_equal(rep.n_events, 3);
+    assert_int_equal(rep.bad_id, 0);
+    assert_int_equal(rep.head_id, 3);
+    char *types = tu_pg_query(f->uri, "SELECT string_agg(type, ',' ORDER BY id) FROM events");
+    assert_string_equal(types, "node.b,node.a,part.kept");
+    free(types);
+    db_close(other);
+}
+
 /* Two nodes claim at once: SKIP LOCKED gives each different executions and
  * neither waits for the other. */
 static void test_claims_skip_locked(void **state)
@@ -1102,6 +1148,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_audit_chain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events_paged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chain_two_writers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chain_after_rolled_back_part, setup, teardown),
         cmocka_unit_test_setup_teardown(test_claims_skip_locked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_leader, setup, teardown),
         cmocka_unit_test_setup_teardown(test_password_file, setup, teardown),
